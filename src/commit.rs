@@ -1,0 +1,245 @@
+//! Writing a request's session changes back after the handler answered.
+
+use std::sync::Arc;
+
+use crate::{
+    events,
+    record::{ChangeSet, Record},
+    session::{Phase, Shared, State},
+    Session, SessionError, SessionId, StorageKey, StoreError,
+};
+
+/// How often a new ID is drawn when `create` reports a collision.
+const CREATE_ATTEMPTS: usize = 3;
+
+/// What the response needs after the handler answered.
+pub(crate) enum Plan {
+    /// The session was never touched: leave the response alone.
+    Untouched,
+    /// Loading failed: answer with the load-error response.
+    LoadFailed(StoreError),
+    /// Only headers to add; no store call.
+    Ready(Outcome),
+    /// Store calls to make first.
+    Pending(Box<Pending>),
+}
+
+/// Headers or an error for the response.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub(crate) vary: bool,
+    pub(crate) set_cookie: Option<String>,
+    pub(crate) error: Option<SessionError>,
+}
+
+pub(crate) struct Pending {
+    shared: Arc<Shared>,
+    now: u64,
+    presented: bool,
+    delete_old: Option<StorageKey>,
+    create: Option<(Record, Option<StorageKey>, bool)>,
+    apply: Option<(StorageKey, ChangeSet)>,
+    touch: Option<(StorageKey, u64)>,
+    reissue: Option<(SessionId, Option<u64>)>,
+}
+
+/// `Max-Age` of a persistent cookie: the time left to the absolute deadline.
+fn max_age(record_persistent: bool, absolute_deadline: u64, now: u64) -> Option<u64> {
+    record_persistent.then(|| absolute_deadline.saturating_sub(now) / 1000)
+}
+
+/// Takes the request's session state and decides what to do with it.
+pub(crate) fn plan(session: &Session) -> Plan {
+    let inner = &session.inner;
+    let shared = &inner.shared;
+    let mut guard = session.state();
+    match &mut guard.phase {
+        Phase::Unloaded => {
+            if !guard.delete_old {
+                return Plan::Untouched;
+            }
+        }
+        Phase::Failed(err) => {
+            let err = err.take().unwrap_or(StoreError::Backend("session load failed".into()));
+            // A purge still deletes the record even though it could not be read.
+            if !guard.delete_old {
+                guard.phase = Phase::Failed(None);
+                return Plan::LoadFailed(err);
+            }
+        }
+        Phase::Loaded => {}
+    }
+    // Lingering clones of the handle (spawned tasks) see an unusable session.
+    let st: State = std::mem::replace(&mut *guard, State { phase: Phase::Failed(None), ..State::default() });
+    drop(guard);
+
+    let now = shared.clock.now_ms();
+    let config = &shared.config;
+    let mut pending = Pending {
+        shared: Arc::clone(shared),
+        now,
+        presented: inner.presented,
+        delete_old: None,
+        create: None,
+        apply: None,
+        touch: None,
+        reissue: None,
+    };
+    let mut removal = false;
+    let incoming = inner.incoming.as_ref();
+
+    if st.delete_old {
+        pending.delete_old = incoming.map(|i| i.key);
+        match st.record {
+            Some(record) if st.dirty => pending.create = Some((fresh(record, shared, now), None, false)),
+            _ => removal = inner.presented,
+        }
+    } else if st.exists {
+        let Some(incoming) = incoming else { return Plan::Ready(Outcome { vary: true, ..Outcome::default() }) };
+        let Some(record) = st.record else { return Plan::Ready(Outcome { vary: true, ..Outcome::default() }) };
+        if st.renew {
+            let mut record = record;
+            record.meta.last_seen = now;
+            record.meta.expires_at = shared_expires(shared, now, record.meta.absolute_deadline);
+            pending.create = Some((record, Some(incoming.key), st.login));
+        } else {
+            let persistent_changed = st.changes.persistent.is_some();
+            if st.dirty {
+                let mut changes = st.changes;
+                changes.last_seen = now;
+                changes.expires_at = shared_expires(shared, now, record.meta.absolute_deadline);
+                pending.apply = Some((incoming.key, changes));
+            } else if now.saturating_sub(record.meta.last_seen) >= config.touch_after_ms {
+                pending.touch = Some((incoming.key, shared_expires(shared, now, record.meta.absolute_deadline)));
+            }
+            if incoming.reissue || persistent_changed {
+                let age = max_age(record.meta.persistent, record.meta.absolute_deadline, now);
+                pending.reissue = Some((incoming.id.clone(), age));
+            }
+        }
+    } else {
+        match st.record {
+            Some(record) if st.dirty => pending.create = Some((fresh(record, shared, now), None, false)),
+            _ => removal = st.stale && inner.presented,
+        }
+    }
+
+    let nothing = pending.delete_old.is_none()
+        && pending.create.is_none()
+        && pending.apply.is_none()
+        && pending.touch.is_none();
+    if nothing {
+        let set_cookie = if removal {
+            Some(config.removal.clone())
+        } else {
+            pending.reissue.take().map(|(id, age)| config.set_cookie(&shared.keys.sign(&config.name, &id), age))
+        };
+        return Plan::Ready(Outcome { vary: true, set_cookie, error: None });
+    }
+    Plan::Pending(Box::new(pending))
+}
+
+fn shared_expires(shared: &Shared, now: u64, absolute_deadline: u64) -> u64 {
+    now.saturating_add(shared.config.idle_ms).min(absolute_deadline)
+}
+
+/// A record about to be created for the first time: its clock starts now.
+fn fresh(mut record: Record, shared: &Shared, now: u64) -> Record {
+    record.meta.last_seen = now;
+    record.meta.expires_at = shared_expires(shared, now, record.meta.absolute_deadline);
+    record
+}
+
+impl Pending {
+    /// Runs the store calls and says what the response gets.
+    pub(crate) async fn run(self) -> Outcome {
+        let shared = &*self.shared;
+        let config = &shared.config;
+        let store = &shared.store;
+        let mut out = Outcome { vary: true, ..Outcome::default() };
+
+        if let Some(key) = &self.delete_old {
+            if let Err(e) = shared.timed("delete", Some(key), store.delete(key)).await {
+                out.error = Some(SessionError::Save(e));
+                return out;
+            }
+            events::purged(key);
+            if self.create.is_none() && self.presented {
+                out.set_cookie = Some(config.removal.clone());
+            }
+        }
+
+        if let Some((record, old, login)) = &self.create {
+            let mut created = None;
+            for _ in 0..CREATE_ATTEMPTS {
+                let id = match SessionId::generate() {
+                    Ok(id) => id,
+                    Err(e) => {
+                        out.error = Some(e);
+                        return out;
+                    }
+                };
+                let key = id.storage_key();
+                match shared.timed("create", Some(&key), store.create(&key, record)).await {
+                    Ok(true) => {
+                        created = Some((id, key));
+                        break;
+                    }
+                    Ok(false) => continue,
+                    Err(e) => {
+                        out.error = Some(SessionError::Save(e));
+                        return out;
+                    }
+                }
+            }
+            let Some((id, key)) = created else {
+                out.error = Some(SessionError::Save(StoreError::Backend("no unique session id after retries".into())));
+                return out;
+            };
+            if let Some(old) = old {
+                if let Err(e) = shared.timed("delete", Some(old), store.delete(old)).await {
+                    // The old ID must not stay valid beside the new one: undo
+                    // and fail rather than leave a fixation window open.
+                    let _ = shared.timed("delete", Some(&key), store.delete(&key)).await;
+                    out.error = Some(SessionError::Save(e));
+                    return out;
+                }
+                events::renewed(old, &key, *login);
+            } else {
+                events::created(&key);
+            }
+            let age = max_age(record.meta.persistent, record.meta.absolute_deadline, self.now);
+            out.set_cookie = Some(config.set_cookie(&shared.keys.sign(&config.name, &id), age));
+        }
+
+        if let Some((key, changes)) = &self.apply {
+            match shared.timed("apply", Some(key), store.apply(key, changes)).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Ended by a concurrent request (logout, renewal): never
+                    // resurrect it.
+                    events::lost(key);
+                    if self.presented {
+                        out.set_cookie = Some(config.removal.clone());
+                    }
+                    return out;
+                }
+                Err(e) => {
+                    out.error = Some(SessionError::Save(e));
+                    return out;
+                }
+            }
+        }
+
+        if let Some((key, expires_at)) = &self.touch {
+            // A failed touch loses no data and weakens nothing (the session
+            // only expires a little earlier), so the response stands.
+            let _ = shared.timed("touch", Some(key), store.touch(key, self.now, *expires_at)).await;
+        }
+
+        if let Some((id, age)) = &self.reissue {
+            out.set_cookie = Some(config.set_cookie(&shared.keys.sign(&config.name, id), *age));
+        }
+        out
+    }
+}

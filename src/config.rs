@@ -1,0 +1,517 @@
+//! Cookie settings, timeouts and limits, validated when built.
+
+use std::time::Duration;
+
+use cookie::{Cookie, SameSite};
+
+use crate::{clock::ms, ConfigError};
+
+/// Longest timeout accepted: browsers cap cookie lifetimes at 400 days.
+const MAX_TIMEOUT: Duration = Duration::from_secs(400 * 24 * 3600);
+
+/// Validated session settings: cookie attributes, timeouts and limits.
+///
+/// The defaults are the secure ones: the name `__Host-sid`, `Secure`,
+/// `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, no `Max-Age` (a browser
+/// session cookie unless a session is made persistent), a 30-minute idle
+/// timeout and a 12-hour absolute timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use sessionware::SessionConfig;
+///
+/// let config = SessionConfig::builder()
+///     .idle_timeout(Duration::from_secs(15 * 60))
+///     .absolute_timeout(Duration::from_secs(8 * 3600))
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.cookie_name(), "__Host-sid");
+/// assert!(SessionConfig::builder().cookie_name("__Host-sid").path("/app").build().is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub(crate) name: String,
+    pub(crate) idle_ms: u64,
+    pub(crate) absolute_ms: u64,
+    pub(crate) touch_after_ms: u64,
+    pub(crate) max_cookie_header_bytes: usize,
+    pub(crate) max_cookie_pairs: usize,
+    pub(crate) max_data_bytes: usize,
+    pub(crate) store_timeout: Duration,
+    /// `"; Path=/; Secure; HttpOnly; SameSite=Lax"`: the attributes of every
+    /// session cookie, rendered once by the `cookie` crate.
+    pub(crate) attributes: String,
+    /// The whole removal cookie, rendered once.
+    pub(crate) removal: String,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        match SessionConfigBuilder::default().build() {
+            Ok(c) => c,
+            // The defaults are valid; a test pins this.
+            Err(e) => unreachable!("default session config is invalid: {e}"),
+        }
+    }
+}
+
+impl SessionConfig {
+    /// A builder starting from the secure defaults.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// let config = SessionConfig::builder().build().unwrap();
+    /// assert_eq!(config.cookie_name(), "__Host-sid");
+    /// ```
+    pub fn builder() -> SessionConfigBuilder {
+        SessionConfigBuilder::default()
+    }
+
+    /// The session cookie's name.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert_eq!(SessionConfig::default().cookie_name(), "__Host-sid");
+    /// ```
+    pub fn cookie_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The idle (inactivity) timeout.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert_eq!(SessionConfig::default().idle_timeout().as_secs(), 1800);
+    /// ```
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_ms)
+    }
+
+    /// The absolute timeout, counted from creation or from the last login.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert_eq!(SessionConfig::default().absolute_timeout().as_secs(), 12 * 3600);
+    /// ```
+    pub fn absolute_timeout(&self) -> Duration {
+        Duration::from_millis(self.absolute_ms)
+    }
+
+    /// The `Set-Cookie` value that carries `token`, with `Max-Age` when the
+    /// session is persistent.
+    pub(crate) fn set_cookie(&self, token: &str, max_age_secs: Option<u64>) -> String {
+        let mut out = String::with_capacity(self.name.len() + token.len() + self.attributes.len() + 24);
+        out.push_str(&self.name);
+        out.push('=');
+        out.push_str(token);
+        out.push_str(&self.attributes);
+        if let Some(secs) = max_age_secs {
+            out.push_str("; Max-Age=");
+            out.push_str(&secs.to_string());
+        }
+        out
+    }
+}
+
+/// Builder of a [`SessionConfig`]; [`build`](SessionConfigBuilder::build)
+/// rejects combinations that browsers would drop or that weaken the prefix.
+///
+/// ```
+/// use sessionware::{SameSite, SessionConfig};
+/// // SameSite=None needs the explicit cross-site opt-in.
+/// assert!(SessionConfig::builder().same_site(SameSite::None).build().is_err());
+/// assert!(SessionConfig::builder().same_site(SameSite::None).allow_cross_site().build().is_ok());
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SessionConfigBuilder {
+    name: String,
+    path: String,
+    domain: Option<String>,
+    same_site: SameSite,
+    allow_cross_site: bool,
+    insecure: bool,
+    idle: Duration,
+    absolute: Duration,
+    touch_after: f64,
+    max_cookie_header_bytes: usize,
+    max_cookie_pairs: usize,
+    max_data_bytes: usize,
+    store_timeout: Duration,
+}
+
+impl Default for SessionConfigBuilder {
+    fn default() -> Self {
+        Self {
+            name: "__Host-sid".into(),
+            path: "/".into(),
+            domain: None,
+            same_site: SameSite::Lax,
+            allow_cross_site: false,
+            insecure: false,
+            idle: Duration::from_secs(30 * 60),
+            absolute: Duration::from_secs(12 * 3600),
+            touch_after: 0.1,
+            max_cookie_header_bytes: 8 * 1024,
+            max_cookie_pairs: 128,
+            max_data_bytes: 64 * 1024,
+            store_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl SessionConfigBuilder {
+    /// The cookie name (default `__Host-sid`). It must be an RFC 6265bis token.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().cookie_name("__Host-app").build().is_ok());
+    /// assert!(SessionConfig::builder().cookie_name("bad name").build().is_err());
+    /// ```
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The cookie path (default `/`; a `__Host-` name needs `/`).
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().cookie_name("__Secure-sid").path("/app").build().is_ok());
+    /// ```
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// A `Domain` attribute, which shares the cookie with subdomains. It needs
+    /// a `__Secure-` name; prefer host-only cookies.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().domain("example.com").build().is_err());
+    /// assert!(SessionConfig::builder().cookie_name("__Secure-sid").domain("example.com").build().is_ok());
+    /// ```
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// The `SameSite` attribute (default `Lax`). `None` needs
+    /// [`allow_cross_site`](Self::allow_cross_site).
+    ///
+    /// ```
+    /// # use sessionware::{SameSite, SessionConfig};
+    /// assert!(SessionConfig::builder().same_site(SameSite::Strict).build().is_ok());
+    /// ```
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Opts in to `SameSite=None` (the cookie is sent on cross-site requests;
+    /// protect state-changing routes against CSRF yourself).
+    ///
+    /// ```
+    /// # use sessionware::{SameSite, SessionConfig};
+    /// let c = SessionConfig::builder().same_site(SameSite::None).allow_cross_site().build();
+    /// assert!(c.is_ok());
+    /// ```
+    pub fn allow_cross_site(mut self) -> Self {
+        self.allow_cross_site = true;
+        self
+    }
+
+    /// Drops the `Secure` attribute, for plain-HTTP development only. It is
+    /// refused with a `__Host-` or `__Secure-` name, so pick another name.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().dangerous_insecure_cookies().build().is_err());
+    /// assert!(SessionConfig::builder().cookie_name("sid").dangerous_insecure_cookies().build().is_ok());
+    /// ```
+    pub fn dangerous_insecure_cookies(mut self) -> Self {
+        self.insecure = true;
+        self
+    }
+
+    /// The idle timeout (default 30 minutes), enforced by the layer on every load.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().idle_timeout(Duration::ZERO).build().is_err());
+    /// ```
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle = idle;
+        self
+    }
+
+    /// The absolute timeout (default 12 hours), counted from creation or the
+    /// last login; activity never extends it. At most 400 days.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().absolute_timeout(Duration::MAX).build().is_err());
+    /// ```
+    pub fn absolute_timeout(mut self, absolute: Duration) -> Self {
+        self.absolute = absolute;
+        self
+    }
+
+    /// The share of the idle window that must pass before a read-only request
+    /// refreshes the idle deadline with one `touch` (default `0.1`; `0.0`
+    /// touches on every request).
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().touch_after(1.5).build().is_err());
+    /// ```
+    pub fn touch_after(mut self, share: f64) -> Self {
+        self.touch_after = share;
+        self
+    }
+
+    /// Cap on the `Cookie` header bytes the layer reads (default 8 KiB); a
+    /// larger header counts as no session.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().max_cookie_header_bytes(0).build().is_err());
+    /// ```
+    pub fn max_cookie_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_cookie_header_bytes = bytes;
+        self
+    }
+
+    /// Cap on the serialized session data (default 64 KiB); writes beyond it
+    /// fail with [`SessionError::TooLarge`](crate::SessionError::TooLarge).
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().max_data_bytes(1024).build().is_ok());
+    /// ```
+    pub fn max_data_bytes(mut self, bytes: usize) -> Self {
+        self.max_data_bytes = bytes;
+        self
+    }
+
+    /// Timeout of every store call (default 1 second); a call that takes
+    /// longer fails with [`StoreError::Timeout`](crate::StoreError::Timeout).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().store_timeout(Duration::from_millis(200)).build().is_ok());
+    /// ```
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// Validates and builds the configuration.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first rule broken.
+    ///
+    /// ```
+    /// # use sessionware::{ConfigError, SessionConfig};
+    /// let err = SessionConfig::builder().cookie_name("__Host-sid").domain("a.example").build();
+    /// assert_eq!(err.unwrap_err(), ConfigError::HostPrefix);
+    /// ```
+    pub fn build(self) -> Result<SessionConfig, ConfigError> {
+        if !is_token(&self.name) || self.name.len() > 64 {
+            return Err(ConfigError::InvalidName);
+        }
+        if !self.path.starts_with('/') || self.path.len() > 1024 || !self.path.bytes().all(is_attr_byte) {
+            return Err(ConfigError::InvalidPath);
+        }
+        if let Some(d) = &self.domain {
+            let valid = !d.is_empty()
+                && d.len() <= 253
+                && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !valid {
+                return Err(ConfigError::InvalidDomain);
+            }
+        }
+        let secure = !self.insecure;
+        let lower = self.name.to_ascii_lowercase();
+        if lower.starts_with("__host-") && (!secure || self.path != "/" || self.domain.is_some()) {
+            return Err(ConfigError::HostPrefix);
+        }
+        if lower.starts_with("__secure-") && !secure {
+            return Err(ConfigError::SecurePrefix);
+        }
+        if self.domain.is_some() && !lower.starts_with("__secure-") {
+            return Err(ConfigError::DomainNeedsSecurePrefix);
+        }
+        if self.same_site == SameSite::None && (!secure || !self.allow_cross_site) {
+            return Err(ConfigError::SameSiteNone);
+        }
+        if self.idle.is_zero() || self.absolute.is_zero() {
+            return Err(ConfigError::Timeouts("timeouts must be greater than zero"));
+        }
+        if self.absolute > MAX_TIMEOUT || self.idle > MAX_TIMEOUT {
+            return Err(ConfigError::Timeouts("timeouts must be at most 400 days"));
+        }
+        if self.idle > self.absolute {
+            return Err(ConfigError::Timeouts("idle timeout must not exceed the absolute timeout"));
+        }
+        if !(0.0..=1.0).contains(&self.touch_after) {
+            return Err(ConfigError::TouchShare);
+        }
+        if self.max_cookie_header_bytes == 0 || self.max_cookie_header_bytes > 1024 * 1024 {
+            return Err(ConfigError::Limit("max_cookie_header_bytes must be within 1..=1 MiB"));
+        }
+        if self.max_data_bytes == 0 || self.max_data_bytes > 16 * 1024 * 1024 {
+            return Err(ConfigError::Limit("max_data_bytes must be within 1..=16 MiB"));
+        }
+        if self.store_timeout.is_zero() {
+            return Err(ConfigError::Limit("store_timeout must be greater than zero"));
+        }
+
+        let mut template = Cookie::build((self.name.clone(), ""))
+            .path(self.path.clone())
+            .secure(secure)
+            .http_only(true)
+            .same_site(self.same_site);
+        if let Some(d) = &self.domain {
+            template = template.domain(d.clone());
+        }
+        let template = template.build();
+        let rendered = template.to_string();
+        let attributes = rendered
+            .strip_prefix(&format!("{}=", self.name))
+            .unwrap_or_default()
+            .to_string();
+        let mut removal = template;
+        removal.make_removal();
+
+        let idle_ms = ms(self.idle);
+        // Precision loss is irrelevant for a share of at most 400 days.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        let touch_after_ms = ((idle_ms as f64) * self.touch_after) as u64;
+        Ok(SessionConfig {
+            name: self.name,
+            idle_ms,
+            absolute_ms: ms(self.absolute),
+            touch_after_ms,
+            max_cookie_header_bytes: self.max_cookie_header_bytes,
+            max_cookie_pairs: self.max_cookie_pairs,
+            max_data_bytes: self.max_data_bytes,
+            store_timeout: self.store_timeout,
+            attributes,
+            removal: removal.to_string(),
+        })
+    }
+}
+
+/// RFC 9110 token characters (the cookie-name grammar of RFC 6265bis).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+                )
+        })
+}
+
+/// Bytes allowed in an attribute value: visible ASCII and space, no `;`.
+fn is_attr_byte(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b';'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn default_cookie_is_exactly_the_secure_one() {
+        let c = SessionConfig::default();
+        let header = c.set_cookie("v", None);
+        assert_eq!(header, "__Host-sid=v; HttpOnly; SameSite=Lax; Secure; Path=/");
+        let parsed = Cookie::parse(header).unwrap();
+        assert_eq!(parsed.secure(), Some(true));
+        assert_eq!(parsed.http_only(), Some(true));
+        assert_eq!(parsed.same_site(), Some(SameSite::Lax));
+        assert_eq!(parsed.path(), Some("/"));
+        assert_eq!(parsed.domain(), None);
+        assert_eq!(parsed.max_age(), None);
+        assert_eq!(parsed.expires(), None);
+    }
+
+    #[test]
+    fn removal_cookie_keeps_scope() {
+        let c = SessionConfig::default();
+        let set = Cookie::parse(c.set_cookie("v", None)).unwrap();
+        let rm = Cookie::parse(c.removal.clone()).unwrap();
+        assert_eq!(rm.name(), set.name());
+        assert_eq!(rm.value(), "");
+        assert_eq!(rm.path(), set.path());
+        assert_eq!(rm.domain(), set.domain());
+        assert_eq!(rm.secure(), Some(true));
+        assert_eq!(rm.http_only(), Some(true));
+        assert_eq!(rm.same_site(), set.same_site());
+        assert_eq!(rm.max_age(), Some(cookie::time::Duration::ZERO));
+        let expires = rm.expires_datetime().unwrap();
+        assert!(expires < cookie::time::OffsetDateTime::now_utc());
+    }
+
+    #[test]
+    fn prefix_rules() {
+        let b = SessionConfig::builder;
+        assert_eq!(b().path("/x").build().unwrap_err(), ConfigError::HostPrefix);
+        assert_eq!(b().cookie_name("__host-sid").path("/x").build().unwrap_err(), ConfigError::HostPrefix);
+        assert_eq!(b().dangerous_insecure_cookies().build().unwrap_err(), ConfigError::HostPrefix);
+        assert_eq!(
+            b().cookie_name("__Secure-sid").dangerous_insecure_cookies().build().unwrap_err(),
+            ConfigError::SecurePrefix
+        );
+        assert_eq!(
+            b().cookie_name("sid").domain("example.com").build().unwrap_err(),
+            ConfigError::DomainNeedsSecurePrefix
+        );
+        assert_eq!(
+            b().cookie_name("sid").dangerous_insecure_cookies().same_site(SameSite::None).allow_cross_site().build().unwrap_err(),
+            ConfigError::SameSiteNone
+        );
+        let insecure = b().cookie_name("sid").dangerous_insecure_cookies().build().unwrap();
+        assert!(!insecure.set_cookie("v", None).contains("Secure"));
+    }
+
+    #[test]
+    fn extreme_timeouts_do_not_panic() {
+        for idle in [Duration::ZERO, Duration::from_millis(1), Duration::MAX] {
+            for abs in [Duration::ZERO, Duration::from_millis(1), Duration::MAX] {
+                let _ = SessionConfig::builder().idle_timeout(idle).absolute_timeout(abs).build();
+            }
+        }
+        assert!(SessionConfig::builder().idle_timeout(Duration::from_secs(3600)).absolute_timeout(Duration::from_secs(60)).build().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn bad_characters_in_names_and_paths_are_refused(s in "[a-z]{0,4}[;, \t\r\n=\"\\x00\\x7f][a-z]{0,4}") {
+            prop_assert!(SessionConfig::builder().cookie_name(s.clone()).build().is_err());
+            if s.contains([';', '\r', '\n', '\t', '\x00', '\x7f']) {
+                prop_assert!(SessionConfig::builder().cookie_name("__Secure-sid").path(format!("/{s}")).build().is_err());
+            }
+        }
+
+        #[test]
+        fn valid_config_reparses_identically(name in "[A-Za-z0-9_-]{1,20}", path in "/[a-z0-9/]{0,20}") {
+            let name = format!("__Secure-{name}");
+            let c = SessionConfig::builder().cookie_name(name.clone()).path(path.clone()).build().unwrap();
+            let parsed = Cookie::parse(c.set_cookie("tok", Some(60))).unwrap();
+            prop_assert_eq!(parsed.name(), name.as_str());
+            prop_assert_eq!(parsed.value(), "tok");
+            prop_assert_eq!(parsed.path(), Some(path.as_str()));
+            prop_assert_eq!(parsed.max_age(), Some(cookie::time::Duration::seconds(60)));
+        }
+    }
+}

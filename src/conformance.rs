@@ -1,0 +1,197 @@
+//! The store conformance suite: the contract every [`SessionStore`] must keep.
+//!
+//! Third-party stores can run it too:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use sessionware::{conformance, MemoryStore};
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! conformance::run_all(Arc::new(MemoryStore::default())).await;
+//! # });
+//! ```
+//!
+//! Each check panics with a message naming the broken promise.
+
+use std::sync::Arc;
+
+use serde_json::value::{to_raw_value, RawValue};
+
+use crate::{ChangeSet, Clock, Metadata, Record, SessionId, SessionStore, StorageKey, SystemClock};
+
+const MINUTE: u64 = 60_000;
+
+fn raw<T: serde::Serialize>(v: T) -> Box<RawValue> {
+    to_raw_value(&v).unwrap_or_else(|e| panic!("serialize: {e}"))
+}
+
+fn now() -> u64 {
+    SystemClock.now_ms()
+}
+
+fn fresh_key() -> StorageKey {
+    SessionId::generate().unwrap_or_else(|e| panic!("rng: {e}")).storage_key()
+}
+
+fn live_record() -> Record {
+    let mut r = Record::new(Metadata::new(now(), 30 * MINUTE, 120 * MINUTE));
+    r.data.insert("seed".into(), raw("value"));
+    r
+}
+
+fn change(key: &str, value: Option<Box<RawValue>>) -> ChangeSet {
+    let t = now();
+    let mut c = ChangeSet::new(t, t + 30 * MINUTE);
+    match value {
+        Some(v) => c.set(key, v),
+        None => c.remove(key),
+    }
+    c
+}
+
+/// Runs every check against `store`.
+pub async fn run_all(store: Arc<dyn SessionStore>) {
+    create_never_overwrites(&*store).await;
+    load_of_unknown_is_none(&*store).await;
+    expired_is_absent(&*store).await;
+    apply_merges_per_key(&*store).await;
+    apply_never_resurrects(&*store).await;
+    touch_keeps_data(&*store).await;
+    delete_is_final(&*store).await;
+    concurrent_change_sets_all_land(Arc::clone(&store), 100).await;
+    logout_racing_writers_leaves_nothing(store, 50).await;
+}
+
+async fn ok<T>(r: Result<T, crate::StoreError>, what: &str) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: store error {e}"))
+}
+
+/// `create` inserts only if absent and never overwrites.
+pub async fn create_never_overwrites(store: &dyn SessionStore) {
+    let key = fresh_key();
+    let first = live_record();
+    assert!(ok(store.create(&key, &first).await, "create").await, "create of a new key must succeed");
+    let mut other = live_record();
+    other.data.insert("intruder".into(), raw(true));
+    assert!(!ok(store.create(&key, &other).await, "create").await, "create must report an existing key");
+    let loaded = ok(store.load(&key).await, "load").await.unwrap_or_else(|| panic!("record vanished"));
+    assert_eq!(loaded.data, first.data, "create must never overwrite another session");
+    ok(store.delete(&key).await, "delete").await;
+}
+
+/// `load` of a key never created is `None`.
+pub async fn load_of_unknown_is_none(store: &dyn SessionStore) {
+    assert!(ok(store.load(&fresh_key()).await, "load").await.is_none());
+}
+
+/// A record past its expiry is absent, and `apply`/`touch` do not revive it.
+pub async fn expired_is_absent(store: &dyn SessionStore) {
+    let key = fresh_key();
+    let t = now();
+    let mut record = Record::new(Metadata::new(t.saturating_sub(10 * MINUTE), MINUTE, 120 * MINUTE));
+    record.data.insert("k".into(), raw(1));
+    // Some stores refuse to create an already-expired record; either is fine.
+    let _ = ok(store.create(&key, &record).await, "create").await;
+    assert!(ok(store.load(&key).await, "load").await.is_none(), "expired record must be absent");
+    assert!(!ok(store.apply(&key, &change("k", Some(raw(2)))).await, "apply").await, "apply must not revive an expired record");
+    assert!(ok(store.load(&key).await, "load").await.is_none());
+    ok(store.delete(&key).await, "delete").await;
+}
+
+/// `apply` merges keys and leaves untouched keys as they are.
+pub async fn apply_merges_per_key(store: &dyn SessionStore) {
+    let key = fresh_key();
+    ok(store.create(&key, &live_record()).await, "create").await;
+    assert!(ok(store.apply(&key, &change("a", Some(raw(1)))).await, "apply").await);
+    assert!(ok(store.apply(&key, &change("b", Some(raw(2)))).await, "apply").await);
+    assert!(ok(store.apply(&key, &change("seed", None)).await, "apply").await);
+    let r = ok(store.load(&key).await, "load").await.unwrap_or_else(|| panic!("record vanished"));
+    assert_eq!(r.data.get("a").map(RawValue::get), Some("1"));
+    assert_eq!(r.data.get("b").map(RawValue::get), Some("2"));
+    assert!(r.data.get("seed").is_none(), "removal must apply");
+    let mut clear = ChangeSet::new(now(), now() + MINUTE);
+    clear.clear();
+    clear.set("c", raw(3));
+    assert!(ok(store.apply(&key, &clear).await, "apply").await);
+    let r = ok(store.load(&key).await, "load").await.unwrap_or_else(|| panic!("record vanished"));
+    assert_eq!(r.data.len(), 1, "clear must remove every other key");
+    ok(store.delete(&key).await, "delete").await;
+}
+
+/// `apply` on a deleted record creates nothing.
+pub async fn apply_never_resurrects(store: &dyn SessionStore) {
+    let key = fresh_key();
+    ok(store.create(&key, &live_record()).await, "create").await;
+    ok(store.delete(&key).await, "delete").await;
+    assert!(!ok(store.apply(&key, &change("a", Some(raw(1)))).await, "apply").await, "apply must report a missing record");
+    assert!(ok(store.load(&key).await, "load").await.is_none(), "apply must never resurrect a deleted record");
+    assert!(!ok(store.touch(&key, now(), now() + MINUTE).await, "touch").await);
+    assert!(ok(store.load(&key).await, "load").await.is_none(), "touch must never resurrect a deleted record");
+}
+
+/// `touch` moves the times and keeps the data, capped at the absolute deadline.
+pub async fn touch_keeps_data(store: &dyn SessionStore) {
+    let key = fresh_key();
+    let record = live_record();
+    ok(store.create(&key, &record).await, "create").await;
+    let later = now() + 1_000;
+    assert!(ok(store.touch(&key, later, later + 30 * MINUTE).await, "touch").await);
+    let r = ok(store.load(&key).await, "load").await.unwrap_or_else(|| panic!("record vanished"));
+    assert_eq!(r.data, record.data, "touch must not change data");
+    assert_eq!(r.meta.last_seen, later);
+    assert_eq!(r.meta.expires_at, later + 30 * MINUTE);
+    assert!(ok(store.touch(&key, later, later + 1_000 * MINUTE).await, "touch").await);
+    let r = ok(store.load(&key).await, "load").await.unwrap_or_else(|| panic!("record vanished"));
+    assert_eq!(r.meta.expires_at, record.meta.absolute_deadline, "expiry is capped at the absolute deadline");
+    ok(store.delete(&key).await, "delete").await;
+}
+
+/// `delete` is final and idempotent.
+pub async fn delete_is_final(store: &dyn SessionStore) {
+    let key = fresh_key();
+    ok(store.create(&key, &live_record()).await, "create").await;
+    ok(store.delete(&key).await, "delete").await;
+    ok(store.delete(&key).await, "delete twice").await;
+    assert!(ok(store.load(&key).await, "load").await.is_none());
+}
+
+/// `n` concurrent change sets on different keys of one session all land.
+pub async fn concurrent_change_sets_all_land(store: Arc<dyn SessionStore>, n: usize) {
+    let key = fresh_key();
+    ok(store.create(&key, &live_record()).await, "create").await;
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.apply(&key, &change(&format!("k{i}"), Some(raw(i)))).await })
+        })
+        .collect();
+    for t in tasks {
+        let applied = t.await.unwrap_or_else(|e| panic!("task: {e}"));
+        assert!(ok(applied, "apply").await);
+    }
+    let r = ok(store.load(&key).await, "load").await.unwrap_or_else(|| panic!("record vanished"));
+    for i in 0..n {
+        assert_eq!(r.data.get(&format!("k{i}")).map(RawValue::get), Some(i.to_string().as_str()), "lost update of k{i}");
+    }
+    ok(store.delete(&key).await, "delete").await;
+}
+
+/// A delete racing `n` writers leaves no record behind.
+pub async fn logout_racing_writers_leaves_nothing(store: Arc<dyn SessionStore>, n: usize) {
+    let key = fresh_key();
+    ok(store.create(&key, &live_record()).await, "create").await;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let writer = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            writer.apply(&key, &change(&format!("w{i}"), Some(raw(i)))).await.map(|_| ())
+        }));
+        if i == n / 2 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move { store.delete(&key).await }));
+        }
+    }
+    for t in tasks {
+        ok(t.await.unwrap_or_else(|e| panic!("task: {e}")), "race").await;
+    }
+    assert!(ok(store.load(&key).await, "load").await.is_none(), "a writer resurrected a deleted session");
+}

@@ -1,0 +1,29 @@
+//! The axum extractor for [`Session`] (feature `axum`).
+
+use axum_core::extract::FromRequestParts;
+use http::request::Parts;
+
+use crate::{Session, SessionError};
+
+/// Extracts the request's [`Session`]; fails with
+/// [`SessionError::MissingLayer`] (500) when no [`SessionLayer`](crate::SessionLayer)
+/// wraps the route. Extraction itself does no store I/O.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use sessionware::{Keys, MemoryStore, Session, SessionError, SessionLayer};
+///
+/// async fn whoami(session: Session) -> Result<String, SessionError> {
+///     Ok(session.user().await?.unwrap_or_else(|| "anonymous".into()))
+/// }
+/// let app: Router = Router::new()
+///     .route("/me", get(whoami))
+///     .layer(SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()));
+/// ```
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = SessionError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Session>().cloned().ok_or(SessionError::MissingLayer)
+    }
+}

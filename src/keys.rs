@@ -1,0 +1,474 @@
+//! Signing keys, the key ring, and the signed session token.
+//!
+//! A token is `base64url(version ‖ key id ‖ session id ‖ tag)` where the tag is
+//! HMAC-SHA256 over a domain label, the purpose (the cookie name), the version,
+//! the key id and the session id. The ring's first key signs; every key
+//! verifies, picked by key id (no trial verification).
+
+use std::{fmt, sync::Arc};
+
+use base64::{
+    alphabet,
+    engine::{general_purpose::URL_SAFE_NO_PAD, DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+    Engine as _,
+};
+use hmac::{Hmac, Mac};
+use rand::{rngs::OsRng, TryRngCore};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::{
+    id::{SessionId, ID_LEN},
+    KeyError,
+};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The token format version this crate writes and accepts.
+pub(crate) const TOKEN_VERSION: u8 = 1;
+const KID_LEN: usize = 4;
+const TAG_LEN: usize = 32;
+const TOKEN_LEN: usize = 1 + KID_LEN + ID_LEN + TAG_LEN;
+/// Length of an encoded token: 53 bytes in unpadded base64url.
+pub(crate) const TOKEN_ENCODED_LEN: usize = (TOKEN_LEN * 4).div_ceil(3);
+const DOMAIN: &[u8] = b"sessionware/token\0";
+const MIN_KEY_LEN: usize = 32;
+
+/// One secret signing key (at least 32 random bytes).
+///
+/// The bytes are zeroized on drop and `Debug` never prints them. The HMAC key
+/// schedule is computed once, when the key is made.
+///
+/// ```
+/// use sessionware::Key;
+/// let key = Key::generate().unwrap();
+/// assert_eq!(format!("{key:?}"), format!("Key(id={}, <redacted>)", key.id_hex()));
+/// assert!(Key::try_from_bytes(&[0u8; 31]).is_err());
+/// ```
+#[derive(Clone)]
+pub struct Key {
+    kid: [u8; KID_LEN],
+    mac: HmacSha256,
+    _bytes: Arc<Zeroizing<Vec<u8>>>,
+}
+
+impl Key {
+    /// Makes a key from secret bytes: at least 32 bytes, not degenerate.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::TooShort`] or [`KeyError::Degenerate`] (all bytes equal, or
+    /// too few distinct byte values to be random).
+    ///
+    /// ```
+    /// # use sessionware::{Key, KeyError};
+    /// assert_eq!(Key::try_from_bytes(&[7u8; 64]).unwrap_err(), KeyError::Degenerate);
+    /// assert_eq!(Key::try_from_bytes(&[1u8; 16]).unwrap_err(), KeyError::TooShort);
+    /// ```
+    pub fn try_from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        if bytes.len() < MIN_KEY_LEN {
+            return Err(KeyError::TooShort);
+        }
+        let mut seen = [false; 256];
+        for b in bytes {
+            seen[usize::from(*b)] = true;
+        }
+        let distinct = seen.iter().filter(|s| **s).count();
+        if distinct < (bytes.len() / 2).min(16) {
+            return Err(KeyError::Degenerate);
+        }
+        let mac = HmacSha256::new_from_slice(bytes).map_err(|_| KeyError::TooShort)?;
+        let mut id_mac = mac.clone();
+        id_mac.update(b"sessionware/key-id");
+        let full = id_mac.finalize().into_bytes();
+        let mut kid = [0u8; KID_LEN];
+        kid.copy_from_slice(&full[..KID_LEN]);
+        Ok(Self {
+            kid,
+            mac,
+            _bytes: Arc::new(Zeroizing::new(bytes.to_vec())),
+        })
+    }
+
+    /// Draws a new 64-byte key from the operating system's CSPRNG.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Rng`] if the generator fails.
+    ///
+    /// ```
+    /// # use sessionware::Key;
+    /// let a = Key::generate().unwrap();
+    /// let b = Key::generate().unwrap();
+    /// assert_ne!(a.id_hex(), b.id_hex());
+    /// ```
+    pub fn generate() -> Result<Self, KeyError> {
+        let mut bytes = Zeroizing::new([0u8; 64]);
+        OsRng
+            .try_fill_bytes(bytes.as_mut())
+            .map_err(|_| KeyError::Rng)?;
+        Self::try_from_bytes(bytes.as_ref())
+    }
+
+    /// Parses a base64 key (standard or URL-safe alphabet, padding optional).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Base64`], or the errors of [`Key::try_from_bytes`].
+    ///
+    /// ```
+    /// # use sessionware::Key;
+    /// let text = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJCrze8SNFZ4kKvN7xI0VniQ";
+    /// assert!(Key::from_base64(text).is_ok());
+    /// assert!(Key::from_base64("not base64!").is_err());
+    /// ```
+    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
+        let text = text.trim();
+        let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+        let standard = GeneralPurpose::new(&alphabet::STANDARD, config);
+        let url = GeneralPurpose::new(&alphabet::URL_SAFE, config);
+        let bytes = Zeroizing::new(
+            standard
+                .decode(text)
+                .or_else(|_| url.decode(text))
+                .map_err(|_| KeyError::Base64)?,
+        );
+        Self::try_from_bytes(&bytes)
+    }
+
+    /// The public key id (hex), which tokens carry to pick their key. It is
+    /// derived from the key by HMAC and reveals nothing about it.
+    ///
+    /// ```
+    /// # use sessionware::Key;
+    /// assert_eq!(Key::generate().unwrap().id_hex().len(), 8);
+    /// ```
+    pub fn id_hex(&self) -> String {
+        self.kid.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn tag(&self, purpose: &str, version: u8, id: &[u8; ID_LEN]) -> HmacSha256 {
+        let mut mac = self.mac.clone();
+        mac.update(DOMAIN);
+        // Purpose names are cookie names, validated to be short tokens; the
+        // length prefix keeps (purpose, rest) unambiguous.
+        let len = u16::try_from(purpose.len()).unwrap_or(u16::MAX);
+        mac.update(&len.to_be_bytes());
+        mac.update(purpose.as_bytes());
+        mac.update(&[version]);
+        mac.update(&self.kid);
+        mac.update(id);
+        mac
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key(id={}, <redacted>)", self.id_hex())
+    }
+}
+
+/// An ordered key ring: the first key signs, every key verifies.
+///
+/// Rotate by putting a new key first and keeping the old one behind it until
+/// the sessions signed with it have expired; a cookie verified by an older key
+/// is re-issued under the first one. Removing a key invalidates everything it
+/// signed.
+///
+/// ```
+/// use sessionware::{Key, Keys};
+/// let old = Key::generate().unwrap();
+/// let new = Key::generate().unwrap();
+/// let ring = Keys::new(vec![new, old]).unwrap();
+/// assert_eq!(ring.len(), 2);
+/// ```
+#[derive(Clone)]
+pub struct Keys {
+    ring: Arc<[Key]>,
+}
+
+impl Keys {
+    /// Builds a ring from keys, the first of which signs.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Empty`] or [`KeyError::DuplicateKeyId`].
+    ///
+    /// ```
+    /// # use sessionware::{Key, Keys};
+    /// let k = Key::generate().unwrap();
+    /// assert!(Keys::new(vec![k.clone(), k]).is_err());
+    /// assert!(Keys::new(vec![]).is_err());
+    /// ```
+    pub fn new(keys: Vec<Key>) -> Result<Self, KeyError> {
+        if keys.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        for (i, a) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|b| b.kid == a.kid) {
+                return Err(KeyError::DuplicateKeyId);
+            }
+        }
+        Ok(Self { ring: keys.into() })
+    }
+
+    /// A ring of one freshly generated key: for development and tests only,
+    /// since every restart invalidates all sessions.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Rng`] if the generator fails.
+    ///
+    /// ```
+    /// # use sessionware::Keys;
+    /// assert_eq!(Keys::generate().unwrap().len(), 1);
+    /// ```
+    pub fn generate() -> Result<Self, KeyError> {
+        Self::new(vec![Key::generate()?])
+    }
+
+    /// Parses a comma-separated list of base64 keys, the first of which signs.
+    ///
+    /// # Errors
+    ///
+    /// As [`Key::from_base64`] and [`Keys::new`].
+    ///
+    /// ```
+    /// # use sessionware::Keys;
+    /// let a = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJCrze8SNFZ4kKvN7xI0VniQ";
+    /// let b = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8w";
+    /// assert_eq!(Keys::from_base64_list(&format!("{a}, {b}")).unwrap().len(), 2);
+    /// ```
+    pub fn from_base64_list(list: &str) -> Result<Self, KeyError> {
+        let keys = list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(Key::from_base64)
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(keys)
+    }
+
+    /// Reads [`Keys::from_base64_list`] from an environment variable.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::MissingEnv`] if unset, or the parse errors.
+    ///
+    /// ```
+    /// # use sessionware::Keys;
+    /// assert!(Keys::from_env("SESSIONWARE_DOCTEST_UNSET").is_err());
+    /// ```
+    pub fn from_env(var: &str) -> Result<Self, KeyError> {
+        let value = std::env::var(var).map_err(|_| KeyError::MissingEnv(var.to_string()))?;
+        Self::from_base64_list(&value)
+    }
+
+    /// Number of keys in the ring.
+    ///
+    /// ```
+    /// # use sessionware::Keys;
+    /// assert!(!Keys::generate().unwrap().is_empty());
+    /// ```
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Always false: a ring holds at least one key.
+    ///
+    /// ```
+    /// # use sessionware::Keys;
+    /// assert!(!Keys::generate().unwrap().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+
+    pub(crate) fn primary(&self) -> &Key {
+        &self.ring[0]
+    }
+
+    /// Signs `id` for `purpose` (the cookie name) with the first key.
+    pub(crate) fn sign(&self, purpose: &str, id: &SessionId) -> String {
+        let key = self.primary();
+        let tag = key.tag(purpose, TOKEN_VERSION, id.as_bytes()).finalize().into_bytes();
+        let mut raw = [0u8; TOKEN_LEN];
+        raw[0] = TOKEN_VERSION;
+        raw[1..1 + KID_LEN].copy_from_slice(&key.kid);
+        raw[1 + KID_LEN..1 + KID_LEN + ID_LEN].copy_from_slice(id.as_bytes());
+        raw[1 + KID_LEN + ID_LEN..].copy_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Verifies a token for `purpose`. The length, the canonical base64, the
+    /// version and the key id are checked, then the tag in constant time;
+    /// only then is the ID used.
+    pub(crate) fn verify(&self, purpose: &str, token: &str) -> Result<Verified, Rejection> {
+        if token.len() != TOKEN_ENCODED_LEN {
+            return Err(Rejection::Malformed);
+        }
+        let mut raw = [0u8; TOKEN_LEN + 2];
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(token.as_bytes(), &mut raw)
+            .map_err(|_| Rejection::Malformed)?;
+        if n != TOKEN_LEN {
+            return Err(Rejection::Malformed);
+        }
+        if raw[0] != TOKEN_VERSION {
+            return Err(Rejection::Version);
+        }
+        let kid = &raw[1..1 + KID_LEN];
+        let (index, key) = self
+            .ring
+            .iter()
+            .enumerate()
+            .find(|(_, k)| k.kid == kid)
+            .ok_or(Rejection::UnknownKey)?;
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(&raw[1 + KID_LEN..1 + KID_LEN + ID_LEN]);
+        key.tag(purpose, raw[0], &id)
+            .verify_slice(&raw[1 + KID_LEN + ID_LEN..TOKEN_LEN])
+            .map_err(|_| Rejection::BadSignature)?;
+        Ok(Verified {
+            id: SessionId::from_bytes(id),
+            by_old_key: index != 0,
+        })
+    }
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.ring.iter()).finish()
+    }
+}
+
+/// A token that passed verification.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    pub(crate) id: SessionId,
+    /// Verified by a key other than the signing key: re-issue the cookie.
+    pub(crate) by_old_key: bool,
+}
+
+/// Why a token was rejected (for events only; every rejection looks the same
+/// to the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    Malformed,
+    Version,
+    UnknownKey,
+    BadSignature,
+}
+
+impl Rejection {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Version => "unsupported_version",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> Keys {
+        Keys::generate().unwrap()
+    }
+
+    #[test]
+    fn round_trip() {
+        let keys = ring();
+        let id = SessionId::generate().unwrap();
+        let token = keys.sign("__Host-sid", &id);
+        assert_eq!(token.len(), TOKEN_ENCODED_LEN);
+        let v = keys.verify("__Host-sid", &token).unwrap();
+        assert_eq!(v.id, id);
+        assert!(!v.by_old_key);
+    }
+
+    #[test]
+    fn purpose_is_bound() {
+        let keys = ring();
+        let id = SessionId::generate().unwrap();
+        let token = keys.sign("csrf", &id);
+        assert_eq!(keys.verify("__Host-sid", &token).unwrap_err(), Rejection::BadSignature);
+    }
+
+    #[test]
+    fn version_is_bound() {
+        let keys = ring();
+        let id = SessionId::generate().unwrap();
+        let token = keys.sign("sid", &id);
+        let mut raw = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        raw[0] = 2;
+        let other = URL_SAFE_NO_PAD.encode(&raw);
+        assert_eq!(keys.verify("sid", &other).unwrap_err(), Rejection::Version);
+    }
+
+    #[test]
+    fn every_bit_flip_is_rejected() {
+        let keys = ring();
+        let id = SessionId::generate().unwrap();
+        let token = keys.sign("sid", &id);
+        let raw = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        for i in 0..raw.len() {
+            for bit in 0..8 {
+                let mut t = raw.clone();
+                t[i] ^= 1 << bit;
+                let forged = URL_SAFE_NO_PAD.encode(&t);
+                assert!(keys.verify("sid", &forged).is_err(), "byte {i} bit {bit}");
+            }
+        }
+        // Truncated, extended, and every character replaced.
+        assert!(keys.verify("sid", &token[..token.len() - 1]).is_err());
+        assert!(keys.verify("sid", &format!("{token}A")).is_err());
+        for i in 0..token.len() {
+            let mut chars: Vec<char> = token.chars().collect();
+            chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+            let forged: String = chars.into_iter().collect();
+            assert!(keys.verify("sid", &forged).is_err(), "char {i}");
+        }
+    }
+
+    #[test]
+    fn rotation() {
+        let k1 = Key::generate().unwrap();
+        let k2 = Key::generate().unwrap();
+        let id = SessionId::generate().unwrap();
+        let old = Keys::new(vec![k1.clone()]).unwrap().sign("sid", &id);
+        let both = Keys::new(vec![k2.clone(), k1]).unwrap();
+        let v = both.verify("sid", &old).unwrap();
+        assert!(v.by_old_key);
+        let only_new = Keys::new(vec![k2]).unwrap();
+        assert_eq!(only_new.verify("sid", &old).unwrap_err(), Rejection::UnknownKey);
+    }
+
+    #[test]
+    fn weak_keys_are_refused() {
+        assert_eq!(Key::try_from_bytes(&[0u8; 31]).unwrap_err(), KeyError::TooShort);
+        assert_eq!(Key::try_from_bytes(&[7u8; 64]).unwrap_err(), KeyError::Degenerate);
+        let two_values: Vec<u8> = (0..64).map(|i| (i % 2) as u8).collect();
+        assert_eq!(Key::try_from_bytes(&two_values).unwrap_err(), KeyError::Degenerate);
+        let random: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
+        assert!(Key::try_from_bytes(&random).is_ok());
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let bytes: Vec<u8> = (0u8..64).collect();
+        let key = Key::try_from_bytes(&bytes).unwrap();
+        let dbg = format!("{key:?} {:?}", Keys::new(vec![key.clone()]).unwrap());
+        assert!(!dbg.contains(&URL_SAFE_NO_PAD.encode(&bytes)));
+        assert!(!dbg.contains("0, 1, 2"));
+    }
+
+    #[test]
+    fn key_material_is_zeroized_on_drop() {
+        fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        assert_zeroize_on_drop::<Zeroizing<Vec<u8>>>();
+        assert_zeroize_on_drop::<SessionId>();
+    }
+}

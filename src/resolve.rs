@@ -1,0 +1,179 @@
+//! Finding and verifying the session cookie in a request.
+//!
+//! The `Cookie` header is read byte by byte: pairs are split on `;` (one
+//! space after it is skipped, as browsers send `; `), and the session cookie
+//! is found only by exact, case-sensitive equality of the name. Nothing is
+//! trimmed, unquoted, percent-decoded or case-folded, and `$Version`-style
+//! legacy syntax means nothing. The total bytes and the number of pairs read
+//! are capped. If several cookies carry the session name, a session is used
+//! only when exactly one distinct ID among them verifies.
+
+use http::{header::COOKIE, HeaderMap};
+
+use crate::{events, keys::TOKEN_ENCODED_LEN, session::Incoming, SessionConfig};
+use crate::Keys;
+
+/// At most this many cookies with the session's name are examined.
+const MAX_CANDIDATES: usize = 4;
+
+/// The verified incoming session (if any) and whether a cookie with the
+/// session's name was presented at all.
+pub(crate) fn resolve(headers: &HeaderMap, config: &SessionConfig, keys: &Keys) -> (Option<Incoming>, bool) {
+    let name = config.name.as_bytes();
+    let mut total = 0usize;
+    let mut pairs = 0usize;
+    let mut candidates: [Option<&[u8]>; MAX_CANDIDATES] = [None; MAX_CANDIDATES];
+    let mut found = 0usize;
+    for value in headers.get_all(COOKIE) {
+        let bytes = value.as_bytes();
+        total = total.saturating_add(bytes.len());
+        if total > config.max_cookie_header_bytes {
+            events::rejected("cookie_header_too_large", total);
+            return (None, false);
+        }
+        for (i, pair) in bytes.split(|b| *b == b';').enumerate() {
+            pairs += 1;
+            if pairs > config.max_cookie_pairs {
+                events::rejected("too_many_cookies", pairs);
+                return (None, false);
+            }
+            let pair = if i > 0 { pair.strip_prefix(b" ").unwrap_or(pair) } else { pair };
+            let Some(eq) = pair.iter().position(|b| *b == b'=') else { continue };
+            if &pair[..eq] != name {
+                continue;
+            }
+            if found == MAX_CANDIDATES {
+                events::rejected("too_many_session_cookies", found + 1);
+                return (None, true);
+            }
+            candidates[found] = Some(&pair[eq + 1..]);
+            found += 1;
+        }
+    }
+    if found == 0 {
+        return (None, false);
+    }
+    let mut chosen: Option<Incoming> = None;
+    for value in candidates.iter().flatten() {
+        let Some(incoming) = verify(value, config, keys) else { continue };
+        match &chosen {
+            None => chosen = Some(incoming),
+            Some(c) if c.id == incoming.id => {}
+            Some(_) => {
+                events::rejected("duplicate_cookie", found);
+                return (None, true);
+            }
+        }
+    }
+    (chosen, true)
+}
+
+fn verify(value: &[u8], config: &SessionConfig, keys: &Keys) -> Option<Incoming> {
+    if value.len() != TOKEN_ENCODED_LEN {
+        events::rejected("malformed", value.len());
+        return None;
+    }
+    // The base64url alphabet is ASCII; anything else fails here.
+    let Ok(text) = std::str::from_utf8(value) else {
+        events::rejected("malformed", value.len());
+        return None;
+    };
+    match keys.verify(&config.name, text) {
+        Ok(v) => {
+            let key = v.id.storage_key();
+            Some(Incoming { id: v.id, key, reissue: v.by_old_key })
+        }
+        Err(r) => {
+            events::rejected(r.as_str(), value.len());
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SessionId;
+    use http::HeaderValue;
+
+    fn setup() -> (SessionConfig, Keys, String, SessionId) {
+        let config = SessionConfig::default();
+        let keys = Keys::generate().unwrap();
+        let id = SessionId::generate().unwrap();
+        let token = keys.sign(&config.name, &id);
+        (config, keys, token, id)
+    }
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(COOKIE, HeaderValue::from_bytes(v.as_bytes()).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn exact_name_only() {
+        let (c, k, t, id) = setup();
+        assert_eq!(resolve(&headers(&[&format!("a=b; __Host-sid={t}")]), &c, &k).0.unwrap().id, id);
+        assert_eq!(resolve(&headers(&[&format!("a=b;__Host-sid={t}")]), &c, &k).0.unwrap().id, id);
+        for bad in [
+            format!("=__Host-sid={t}"),
+            format!(" __Host-sid={t}"),
+            format!("a=b;  __Host-sid={t}"),
+            format!("__host-sid={t}"),
+            format!("__HOST-sid={t}"),
+            format!("%5F%5FHost-sid={t}"),
+            format!("__Host.sid={t}"),
+            format!("__Host-sid ={t}"),
+            format!("__Host-sid= {t}"),
+            format!("__Host-sid={t} "),
+            format!("$Version=1; __Host-sid=\"{t}\""),
+            format!("__Host-sid={t}, x=y"),
+            format!("__Host-sid={t}\t"),
+        ] {
+            assert!(resolve(&headers(&[&bad]), &c, &k).0.is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn split_headers_are_merged() {
+        let (c, k, t, id) = setup();
+        let h = headers(&["a=b", &format!("__Host-sid={t}")]);
+        assert_eq!(resolve(&h, &c, &k).0.unwrap().id, id);
+    }
+
+    #[test]
+    fn duplicates_never_resolve_by_position() {
+        let (c, k, t, _) = setup();
+        let other = k.sign(&c.name, &SessionId::generate().unwrap());
+        for h in [
+            headers(&[&format!("__Host-sid={t}; __Host-sid={other}")]),
+            headers(&[&format!("__Host-sid={other}; __Host-sid={t}")]),
+            headers(&[&format!("__Host-sid={t}"), &format!("__Host-sid={other}")]),
+        ] {
+            let (incoming, presented) = resolve(&h, &c, &k);
+            assert!(incoming.is_none() && presented);
+        }
+        // Garbage next to a valid one: the valid one wins in either order.
+        for h in [
+            headers(&[&format!("__Host-sid=garbage; __Host-sid={t}")]),
+            headers(&[&format!("__Host-sid={t}; __Host-sid=garbage")]),
+        ] {
+            assert!(resolve(&h, &c, &k).0.is_some());
+        }
+    }
+
+    #[test]
+    fn oversized_and_hostile_input_is_no_session() {
+        let (c, k, t, _) = setup();
+        let big = format!("{}; __Host-sid={t}", "a".repeat(1 << 20));
+        assert!(resolve(&headers(&[&big]), &c, &k).0.is_none());
+        let many = format!("{}__Host-sid={t}", "a=b; ".repeat(100_000));
+        assert!(resolve(&headers(&[&many]), &c, &k).0.is_none());
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_bytes(b"__Host-sid=\xff\xfe\x00abc").unwrap_or(HeaderValue::from_static("x")));
+        h.append(COOKIE, HeaderValue::from_bytes(b"__Host-sid=\xff\xfeabc").unwrap());
+        assert!(resolve(&h, &c, &k).0.is_none());
+    }
+}

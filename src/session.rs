@@ -1,0 +1,726 @@
+//! The `Session` handle that handlers use.
+
+use std::{
+    fmt,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{
+    clock::ms,
+    events,
+    record::{Auth, ChangeSet, Metadata, Record},
+    Clock, Keys, SessionConfig, SessionError, SessionId, SessionStore, StorageKey, StoreError,
+};
+
+const MAX_KEY_LEN: usize = 256;
+
+/// What every request of one layer shares.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) keys: Keys,
+    pub(crate) config: SessionConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) on_load_error: crate::ErrorResponder,
+    pub(crate) on_save_error: crate::ErrorResponder,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("store", &self.store)
+            .field("keys", &self.keys)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(crate) async fn timed<T>(
+        &self,
+        op: &'static str,
+        key: Option<&StorageKey>,
+        fut: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let result = match tokio::time::timeout(self.config.store_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Timeout),
+        };
+        if let Err(e) = &result {
+            events::store_error(op, key, e);
+        }
+        result
+    }
+
+    fn expires_at(&self, now: u64, absolute_deadline: u64) -> u64 {
+        now.saturating_add(self.config.idle_ms).min(absolute_deadline)
+    }
+}
+
+/// The session cookie the request presented, after verification.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) id: SessionId,
+    pub(crate) key: StorageKey,
+    /// Verified by an older key of the ring: re-issue under the first key.
+    pub(crate) reissue: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) enum Phase {
+    #[default]
+    Unloaded,
+    Loaded,
+    Failed(Option<StoreError>),
+}
+
+/// The per-request state behind a [`Session`].
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) phase: Phase,
+    /// The working view of the session; `None` while there is no session.
+    pub(crate) record: Option<Record>,
+    /// `record` is a live stored record under the incoming key.
+    pub(crate) exists: bool,
+    /// Net changes against the stored record (used when `exists && !renew`).
+    pub(crate) changes: ChangeSet,
+    /// Data or metadata changed in this request.
+    pub(crate) dirty: bool,
+    /// Give the session a new ID when committing.
+    pub(crate) renew: bool,
+    /// The renewal is a login.
+    pub(crate) login: bool,
+    /// Delete the stored record under the incoming key (purge).
+    pub(crate) delete_old: bool,
+    /// The presented cookie named no live session (unknown or expired).
+    pub(crate) stale: bool,
+}
+
+pub(crate) struct Inner {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) incoming: Option<Incoming>,
+    /// A cookie with the session's name was presented, valid or not.
+    pub(crate) presented: bool,
+    pub(crate) state: Mutex<State>,
+    load_lock: tokio::sync::Mutex<()>,
+}
+
+/// A handle on the current request's session.
+///
+/// The layer puts one into every request's extensions; with the `axum`
+/// feature it is also an extractor. Nothing is loaded until a method needs
+/// the data, so a handler that never touches the session costs no store call.
+/// Clones share the same state.
+///
+/// Changes are tracked per key and written back after the handler answers:
+/// concurrent requests that write different keys of one session both keep
+/// their writes, and a request that loaded the session before a logout cannot
+/// bring it back.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use sessionware::{Keys, MemoryStore, Session, SessionError, SessionLayer};
+///
+/// async fn handler(session: Session) -> Result<String, SessionError> {
+///     let n: u64 = session.get("n").await?.unwrap_or(0);
+///     session.insert("n", n + 1).await?;
+///     Ok(n.to_string())
+/// }
+///
+/// let app: Router = Router::new()
+///     .route("/", get(handler))
+///     .layer(SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()));
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        f.debug_struct("Session")
+            .field("session", &self.inner.incoming.as_ref().map(|i| i.key))
+            .field("phase", &state.phase)
+            .field("exists", &state.exists)
+            .field("dirty", &state.dirty)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, incoming: Option<Incoming>, presented: bool) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                shared,
+                incoming,
+                presented,
+                state: Mutex::new(State::default()),
+                load_lock: tokio::sync::Mutex::const_new(()),
+            }),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        // State is only mutated by short, non-panicking sections.
+        self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.shared.clock.now_ms()
+    }
+
+    /// Loads the record once per request; later calls return at once.
+    async fn ensure_loaded(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+        {
+            let state = self.state();
+            match state.phase {
+                Phase::Loaded => return Ok(state),
+                Phase::Failed(_) => return Err(SessionError::Unavailable),
+                Phase::Unloaded => {}
+            }
+        }
+        let _loading = self.inner.load_lock.lock().await;
+        if let Phase::Unloaded = self.state().phase {
+            let outcome = self.load().await;
+            let mut state = self.state();
+            match outcome {
+                Ok((record, stale)) => {
+                    state.exists = record.is_some();
+                    state.record = record;
+                    state.stale = stale;
+                    state.phase = Phase::Loaded;
+                }
+                Err(e) => {
+                    state.phase = Phase::Failed(Some(clone_store_error(&e)));
+                    return Err(SessionError::Load(e));
+                }
+            }
+        }
+        let state = self.state();
+        match state.phase {
+            Phase::Loaded => Ok(state),
+            _ => Err(SessionError::Unavailable),
+        }
+    }
+
+    /// Returns the live record (or `None`) and whether the cookie was stale.
+    async fn load(&self) -> Result<(Option<Record>, bool), StoreError> {
+        let Some(incoming) = &self.inner.incoming else {
+            return Ok((None, false));
+        };
+        let shared = &self.inner.shared;
+        let key = &incoming.key;
+        let record = shared.timed("load", Some(key), shared.store.load(key)).await;
+        let Some(record) = record? else {
+            events::unknown(key);
+            return Ok((None, true));
+        };
+        let now = self.now();
+        let reason = if now >= record.meta.absolute_deadline {
+            Some("absolute")
+        } else if now >= record.meta.expires_at {
+            Some("idle")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            events::expired(key, reason);
+            // Best effort: the record is dead either way, and stores drop it too.
+            let _ = shared.timed("delete", Some(key), shared.store.delete(key)).await;
+            return Ok((None, true));
+        }
+        Ok((Some(record), false))
+    }
+
+    /// Reads `key`, deserialized as `T`. `Ok(None)` if absent.
+    ///
+    /// # Errors
+    ///
+    /// A store failure ([`SessionError::Load`], fail closed) or a value of
+    /// another type ([`SessionError::Serde`]).
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     let name: Option<String> = session.get("name").await?;
+    ///     Ok(name.unwrap_or_default())
+    /// }
+    /// ```
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        match state.record.as_ref().and_then(|r| r.data.get(key)) {
+            Some(raw) => Ok(Some(serde_json::from_str(raw.get())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// True if `key` is set.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.contains("cart").await?.to_string())
+    /// }
+    /// ```
+    pub async fn contains(&self, key: &str) -> Result<bool, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state.record.as_ref().is_some_and(|r| r.data.get(key).is_some()))
+    }
+
+    /// The keys set in the session, sorted.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.keys().await?.join(","))
+    /// }
+    /// ```
+    pub async fn keys(&self) -> Result<Vec<String>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state
+            .record
+            .as_ref()
+            .map(|r| r.data.iter().map(|(k, _)| k.to_string()).collect())
+            .unwrap_or_default())
+    }
+
+    /// All values as a JSON object (for inspection and debugging pages).
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.to_json().await?.to_string())
+    /// }
+    /// ```
+    pub async fn to_json(&self) -> Result<serde_json::Map<String, serde_json::Value>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        let mut map = serde_json::Map::new();
+        if let Some(r) = &state.record {
+            for (k, v) in r.data.iter() {
+                map.insert(k.to_string(), serde_json::from_str(v.get())?);
+            }
+        }
+        Ok(map)
+    }
+
+    /// True when the session holds no data and no user.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.is_empty().await?.to_string())
+    /// }
+    /// ```
+    pub async fn is_empty(&self) -> Result<bool, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state.record.as_ref().is_none_or(|r| r.data.is_empty() && r.meta.auth.is_none()))
+    }
+
+    /// Sets `key` to `value`. A session that did not exist is created when
+    /// the response is sent, under a new server-made ID.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading, a value that cannot be serialized, an
+    /// empty or over-long key, or data beyond the configured maximum size.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<(), SessionError> {
+    ///     session.insert("theme", "dark").await
+    /// }
+    /// ```
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Err(SessionError::InvalidKey);
+        }
+        let raw = serde_json::value::to_raw_value(&value)?;
+        let max = self.inner.shared.config.max_data_bytes;
+        let now = self.now();
+        let mut state = self.ensure_loaded().await?;
+        let shared = &self.inner.shared;
+        let record = state
+            .record
+            .get_or_insert_with(|| Record::new(Metadata::new(now, shared.config.idle_ms, shared.config.absolute_ms)));
+        let previous = record.data.insert(key.to_string(), raw.clone());
+        if record.data.encoded_len() > max {
+            match previous {
+                Some(p) => record.data.insert(key.to_string(), p),
+                None => record.data.remove(key),
+            };
+            return Err(SessionError::TooLarge { max });
+        }
+        state.changes.set(key, raw);
+        state.dirty = true;
+        Ok(())
+    }
+
+    /// Removes `key`; true if it was set.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<(), SessionError> {
+    ///     session.remove("cart").await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn remove(&self, key: &str) -> Result<bool, SessionError> {
+        let mut state = self.ensure_loaded().await?;
+        let removed = state.record.as_mut().and_then(|r| r.data.remove(key)).is_some();
+        if removed {
+            state.changes.remove(key);
+            state.dirty = true;
+        }
+        Ok(removed)
+    }
+
+    /// Reads and removes `key` (a flash value).
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading, or a value of another type (the value
+    /// is then left in place).
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.take::<String>("flash").await?.unwrap_or_default())
+    /// }
+    /// ```
+    pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let mut state = self.ensure_loaded().await?;
+        let value = match state.record.as_ref().and_then(|r| r.data.get(key)) {
+            Some(raw) => serde_json::from_str::<T>(raw.get())?,
+            None => return Ok(None),
+        };
+        if let Some(r) = state.record.as_mut() {
+            r.data.remove(key);
+        }
+        state.changes.remove(key);
+        state.dirty = true;
+        Ok(Some(value))
+    }
+
+    /// Removes every value (the user and the session stay).
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<(), SessionError> {
+    ///     session.clear().await
+    /// }
+    /// ```
+    pub async fn clear(&self) -> Result<(), SessionError> {
+        let mut state = self.ensure_loaded().await?;
+        if let Some(r) = state.record.as_mut() {
+            r.data.clear();
+            state.changes.clear();
+            state.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// The current session's ID, if a live session was presented. A session
+    /// created or renewed in this request gets its ID when the response is
+    /// sent. The ID is a secret: never log it.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.id().await?.is_some().to_string())
+    /// }
+    /// ```
+    pub async fn id(&self) -> Result<Option<SessionId>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(if state.exists && !state.renew && !state.delete_old {
+            self.inner.incoming.as_ref().map(|i| i.id.clone())
+        } else {
+            None
+        })
+    }
+
+    /// The session's metadata (creation, last activity, deadlines, user), or
+    /// `None` when there is no session.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     let created = session.metadata().await?.map(|m| m.created_at);
+    ///     Ok(format!("{created:?}"))
+    /// }
+    /// ```
+    pub async fn metadata(&self) -> Result<Option<Metadata>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state.record.as_ref().map(|r| r.meta.clone()))
+    }
+
+    /// When the session expires if no further request comes (the earlier of
+    /// the idle and absolute deadlines).
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(format!("{:?}", session.expires_at().await?))
+    /// }
+    /// ```
+    pub async fn expires_at(&self) -> Result<Option<SystemTime>, SessionError> {
+        let now = self.now();
+        Ok(self.metadata().await?.map(|m| {
+            let at = self.inner.shared.expires_at(now, m.absolute_deadline);
+            UNIX_EPOCH + Duration::from_millis(at)
+        }))
+    }
+
+    /// The authenticated user, if any.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.user().await?.unwrap_or_else(|| "anonymous".into()))
+    /// }
+    /// ```
+    pub async fn user(&self) -> Result<Option<String>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state.record.as_ref().and_then(|r| r.meta.auth.as_ref()).map(|a| a.user.clone()))
+    }
+
+    /// When the user authenticated, if a user is logged in.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(format!("{:?}", session.auth_time().await?))
+    /// }
+    /// ```
+    pub async fn auth_time(&self) -> Result<Option<SystemTime>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state
+            .record
+            .as_ref()
+            .and_then(|r| r.meta.auth.as_ref())
+            .map(|a| UNIX_EPOCH + Duration::from_millis(a.at_ms)))
+    }
+
+    /// Fails with [`SessionError::ReauthRequired`] unless a user logged in
+    /// within `max_age`: guard sensitive actions with it.
+    ///
+    /// # Errors
+    ///
+    /// `ReauthRequired`, or a store failure while loading.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::{Session, SessionError};
+    /// async fn change_password(session: Session) -> Result<(), SessionError> {
+    ///     session.require_recent_auth(Duration::from_secs(300)).await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn require_recent_auth(&self, max_age: Duration) -> Result<(), SessionError> {
+        let now = self.now();
+        let state = self.ensure_loaded().await?;
+        let at = state.record.as_ref().and_then(|r| r.meta.auth.as_ref()).map(|a| a.at_ms);
+        match at {
+            Some(at) if now.saturating_sub(at) <= ms(max_age) => Ok(()),
+            _ => Err(SessionError::ReauthRequired),
+        }
+    }
+
+    /// Logs `user` in: records the user and the time in the reserved field
+    /// that `insert` cannot reach, restarts the absolute timeout, and renews
+    /// the session ID (fixation defence). The session's data is kept; use
+    /// [`login_keeping`](Self::login_keeping) to carry over only some keys.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn login(session: Session) -> Result<(), SessionError> {
+    ///     // ... after checking the password:
+    ///     session.login("alice").await
+    /// }
+    /// ```
+    pub async fn login(&self, user: impl Into<String>) -> Result<(), SessionError> {
+        self.login_inner(user.into(), None).await
+    }
+
+    /// Like [`login`](Self::login), but only the listed keys survive: all
+    /// other pre-login data is dropped.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn login(session: Session) -> Result<(), SessionError> {
+    ///     session.login_keeping("alice", &["cart"]).await
+    /// }
+    /// ```
+    pub async fn login_keeping(&self, user: impl Into<String>, keep: &[&str]) -> Result<(), SessionError> {
+        self.login_inner(user.into(), Some(keep)).await
+    }
+
+    async fn login_inner(&self, user: String, keep: Option<&[&str]>) -> Result<(), SessionError> {
+        let now = self.now();
+        let mut state = self.ensure_loaded().await?;
+        let config = &self.inner.shared.config;
+        let record = state
+            .record
+            .get_or_insert_with(|| Record::new(Metadata::new(now, config.idle_ms, config.absolute_ms)));
+        if let Some(keep) = keep {
+            let dropped: Vec<String> =
+                record.data.iter().map(|(k, _)| k.to_string()).filter(|k| !keep.contains(&k.as_str())).collect();
+            for k in dropped {
+                record.data.remove(&k);
+            }
+        }
+        record.meta.auth = Some(Auth::new(user, now));
+        record.meta.absolute_deadline = now.saturating_add(config.absolute_ms);
+        state.renew = true;
+        state.login = true;
+        state.dirty = true;
+        Ok(())
+    }
+
+    /// Gives the session a new ID (same data, same deadlines) when the
+    /// response is sent: the new record is created before the old one is
+    /// removed. Call it on every privilege change.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn elevate(session: Session) -> Result<(), SessionError> {
+    ///     session.insert("role", "admin").await?;
+    ///     session.renew().await
+    /// }
+    /// ```
+    pub async fn renew(&self) -> Result<(), SessionError> {
+        let mut state = self.ensure_loaded().await?;
+        if state.record.is_some() {
+            state.renew = true;
+            state.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Ends the session (logout): the record is deleted from the store before
+    /// the response is sent, and a removal cookie built from the same settings
+    /// goes to a client that presented a session cookie. Values inserted after
+    /// `purge` start a new session under a new ID.
+    ///
+    /// # Errors
+    ///
+    /// None today; it is fallible so that future checks can fail closed. A
+    /// store failure while deleting turns the response into an error (500).
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn logout(session: Session) -> Result<(), SessionError> {
+    ///     session.purge().await
+    /// }
+    /// ```
+    pub async fn purge(&self) -> Result<(), SessionError> {
+        // Even when loading failed the record can still be deleted.
+        let mut state = self.state();
+        state.delete_old = self.inner.incoming.is_some();
+        state.record = None;
+        state.exists = false;
+        state.changes = ChangeSet::default();
+        state.renew = false;
+        state.login = false;
+        state.dirty = false;
+        if let Phase::Unloaded = state.phase {
+            state.phase = Phase::Loaded;
+        }
+        Ok(())
+    }
+
+    /// Makes the cookie persistent ("remember me": it gets a `Max-Age` up to
+    /// the absolute deadline) or a browser-session cookie again.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn remember_me(session: Session) -> Result<(), SessionError> {
+    ///     session.set_persistent(true).await
+    /// }
+    /// ```
+    pub async fn set_persistent(&self, persistent: bool) -> Result<(), SessionError> {
+        let now = self.now();
+        let mut state = self.ensure_loaded().await?;
+        let config = &self.inner.shared.config;
+        let record = state
+            .record
+            .get_or_insert_with(|| Record::new(Metadata::new(now, config.idle_ms, config.absolute_ms)));
+        if record.meta.persistent != persistent {
+            record.meta.persistent = persistent;
+            state.changes.persistent = Some(persistent);
+            state.dirty = true;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn clone_store_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Backend(s) => StoreError::Backend(s.clone()),
+        StoreError::Timeout => StoreError::Timeout,
+        StoreError::Codec(s) => StoreError::Codec(s.clone()),
+        StoreError::Capacity => StoreError::Capacity,
+    }
+}

@@ -1,0 +1,313 @@
+//! The embedded default store: sharded, in process, self-cleaning.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+};
+
+use async_trait::async_trait;
+
+use crate::{ChangeSet, Clock, Record, SessionStore, StorageKey, StoreError, SystemClock};
+
+const SHARDS: usize = 64;
+const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
+const DEFAULT_SWEEP_INTERVAL_MS: u64 = 60_000;
+
+/// An in-memory [`SessionStore`]: the embedded default.
+///
+/// Records live in 64 shards, each behind its own short-held lock (no global
+/// lock, never held across an `.await`). Expired records are dropped when
+/// seen, and each shard sweeps out its expired records at most once a minute
+/// when it is written to, so memory stays bounded without a background task.
+/// The number of live sessions is capped (default one million): past the cap,
+/// `create` fails with [`StoreError::Capacity`] instead of evicting anyone.
+///
+/// Sessions are lost when the process exits; use a durable store for more than
+/// one process.
+///
+/// ```
+/// use sessionware::{Keys, MemoryStore, SessionLayer};
+/// let store = MemoryStore::builder().max_sessions(10_000).build();
+/// let layer = SessionLayer::new(store.clone(), Keys::generate().unwrap());
+/// assert_eq!(store.len(), 0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shards: Box<[Mutex<Shard>]>,
+    count: AtomicUsize,
+    max_sessions: usize,
+    sweep_interval_ms: u64,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    map: HashMap<StorageKey, Record, BuildHasherDefault<DigestHasher>>,
+    next_sweep: u64,
+}
+
+/// Storage keys are SHA-256 digests already: hash by taking 8 of their bytes.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Bytes 8..16 of the digest (byte 0 picks the shard).
+        let mut buf = [0u8; 8];
+        let src = bytes.get(8..16).unwrap_or(bytes);
+        let n = src.len().min(8);
+        buf[..n].copy_from_slice(&src[..n]);
+        self.0 ^= u64::from_le_bytes(buf);
+    }
+    fn write_usize(&mut self, _: usize) {}
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl MemoryStore {
+    /// A builder for the limits and the clock.
+    ///
+    /// ```
+    /// # use sessionware::MemoryStore;
+    /// let store = MemoryStore::builder().max_sessions(5).build();
+    /// assert!(store.is_empty());
+    /// ```
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder {
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            sweep_interval_ms: DEFAULT_SWEEP_INTERVAL_MS,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Number of records held (including expired ones not yet swept).
+    ///
+    /// ```
+    /// # use sessionware::MemoryStore;
+    /// assert_eq!(MemoryStore::default().len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.inner.count.load(Ordering::Relaxed)
+    }
+
+    /// True when no record is held.
+    ///
+    /// ```
+    /// # use sessionware::MemoryStore;
+    /// assert!(MemoryStore::default().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes every expired record now, shard by shard (each shard's lock is
+    /// held only for its own sweep). Returns how many were removed.
+    ///
+    /// ```
+    /// # use sessionware::MemoryStore;
+    /// assert_eq!(MemoryStore::default().sweep_expired(), 0);
+    /// ```
+    pub fn sweep_expired(&self) -> usize {
+        let now = self.inner.clock.now_ms();
+        (0..self.inner.shards.len())
+            .map(|i| {
+                let mut shard = self.inner.lock(i);
+                self.inner.sweep(&mut shard, now)
+            })
+            .sum()
+    }
+
+    /// The storage keys held, for tests and audits (they are digests, not IDs).
+    ///
+    /// ```
+    /// # use sessionware::MemoryStore;
+    /// assert!(MemoryStore::default().keys().is_empty());
+    /// ```
+    pub fn keys(&self) -> Vec<StorageKey> {
+        (0..self.inner.shards.len())
+            .flat_map(|i| self.inner.lock(i).map.keys().copied().collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+impl Inner {
+    fn shard_of(key: &StorageKey) -> usize {
+        usize::from(key.as_bytes()[0]) % SHARDS
+    }
+
+    fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
+        // A poisoned shard only means another thread panicked while holding
+        // it; the map itself is always in a consistent state between calls.
+        self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn sweep(&self, shard: &mut Shard, now: u64) -> usize {
+        let before = shard.map.len();
+        shard.map.retain(|_, r| !r.is_expired(now));
+        let removed = before - shard.map.len();
+        self.count.fetch_sub(removed, Ordering::Relaxed);
+        shard.next_sweep = now.saturating_add(self.sweep_interval_ms);
+        removed
+    }
+
+    /// The live record under `key`, dropping it if expired.
+    fn live<'a>(&self, shard: &'a mut Shard, key: &StorageKey, now: u64) -> Option<&'a mut Record> {
+        let expired = shard.map.get(key).is_some_and(|r| r.is_expired(now));
+        if expired {
+            shard.map.remove(key);
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        shard.map.get_mut(key)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+        let inner = &*self.inner;
+        let now = inner.clock.now_ms();
+        let mut shard = inner.lock(Inner::shard_of(key));
+        if now >= shard.next_sweep {
+            inner.sweep(&mut shard, now);
+        }
+        if inner.live(&mut shard, key, now).is_some() {
+            return Ok(false);
+        }
+        if inner.count.load(Ordering::Relaxed) >= inner.max_sessions {
+            inner.sweep(&mut shard, now);
+            if inner.count.load(Ordering::Relaxed) >= inner.max_sessions {
+                return Err(StoreError::Capacity);
+            }
+        }
+        shard.map.insert(*key, record.clone());
+        inner.count.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
+        let now = self.inner.clock.now_ms();
+        let mut shard = self.inner.lock(Inner::shard_of(key));
+        Ok(self.inner.live(&mut shard, key, now).map(|r| r.clone()))
+    }
+
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
+        let now = self.inner.clock.now_ms();
+        let mut shard = self.inner.lock(Inner::shard_of(key));
+        Ok(match self.inner.live(&mut shard, key, now) {
+            Some(record) => {
+                record.apply(changes);
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
+        let now = self.inner.clock.now_ms();
+        let mut shard = self.inner.lock(Inner::shard_of(key));
+        Ok(match self.inner.live(&mut shard, key, now) {
+            Some(record) => {
+                record.meta.last_seen = record.meta.last_seen.max(last_seen);
+                record.meta.expires_at = expires_at.min(record.meta.absolute_deadline);
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        let mut shard = self.inner.lock(Inner::shard_of(key));
+        if shard.map.remove(key).is_some() {
+            self.inner.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Builder of a [`MemoryStore`].
+///
+/// ```
+/// use sessionware::{ManualClock, MemoryStore};
+/// let store = MemoryStore::builder().max_sessions(100).clock(ManualClock::new(0)).build();
+/// assert!(store.is_empty());
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct MemoryStoreBuilder {
+    max_sessions: usize,
+    sweep_interval_ms: u64,
+    clock: Arc<dyn Clock>,
+}
+
+impl MemoryStoreBuilder {
+    /// The most sessions held at once (default 1,000,000).
+    ///
+    /// ```
+    /// # use sessionware::MemoryStore;
+    /// let _ = MemoryStore::builder().max_sessions(1).build();
+    /// ```
+    pub fn max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max;
+        self
+    }
+
+    /// How often, at most, a shard sweeps out expired records when written to
+    /// (default one minute).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::MemoryStore;
+    /// let _ = MemoryStore::builder().sweep_interval(Duration::from_secs(5)).build();
+    /// ```
+    pub fn sweep_interval(mut self, every: std::time::Duration) -> Self {
+        self.sweep_interval_ms = crate::clock::ms(every);
+        self
+    }
+
+    /// The clock used to decide expiry (share it with the layer in tests).
+    ///
+    /// ```
+    /// # use sessionware::{ManualClock, MemoryStore};
+    /// let _ = MemoryStore::builder().clock(ManualClock::new(0)).build();
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Builds the store.
+    ///
+    /// ```
+    /// # use sessionware::MemoryStore;
+    /// assert!(MemoryStore::builder().build().is_empty());
+    /// ```
+    pub fn build(self) -> MemoryStore {
+        let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
+        MemoryStore {
+            inner: Arc::new(Inner {
+                shards,
+                count: AtomicUsize::new(0),
+                max_sessions: self.max_sessions,
+                sweep_interval_ms: self.sweep_interval_ms,
+                clock: self.clock,
+            }),
+        }
+    }
+}
