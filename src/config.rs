@@ -499,7 +499,8 @@ mod tests {
         fn bad_characters_in_names_and_paths_are_refused(s in "[a-z]{0,4}[;, \t\r\n=\"\\x00\\x7f][a-z]{0,4}") {
             prop_assert!(SessionConfig::builder().cookie_name(s.clone()).build().is_err());
             if s.contains([';', '\r', '\n', '\t', '\x00', '\x7f']) {
-                prop_assert!(SessionConfig::builder().cookie_name("__Secure-sid").path(format!("/{s}")).build().is_err());
+                let path = format!("/{}", s);
+                prop_assert!(SessionConfig::builder().cookie_name("__Secure-sid").path(path).build().is_err());
             }
         }
 

@@ -183,7 +183,8 @@ impl Session {
             }
         }
         let _loading = self.inner.load_lock.lock().await;
-        if let Phase::Unloaded = self.state().phase {
+        let unloaded = matches!(self.state().phase, Phase::Unloaded);
+        if unloaded {
             let outcome = self.load().await;
             let mut state = self.state();
             match outcome {

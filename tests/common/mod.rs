@@ -1,0 +1,251 @@
+//! Shared fixtures of the HTTP-level tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use axum::{body::Body, Router};
+use http::{header, Request, Response};
+use http_body_util::BodyExt;
+use sessionware::{
+    ChangeSet, Keys, ManualClock, MemoryStore, Record, SessionConfig, SessionLayer, SessionStore, StorageKey,
+    StoreError,
+};
+use tokio::sync::Notify;
+use tower::ServiceExt;
+
+/// Which store operation to break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Load,
+    Apply,
+    Touch,
+    Delete,
+}
+
+/// A store that counts calls, can fail or stall chosen operations, and can
+/// pause `load` until released (to force interleavings).
+#[derive(Debug, Clone)]
+pub struct MockStore {
+    pub inner: MemoryStore,
+    pub calls: Arc<[AtomicUsize; 5]>,
+    pub fail: Arc<Mutex<Vec<Op>>>,
+    pub stall: Arc<Mutex<Vec<Op>>>,
+    pub conflicts: Arc<AtomicUsize>,
+    pub pause_load: Arc<AtomicBool>,
+    pub loaded: Arc<Notify>,
+    pub release: Arc<Notify>,
+}
+
+impl MockStore {
+    pub fn new(clock: ManualClock) -> Self {
+        Self {
+            inner: MemoryStore::builder().clock(clock).build(),
+            calls: Arc::new(Default::default()),
+            fail: Arc::default(),
+            stall: Arc::default(),
+            conflicts: Arc::default(),
+            pause_load: Arc::default(),
+            loaded: Arc::default(),
+            release: Arc::default(),
+        }
+    }
+    pub fn count(&self, op: Op) -> usize {
+        self.calls[op as usize].load(Ordering::SeqCst)
+    }
+    pub fn total(&self) -> usize {
+        self.calls.iter().map(|c| c.load(Ordering::SeqCst)).sum()
+    }
+    pub fn fail(&self, op: Op) {
+        self.fail.lock().unwrap().push(op);
+    }
+    pub fn heal(&self) {
+        self.fail.lock().unwrap().clear();
+        self.stall.lock().unwrap().clear();
+    }
+    pub fn stall(&self, op: Op) {
+        self.stall.lock().unwrap().push(op);
+    }
+    async fn enter(&self, op: Op) -> Result<(), StoreError> {
+        self.calls[op as usize].fetch_add(1, Ordering::SeqCst);
+        if self.stall.lock().unwrap().contains(&op) {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+        if self.fail.lock().unwrap().contains(&op) {
+            return Err(StoreError::Backend("redis://user:hunter2@10.0.0.1 refused".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MockStore {
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+        self.enter(Op::Create).await?;
+        if self.conflicts.load(Ordering::SeqCst) > 0 {
+            self.conflicts.fetch_sub(1, Ordering::SeqCst);
+            return Ok(false);
+        }
+        self.inner.create(key, record).await
+    }
+    async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
+        self.enter(Op::Load).await?;
+        let r = self.inner.load(key).await;
+        if self.pause_load.load(Ordering::SeqCst) {
+            self.loaded.notify_one();
+            self.release.notified().await;
+        }
+        r
+    }
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
+        self.enter(Op::Apply).await?;
+        self.inner.apply(key, changes).await
+    }
+    async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
+        self.enter(Op::Touch).await?;
+        self.inner.touch(key, last_seen, expires_at).await
+    }
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        self.enter(Op::Delete).await?;
+        self.inner.delete(key).await
+    }
+}
+
+/// Start of the manual clock in tests (a realistic epoch time).
+pub const T0: u64 = 1_800_000_000_000;
+
+pub struct Harness {
+    pub store: MockStore,
+    pub clock: ManualClock,
+    pub keys: Keys,
+    pub layer: SessionLayer,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with_config(SessionConfig::default())
+    }
+    pub fn with_config(config: SessionConfig) -> Self {
+        Self::with(config, Keys::generate().unwrap())
+    }
+    pub fn with(config: SessionConfig, keys: Keys) -> Self {
+        let clock = ManualClock::new(T0);
+        let store = MockStore::new(clock.clone());
+        let layer = SessionLayer::new(store.clone(), keys.clone()).with_config(config).with_clock(clock.clone());
+        Self { store, clock, keys, layer }
+    }
+}
+
+/// A request with an optional cookie header.
+pub fn req(method: &str, uri: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(uri);
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+pub async fn send(app: &Router, request: Request<Body>) -> Response<Body> {
+    app.clone().oneshot(request).await.unwrap()
+}
+
+pub async fn body(res: Response<Body>) -> String {
+    String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+/// Every `Set-Cookie` of the response, parsed.
+pub fn set_cookies(res: &Response<Body>) -> Vec<cookie::Cookie<'static>> {
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| cookie::Cookie::parse(v.to_str().unwrap().to_string()).unwrap())
+        .collect()
+}
+
+/// `name=value` of the single session cookie set by the response, if any.
+pub fn session_cookie(res: &Response<Body>) -> Option<String> {
+    let cookies = set_cookies(res);
+    assert!(cookies.len() <= 1, "more than one Set-Cookie: {cookies:?}");
+    cookies.first().filter(|c| !c.value().is_empty()).map(|c| format!("{}={}", c.name(), c.value()))
+}
+
+pub fn is_removal(res: &Response<Body>) -> bool {
+    let cookies = set_cookies(res);
+    cookies.len() == 1 && cookies[0].value().is_empty() && cookies[0].max_age() == Some(cookie::time::Duration::ZERO)
+}
+
+pub mod handlers {
+    use axum::{
+        extract::Path,
+        http::StatusCode,
+        routing::{get, post},
+        Router,
+    };
+    use sessionware::{Session, SessionError};
+
+    pub async fn untouched() -> &'static str {
+        "ok"
+    }
+    pub async fn read(session: Session) -> Result<String, SessionError> {
+        Ok(session.get::<u64>("n").await?.map_or("none".into(), |n| n.to_string()))
+    }
+    pub async fn incr(session: Session) -> Result<String, SessionError> {
+        let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
+        session.insert("n", n).await?;
+        Ok(n.to_string())
+    }
+    pub async fn set(session: Session, Path(k): Path<String>) -> Result<(), SessionError> {
+        session.insert(&k, true).await
+    }
+    pub async fn login(session: Session, Path(user): Path<String>) -> Result<(), SessionError> {
+        session.login(user).await
+    }
+    pub async fn logout(session: Session) -> Result<(), SessionError> {
+        session.purge().await
+    }
+    pub async fn me(session: Session) -> Result<(StatusCode, String), SessionError> {
+        Ok(match session.user().await? {
+            Some(u) => (StatusCode::OK, u),
+            None => (StatusCode::UNAUTHORIZED, String::new()),
+        })
+    }
+    pub async fn renew(session: Session) -> Result<(), SessionError> {
+        session.renew().await
+    }
+    pub async fn remember(session: Session) -> Result<(), SessionError> {
+        session.set_persistent(true).await
+    }
+    pub async fn contains(session: Session) -> Result<String, SessionError> {
+        Ok(session.contains("x").await?.to_string())
+    }
+    /// A careless handler that swallows the session error.
+    pub async fn careless(session: Session) -> String {
+        format!("anon:{}", session.get::<u64>("n").await.ok().flatten().is_none())
+    }
+
+    pub fn routes() -> Router {
+        Router::new()
+            .route("/untouched", get(untouched))
+            .route("/read", get(read))
+            .route("/incr", post(incr))
+            .route("/set/{k}", post(set))
+            .route("/login/{user}", post(login))
+            .route("/logout", post(logout))
+            .route("/me", get(me))
+            .route("/renew", post(renew))
+            .route("/remember", post(remember))
+            .route("/contains", get(contains))
+            .route("/careless", get(careless))
+    }
+}
+
+pub fn app(layer: &sessionware::SessionLayer) -> Router {
+    handlers::routes().layer(layer.clone())
+}
