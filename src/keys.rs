@@ -287,8 +287,17 @@ impl Keys {
         &self.ring[0]
     }
 
-    /// Signs `id` for `purpose` (the cookie name) with the first key.
-    pub(crate) fn sign(&self, purpose: &str, id: &SessionId) -> String {
+    /// Signs `id` for `purpose` (the cookie name) with the first key: the
+    /// value the layer puts into the session cookie. The result is a bearer
+    /// secret; it is public for tools and tests that mint tokens.
+    ///
+    /// ```
+    /// use sessionware::{Keys, SessionId};
+    /// let keys = Keys::generate().unwrap();
+    /// let token = keys.sign("__Host-sid", &SessionId::generate().unwrap());
+    /// assert_eq!(token.len(), 71);
+    /// ```
+    pub fn sign(&self, purpose: &str, id: &SessionId) -> String {
         let key = self.primary();
         let tag = key.tag(purpose, TOKEN_VERSION, id.as_bytes()).finalize().into_bytes();
         let mut raw = [0u8; TOKEN_LEN];
