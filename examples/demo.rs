@@ -1,0 +1,553 @@
+//! A small axum app on sessionware: a counter, a key-value scratchpad, and
+//! login/logout.
+//!
+//! ```text
+//! cargo run --example demo          # then open http://127.0.0.1:3000
+//! ```
+//!
+//! Settings (environment):
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `DEMO_ADDR` | listen address (default `127.0.0.1:3000`) |
+//! | `SESSION_KEYS` | comma-separated base64 keys, the first signs (default: one random key, sessions die with the process) |
+//! | `SESSION_IDLE_TIMEOUT` | idle timeout in seconds (default 1800) |
+//! | `SESSION_ABSOLUTE_TIMEOUT` | absolute timeout in seconds (default 43200) |
+//! | `SESSION_INSECURE_DEV_COOKIES` | `1`: plain-HTTP cookie `sid` without `Secure` (development only) |
+//! | `SESSION_STORE` | `memory` (the only store so far) |
+//! | `RUST_LOG` | log filter (default `info`) |
+//!
+//! JSON API (a contract that `../shared/contract/demo_smoke.py` checks):
+//!
+//! - `GET /api/counter` → `{"count": N}` (creates no session)
+//! - `POST /api/counter` → increments, `{"count": N}`
+//! - `PUT /api/kv/{key}` (JSON body), `GET /api/kv`, `DELETE /api/kv/{key}`
+//! - `POST /api/login` `{"username", "password"}` → `{"user"}` or 401
+//! - `POST /api/logout` → 204
+//! - `GET /api/me` → `{"user"}` or 401
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use axum::{
+    extract::{rejection::JsonRejection, Path},
+    http::{header, HeaderValue, StatusCode},
+    response::{Html, IntoResponse, Response},
+    routing::{get, post, put},
+    Json, Router,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sessionware::{
+    Keys, MemoryStore, Session, SessionConfig, SessionError, SessionLayer, SessionStore,
+};
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+/// The session key of the counter; the key-value routes may not touch it.
+const COUNT_KEY: &str = "count";
+
+/// Demo users. A real app keeps password hashes (argon2, scrypt) in a database.
+const USERS: &[(&str, &str)] = &[("alice", "alice-pass"), ("bob", "bob-pass")];
+
+// ---------------------------------------------------------------------------
+// Settings
+
+/// Everything the demo reads from the environment, validated.
+struct Settings {
+    addr: String,
+    keys: Keys,
+    keys_generated: bool,
+    config: SessionConfig,
+    insecure: bool,
+}
+
+fn env_var(name: &str) -> Result<Option<String>, String> {
+    match std::env::var(name) {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not valid UTF-8")),
+    }
+}
+
+/// A timeout in whole seconds, greater than zero.
+fn seconds(name: &str) -> Result<Option<Duration>, String> {
+    let Some(text) = env_var(name)? else {
+        return Ok(None);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(Some(Duration::from_secs(secs))),
+        _ => Err(format!(
+            "{name} must be a whole number of seconds greater than 0 (got {text:?})"
+        )),
+    }
+}
+
+fn flag(name: &str) -> Result<bool, String> {
+    match env_var(name)?.as_deref().map(str::trim) {
+        None | Some("" | "0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => Err(format!("{name} must be 1 or 0 (got {other:?})")),
+    }
+}
+
+impl Settings {
+    fn from_env() -> Result<Self, String> {
+        let addr = env_var("DEMO_ADDR")?.unwrap_or_else(|| "127.0.0.1:3000".into());
+
+        let (keys, keys_generated) = if env_var("SESSION_KEYS")?.is_some() {
+            let keys = Keys::from_env("SESSION_KEYS")
+                .map_err(|e| format!("SESSION_KEYS must be comma-separated base64 keys of at least 32 random bytes: {e}"))?;
+            (keys, false)
+        } else {
+            let keys =
+                Keys::generate().map_err(|e| format!("could not generate a session key: {e}"))?;
+            (keys, true)
+        };
+
+        let insecure = flag("SESSION_INSECURE_DEV_COOKIES")?;
+        let mut builder = SessionConfig::builder();
+        if insecure {
+            builder = builder.cookie_name("sid").dangerous_insecure_cookies();
+        }
+        if let Some(idle) = seconds("SESSION_IDLE_TIMEOUT")? {
+            builder = builder.idle_timeout(idle);
+        }
+        if let Some(absolute) = seconds("SESSION_ABSOLUTE_TIMEOUT")? {
+            builder = builder.absolute_timeout(absolute);
+        }
+        let config = builder.build().map_err(|e| {
+            format!(
+                "invalid session settings (SESSION_IDLE_TIMEOUT / SESSION_ABSOLUTE_TIMEOUT): {e}"
+            )
+        })?;
+
+        Ok(Self {
+            addr,
+            keys,
+            keys_generated,
+            config,
+            insecure,
+        })
+    }
+}
+
+/// The one place that picks the session store.
+fn make_store() -> Result<Arc<dyn SessionStore>, String> {
+    match env_var("SESSION_STORE")?.as_deref().map(str::trim) {
+        None | Some("" | "memory") => Ok(Arc::new(MemoryStore::default())),
+        Some(other) => Err(format!(
+            "SESSION_STORE={other:?} is not supported (supported: memory)"
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// App
+
+fn app(store: Arc<dyn SessionStore>, keys: Keys, config: SessionConfig) -> Router {
+    let api = Router::new()
+        .route("/counter", get(get_counter).post(increment))
+        .route("/kv", get(list_values))
+        .route("/kv/{key}", put(put_value).delete(delete_value))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/me", get(me))
+        .layer(axum::middleware::map_response(no_store));
+    Router::new()
+        .route("/", get(index))
+        .route("/app.js", get(script))
+        .nest("/api", api)
+        .layer(SessionLayer::new(store, keys).with_config(config))
+}
+
+/// API answers carry per-user data: never cache them.
+async fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn get_counter(session: Session) -> Result<Json<Value>, SessionError> {
+    let count: u64 = session.get(COUNT_KEY).await?.unwrap_or(0);
+    Ok(Json(json!({ "count": count })))
+}
+
+async fn increment(session: Session) -> Result<Json<Value>, SessionError> {
+    let count = session
+        .get::<u64>(COUNT_KEY)
+        .await?
+        .unwrap_or(0)
+        .saturating_add(1);
+    session.insert(COUNT_KEY, count).await?;
+    Ok(Json(json!({ "count": count })))
+}
+
+async fn list_values(session: Session) -> Result<Json<Value>, SessionError> {
+    let mut values = session.to_json().await?;
+    values.remove(COUNT_KEY);
+    Ok(Json(Value::Object(values)))
+}
+
+async fn put_value(
+    session: Session,
+    Path(key): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, SessionError> {
+    if key == COUNT_KEY {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "the key \"count\" belongs to the counter",
+        ));
+    }
+    let Json(value) = match body {
+        Ok(v) => v,
+        Err(rejection) => return Ok(error(rejection.status(), &rejection.body_text())),
+    };
+    session.insert(&key, value).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn delete_value(session: Session, Path(key): Path<String>) -> Result<Response, SessionError> {
+    if key == COUNT_KEY {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "the key \"count\" belongs to the counter",
+        ));
+    }
+    if session.remove(&key).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Ok(error(StatusCode::NOT_FOUND, "no such key"))
+    }
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// The canonical user name if the password matches. Every user is checked,
+/// on SHA-256 digests compared in constant time, so neither the timing nor
+/// the password's length tells which part was wrong.
+fn authenticate(username: &str, password: &str) -> Option<&'static str> {
+    let given_user = Sha256::digest(username.as_bytes());
+    let given_pass = Sha256::digest(password.as_bytes());
+    let mut found = None;
+    for (user, pass) in USERS {
+        let matches: Choice = Sha256::digest(user.as_bytes()).ct_eq(&given_user)
+            & Sha256::digest(pass.as_bytes()).ct_eq(&given_pass);
+        if bool::from(matches) {
+            found = Some(*user);
+        }
+    }
+    found
+}
+
+async fn login(
+    session: Session,
+    body: Result<Json<Credentials>, JsonRejection>,
+) -> Result<Response, SessionError> {
+    let Json(creds) = match body {
+        Ok(v) => v,
+        Err(rejection) => return Ok(error(rejection.status(), &rejection.body_text())),
+    };
+    let Some(user) = authenticate(&creds.username, &creds.password) else {
+        // The session is left alone: a failed login changes nothing.
+        return Ok(error(
+            StatusCode::UNAUTHORIZED,
+            "invalid username or password",
+        ));
+    };
+    // New session ID (fixation defence), data kept.
+    session.login(user).await?;
+    Ok(Json(json!({ "user": user })).into_response())
+}
+
+async fn logout(session: Session) -> Result<StatusCode, SessionError> {
+    session.purge().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(session: Session) -> Result<Response, SessionError> {
+    match session.user().await? {
+        Some(user) => Ok(Json(json!({ "user": user })).into_response()),
+        None => Ok(error(StatusCode::UNAUTHORIZED, "not logged in")),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Page
+
+async fn index() -> Response {
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(PAGE),
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+const CSP: &str =
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>sessionware demo</title>
+<style>
+  body { font: 16px/1.5 system-ui, sans-serif; max-width: 34rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+  h1 { font-size: 1.5rem; margin-bottom: .25rem; }
+  section { border: 1px solid #ccc; border-radius: 8px; padding: .75rem 1rem; margin: 1rem 0; }
+  h2 { font-size: 1.05rem; margin: 0 0 .5rem; }
+  #count { font-size: 2rem; font-weight: bold; margin-right: 1rem; }
+  label { display: block; margin: .25rem 0; }
+  input { font: inherit; padding: .2rem .4rem; width: 12rem; }
+  button { font: inherit; padding: .3rem .9rem; cursor: pointer; }
+  .muted { color: #666; font-size: .9rem; }
+  #login-error { color: #b00020; min-height: 1.5em; margin: .25rem 0 0; }
+  pre { background: #f5f5f5; padding: .5rem; border-radius: 4px; margin: 0; overflow-x: auto; }
+</style>
+</head>
+<body>
+<h1>sessionware demo</h1>
+<p class="muted">A counter, a login, and the session data, kept in a signed-cookie session.</p>
+
+<section>
+  <h2>Who is logged in</h2>
+  <p id="who" data-user="">Loading&hellip;</p>
+  <button id="logout" type="button" hidden>Log out</button>
+</section>
+
+<section>
+  <h2>Counter</h2>
+  <span id="count">&hellip;</span>
+  <button id="increment" type="button">Count +1</button>
+</section>
+
+<section id="login-section">
+  <h2>Log in</h2>
+  <form id="login-form" autocomplete="on">
+    <label>Username <input id="username" name="username" autocomplete="username" required></label>
+    <label>Password <input id="password" name="password" type="password" autocomplete="current-password" required></label>
+    <button id="login" type="submit">Log in</button>
+    <p id="login-error" role="alert"></p>
+  </form>
+  <p class="muted">Try alice / alice-pass or bob / bob-pass.</p>
+</section>
+
+<section>
+  <h2>Session data</h2>
+  <pre id="kv">{}</pre>
+</section>
+
+<script src="/app.js"></script>
+</body>
+</html>
+"#;
+
+const SCRIPT: &str = r#""use strict";
+const $ = (id) => document.getElementById(id);
+
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  let data = null;
+  if (res.status !== 204) {
+    try { data = await res.json(); } catch (_) { data = null; }
+  }
+  return { status: res.status, data };
+}
+
+function showUser(user) {
+  const who = $("who");
+  who.dataset.user = user || "";
+  who.textContent = user ? "Logged in as " + user : "Not logged in";
+  $("logout").hidden = !user;
+  $("login-section").hidden = !!user;
+}
+
+async function refresh() {
+  const [counter, me, kv] = await Promise.all([
+    api("GET", "/api/counter"),
+    api("GET", "/api/me"),
+    api("GET", "/api/kv"),
+  ]);
+  $("count").textContent = counter.status === 200 ? counter.data.count : "error " + counter.status;
+  showUser(me.status === 200 ? me.data.user : null);
+  $("kv").textContent = kv.status === 200 ? JSON.stringify(kv.data, null, 2) : "error " + kv.status;
+}
+
+$("increment").addEventListener("click", async () => {
+  const res = await api("POST", "/api/counter");
+  if (res.status === 200) $("count").textContent = res.data.count;
+  else $("count").textContent = "error " + res.status;
+});
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  const res = await api("POST", "/api/login", {
+    username: $("username").value,
+    password: $("password").value,
+  });
+  $("password").value = "";
+  if (res.status === 200) {
+    await refresh();
+  } else if (res.status === 401) {
+    $("login-error").textContent = "Wrong username or password.";
+  } else {
+    $("login-error").textContent = "Login failed (" + res.status + ").";
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  await api("POST", "/api/logout");
+  await refresh();
+});
+
+refresh();
+"#;
+
+// ---------------------------------------------------------------------------
+// Main
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        IpAddr::V4(ip) => ip.is_loopback(),
+        IpAddr::V6(ip) => ip.is_loopback(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let store = match make_store() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
+    if settings.keys_generated {
+        eprintln!(
+            "warning: SESSION_KEYS is not set; using a random key, so every restart logs everyone out.\n\
+             \x20        Set SESSION_KEYS to one or more base64 keys (e.g. `openssl rand -base64 64`)."
+        );
+    }
+    if settings.insecure {
+        eprintln!(
+            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+             !! SESSION_INSECURE_DEV_COOKIES=1: the session cookie `sid` has NO Secure   !!\n\
+             !! attribute and is sent over plain HTTP. For local development ONLY.      !!\n\
+             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+        );
+    }
+
+    let listener = match tokio::net::TcpListener::bind(&settings.addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on DEMO_ADDR={:?}: {e}", settings.addr);
+            return ExitCode::from(2);
+        }
+    };
+    let local = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: cannot read the listening address: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !settings.insecure && !is_loopback(&local) {
+        eprintln!(
+            "warning: serving plain HTTP on a non-loopback address; browsers only keep the Secure \
+             cookie `{}` over HTTPS (or on 127.0.0.1/localhost). Put TLS in front.",
+            settings.config.cookie_name()
+        );
+    }
+
+    tracing::info!(
+        cookie = settings.config.cookie_name(),
+        idle_secs = settings.config.idle_timeout().as_secs(),
+        absolute_secs = settings.config.absolute_timeout().as_secs(),
+        keys = settings.keys.len(),
+        "session settings"
+    );
+    println!("sessionware demo listening on http://{local}/");
+
+    let app = app(store, settings.keys, settings.config);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+    {
+        eprintln!("error: server failed: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
