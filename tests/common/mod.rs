@@ -42,6 +42,8 @@ pub struct MockStore {
     pub pause_load: Arc<AtomicBool>,
     pub loaded: Arc<Notify>,
     pub release: Arc<Notify>,
+    /// Records returned by `load` as they are, expired or not (a lagging store).
+    pub raw: Arc<Mutex<std::collections::HashMap<StorageKey, Record>>>,
 }
 
 impl MockStore {
@@ -55,6 +57,7 @@ impl MockStore {
             pause_load: Arc::default(),
             loaded: Arc::default(),
             release: Arc::default(),
+            raw: Arc::default(),
         }
     }
     pub fn count(&self, op: Op) -> usize {
@@ -97,6 +100,9 @@ impl SessionStore for MockStore {
     }
     async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
         self.enter(Op::Load).await?;
+        if let Some(r) = self.raw.lock().unwrap().get(key) {
+            return Ok(Some(r.clone()));
+        }
         let r = self.inner.load(key).await;
         if self.pause_load.load(Ordering::SeqCst) {
             self.loaded.notify_one();
@@ -114,6 +120,7 @@ impl SessionStore for MockStore {
     }
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         self.enter(Op::Delete).await?;
+        self.raw.lock().unwrap().remove(key);
         self.inner.delete(key).await
     }
 }

@@ -1,0 +1,143 @@
+//! Store failures fail closed (R43, R51 to R53, R86).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use http::{header, Response, StatusCode};
+use sessionware::{SessionConfig, SharedError, SessionError};
+
+#[tokio::test]
+async fn load_failure_is_503_never_a_fresh_session() {
+    let h = Harness::new();
+    let app = app(&h.layer);
+    let cookie = session_cookie(&send(&app, req("POST", "/login/alice", None)).await).unwrap();
+    h.store.fail(Op::Load);
+    for path in ["/me", "/careless", "/read"] {
+        let res = send(&app, req("GET", path, Some(&cookie))).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(res.headers().get(header::SET_COOKIE).is_none());
+        let err = res.extensions().get::<SharedError>().expect("error attached");
+        assert!(matches!(err.error(), SessionError::Load(_)));
+        let text = body(res).await;
+        assert!(!text.contains("hunter2") && !text.contains("10.0.0.1"), "generic body: {text}");
+    }
+    // Writes under a failed load create nothing either.
+    let res = send(&app, req("POST", "/incr", Some(&cookie))).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(h.store.count(Op::Create), 1, "only the login created a record");
+    // Recovery without a restart.
+    h.store.heal();
+    assert_eq!(body(send(&app, req("GET", "/me", Some(&cookie))).await).await, "alice");
+}
+
+#[tokio::test]
+async fn save_failure_is_500_without_cookie() {
+    let h = Harness::new();
+    let app = app(&h.layer);
+    h.store.fail(Op::Create);
+    let res = send(&app, req("POST", "/incr", None)).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(res.headers().get(header::SET_COOKIE).is_none());
+    assert!(matches!(res.extensions().get::<SharedError>().unwrap().error(), SessionError::Save(_)));
+    h.store.heal();
+    let cookie = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
+    h.store.fail(Op::Apply);
+    let res = send(&app, req("POST", "/incr", Some(&cookie))).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    h.store.heal();
+    assert_eq!(body(send(&app, req("GET", "/read", Some(&cookie))).await).await, "1", "the failed write did not land");
+}
+
+#[tokio::test]
+async fn logout_failure_is_reported() {
+    let h = Harness::new();
+    let app = app(&h.layer);
+    let cookie = session_cookie(&send(&app, req("POST", "/login/alice", None)).await).unwrap();
+    h.store.fail(Op::Delete);
+    let res = send(&app, req("POST", "/logout", Some(&cookie))).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(res.headers().get(header::SET_COOKIE).is_none(), "no removal cookie pretends success");
+    h.store.heal();
+    assert_eq!(body(send(&app, req("GET", "/me", Some(&cookie))).await).await, "alice");
+}
+
+#[tokio::test]
+async fn renewal_that_cannot_delete_the_old_id_fails_closed() {
+    let h = Harness::new();
+    let app = app(&h.layer);
+    let anon = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
+    h.store.fail(Op::Delete);
+    let res = send(&app, req("POST", "/login/alice", Some(&anon))).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(res.headers().get(header::SET_COOKIE).is_none());
+    h.store.heal();
+    assert_eq!(send(&app, req("GET", "/me", Some(&anon))).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn responses_are_configurable() {
+    let h = Harness::new();
+    let layer = h.layer.clone().on_load_error(|_| {
+        let mut r = Response::new(());
+        *r.status_mut() = StatusCode::BAD_GATEWAY;
+        r.headers_mut().insert("x-session", "down".parse().unwrap());
+        r
+    });
+    let app = app(&layer);
+    let cookie = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
+    h.store.fail(Op::Load);
+    let res = send(&app, req("GET", "/read", Some(&cookie))).await;
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(res.headers()["x-session"], "down");
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_store_times_out() {
+    let config = SessionConfig::builder().store_timeout(Duration::from_millis(100)).build().unwrap();
+    let h = Harness::with_config(config);
+    let app = app(&h.layer);
+    let cookie = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
+    h.store.stall(Op::Load);
+    let start = tokio::time::Instant::now();
+    let res = send(&app, req("GET", "/read", Some(&cookie))).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(start.elapsed() < Duration::from_secs(1), "answered after the 100 ms timeout");
+    let err = res.extensions().get::<SharedError>().unwrap();
+    assert!(matches!(err.error(), SessionError::Load(sessionware::StoreError::Timeout)));
+}
+
+#[tokio::test]
+async fn oversized_data_is_refused() {
+    use axum::{routing::post, Router};
+    use sessionware::Session;
+    let config = SessionConfig::builder().max_data_bytes(1024).build().unwrap();
+    let h = Harness::with_config(config);
+    async fn big(session: Session) -> Result<(), SessionError> {
+        session.insert("big", "x".repeat(2048)).await
+    }
+    let app: Router = Router::new().route("/big", post(big)).layer(h.layer.clone());
+    let res = send(&app, req("POST", "/big", None)).await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(res.headers().get(header::SET_COOKIE).is_none());
+    assert!(h.store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn memory_store_capacity_is_a_typed_error() {
+    use sessionware::{Keys, MemoryStore, SessionLayer};
+    let store = MemoryStore::builder().max_sessions(2).build();
+    let app = app(&SessionLayer::new(store.clone(), Keys::generate().unwrap()));
+    for _ in 0..2 {
+        assert_eq!(send(&app, req("POST", "/incr", None)).await.status(), StatusCode::OK);
+    }
+    let res = send(&app, req("POST", "/incr", None)).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(matches!(
+        res.extensions().get::<SharedError>().unwrap().error(),
+        SessionError::Save(sessionware::StoreError::Capacity)
+    ));
+    assert_eq!(store.len(), 2);
+}
