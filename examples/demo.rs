@@ -327,8 +327,8 @@ const PAGE: &str = r#"<!doctype html>
   section { border: 1px solid #ccc; border-radius: 8px; padding: .75rem 1rem; margin: 1rem 0; }
   h2 { font-size: 1.05rem; margin: 0 0 .5rem; }
   #count { font-size: 2rem; font-weight: bold; margin-right: 1rem; }
-  label { display: block; margin: .25rem 0; }
-  input { font: inherit; padding: .2rem .4rem; width: 12rem; }
+  label { display: grid; grid-template-columns: 6rem 12rem; align-items: center; margin: .35rem 0; }
+  input { font: inherit; padding: .2rem .4rem; }
   button { font: inherit; padding: .3rem .9rem; cursor: pointer; }
   .muted { color: #666; font-size: .9rem; }
   #login-error { color: #b00020; min-height: 1.5em; margin: .25rem 0 0; }
@@ -337,7 +337,7 @@ const PAGE: &str = r#"<!doctype html>
 </head>
 <body>
 <h1>sessionware demo</h1>
-<p class="muted">A counter, a login, and the session data, kept in a signed-cookie session.</p>
+<p class="muted">A counter and a login, kept in a server-side session behind a signed cookie.</p>
 
 <section>
   <h2>Who is logged in</h2>
@@ -363,7 +363,7 @@ const PAGE: &str = r#"<!doctype html>
 </section>
 
 <section>
-  <h2>Session data</h2>
+  <h2>Session data <span class="muted">(set with <code>PUT /api/kv/{key}</code>)</span></h2>
   <pre id="kv">{}</pre>
 </section>
 
