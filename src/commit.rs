@@ -124,10 +124,8 @@ pub(crate) fn plan(session: &Session) -> Plan {
         }
     }
 
-    let nothing = pending.delete_old.is_none()
-        && pending.create.is_none()
-        && pending.apply.is_none()
-        && pending.touch.is_none();
+    let nothing =
+        pending.delete_old.is_none() && pending.create.is_none() && pending.apply.is_none() && pending.touch.is_none();
     if nothing {
         let set_cookie = if removal {
             Some(config.removal.clone())

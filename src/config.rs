@@ -382,10 +382,7 @@ impl SessionConfigBuilder {
         }
         let template = template.build();
         let rendered = template.to_string();
-        let attributes = rendered
-            .strip_prefix(&format!("{}=", self.name))
-            .unwrap_or_default()
-            .to_string();
+        let attributes = rendered.strip_prefix(&format!("{}=", self.name)).unwrap_or_default().to_string();
         let mut removal = template;
         removal.make_removal();
 
@@ -415,7 +412,20 @@ fn is_token(s: &str) -> bool {
             b.is_ascii_alphanumeric()
                 || matches!(
                     b,
-                    b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
                 )
         })
 }
@@ -477,7 +487,12 @@ mod tests {
             ConfigError::DomainNeedsSecurePrefix
         );
         assert_eq!(
-            b().cookie_name("sid").dangerous_insecure_cookies().same_site(SameSite::None).allow_cross_site().build().unwrap_err(),
+            b().cookie_name("sid")
+                .dangerous_insecure_cookies()
+                .same_site(SameSite::None)
+                .allow_cross_site()
+                .build()
+                .unwrap_err(),
             ConfigError::SameSiteNone
         );
         let insecure = b().cookie_name("sid").dangerous_insecure_cookies().build().unwrap();
@@ -491,7 +506,11 @@ mod tests {
                 let _ = SessionConfig::builder().idle_timeout(idle).absolute_timeout(abs).build();
             }
         }
-        assert!(SessionConfig::builder().idle_timeout(Duration::from_secs(3600)).absolute_timeout(Duration::from_secs(60)).build().is_err());
+        assert!(SessionConfig::builder()
+            .idle_timeout(Duration::from_secs(3600))
+            .absolute_timeout(Duration::from_secs(60))
+            .build()
+            .is_err());
     }
 
     proptest! {

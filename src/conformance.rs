@@ -92,7 +92,10 @@ pub async fn expired_is_absent(store: &dyn SessionStore) {
     // Some stores refuse to create an already-expired record; either is fine.
     let _ = ok(store.create(&key, &record).await, "create").await;
     assert!(ok(store.load(&key).await, "load").await.is_none(), "expired record must be absent");
-    assert!(!ok(store.apply(&key, &change("k", Some(raw(2)))).await, "apply").await, "apply must not revive an expired record");
+    assert!(
+        !ok(store.apply(&key, &change("k", Some(raw(2)))).await, "apply").await,
+        "apply must not revive an expired record"
+    );
     assert!(ok(store.load(&key).await, "load").await.is_none());
     ok(store.delete(&key).await, "delete").await;
 }
@@ -122,7 +125,10 @@ pub async fn apply_never_resurrects(store: &dyn SessionStore) {
     let key = fresh_key();
     ok(store.create(&key, &live_record()).await, "create").await;
     ok(store.delete(&key).await, "delete").await;
-    assert!(!ok(store.apply(&key, &change("a", Some(raw(1)))).await, "apply").await, "apply must report a missing record");
+    assert!(
+        !ok(store.apply(&key, &change("a", Some(raw(1)))).await, "apply").await,
+        "apply must report a missing record"
+    );
     assert!(ok(store.load(&key).await, "load").await.is_none(), "apply must never resurrect a deleted record");
     assert!(!ok(store.touch(&key, now(), now() + MINUTE).await, "touch").await);
     assert!(ok(store.load(&key).await, "load").await.is_none(), "touch must never resurrect a deleted record");
@@ -170,7 +176,11 @@ pub async fn concurrent_change_sets_all_land(store: Arc<dyn SessionStore>, n: us
     }
     let r = ok(store.load(&key).await, "load").await.unwrap_or_else(|| panic!("record vanished"));
     for i in 0..n {
-        assert_eq!(r.data.get(&format!("k{i}")).map(RawValue::get), Some(i.to_string().as_str()), "lost update of k{i}");
+        assert_eq!(
+            r.data.get(&format!("k{i}")).map(RawValue::get),
+            Some(i.to_string().as_str()),
+            "lost update of k{i}"
+        );
     }
     ok(store.delete(&key).await, "delete").await;
 }

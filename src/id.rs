@@ -45,9 +45,7 @@ impl SessionId {
     /// ```
     pub fn generate() -> Result<Self, SessionError> {
         let mut bytes = [0u8; ID_LEN];
-        OsRng
-            .try_fill_bytes(&mut bytes)
-            .map_err(|_| SessionError::Rng)?;
+        OsRng.try_fill_bytes(&mut bytes).map_err(|_| SessionError::Rng)?;
         Ok(Self(bytes))
     }
 
@@ -66,9 +64,7 @@ impl SessionId {
             return None;
         }
         let mut bytes = [0u8; ID_LEN];
-        let n = URL_SAFE_NO_PAD
-            .decode_slice(text.as_bytes(), &mut bytes)
-            .ok()?;
+        let n = URL_SAFE_NO_PAD.decode_slice(text.as_bytes(), &mut bytes).ok()?;
         (n == ID_LEN).then_some(Self(bytes))
     }
 
@@ -259,10 +255,7 @@ mod tests {
         // mean 255, sd ~22.6; 400 is > 6 sd away).
         let expected = f64::from(n) / 256.0;
         for hist in &byte_hist {
-            let chi: f64 = hist
-                .iter()
-                .map(|&c| (f64::from(c) - expected).powi(2) / expected)
-                .sum();
+            let chi: f64 = hist.iter().map(|&c| (f64::from(c) - expected).powi(2) / expected).sum();
             assert!(chi < 400.0, "chi-squared {chi}");
         }
     }

@@ -83,11 +83,7 @@ impl Key {
         let full = id_mac.finalize().into_bytes();
         let mut kid = [0u8; KID_LEN];
         kid.copy_from_slice(&full[..KID_LEN]);
-        Ok(Self {
-            kid,
-            mac,
-            _bytes: Arc::new(Zeroizing::new(bytes.to_vec())),
-        })
+        Ok(Self { kid, mac, _bytes: Arc::new(Zeroizing::new(bytes.to_vec())) })
     }
 
     /// Draws a new 64-byte key from the operating system's CSPRNG.
@@ -104,9 +100,7 @@ impl Key {
     /// ```
     pub fn generate() -> Result<Self, KeyError> {
         let mut bytes = Zeroizing::new([0u8; 64]);
-        OsRng
-            .try_fill_bytes(bytes.as_mut())
-            .map_err(|_| KeyError::Rng)?;
+        OsRng.try_fill_bytes(bytes.as_mut()).map_err(|_| KeyError::Rng)?;
         Self::try_from_bytes(bytes.as_ref())
     }
 
@@ -118,21 +112,18 @@ impl Key {
     ///
     /// ```
     /// # use sessionware::Key;
-    /// let text = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJCrze8SNFZ4kKvN7xI0VniQ";
+    /// let text = "skTJnFDJsyhr7qq2q4xIRJ7zE0/pui5UnreW2uwweOFRogc6soezthEcTOGJRaAQgYo387IQPqFh6F0FxqerHg==";
     /// assert!(Key::from_base64(text).is_ok());
     /// assert!(Key::from_base64("not base64!").is_err());
+    /// // A patterned key is refused: keys must be random.
+    /// assert!(Key::from_base64("q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJCrze8SNFZ4kKvN7xI0VniQ").is_err());
     /// ```
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
         let text = text.trim();
         let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
         let standard = GeneralPurpose::new(&alphabet::STANDARD, config);
         let url = GeneralPurpose::new(&alphabet::URL_SAFE, config);
-        let bytes = Zeroizing::new(
-            standard
-                .decode(text)
-                .or_else(|_| url.decode(text))
-                .map_err(|_| KeyError::Base64)?,
-        );
+        let bytes = Zeroizing::new(standard.decode(text).or_else(|_| url.decode(text)).map_err(|_| KeyError::Base64)?);
         Self::try_from_bytes(&bytes)
     }
 
@@ -235,16 +226,13 @@ impl Keys {
     ///
     /// ```
     /// # use sessionware::Keys;
-    /// let a = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJCrze8SNFZ4kKvN7xI0VniQ";
-    /// let b = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8w";
+    /// let a = "skTJnFDJsyhr7qq2q4xIRJ7zE0/pui5UnreW2uwweOFRogc6soezthEcTOGJRaAQgYo387IQPqFh6F0FxqerHg==";
+    /// let b = "TblY9RC24NHeHjxG9IyCmW+tZ5qt9W1EguMqUi+bd0NHUt7MxIOrNtvgatW7x3RR";
     /// assert_eq!(Keys::from_base64_list(&format!("{a}, {b}")).unwrap().len(), 2);
     /// ```
     pub fn from_base64_list(list: &str) -> Result<Self, KeyError> {
-        let keys = list
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(Key::from_base64)
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys =
+            list.split(',').filter(|s| !s.trim().is_empty()).map(Key::from_base64).collect::<Result<Vec<_>, _>>()?;
         Self::new(keys)
     }
 
@@ -316,9 +304,7 @@ impl Keys {
             return Err(Rejection::Malformed);
         }
         let mut raw = [0u8; TOKEN_LEN + 2];
-        let n = URL_SAFE_NO_PAD
-            .decode_slice(token.as_bytes(), &mut raw)
-            .map_err(|_| Rejection::Malformed)?;
+        let n = URL_SAFE_NO_PAD.decode_slice(token.as_bytes(), &mut raw).map_err(|_| Rejection::Malformed)?;
         if n != TOKEN_LEN {
             return Err(Rejection::Malformed);
         }
@@ -326,21 +312,13 @@ impl Keys {
             return Err(Rejection::Version);
         }
         let kid = &raw[1..1 + KID_LEN];
-        let (index, key) = self
-            .ring
-            .iter()
-            .enumerate()
-            .find(|(_, k)| k.kid == kid)
-            .ok_or(Rejection::UnknownKey)?;
+        let (index, key) = self.ring.iter().enumerate().find(|(_, k)| k.kid == kid).ok_or(Rejection::UnknownKey)?;
         let mut id = [0u8; ID_LEN];
         id.copy_from_slice(&raw[1 + KID_LEN..1 + KID_LEN + ID_LEN]);
         key.tag(purpose, raw[0], &id)
             .verify_slice(&raw[1 + KID_LEN + ID_LEN..TOKEN_LEN])
             .map_err(|_| Rejection::BadSignature)?;
-        Ok(Verified {
-            id: SessionId::from_bytes(id),
-            by_old_key: index != 0,
-        })
+        Ok(Verified { id: SessionId::from_bytes(id), by_old_key: index != 0 })
     }
 }
 

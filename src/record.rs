@@ -30,7 +30,6 @@ impl PartialEq for Data {
     }
 }
 
-
 impl Data {
     /// The raw JSON of `key`.
     ///
@@ -124,11 +123,7 @@ impl Data {
     /// ```
     pub fn encoded_len(&self) -> usize {
         // `{` `}` plus, per entry, quotes, colon, comma and the key's escapes.
-        2 + self
-            .0
-            .iter()
-            .map(|(k, v)| k.len() * 2 + 4 + v.get().len())
-            .sum::<usize>()
+        2 + self.0.iter().map(|(k, v)| k.len() * 2 + 4 + v.get().len()).sum::<usize>()
     }
 
     /// Applies one net change per key (a value, or `None` for removal).
@@ -150,9 +145,7 @@ impl Data {
 
 impl fmt::Debug for Data {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Data")
-            .field("keys", &self.0.iter().map(|(k, _)| k).collect::<Vec<_>>())
-            .finish()
+        f.debug_struct("Data").field("keys", &self.0.iter().map(|(k, _)| k).collect::<Vec<_>>()).finish()
     }
 }
 
@@ -193,7 +186,7 @@ impl<'de> Deserialize<'de> for Data {
 ///
 /// ```
 /// use sessionware::Auth;
-/// let auth = Auth { user: "alice".into(), at_ms: 0 };
+/// let auth = Auth::new("alice", 0);
 /// assert_eq!(auth.user, "alice");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

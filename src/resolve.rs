@@ -10,8 +10,8 @@
 
 use http::{header::COOKIE, HeaderMap};
 
-use crate::{events, keys::TOKEN_ENCODED_LEN, session::Incoming, SessionConfig};
 use crate::Keys;
+use crate::{events, keys::TOKEN_ENCODED_LEN, session::Incoming, SessionConfig};
 
 /// At most this many cookies with the session's name are examined.
 const MAX_CANDIDATES: usize = 4;
@@ -172,7 +172,10 @@ mod tests {
         let many = format!("{}__Host-sid={t}", "a=b; ".repeat(100_000));
         assert!(resolve(&headers(&[&many]), &c, &k).0.is_none());
         let mut h = HeaderMap::new();
-        h.append(COOKIE, HeaderValue::from_bytes(b"__Host-sid=\xff\xfe\x00abc").unwrap_or(HeaderValue::from_static("x")));
+        h.append(
+            COOKIE,
+            HeaderValue::from_bytes(b"__Host-sid=\xff\xfe\x00abc").unwrap_or(HeaderValue::from_static("x")),
+        );
         h.append(COOKIE, HeaderValue::from_bytes(b"__Host-sid=\xff\xfeabc").unwrap());
         assert!(resolve(&h, &c, &k).0.is_none());
     }

@@ -289,11 +289,7 @@ impl Session {
     /// ```
     pub async fn keys(&self) -> Result<Vec<String>, SessionError> {
         let state = self.ensure_loaded().await?;
-        Ok(state
-            .record
-            .as_ref()
-            .map(|r| r.data.iter().map(|(k, _)| k.to_string()).collect())
-            .unwrap_or_default())
+        Ok(state.record.as_ref().map(|r| r.data.iter().map(|(k, _)| k.to_string()).collect()).unwrap_or_default())
     }
 
     /// All values as a JSON object (for inspection and debugging pages).
@@ -305,7 +301,7 @@ impl Session {
     /// ```
     /// # use sessionware::{Session, SessionError};
     /// async fn handler(session: Session) -> Result<String, SessionError> {
-    ///     Ok(session.to_json().await?.to_string())
+    ///     Ok(serde_json::Value::Object(session.to_json().await?).to_string())
     /// }
     /// ```
     pub async fn to_json(&self) -> Result<serde_json::Map<String, serde_json::Value>, SessionError> {
@@ -614,9 +610,8 @@ impl Session {
         let now = self.now();
         let mut state = self.ensure_loaded().await?;
         let config = &self.inner.shared.config;
-        let record = state
-            .record
-            .get_or_insert_with(|| Record::new(Metadata::new(now, config.idle_ms, config.absolute_ms)));
+        let record =
+            state.record.get_or_insert_with(|| Record::new(Metadata::new(now, config.idle_ms, config.absolute_ms)));
         if let Some(keep) = keep {
             let dropped: Vec<String> =
                 record.data.iter().map(|(k, _)| k.to_string()).filter(|k| !keep.contains(&k.as_str())).collect();
@@ -705,9 +700,8 @@ impl Session {
         let now = self.now();
         let mut state = self.ensure_loaded().await?;
         let config = &self.inner.shared.config;
-        let record = state
-            .record
-            .get_or_insert_with(|| Record::new(Metadata::new(now, config.idle_ms, config.absolute_ms)));
+        let record =
+            state.record.get_or_insert_with(|| Record::new(Metadata::new(now, config.idle_ms, config.absolute_ms)));
         if record.meta.persistent != persistent {
             record.meta.persistent = persistent;
             state.changes.persistent = Some(persistent);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use http::{header, Response, StatusCode};
-use sessionware::{SessionConfig, SharedError, SessionError};
+use sessionware::{SessionConfig, SessionError, SharedError};
 
 #[tokio::test]
 async fn load_failure_is_503_never_a_fresh_session() {

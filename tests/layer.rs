@@ -94,7 +94,8 @@ async fn plain_tower_service_fn() {
     let res = svc.clone().oneshot(Request::new(String::new())).await.unwrap();
     let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
     assert_eq!(res.into_body(), "1");
-    let res = svc.oneshot(Request::builder().header(header::COOKIE, cookie).body(String::new()).unwrap()).await.unwrap();
+    let res =
+        svc.oneshot(Request::builder().header(header::COOKIE, cookie).body(String::new()).unwrap()).await.unwrap();
     assert_eq!(res.into_body(), "2");
 }
 

@@ -217,8 +217,10 @@ async fn purge_deletes_and_clears_only_presenters() {
     assert!(is_removal(&res));
     assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
     let rm = set_cookies(&res).remove(0);
-    assert_eq!((rm.name(), rm.path(), rm.domain(), rm.secure(), rm.http_only(), rm.same_site()),
-               (set.name(), set.path(), set.domain(), set.secure(), set.http_only(), set.same_site()));
+    assert_eq!(
+        (rm.name(), rm.path(), rm.domain(), rm.secure(), rm.http_only(), rm.same_site()),
+        (set.name(), set.path(), set.domain(), set.secure(), set.http_only(), set.same_site())
+    );
     assert!(h.store.inner.is_empty(), "deleted server-side");
     assert_eq!(send(&app, req("GET", "/me", Some(&cookie))).await.status(), StatusCode::UNAUTHORIZED);
 }
@@ -264,7 +266,8 @@ async fn key_rotation() {
     assert_eq!(body(res).await, "1");
 
     // Ring [k2] only: the k1 cookie is dead, without a store call.
-    let layer = sessionware::SessionLayer::new(old.store.clone(), Keys::new(vec![k2]).unwrap()).with_clock(old.clock.clone());
+    let layer =
+        sessionware::SessionLayer::new(old.store.clone(), Keys::new(vec![k2]).unwrap()).with_clock(old.clock.clone());
     let loads = old.store.count(Op::Load);
     assert_eq!(body(send(&app(&layer), req("GET", "/read", Some(&cookie))).await).await, "none");
     assert_eq!(old.store.count(Op::Load), loads);
@@ -305,10 +308,8 @@ async fn caching_headers() {
         session.insert("x", 1).await.unwrap();
         ([(header::CACHE_CONTROL, "public, max-age=600")], String::new())
     }
-    let app: Router = Router::new()
-        .route("/w", get(public_write))
-        .merge(common::handlers::routes())
-        .layer(h.layer.clone());
+    let app: Router =
+        Router::new().route("/w", get(public_write)).merge(common::handlers::routes()).layer(h.layer.clone());
     let res = send(&app, req("GET", "/w", None)).await;
     let values: Vec<_> = res.headers().get_all(header::CACHE_CONTROL).iter().collect();
     assert_eq!(values, vec!["no-store"]);

@@ -11,12 +11,7 @@ use sessionware::{Metadata, Record, SessionConfig, SessionId};
 const MIN: Duration = Duration::from_secs(60);
 
 fn config() -> SessionConfig {
-    SessionConfig::builder()
-        .idle_timeout(10 * MIN)
-        .absolute_timeout(60 * MIN)
-        .touch_after(0.2)
-        .build()
-        .unwrap()
+    SessionConfig::builder().idle_timeout(10 * MIN).absolute_timeout(60 * MIN).touch_after(0.2).build().unwrap()
 }
 
 #[tokio::test]

@@ -140,9 +140,7 @@ impl MemoryStore {
     /// assert!(MemoryStore::default().keys().is_empty());
     /// ```
     pub fn keys(&self) -> Vec<StorageKey> {
-        (0..self.inner.shards.len())
-            .flat_map(|i| self.inner.lock(i).map.keys().copied().collect::<Vec<_>>())
-            .collect()
+        (0..self.inner.shards.len()).flat_map(|i| self.inner.lock(i).map.keys().copied().collect::<Vec<_>>()).collect()
     }
 }
 
