@@ -1,0 +1,141 @@
+//! Per-request cost of sessionware and tower-sessions under axum, in process.
+//!
+//! Every request goes through a prepared axum `Router` service
+//! (`ready().await?.call(req)`, the same as `oneshot` minus the clone) inside
+//! one tokio current-thread runtime; no sockets. Scenarios (criterion groups),
+//! each with the same routes and handlers for both libraries:
+//!
+//! - `bare`: no layer, handler returns `"ok"`;
+//! - `untouched`: layer present, a valid session cookie is sent, the handler
+//!   ignores the session; `untouched_nocookie`: the same without a cookie;
+//! - `read`: session with `n = 1` exists, handler reads `n`;
+//! - `write`: reads `n`, writes `n + 1`;
+//! - `new`: no cookie, handler inserts `n = 1` (a new session per request;
+//!   the store is replaced, untimed, every 50,000 requests so it stays small);
+//! - `renew`: `renew()` / `cycle_id()`; each request sends the cookie the
+//!   previous response set.
+//!
+//! Run: `cargo bench -p sessionware-rivals --bench layer -- --warm-up-time 1 --measurement-time 3`
+//! (those are also the defaults). A table (median per request, overhead vs
+//! bare, our overhead / theirs) is printed at the end.
+
+use std::time::{Duration, Instant};
+
+use axum::{body::Body, Router};
+use http::Request;
+use criterion::{BenchmarkId, Criterion};
+use http::HeaderValue;
+
+use sessionware_rivals::{make_session, request, summary, Lib};
+use tower::{Service, ServiceExt};
+
+/// Requests per store in the `new` scenario before the store is replaced.
+const NEW_CHUNK: u64 = 50_000;
+
+#[derive(Clone, Copy)]
+enum Scenario {
+    Bare,
+    Untouched,
+    UntouchedNoCookie,
+    Read,
+    Write,
+    New,
+    Renew,
+}
+
+impl Scenario {
+    fn group(self) -> &'static str {
+        match self {
+            Scenario::Bare => "bare",
+            Scenario::Untouched => "untouched",
+            Scenario::UntouchedNoCookie => "untouched_nocookie",
+            Scenario::Read => "read",
+            Scenario::Write => "write",
+            Scenario::New => "new",
+            Scenario::Renew => "renew",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Scenario::Bare | Scenario::Untouched | Scenario::UntouchedNoCookie => "/plain",
+            Scenario::Read => "/read",
+            Scenario::Write => "/write",
+            Scenario::New => "/new",
+            Scenario::Renew => "/renew",
+        }
+    }
+
+    fn needs_cookie(self) -> bool {
+        matches!(self, Scenario::Untouched | Scenario::Read | Scenario::Write | Scenario::Renew)
+    }
+}
+
+/// Sends `iters` requests and returns the time they took (setup excluded).
+async fn run(lib: Lib, scenario: Scenario, iters: u64) -> Duration {
+    let path = scenario.path();
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        // A fresh router (fresh store and key) per chunk; only `new` needs
+        // more than one chunk.
+        let chunk = if matches!(scenario, Scenario::New) { left.min(NEW_CHUNK) } else { left };
+        let router: Router = lib.router();
+        let mut cookie: Option<HeaderValue> =
+            if scenario.needs_cookie() && lib != Lib::Bare { Some(make_session(&router).await) } else { None };
+        let renew = matches!(scenario, Scenario::Renew);
+        let mut svc = router.clone();
+        let start = Instant::now();
+        for _ in 0..chunk {
+            let req = request(path, cookie.as_ref());
+            let res = ServiceExt::<Request<Body>>::ready(&mut svc).await.expect("infallible").call(req).await.expect("infallible");
+            assert!(res.status().is_success(), "{} {path}: {}", lib.name(), res.status());
+            if renew {
+                cookie = Some(sessionware_rivals::cookie_from(&res).expect("renewal sets a cookie"));
+            }
+            std::hint::black_box(res);
+        }
+        total += start.elapsed();
+        left -= chunk;
+        // The router (and the store with up to NEW_CHUNK sessions) is
+        // dropped here, outside the timed section.
+        drop((svc, router));
+    }
+    total
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let scenarios = [
+        Scenario::Bare,
+        Scenario::Untouched,
+        Scenario::UntouchedNoCookie,
+        Scenario::Read,
+        Scenario::Write,
+        Scenario::New,
+        Scenario::Renew,
+    ];
+    for scenario in scenarios {
+        let mut group = c.benchmark_group(scenario.group());
+        let libs: &[Lib] = if matches!(scenario, Scenario::Bare) { &[Lib::Bare] } else { &[Lib::Ours, Lib::Theirs] };
+        for &lib in libs {
+            group.bench_function(BenchmarkId::from_parameter(lib.name()), |b| {
+                b.to_async(&rt).iter_custom(|iters| run(lib, scenario, iters));
+            });
+        }
+        group.finish();
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+        .configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+    let dir = summary::criterion_dir();
+    println!("\n## Summary (median per request; {})\n", dir.display());
+    print!("{}", summary::table(&dir));
+}

@@ -1,0 +1,303 @@
+//! Shared pieces of the rival benchmarks: identical axum routers for no
+//! session layer ("bare"), sessionware ("ours") and tower-sessions ("theirs"),
+//! and the helpers that build requests and carry cookies.
+//!
+//! Every router serves the same five paths, so routing costs the same:
+//!
+//! | path | handler |
+//! |---|---|
+//! | `/plain` | returns `"ok"`, never touches the session |
+//! | `/read` | reads `n` |
+//! | `/write` | reads `n`, writes `n + 1` |
+//! | `/new` | inserts `n = 1` (sent without a cookie: creates a session) |
+//! | `/renew` | gives the session a new ID (`renew` / `cycle_id`) |
+//!
+//! In the bare router all five paths go to the `/plain` handler.
+
+use axum::{body::Body, http::StatusCode, routing::get, Router};
+use http::{header, HeaderValue, Request, Response};
+
+/// The paths every router serves.
+pub const PATHS: [&str; 5] = ["/plain", "/read", "/write", "/new", "/renew"];
+
+/// A short static reply that depends on `n`, so reads cannot be optimised away.
+pub fn small(n: u64) -> &'static str {
+    match n {
+        0 => "0",
+        1 => "1",
+        2 => "2",
+        _ => "many",
+    }
+}
+
+async fn plain() -> &'static str {
+    "ok"
+}
+
+/// Generates the four session handlers for one library's `Session` type;
+/// the code is the same for both libraries except the renewal call.
+macro_rules! handlers {
+    ($session:ty, $renew:ident) => {
+        /// Reads `n`.
+        pub async fn read(s: $session) -> Result<&'static str, StatusCode> {
+            let n: Option<u64> = s.get("n").await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+            Ok(small(n.unwrap_or(0)))
+        }
+
+        /// Reads `n` and writes `n + 1`.
+        pub async fn write(s: $session) -> Result<&'static str, StatusCode> {
+            let n: Option<u64> = s.get("n").await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+            let n = n.unwrap_or(0);
+            s.insert("n", n + 1).await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+            Ok(small(n))
+        }
+
+        /// Inserts `n = 1`.
+        pub async fn new(s: $session) -> Result<&'static str, StatusCode> {
+            s.insert("n", 1u64).await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+            Ok("ok")
+        }
+
+        /// Gives the session a new ID.
+        pub async fn renew(s: $session) -> Result<&'static str, StatusCode> {
+            s.$renew().await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+            Ok("ok")
+        }
+
+        /// The five routes, without the layer.
+        pub fn routes() -> Router {
+            Router::new()
+                .route("/plain", get(plain))
+                .route("/read", get(read))
+                .route("/write", get(write))
+                .route("/new", get(new))
+                .route("/renew", get(renew))
+        }
+    };
+}
+
+/// No session layer at all.
+pub mod bare {
+    use super::*;
+
+    /// All five paths answer like `/plain`.
+    pub fn router() -> Router {
+        Router::new()
+            .route("/plain", get(plain))
+            .route("/read", get(plain))
+            .route("/write", get(plain))
+            .route("/new", get(plain))
+            .route("/renew", get(plain))
+    }
+}
+
+/// sessionware with its `MemoryStore` and default (secure) configuration.
+pub mod ours {
+    use super::*;
+    pub use sessionware::{Keys, MemoryStore, Session, SessionLayer};
+
+    handlers!(Session, renew);
+
+    /// The cookie name sessionware uses by default.
+    pub const COOKIE_NAME: &str = "__Host-sid";
+
+    /// A fresh layer on a fresh store; the store is returned too.
+    pub fn layer() -> (SessionLayer, MemoryStore) {
+        layer_on(MemoryStore::default())
+    }
+
+    /// A fresh layer on `store` with a freshly generated key.
+    pub fn layer_on(store: MemoryStore) -> (SessionLayer, MemoryStore) {
+        let keys = Keys::generate().expect("OS RNG");
+        (SessionLayer::new(store.clone(), keys), store)
+    }
+
+    /// The routes under `layer`.
+    pub fn router_with(layer: SessionLayer) -> Router {
+        routes().layer(layer)
+    }
+
+    /// The routes under a fresh layer.
+    pub fn router() -> Router {
+        router_with(layer().0)
+    }
+}
+
+/// tower-sessions 0.15 with its `MemoryStore` and a signed cookie.
+pub mod theirs {
+    use super::*;
+    pub use tower_sessions::{cookie::Key, service::SignedCookie, MemoryStore, Session, SessionManagerLayer};
+
+    handlers!(Session, cycle_id);
+
+    /// The cookie name tower-sessions uses by default.
+    pub const COOKIE_NAME: &str = "id";
+
+    /// The layer type.
+    pub type Layer = SessionManagerLayer<MemoryStore, SignedCookie>;
+
+    /// A fresh signed-cookie layer on a fresh store; the store is returned too.
+    pub fn layer() -> (Layer, MemoryStore) {
+        let store = MemoryStore::default();
+        (SessionManagerLayer::new(store.clone()).with_signed(Key::generate()), store)
+    }
+
+    /// The routes under `layer`.
+    pub fn router_with(layer: Layer) -> Router {
+        routes().layer(layer)
+    }
+
+    /// The routes under a fresh layer.
+    pub fn router() -> Router {
+        router_with(layer().0)
+    }
+}
+
+/// Which library a router uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lib {
+    /// No session layer.
+    Bare,
+    /// sessionware.
+    Ours,
+    /// tower-sessions.
+    Theirs,
+}
+
+impl Lib {
+    /// The name used in bench ids and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lib::Bare => "bare",
+            Lib::Ours => "sessionware",
+            Lib::Theirs => "tower-sessions",
+        }
+    }
+
+    /// A fresh router (fresh store, fresh key).
+    pub fn router(self) -> Router {
+        match self {
+            Lib::Bare => bare::router(),
+            Lib::Ours => ours::router(),
+            Lib::Theirs => theirs::router(),
+        }
+    }
+}
+
+/// A GET request for `path`, with `cookie` as the `Cookie` header.
+pub fn request(path: &'static str, cookie: Option<&HeaderValue>) -> Request<Body> {
+    let mut req = Request::new(Body::empty());
+    *req.uri_mut() = http::Uri::from_static(path);
+    if let Some(c) = cookie {
+        req.headers_mut().insert(header::COOKIE, c.clone());
+    }
+    req
+}
+
+/// The `name=value` part of the response's first `Set-Cookie`, ready to be
+/// sent back as a `Cookie` header.
+pub fn cookie_from<B>(res: &Response<B>) -> Option<HeaderValue> {
+    let v = res.headers().get(header::SET_COOKIE)?.as_bytes();
+    let end = v.iter().position(|b| *b == b';').unwrap_or(v.len());
+    HeaderValue::from_bytes(&v[..end]).ok()
+}
+
+/// Sends one request through `router` and returns status, cookie and body.
+pub async fn send(router: &Router, path: &'static str, cookie: Option<&HeaderValue>) -> (StatusCode, Option<HeaderValue>, String) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let res = router.clone().oneshot(request(path, cookie)).await.expect("infallible");
+    let status = res.status();
+    let c = cookie_from(&res);
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (status, c, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Creates a session with `n = 1` through `/new` and returns its cookie,
+/// after checking that `/read` sees it.
+pub async fn make_session(router: &Router) -> HeaderValue {
+    let (status, cookie, _) = send(router, "/new", None).await;
+    assert_eq!(status, StatusCode::OK, "/new failed");
+    let cookie = cookie.expect("/new set no cookie");
+    let (status, _, body) = send(router, "/read", Some(&cookie)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "1"), "/read does not see the new session");
+    cookie
+}
+
+/// Reading criterion's results (`<target>/criterion/<group>/<id>/new/estimates.json`)
+/// and rendering the comparison table.
+pub mod summary {
+    use std::path::{Path, PathBuf};
+
+    /// The scenarios of `benches/layer.rs`, in table order.
+    pub const SCENARIOS: [&str; 7] = ["bare", "untouched", "untouched_nocookie", "read", "write", "new", "renew"];
+
+    /// The criterion output folder: `$CRITERION_HOME`, else
+    /// `$CARGO_TARGET_DIR/criterion`, else `<target>/criterion` found from the
+    /// running executable (`<target>/release/...`), else `target/criterion`.
+    pub fn criterion_dir() -> PathBuf {
+        if let Some(h) = std::env::var_os("CRITERION_HOME") {
+            return PathBuf::from(h);
+        }
+        if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+            return PathBuf::from(t).join("criterion");
+        }
+        if let Ok(exe) = std::env::current_exe() {
+            for dir in exe.ancestors() {
+                if dir.join("criterion").is_dir() || dir.join("CACHEDIR.TAG").is_file() {
+                    return dir.join("criterion");
+                }
+            }
+        }
+        PathBuf::from("target/criterion")
+    }
+
+    /// The median time per request (ns) of `group/id`, and the half-width of
+    /// its 95% confidence interval.
+    pub fn median_ns(dir: &Path, group: &str, id: &str) -> Option<(f64, f64)> {
+        let path = dir.join(group).join(id).join("new").join("estimates.json");
+        let text = std::fs::read_to_string(path).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let m = &v["median"];
+        let point = m["point_estimate"].as_f64()?;
+        let lo = m["confidence_interval"]["lower_bound"].as_f64().unwrap_or(point);
+        let hi = m["confidence_interval"]["upper_bound"].as_f64().unwrap_or(point);
+        Some((point, (hi - lo) / 2.0))
+    }
+
+    fn us(ns: Option<(f64, f64)>) -> String {
+        ns.map_or("–".into(), |(p, _)| format!("{:.3}", p / 1000.0))
+    }
+
+    fn over(x: Option<(f64, f64)>, bare: Option<(f64, f64)>) -> Option<f64> {
+        Some(x?.0 - bare?.0)
+    }
+
+    /// The markdown table of every scenario found in `dir`.
+    pub fn table(dir: &Path) -> String {
+        let bare = median_ns(dir, "bare", "bare");
+        let mut out = String::new();
+        out.push_str(&format!(
+            "bare (no layer): {} µs/request (median)\n\n",
+            us(bare)
+        ));
+        out.push_str("| scenario | sessionware µs | overhead µs | tower-sessions µs | overhead µs | ours / theirs (overhead) |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|\n");
+        for s in SCENARIOS.iter().skip(1) {
+            let ours = median_ns(dir, s, "sessionware");
+            let theirs = median_ns(dir, s, "tower-sessions");
+            if ours.is_none() && theirs.is_none() {
+                continue;
+            }
+            let oo = over(ours, bare);
+            let to = over(theirs, bare);
+            let ratio = match (oo, to) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "–".into(),
+            };
+            let f = |o: Option<f64>| o.map_or("–".into(), |o| format!("{:+.3}", o / 1000.0));
+            out.push_str(&format!("| {s} | {} | {} | {} | {} | {ratio} |\n", us(ours), f(oo), us(theirs), f(to)));
+        }
+        out
+    }
+}
