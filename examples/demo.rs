@@ -42,9 +42,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sessionware::{
-    Keys, MemoryStore, Session, SessionConfig, SessionError, SessionLayer, SessionStore,
-};
+use sessionware::{Keys, MemoryStore, Session, SessionConfig, SessionError, SessionLayer, SessionStore};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -81,9 +79,7 @@ fn seconds(name: &str) -> Result<Option<Duration>, String> {
     };
     match text.trim().parse::<u64>() {
         Ok(secs) if secs > 0 => Ok(Some(Duration::from_secs(secs))),
-        _ => Err(format!(
-            "{name} must be a whole number of seconds greater than 0 (got {text:?})"
-        )),
+        _ => Err(format!("{name} must be a whole number of seconds greater than 0 (got {text:?})")),
     }
 }
 
@@ -100,12 +96,12 @@ impl Settings {
         let addr = env_var("DEMO_ADDR")?.unwrap_or_else(|| "127.0.0.1:3000".into());
 
         let (keys, keys_generated) = if env_var("SESSION_KEYS")?.is_some() {
-            let keys = Keys::from_env("SESSION_KEYS")
-                .map_err(|e| format!("SESSION_KEYS must be comma-separated base64 keys of at least 32 random bytes: {e}"))?;
+            let keys = Keys::from_env("SESSION_KEYS").map_err(|e| {
+                format!("SESSION_KEYS must be comma-separated base64 keys of at least 32 random bytes: {e}")
+            })?;
             (keys, false)
         } else {
-            let keys =
-                Keys::generate().map_err(|e| format!("could not generate a session key: {e}"))?;
+            let keys = Keys::generate().map_err(|e| format!("could not generate a session key: {e}"))?;
             (keys, true)
         };
 
@@ -120,19 +116,11 @@ impl Settings {
         if let Some(absolute) = seconds("SESSION_ABSOLUTE_TIMEOUT")? {
             builder = builder.absolute_timeout(absolute);
         }
-        let config = builder.build().map_err(|e| {
-            format!(
-                "invalid session settings (SESSION_IDLE_TIMEOUT / SESSION_ABSOLUTE_TIMEOUT): {e}"
-            )
-        })?;
+        let config = builder
+            .build()
+            .map_err(|e| format!("invalid session settings (SESSION_IDLE_TIMEOUT / SESSION_ABSOLUTE_TIMEOUT): {e}"))?;
 
-        Ok(Self {
-            addr,
-            keys,
-            keys_generated,
-            config,
-            insecure,
-        })
+        Ok(Self { addr, keys, keys_generated, config, insecure })
     }
 }
 
@@ -140,9 +128,7 @@ impl Settings {
 fn make_store() -> Result<Arc<dyn SessionStore>, String> {
     match env_var("SESSION_STORE")?.as_deref().map(str::trim) {
         None | Some("" | "memory") => Ok(Arc::new(MemoryStore::default())),
-        Some(other) => Err(format!(
-            "SESSION_STORE={other:?} is not supported (supported: memory)"
-        )),
+        Some(other) => Err(format!("SESSION_STORE={other:?} is not supported (supported: memory)")),
     }
 }
 
@@ -167,8 +153,7 @@ fn app(store: Arc<dyn SessionStore>, keys: Keys, config: SessionConfig) -> Route
 
 /// API answers carry per-user data: never cache them.
 async fn no_store(mut res: Response) -> Response {
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
@@ -182,11 +167,7 @@ async fn get_counter(session: Session) -> Result<Json<Value>, SessionError> {
 }
 
 async fn increment(session: Session) -> Result<Json<Value>, SessionError> {
-    let count = session
-        .get::<u64>(COUNT_KEY)
-        .await?
-        .unwrap_or(0)
-        .saturating_add(1);
+    let count = session.get::<u64>(COUNT_KEY).await?.unwrap_or(0).saturating_add(1);
     session.insert(COUNT_KEY, count).await?;
     Ok(Json(json!({ "count": count })))
 }
@@ -203,10 +184,7 @@ async fn put_value(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, SessionError> {
     if key == COUNT_KEY {
-        return Ok(error(
-            StatusCode::BAD_REQUEST,
-            "the key \"count\" belongs to the counter",
-        ));
+        return Ok(error(StatusCode::BAD_REQUEST, "the key \"count\" belongs to the counter"));
     }
     let Json(value) = match body {
         Ok(v) => v,
@@ -218,10 +196,7 @@ async fn put_value(
 
 async fn delete_value(session: Session, Path(key): Path<String>) -> Result<Response, SessionError> {
     if key == COUNT_KEY {
-        return Ok(error(
-            StatusCode::BAD_REQUEST,
-            "the key \"count\" belongs to the counter",
-        ));
+        return Ok(error(StatusCode::BAD_REQUEST, "the key \"count\" belongs to the counter"));
     }
     if session.remove(&key).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -244,8 +219,8 @@ fn authenticate(username: &str, password: &str) -> Option<&'static str> {
     let given_pass = Sha256::digest(password.as_bytes());
     let mut found = None;
     for (user, pass) in USERS {
-        let matches: Choice = Sha256::digest(user.as_bytes()).ct_eq(&given_user)
-            & Sha256::digest(pass.as_bytes()).ct_eq(&given_pass);
+        let matches: Choice =
+            Sha256::digest(user.as_bytes()).ct_eq(&given_user) & Sha256::digest(pass.as_bytes()).ct_eq(&given_pass);
         if bool::from(matches) {
             found = Some(*user);
         }
@@ -253,20 +228,14 @@ fn authenticate(username: &str, password: &str) -> Option<&'static str> {
     found
 }
 
-async fn login(
-    session: Session,
-    body: Result<Json<Credentials>, JsonRejection>,
-) -> Result<Response, SessionError> {
+async fn login(session: Session, body: Result<Json<Credentials>, JsonRejection>) -> Result<Response, SessionError> {
     let Json(creds) = match body {
         Ok(v) => v,
         Err(rejection) => return Ok(error(rejection.status(), &rejection.body_text())),
     };
     let Some(user) = authenticate(&creds.username, &creds.password) else {
         // The session is left alone: a failed login changes nothing.
-        return Ok(error(
-            StatusCode::UNAUTHORIZED,
-            "invalid username or password",
-        ));
+        return Ok(error(StatusCode::UNAUTHORIZED, "invalid username or password"));
     };
     // New session ID (fixation defence), data kept.
     session.login(user).await?;
@@ -301,18 +270,11 @@ async fn index() -> Response {
 }
 
 async fn script() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        SCRIPT,
-    )
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")], SCRIPT)
         .into_response()
 }
 
-const CSP: &str =
-    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
+const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const PAGE: &str = r#"<!doctype html>
@@ -542,10 +504,7 @@ async fn main() -> ExitCode {
     println!("sessionware demo listening on http://{local}/");
 
     let app = app(store, settings.keys, settings.config);
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-    {
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await {
         eprintln!("error: server failed: {e}");
         return ExitCode::FAILURE;
     }

@@ -11,6 +11,8 @@
 #
 # Environment:
 #   DEMO_SMOKE_ADDR              listen address (default 127.0.0.1:0, a free port)
+#   DEMO_SMOKE_CARGO_ARGS        extra `cargo build` arguments, e.g. --all-features to
+#                                reuse the artifacts of `cargo test --all-features`
 #   DEMO_SMOKE_CONTRACT          the contract script (default ../shared/contract/demo_smoke.py)
 #   DEMO_SMOKE_REQUIRE_BROWSER=1 fail instead of skipping when Chromium or node is missing
 #   DEMO_SMOKE_SCREENSHOT        screenshot path (default $TMPDIR/sessionware-demo.png)
@@ -66,7 +68,8 @@ die() { printf 'demo-smoke: FAIL: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. build -----------------------------------------------------------------
 step "building the demo"
-exe="$(cargo build --example demo --message-format=json-render-diagnostics \
+# shellcheck disable=SC2086 # word splitting of the extra arguments is intended
+exe="$(cargo build --example demo ${DEMO_SMOKE_CARGO_ARGS:-} --message-format=json-render-diagnostics \
     | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)"
 [[ -n "$exe" && -x "$exe" ]] || die "could not find the demo executable after the build"
 echo "built $exe"
