@@ -41,6 +41,9 @@ pub(crate) struct Pending {
     apply: Option<(StorageKey, ChangeSet)>,
     touch: Option<(StorageKey, u64)>,
     reissue: Option<(SessionId, Option<u64>)>,
+    unlock: Option<(StorageKey, String)>,
+    /// Send a removal cookie if nothing else sets one.
+    removal: bool,
 }
 
 /// `Max-Age` of a persistent cookie: the time left to the absolute deadline.
@@ -84,9 +87,13 @@ pub(crate) fn plan(session: &Session) -> Plan {
         apply: None,
         touch: None,
         reissue: None,
+        unlock: None,
+        removal: false,
     };
     let mut removal = false;
     let incoming = inner.incoming.as_ref();
+    let mut st = st;
+    pending.unlock = st.lock_token.take().and_then(|t| incoming.map(|i| (i.key, t)));
 
     if st.delete_old {
         pending.delete_old = incoming.map(|i| i.key);
@@ -134,6 +141,7 @@ pub(crate) fn plan(session: &Session) -> Plan {
         };
         return Plan::Ready(Outcome { vary: true, set_cookie, error: None });
     }
+    pending.removal = removal;
     Plan::Pending(Box::new(pending))
 }
 
@@ -149,8 +157,23 @@ fn fresh(mut record: Record, shared: &Shared, now: u64) -> Record {
 }
 
 impl Pending {
-    /// Runs the store calls and says what the response gets.
-    pub(crate) async fn run(self) -> Outcome {
+    /// Runs the store calls and says what the response gets, then releases
+    /// the exclusive lease if this request held one.
+    pub(crate) async fn run(mut self) -> Outcome {
+        let unlock = self.unlock.take();
+        let out = self.write().await;
+        if let Some((key, token)) = unlock {
+            let shared = &*self.shared;
+            // A failed unlock only delays others until the lease runs out.
+            let _ = shared.timed("unlock", Some(&key), shared.store.unlock(&key, &token)).await;
+        }
+        if out.set_cookie.is_none() && out.error.is_none() && self.removal {
+            return Outcome { set_cookie: Some(self.shared.config.removal.clone()), ..out };
+        }
+        out
+    }
+
+    async fn write(&self) -> Outcome {
         let shared = &*self.shared;
         let config = &shared.config;
         let store = &shared.store;

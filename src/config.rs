@@ -38,6 +38,8 @@ pub struct SessionConfig {
     pub(crate) max_cookie_pairs: usize,
     pub(crate) max_data_bytes: usize,
     pub(crate) store_timeout: Duration,
+    pub(crate) lock_lease_ms: u64,
+    pub(crate) lock_wait: Duration,
     /// `"; Path=/; Secure; HttpOnly; SameSite=Lax"`: the attributes of every
     /// session cookie, rendered once by the `cookie` crate.
     pub(crate) attributes: String,
@@ -138,6 +140,8 @@ pub struct SessionConfigBuilder {
     max_cookie_pairs: usize,
     max_data_bytes: usize,
     store_timeout: Duration,
+    lock_lease: Duration,
+    lock_wait: Duration,
 }
 
 impl Default for SessionConfigBuilder {
@@ -156,6 +160,8 @@ impl Default for SessionConfigBuilder {
             max_cookie_pairs: 128,
             max_data_bytes: 64 * 1024,
             store_timeout: Duration::from_secs(1),
+            lock_lease: Duration::from_secs(10),
+            lock_wait: Duration::from_secs(5),
         }
     }
 }
@@ -310,6 +316,36 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// How long an exclusive lock ([`Session::lock`](crate::Session::lock))
+    /// lasts at most (default 10 seconds): a holder that dies blocks the
+    /// session no longer than this. Handlers holding the lock must finish
+    /// within it.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().lock_lease(Duration::from_secs(30)).build().is_ok());
+    /// ```
+    pub fn lock_lease(mut self, lease: Duration) -> Self {
+        self.lock_lease = lease;
+        self
+    }
+
+    /// How long [`Session::lock`](crate::Session::lock) waits for another
+    /// holder before failing with
+    /// [`SessionError::LockTimeout`](crate::SessionError::LockTimeout)
+    /// (default 5 seconds).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().lock_wait(Duration::from_secs(1)).build().is_ok());
+    /// ```
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
     /// Validates and builds the configuration.
     ///
     /// # Errors
@@ -371,6 +407,11 @@ impl SessionConfigBuilder {
         if self.store_timeout.is_zero() {
             return Err(ConfigError::Limit("store_timeout must be greater than zero"));
         }
+        if self.lock_lease.is_zero() || self.lock_lease > MAX_TIMEOUT || self.lock_wait > MAX_TIMEOUT {
+            return Err(ConfigError::Limit(
+                "lock_lease must be greater than zero and both lock times at most 400 days",
+            ));
+        }
 
         let mut template = Cookie::build((self.name.clone(), ""))
             .path(self.path.clone())
@@ -399,6 +440,8 @@ impl SessionConfigBuilder {
             max_cookie_pairs: self.max_cookie_pairs,
             max_data_bytes: self.max_data_bytes,
             store_timeout: self.store_timeout,
+            lock_lease_ms: ms(self.lock_lease),
+            lock_wait: self.lock_wait,
             attributes,
             removal: removal.to_string(),
         })

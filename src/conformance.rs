@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use serde_json::value::{to_raw_value, RawValue};
 
-use crate::{ChangeSet, Clock, Metadata, Record, SessionId, SessionStore, StorageKey, SystemClock};
+use crate::{
+    Auth, ChangeSet, Clock, Metadata, Record, SessionHandle, SessionId, SessionStore, StorageKey, SystemClock,
+};
 
 const MINUTE: u64 = 60_000;
 
@@ -58,7 +60,148 @@ pub async fn run_all(store: Arc<dyn SessionStore>) {
     touch_keeps_data(&*store).await;
     delete_is_final(&*store).await;
     concurrent_change_sets_all_land(Arc::clone(&store), 100).await;
-    logout_racing_writers_leaves_nothing(store, 50).await;
+    logout_racing_writers_leaves_nothing(Arc::clone(&store), 50).await;
+    user_index_follows_create_and_delete(&*store).await;
+    user_index_drops_expired(&*store).await;
+    revoking_is_scoped_to_the_user(&*store).await;
+    user_index_under_concurrency(Arc::clone(&store), 50).await;
+    leases_are_exclusive_and_expire(&*store).await;
+}
+
+fn user_record(user: &str) -> Record {
+    let mut r = live_record();
+    r.meta.auth = Some(Auth::new(user, now()));
+    r
+}
+
+fn unique_user(tag: &str) -> String {
+    format!("{tag}-{}", SessionHandle::generate())
+}
+
+async fn handles(store: &dyn SessionStore, user: &str) -> Vec<SessionHandle> {
+    let mut h: Vec<_> = ok(store.list_user(user).await, "list_user").await.into_iter().map(|m| m.handle).collect();
+    h.sort_by_key(ToString::to_string);
+    h
+}
+
+/// The per-user index lists exactly the live records of a user.
+pub async fn user_index_follows_create_and_delete(store: &dyn SessionStore) {
+    let user = unique_user("index");
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let key = fresh_key();
+        let r = user_record(&user);
+        ok(store.create(&key, &r).await, "create").await;
+        made.push((key, r.meta.handle));
+    }
+    // An anonymous session and another user's are not listed.
+    ok(store.create(&fresh_key(), &live_record()).await, "create").await;
+    ok(store.create(&fresh_key(), &user_record(&unique_user("other"))).await, "create").await;
+    let mut expected: Vec<_> = made.iter().map(|(_, h)| *h).collect();
+    expected.sort_by_key(ToString::to_string);
+    assert_eq!(handles(store, &user).await, expected, "list_user lists exactly the user's sessions");
+    let listed = ok(store.list_user(&user).await, "list_user").await;
+    assert!(listed.iter().all(|m| m.user() == Some(user.as_str())));
+    ok(store.delete(&made[0].0).await, "delete").await;
+    expected.retain(|h| *h != made[0].1);
+    assert_eq!(handles(store, &user).await, expected, "a deleted session leaves the index");
+    for (key, _) in &made {
+        ok(store.delete(key).await, "delete").await;
+    }
+    assert!(handles(store, &user).await.is_empty());
+}
+
+/// Expired sessions are not listed.
+pub async fn user_index_drops_expired(store: &dyn SessionStore) {
+    let user = unique_user("expiry");
+    let key = fresh_key();
+    let mut r = Record::new(Metadata::new(now().saturating_sub(10 * MINUTE), MINUTE, 120 * MINUTE));
+    r.meta.auth = Some(Auth::new(&user, now()));
+    let _ = ok(store.create(&key, &r).await, "create").await;
+    assert!(handles(store, &user).await.is_empty(), "an expired session must not be listed");
+    ok(store.delete(&key).await, "delete").await;
+}
+
+/// Revoking by handle works only on the user's own sessions; revoking all keeps the one asked for.
+pub async fn revoking_is_scoped_to_the_user(store: &dyn SessionStore) {
+    let alice = unique_user("alice");
+    let bob = unique_user("bob");
+    let (ka, ra) = (fresh_key(), user_record(&alice));
+    let (kb, rb) = (fresh_key(), user_record(&bob));
+    ok(store.create(&ka, &ra).await, "create").await;
+    ok(store.create(&kb, &rb).await, "create").await;
+    assert!(
+        !ok(store.delete_by_handle(&alice, &rb.meta.handle).await, "delete_by_handle").await,
+        "another user's handle must not revoke"
+    );
+    assert!(ok(store.load(&kb).await, "load").await.is_some());
+    assert!(ok(store.delete_by_handle(&bob, &rb.meta.handle).await, "delete_by_handle").await);
+    assert!(ok(store.load(&kb).await, "load").await.is_none(), "revoked by handle");
+    let mut keys = vec![ka];
+    for _ in 0..3 {
+        let k = fresh_key();
+        ok(store.create(&k, &user_record(&alice)).await, "create").await;
+        keys.push(k);
+    }
+    let n = ok(store.delete_user(&alice, Some(&ra.meta.handle)).await, "delete_user").await;
+    assert_eq!(n, 3, "all but the kept session are revoked");
+    assert!(ok(store.load(&ka).await, "load").await.is_some(), "the kept session stays");
+    for k in &keys[1..] {
+        assert!(ok(store.load(k).await, "load").await.is_none());
+    }
+    assert_eq!(ok(store.delete_user(&alice, None).await, "delete_user").await, 1);
+    assert!(ok(store.load(&ka).await, "load").await.is_none());
+    assert!(handles(store, &alice).await.is_empty());
+}
+
+/// `n` concurrent logins and logouts of one user leave the index equal to the live set.
+pub async fn user_index_under_concurrency(store: Arc<dyn SessionStore>, n: usize) {
+    let user = unique_user("race");
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let user = user.clone();
+            tokio::spawn(async move {
+                let key = fresh_key();
+                let r = user_record(&user);
+                store.create(&key, &r).await.map(|_| ())?;
+                if i % 2 == 0 {
+                    store.delete(&key).await?;
+                    Ok::<_, crate::StoreError>(None)
+                } else {
+                    Ok(Some(r.meta.handle))
+                }
+            })
+        })
+        .collect();
+    let mut live = Vec::new();
+    for t in tasks {
+        if let Some(h) = ok(t.await.unwrap_or_else(|e| panic!("task: {e}")), "race").await {
+            live.push(h);
+        }
+    }
+    live.sort_by_key(ToString::to_string);
+    assert_eq!(handles(&*store, &user).await, live, "the index equals the live set");
+    ok(store.delete_user(&user, None).await, "delete_user").await;
+}
+
+/// A lease excludes other tokens until released or expired; unlock is compare-and-delete.
+pub async fn leases_are_exclusive_and_expire(store: &dyn SessionStore) {
+    let key = fresh_key();
+    ok(store.create(&key, &live_record()).await, "create").await;
+    assert!(ok(store.try_lock(&key, "token-a", 60_000).await, "try_lock").await);
+    assert!(!ok(store.try_lock(&key, "token-b", 60_000).await, "try_lock").await, "a held lease excludes others");
+    ok(store.unlock(&key, "token-b").await, "unlock").await;
+    assert!(
+        !ok(store.try_lock(&key, "token-b", 60_000).await, "try_lock").await,
+        "unlock by a non-holder does nothing"
+    );
+    ok(store.unlock(&key, "token-a").await, "unlock").await;
+    assert!(ok(store.try_lock(&key, "token-b", 300).await, "try_lock").await, "released lease can be taken");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(ok(store.try_lock(&key, "token-c", 60_000).await, "try_lock").await, "an expired lease blocks nobody");
+    ok(store.unlock(&key, "token-c").await, "unlock").await;
+    ok(store.delete(&key).await, "delete").await;
 }
 
 async fn ok<T>(r: Result<T, crate::StoreError>, what: &str) -> T {

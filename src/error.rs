@@ -29,6 +29,10 @@ pub enum StoreError {
     /// maximum number of sessions was reached); no new session is created.
     #[error("session store is at capacity")]
     Capacity,
+    /// The store does not implement this optional capability (the per-user
+    /// index or exclusive locks).
+    #[error("session store does not support {0}")]
+    Unsupported(&'static str),
 }
 
 /// An error seen by a handler or by the layer while using a session.
@@ -79,6 +83,16 @@ pub enum SessionError {
     /// The last authentication is older than the allowed maximum age.
     #[error("recent authentication is required")]
     ReauthRequired,
+    /// The session's exclusive lock could not be acquired in time.
+    #[error("the session is locked by another request")]
+    LockTimeout,
+    /// The operation needs a logged-in user.
+    #[error("no user is logged in")]
+    NotAuthenticated,
+    /// A store call outside the request's load or save failed (listing or
+    /// revoking sessions, locking).
+    #[error("session store call failed: {0}")]
+    Store(#[source] StoreError),
 }
 
 impl SessionError {
@@ -89,7 +103,7 @@ impl SessionError {
     /// assert!(!SessionError::InvalidKey.is_store_failure());
     /// ```
     pub fn is_store_failure(&self) -> bool {
-        matches!(self, Self::Load(_) | Self::Save(_) | Self::Unavailable)
+        matches!(self, Self::Load(_) | Self::Save(_) | Self::Unavailable | Self::Store(_))
     }
 
     /// The HTTP status this error maps to by default.
@@ -101,8 +115,8 @@ impl SessionError {
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode;
         match self {
-            Self::Load(_) | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::ReauthRequired => StatusCode::UNAUTHORIZED,
+            Self::Load(_) | Self::Unavailable | Self::Store(_) | Self::LockTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ReauthRequired | Self::NotAuthenticated => StatusCode::UNAUTHORIZED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidKey => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -52,8 +52,8 @@
 
 mod clock;
 mod commit;
-pub mod conformance;
 mod config;
+pub mod conformance;
 mod error;
 mod events;
 #[cfg(feature = "axum")]
@@ -76,9 +76,9 @@ pub use future::ResponseFuture;
 pub use id::{SessionId, StorageKey, ID_ENCODED_LEN, ID_LEN};
 pub use keys::{Key, Keys};
 pub use layer::{ErrorResponder, SessionLayer};
-pub use record::{Auth, ChangeSet, Data, Metadata, Record, RECORD_FORMAT};
+pub use record::{Auth, ChangeSet, Data, Metadata, Record, SessionHandle, RECORD_FORMAT};
 pub use service::SessionService;
-pub use session::Session;
+pub use session::{Session, SessionInfo};
 pub use store::{
     memory::{MemoryStore, MemoryStoreBuilder},
     SessionStore,

@@ -236,6 +236,73 @@ pub struct Metadata {
     /// Whether the cookie is persistent ("remember me": it carries `Max-Age`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub persistent: bool,
+    /// A random public handle naming this session in a user's session list;
+    /// it is neither the ID nor its digest, and grants nothing.
+    #[serde(default = "SessionHandle::generate")]
+    pub handle: SessionHandle,
+    /// The user agent at login, truncated to 256 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<Box<str>>,
+    /// The client's coarse IP at login (IPv4 /24, IPv6 /48), from the socket
+    /// peer (axum's `ConnectInfo`), never from forwarding headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Box<str>>,
+}
+
+/// A random public name for a session in its user's session list.
+///
+/// It is neither the session ID nor its digest: knowing it grants nothing,
+/// and revoking by handle is limited to the caller's own sessions.
+///
+/// ```
+/// use sessionware::SessionHandle;
+/// let h = SessionHandle::generate();
+/// assert_eq!(SessionHandle::parse(&h.to_string()), Some(h));
+/// assert!(SessionHandle::parse("nope").is_none());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct SessionHandle([u8; 16]);
+
+impl SessionHandle {
+    /// 128 random bits.
+    ///
+    /// ```
+    /// # use sessionware::SessionHandle;
+    /// assert_ne!(SessionHandle::generate(), SessionHandle::generate());
+    /// ```
+    pub fn generate() -> Self {
+        Self(rand::random())
+    }
+
+    /// Parses the canonical text form (22 base64url characters).
+    ///
+    /// ```
+    /// # use sessionware::SessionHandle;
+    /// assert!(SessionHandle::parse("AAAAAAAAAAAAAAAAAAAAAA").is_some());
+    /// ```
+    pub fn parse(text: &str) -> Option<Self> {
+        crate::SessionId::parse(text).map(|id| Self(*id.as_bytes()))
+    }
+}
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+        f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
+    }
+}
+
+impl Serialize for SessionHandle {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionHandle {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Self::parse(&s).ok_or_else(|| de::Error::custom("invalid session handle"))
+    }
 }
 
 impl Metadata {
@@ -254,7 +321,20 @@ impl Metadata {
             expires_at: now.saturating_add(idle_ms).min(absolute_deadline),
             auth: None,
             persistent: false,
+            handle: SessionHandle::generate(),
+            user_agent: None,
+            ip: None,
         }
+    }
+
+    /// The authenticated user, if any.
+    ///
+    /// ```
+    /// # use sessionware::Metadata;
+    /// assert!(Metadata::new(0, 1, 1).user().is_none());
+    /// ```
+    pub fn user(&self) -> Option<&str> {
+        self.auth.as_ref().map(|a| a.user.as_str())
     }
 }
 

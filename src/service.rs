@@ -5,7 +5,21 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use crate::{future::ResponseFuture, resolve::resolve, Session, SessionLayer};
+use crate::{future::ResponseFuture, resolve::resolve, session::Client, Session, SessionLayer};
+
+/// The socket peer's address, from axum's `ConnectInfo` (never from
+/// forwarding headers, which any client can send).
+fn peer_ip<B>(req: &Request<B>) -> Option<std::net::IpAddr> {
+    #[cfg(feature = "axum")]
+    {
+        req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        let _ = req;
+        None
+    }
+}
 
 /// The session middleware; made by [`SessionLayer`].
 ///
@@ -92,7 +106,8 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = &self.layer.shared;
         let (incoming, presented) = resolve(req.headers(), &shared.config, &shared.keys);
-        let session = Session::new(shared.clone(), incoming, presented);
+        let client = Client { user_agent: req.headers().get(http::header::USER_AGENT).cloned(), ip: peer_ip(&req) };
+        let session = Session::new(shared.clone(), incoming, presented, client);
         req.extensions_mut().insert(session.clone());
         ResponseFuture::new(self.inner.call(req), session)
     }

@@ -12,8 +12,11 @@ use crate::{
     clock::ms,
     events,
     record::{Auth, ChangeSet, Metadata, Record},
-    Clock, Keys, SessionConfig, SessionError, SessionId, SessionStore, StorageKey, StoreError,
+    Clock, Keys, SessionConfig, SessionError, SessionHandle, SessionId, SessionStore, StorageKey, StoreError,
 };
+
+/// Longest user agent kept in a session's metadata.
+const MAX_USER_AGENT: usize = 256;
 
 const MAX_KEY_LEN: usize = 256;
 
@@ -96,6 +99,43 @@ pub(crate) struct State {
     pub(crate) delete_old: bool,
     /// The presented cookie named no live session (unknown or expired).
     pub(crate) stale: bool,
+    /// The exclusive lease this request holds, released after the commit.
+    pub(crate) lock_token: Option<String>,
+}
+
+/// What the request tells about the client, kept for `login`.
+#[derive(Debug, Default)]
+pub(crate) struct Client {
+    pub(crate) user_agent: Option<http::HeaderValue>,
+    pub(crate) ip: Option<std::net::IpAddr>,
+}
+
+/// One session of the current user, as listed by [`Session::sessions`].
+///
+/// It carries metadata only, and a public handle that is neither the ID nor
+/// its digest.
+///
+/// ```
+/// use sessionware::SessionInfo;
+/// fn render(info: &SessionInfo) -> String {
+///     format!("{} {}", info.handle, if info.current { "(this device)" } else { "" })
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The session's public handle (revoke with [`Session::revoke`]).
+    pub handle: SessionHandle,
+    /// Whether it is the session of the current request.
+    pub current: bool,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at: u64,
+    /// Last activity known to the store, milliseconds since the Unix epoch.
+    pub last_seen: u64,
+    /// User agent at login.
+    pub user_agent: Option<String>,
+    /// Coarse IP at login (IPv4 /24, IPv6 /48).
+    pub ip: Option<String>,
 }
 
 pub(crate) struct Inner {
@@ -103,8 +143,26 @@ pub(crate) struct Inner {
     pub(crate) incoming: Option<Incoming>,
     /// A cookie with the session's name was presented, valid or not.
     pub(crate) presented: bool,
+    pub(crate) client: Client,
     pub(crate) state: Mutex<State>,
     load_lock: tokio::sync::Mutex<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A request dropped before its commit (cancelled, panicked) releases
+        // its lease at once instead of blocking the session until expiry.
+        let token = self.state.get_mut().ok().and_then(|s| s.lock_token.take());
+        if let (Some(token), Some(incoming)) = (token, &self.incoming) {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                let store = Arc::clone(&self.shared.store);
+                let key = incoming.key;
+                handle.spawn(async move {
+                    let _ = store.unlock(&key, &token).await;
+                });
+            }
+        }
+    }
 }
 
 /// A handle on the current request's session.
@@ -151,12 +209,13 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>, incoming: Option<Incoming>, presented: bool) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, incoming: Option<Incoming>, presented: bool, client: Client) -> Self {
         Self {
             inner: Arc::new(Inner {
                 shared,
                 incoming,
                 presented,
+                client,
                 state: Mutex::new(State::default()),
                 load_lock: tokio::sync::Mutex::const_new(()),
             }),
@@ -621,6 +680,14 @@ impl Session {
         }
         record.meta.auth = Some(Auth::new(user, now));
         record.meta.absolute_deadline = now.saturating_add(config.absolute_ms);
+        record.meta.user_agent = self.inner.client.user_agent.as_ref().and_then(|v| v.to_str().ok()).map(|ua| {
+            let mut end = ua.len().min(MAX_USER_AGENT);
+            while !ua.is_char_boundary(end) {
+                end -= 1;
+            }
+            ua[..end].into()
+        });
+        record.meta.ip = self.inner.client.ip.map(|ip| coarse_ip(ip).into());
         state.renew = true;
         state.login = true;
         state.dirty = true;
@@ -711,11 +778,218 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Takes the session's exclusive lock for the rest of the request, so
+    /// that read-modify-write sequences (`n = n + 1`) are serialised with
+    /// every other request of this session that also locks it, in this
+    /// process and in others sharing the store. After the lock is taken the
+    /// session is re-read, so the handler sees the previous holder's writes.
+    /// The lock is released after this request's changes are saved, or when
+    /// the lease ([`lock_lease`](crate::SessionConfigBuilder::lock_lease))
+    /// runs out if the holder dies. A request without a live session has
+    /// nothing to serialise and returns at once.
+    ///
+    /// Locking is cooperative: handlers that do not call `lock` are not
+    /// blocked (their per-key writes still merge safely).
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::LockTimeout`] after
+    /// [`lock_wait`](crate::SessionConfigBuilder::lock_wait), or a store failure.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn increment(session: Session) -> Result<String, SessionError> {
+    ///     session.lock().await?;
+    ///     let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
+    ///     session.insert("n", n).await?;
+    ///     Ok(n.to_string())
+    /// }
+    /// ```
+    pub async fn lock(&self) -> Result<(), SessionError> {
+        let Some(incoming) = &self.inner.incoming else { return Ok(()) };
+        {
+            let state = self.ensure_loaded().await?;
+            if !state.exists || state.lock_token.is_some() || state.delete_old {
+                return Ok(());
+            }
+        }
+        let shared = &self.inner.shared;
+        let key = &incoming.key;
+        let token = crate::record::SessionHandle::generate().to_string();
+        let deadline = tokio::time::Instant::now() + shared.config.lock_wait;
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            let taken = shared
+                .timed("try_lock", Some(key), shared.store.try_lock(key, &token, shared.config.lock_lease_ms))
+                .await
+                .map_err(SessionError::Store)?;
+            if taken {
+                break;
+            }
+            if tokio::time::Instant::now() + backoff > deadline {
+                return Err(SessionError::LockTimeout);
+            }
+            let jitter = Duration::from_micros(rand::random::<u64>() % 1000);
+            tokio::time::sleep(backoff + jitter).await;
+            backoff = (backoff * 2).min(Duration::from_millis(20));
+        }
+        self.state().lock_token = Some(token);
+        // Re-read under the lock: the previous holder may have written.
+        let fresh = shared.timed("load", Some(key), shared.store.load(key)).await.map_err(SessionError::Store)?;
+        let now = self.now();
+        let mut state = self.state();
+        match fresh {
+            Some(mut record) if !record.is_expired(now) => {
+                if state.changes.clear {
+                    record.data.clear();
+                }
+                for (k, v) in &state.changes.changes {
+                    record.data.apply_change(k, v.as_deref());
+                }
+                if let Some(mine) = &state.record {
+                    // Keep this request's own auth and persistence changes.
+                    record.meta.auth.clone_from(&mine.meta.auth);
+                    record.meta.persistent = mine.meta.persistent;
+                    record.meta.absolute_deadline = mine.meta.absolute_deadline;
+                }
+                state.record = Some(record);
+            }
+            _ => {
+                // Ended by another request meanwhile.
+                state.exists = false;
+                state.record = None;
+                state.stale = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The current session's public handle, if a session exists.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.handle().await?.map(|h| h.to_string()).unwrap_or_default())
+    /// }
+    /// ```
+    pub async fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state.record.as_ref().map(|r| r.meta.handle))
+    }
+
+    async fn current_user(&self) -> Result<(String, Option<SessionHandle>), SessionError> {
+        let state = self.ensure_loaded().await?;
+        let record = state.record.as_ref().ok_or(SessionError::NotAuthenticated)?;
+        let user = record.meta.user().ok_or(SessionError::NotAuthenticated)?.to_string();
+        let handle = state.exists.then_some(record.meta.handle);
+        Ok((user, handle))
+    }
+
+    /// The logged-in user's live sessions (on every device), oldest first,
+    /// with the current one marked.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::NotAuthenticated`] without a user, or a store failure.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn devices(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.sessions().await?.len().to_string())
+    /// }
+    /// ```
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
+        let (user, current) = self.current_user().await?;
+        let shared = &self.inner.shared;
+        let list = shared.timed("list_user", None, shared.store.list_user(&user)).await.map_err(SessionError::Store)?;
+        Ok(list
+            .into_iter()
+            .map(|m| SessionInfo {
+                current: Some(m.handle) == current,
+                handle: m.handle,
+                created_at: m.created_at,
+                last_seen: m.last_seen,
+                user_agent: m.user_agent.map(String::from),
+                ip: m.ip.map(String::from),
+            })
+            .collect())
+    }
+
+    /// Ends one of the logged-in user's sessions by its handle. Returns
+    /// `false` when the user has no such session (another user's handle
+    /// included). Revoking the current session purges it.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::NotAuthenticated`] without a user, or a store failure.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError, SessionHandle};
+    /// async fn revoke(session: Session, handle: SessionHandle) -> Result<String, SessionError> {
+    ///     Ok(session.revoke(&handle).await?.to_string())
+    /// }
+    /// ```
+    pub async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
+        let (user, current) = self.current_user().await?;
+        if current.as_ref() == Some(handle) {
+            self.purge().await?;
+            return Ok(true);
+        }
+        let shared = &self.inner.shared;
+        shared
+            .timed("delete_by_handle", None, shared.store.delete_by_handle(&user, handle))
+            .await
+            .map_err(SessionError::Store)
+    }
+
+    /// Ends every other session of the logged-in user ("log out other
+    /// devices") and returns how many were ended.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::NotAuthenticated`] without a user, or a store failure.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn logout_others(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.revoke_others().await?.to_string())
+    /// }
+    /// ```
+    pub async fn revoke_others(&self) -> Result<usize, SessionError> {
+        let (user, current) = self.current_user().await?;
+        let shared = &self.inner.shared;
+        shared
+            .timed("delete_user", None, shared.store.delete_user(&user, current.as_ref()))
+            .await
+            .map_err(SessionError::Store)
+    }
+}
+
+/// IPv4 /24 or IPv6 /48, as text.
+fn coarse_ip(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
 pub(crate) fn clone_store_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::Backend(s) => StoreError::Backend(s.clone()),
         StoreError::Timeout => StoreError::Timeout,
         StoreError::Codec(s) => StoreError::Codec(s.clone()),
         StoreError::Capacity => StoreError::Capacity,
+        StoreError::Unsupported(s) => StoreError::Unsupported(s),
     }
 }

@@ -1,8 +1,8 @@
 //! The embedded default store: sharded, in process, self-cleaning.
 
 use std::{
-    collections::HashMap,
-    hash::{BuildHasherDefault, Hasher},
+    collections::{hash_map::DefaultHasher, HashMap},
+    hash::{BuildHasherDefault, Hash, Hasher},
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard,
@@ -11,7 +11,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use crate::{ChangeSet, Clock, Record, SessionStore, StorageKey, StoreError, SystemClock};
+use crate::{ChangeSet, Clock, Metadata, Record, SessionHandle, SessionStore, StorageKey, StoreError, SystemClock};
 
 const SHARDS: usize = 64;
 const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
@@ -43,15 +43,23 @@ pub struct MemoryStore {
 #[derive(Debug)]
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
+    /// user → storage keys of their sessions; entries of deleted or expired
+    /// sessions are dropped lazily (listing filters on the live records).
+    users: Box<[Mutex<UserIndex>]>,
     count: AtomicUsize,
     max_sessions: usize,
     sweep_interval_ms: u64,
     clock: Arc<dyn Clock>,
 }
 
+/// user → storage keys of their sessions.
+type UserIndex = HashMap<String, Vec<StorageKey>>;
+
 #[derive(Debug, Default)]
 struct Shard {
     map: HashMap<StorageKey, Record, BuildHasherDefault<DigestHasher>>,
+    /// Exclusive leases: token and expiry.
+    locks: HashMap<StorageKey, (Box<str>, u64), BuildHasherDefault<DigestHasher>>,
     next_sweep: u64,
 }
 
@@ -155,21 +163,91 @@ impl Inner {
         self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Removes the shard's expired records and leases. Called with the shard
+    /// locked; the user index is locked after it (the one lock order used).
     fn sweep(&self, shard: &mut Shard, now: u64) -> usize {
+        let mut orphans: Vec<(String, StorageKey)> = Vec::new();
         let before = shard.map.len();
-        shard.map.retain(|_, r| !r.is_expired(now));
+        shard.map.retain(|key, r| {
+            let keep = !r.is_expired(now);
+            if !keep {
+                if let Some(user) = r.meta.user() {
+                    orphans.push((user.to_string(), *key));
+                }
+            }
+            keep
+        });
+        shard.locks.retain(|_, (_, until)| *until > now);
         let removed = before - shard.map.len();
         self.count.fetch_sub(removed, Ordering::Relaxed);
         shard.next_sweep = now.saturating_add(self.sweep_interval_ms);
+        for (user, key) in orphans {
+            self.unindex(&user, &[key]);
+        }
         removed
+    }
+
+    fn users(&self, user: &str) -> MutexGuard<'_, UserIndex> {
+        let mut h = DefaultHasher::new();
+        user.hash(&mut h);
+        let i = usize::try_from(h.finish() % (self.users.len() as u64)).unwrap_or(0);
+        self.users[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The storage keys indexed under `user`.
+    fn user_keys(&self, user: &str) -> Vec<StorageKey> {
+        self.users(user).get(user).cloned().unwrap_or_default()
+    }
+
+    /// Drops `keys` from `user`'s index.
+    fn unindex(&self, user: &str, keys: &[StorageKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut users = self.users(user);
+        if let Some(list) = users.get_mut(user) {
+            list.retain(|k| !keys.contains(k));
+            if list.is_empty() {
+                users.remove(user);
+            }
+        }
+    }
+
+    /// Visits the live sessions of `user`; `visit` returns true to delete one.
+    /// Returns what was deleted and cleans stale index entries.
+    fn scan_user(&self, user: &str, mut visit: impl FnMut(&Metadata) -> bool) -> usize {
+        let now = self.clock.now_ms();
+        let mut gone = Vec::new();
+        let mut deleted = 0;
+        for key in self.user_keys(user) {
+            let mut shard = self.lock(Self::shard_of(&key));
+            let belongs = self.live(&mut shard, &key, now).is_some_and(|r| r.meta.user() == Some(user));
+            if !belongs {
+                gone.push(key);
+                continue;
+            }
+            let delete = shard.map.get(&key).is_some_and(|r| visit(&r.meta));
+            if delete {
+                shard.map.remove(&key);
+                self.count.fetch_sub(1, Ordering::Relaxed);
+                gone.push(key);
+                deleted += 1;
+            }
+        }
+        self.unindex(user, &gone);
+        deleted
     }
 
     /// The live record under `key`, dropping it if expired.
     fn live<'a>(&self, shard: &'a mut Shard, key: &StorageKey, now: u64) -> Option<&'a mut Record> {
         let expired = shard.map.get(key).is_some_and(|r| r.is_expired(now));
         if expired {
-            shard.map.remove(key);
-            self.count.fetch_sub(1, Ordering::Relaxed);
+            if let Some(record) = shard.map.remove(key) {
+                self.count.fetch_sub(1, Ordering::Relaxed);
+                if let Some(user) = record.meta.user() {
+                    self.unindex(user, &[*key]);
+                }
+            }
             return None;
         }
         shard.map.get_mut(key)
@@ -196,6 +274,10 @@ impl SessionStore for MemoryStore {
         }
         shard.map.insert(*key, record.clone());
         inner.count.fetch_add(1, Ordering::Relaxed);
+        drop(shard);
+        if let Some(user) = record.meta.user() {
+            inner.users(user).entry(user.to_string()).or_default().push(*key);
+        }
         Ok(true)
     }
 
@@ -232,8 +314,51 @@ impl SessionStore for MemoryStore {
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         let mut shard = self.inner.lock(Inner::shard_of(key));
-        if shard.map.remove(key).is_some() {
+        let removed = shard.map.remove(key);
+        drop(shard);
+        if let Some(record) = removed {
             self.inner.count.fetch_sub(1, Ordering::Relaxed);
+            if let Some(user) = record.meta.user() {
+                self.inner.unindex(user, &[*key]);
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
+        let mut out = Vec::new();
+        self.inner.scan_user(user, |meta| {
+            out.push(meta.clone());
+            false
+        });
+        out.sort_by_key(|m| m.created_at);
+        Ok(out)
+    }
+
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
+        Ok(self.inner.scan_user(user, |meta| meta.handle == *handle) > 0)
+    }
+
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
+        Ok(self.inner.scan_user(user, |meta| Some(&meta.handle) != keep))
+    }
+
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let now = self.inner.clock.now_ms();
+        let mut shard = self.inner.lock(Inner::shard_of(key));
+        if let Some((holder, until)) = shard.locks.get(key) {
+            if *until > now && **holder != *token {
+                return Ok(false);
+            }
+        }
+        shard.locks.insert(*key, (token.into(), now.saturating_add(ttl_ms)));
+        Ok(true)
+    }
+
+    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
+        let mut shard = self.inner.lock(Inner::shard_of(key));
+        if shard.locks.get(key).is_some_and(|(holder, _)| **holder == *token) {
+            shard.locks.remove(key);
         }
         Ok(())
     }
@@ -298,9 +423,11 @@ impl MemoryStoreBuilder {
     /// ```
     pub fn build(self) -> MemoryStore {
         let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
+        let users = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
         MemoryStore {
             inner: Arc::new(Inner {
                 shards,
+                users,
                 count: AtomicUsize::new(0),
                 max_sessions: self.max_sessions,
                 sweep_interval_ms: self.sweep_interval_ms,

@@ -15,12 +15,23 @@
 //! - [`touch`](SessionStore::touch) moves the activity times without rewriting
 //!   the data.
 //! - [`delete`](SessionStore::delete) is final.
+//!
+//! Two capabilities have default methods that answer
+//! [`StoreError::Unsupported`], so that a minimal third-party store still
+//! compiles; every store of this crate implements them:
+//!
+//! - the **per-user index**: a record whose metadata names a user
+//!   ([`Metadata::auth`]) is listed by [`list_user`](SessionStore::list_user)
+//!   until it is deleted or expires, and can be deleted by its public handle;
+//! - **exclusive leases** ([`try_lock`](SessionStore::try_lock) /
+//!   [`unlock`](SessionStore::unlock)) that serialise read-modify-write
+//!   requests of one session across processes.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{ChangeSet, Record, StorageKey, StoreError};
+use crate::{ChangeSet, Metadata, Record, SessionHandle, StorageKey, StoreError};
 
 pub mod memory;
 
@@ -64,6 +75,40 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Deletes the record under `key` (no error if it is absent).
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError>;
+
+    /// The metadata of every live session of `user`.
+    async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
+        let _ = user;
+        Err(StoreError::Unsupported("a per-user session index"))
+    }
+
+    /// Deletes the live session of `user` named `handle`. `Ok(false)` when
+    /// `user` has no such session (another user's handle included).
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
+        let _ = (user, handle);
+        Err(StoreError::Unsupported("a per-user session index"))
+    }
+
+    /// Deletes every session of `user` except the one named `keep`, and
+    /// returns how many were deleted.
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
+        let _ = (user, keep);
+        Err(StoreError::Unsupported("a per-user session index"))
+    }
+
+    /// Takes the exclusive lease of the session under `key` for `ttl_ms`
+    /// milliseconds with `token`, unless another token holds a live lease
+    /// (`Ok(false)`). A holder that dies blocks nobody beyond its lease.
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let _ = (key, token, ttl_ms);
+        Err(StoreError::Unsupported("exclusive session locks"))
+    }
+
+    /// Releases the lease of `key` if `token` still holds it (compare and delete).
+    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
+        let _ = (key, token);
+        Err(StoreError::Unsupported("exclusive session locks"))
+    }
 }
 
 #[async_trait]
@@ -82,5 +127,20 @@ impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
     }
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         (**self).delete(key).await
+    }
+    async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
+        (**self).list_user(user).await
+    }
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
+        (**self).delete_by_handle(user, handle).await
+    }
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
+        (**self).delete_user(user, keep).await
+    }
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        (**self).try_lock(key, token, ttl_ms).await
+    }
+    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
+        (**self).unlock(key, token).await
     }
 }

@@ -123,6 +123,21 @@ impl SessionStore for MockStore {
         self.raw.lock().unwrap().remove(key);
         self.inner.delete(key).await
     }
+    async fn list_user(&self, user: &str) -> Result<Vec<sessionware::Metadata>, StoreError> {
+        self.inner.list_user(user).await
+    }
+    async fn delete_by_handle(&self, user: &str, handle: &sessionware::SessionHandle) -> Result<bool, StoreError> {
+        self.inner.delete_by_handle(user, handle).await
+    }
+    async fn delete_user(&self, user: &str, keep: Option<&sessionware::SessionHandle>) -> Result<usize, StoreError> {
+        self.inner.delete_user(user, keep).await
+    }
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        self.inner.try_lock(key, token, ttl_ms).await
+    }
+    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
+        self.inner.unlock(key, token).await
+    }
 }
 
 /// Start of the manual clock in tests (a realistic epoch time).

@@ -1,0 +1,98 @@
+//! Exclusive sessions: read-modify-write serialised across app instances.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::{routing::post, Router};
+use common::*;
+use http::StatusCode;
+use sessionware::{Keys, MemoryStore, Session, SessionConfig, SessionError, SessionLayer, SessionStore};
+
+async fn locked_incr(session: Session) -> Result<String, SessionError> {
+    session.lock().await?;
+    let n: u64 = session.get("n").await?.unwrap_or(0);
+    tokio::task::yield_now().await;
+    session.insert("n", n + 1).await?;
+    Ok((n + 1).to_string())
+}
+
+async fn hold(session: Session) -> Result<(), SessionError> {
+    session.lock().await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(())
+}
+
+fn instance(store: MemoryStore, keys: Keys, config: SessionConfig) -> Router {
+    Router::new()
+        .route("/incr", post(locked_incr))
+        .route("/plain-incr", post(common::handlers::incr))
+        .route("/hold", post(hold))
+        .layer(SessionLayer::new(store, keys).with_config(config))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_increments_through_two_instances_end_at_200() {
+    let store = MemoryStore::default();
+    let keys = Keys::generate().unwrap();
+    let a = instance(store.clone(), keys.clone(), SessionConfig::default());
+    let b = instance(store.clone(), keys, SessionConfig::default());
+    let cookie = session_cookie(&send(&a, req("POST", "/plain-incr", None)).await).unwrap();
+    let tasks: Vec<_> = (0..199)
+        .map(|i| {
+            let app = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let cookie = cookie.clone();
+            tokio::spawn(async move { send(&app, req("POST", "/incr", Some(&cookie))).await.status() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    let record = store.load(&store.keys()[0]).await.unwrap().unwrap();
+    assert_eq!(record.data.get("n").unwrap().get(), "200", "no increment lost");
+}
+
+#[tokio::test]
+async fn a_dead_holder_blocks_only_until_its_lease_ends() {
+    let store = MemoryStore::default();
+    let config = SessionConfig::builder()
+        .lock_lease(Duration::from_millis(200))
+        .lock_wait(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let app = instance(store.clone(), Keys::generate().unwrap(), config);
+    let cookie = session_cookie(&send(&app, req("POST", "/plain-incr", None)).await).unwrap();
+    // A holder that never releases: take the lease directly, as a crashed process would leave it.
+    let key = store.keys()[0];
+    assert!(store.try_lock(&key, "crashed-process", 200).await.unwrap());
+    let started = std::time::Instant::now();
+    let res = send(&app, req("POST", "/incr", Some(&cookie))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(150), "waited for the lease");
+    assert_eq!(body(res).await, "2");
+}
+
+#[tokio::test]
+async fn lock_wait_times_out_with_a_typed_error() {
+    let store = MemoryStore::default();
+    let config = SessionConfig::builder().lock_wait(Duration::from_millis(50)).build().unwrap();
+    let app = instance(store.clone(), Keys::generate().unwrap(), config);
+    let cookie = session_cookie(&send(&app, req("POST", "/plain-incr", None)).await).unwrap();
+    assert!(store.try_lock(&store.keys()[0], "other", 10_000).await.unwrap());
+    let res = send(&app, req("POST", "/incr", Some(&cookie))).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    store.unlock(&store.keys()[0], "other").await.unwrap();
+    assert_eq!(send(&app, req("POST", "/incr", Some(&cookie))).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_cancelled_request_releases_its_lock() {
+    let store = MemoryStore::default();
+    let app = instance(store.clone(), Keys::generate().unwrap(), SessionConfig::default());
+    let cookie = session_cookie(&send(&app, req("POST", "/plain-incr", None)).await).unwrap();
+    let fut = send(&app, req("POST", "/hold", Some(&cookie)));
+    // Drop the request while it holds the lock.
+    let _ = tokio::time::timeout(Duration::from_millis(50), fut).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(store.try_lock(&store.keys()[0], "next", 1000).await.unwrap(), "released on drop");
+}

@@ -1,0 +1,113 @@
+//! Listing and revoking a user's sessions through the layer (R45, R47).
+
+mod common;
+
+use axum::{
+    extract::{ConnectInfo, Path},
+    http::StatusCode,
+    routing::{delete, get, post},
+    Json, Router,
+};
+use common::*;
+use sessionware::{Session, SessionError, SessionHandle, SessionInfo};
+
+async fn list(session: Session) -> Result<Json<Vec<SessionInfo>>, SessionError> {
+    Ok(Json(session.sessions().await?))
+}
+async fn revoke(session: Session, Path(h): Path<String>) -> Result<StatusCode, SessionError> {
+    let Some(h) = SessionHandle::parse(&h) else { return Ok(StatusCode::NOT_FOUND) };
+    Ok(if session.revoke(&h).await? { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND })
+}
+async fn others(session: Session) -> Result<String, SessionError> {
+    Ok(session.revoke_others().await?.to_string())
+}
+
+fn routes(h: &Harness) -> Router {
+    Router::new()
+        .route("/sessions", get(list))
+        .route("/sessions/{h}", delete(revoke))
+        .route("/others", post(others))
+        .merge(common::handlers::routes())
+        .layer(h.layer.clone())
+}
+
+fn with_client(mut r: http::Request<axum::body::Body>, ua: &str, ip: [u8; 4]) -> http::Request<axum::body::Body> {
+    r.headers_mut().insert(http::header::USER_AGENT, ua.parse().unwrap());
+    r.headers_mut().insert("x-forwarded-for", "10.9.9.9".parse().unwrap());
+    r.extensions_mut().insert(ConnectInfo(std::net::SocketAddr::from((ip, 4000))));
+    r
+}
+
+async fn list_of(app: &Router, cookie: &str) -> Vec<serde_json::Value> {
+    let res = send(app, req("GET", "/sessions", Some(cookie))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    serde_json::from_str(&body(res).await).unwrap()
+}
+
+#[tokio::test]
+async fn list_revoke_and_logout_others() {
+    let h = Harness::new();
+    let app = routes(&h);
+    let mut devices = Vec::new();
+    for (ua, ip) in [("Firefox", [203, 0, 113, 5]), ("Chrome", [198, 51, 100, 7]), ("Phone", [192, 0, 2, 1])] {
+        let res = send(&app, with_client(req("POST", "/login/alice", None), ua, ip)).await;
+        devices.push(session_cookie(&res).unwrap());
+    }
+    let bob = session_cookie(&send(&app, req("POST", "/login/bob", None)).await).unwrap();
+    assert_eq!(send(&app, req("GET", "/sessions", None)).await.status(), StatusCode::UNAUTHORIZED);
+
+    let list = list_of(&app, &devices[0]).await;
+    assert_eq!(list.len(), 3);
+    assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
+    let current = list.iter().find(|s| s["current"] == true).unwrap();
+    assert_eq!(current["user_agent"], "Firefox");
+    assert_eq!(current["ip"], "203.0.113.0/24", "coarse IP from the socket peer, not X-Forwarded-For");
+    // R47: no cookie value, ID or digest in the listing.
+    let text = serde_json::to_string(&list).unwrap();
+    for c in &devices {
+        let token = c.split_once('=').unwrap().1;
+        assert!(!text.contains(token));
+    }
+    for key in h.store.inner.keys() {
+        assert!(!text.contains(&key.to_hex()));
+    }
+
+    // Bob cannot revoke Alice's session by its handle.
+    let phone = list.iter().find(|s| s["user_agent"] == "Phone").unwrap()["handle"].as_str().unwrap().to_string();
+    let res = send(&app, req("DELETE", &format!("/sessions/{phone}"), Some(&bob))).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body(send(&app, req("GET", "/me", Some(&devices[2]))).await).await, "alice");
+    // Alice can.
+    let res = send(&app, req("DELETE", &format!("/sessions/{phone}"), Some(&devices[0]))).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(send(&app, req("GET", "/me", Some(&devices[2]))).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(list_of(&app, &devices[0]).await.len(), 2);
+
+    // Log out the others: only the current one stays.
+    assert_eq!(body(send(&app, req("POST", "/others", Some(&devices[0]))).await).await, "1");
+    assert_eq!(send(&app, req("GET", "/me", Some(&devices[1]))).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body(send(&app, req("GET", "/me", Some(&devices[0]))).await).await, "alice");
+    assert_eq!(body(send(&app, req("GET", "/me", Some(&bob))).await).await, "bob");
+    assert_eq!(list_of(&app, &devices[0]).await.len(), 1);
+}
+
+#[tokio::test]
+async fn renewal_and_logout_keep_the_index_consistent() {
+    let h = Harness::new();
+    let app = routes(&h);
+    let first = session_cookie(&send(&app, req("POST", "/login/carol", None)).await).unwrap();
+    let second = session_cookie(&send(&app, req("POST", "/login/carol", None)).await).unwrap();
+    let renewed = session_cookie(&send(&app, req("POST", "/renew", Some(&first))).await).unwrap();
+    assert_eq!(list_of(&app, &second).await.len(), 2, "renewal replaces, never duplicates");
+    send(&app, req("POST", "/logout", Some(&renewed))).await;
+    let list = list_of(&app, &second).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["current"], true);
+    // Expiry: past the idle timeout the other session disappears from the list on its own.
+    let third = session_cookie(&send(&app, req("POST", "/login/carol", None)).await).unwrap();
+    h.clock.advance(std::time::Duration::from_secs(29 * 60));
+    send(&app, req("GET", "/me", Some(&third))).await;
+    h.clock.advance(std::time::Duration::from_secs(2 * 60));
+    let list = list_of(&app, &third).await;
+    assert_eq!(list.len(), 1, "the idle session expired out of the list");
+}
