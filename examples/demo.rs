@@ -26,12 +26,7 @@
 //! - `POST /api/logout` → 204
 //! - `GET /api/me` → `{"user"}` or 401
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    process::ExitCode,
-    sync::Arc,
-    time::Duration,
-};
+use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use axum::{
     extract::{rejection::JsonRejection, Path},
@@ -426,13 +421,6 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn is_loopback(addr: &SocketAddr) -> bool {
-    match addr.ip() {
-        IpAddr::V4(ip) => ip.is_loopback(),
-        IpAddr::V6(ip) => ip.is_loopback(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -486,7 +474,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if !settings.insecure && !is_loopback(&local) {
+    if !settings.insecure && !local.ip().is_loopback() {
         eprintln!(
             "warning: serving plain HTTP on a non-loopback address; browsers only keep the Secure \
              cookie `{}` over HTTPS (or on 127.0.0.1/localhost). Put TLS in front.",
