@@ -301,3 +301,79 @@ pub mod summary {
         out
     }
 }
+
+/// sessionware stores filled directly through `SessionStore::create`, for the
+/// scaling and expiry measurements.
+pub mod populate {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use axum::Router;
+    use http::HeaderValue;
+    use sessionware::{Keys, ManualClock, MemoryStore, Metadata, Record, SessionId, SessionLayer, SessionStore};
+
+    use super::ours;
+
+    /// Idle timeout of the sessions whose cookies are handed out (1 hour).
+    pub const LIVE_IDLE_MS: u64 = 3_600_000;
+    /// Absolute timeout of every pre-made session (12 hours).
+    pub const ABSOLUTE_MS: u64 = 12 * 3_600_000;
+
+    /// A sessionware router over a pre-filled `MemoryStore`.
+    pub struct Populated {
+        /// The routes under the layer.
+        pub router: Router,
+        /// The store (shared with the layer).
+        pub store: MemoryStore,
+        /// The clock of both the layer and the store.
+        pub clock: ManualClock,
+        /// When the sessions were made (ms since the epoch).
+        pub t0: u64,
+        /// The layer's keys.
+        pub keys: Keys,
+        /// `Cookie` header values of the live sessions.
+        pub cookies: Vec<HeaderValue>,
+    }
+
+    /// Wall-clock now in ms.
+    pub fn now_ms() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+
+    /// Adds `count` sessions (data `n = 1`) made at `now` with idle timeout
+    /// `idle_ms`; returns the IDs of the first `keep` of them.
+    pub async fn add(store: &MemoryStore, count: usize, now: u64, idle_ms: u64, keep: usize) -> Vec<SessionId> {
+        let mut record = Record::new(Metadata::new(now, idle_ms, ABSOLUTE_MS));
+        record.data.insert("n".into(), serde_json::value::to_raw_value(&1u64).expect("json"));
+        let mut kept = Vec::with_capacity(keep);
+        for i in 0..count {
+            let id = SessionId::generate().expect("OS RNG");
+            let created = store.create(&id.storage_key(), &record).await.expect("create");
+            assert!(created, "fresh random id collided");
+            if i < keep {
+                kept.push(id);
+            }
+        }
+        kept
+    }
+
+    /// A store with `live` sessions (idle 1 h; their cookies are returned)
+    /// and `bulk` more with idle timeout `bulk_idle_ms`, all made at "now"
+    /// on a manual clock shared by store and layer.
+    pub async fn populated(live: usize, bulk: usize, bulk_idle_ms: u64) -> Populated {
+        let t0 = now_ms();
+        let clock = ManualClock::new(t0);
+        let store = MemoryStore::builder().max_sessions(usize::MAX).clock(clock.clone()).build();
+        let keys = Keys::generate().expect("OS RNG");
+        let layer = SessionLayer::new(store.clone(), keys.clone()).with_clock(clock.clone());
+        let ids = add(&store, live, t0, LIVE_IDLE_MS, live).await;
+        add(&store, bulk, t0, bulk_idle_ms, 0).await;
+        let cookies = ids
+            .iter()
+            .map(|id| {
+                let v = format!("{}={}", ours::COOKIE_NAME, keys.sign(ours::COOKIE_NAME, id));
+                HeaderValue::from_str(&v).expect("cookie")
+            })
+            .collect();
+        Populated { router: ours::router_with(layer), store, clock, t0, keys, cookies }
+    }
+}
