@@ -32,12 +32,12 @@ use axum::{
     extract::{rejection::JsonRejection, Path},
     http::{header, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Response},
-    routing::{get, post, put},
+    routing::{delete, get, post, put},
     Json, Router,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sessionware::{Keys, MemoryStore, Session, SessionConfig, SessionError, SessionLayer, SessionStore};
+use sessionware::{Keys, MemoryStore, Session, SessionConfig, SessionError, SessionHandle, SessionLayer, SessionStore};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -138,6 +138,9 @@ fn app(store: Arc<dyn SessionStore>, keys: Keys, config: SessionConfig) -> Route
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/me", get(me))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{handle}", delete(revoke_session))
+        .route("/logout-others", post(logout_others))
         .layer(axum::middleware::map_response(no_store));
     Router::new()
         .route("/", get(index))
@@ -162,6 +165,9 @@ async fn get_counter(session: Session) -> Result<Json<Value>, SessionError> {
 }
 
 async fn increment(session: Session) -> Result<Json<Value>, SessionError> {
+    // Read-modify-write: serialise with the session's other increments (in
+    // this process and in others sharing the store) so none is lost.
+    session.lock().await?;
     let count = session.get::<u64>(COUNT_KEY).await?.unwrap_or(0).saturating_add(1);
     session.insert(COUNT_KEY, count).await?;
     Ok(Json(json!({ "count": count })))
@@ -246,6 +252,38 @@ async fn me(session: Session) -> Result<Response, SessionError> {
     match session.user().await? {
         Some(user) => Ok(Json(json!({ "user": user })).into_response()),
         None => Ok(error(StatusCode::UNAUTHORIZED, "not logged in")),
+    }
+}
+
+/// `{"sessions": [{handle, current, created_at, last_seen, user_agent, ip}]}`
+/// for the logged-in user, or 401.
+async fn list_sessions(session: Session) -> Result<Response, SessionError> {
+    match session.sessions().await {
+        Ok(list) => Ok(Json(json!({ "sessions": list })).into_response()),
+        Err(SessionError::NotAuthenticated) => Ok(error(StatusCode::UNAUTHORIZED, "not logged in")),
+        Err(e) => Err(e),
+    }
+}
+
+/// Ends one of the caller's own sessions; another user's handle is 404.
+async fn revoke_session(session: Session, Path(handle): Path<String>) -> Result<Response, SessionError> {
+    let Some(handle) = SessionHandle::parse(&handle) else {
+        return Ok(error(StatusCode::NOT_FOUND, "no such session"));
+    };
+    match session.revoke(&handle).await {
+        Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(false) => Ok(error(StatusCode::NOT_FOUND, "no such session")),
+        Err(SessionError::NotAuthenticated) => Ok(error(StatusCode::UNAUTHORIZED, "not logged in")),
+        Err(e) => Err(e),
+    }
+}
+
+/// Ends every other session of the caller: `{"revoked": N}`.
+async fn logout_others(session: Session) -> Result<Response, SessionError> {
+    match session.revoke_others().await {
+        Ok(n) => Ok(Json(json!({ "revoked": n })).into_response()),
+        Err(SessionError::NotAuthenticated) => Ok(error(StatusCode::UNAUTHORIZED, "not logged in")),
+        Err(e) => Err(e),
     }
 }
 
@@ -492,7 +530,9 @@ async fn main() -> ExitCode {
     println!("sessionware demo listening on http://{local}/");
 
     let app = app(store, settings.keys, settings.config);
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await {
+    // The socket peer's address feeds the coarse IP of the session list.
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await {
         eprintln!("error: server failed: {e}");
         return ExitCode::FAILURE;
     }

@@ -291,6 +291,18 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Cap on the number of cookie pairs the layer reads (default 128); more
+    /// count as no session.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().max_cookie_pairs(0).build().is_err());
+    /// ```
+    pub fn max_cookie_pairs(mut self, pairs: usize) -> Self {
+        self.max_cookie_pairs = pairs;
+        self
+    }
+
     /// Cap on the serialized session data (default 64 KiB); writes beyond it
     /// fail with [`SessionError::TooLarge`](crate::SessionError::TooLarge).
     ///
@@ -400,6 +412,9 @@ impl SessionConfigBuilder {
         }
         if self.max_cookie_header_bytes == 0 || self.max_cookie_header_bytes > 1024 * 1024 {
             return Err(ConfigError::Limit("max_cookie_header_bytes must be within 1..=1 MiB"));
+        }
+        if self.max_cookie_pairs == 0 || self.max_cookie_pairs > 10_000 {
+            return Err(ConfigError::Limit("max_cookie_pairs must be within 1..=10000"));
         }
         if self.max_data_bytes == 0 || self.max_data_bytes > 16 * 1024 * 1024 {
             return Err(ConfigError::Limit("max_data_bytes must be within 1..=16 MiB"));

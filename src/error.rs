@@ -68,8 +68,8 @@ pub enum SessionError {
         /// The configured limit, in bytes.
         max: usize,
     },
-    /// A key that the library reserves was used (keys starting with `__sw.`).
-    #[error("session key is reserved or invalid")]
+    /// A session key is empty or longer than 256 bytes.
+    #[error("session key is empty or too long")]
     InvalidKey,
     /// The session was purged earlier in this request and can no longer be used.
     #[error("session was purged in this request")]
