@@ -45,6 +45,9 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `axum` | yes | `Session` as an axum extractor, `SessionError` as a response |
+//! | `redis` | no | `RedisStore`: Redis or Redis Cluster, one hash per session |
+//! | `postgres` | no | `SqlStore` on PostgreSQL (sqlx) |
+//! | `sqlite` | no | `SqlStore` on SQLite (sqlx) |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -79,6 +82,10 @@ pub use layer::{ErrorResponder, SessionLayer};
 pub use record::{Auth, ChangeSet, Data, Metadata, Record, SessionHandle, RECORD_FORMAT};
 pub use service::SessionService;
 pub use session::{Session, SessionInfo};
+#[cfg(feature = "redis")]
+pub use store::redis::RedisStore;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use store::sql::SqlStore;
 pub use store::{
     memory::{MemoryStore, MemoryStoreBuilder},
     SessionStore,

@@ -34,6 +34,10 @@ use async_trait::async_trait;
 use crate::{ChangeSet, Metadata, Record, SessionHandle, StorageKey, StoreError};
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub mod sql;
 
 /// An async session store.
 ///

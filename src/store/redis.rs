@@ -1,0 +1,776 @@
+//! [`RedisStore`]: sessions in Redis (or Redis Cluster), one hash per session.
+//!
+//! # Layout
+//!
+//! Each session is one Redis hash under `{prefix}{<hex digest>}` (the default
+//! prefix is `sessionware:`). The braces are a Redis Cluster hash tag: every
+//! key that will ever belong to one session (a lock, an index entry) hashes to
+//! the same slot as long as it reuses the tag. The key holds the SHA-256
+//! digest of the session ID, never the ID.
+//!
+//! | field | value |
+//! |---|---|
+//! | `v` | record format ([`RECORD_FORMAT`]) |
+//! | `meta` | JSON of the metadata that never changes after `create` (`created_at`, `auth`, …) |
+//! | `last_seen`, `expires_at`, `absolute_deadline` | decimal milliseconds since the Unix epoch |
+//! | `persistent` | `0` or `1` |
+//! | `d:<key>` | the raw JSON of session value `<key>` |
+//!
+//! A hash makes the per-key merge of [`SessionStore::apply`] natural: the
+//! script sets and deletes single fields and never parses a value, so values
+//! come back byte for byte (a JSON blob merged with Lua's `cjson` would
+//! re-encode numbers and lose precision).
+//!
+//! # Per-user index and leases
+//!
+//! - `{prefix}user:{<hex SHA-256 of the user>}` is a sorted set of the
+//!   sessions (hex digests) of one user, scored by their absolute deadline
+//!   (no session outlives it), with a TTL at the latest deadline. `create`
+//!   adds an authenticated session to it *before* writing the session, so
+//!   the index is always a superset of the user's live sessions; listing
+//!   loads the candidates and drops stale members (deleted, expired), so
+//!   `delete` stays one `DEL`. The user's sessions live in other slots than
+//!   the index, so these operations use several commands (never a
+//!   cross-slot script) and work on Redis Cluster too.
+//! - `{prefix}{<hex digest>}:lock` holds the token of a session's exclusive
+//!   lease (`SET ... PX`); it shares the session's hash tag, so the session
+//!   and its lease live in one slot.
+//!
+//! # Round trips
+//!
+//! Every session operation is one command: `load` is `HGETALL`; `create`
+//! (of an anonymous session), `apply` and `touch` are one `EVALSHA` each (a script loaded on first use, see
+//! [`redis::Script`]); `delete` is `DEL`. The scripts check the record's own
+//! `expires_at` against the store's clock (so a record that Redis has not
+//! expired yet because of clock skew is still treated as gone), act only if
+//! the hash exists (`apply` and `touch` never resurrect a session), and move
+//! the key's TTL with `PEXPIREAT` to the new `expires_at`. `try_lock` and
+//! `unlock` are one `EVALSHA` each. The creation of an authenticated session
+//! adds one `EVALSHA` (the index); `list_user` is one `ZRANGE` plus one
+//! pipelined batch of `HGETALL`s (plus a `ZREM` of stale members, if any);
+//! `delete_by_handle` and `delete_user` add one pipelined batch of `DEL`s.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use ::redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    Client, RedisError, Script, Value,
+};
+use async_trait::async_trait;
+use serde_json::{value::RawValue, Map};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    ChangeSet, Clock, Data, Metadata, Record, SessionHandle, SessionStore, StorageKey, StoreError, SystemClock,
+    RECORD_FORMAT,
+};
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "sessionware:";
+
+/// The default cap on the size of one record, in bytes (1 MiB).
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// Hash fields holding the metadata. Data fields start with [`DATA_PREFIX`].
+const F_FORMAT: &str = "v";
+const F_META: &str = "meta";
+const F_LAST_SEEN: &str = "last_seen";
+const F_EXPIRES_AT: &str = "expires_at";
+const F_DEADLINE: &str = "absolute_deadline";
+const F_PERSISTENT: &str = "persistent";
+const DATA_PREFIX: &str = "d:";
+
+/// Helpers shared by the scripts. Times are decimal strings without leading
+/// zeros (written by this module only), compared exactly as strings so that
+/// values past 2^53 keep their precision (Lua numbers are doubles).
+macro_rules! lua_prelude {
+    () => {
+        r#"
+local function lt(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+-- The live record's times, or nil when absent or expired at `now`.
+local function live(now)
+  local t = redis.call('HMGET', KEYS[1], 'expires_at', 'absolute_deadline', 'last_seen')
+  if not t[1] or not t[2] or not t[3] then return nil end
+  if lt(now, t[1]) and lt(now, t[2]) then return t end
+  return nil
+end
+local function expire_at(at)
+  if lt('9007199254740991', at) then at = '9007199254740991' end
+  redis.call('PEXPIREAT', KEYS[1], at)
+end
+"#
+    };
+}
+
+/// `KEYS[1]` = session key. `ARGV`: now, expires_at, then field/value pairs.
+const CREATE_LUA: &str = concat!(
+    lua_prelude!(),
+    r#"
+if live(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+local i = 3
+while i <= #ARGV do
+  local last = math.min(i + 999, #ARGV)
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, last))
+  i = last + 1
+end
+expire_at(ARGV[2])
+return 1
+"#
+);
+
+/// `KEYS[1]` = session key. `ARGV`: now, last_seen, expires_at, persistent
+/// (`''`, `'0'` or `'1'`), clear (`'0'` or `'1'`), then field/value pairs
+/// (an empty value removes the field).
+const APPLY_LUA: &str = concat!(
+    lua_prelude!(),
+    r#"
+local t = live(ARGV[1])
+if not t then return 0 end
+if ARGV[5] == '1' then
+  local del = {}
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(f, 1, 2) == 'd:' then
+      del[#del + 1] = f
+      if #del == 1000 then
+        redis.call('HDEL', KEYS[1], unpack(del))
+        del = {}
+      end
+    end
+  end
+  if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
+end
+for i = 6, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+local ls = t[3]
+if lt(ls, ARGV[2]) then ls = ARGV[2] end
+local exp = ARGV[3]
+if lt(t[2], exp) then exp = t[2] end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'last_seen', ls, 'expires_at', exp, 'persistent', ARGV[4])
+else
+  redis.call('HSET', KEYS[1], 'last_seen', ls, 'expires_at', exp)
+end
+expire_at(exp)
+return 1
+"#
+);
+
+/// `KEYS[1]` = session key. `ARGV`: now, last_seen, expires_at.
+const TOUCH_LUA: &str = concat!(
+    lua_prelude!(),
+    r#"
+local t = live(ARGV[1])
+if not t then return 0 end
+local ls = t[3]
+if lt(ls, ARGV[2]) then ls = ARGV[2] end
+local exp = ARGV[3]
+if lt(t[2], exp) then exp = t[2] end
+redis.call('HSET', KEYS[1], 'last_seen', ls, 'expires_at', exp)
+expire_at(exp)
+return 1
+"#
+);
+
+/// `KEYS[1]` = user index. `ARGV`: now, score (absolute deadline), member.
+const INDEX_LUA: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+end
+return 1
+"#;
+
+/// `KEYS[1]` = lease key. `ARGV`: token, ttl in ms.
+const LOCK_LUA: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"#;
+
+/// `KEYS[1]` = lease key. `ARGV`: token.
+const UNLOCK_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+/// Scores and TTLs stay within the integers a double holds exactly.
+const MAX_AT: u64 = (1 << 53) - 1;
+
+#[derive(Debug)]
+struct Scripts {
+    create: Script,
+    apply: Script,
+    touch: Script,
+    index: Script,
+    lock: Script,
+    unlock: Script,
+}
+
+/// A [`SessionStore`] on Redis, through `redis`'s [`ConnectionManager`]
+/// (one multiplexed connection that reconnects by itself).
+///
+/// One command per operation; see the [module documentation](self) for the
+/// key layout and the scripts. Expiry is enforced twice: by Redis (the key's
+/// TTL is `expires_at`) and by the store's own clock on every call.
+///
+/// Errors are [`StoreError::Backend`] with the driver's message (any password
+/// of the URL is scrubbed from it) and [`StoreError::Codec`] for a record that
+/// cannot be decoded or is larger than the cap (1 MiB by default).
+///
+/// ```no_run
+/// use sessionware::{Keys, RedisStore, SessionLayer};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?.with_prefix("myapp:")?;
+/// let layer = SessionLayer::new(store, Keys::generate()?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    clock: Arc<dyn Clock>,
+    max_record_bytes: usize,
+    scripts: Arc<Scripts>,
+    secret: Option<Arc<str>>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("max_record_bytes", &self.max_record_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis server at `url` (`redis://[user:password@]host[:port][/db]`,
+    /// or `rediss://` when the `redis` crate's TLS features are enabled).
+    ///
+    /// Each connection attempt times out after 5 seconds; once connected, the
+    /// manager reconnects by itself after a failure.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client =
+            Client::open(url).map_err(|e| StoreError::Backend(format!("invalid redis URL ({:?})", e.kind())))?;
+        let secret = client.get_connection_info().redis.password.as_deref().filter(|p| !p.is_empty()).map(Arc::from);
+        let config = ConnectionManagerConfig::new().set_connection_timeout(Duration::from_secs(5));
+        let conn =
+            ConnectionManager::new_with_config(client, config).await.map_err(|e| backend(&e, secret.as_deref()))?;
+        let mut store = Self::new(conn);
+        store.secret = secret;
+        Ok(store)
+    }
+
+    /// A store on an existing connection manager (for custom TLS, timeouts or
+    /// retry settings).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let conn = redis::aio::ConnectionManager::new(client).await?;
+    /// let store = sessionware::RedisStore::new(conn);
+    /// # Ok(()) }
+    /// ```
+    pub fn new(conn: ConnectionManager) -> Self {
+        Self {
+            conn,
+            prefix: Arc::from(DEFAULT_PREFIX),
+            clock: Arc::new(SystemClock),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            scripts: Arc::new(Scripts {
+                create: Script::new(CREATE_LUA),
+                apply: Script::new(APPLY_LUA),
+                touch: Script::new(TOUCH_LUA),
+                index: Script::new(INDEX_LUA),
+                lock: Script::new(LOCK_LUA),
+                unlock: Script::new(UNLOCK_LUA),
+            }),
+            secret: None,
+        }
+    }
+
+    /// Sets the key prefix (default `sessionware:`), to share one Redis
+    /// database between applications. It must not contain `{` or `}` (they
+    /// would break the cluster hash tag) and must be at most 128 bytes.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?.with_prefix("shop:sess:")?;
+    /// assert_eq!(store.prefix(), "shop:sess:");
+    /// assert!(store.clone().with_prefix("bad{").is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn with_prefix(mut self, prefix: &str) -> Result<Self, StoreError> {
+        if prefix.len() > 128 || prefix.contains(['{', '}']) {
+            return Err(StoreError::Backend("invalid redis key prefix: at most 128 bytes, without '{' or '}'".into()));
+        }
+        self.prefix = Arc::from(prefix);
+        Ok(self)
+    }
+
+    /// Sets the clock used for the store's own expiry checks (share it with
+    /// the layer in tests). Redis' TTL still follows the server's clock.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let clock = sessionware::ManualClock::new(0);
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?.with_clock(clock);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets the largest record, in bytes, that `create` writes and `load`
+    /// accepts (default 1 MiB); larger ones fail with [`StoreError::Codec`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?.with_max_record_bytes(64 * 1024);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_max_record_bytes(mut self, max: usize) -> Self {
+        self.max_record_bytes = max;
+        self
+    }
+
+    /// The key prefix.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?;
+    /// assert_eq!(store.prefix(), "sessionware:");
+    /// # Ok(()) }
+    /// ```
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The Redis key of a session: `{prefix}{<hex digest>}`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?;
+    /// let key = sessionware::StorageKey::from_bytes([0xab; 32]);
+    /// assert_eq!(store.redis_key(&key), format!("sessionware:{{{}}}", "ab".repeat(32)));
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_key(&self, key: &StorageKey) -> String {
+        let hex = key.to_hex();
+        let mut out = String::with_capacity(self.prefix.len() + hex.len() + 2);
+        out.push_str(&self.prefix);
+        out.push('{');
+        out.push_str(&hex);
+        out.push('}');
+        out
+    }
+
+    /// The key of `user`'s session index: `{prefix}user:{<hex SHA-256 of the user>}`
+    /// (user names never appear in key names).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?;
+    /// assert!(store.user_index_key("alice").starts_with("sessionware:user:{"));
+    /// # Ok(()) }
+    /// ```
+    pub fn user_index_key(&self, user: &str) -> String {
+        let digest = StorageKey::from_bytes(Sha256::digest(user.as_bytes()).into());
+        format!("{}user:{{{}}}", self.prefix, digest.to_hex())
+    }
+
+    fn lock_key(&self, key: &StorageKey) -> String {
+        let mut k = self.redis_key(key);
+        k.push_str(":lock");
+        k
+    }
+
+    /// The live sessions of `user` (storage key in hex, record), after
+    /// dropping stale members from the index.
+    async fn user_sessions(&self, user: &str) -> Result<Vec<(String, Record)>, StoreError> {
+        let index = self.user_index_key(user);
+        let mut conn = self.conn.clone();
+        let now = self.clock.now_ms();
+        let members: Vec<String> = ::redis::cmd("ZRANGE")
+            .arg(&index)
+            .arg(format!("({now}"))
+            .arg("+inf")
+            .arg("BYSCORE")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.err(&e))?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for m in &members {
+            pipe.cmd("HGETALL").arg(format!("{}{{{m}}}", self.prefix));
+        }
+        let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|e| self.err(&e))?;
+        let mut live = Vec::new();
+        let mut stale = Vec::new();
+        for (m, reply) in members.into_iter().zip(replies) {
+            // An undecodable record is left alone (and unlisted), not an error
+            // for the whole list.
+            match decode(reply, self.max_record_bytes) {
+                Ok(Some(r)) if !r.is_expired(now) && r.meta.user() == Some(user) => live.push((m, r)),
+                Ok(_) => stale.push(m),
+                Err(e) => tracing::warn!(error = %e, "unreadable session in a user index"),
+            }
+        }
+        if !stale.is_empty() {
+            self.unindex(&index, &stale).await?;
+        }
+        Ok(live)
+    }
+
+    async fn unindex(&self, index: &str, members: &[String]) -> Result<(), StoreError> {
+        ::redis::cmd("ZREM")
+            .arg(index)
+            .arg(members)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Deletes the given sessions of `user`; returns how many existed.
+    async fn delete_members(&self, user: &str, members: &[String]) -> Result<usize, StoreError> {
+        if members.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = ::redis::pipe();
+        for m in members {
+            pipe.cmd("DEL").arg(format!("{}{{{m}}}", self.prefix));
+        }
+        let deleted: Vec<i64> = pipe.query_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+        self.unindex(&self.user_index_key(user), members).await?;
+        Ok(deleted.into_iter().filter(|n| *n > 0).count())
+    }
+
+    fn err(&self, e: &RedisError) -> StoreError {
+        backend(e, self.secret.as_deref())
+    }
+
+    fn now(&self) -> String {
+        self.clock.now_ms().to_string()
+    }
+}
+
+fn backend(e: &RedisError, secret: Option<&str>) -> StoreError {
+    let mut text = format!("redis: {e}");
+    if let Some(s) = secret {
+        text = text.replace(s, "<redacted>");
+    }
+    StoreError::Backend(text)
+}
+
+fn codec(what: impl fmt::Display) -> StoreError {
+    StoreError::Codec(format!("redis record: {what}"))
+}
+
+fn flag(b: bool) -> &'static str {
+    if b {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+/// The field/value pairs of a record (metadata first).
+fn encode(record: &Record) -> Result<Vec<(String, String)>, StoreError> {
+    let meta = &record.meta;
+    let mut fixed = match serde_json::to_value(meta).map_err(codec)? {
+        serde_json::Value::Object(map) => map,
+        _ => return Err(codec("metadata is not an object")),
+    };
+    for f in [F_LAST_SEEN, F_EXPIRES_AT, F_DEADLINE, F_PERSISTENT] {
+        fixed.remove(f);
+    }
+    let mut out = Vec::with_capacity(6 + record.data.len());
+    out.push((F_FORMAT.to_string(), record.format.to_string()));
+    out.push((F_META.to_string(), serde_json::to_string(&fixed).map_err(codec)?));
+    out.push((F_LAST_SEEN.to_string(), meta.last_seen.to_string()));
+    out.push((F_EXPIRES_AT.to_string(), meta.expires_at.min(meta.absolute_deadline).to_string()));
+    out.push((F_DEADLINE.to_string(), meta.absolute_deadline.to_string()));
+    out.push((F_PERSISTENT.to_string(), flag(meta.persistent).to_string()));
+    for (k, v) in record.data.iter() {
+        out.push((format!("{DATA_PREFIX}{k}"), v.get().to_string()));
+    }
+    Ok(out)
+}
+
+/// The record held by an `HGETALL` reply (`None` for an empty reply).
+fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> {
+    let pairs: Vec<(Value, Value)> = match reply {
+        Value::Nil => return Ok(None),
+        Value::Map(pairs) => pairs,
+        Value::Array(items) => {
+            if items.len() % 2 != 0 {
+                return Err(codec("odd HGETALL reply"));
+            }
+            let mut it = items.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k, v));
+            }
+            pairs
+        }
+        _ => return Err(codec("unexpected HGETALL reply")),
+    };
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let mut size = 0usize;
+    let mut fields = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        let (Value::BulkString(k), Value::BulkString(v)) = (k, v) else {
+            return Err(codec("unexpected field type"));
+        };
+        size = size.saturating_add(k.len()).saturating_add(v.len());
+        if size > max_bytes {
+            return Err(codec(format_args!("larger than {max_bytes} bytes")));
+        }
+        let k = String::from_utf8(k).map_err(|_| codec("field name is not UTF-8"))?;
+        let v = String::from_utf8(v).map_err(|_| codec("value is not UTF-8"))?;
+        fields.push((k, v));
+    }
+
+    let mut format = None;
+    let mut meta: Option<Map<String, serde_json::Value>> = None;
+    let (mut last_seen, mut expires_at, mut deadline, mut persistent) = (None, None, None, None);
+    let mut data = Data::default();
+    for (k, v) in fields {
+        if let Some(key) = k.strip_prefix(DATA_PREFIX) {
+            let value = RawValue::from_string(v).map_err(|_| codec("value is not JSON"))?;
+            data.insert(key.to_string(), value);
+            continue;
+        }
+        match k.as_str() {
+            F_FORMAT => format = Some(v.parse::<u8>().map_err(|_| codec("bad format field"))?),
+            F_META => meta = Some(serde_json::from_str(&v).map_err(codec)?),
+            F_LAST_SEEN => last_seen = Some(time(&v)?),
+            F_EXPIRES_AT => expires_at = Some(time(&v)?),
+            F_DEADLINE => deadline = Some(time(&v)?),
+            F_PERSISTENT => persistent = Some(v == "1"),
+            // Fields of a later version of this layout are ignored.
+            _ => {}
+        }
+    }
+    let (Some(format), Some(mut meta), Some(last_seen), Some(expires_at), Some(deadline)) =
+        (format, meta, last_seen, expires_at, deadline)
+    else {
+        return Err(codec("metadata fields are missing"));
+    };
+    if format != RECORD_FORMAT {
+        return Err(codec(format_args!("unsupported record format {format}")));
+    }
+    meta.insert(F_LAST_SEEN.into(), last_seen.into());
+    meta.insert(F_EXPIRES_AT.into(), expires_at.into());
+    meta.insert(F_DEADLINE.into(), deadline.into());
+    meta.insert(F_PERSISTENT.into(), persistent.unwrap_or(false).into());
+    let meta: Metadata = serde_json::from_value(serde_json::Value::Object(meta)).map_err(codec)?;
+    Ok(Some(Record { format, meta, data }))
+}
+
+fn time(v: &str) -> Result<u64, StoreError> {
+    v.parse::<u64>().map_err(|_| codec("bad time field"))
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+        let fields = encode(record)?;
+        let size: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > self.max_record_bytes {
+            return Err(codec(format_args!("larger than {} bytes", self.max_record_bytes)));
+        }
+        let now = self.now();
+        if let Some(user) = record.meta.user() {
+            // Indexed first: the index never misses a live session.
+            self.scripts
+                .index
+                .key(self.user_index_key(user))
+                .arg(&now)
+                .arg(record.meta.absolute_deadline.min(MAX_AT))
+                .arg(key.to_hex())
+                .invoke_async::<i64>(&mut self.conn.clone())
+                .await
+                .map_err(|e| self.err(&e))?;
+        }
+        let mut inv = self.scripts.create.key(self.redis_key(key));
+        inv.arg(now);
+        inv.arg(record.meta.expires_at.min(record.meta.absolute_deadline).to_string());
+        for (k, v) in &fields {
+            inv.arg(k).arg(v);
+        }
+        let created: i64 = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+        Ok(created == 1)
+    }
+
+    async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
+        let reply: Value = ::redis::cmd("HGETALL")
+            .arg(self.redis_key(key))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))?;
+        let record = decode(reply, self.max_record_bytes)?;
+        let now = self.clock.now_ms();
+        Ok(record.filter(|r| !r.is_expired(now)))
+    }
+
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
+        let mut inv = self.scripts.apply.key(self.redis_key(key));
+        inv.arg(self.now())
+            .arg(changes.last_seen.to_string())
+            .arg(changes.expires_at.to_string())
+            .arg(changes.persistent.map_or("", flag))
+            .arg(flag(changes.clear));
+        for (k, v) in &changes.changes {
+            inv.arg(format!("{DATA_PREFIX}{k}")).arg(v.as_deref().map_or("", RawValue::get));
+        }
+        let applied: i64 = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+        Ok(applied == 1)
+    }
+
+    async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
+        let touched: i64 = self
+            .scripts
+            .touch
+            .key(self.redis_key(key))
+            .arg(self.now())
+            .arg(last_seen.to_string())
+            .arg(expires_at.to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))?;
+        Ok(touched == 1)
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        ::redis::cmd("DEL")
+            .arg(self.redis_key(key))
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))
+    }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
+        let mut list: Vec<Metadata> = self.user_sessions(user).await?.into_iter().map(|(_, r)| r.meta).collect();
+        list.sort_by_key(|m| m.created_at);
+        Ok(list)
+    }
+
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
+        let members: Vec<String> = self
+            .user_sessions(user)
+            .await?
+            .into_iter()
+            .filter(|(_, r)| r.meta.handle == *handle)
+            .map(|(m, _)| m)
+            .collect();
+        Ok(self.delete_members(user, &members).await? > 0)
+    }
+
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
+        let members: Vec<String> = self
+            .user_sessions(user)
+            .await?
+            .into_iter()
+            .filter(|(_, r)| Some(&r.meta.handle) != keep)
+            .map(|(m, _)| m)
+            .collect();
+        self.delete_members(user, &members).await
+    }
+
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let taken: i64 = self
+            .scripts
+            .lock
+            .key(self.lock_key(key))
+            .arg(token)
+            .arg(ttl_ms.clamp(1, MAX_AT))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))?;
+        Ok(taken == 1)
+    }
+
+    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
+        self.scripts
+            .unlock
+            .key(self.lock_key(key))
+            .arg(token)
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn reply(fields: &[(String, String)]) -> Value {
+        Value::Array(fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect())
+    }
+
+    #[test]
+    fn encode_decode_round_trip_keeps_values_byte_for_byte() {
+        let mut meta = Metadata::new(1_700_000_000_000, 60_000, u64::MAX);
+        meta.auth = Some(crate::Auth::new("alice", 5));
+        meta.persistent = true;
+        let mut record = Record::new(meta);
+        record.data.insert("n".into(), raw("1.000000000000000000001"));
+        record.data.insert("s".into(), raw("{\"b\":1,  \"a\":[2]}"));
+        record.data.insert("".into(), raw("null"));
+        let fields = encode(&record).unwrap();
+        let back = decode(reply(&fields), DEFAULT_MAX_RECORD_BYTES).unwrap().unwrap();
+        assert_eq!(back, record);
+        assert_eq!(back.meta.absolute_deadline, u64::MAX);
+    }
+
+    #[test]
+    fn oversized_or_broken_records_are_codec_errors() {
+        let mut record = Record::new(Metadata::new(0, 1, 2));
+        record.data.insert("big".into(), raw(&format!("\"{}\"", "x".repeat(2_000))));
+        let fields = encode(&record).unwrap();
+        assert!(matches!(decode(reply(&fields), 1_000), Err(StoreError::Codec(_))));
+
+        let mut broken = fields.clone();
+        broken.push(("d:bad".into(), "{not json".into()));
+        assert!(matches!(decode(reply(&broken), 1 << 20), Err(StoreError::Codec(_))));
+
+        let missing: Vec<_> = fields.into_iter().filter(|(k, _)| k != F_EXPIRES_AT).collect();
+        assert!(matches!(decode(reply(&missing), 1 << 20), Err(StoreError::Codec(_))));
+
+        assert!(decode(Value::Array(vec![]), 10).unwrap().is_none());
+        assert!(decode(Value::Map(vec![]), 10).unwrap().is_none());
+    }
+}

@@ -1,0 +1,882 @@
+//! [`SqlStore`]: sessions in PostgreSQL or SQLite (through `sqlx`).
+//!
+//! # Schema
+//!
+//! One row per session (see [`SqlStore::migration_sql`]; the default table is
+//! `sessionware_sessions`, and `migrations/` holds the same text as files):
+//!
+//! | column | type | what |
+//! |---|---|---|
+//! | `id` | `BYTEA` / `BLOB`, primary key | the 32-byte SHA-256 digest of the session ID, never the ID |
+//! | `expires_at` | `BIGINT`, indexed | ms since the Unix epoch: the earlier of the idle and absolute deadlines |
+//! | `absolute_deadline` | `BIGINT` | ms since the Unix epoch |
+//! | `last_seen` | `BIGINT` | ms since the Unix epoch |
+//! | `record` | `TEXT` | the JSON of the [`Record`], byte for byte |
+//!
+//! The time columns are authoritative: `touch` updates only them, and a loaded
+//! record takes its times from them. Times past `i64::MAX` are stored as
+//! `i64::MAX`.
+//!
+//! # Operations
+//!
+//! - `create`: `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE expires_at <= now`,
+//!   so a live row is never overwritten and an expired one may be replaced.
+//! - `load`: `SELECT ... WHERE id = ? AND expires_at > now`.
+//! - `apply`: one transaction (`BEGIN` + `SELECT ... FOR UPDATE` in
+//!   PostgreSQL, `BEGIN IMMEDIATE` + `SELECT` in SQLite), merged in Rust with
+//!   [`Record::apply`] and written back with one `UPDATE`, only if the row
+//!   exists and is not expired.
+//! - `touch`: one `UPDATE` of `last_seen` and `expires_at` (capped at
+//!   `absolute_deadline` in SQL), only on a live row.
+//! - `delete`: `DELETE`.
+//!
+//! Expired rows are removed by [`SqlStore::delete_expired`] (in batches) or
+//! by the task of [`SqlStore::spawn_cleanup`].
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use crate::{ChangeSet, Clock, Metadata, Record, SessionHandle, SessionStore, StorageKey, StoreError, SystemClock};
+
+#[cfg(feature = "postgres")]
+use sqlx::postgres::{PgPool, PgPoolOptions};
+#[cfg(feature = "sqlite")]
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+/// The default table name.
+pub const DEFAULT_TABLE: &str = "sessionware_sessions";
+
+/// The default cap on the size of one record's JSON, in bytes (1 MiB).
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// The default number of rows [`SqlStore::delete_expired`] deletes per statement.
+pub const DEFAULT_CLEANUP_BATCH: u32 = 10_000;
+
+/// The PostgreSQL migration for the default table (the text of
+/// `migrations/postgres/0001_sessionware_sessions.sql`).
+///
+/// ```
+/// assert!(sessionware::store::sql::POSTGRES_MIGRATION.contains("BYTEA PRIMARY KEY"));
+/// ```
+#[cfg(feature = "postgres")]
+pub const POSTGRES_MIGRATION: &str = include_str!("../../migrations/postgres/0001_sessionware_sessions.sql");
+
+/// The SQLite migration for the default table (the text of
+/// `migrations/sqlite/0001_sessionware_sessions.sql`).
+///
+/// ```
+/// assert!(sessionware::store::sql::SQLITE_MIGRATION.contains("BLOB PRIMARY KEY"));
+/// ```
+#[cfg(feature = "sqlite")]
+pub const SQLITE_MIGRATION: &str = include_str!("../../migrations/sqlite/0001_sessionware_sessions.sql");
+
+/// Which database a [`SqlStore`] talks to.
+///
+/// ```
+/// # #[cfg(feature = "sqlite")]
+/// assert_eq!(format!("{:?}", sessionware::store::sql::Dialect::Sqlite), "Sqlite");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// PostgreSQL (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    Postgres,
+    /// SQLite (feature `sqlite`).
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+}
+
+impl Dialect {
+    /// The migration that creates `table` and its index in this dialect.
+    /// `table` must be a plain identifier: ASCII letters, digits and `_`, not
+    /// starting with a digit, at most 48 bytes.
+    ///
+    /// ```
+    /// # #[cfg(feature = "postgres")] {
+    /// use sessionware::store::sql::{Dialect, POSTGRES_MIGRATION};
+    /// assert_eq!(Dialect::Postgres.migration("sessionware_sessions").unwrap(), POSTGRES_MIGRATION);
+    /// assert!(Dialect::Postgres.migration("x; DROP TABLE users").is_err());
+    /// # }
+    /// ```
+    pub fn migration(self, table: &str) -> Result<String, StoreError> {
+        validate_table(table)?;
+        let (id, blob, text) = match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres => ("BYTEA PRIMARY KEY CHECK (octet_length(id) = 32)", "BYTEA", "TEXT"),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite => ("BLOB PRIMARY KEY CHECK (length(id) = 32)", "BLOB", "TEXT"),
+        };
+        Ok(format!(
+            "-- sessionware session tables. Times are milliseconds since the Unix epoch.\n\
+             CREATE TABLE IF NOT EXISTS \"{table}\" (\n    \
+             -- SHA-256 digest of the session ID (32 bytes), never the ID itself\n    \
+             id                {id},\n    \
+             -- the earlier of the idle and absolute deadlines\n    \
+             expires_at        BIGINT NOT NULL,\n    \
+             absolute_deadline BIGINT NOT NULL,\n    \
+             last_seen         BIGINT NOT NULL,\n    \
+             -- the logged-in user (NULL when anonymous) and the session's public handle\n    \
+             user_id           TEXT,\n    \
+             handle            TEXT NOT NULL,\n    \
+             -- JSON of the record (format, metadata, data); the columns above are authoritative\n    \
+             record            {text} NOT NULL\n\
+             );\n\
+             CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON \"{table}\" (expires_at);\n\
+             CREATE INDEX IF NOT EXISTS \"{table}_user_id_idx\" ON \"{table}\" (user_id) WHERE user_id IS NOT NULL;\n\
+             -- exclusive leases of sessions (Session::lock), keyed like the sessions\n\
+             CREATE TABLE IF NOT EXISTS \"{table}_locks\" (\n    \
+             id          {blob} PRIMARY KEY,\n    \
+             token       TEXT NOT NULL,\n    \
+             lease_until BIGINT NOT NULL\n\
+             );\n"
+        ))
+    }
+}
+
+fn validate_table(table: &str) -> Result<(), StoreError> {
+    let mut chars = table.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if first_ok && table.len() <= 48 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err(StoreError::Backend(
+            "invalid table name: use ASCII letters, digits and '_', not starting with a digit, at most 48 bytes".into(),
+        ))
+    }
+}
+
+#[derive(Clone)]
+enum Pool {
+    #[cfg(feature = "postgres")]
+    Postgres(PgPool),
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqlitePool),
+}
+
+/// Runs `$body` with `$p` bound to the pool, whatever the backend: the body's
+/// tokens are compiled once per backend.
+macro_rules! dispatch {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres($p) => $body,
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite($p) => $body,
+        }
+    };
+}
+
+#[derive(Debug)]
+struct Queries {
+    begin: &'static str,
+    create: String,
+    load: String,
+    select_for_update: String,
+    update: String,
+    touch: String,
+    delete: String,
+    delete_expired_batch: String,
+    delete_expired_all: String,
+    delete_expired_locks: String,
+    list_user: String,
+    delete_by_handle: String,
+    delete_user: String,
+    delete_user_except: String,
+    try_lock: String,
+    unlock: String,
+}
+
+impl Queries {
+    fn new(dialect: Dialect, table: &str) -> Self {
+        let t = format!("\"{table}\"");
+        let locks = format!("\"{table}_locks\"");
+        let cols = "expires_at, absolute_deadline, last_seen, record";
+        let (begin, for_update, greatest, least, batch, sql): (_, _, _, _, _, fn(String) -> String) = match dialect {
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => (
+                "BEGIN",
+                " FOR UPDATE",
+                "GREATEST",
+                "LEAST",
+                format!(
+                    "DELETE FROM {t} WHERE id IN \
+                     (SELECT id FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                     AND expires_at <= $1"
+                ),
+                |s| s,
+            ),
+            // SQLite numbers its parameters `?1`, `?2`, ...
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => (
+                "BEGIN IMMEDIATE",
+                "",
+                "MAX",
+                "MIN",
+                format!("DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE expires_at <= $1 LIMIT $2)"),
+                |s| s.replace('$', "?"),
+            ),
+        };
+        Self {
+            begin,
+            create: sql(format!(
+                "INSERT INTO {t} (id, {cols}, user_id, handle) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, \
+                 absolute_deadline = excluded.absolute_deadline, last_seen = excluded.last_seen, \
+                 record = excluded.record, user_id = excluded.user_id, handle = excluded.handle \
+                 WHERE {t}.expires_at <= $8"
+            )),
+            load: sql(format!("SELECT {cols} FROM {t} WHERE id = $1 AND expires_at > $2")),
+            select_for_update: sql(format!("SELECT {cols} FROM {t} WHERE id = $1{for_update}")),
+            update: sql(format!("UPDATE {t} SET expires_at = $2, last_seen = $3, record = $4 WHERE id = $1")),
+            touch: sql(format!(
+                "UPDATE {t} SET last_seen = {greatest}(last_seen, $2), \
+                 expires_at = {least}($3, absolute_deadline) \
+                 WHERE id = $1 AND expires_at > $4 AND absolute_deadline > $4"
+            )),
+            delete: sql(format!("DELETE FROM {t} WHERE id = $1")),
+            delete_expired_batch: sql(batch),
+            delete_expired_all: sql(format!("DELETE FROM {t} WHERE expires_at <= $1")),
+            delete_expired_locks: sql(format!("DELETE FROM {locks} WHERE lease_until <= $1")),
+            list_user: sql(format!("SELECT {cols} FROM {t} WHERE user_id = $1 AND expires_at > $2")),
+            delete_by_handle: sql(format!("DELETE FROM {t} WHERE user_id = $1 AND handle = $2 AND expires_at > $3")),
+            delete_user: sql(format!("DELETE FROM {t} WHERE user_id = $1 AND expires_at > $2")),
+            delete_user_except: sql(format!("DELETE FROM {t} WHERE user_id = $1 AND expires_at > $2 AND handle <> $3")),
+            try_lock: sql(format!(
+                "INSERT INTO {locks} (id, token, lease_until) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE SET token = excluded.token, lease_until = excluded.lease_until \
+                 WHERE {locks}.lease_until <= $4 OR {locks}.token = excluded.token"
+            )),
+            unlock: sql(format!("DELETE FROM {locks} WHERE id = $1 AND token = $2")),
+        }
+    }
+}
+
+/// A [`SessionStore`] on PostgreSQL or SQLite, through a `sqlx` pool.
+///
+/// One type for both databases: the SQL differs in a handful of words
+/// (placeholders, `FOR UPDATE`, `GREATEST`), so an internal enum picks the
+/// dialect and everything else (encoding, expiry checks, cleanup) is shared.
+/// See the [module documentation](self) for the schema and the statements.
+///
+/// Run [`migrate`](Self::migrate) once (it is idempotent), or apply
+/// [`migration_sql`](Self::migration_sql) with your own migration tool.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use sessionware::{Keys, SessionLayer, SqlStore};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = SqlStore::postgres("postgres://app@localhost/app").await?;
+/// store.migrate().await?;
+/// let _cleanup = store.spawn_cleanup(Duration::from_secs(300));
+/// let layer = SessionLayer::new(store, Keys::generate()?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: Pool,
+    dialect: Dialect,
+    table: Arc<str>,
+    queries: Arc<Queries>,
+    clock: Arc<dyn Clock>,
+    max_record_bytes: usize,
+    cleanup_batch: u32,
+    secret: Option<Arc<str>>,
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("dialect", &self.dialect)
+            .field("table", &self.table)
+            .field("max_record_bytes", &self.max_record_bytes)
+            .field("cleanup_batch", &self.cleanup_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlStore {
+    fn with_pool(pool: Pool, dialect: Dialect) -> Self {
+        Self {
+            pool,
+            dialect,
+            table: Arc::from(DEFAULT_TABLE),
+            queries: Arc::new(Queries::new(dialect, DEFAULT_TABLE)),
+            clock: Arc::new(SystemClock),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            cleanup_batch: DEFAULT_CLEANUP_BATCH,
+            secret: None,
+        }
+    }
+
+    /// Connects a pool (10 connections, 5 s acquire timeout) to the
+    /// PostgreSQL database at `url`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::postgres("postgres://postgres@127.0.0.1:5432/test").await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub async fn postgres(url: &str) -> Result<Self, StoreError> {
+        let secret = url_password(url);
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| db_err(&e, secret.as_deref()))?;
+        let mut store = Self::from_postgres_pool(pool);
+        store.secret = secret;
+        Ok(store)
+    }
+
+    /// A store on an existing PostgreSQL pool.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect("postgres://localhost/app").await?;
+    /// let store = sessionware::SqlStore::from_postgres_pool(pool);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub fn from_postgres_pool(pool: PgPool) -> Self {
+        Self::with_pool(Pool::Postgres(pool), Dialect::Postgres)
+    }
+
+    /// Opens (and creates if missing) the SQLite database file at `path`:
+    /// a plain path, or a URL such as `sqlite://sessions.db` or
+    /// `sqlite:///var/lib/app/sessions.db`. The database is switched to WAL
+    /// mode, and a connection waits up to 5 s for a locked database.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sqlite://sessions.db").await?;
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sqlite")]
+    pub async fn sqlite(path: &str) -> Result<Self, StoreError> {
+        let options = if path.starts_with("sqlite:") {
+            path.parse::<SqliteConnectOptions>().map_err(|e| db_err(&e, None))?
+        } else {
+            SqliteConnectOptions::new().filename(path)
+        };
+        let options =
+            options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| db_err(&e, None))?;
+        Ok(Self::from_sqlite_pool(pool))
+    }
+
+    /// A store on an existing SQLite pool. Give it a busy timeout: `apply`
+    /// takes the write lock with `BEGIN IMMEDIATE` and waits for it.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::sqlite::SqlitePoolOptions::new().connect("sqlite://sessions.db?mode=rwc").await?;
+    /// let store = sessionware::SqlStore::from_sqlite_pool(pool);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sqlite")]
+    pub fn from_sqlite_pool(pool: SqlitePool) -> Self {
+        Self::with_pool(Pool::Sqlite(pool), Dialect::Sqlite)
+    }
+
+    /// Uses `table` instead of `sessionware_sessions` (validated as a plain
+    /// identifier, see [`Dialect::migration`]).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_table("app_sessions")?;
+    /// assert_eq!(store.table(), "app_sessions");
+    /// assert!(store.clone().with_table("a-b").is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn with_table(mut self, table: &str) -> Result<Self, StoreError> {
+        validate_table(table)?;
+        self.table = Arc::from(table);
+        self.queries = Arc::new(Queries::new(self.dialect, table));
+        Ok(self)
+    }
+
+    /// Sets the clock used for expiry (share it with the layer in tests).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_clock(sessionware::ManualClock::new(0));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets the largest record JSON, in bytes, that the store writes or
+    /// accepts when reading (default 1 MiB); larger ones fail with
+    /// [`StoreError::Codec`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_max_record_bytes(64 * 1024);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_max_record_bytes(mut self, max: usize) -> Self {
+        self.max_record_bytes = max;
+        self
+    }
+
+    /// Sets how many rows one statement of [`delete_expired`](Self::delete_expired)
+    /// deletes (default 10,000), so that a large cleanup never holds locks
+    /// (or SQLite's write lock) for long. `0` deletes everything in one statement.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_cleanup_batch(1_000);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_cleanup_batch(mut self, rows: u32) -> Self {
+        self.cleanup_batch = rows;
+        self
+    }
+
+    /// The table name.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// assert_eq!(sessionware::SqlStore::sqlite("sessions.db").await?.table(), "sessionware_sessions");
+    /// # Ok(()) }
+    /// ```
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The database this store talks to.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// use sessionware::store::sql::Dialect;
+    /// assert_eq!(sessionware::SqlStore::sqlite("sessions.db").await?.dialect(), Dialect::Sqlite);
+    /// # Ok(()) }
+    /// ```
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The PostgreSQL pool, if this store is on PostgreSQL.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::postgres("postgres://localhost/app").await?;
+    /// assert!(store.postgres_pool().is_some());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(p) => Some(p),
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_) => None,
+        }
+    }
+
+    /// The SQLite pool, if this store is on SQLite.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?;
+    /// assert!(store.sqlite_pool().is_some());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.pool {
+            Pool::Sqlite(p) => Some(p),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    /// The migration for this store's dialect and table: one
+    /// `CREATE TABLE IF NOT EXISTS` and one `CREATE INDEX IF NOT EXISTS`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_table("s")?;
+    /// assert!(store.migration_sql().contains("CREATE TABLE IF NOT EXISTS \"s\""));
+    /// # Ok(()) }
+    /// ```
+    pub fn migration_sql(&self) -> String {
+        // The table name was validated when it was set.
+        self.dialect.migration(&self.table).unwrap_or_default()
+    }
+
+    /// Runs [`migration_sql`](Self::migration_sql) (idempotent).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// sessionware::SqlStore::sqlite("sessions.db").await?.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let sql = self.dialect.migration(&self.table)?;
+        dispatch!(&self.pool, p => sqlx::raw_sql(&sql).execute(p).await.map(|_| ())).map_err(|e| self.err(&e))
+    }
+
+    /// Deletes every expired session row (and expired lease) and returns how
+    /// many sessions were deleted. Runs in
+    /// batches (see [`with_cleanup_batch`](Self::with_cleanup_batch)); in
+    /// PostgreSQL, rows locked by a concurrent `apply` or another cleanup are
+    /// skipped, so several processes can clean up at once.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let removed = sessionware::SqlStore::sqlite("sessions.db").await?.delete_expired().await?;
+    /// println!("{removed} expired sessions removed");
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_expired(&self) -> Result<u64, StoreError> {
+        let now = to_i64(self.clock.now_ms());
+        let q = &*self.queries;
+        dispatch!(&self.pool, p => sqlx::query(&q.delete_expired_locks).bind(now).execute(p).await.map(|_| ()))
+            .map_err(|e| self.err(&e))?;
+        if self.cleanup_batch == 0 {
+            return dispatch!(&self.pool, p => sqlx::query(&q.delete_expired_all).bind(now).execute(p).await
+                .map(|r| r.rows_affected()))
+            .map_err(|e| self.err(&e));
+        }
+        let batch = i64::from(self.cleanup_batch);
+        let mut total = 0u64;
+        loop {
+            let n = dispatch!(&self.pool, p => sqlx::query(&q.delete_expired_batch).bind(now).bind(batch)
+                .execute(p).await.map(|r| r.rows_affected()))
+            .map_err(|e| self.err(&e))?;
+            total += n;
+            if n < u64::from(self.cleanup_batch) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Spawns a Tokio task that calls [`delete_expired`](Self::delete_expired)
+    /// every `every` (first call right away). A failed run is logged (a
+    /// `tracing` warning) and the task carries on; abort the returned handle
+    /// to stop it. Must be called within a Tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?;
+    /// let task = store.spawn_cleanup(std::time::Duration::from_secs(600));
+    /// // at shutdown:
+    /// task.abort();
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn_cleanup(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match store.delete_expired().await {
+                    Ok(n) => tracing::debug!(removed = n, table = %store.table, "expired sessions removed"),
+                    Err(e) => tracing::warn!(error = %e, table = %store.table, "session cleanup failed; will retry"),
+                }
+            }
+        })
+    }
+
+    fn err(&self, e: &sqlx::Error) -> StoreError {
+        db_err(e, self.secret.as_deref())
+    }
+
+    fn encode(&self, record: &Record) -> Result<String, StoreError> {
+        let text = serde_json::to_string(record).map_err(|e| StoreError::Codec(format!("sql record: {e}")))?;
+        if text.len() > self.max_record_bytes {
+            return Err(StoreError::Codec(format!("sql record: larger than {} bytes", self.max_record_bytes)));
+        }
+        Ok(text)
+    }
+
+    /// The record of a row, with the times of its columns.
+    fn decode(&self, expires_at: i64, deadline: i64, last_seen: i64, text: &str) -> Result<Record, StoreError> {
+        let codec = |what: &dyn fmt::Display| StoreError::Codec(format!("sql record: {what}"));
+        if text.len() > self.max_record_bytes {
+            return Err(codec(&format_args!("larger than {} bytes", self.max_record_bytes)));
+        }
+        let mut record: Record = serde_json::from_str(text).map_err(|e| codec(&e))?;
+        if record.format != crate::RECORD_FORMAT {
+            return Err(codec(&format_args!("unsupported record format {}", record.format)));
+        }
+        let time = |v: i64| u64::try_from(v).map_err(|_| codec(&"negative time"));
+        record.meta.expires_at = time(expires_at)?;
+        record.meta.absolute_deadline = time(deadline)?;
+        record.meta.last_seen = time(last_seen)?;
+        Ok(record)
+    }
+}
+
+/// The four columns every `SELECT` of this module reads, in order:
+/// `expires_at, absolute_deadline, last_seen, record`.
+fn columns<R>(row: &R) -> Result<(i64, i64, i64, String), sqlx::Error>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The password of a `scheme://user:password@host` or `...?password=` URL,
+/// to scrub it from errors.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+fn url_password(url: &str) -> Option<Arc<str>> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (authority, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let in_userinfo = authority
+        .split('/')
+        .next()
+        .and_then(|a| a.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password);
+    let in_query = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("password=")));
+    in_userinfo.or(in_query).filter(|p| !p.is_empty()).map(Arc::from)
+}
+
+fn db_err(e: &sqlx::Error, secret: Option<&str>) -> StoreError {
+    let mut text = format!("sql: {e}");
+    if let Some(s) = secret {
+        text = text.replace(s, "<redacted>");
+    }
+    StoreError::Backend(text)
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+        let text = self.encode(record)?;
+        let meta = &record.meta;
+        let now = to_i64(self.clock.now_ms());
+        let id = key.as_bytes().as_slice();
+        let q = &*self.queries;
+        let n = dispatch!(&self.pool, p => sqlx::query(&q.create)
+            .bind(id)
+            .bind(to_i64(meta.expires_at.min(meta.absolute_deadline)))
+            .bind(to_i64(meta.absolute_deadline))
+            .bind(to_i64(meta.last_seen))
+            .bind(&text)
+            .bind(meta.user())
+            .bind(meta.handle.to_string())
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.err(&e))?;
+        Ok(n == 1)
+    }
+
+    async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
+        let now = self.clock.now_ms();
+        let q = &*self.queries;
+        let row = dispatch!(&self.pool, p => {
+            let row = sqlx::query(&q.load)
+                .bind(key.as_bytes().as_slice())
+                .bind(to_i64(now))
+                .fetch_optional(p)
+                .await;
+            row.and_then(|row| row.as_ref().map(columns).transpose())
+        })
+        .map_err(|e| self.err(&e))?;
+        let Some((expires_at, deadline, last_seen, text)) = row else {
+            return Ok(None);
+        };
+        let record = self.decode(expires_at, deadline, last_seen, &text)?;
+        Ok((!record.is_expired(now)).then_some(record))
+    }
+
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
+        let q = &*self.queries;
+        let id = key.as_bytes().as_slice();
+        dispatch!(&self.pool, p => {
+            let mut tx = p.begin_with(q.begin).await.map_err(|e| self.err(&e))?;
+            let row = sqlx::query(&q.select_for_update).bind(id).fetch_optional(&mut *tx).await.map_err(|e| self.err(&e))?;
+            let Some(row) = row else {
+                tx.rollback().await.map_err(|e| self.err(&e))?;
+                return Ok(false);
+            };
+            let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| self.err(&e))?;
+            let mut record = self.decode(expires_at, deadline, last_seen, &text)?;
+            if record.is_expired(self.clock.now_ms()) {
+                tx.rollback().await.map_err(|e| self.err(&e))?;
+                return Ok(false);
+            }
+            record.apply(changes);
+            let text = self.encode(&record)?;
+            sqlx::query(&q.update)
+                .bind(id)
+                .bind(to_i64(record.meta.expires_at))
+                .bind(to_i64(record.meta.last_seen))
+                .bind(&text)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(&e))?;
+            tx.commit().await.map_err(|e| self.err(&e))?;
+            Ok(true)
+        })
+    }
+
+    async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
+        let now = to_i64(self.clock.now_ms());
+        let q = &*self.queries;
+        let n = dispatch!(&self.pool, p => sqlx::query(&q.touch)
+            .bind(key.as_bytes().as_slice())
+            .bind(to_i64(last_seen))
+            .bind(to_i64(expires_at))
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.err(&e))?;
+        Ok(n == 1)
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        let q = &*self.queries;
+        dispatch!(&self.pool, p => sqlx::query(&q.delete)
+            .bind(key.as_bytes().as_slice())
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(|e| self.err(&e))
+    }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
+        let now = self.clock.now_ms();
+        let q = &*self.queries;
+        let rows = dispatch!(&self.pool, p => {
+            let rows = sqlx::query(&q.list_user).bind(user).bind(to_i64(now)).fetch_all(p).await;
+            rows.and_then(|rows| rows.iter().map(columns).collect::<Result<Vec<_>, _>>())
+        })
+        .map_err(|e| self.err(&e))?;
+        let mut list = Vec::with_capacity(rows.len());
+        for (expires_at, deadline, last_seen, text) in rows {
+            // One unreadable row does not hide the user's other sessions.
+            match self.decode(expires_at, deadline, last_seen, &text) {
+                Ok(r) if !r.is_expired(now) && r.meta.user() == Some(user) => list.push(r.meta),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "unreadable session row of a user"),
+            }
+        }
+        list.sort_by_key(|m| m.created_at);
+        Ok(list)
+    }
+
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
+        let now = to_i64(self.clock.now_ms());
+        let q = &*self.queries;
+        let n = dispatch!(&self.pool, p => sqlx::query(&q.delete_by_handle)
+            .bind(user)
+            .bind(handle.to_string())
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.err(&e))?;
+        Ok(n > 0)
+    }
+
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
+        let now = to_i64(self.clock.now_ms());
+        let q = &*self.queries;
+        let n = match keep {
+            None => dispatch!(&self.pool, p => sqlx::query(&q.delete_user)
+                .bind(user)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())),
+            Some(keep) => dispatch!(&self.pool, p => sqlx::query(&q.delete_user_except)
+                .bind(user)
+                .bind(now)
+                .bind(keep.to_string())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())),
+        }
+        .map_err(|e| self.err(&e))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let q = &*self.queries;
+        let n = dispatch!(&self.pool, p => sqlx::query(&q.try_lock)
+            .bind(key.as_bytes().as_slice())
+            .bind(token)
+            .bind(to_i64(now.saturating_add(ttl_ms)))
+            .bind(to_i64(now))
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.err(&e))?;
+        Ok(n == 1)
+    }
+
+    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
+        let q = &*self.queries;
+        dispatch!(&self.pool, p => sqlx::query(&q.unlock)
+            .bind(key.as_bytes().as_slice())
+            .bind(token)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(|e| self.err(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_plain_identifiers() {
+        for ok in ["sessions", "_s", "App_Sessions_2", &"a".repeat(48)] {
+            assert!(validate_table(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1s", "a-b", "a b", "a\"b", "s;drop", "schema.table", "é", &"a".repeat(49)] {
+            assert!(validate_table(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn migration_files_match_the_generated_sql() {
+        #[cfg(feature = "postgres")]
+        assert_eq!(Dialect::Postgres.migration(DEFAULT_TABLE).unwrap(), POSTGRES_MIGRATION);
+        #[cfg(feature = "sqlite")]
+        assert_eq!(Dialect::Sqlite.migration(DEFAULT_TABLE).unwrap(), SQLITE_MIGRATION);
+    }
+
+    #[test]
+    fn passwords_are_found_for_scrubbing() {
+        assert_eq!(url_password("postgres://u:s3cret@h/db").as_deref(), Some("s3cret"));
+        assert_eq!(url_password("postgres://u:p@ss@h:5432/db?x=1").as_deref(), Some("p@ss"));
+        assert_eq!(url_password("postgres://u@h/db"), None);
+        assert_eq!(url_password("postgres://h/db?sslmode=disable&password=xyz").as_deref(), Some("xyz"));
+        let e = db_err(&sqlx::Error::Protocol("auth failed for s3cret".into()), Some("s3cret"));
+        assert!(!e.to_string().contains("s3cret"));
+    }
+}
