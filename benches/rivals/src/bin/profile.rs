@@ -1,0 +1,57 @@
+//! A plain request loop for profilers (perf, callgrind), without criterion.
+//!
+//! Usage: `profile sessionware|tower-sessions|bare SCENARIO [ITERS]` where
+//! SCENARIO is `plain` (untouched, cookie sent), `read`, `write`, `new`;
+//! ITERS defaults to 1,000,000. Prints ns/request at the end.
+//!
+//! `valgrind --tool=callgrind target/release/profile sessionware read 100000`
+
+use std::time::Instant;
+
+use axum::body::Body;
+use http::Request;
+use sessionware_rivals::{make_session, request, Lib};
+use tower::{Service, ServiceExt};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let lib = match args.next().as_deref() {
+        Some("sessionware") => Lib::Ours,
+        Some("tower-sessions") => Lib::Theirs,
+        Some("bare") => Lib::Bare,
+        _ => {
+            eprintln!("usage: profile sessionware|tower-sessions|bare plain|read|write|new [ITERS]");
+            std::process::exit(2)
+        }
+    };
+    let path: &'static str = match args.next().as_deref() {
+        Some("plain") => "/plain",
+        Some("read") => "/read",
+        Some("write") => "/write",
+        Some("new") => "/new",
+        _ => {
+            eprintln!("unknown scenario");
+            std::process::exit(2)
+        }
+    };
+    let iters: u64 = args.next().map(|s| s.parse().expect("ITERS")).unwrap_or(1_000_000);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let router = lib.router();
+        let cookie = if path != "/new" && lib != Lib::Bare { Some(make_session(&router).await) } else { None };
+        let mut svc = router.clone();
+        let start = Instant::now();
+        for _ in 0..iters {
+            let res = ServiceExt::<Request<Body>>::ready(&mut svc)
+                .await
+                .expect("infallible")
+                .call(request(path, cookie.as_ref()))
+                .await
+                .expect("infallible");
+            assert!(res.status().is_success());
+            std::hint::black_box(res);
+        }
+        let ns = start.elapsed().as_nanos() as f64 / iters as f64;
+        println!("{} {path}: {ns:.0} ns/request over {iters}", lib.name());
+    });
+}
