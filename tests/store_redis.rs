@@ -283,4 +283,20 @@ async fn redis_round_trips() {
     measure!("apply (2 sets, 1 removal)", store.apply(&key, &change));
     measure!("touch", store.touch(&key, now, now + 60_000));
     measure!("delete", store.delete(&key));
+    measure!("try_lock", store.try_lock(&key, "t", 10_000));
+    measure!("unlock", store.unlock(&key, "t"));
+    let user = format!("user-{:x}", rand::random::<u64>());
+    let mut authed = record_now();
+    authed.meta.auth = Some(sessionware::Auth::new(&user, now));
+    let keys: Vec<_> = (0..3).map(|_| SessionId::generate().expect("rng").storage_key()).collect();
+    measure!("create (authenticated)", store.create(&keys[0], &authed));
+    for k in &keys[1..] {
+        let mut r = authed.clone();
+        r.meta.handle = sessionware::SessionHandle::generate();
+        store.create(k, &r).await.expect("create");
+    }
+    measure!("list_user (3 sessions)", store.list_user(&user));
+    measure!("delete_by_handle", store.delete_by_handle(&user, &authed.meta.handle));
+    measure!("delete_user (2 sessions)", store.delete_user(&user, None));
+    cleanup(&store).await;
 }

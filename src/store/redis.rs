@@ -48,7 +48,8 @@
 //! `unlock` are one `EVALSHA` each. The creation of an authenticated session
 //! adds one `EVALSHA` (the index); `list_user` is one `ZRANGE` plus one
 //! pipelined batch of `HGETALL`s (plus a `ZREM` of stale members, if any);
-//! `delete_by_handle` and `delete_user` add one pipelined batch of `DEL`s.
+//! `delete_by_handle` and `delete_user` add one pipelined batch of `DEL`s and
+//! the `ZREM` of their index members.
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -456,12 +457,13 @@ impl RedisStore {
         if members.is_empty() {
             return Ok(0);
         }
+        // One pipeline: the DELs, then the ZREM of the index members.
         let mut pipe = ::redis::pipe();
         for m in members {
             pipe.cmd("DEL").arg(format!("{}{{{m}}}", self.prefix));
         }
+        pipe.cmd("ZREM").arg(self.user_index_key(user)).arg(members).ignore();
         let deleted: Vec<i64> = pipe.query_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
-        self.unindex(&self.user_index_key(user), members).await?;
         Ok(deleted.into_iter().filter(|n| *n > 0).count())
     }
 
