@@ -14,7 +14,7 @@
 //! | `SESSION_IDLE_TIMEOUT` | idle timeout in seconds (default 1800) |
 //! | `SESSION_ABSOLUTE_TIMEOUT` | absolute timeout in seconds (default 43200) |
 //! | `SESSION_INSECURE_DEV_COOKIES` | `1`: plain-HTTP cookie `sid` without `Secure` (development only) |
-//! | `SESSION_STORE` | `memory` (the only store so far) |
+//! | `SESSION_STORE` | `memory` (default), `redis://…`, `postgres://…` or `sqlite://path` (the last three need the crate features of the same name) |
 //! | `RUST_LOG` | log filter (default `info`) |
 //!
 //! JSON API (a contract that `../shared/contract/demo_smoke.py` checks):
@@ -119,12 +119,60 @@ impl Settings {
     }
 }
 
-/// The one place that picks the session store.
-fn make_store() -> Result<Arc<dyn SessionStore>, String> {
-    match env_var("SESSION_STORE")?.as_deref().map(str::trim) {
-        None | Some("" | "memory") => Ok(Arc::new(MemoryStore::default())),
-        Some(other) => Err(format!("SESSION_STORE={other:?} is not supported (supported: memory)")),
+/// The one place that picks the session store: `SESSION_STORE` unset or
+/// `memory` (the embedded default), `redis://…`, `postgres://…` or
+/// `sqlite://path`. The Redis and SQL stores need the crate features of the
+/// same name (`cargo run --example demo --features redis,postgres,sqlite`).
+async fn make_store() -> Result<Arc<dyn SessionStore>, String> {
+    let choice = env_var("SESSION_STORE")?;
+    let choice = choice.as_deref().map(str::trim).unwrap_or("");
+    if choice.is_empty() || choice == "memory" {
+        return Ok(Arc::new(MemoryStore::default()));
     }
+    let scheme = choice.split_once("://").map(|(s, _)| s).unwrap_or_default();
+    match scheme {
+        "redis" | "rediss" => redis_store(choice).await,
+        "postgres" | "postgresql" => postgres_store(choice).await,
+        "sqlite" => sqlite_store(choice).await,
+        _ => Err("SESSION_STORE must be memory, redis://…, postgres://… or sqlite://path".into()),
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn redis_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
+    let store = sessionware::RedisStore::connect(url).await.map_err(|e| format!("SESSION_STORE (redis): {e}"))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_store(_: &str) -> Result<Arc<dyn SessionStore>, String> {
+    Err("SESSION_STORE=redis://… needs the `redis` feature: cargo run --example demo --features redis".into())
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
+    let store = sessionware::SqlStore::postgres(url).await.map_err(|e| format!("SESSION_STORE (postgres): {e}"))?;
+    store.migrate().await.map_err(|e| format!("SESSION_STORE (postgres migration): {e}"))?;
+    store.spawn_cleanup(Duration::from_secs(60));
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_store(_: &str) -> Result<Arc<dyn SessionStore>, String> {
+    Err("SESSION_STORE=postgres://… needs the `postgres` feature: cargo run --example demo --features postgres".into())
+}
+
+#[cfg(feature = "sqlite")]
+async fn sqlite_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
+    let store = sessionware::SqlStore::sqlite(url).await.map_err(|e| format!("SESSION_STORE (sqlite): {e}"))?;
+    store.migrate().await.map_err(|e| format!("SESSION_STORE (sqlite migration): {e}"))?;
+    store.spawn_cleanup(Duration::from_secs(60));
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn sqlite_store(_: &str) -> Result<Arc<dyn SessionStore>, String> {
+    Err("SESSION_STORE=sqlite://… needs the `sqlite` feature: cargo run --example demo --features sqlite".into())
 }
 
 // ---------------------------------------------------------------------------
@@ -475,7 +523,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let store = match make_store() {
+    let store = match make_store().await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

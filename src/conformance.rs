@@ -95,8 +95,9 @@ pub async fn user_index_follows_create_and_delete(store: &dyn SessionStore) {
         made.push((key, r.meta.handle));
     }
     // An anonymous session and another user's are not listed.
-    ok(store.create(&fresh_key(), &live_record()).await, "create").await;
-    ok(store.create(&fresh_key(), &user_record(&unique_user("other"))).await, "create").await;
+    let (anon, other) = (fresh_key(), fresh_key());
+    ok(store.create(&anon, &live_record()).await, "create").await;
+    ok(store.create(&other, &user_record(&unique_user("other"))).await, "create").await;
     let mut expected: Vec<_> = made.iter().map(|(_, h)| *h).collect();
     expected.sort_by_key(ToString::to_string);
     assert_eq!(handles(store, &user).await, expected, "list_user lists exactly the user's sessions");
@@ -109,6 +110,8 @@ pub async fn user_index_follows_create_and_delete(store: &dyn SessionStore) {
         ok(store.delete(key).await, "delete").await;
     }
     assert!(handles(store, &user).await.is_empty());
+    ok(store.delete(&anon).await, "delete").await;
+    ok(store.delete(&other).await, "delete").await;
 }
 
 /// Expired sessions are not listed.
