@@ -91,7 +91,7 @@ pub(crate) fn plan(session: &Session) -> Plan {
         removal: false,
     };
     let mut removal = false;
-    let incoming = inner.incoming.as_ref();
+    let incoming = session.incoming();
     let mut st = st;
     pending.unlock = st.lock_token.take().and_then(|t| incoming.map(|i| (i.key, t)));
 

@@ -16,63 +16,93 @@ use crate::{events, keys::TOKEN_ENCODED_LEN, session::Incoming, SessionConfig};
 /// At most this many cookies with the session's name are examined.
 const MAX_CANDIDATES: usize = 4;
 
-/// The verified incoming session (if any) and whether a cookie with the
-/// session's name was presented at all.
-pub(crate) fn resolve(headers: &HeaderMap, config: &SessionConfig, keys: &Keys) -> (Option<Incoming>, bool) {
+type Token = [u8; TOKEN_ENCODED_LEN];
+
+/// The session cookie values a request presented, not yet verified: the
+/// MAC is checked only when the handler first uses the session, so a route
+/// that never touches it pays nothing for verification.
+#[derive(Debug, Default)]
+pub(crate) struct Candidates {
+    /// A cookie with the session's name was presented, valid or not.
+    pub(crate) presented: bool,
+    first: Option<Token>,
+    more: Vec<Token>,
+}
+
+/// Finds the session cookie values (unverified) in the request headers.
+pub(crate) fn find(headers: &HeaderMap, config: &SessionConfig) -> Candidates {
+    let mut found = Candidates::default();
     let name = config.name.as_bytes();
     let mut total = 0usize;
     let mut pairs = 0usize;
-    let mut candidates: [Option<&[u8]>; MAX_CANDIDATES] = [None; MAX_CANDIDATES];
-    let mut found = 0usize;
+    let mut count = 0usize;
     for value in headers.get_all(COOKIE) {
         let bytes = value.as_bytes();
         total = total.saturating_add(bytes.len());
         if total > config.max_cookie_header_bytes {
             events::rejected("cookie_header_too_large", total);
-            return (None, false);
+            return Candidates::default();
         }
         for (i, pair) in bytes.split(|b| *b == b';').enumerate() {
             pairs += 1;
             if pairs > config.max_cookie_pairs {
                 events::rejected("too_many_cookies", pairs);
-                return (None, false);
+                return Candidates::default();
             }
             let pair = if i > 0 { pair.strip_prefix(b" ").unwrap_or(pair) } else { pair };
             let Some(eq) = pair.iter().position(|b| *b == b'=') else { continue };
             if &pair[..eq] != name {
                 continue;
             }
-            if found == MAX_CANDIDATES {
-                events::rejected("too_many_session_cookies", found + 1);
-                return (None, true);
+            found.presented = true;
+            count += 1;
+            if count > MAX_CANDIDATES {
+                events::rejected("too_many_session_cookies", count);
+                return Candidates { presented: true, ..Candidates::default() };
             }
-            candidates[found] = Some(&pair[eq + 1..]);
-            found += 1;
-        }
-    }
-    if found == 0 {
-        return (None, false);
-    }
-    let mut chosen: Option<Incoming> = None;
-    for value in candidates.iter().flatten() {
-        let Some(incoming) = verify(value, config, keys) else { continue };
-        match &chosen {
-            None => chosen = Some(incoming),
-            Some(c) if c.id == incoming.id => {}
-            Some(_) => {
-                events::rejected("duplicate_cookie", found);
-                return (None, true);
+            let value = &pair[eq + 1..];
+            let Ok(token) = Token::try_from(value) else {
+                events::rejected("malformed", value.len());
+                continue;
+            };
+            if found.first.is_none() {
+                found.first = Some(token);
+            } else {
+                found.more.push(token);
             }
         }
     }
-    (chosen, true)
+    found
+}
+
+impl Candidates {
+    /// Verifies the candidates: a session is used only when exactly one
+    /// distinct ID among them verifies.
+    pub(crate) fn verify(&self, config: &SessionConfig, keys: &Keys) -> Option<Incoming> {
+        let mut chosen: Option<Incoming> = None;
+        for token in self.first.iter().chain(&self.more) {
+            let Some(incoming) = verify(token, config, keys) else { continue };
+            match &chosen {
+                None => chosen = Some(incoming),
+                Some(c) if c.id == incoming.id => {}
+                Some(_) => {
+                    events::rejected("duplicate_cookie", 1 + self.more.len());
+                    return None;
+                }
+            }
+        }
+        chosen
+    }
+}
+
+/// Finds and verifies at once (tests).
+#[cfg(test)]
+pub(crate) fn resolve(headers: &HeaderMap, config: &SessionConfig, keys: &Keys) -> (Option<Incoming>, bool) {
+    let found = find(headers, config);
+    (found.verify(config, keys), found.presented)
 }
 
 fn verify(value: &[u8], config: &SessionConfig, keys: &Keys) -> Option<Incoming> {
-    if value.len() != TOKEN_ENCODED_LEN {
-        events::rejected("malformed", value.len());
-        return None;
-    }
     // The base64url alphabet is ASCII; anything else fails here.
     let Ok(text) = std::str::from_utf8(value) else {
         events::rejected("malformed", value.len());

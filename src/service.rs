@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use crate::{future::ResponseFuture, resolve::resolve, session::Client, Session, SessionLayer};
+use crate::{future::ResponseFuture, resolve::find, session::Client, Session, SessionLayer};
 
 /// The socket peer's address, from axum's `ConnectInfo` (never from
 /// forwarding headers, which any client can send).
@@ -105,9 +105,9 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = &self.layer.shared;
-        let (incoming, presented) = resolve(req.headers(), &shared.config, &shared.keys);
+        let candidates = find(req.headers(), &shared.config);
         let client = Client { user_agent: req.headers().get(http::header::USER_AGENT).cloned(), ip: peer_ip(&req) };
-        let session = Session::new(shared.clone(), incoming, presented, client);
+        let session = Session::new(shared.clone(), candidates, client);
         req.extensions_mut().insert(session.clone());
         ResponseFuture::new(self.inner.call(req), session)
     }

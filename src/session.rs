@@ -140,7 +140,9 @@ pub struct SessionInfo {
 
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) incoming: Option<Incoming>,
+    /// The presented cookie values, verified on first use into `incoming`.
+    pub(crate) candidates: crate::resolve::Candidates,
+    incoming: std::sync::OnceLock<Option<Incoming>>,
     /// A cookie with the session's name was presented, valid or not.
     pub(crate) presented: bool,
     pub(crate) client: Client,
@@ -153,7 +155,7 @@ impl Drop for Inner {
         // A request dropped before its commit (cancelled, panicked) releases
         // its lease at once instead of blocking the session until expiry.
         let token = self.state.get_mut().ok().and_then(|s| s.lock_token.take());
-        if let (Some(token), Some(incoming)) = (token, &self.incoming) {
+        if let (Some(token), Some(Some(incoming))) = (token, self.incoming.get()) {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 let store = Arc::clone(&self.shared.store);
                 let key = incoming.key;
@@ -200,7 +202,7 @@ impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state();
         f.debug_struct("Session")
-            .field("session", &self.inner.incoming.as_ref().map(|i| i.key))
+            .field("session", &self.inner.incoming.get().and_then(|i| i.as_ref()).map(|i| i.key))
             .field("phase", &state.phase)
             .field("exists", &state.exists)
             .field("dirty", &state.dirty)
@@ -209,17 +211,24 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>, incoming: Option<Incoming>, presented: bool, client: Client) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, candidates: crate::resolve::Candidates, client: Client) -> Self {
         Self {
             inner: Arc::new(Inner {
                 shared,
-                incoming,
-                presented,
+                presented: candidates.presented,
+                candidates,
+                incoming: std::sync::OnceLock::new(),
                 client,
                 state: Mutex::new(State::default()),
                 load_lock: tokio::sync::Mutex::const_new(()),
             }),
         }
+    }
+
+    /// The verified incoming session, verified on first call.
+    pub(crate) fn incoming(&self) -> Option<&Incoming> {
+        let inner = &*self.inner;
+        inner.incoming.get_or_init(|| inner.candidates.verify(&inner.shared.config, &inner.shared.keys)).as_ref()
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
@@ -268,7 +277,7 @@ impl Session {
 
     /// Returns the live record (or `None`) and whether the cookie was stale.
     async fn load(&self) -> Result<(Option<Record>, bool), StoreError> {
-        let Some(incoming) = &self.inner.incoming else {
+        let Some(incoming) = self.incoming() else {
             return Ok((None, false));
         };
         let shared = &self.inner.shared;
@@ -518,11 +527,7 @@ impl Session {
     /// ```
     pub async fn id(&self) -> Result<Option<SessionId>, SessionError> {
         let state = self.ensure_loaded().await?;
-        Ok(if state.exists && !state.renew && !state.delete_old {
-            self.inner.incoming.as_ref().map(|i| i.id.clone())
-        } else {
-            None
-        })
+        Ok(if state.exists && !state.renew && !state.delete_old { self.incoming().map(|i| i.id.clone()) } else { None })
     }
 
     /// The session's metadata (creation, last activity, deadlines, user), or
@@ -736,8 +741,9 @@ impl Session {
     /// ```
     pub async fn purge(&self) -> Result<(), SessionError> {
         // Even when loading failed the record can still be deleted.
+        let incoming = self.incoming().is_some();
         let mut state = self.state();
-        state.delete_old = self.inner.incoming.is_some();
+        state.delete_old = incoming;
         state.record = None;
         state.exists = false;
         state.changes = ChangeSet::default();
@@ -807,7 +813,7 @@ impl Session {
     /// }
     /// ```
     pub async fn lock(&self) -> Result<(), SessionError> {
-        let Some(incoming) = &self.inner.incoming else { return Ok(()) };
+        let Some(incoming) = self.incoming() else { return Ok(()) };
         {
             let state = self.ensure_loaded().await?;
             if !state.exists || state.lock_token.is_some() || state.delete_old {
