@@ -299,12 +299,12 @@ impl Keys {
     /// Verifies a token for `purpose`. The length, the canonical base64, the
     /// version and the key id are checked, then the tag in constant time;
     /// only then is the ID used.
-    pub(crate) fn verify(&self, purpose: &str, token: &str) -> Result<Verified, Rejection> {
+    pub(crate) fn verify(&self, purpose: &str, token: &[u8]) -> Result<Verified, Rejection> {
         if token.len() != TOKEN_ENCODED_LEN {
             return Err(Rejection::Malformed);
         }
         let mut raw = [0u8; TOKEN_LEN + 2];
-        let n = URL_SAFE_NO_PAD.decode_slice(token.as_bytes(), &mut raw).map_err(|_| Rejection::Malformed)?;
+        let n = URL_SAFE_NO_PAD.decode_slice(token, &mut raw).map_err(|_| Rejection::Malformed)?;
         if n != TOKEN_LEN {
             return Err(Rejection::Malformed);
         }
@@ -371,7 +371,7 @@ mod tests {
         let id = SessionId::generate().unwrap();
         let token = keys.sign("__Host-sid", &id);
         assert_eq!(token.len(), TOKEN_ENCODED_LEN);
-        let v = keys.verify("__Host-sid", &token).unwrap();
+        let v = keys.verify("__Host-sid", token.as_bytes()).unwrap();
         assert_eq!(v.id, id);
         assert!(!v.by_old_key);
     }
@@ -381,7 +381,7 @@ mod tests {
         let keys = ring();
         let id = SessionId::generate().unwrap();
         let token = keys.sign("csrf", &id);
-        assert_eq!(keys.verify("__Host-sid", &token).unwrap_err(), Rejection::BadSignature);
+        assert_eq!(keys.verify("__Host-sid", token.as_bytes()).unwrap_err(), Rejection::BadSignature);
     }
 
     #[test]
@@ -392,7 +392,7 @@ mod tests {
         let mut raw = URL_SAFE_NO_PAD.decode(&token).unwrap();
         raw[0] = 2;
         let other = URL_SAFE_NO_PAD.encode(&raw);
-        assert_eq!(keys.verify("sid", &other).unwrap_err(), Rejection::Version);
+        assert_eq!(keys.verify("sid", other.as_bytes()).unwrap_err(), Rejection::Version);
     }
 
     #[test]
@@ -406,17 +406,17 @@ mod tests {
                 let mut t = raw.clone();
                 t[i] ^= 1 << bit;
                 let forged = URL_SAFE_NO_PAD.encode(&t);
-                assert!(keys.verify("sid", &forged).is_err(), "byte {i} bit {bit}");
+                assert!(keys.verify("sid", forged.as_bytes()).is_err(), "byte {i} bit {bit}");
             }
         }
         // Truncated, extended, and every character replaced.
-        assert!(keys.verify("sid", &token[..token.len() - 1]).is_err());
-        assert!(keys.verify("sid", &format!("{token}A")).is_err());
+        assert!(keys.verify("sid", token[..token.len() - 1].as_bytes()).is_err());
+        assert!(keys.verify("sid", format!("{token}A").as_bytes()).is_err());
         for i in 0..token.len() {
             let mut chars: Vec<char> = token.chars().collect();
             chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
             let forged: String = chars.into_iter().collect();
-            assert!(keys.verify("sid", &forged).is_err(), "char {i}");
+            assert!(keys.verify("sid", forged.as_bytes()).is_err(), "char {i}");
         }
     }
 
@@ -427,10 +427,10 @@ mod tests {
         let id = SessionId::generate().unwrap();
         let old = Keys::new(vec![k1.clone()]).unwrap().sign("sid", &id);
         let both = Keys::new(vec![k2.clone(), k1]).unwrap();
-        let v = both.verify("sid", &old).unwrap();
+        let v = both.verify("sid", old.as_bytes()).unwrap();
         assert!(v.by_old_key);
         let only_new = Keys::new(vec![k2]).unwrap();
-        assert_eq!(only_new.verify("sid", &old).unwrap_err(), Rejection::UnknownKey);
+        assert_eq!(only_new.verify("sid", old.as_bytes()).unwrap_err(), Rejection::UnknownKey);
     }
 
     #[test]

@@ -43,15 +43,21 @@ pub(crate) fn find(headers: &HeaderMap, config: &SessionConfig) -> Candidates {
             events::rejected("cookie_header_too_large", total);
             return Candidates::default();
         }
-        for (i, pair) in bytes.split(|b| *b == b';').enumerate() {
+        let mut start = 0;
+        while start <= bytes.len() {
+            let end = memchr::memchr(b';', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+            let pair = &bytes[start..end];
+            let first = start == 0;
+            start = end + 1;
             pairs += 1;
             if pairs > config.max_cookie_pairs {
                 events::rejected("too_many_cookies", pairs);
                 return Candidates::default();
             }
-            let pair = if i > 0 { pair.strip_prefix(b" ").unwrap_or(pair) } else { pair };
-            let Some(eq) = pair.iter().position(|b| *b == b'=') else { continue };
-            if &pair[..eq] != name {
+            let pair = if first { pair } else { pair.strip_prefix(b" ").unwrap_or(pair) };
+            // Exact, case-sensitive name match: `name=` at the start of the pair.
+            let eq = name.len();
+            if pair.len() <= eq || pair[eq] != b'=' || &pair[..eq] != name {
                 continue;
             }
             found.presented = true;
@@ -103,12 +109,7 @@ pub(crate) fn resolve(headers: &HeaderMap, config: &SessionConfig, keys: &Keys) 
 }
 
 fn verify(value: &[u8], config: &SessionConfig, keys: &Keys) -> Option<Incoming> {
-    // The base64url alphabet is ASCII; anything else fails here.
-    let Ok(text) = std::str::from_utf8(value) else {
-        events::rejected("malformed", value.len());
-        return None;
-    };
-    match keys.verify(&config.name, text) {
+    match keys.verify(&config.name, value) {
         Ok(v) => {
             let key = v.id.storage_key();
             Some(Incoming { id: v.id, key, reissue: v.by_old_key })
