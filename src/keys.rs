@@ -410,7 +410,7 @@ mod tests {
             }
         }
         // Truncated, extended, and every character replaced.
-        assert!(keys.verify("sid", token[..token.len() - 1].as_bytes()).is_err());
+        assert!(keys.verify("sid", &token.as_bytes()[..token.len() - 1]).is_err());
         assert!(keys.verify("sid", format!("{token}A").as_bytes()).is_err());
         for i in 0..token.len() {
             let mut chars: Vec<char> = token.chars().collect();
