@@ -11,7 +11,10 @@ use std::{
 
 use async_trait::async_trait;
 
-use crate::{ChangeSet, Clock, Metadata, Record, SessionHandle, SessionStore, StorageKey, StoreError, SystemClock};
+use crate::{
+    record::{Auth, Data},
+    ChangeSet, Clock, Metadata, Record, SessionHandle, SessionStore, StorageKey, StoreError, SystemClock,
+};
 
 const SHARDS: usize = 64;
 const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
@@ -57,10 +60,115 @@ type UserIndex = HashMap<String, Vec<StorageKey>>;
 
 #[derive(Debug, Default)]
 struct Shard {
-    map: HashMap<StorageKey, Record, BuildHasherDefault<DigestHasher>>,
+    map: HashMap<StorageKey, Entry, BuildHasherDefault<DigestHasher>>,
     /// Exclusive leases: token and expiry.
     locks: HashMap<StorageKey, (Box<str>, u64), BuildHasherDefault<DigestHasher>>,
     next_sweep: u64,
+}
+
+/// A record as the memory store keeps it: the times and the handle inline,
+/// the rarely used metadata boxed, and the data as its JSON text (one
+/// allocation, about the size of the data itself).
+#[derive(Debug)]
+struct Entry {
+    created_at: u64,
+    last_seen: u64,
+    absolute_deadline: u64,
+    expires_at: u64,
+    handle: SessionHandle,
+    extra: Option<Box<Extra>>,
+    data: Box<str>,
+}
+
+#[derive(Debug, Clone)]
+struct Extra {
+    auth: Option<Auth>,
+    user_agent: Option<Box<str>>,
+    ip: Option<Box<str>>,
+    persistent: bool,
+}
+
+impl Entry {
+    fn from_record(record: &Record) -> Result<Self, StoreError> {
+        let m = &record.meta;
+        let extra = (m.auth.is_some() || m.user_agent.is_some() || m.ip.is_some() || m.persistent).then(|| {
+            Box::new(Extra {
+                auth: m.auth.clone(),
+                user_agent: m.user_agent.clone(),
+                ip: m.ip.clone(),
+                persistent: m.persistent,
+            })
+        });
+        Ok(Self {
+            created_at: m.created_at,
+            last_seen: m.last_seen,
+            absolute_deadline: m.absolute_deadline,
+            expires_at: m.expires_at,
+            handle: m.handle,
+            extra,
+            data: encode(&record.data)?,
+        })
+    }
+
+    fn meta(&self) -> Metadata {
+        let x = self.extra.as_deref();
+        Metadata {
+            created_at: self.created_at,
+            last_seen: self.last_seen,
+            absolute_deadline: self.absolute_deadline,
+            expires_at: self.expires_at,
+            auth: x.and_then(|x| x.auth.clone()),
+            persistent: x.is_some_and(|x| x.persistent),
+            handle: self.handle,
+            user_agent: x.and_then(|x| x.user_agent.clone()),
+            ip: x.and_then(|x| x.ip.clone()),
+        }
+    }
+
+    fn to_record(&self) -> Result<Record, StoreError> {
+        let mut record = Record::new(self.meta());
+        record.data = decode(&self.data)?;
+        Ok(record)
+    }
+
+    fn user(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|x| x.auth.as_ref()).map(|a| a.user.as_str())
+    }
+
+    fn is_expired(&self, now: u64) -> bool {
+        now >= self.expires_at || now >= self.absolute_deadline
+    }
+
+    /// Merges a change set with the semantics of [`Record::apply`].
+    fn apply(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
+        if changes.clear || !changes.changes.is_empty() {
+            let mut data = if changes.clear { Data::default() } else { decode(&self.data)? };
+            for (k, v) in &changes.changes {
+                data.apply_change(k, v.as_deref());
+            }
+            self.data = encode(&data)?;
+        }
+        self.last_seen = self.last_seen.max(changes.last_seen);
+        self.expires_at = changes.expires_at.min(self.absolute_deadline);
+        if let Some(p) = changes.persistent {
+            match &mut self.extra {
+                Some(x) => x.persistent = p,
+                None if p => {
+                    self.extra = Some(Box::new(Extra { auth: None, user_agent: None, ip: None, persistent: true }))
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode(data: &Data) -> Result<Box<str>, StoreError> {
+    serde_json::to_string(data).map(String::into_boxed_str).map_err(|e| StoreError::Codec(e.to_string()))
+}
+
+fn decode(text: &str) -> Result<Data, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Codec(e.to_string()))
 }
 
 /// Storage keys are SHA-256 digests already: hash by taking 8 of their bytes.
@@ -171,7 +279,7 @@ impl Inner {
         shard.map.retain(|key, r| {
             let keep = !r.is_expired(now);
             if !keep {
-                if let Some(user) = r.meta.user() {
+                if let Some(user) = r.user() {
                     orphans.push((user.to_string(), *key));
                 }
             }
@@ -215,18 +323,18 @@ impl Inner {
 
     /// Visits the live sessions of `user`; `visit` returns true to delete one.
     /// Returns what was deleted and cleans stale index entries.
-    fn scan_user(&self, user: &str, mut visit: impl FnMut(&Metadata) -> bool) -> usize {
+    fn scan_user(&self, user: &str, mut visit: impl FnMut(Metadata) -> bool) -> usize {
         let now = self.clock.now_ms();
         let mut gone = Vec::new();
         let mut deleted = 0;
         for key in self.user_keys(user) {
             let mut shard = self.lock(Self::shard_of(&key));
-            let belongs = self.live(&mut shard, &key, now).is_some_and(|r| r.meta.user() == Some(user));
+            let belongs = self.live(&mut shard, &key, now).is_some_and(|r| r.user() == Some(user));
             if !belongs {
                 gone.push(key);
                 continue;
             }
-            let delete = shard.map.get(&key).is_some_and(|r| visit(&r.meta));
+            let delete = shard.map.get(&key).is_some_and(|r| visit(r.meta()));
             if delete {
                 shard.map.remove(&key);
                 self.count.fetch_sub(1, Ordering::Relaxed);
@@ -239,12 +347,12 @@ impl Inner {
     }
 
     /// The live record under `key`, dropping it if expired.
-    fn live<'a>(&self, shard: &'a mut Shard, key: &StorageKey, now: u64) -> Option<&'a mut Record> {
+    fn live<'a>(&self, shard: &'a mut Shard, key: &StorageKey, now: u64) -> Option<&'a mut Entry> {
         let expired = shard.map.get(key).is_some_and(|r| r.is_expired(now));
         if expired {
-            if let Some(record) = shard.map.remove(key) {
+            if let Some(entry) = shard.map.remove(key) {
                 self.count.fetch_sub(1, Ordering::Relaxed);
-                if let Some(user) = record.meta.user() {
+                if let Some(user) = entry.user() {
                     self.unindex(user, &[*key]);
                 }
             }
@@ -272,7 +380,7 @@ impl SessionStore for MemoryStore {
                 return Err(StoreError::Capacity);
             }
         }
-        shard.map.insert(*key, record.clone());
+        shard.map.insert(*key, Entry::from_record(record)?);
         inner.count.fetch_add(1, Ordering::Relaxed);
         drop(shard);
         if let Some(user) = record.meta.user() {
@@ -284,28 +392,25 @@ impl SessionStore for MemoryStore {
     async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
         let now = self.inner.clock.now_ms();
         let mut shard = self.inner.lock(Inner::shard_of(key));
-        Ok(self.inner.live(&mut shard, key, now).map(|r| r.clone()))
+        self.inner.live(&mut shard, key, now).map(|e| e.to_record()).transpose()
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
         let now = self.inner.clock.now_ms();
         let mut shard = self.inner.lock(Inner::shard_of(key));
-        Ok(match self.inner.live(&mut shard, key, now) {
-            Some(record) => {
-                record.apply(changes);
-                true
-            }
-            None => false,
-        })
+        match self.inner.live(&mut shard, key, now) {
+            Some(entry) => entry.apply(changes).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
         let now = self.inner.clock.now_ms();
         let mut shard = self.inner.lock(Inner::shard_of(key));
         Ok(match self.inner.live(&mut shard, key, now) {
-            Some(record) => {
-                record.meta.last_seen = record.meta.last_seen.max(last_seen);
-                record.meta.expires_at = expires_at.min(record.meta.absolute_deadline);
+            Some(entry) => {
+                entry.last_seen = entry.last_seen.max(last_seen);
+                entry.expires_at = expires_at.min(entry.absolute_deadline);
                 true
             }
             None => false,
@@ -316,9 +421,9 @@ impl SessionStore for MemoryStore {
         let mut shard = self.inner.lock(Inner::shard_of(key));
         let removed = shard.map.remove(key);
         drop(shard);
-        if let Some(record) = removed {
+        if let Some(entry) = removed {
             self.inner.count.fetch_sub(1, Ordering::Relaxed);
-            if let Some(user) = record.meta.user() {
+            if let Some(user) = entry.user() {
                 self.inner.unindex(user, &[*key]);
             }
         }
@@ -328,7 +433,7 @@ impl SessionStore for MemoryStore {
     async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
         let mut out = Vec::new();
         self.inner.scan_user(user, |meta| {
-            out.push(meta.clone());
+            out.push(meta);
             false
         });
         out.sort_by_key(|m| m.created_at);
