@@ -1,0 +1,460 @@
+//! The per-user session list through the layer on real stores (Redis,
+//! PostgreSQL, SQLite): several devices, revocation by handle (never across
+//! users), "log out other devices", logout, renewal; and R54 on real stores:
+//! a request that loaded the session before it was ended cannot bring it back.
+//!
+//! Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`). PostgreSQL:
+//! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! Without a server those tests print `SKIPPED: ...` and pass, unless
+//! `SESSIONWARE_REQUIRE_STORES=1`. SQLite uses a file in the temp directory.
+#![cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+
+mod common;
+
+use std::{io::Write, sync::Arc, time::Duration};
+
+use axum::{
+    extract::Path,
+    http::StatusCode,
+    routing::{delete, get, post},
+    Json, Router,
+};
+use common::*;
+use sessionware::{Keys, Session, SessionError, SessionHandle, SessionInfo, SessionLayer, SessionStore};
+use tokio::sync::Notify;
+
+// ------------------------------------------------------------------ fixtures
+
+/// One store on a server, database or file of its own (a unique Redis prefix,
+/// a unique table), cleaned up by [`Fixture::cleanup`].
+#[derive(Clone)]
+struct Fixture {
+    name: &'static str,
+    store: Arc<dyn SessionStore>,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    #[cfg(feature = "redis")]
+    Redis { url: String, prefix: String },
+    #[cfg(feature = "postgres")]
+    Postgres(sessionware::SqlStore),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sessionware::SqlStore, std::path::PathBuf),
+}
+
+fn skip_or_fail(what: &str, host: &str, err: &str) {
+    if std::env::var("SESSIONWARE_REQUIRE_STORES").as_deref() == Ok("1") {
+        panic!("{what} store tests: no server at {host}: {err}");
+    }
+    // Straight to stderr: the test harness captures `eprintln!`.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what} session-list tests (no server at {host}: {err})");
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}_{:x}", std::process::id(), rand::random::<u32>())
+}
+
+impl Fixture {
+    #[cfg(feature = "redis")]
+    async fn redis() -> Option<Self> {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let host = url.rsplit('@').next().unwrap_or_default().to_string();
+        let prefix = format!("sw-list-{}-{:x}:", std::process::id(), rand::random::<u64>());
+        let probe = async {
+            let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            // One quick attempt first, without the connection manager's retries.
+            match tokio::time::timeout(Duration::from_secs(2), client.get_multiplexed_async_connection()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err("connection timed out".to_string()),
+            }
+            sessionware::RedisStore::connect(&url).await.map_err(|e| e.to_string())
+        };
+        match probe.await {
+            Ok(store) => Some(Self {
+                name: "redis",
+                store: Arc::new(store.with_prefix(&prefix).expect("valid prefix")),
+                kind: Kind::Redis { url, prefix },
+            }),
+            Err(e) => {
+                skip_or_fail("redis", &host, &e);
+                None
+            }
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn postgres() -> Option<Self> {
+        use sqlx::Connection;
+        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let host = url.rsplit('@').next().unwrap_or_default().to_string();
+        let probe = async {
+            // One quick attempt first, without the pool's retries.
+            match tokio::time::timeout(Duration::from_secs(3), sqlx::postgres::PgConnection::connect(&url)).await {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                }
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err("connection timed out".to_string()),
+            }
+            sessionware::SqlStore::postgres(&url).await.map_err(|e| e.to_string())
+        };
+        match probe.await {
+            Ok(store) => {
+                let store = store.with_table(&unique("sw_list")).expect("table name");
+                store.migrate().await.expect("migrate");
+                Some(Self { name: "postgres", store: Arc::new(store.clone()), kind: Kind::Postgres(store) })
+            }
+            Err(e) => {
+                skip_or_fail("postgres", &host, &e);
+                None
+            }
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn sqlite() -> Self {
+        let path = std::env::temp_dir().join(format!("{}.db", unique("sessionware-list")));
+        let store = sessionware::SqlStore::sqlite(path.to_str().expect("utf-8 temp dir"))
+            .await
+            .expect("open sqlite")
+            .with_table(&unique("sw_list"))
+            .expect("table name");
+        store.migrate().await.expect("migrate");
+        Self { name: "sqlite", store: Arc::new(store.clone()), kind: Kind::Sqlite(store, path) }
+    }
+
+    /// How many session records the store holds (user indexes and leases
+    /// not counted).
+    async fn session_records(&self) -> usize {
+        match &self.kind {
+            #[cfg(feature = "redis")]
+            Kind::Redis { url, prefix } => redis_keys(url, prefix)
+                .await
+                .iter()
+                .filter(|k| k.strip_prefix(prefix.as_str()).is_some_and(|r| r.starts_with('{') && r.ends_with('}')))
+                .count(),
+            #[cfg(feature = "postgres")]
+            Kind::Postgres(store) => {
+                let sql = format!("SELECT count(*) FROM \"{}\"", store.table());
+                let n: i64 =
+                    sqlx::query_scalar(&sql).fetch_one(store.postgres_pool().expect("pg")).await.expect("count");
+                usize::try_from(n).expect("count")
+            }
+            #[cfg(feature = "sqlite")]
+            Kind::Sqlite(store, _) => {
+                let sql = format!("SELECT count(*) FROM \"{}\"", store.table());
+                let n: i64 =
+                    sqlx::query_scalar(&sql).fetch_one(store.sqlite_pool().expect("lite")).await.expect("count");
+                usize::try_from(n).expect("count")
+            }
+        }
+    }
+
+    async fn cleanup(&self) {
+        match &self.kind {
+            #[cfg(feature = "redis")]
+            Kind::Redis { url, prefix } => {
+                let keys = redis_keys(url, prefix).await;
+                if !keys.is_empty() {
+                    let client = redis::Client::open(url.as_str()).expect("url");
+                    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+                    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("del");
+                }
+            }
+            #[cfg(feature = "postgres")]
+            Kind::Postgres(store) => {
+                let t = store.table();
+                let sql = format!("DROP TABLE IF EXISTS \"{t}\", \"{t}_locks\"");
+                let _ = sqlx::raw_sql(&sql).execute(store.postgres_pool().expect("pg")).await;
+            }
+            #[cfg(feature = "sqlite")]
+            Kind::Sqlite(store, path) => {
+                if let Some(pool) = store.sqlite_pool() {
+                    pool.close().await;
+                }
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+    }
+
+    /// Runs `scenario` on a task of its own, cleans up whatever happened, then
+    /// re-raises a failure.
+    async fn run<F, Fut>(self, scenario: F)
+    where
+        F: FnOnce(Fixture) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let outcome = tokio::spawn(scenario(self.clone())).await;
+        let records = self.session_records().await;
+        self.cleanup().await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        assert_eq!(records, 0, "every scenario logs its sessions out");
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn redis_keys(url: &str, prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(url).expect("url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("keys")
+}
+
+// ------------------------------------------------------------------ the app
+
+async fn list(session: Session) -> Result<Json<Vec<SessionInfo>>, SessionError> {
+    Ok(Json(session.sessions().await?))
+}
+
+async fn revoke(session: Session, Path(h): Path<String>) -> Result<StatusCode, SessionError> {
+    let Some(h) = SessionHandle::parse(&h) else { return Ok(StatusCode::NOT_FOUND) };
+    Ok(if session.revoke(&h).await? { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND })
+}
+
+async fn others(session: Session) -> Result<String, SessionError> {
+    Ok(session.revoke_others().await?.to_string())
+}
+
+/// Two gates for a handler that pauses between reading and writing.
+#[derive(Default)]
+struct Gate {
+    loaded: Notify,
+    release: Notify,
+}
+
+fn app(store: Arc<dyn SessionStore>, gate: Arc<Gate>) -> Router {
+    // Reads the session, waits to be released, then writes to it.
+    let slow_write = move |session: Session| async move {
+        let n: u64 = session.get("n").await?.unwrap_or(0);
+        gate.loaded.notify_one();
+        gate.release.notified().await;
+        session.insert("n", n + 1).await?;
+        Ok::<_, SessionError>((n + 1).to_string())
+    };
+    Router::new()
+        .route("/sessions", get(list))
+        .route("/sessions/{h}", delete(revoke))
+        .route("/others", post(others))
+        .route("/slow-write", post(slow_write))
+        .merge(common::handlers::routes())
+        .layer(SessionLayer::new(store, Keys::generate().expect("keys")))
+}
+
+fn with_agent(mut r: http::Request<axum::body::Body>, ua: &str) -> http::Request<axum::body::Body> {
+    r.headers_mut().insert(http::header::USER_AGENT, ua.parse().expect("header"));
+    r
+}
+
+async fn list_of(app: &Router, cookie: &str) -> Vec<serde_json::Value> {
+    let res = send(app, req("GET", "/sessions", Some(cookie))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    serde_json::from_str(&body(res).await).expect("json")
+}
+
+async fn login(app: &Router, user: &str, ua: &str) -> String {
+    let res = send(app, with_agent(req("POST", &format!("/login/{user}"), None), ua)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    session_cookie(&res).expect("a session cookie")
+}
+
+async fn me(app: &Router, cookie: &str) -> (StatusCode, String) {
+    let res = send(app, req("GET", "/me", Some(cookie))).await;
+    (res.status(), body(res).await)
+}
+
+fn alice() -> (StatusCode, String) {
+    (StatusCode::OK, "alice".into())
+}
+
+fn anonymous() -> (StatusCode, String) {
+    (StatusCode::UNAUTHORIZED, String::new())
+}
+
+// ----------------------------------------------------------------- scenarios
+
+/// Devices, revocation, logout of the others, logout, renewal.
+async fn devices_and_revocation(fx: Fixture) {
+    let (name, store) = (fx.name, fx.store);
+    let app = app(Arc::clone(&store), Arc::default());
+    let mut alice_devices = Vec::new();
+    for ua in ["Firefox", "Chrome", "Phone"] {
+        alice_devices.push(login(&app, "alice", ua).await);
+    }
+    let bob = login(&app, "bob", "Bob's laptop").await;
+
+    let list = list_of(&app, &alice_devices[0]).await;
+    assert_eq!(list.len(), 3, "{name}: {list:?}");
+    let current: Vec<_> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{name}: exactly one current session");
+    assert_eq!(current[0]["user_agent"], "Firefox", "{name}: the current one is this device");
+    let mut handles: Vec<&str> = list.iter().map(|s| s["handle"].as_str().expect("handle")).collect();
+    handles.sort_unstable();
+    handles.dedup();
+    assert_eq!(handles.len(), 3, "{name}: distinct handles");
+    assert_eq!(store.list_user("alice").await.expect("list").len(), 3);
+    let bobs = list_of(&app, &bob).await;
+    assert_eq!(bobs.len(), 1, "{name}: bob sees only his own session");
+
+    // Bob cannot revoke Alice's phone by its handle.
+    let phone = list.iter().find(|s| s["user_agent"] == "Phone").expect("phone")["handle"]
+        .as_str()
+        .expect("handle")
+        .to_string();
+    let res = send(&app, req("DELETE", &format!("/sessions/{phone}"), Some(&bob))).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "{name}: bob revoked alice's session");
+    assert_eq!(me(&app, &alice_devices[2]).await, alice(), "{name}");
+    assert_eq!(list_of(&app, &alice_devices[0]).await.len(), 3, "{name}");
+
+    // Alice can.
+    let res = send(&app, req("DELETE", &format!("/sessions/{phone}"), Some(&alice_devices[0]))).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT, "{name}");
+    assert_eq!(me(&app, &alice_devices[2]).await, anonymous(), "{name}: the revoked phone is logged out");
+    let list = list_of(&app, &alice_devices[0]).await;
+    assert_eq!(list.len(), 2, "{name}");
+    assert!(list.iter().all(|s| s["handle"] != phone.as_str()), "{name}: the revoked handle is gone");
+    // A second revocation of the same handle finds nothing.
+    let res = send(&app, req("DELETE", &format!("/sessions/{phone}"), Some(&alice_devices[0]))).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "{name}");
+
+    // Log out the other devices: only the current one stays.
+    let res = send(&app, req("POST", "/others", Some(&alice_devices[0]))).await;
+    assert_eq!(body(res).await, "1", "{name}: one other session ended");
+    assert_eq!(me(&app, &alice_devices[1]).await, anonymous(), "{name}");
+    assert_eq!(me(&app, &alice_devices[0]).await, alice(), "{name}");
+    assert_eq!(me(&app, &bob).await, (StatusCode::OK, "bob".into()), "{name}: bob is untouched");
+    let list = list_of(&app, &alice_devices[0]).await;
+    assert_eq!(list.len(), 1, "{name}");
+    assert_eq!(list[0]["current"], true, "{name}");
+
+    // Logout removes the session from the list.
+    let tablet = login(&app, "alice", "Tablet").await;
+    assert_eq!(list_of(&app, &tablet).await.len(), 2, "{name}");
+    let res = send(&app, req("POST", "/logout", Some(&alice_devices[0]))).await;
+    assert_eq!(res.status(), StatusCode::OK, "{name}");
+    let list = list_of(&app, &tablet).await;
+    assert_eq!(list.len(), 1, "{name}: the logged-out session is listed no more");
+    assert_eq!((list[0]["current"].clone(), list[0]["user_agent"].clone()), (true.into(), "Tablet".into()));
+
+    // A renewed session appears once, under its new cookie only.
+    let laptop = login(&app, "alice", "Laptop").await;
+    let renewed = session_cookie(&send(&app, req("POST", "/renew", Some(&tablet))).await).expect("a new cookie");
+    assert_ne!(renewed, tablet, "{name}");
+    assert_eq!(me(&app, &tablet).await, anonymous(), "{name}: the pre-renewal cookie is dead");
+    let list = list_of(&app, &renewed).await;
+    assert_eq!(list.len(), 2, "{name}: renewal replaces, never duplicates: {list:?}");
+    let current: Vec<_> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{name}");
+    assert_eq!(current[0]["user_agent"], "Tablet", "{name}");
+    assert_eq!(list_of(&app, &laptop).await.len(), 2, "{name}");
+    assert_eq!(store.list_user("alice").await.expect("list").len(), 2, "{name}");
+
+    for cookie in [&renewed, &laptop, &bob] {
+        send(&app, req("POST", "/logout", Some(cookie))).await;
+    }
+    assert!(store.list_user("alice").await.expect("list").is_empty(), "{name}");
+    assert!(store.list_user("bob").await.expect("list").is_empty(), "{name}");
+}
+
+/// R54: request A loads the session, B ends it (logout, or "log out other
+/// devices" from another device), then A writes: nothing comes back.
+async fn no_resurrection(fx: Fixture) {
+    let (name, store) = (fx.name, Arc::clone(&fx.store));
+    let gate = Arc::new(Gate::default());
+    let app = app(Arc::clone(&store), Arc::clone(&gate));
+    for ender in ["logout", "others", "anonymous logout"] {
+        let cookie = if ender == "anonymous logout" {
+            session_cookie(&send(&app, req("POST", "/incr", None)).await).expect("a session cookie")
+        } else {
+            let c = login(&app, "dave", "Old phone").await;
+            assert_eq!(body(send(&app, req("POST", "/incr", Some(&c))).await).await, "1");
+            c
+        };
+        let other_device = if ender == "others" { Some(login(&app, "dave", "New phone").await) } else { None };
+        let others = usize::from(other_device.is_some());
+        assert_eq!(fx.session_records().await, 1 + others, "{name}/{ender}");
+
+        // A: loaded, then paused.
+        let a = tokio::spawn({
+            let app = app.clone();
+            let cookie = cookie.clone();
+            async move { send(&app, req("POST", "/slow-write", Some(&cookie))).await }
+        });
+        tokio::time::timeout(Duration::from_secs(10), gate.loaded.notified()).await.expect("A loaded the session");
+
+        // B ends the session.
+        let res = match &other_device {
+            Some(device) => send(&app, req("POST", "/others", Some(device))).await,
+            None => send(&app, req("POST", "/logout", Some(&cookie))).await,
+        };
+        assert_eq!(res.status(), StatusCode::OK, "{name}/{ender}");
+        assert_eq!(fx.session_records().await, others, "{name}/{ender}: the session was not ended");
+
+        // A writes after the end.
+        gate.release.notify_one();
+        let res = tokio::time::timeout(Duration::from_secs(10), a).await.expect("A finished").expect("task");
+        assert_eq!(res.status(), StatusCode::OK, "{name}/{ender}");
+        // A's write found no session (the store refused to merge it), so A
+        // answers with a removal cookie and no new session.
+        let cookies = set_cookies(&res);
+        assert!(cookies.len() == 1 && cookies[0].value().is_empty(), "{name}/{ender}: {cookies:?}");
+        assert_eq!(me(&app, &cookie).await, anonymous(), "{name}/{ender}: the old cookie is anonymous");
+        assert_eq!(body(send(&app, req("GET", "/read", Some(&cookie))).await).await, "none", "{name}/{ender}");
+        assert_eq!(fx.session_records().await, others, "{name}/{ender}: the ended session came back");
+
+        if let Some(device) = other_device {
+            assert_eq!(me(&app, &device).await, (StatusCode::OK, "dave".into()), "{name}/{ender}");
+            send(&app, req("POST", "/logout", Some(&device))).await;
+        }
+        assert!(store.list_user("dave").await.expect("list").is_empty(), "{name}/{ender}");
+    }
+}
+
+// --------------------------------------------------------------------- tests
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_lists_and_revokes_a_users_sessions() {
+    let Some(fx) = Fixture::redis().await else { return };
+    fx.run(devices_and_revocation).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_request_that_loaded_before_a_logout_cannot_resurrect() {
+    let Some(fx) = Fixture::redis().await else { return };
+    fx.run(no_resurrection).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lists_and_revokes_a_users_sessions() {
+    let Some(fx) = Fixture::postgres().await else { return };
+    fx.run(devices_and_revocation).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_request_that_loaded_before_a_logout_cannot_resurrect() {
+    let Some(fx) = Fixture::postgres().await else { return };
+    fx.run(no_resurrection).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_lists_and_revokes_a_users_sessions() {
+    Fixture::sqlite().await.run(devices_and_revocation).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_request_that_loaded_before_a_logout_cannot_resurrect() {
+    Fixture::sqlite().await.run(no_resurrection).await;
+}
