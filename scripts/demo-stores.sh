@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# The demo on every external store. For each SESSION_STORE value:
+#   1. starts the demo on a free loopback port with a two-key SESSION_KEYS ring,
+#   2. runs the shared HTTP contract check (../shared/contract/demo_smoke.py),
+#      or says that it is skipped when that file is missing,
+#   3. checks that a session outlives the process: it counts twice, restarts
+#      the demo with the same keys and store, reads the count back, logs out,
+#   4. stops the demo (SIGTERM; it must exit cleanly).
+# The stores, by default:
+#   redis://127.0.0.1:6379                      (REDIS_URL overrides it)
+#   postgres://postgres@127.0.0.1:5432/test     (DATABASE_URL overrides it)
+#   sqlite://<a file in a temporary folder>
+# A store whose server does not answer is skipped with a message, or fails the
+# script when SESSIONWARE_REQUIRE_STORES=1. Exits non-zero on any failure.
+#
+# Environment:
+#   DEMO_STORES_CARGO_ARGS  `cargo build` arguments (default --features redis,postgres,sqlite,
+#                           the same feature set as --all-features, so `cargo test --all-features`
+#                           artifacts are reused)
+#   DEMO_STORES             space-separated SESSION_STORE values instead of the three above
+#   DEMO_SMOKE_CONTRACT     the contract script (default ../shared/contract/demo_smoke.py)
+#   SESSIONWARE_REQUIRE_STORES=1  fail instead of skipping a store that is not running
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+tmp="${TMPDIR:-/tmp}"
+
+work="$(mktemp -d "$tmp/demo-stores.XXXXXX")"
+demo_pid=""
+url=""
+
+stop_demo() {
+    # Stops the demo we started (by its PID) and returns its exit status.
+    local pid="$demo_pid" status=0
+    [[ -n "$pid" ]] || return 0
+    demo_pid=""
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "demo did not stop within 10 s of SIGTERM; killing it" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || status=$?
+    return "$status"
+}
+
+cleanup() {
+    local rc=$?
+    stop_demo || true
+    if [[ $rc -ne 0 && -s "$work/demo.log" ]]; then
+        echo "--- demo log ---" >&2
+        cat "$work/demo.log" >&2
+        echo "--- end of demo log ---" >&2
+    fi
+    rm -rf "$work"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step() { printf '\n==> %s\n' "$*"; }
+die() {
+    printf 'demo-stores: FAIL: %s\n' "$*" >&2
+    exit 1
+}
+command -v curl >/dev/null || die "curl is needed"
+
+# --- build --------------------------------------------------------------------
+step "building the demo"
+# shellcheck disable=SC2086 # word splitting of the extra arguments is intended
+exe="$(cargo build --example demo ${DEMO_STORES_CARGO_ARGS:---features redis,postgres,sqlite} \
+    --message-format=json-render-diagnostics | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)"
+[[ -n "$exe" && -x "$exe" ]] || die "could not find the demo executable after the build"
+echo "built $exe"
+
+key() { head -c 64 /dev/urandom | base64 | tr -d '\n'; }
+keys="$(key),$(key)"
+
+# start_demo <SESSION_STORE>: starts the demo and sets $url. Returns 3 when the
+# demo stopped because it could not reach the store (the log says why).
+start_demo() {
+    : >"$work/demo.log"
+    DEMO_ADDR=127.0.0.1:0 \
+        SESSION_KEYS="$keys" \
+        SESSION_STORE="$1" \
+        RUST_LOG="${RUST_LOG:-info}" \
+        NO_COLOR=1 \
+        "$exe" >"$work/demo.log" 2>&1 &
+    demo_pid=$!
+    url=""
+    for _ in $(seq 300); do
+        url="$(sed -n 's|.*listening on \(http://[^ ]*[0-9]\)/\{0,1\}$|\1|p' "$work/demo.log" | head -n 1 || true)"
+        [[ -n "$url" ]] && break
+        if ! kill -0 "$demo_pid" 2>/dev/null; then
+            local status=0
+            wait "$demo_pid" 2>/dev/null || status=$?
+            demo_pid=""
+            if grep -q "error: SESSION_STORE" "$work/demo.log"; then
+                return 3
+            fi
+            die "the demo exited (status $status) before listening"
+        fi
+        sleep 0.1
+    done
+    [[ -n "$url" ]] || die "the demo did not report its address within 30 s"
+    local ready=""
+    for _ in $(seq 50); do
+        if curl -fsS --max-time 2 "$url/api/counter" >/dev/null 2>&1; then
+            ready=1
+            break
+        fi
+        sleep 0.1
+    done
+    [[ -n "$ready" ]] || die "GET $url/api/counter did not answer"
+    echo "demo is listening on $url (pid $demo_pid)"
+}
+
+stop_cleanly() {
+    kill -0 "$demo_pid" 2>/dev/null || die "the demo died during the checks"
+    local status=0
+    stop_demo || status=$?
+    [[ $status -eq 0 ]] || die "the demo exited with status $status on SIGTERM"
+    grep -q "shutting down" "$work/demo.log" || die "the demo did not shut down gracefully"
+}
+
+# http <method> <path> [cookie]: prints the status line's code, then the body;
+# the `Set-Cookie` pair (name=value) goes to $work/set-cookie.
+http() {
+    local args=(-sS --max-time 10 -X "$1" -D "$work/headers" -o "$work/body")
+    [[ -n "${3:-}" ]] && args+=(-H "Cookie: $3")
+    local code
+    code="$(curl "${args[@]}" -w '%{http_code}' "$url$2")" || die "$1 $2: no answer"
+    sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' "$work/headers" | tr -d '\r' | head -n 1 >"$work/set-cookie"
+    printf '%s %s' "$code" "$(tr -d '\n' <"$work/body")"
+}
+
+expect() {
+    # expect <what> <got> <want>
+    if [[ "$2" == "$3" ]]; then
+        echo "ok   $1"
+    else
+        die "$1: got '$2', want '$3'"
+    fi
+}
+
+contract="${DEMO_SMOKE_CONTRACT:-$repo/../shared/contract/demo_smoke.py}"
+if [[ ! -f "$contract" ]]; then
+    echo "note: $contract not found; the HTTP contract check is skipped for every store"
+elif ! command -v python3 >/dev/null; then
+    die "python3 is needed to run $contract"
+fi
+
+# check_store <label> <SESSION_STORE>
+check_store() {
+    local label="$1" store="$2" rc=0
+    step "$label: starting the demo"
+    start_demo "$store" || rc=$?
+    if [[ $rc -eq 3 ]]; then
+        local why
+        why="$(grep -m 1 "error: SESSION_STORE" "$work/demo.log")"
+        if [[ "${SESSIONWARE_REQUIRE_STORES:-0}" == 1 ]]; then
+            die "$label: $why"
+        fi
+        echo "SKIPPED: $label ($why)"
+        skipped+=("$label")
+        return 0
+    fi
+
+    step "$label: HTTP contract check"
+    if [[ -f "$contract" ]]; then
+        timeout 120 python3 "$contract" "$url" || die "$label: the HTTP contract check failed"
+    else
+        echo "skipped: $contract not found"
+    fi
+
+    step "$label: a session outlives the process"
+    local got cookie
+    got="$(http POST /api/counter)"
+    cookie="$(cat "$work/set-cookie")"
+    expect "POST /api/counter creates a session" "$got" '200 {"count":1}'
+    [[ -n "$cookie" ]] || die "$label: no session cookie"
+    expect "the cookie carries it" "$(http POST /api/counter "$cookie")" '200 {"count":2}'
+    stop_cleanly
+    start_demo "$store" || die "$label: the demo did not start again"
+    expect "after a restart, the count is still there" "$(http GET /api/counter "$cookie")" '200 {"count":2}'
+    expect "logout" "$(http POST /api/logout "$cookie" | cut -c1-3)" "204"
+    expect "after logout the cookie names no session" "$(http GET /api/counter "$cookie")" '200 {"count":0}'
+
+    step "$label: stopping the demo"
+    stop_cleanly
+    echo "the demo stopped cleanly"
+    passed+=("$label")
+}
+
+if [[ -n "${DEMO_STORES:-}" ]]; then
+    read -r -a stores <<<"$DEMO_STORES"
+else
+    stores=(
+        "${REDIS_URL:-redis://127.0.0.1:6379}"
+        "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+        "sqlite://$work/sessions.db"
+    )
+fi
+
+passed=()
+skipped=()
+for store in "${stores[@]}"; do
+    label="${store%%://*}"
+    check_store "$label" "$store"
+done
+
+printf '\ndemo-stores: passed: %s' "${passed[*]:-none}"
+((${#skipped[@]} == 0)) || printf '; skipped: %s' "${skipped[*]}"
+printf '\n'
