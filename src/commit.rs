@@ -76,7 +76,7 @@ pub(crate) fn plan(session: &Session) -> Plan {
     let st: State = std::mem::replace(&mut *guard, State { phase: Phase::Failed(None), ..State::default() });
     drop(guard);
 
-    let now = shared.clock.now_ms();
+    let now = session.now();
     let config = &shared.config;
     let mut pending = Pending {
         shared: Arc::clone(shared),

@@ -47,9 +47,16 @@ impl Shared {
         key: Option<&StorageKey>,
         fut: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let result = match tokio::time::timeout(self.config.store_timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Timeout),
+        let mut fut = std::pin::pin!(fut);
+        // Most calls of an in-process store finish on the first poll: only
+        // a call that has to wait starts the timeout's timer.
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+        let result = match first {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => match tokio::time::timeout(self.config.store_timeout, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(StoreError::Timeout),
+            },
         };
         if let Err(e) = &result {
             events::store_error(op, key, e);
@@ -143,6 +150,7 @@ pub(crate) struct Inner {
     /// The presented cookie values, verified on first use into `incoming`.
     pub(crate) candidates: crate::resolve::Candidates,
     incoming: std::sync::OnceLock<Option<Incoming>>,
+    now: std::sync::OnceLock<u64>,
     /// A cookie with the session's name was presented, valid or not.
     pub(crate) presented: bool,
     pub(crate) client: Client,
@@ -218,6 +226,7 @@ impl Session {
                 presented: candidates.presented,
                 candidates,
                 incoming: std::sync::OnceLock::new(),
+                now: std::sync::OnceLock::new(),
                 client,
                 state: Mutex::new(State::default()),
                 load_lock: tokio::sync::Mutex::const_new(()),
@@ -236,8 +245,10 @@ impl Session {
         self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn now(&self) -> u64 {
-        self.inner.shared.clock.now_ms()
+    /// The request's time: read from the clock once, on first use, so one
+    /// request sees one consistent "now" (and pays for one clock read).
+    pub(crate) fn now(&self) -> u64 {
+        *self.inner.now.get_or_init(|| self.inner.shared.clock.now_ms())
     }
 
     /// Loads the record once per request; later calls return at once.
