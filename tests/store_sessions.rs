@@ -356,7 +356,16 @@ async fn devices_and_revocation(fx: Fixture) {
     assert_eq!(list_of(&app, &laptop).await.len(), 2, "{name}");
     assert_eq!(store.list_user("alice").await.expect("list").len(), 2, "{name}");
 
-    for cookie in [&renewed, &laptop, &bob] {
+    // Revoking the current session by its own handle logs this device out.
+    let own = current[0]["handle"].as_str().expect("handle").to_string();
+    let res = send(&app, req("DELETE", &format!("/sessions/{own}"), Some(&renewed))).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT, "{name}");
+    let cookies = set_cookies(&res);
+    assert!(cookies.len() == 1 && cookies[0].value().is_empty(), "{name}: a removal cookie: {cookies:?}");
+    assert_eq!(me(&app, &renewed).await, anonymous(), "{name}");
+    assert_eq!(list_of(&app, &laptop).await.len(), 1, "{name}");
+
+    for cookie in [&laptop, &bob] {
         send(&app, req("POST", "/logout", Some(cookie))).await;
     }
     assert!(store.list_user("alice").await.expect("list").is_empty(), "{name}");
