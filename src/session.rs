@@ -53,7 +53,7 @@ impl Shared {
         let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
         let result = match first {
             std::task::Poll::Ready(r) => r,
-            std::task::Poll::Pending => match tokio::time::timeout(self.config.store_timeout, fut).await {
+            std::task::Poll::Pending => match Box::pin(tokio::time::timeout(self.config.store_timeout, fut)).await {
                 Ok(r) => r,
                 Err(_) => Err(StoreError::Timeout),
             },
@@ -261,7 +261,13 @@ impl Session {
                 Phase::Unloaded => {}
             }
         }
-        let _loading = self.inner.load_lock.lock().await;
+        // Uncontended (the usual case): no lock future at all. Contended (two
+        // tasks of one request loading at once): wait for the other, boxed so
+        // that the common path's future stays small.
+        let _loading = match self.inner.load_lock.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => Box::pin(self.inner.load_lock.lock()).await,
+        };
         let unloaded = matches!(self.state().phase, Phase::Unloaded);
         if unloaded {
             let outcome = self.load().await;
