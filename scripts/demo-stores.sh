@@ -5,7 +5,9 @@
 #      or says that it is skipped when that file is missing,
 #   3. checks that a session outlives the process: it counts twice, restarts
 #      the demo with the same keys and store, reads the count back, logs out,
-#   4. stops the demo (SIGTERM; it must exit cleanly).
+#   4. drives the session list routes: GET /api/sessions, DELETE
+#      /api/sessions/{handle} (never another user's), POST /api/logout-others,
+#   5. stops the demo (SIGTERM; it must exit cleanly).
 # The stores, by default:
 #   redis://127.0.0.1:6379                      (REDIS_URL overrides it)
 #   postgres://postgres@127.0.0.1:5432/test     (DATABASE_URL overrides it)
@@ -130,11 +132,12 @@ stop_cleanly() {
     grep -q "shutting down" "$work/demo.log" || die "the demo did not shut down gracefully"
 }
 
-# http <method> <path> [cookie]: prints the status line's code, then the body;
-# the `Set-Cookie` pair (name=value) goes to $work/set-cookie.
+# http <method> <path> [cookie] [JSON body]: prints the status code, a space
+# and the body; the `Set-Cookie` pair (name=value) goes to $work/set-cookie.
 http() {
     local args=(-sS --max-time 10 -X "$1" -D "$work/headers" -o "$work/body")
     [[ -n "${3:-}" ]] && args+=(-H "Cookie: $3")
+    [[ -n "${4:-}" ]] && args+=(-H "Content-Type: application/json" --data "$4")
     local code
     code="$(curl "${args[@]}" -w '%{http_code}' "$url$2")" || die "$1 $2: no answer"
     sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' "$work/headers" | tr -d '\r' | head -n 1 >"$work/set-cookie"
@@ -150,11 +153,35 @@ expect() {
     fi
 }
 
+# login <user>: logs in on a new "device" and prints its cookie.
+login() {
+    local got
+    got="$(http POST /api/login "" "{\"username\":\"$1\",\"password\":\"$1-pass\"}")"
+    [[ "$got" == "200 {\"user\":\"$1\"}" ]] || die "login as $1: got '$got'"
+    cat "$work/set-cookie"
+}
+
+# handle <current|other> <cookie>: a handle from the cookie's session list.
+handle() {
+    http GET /api/sessions "$2" >/dev/null
+    python3 - "$1" "$work/body" <<'PY'
+import json, sys
+want_current = sys.argv[1] == "current"
+listed = json.load(open(sys.argv[2]))["sessions"]
+print(next(s["handle"] for s in listed if s["current"] == want_current))
+PY
+}
+
+# count <cookie>: how many sessions the cookie's user has.
+count() {
+    http GET /api/sessions "$1" >/dev/null
+    python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["sessions"]))' "$work/body"
+}
+
+command -v python3 >/dev/null || die "python3 is needed"
 contract="${DEMO_SMOKE_CONTRACT:-$repo/../shared/contract/demo_smoke.py}"
 if [[ ! -f "$contract" ]]; then
     echo "note: $contract not found; the HTTP contract check is skipped for every store"
-elif ! command -v python3 >/dev/null; then
-    die "python3 is needed to run $contract"
 fi
 
 # check_store <label> <SESSION_STORE>
@@ -192,6 +219,28 @@ check_store() {
     expect "after a restart, the count is still there" "$(http GET /api/counter "$cookie")" '200 {"count":2}'
     expect "logout" "$(http POST /api/logout "$cookie" | cut -c1-3)" "204"
     expect "after logout the cookie names no session" "$(http GET /api/counter "$cookie")" '200 {"count":0}'
+
+    step "$label: the session list routes"
+    local a b c bob other own
+    a="$(login alice)"
+    b="$(login alice)"
+    expect "GET /api/sessions lists both of alice's sessions" "$(count "$a")" 2
+    other="$(handle other "$a")"
+    own="$(handle current "$a")"
+    bob="$(login bob)"
+    expect "bob cannot end alice's session" "$(http DELETE "/api/sessions/$own" "$bob" | cut -c1-3)" 404
+    expect "DELETE /api/sessions/{handle} ends alice's other session" \
+        "$(http DELETE "/api/sessions/$other" "$a" | cut -c1-3)" 204
+    expect "the ended session is logged out" "$(http GET /api/me "$b" | cut -c1-3)" 401
+    expect "it is listed no more" "$(count "$a")" 1
+    c="$(login alice)"
+    expect "POST /api/logout-others ends the others" "$(http POST /api/logout-others "$a")" '200 {"revoked":1}'
+    expect "the other device is logged out" "$(http GET /api/me "$c" | cut -c1-3)" 401
+    expect "this device is not" "$(http GET /api/me "$a")" '200 {"user":"alice"}'
+    expect "bob is not" "$(http GET /api/me "$bob")" '200 {"user":"bob"}'
+    for cookie in "$a" "$bob"; do
+        expect "logout" "$(http POST /api/logout "$cookie" | cut -c1-3)" 204
+    done
 
     step "$label: stopping the demo"
     stop_cleanly
