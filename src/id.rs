@@ -45,7 +45,7 @@ impl SessionId {
     /// ```
     pub fn generate() -> Result<Self, SessionError> {
         let mut bytes = [0u8; ID_LEN];
-        OsRng.try_fill_bytes(&mut bytes).map_err(|_| SessionError::Rng)?;
+        os_random(&mut bytes)?;
         Ok(Self(bytes))
     }
 
@@ -112,6 +112,36 @@ impl SessionId {
         let digest = Sha256::digest(self.0);
         StorageKey(digest.into())
     }
+}
+
+/// Bytes of OS randomness fetched per system call, per thread.
+const POOL: usize = 32 * ID_LEN;
+
+thread_local! {
+    /// OS randomness fetched ahead in blocks (one `getrandom` call for 32
+    /// IDs instead of one per ID). Every byte handed out is zeroed in the
+    /// pool at once, and the rest is zeroed when the thread ends. A forked
+    /// child would repeat its parent's pool; creation is insert-if-absent,
+    /// so a repeated ID is refused by the store and redrawn, never shared.
+    static OS_POOL: std::cell::RefCell<(zeroize::Zeroizing<[u8; POOL]>, usize)> =
+        std::cell::RefCell::new((zeroize::Zeroizing::new([0u8; POOL]), POOL));
+}
+
+/// Fills `out` (at most [`ID_LEN`] bytes) from the operating system's CSPRNG.
+fn os_random(out: &mut [u8; ID_LEN]) -> Result<(), SessionError> {
+    OS_POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let (bytes, used) = &mut *pool;
+        if *used + ID_LEN > POOL {
+            OsRng.try_fill_bytes(bytes.as_mut()).map_err(|_| SessionError::Rng)?;
+            *used = 0;
+        }
+        let chunk = &mut bytes[*used..*used + ID_LEN];
+        out.copy_from_slice(chunk);
+        chunk.zeroize();
+        *used += ID_LEN;
+        Ok(())
+    })
 }
 
 impl fmt::Debug for SessionId {
