@@ -1,7 +1,7 @@
 //! Exclusive sessions on real stores: two app instances (two `SessionLayer`s
 //! on two independent store objects that share one server, database or
 //! file) increment one session's counter 200 times under `Session::lock`,
-//! and no increment is lost.
+//! and no increment is lost; every lease is released when its request ends.
 //!
 //! Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`). PostgreSQL:
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::{io::Write, time::Duration};
+use std::{io::Write, sync::Arc, time::Duration};
 
 use axum::{
     routing::{get, post},
@@ -36,13 +36,21 @@ async fn locked_incr(session: Session) -> Result<String, SessionError> {
     Ok((n + 1).to_string())
 }
 
+/// Locks, reads, writes nothing.
+async fn locked_read(session: Session) -> Result<String, SessionError> {
+    session.lock().await?;
+    Ok(session.get::<u64>("n").await?.map_or("none".into(), |n| n.to_string()))
+}
+
 async fn read(session: Session) -> Result<String, SessionError> {
     Ok(session.get::<u64>("n").await?.map_or("none".into(), |n| n.to_string()))
 }
 
-/// 199 requests queue for one lease: give them time.
+/// 199 requests queue for one lease, and waiters are not served in order: the
+/// unluckiest waits about as long as the whole run (PostgreSQL took up to 20 s
+/// on a loaded 2-core machine; the default `lock_wait` of 5 s is too short).
 fn config() -> SessionConfig {
-    SessionConfig::builder().lock_wait(Duration::from_secs(30)).build().expect("config")
+    SessionConfig::builder().lock_wait(Duration::from_secs(60)).build().expect("config")
 }
 
 /// One "app instance": its own layer on its own store object.
@@ -50,6 +58,7 @@ fn instance(store: impl SessionStore, keys: Keys) -> Router {
     Router::new()
         .route("/incr", post(locked_incr))
         .route("/n", get(read))
+        .route("/locked-n", get(locked_read))
         .layer(SessionLayer::new(store, keys).with_config(config()))
 }
 
@@ -68,7 +77,7 @@ fn unique(prefix: &str) -> String {
 /// Creates the session through `a`, then fires the other increments at once,
 /// alternating between `a` and `b`; checks that every one succeeded and that
 /// the counter ends at exactly [`INCREMENTS`]. Returns the wall time.
-async fn two_instances_count_to_200(name: &'static str, a: Router, b: Router) -> Duration {
+async fn two_instances_count_to_200(name: &'static str, a: Router, b: Router) {
     let _turn = SERIAL.lock().await;
     let started = std::time::Instant::now();
     let res = send(&a, req("POST", "/incr", None)).await;
@@ -109,137 +118,294 @@ async fn two_instances_count_to_200(name: &'static str, a: Router, b: Router) ->
         std::io::stderr(),
         "{name}: {INCREMENTS} locked increments through two instances in {elapsed:.2?} (slowest request {slowest:.2?})"
     );
-    elapsed
 }
 
-/// Runs the scenario on a task of its own so that the caller cleans up even
-/// when it fails, then re-raises the failure.
-async fn scenario(name: &'static str, a: Router, b: Router) -> Result<(), Box<dyn std::any::Any + Send>> {
-    tokio::spawn(two_instances_count_to_200(name, a, b)).await.map(|_| ()).map_err(|e| e.into_panic())
+/// A request that locks the session and answers without writing releases the
+/// lease: the next locking request (on the other instance) gets it at once,
+/// not after `lock_lease` (10 s).
+async fn a_read_only_lock_is_released(name: &'static str, a: Router, b: Router) {
+    let res = send(&a, req("POST", "/incr", None)).await;
+    let cookie = session_cookie(&res).expect("a session cookie");
+    let res = send(&a, req("GET", "/locked-n", Some(&cookie))).await;
+    assert_eq!((res.status(), body(res).await), (StatusCode::OK, "1".to_string()), "{name}");
+    let started = std::time::Instant::now();
+    let res = send(&b, req("POST", "/incr", Some(&cookie))).await;
+    let waited = started.elapsed();
+    assert_eq!((res.status(), body(res).await), (StatusCode::OK, "2".to_string()), "{name}");
+    assert!(
+        waited < Duration::from_secs(2),
+        "{name}: the next locking request waited {waited:.2?} for the lease of a request that had already answered"
+    );
 }
 
-// --------------------------------------------------------------------- Redis
+// ------------------------------------------------------------------ fixtures
+
+/// Two independent store objects on one server, database or file.
+struct Pair {
+    name: &'static str,
+    a: Arc<dyn SessionStore>,
+    b: Arc<dyn SessionStore>,
+    backend: Backend,
+}
+
+enum Backend {
+    Memory(sessionware::MemoryStore),
+    #[cfg(feature = "redis")]
+    Redis {
+        url: String,
+        prefix: String,
+    },
+    #[cfg(feature = "postgres")]
+    Postgres(sessionware::SqlStore),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sessionware::SqlStore, sessionware::SqlStore, std::path::PathBuf),
+}
+
+impl Pair {
+    /// One process, one `MemoryStore` shared by both layers.
+    fn memory() -> Self {
+        let store = sessionware::MemoryStore::default();
+        Self { name: "memory", a: Arc::new(store.clone()), b: Arc::new(store.clone()), backend: Backend::Memory(store) }
+    }
+
+    #[cfg(feature = "redis")]
+    async fn redis(tag: &str) -> Option<Self> {
+        use sessionware::RedisStore;
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let host = url.rsplit('@').next().unwrap_or_default().to_string();
+        let prefix = format!("sw-{tag}-{}-{:x}:", std::process::id(), rand::random::<u64>());
+        let connect = || async {
+            let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            // One quick attempt first, without the connection manager's retries.
+            match tokio::time::timeout(Duration::from_secs(2), client.get_multiplexed_async_connection()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err("connection timed out".to_string()),
+            }
+            let store = RedisStore::connect(&url).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(store.with_prefix(&prefix).expect("valid prefix"))
+        };
+        match (connect().await, connect().await) {
+            (Ok(a), Ok(b)) => {
+                Some(Self { name: "redis", a: Arc::new(a), b: Arc::new(b), backend: Backend::Redis { url, prefix } })
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                skip_or_fail("redis", &host, &e);
+                None
+            }
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn postgres(tag: &str) -> Option<Self> {
+        use sessionware::SqlStore;
+        use sqlx::Connection;
+        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let host = url.rsplit('@').next().unwrap_or_default().to_string();
+        let table = unique(&format!("sw_{tag}"));
+        let connect = || async {
+            // One quick attempt first, without the pool's retries.
+            match tokio::time::timeout(Duration::from_secs(3), sqlx::postgres::PgConnection::connect(&url)).await {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                }
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err("connection timed out".to_string()),
+            }
+            let store = SqlStore::postgres(&url).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(store.with_table(&table).expect("table name"))
+        };
+        match (connect().await, connect().await) {
+            (Ok(a), Ok(b)) => {
+                a.migrate().await.expect("migrate");
+                Some(Self { name: "postgres", a: Arc::new(a.clone()), b: Arc::new(b), backend: Backend::Postgres(a) })
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                skip_or_fail("postgres", &host, &e);
+                None
+            }
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn sqlite(tag: &str) -> Self {
+        use sessionware::SqlStore;
+        let path = std::env::temp_dir().join(format!("{}.db", unique(&format!("sessionware-{tag}"))));
+        let path_text = path.to_str().expect("utf-8 temp dir").to_string();
+        let table = unique(&format!("sw_{tag}"));
+        let open = || async {
+            SqlStore::sqlite(&path_text).await.expect("open sqlite").with_table(&table).expect("table name")
+        };
+        let a = open().await;
+        a.migrate().await.expect("migrate");
+        let b = open().await;
+        Self { name: "sqlite", a: Arc::new(a.clone()), b: Arc::new(b.clone()), backend: Backend::Sqlite(a, b, path) }
+    }
+
+    /// Sessions and leases the store holds.
+    async fn counts(&self) -> (usize, usize) {
+        match &self.backend {
+            Backend::Memory(store) => {
+                let keys = store.keys();
+                let mut leases = 0;
+                for key in &keys {
+                    // A free lease can be taken (and is given back at once).
+                    if store.try_lock(key, "probe", 1_000).await.expect("try_lock") {
+                        store.unlock(key, "probe").await.expect("unlock");
+                    } else {
+                        leases += 1;
+                    }
+                }
+                (keys.len(), leases)
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis { url, prefix } => {
+                let keys = redis_keys(url, prefix).await;
+                let leases = keys.iter().filter(|k| k.ends_with(":lock")).count();
+                (keys.len() - leases, leases)
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(store) => {
+                let pool = store.postgres_pool().expect("postgres");
+                let count = |sql: String| async move {
+                    let n: i64 = sqlx::query_scalar(&sql).fetch_one(pool).await.expect("count");
+                    usize::try_from(n).expect("count")
+                };
+                let t = store.table();
+                (
+                    count(format!("SELECT count(*) FROM \"{t}\"")).await,
+                    count(format!("SELECT count(*) FROM \"{t}_locks\"")).await,
+                )
+            }
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(store, _, _) => {
+                let pool = store.sqlite_pool().expect("sqlite");
+                let count = |sql: String| async move {
+                    let n: i64 = sqlx::query_scalar(&sql).fetch_one(pool).await.expect("count");
+                    usize::try_from(n).expect("count")
+                };
+                let t = store.table();
+                (
+                    count(format!("SELECT count(*) FROM \"{t}\"")).await,
+                    count(format!("SELECT count(*) FROM \"{t}_locks\"")).await,
+                )
+            }
+        }
+    }
+
+    async fn cleanup(&self) {
+        match &self.backend {
+            Backend::Memory(_) => {}
+            #[cfg(feature = "redis")]
+            Backend::Redis { url, prefix } => {
+                let keys = redis_keys(url, prefix).await;
+                if !keys.is_empty() {
+                    let client = redis::Client::open(url.as_str()).expect("url");
+                    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+                    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("del");
+                }
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(store) => {
+                let t = store.table();
+                let sql = format!("DROP TABLE IF EXISTS \"{t}\", \"{t}_locks\"");
+                let _ = sqlx::raw_sql(&sql).execute(store.postgres_pool().expect("postgres")).await;
+            }
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(a, b, path) => {
+                for store in [a, b] {
+                    if let Some(pool) = store.sqlite_pool() {
+                        pool.close().await;
+                    }
+                }
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+    }
+
+    /// Runs `scenario` with one app instance on each store object, on a task
+    /// of its own; then counts what the store holds, cleans up (whatever
+    /// happened), re-raises a failure, and checks that exactly one session
+    /// and no lease are left.
+    async fn run<Fut>(self, scenario: fn(&'static str, Router, Router) -> Fut)
+    where
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let keys = Keys::generate().expect("keys");
+        let a = instance(Arc::clone(&self.a), keys.clone());
+        let b = instance(Arc::clone(&self.b), keys);
+        let outcome = tokio::spawn(scenario(self.name, a, b)).await;
+        let counts = self.counts().await;
+        self.cleanup().await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        assert_eq!(counts, (1, 0), "{}: one session and no lease are left (sessions, leases)", self.name);
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn redis_keys(url: &str, prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(url).expect("url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("keys")
+}
+
+// --------------------------------------------------------------------- tests
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_two_instances_lose_no_increment() {
-    use sessionware::RedisStore;
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let host = url.rsplit('@').next().unwrap_or_default().to_string();
-    let prefix = format!("sw-excl-{}-{:x}:", std::process::id(), rand::random::<u64>());
-    let connect = || async {
-        let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-        // One quick attempt first, without the connection manager's retries.
-        match tokio::time::timeout(Duration::from_secs(2), client.get_multiplexed_async_connection()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("connection timed out".to_string()),
-        }
-        let store = RedisStore::connect(&url).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(store.with_prefix(&prefix).expect("valid prefix"))
-    };
-    let (first, second) = match (connect().await, connect().await) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return skip_or_fail("redis", &host, &e),
-    };
-    let keys = Keys::generate().expect("keys");
-    let a = instance(first, keys.clone());
-    let b = instance(second.clone(), keys);
-    let outcome = scenario("redis", a, b).await;
-
-    // Clean up: the session and any lease left behind.
-    let client = redis::Client::open(url.as_str()).expect("url");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("keys");
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("del");
-    }
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-    assert_eq!(keys.len(), 1, "only the session is left (every lease was released): {keys:?}");
+    let Some(pair) = Pair::redis("excl").await else { return };
+    pair.run(two_instances_count_to_200).await;
 }
-
-// ---------------------------------------------------------------- PostgreSQL
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_two_instances_lose_no_increment() {
-    use sessionware::SqlStore;
-    use sqlx::Connection;
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let host = url.rsplit('@').next().unwrap_or_default().to_string();
-    let table = unique("sw_excl");
-    let connect = || async {
-        // One quick attempt first, without the pool's retries.
-        match tokio::time::timeout(Duration::from_secs(3), sqlx::postgres::PgConnection::connect(&url)).await {
-            Ok(Ok(conn)) => {
-                let _ = conn.close().await;
-            }
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("connection timed out".to_string()),
-        }
-        let store = SqlStore::postgres(&url).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(store.with_table(&table).expect("table name"))
-    };
-    let (first, second) = match (connect().await, connect().await) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return skip_or_fail("postgres", &host, &e),
-    };
-    first.migrate().await.expect("migrate");
-    let keys = Keys::generate().expect("keys");
-    let a = instance(first.clone(), keys.clone());
-    let b = instance(second, keys);
-    let outcome = scenario("postgres", a, b).await;
-
-    let pool = first.postgres_pool().expect("postgres");
-    let sessions: i64 =
-        sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\"")).fetch_one(pool).await.expect("count");
-    let leases: i64 =
-        sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}_locks\"")).fetch_one(pool).await.expect("count");
-    let _ = sqlx::raw_sql(&format!("DROP TABLE IF EXISTS \"{table}\", \"{table}_locks\"")).execute(pool).await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-    assert_eq!((sessions, leases), (1, 0), "one session, every lease released");
+    let Some(pair) = Pair::postgres("excl").await else { return };
+    pair.run(two_instances_count_to_200).await;
 }
-
-// -------------------------------------------------------------------- SQLite
 
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_two_instances_lose_no_increment() {
-    use sessionware::SqlStore;
-    let path = std::env::temp_dir().join(format!("{}.db", unique("sessionware-excl")));
-    let path_text = path.to_str().expect("utf-8 temp dir").to_string();
-    let table = unique("sw_excl");
-    let open =
-        || async { SqlStore::sqlite(&path_text).await.expect("open sqlite").with_table(&table).expect("table name") };
-    let first = open().await;
-    first.migrate().await.expect("migrate");
-    let second = open().await;
-    let keys = Keys::generate().expect("keys");
-    let a = instance(first.clone(), keys.clone());
-    let b = instance(second.clone(), keys);
-    let outcome = scenario("sqlite", a, b).await;
+    Pair::sqlite("excl").await.run(two_instances_count_to_200).await;
+}
 
-    let pool = first.sqlite_pool().expect("sqlite");
-    let sessions: i64 =
-        sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\"")).fetch_one(pool).await.expect("count");
-    let leases: i64 =
-        sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}_locks\"")).fetch_one(pool).await.expect("count");
-    for store in [&first, &second] {
-        if let Some(pool) = store.sqlite_pool() {
-            pool.close().await;
-        }
-    }
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.clone().into_os_string();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-    assert_eq!((sessions, leases), (1, 0), "one session, every lease released");
+// A locked request that writes nothing keeps its lease until `lock_lease`
+// runs out: `commit::plan` returns `Plan::Ready` when there is nothing to
+// write and drops the pending unlock. Ignored until that is fixed; run with
+// `cargo test --all-features --test store_exclusive -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a locked request that writes nothing keeps its lease (src/commit.rs, plan)"]
+async fn memory_a_locked_request_that_writes_nothing_releases_its_lease() {
+    Pair::memory().run(a_read_only_lock_is_released).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a locked request that writes nothing keeps its lease (src/commit.rs, plan)"]
+async fn redis_a_locked_request_that_writes_nothing_releases_its_lease() {
+    let Some(pair) = Pair::redis("lease").await else { return };
+    pair.run(a_read_only_lock_is_released).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a locked request that writes nothing keeps its lease (src/commit.rs, plan)"]
+async fn postgres_a_locked_request_that_writes_nothing_releases_its_lease() {
+    let Some(pair) = Pair::postgres("lease").await else { return };
+    pair.run(a_read_only_lock_is_released).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a locked request that writes nothing keeps its lease (src/commit.rs, plan)"]
+async fn sqlite_a_locked_request_that_writes_nothing_releases_its_lease() {
+    Pair::sqlite("lease").await.run(a_read_only_lock_is_released).await;
 }

@@ -37,7 +37,7 @@ struct Fixture {
 #[derive(Clone)]
 enum Kind {
     #[cfg(feature = "redis")]
-    Redis { url: String, prefix: String },
+    Redis { url: String, prefix: String, store: sessionware::RedisStore },
     #[cfg(feature = "postgres")]
     Postgres(sessionware::SqlStore),
     #[cfg(feature = "sqlite")]
@@ -73,11 +73,10 @@ impl Fixture {
             sessionware::RedisStore::connect(&url).await.map_err(|e| e.to_string())
         };
         match probe.await {
-            Ok(store) => Some(Self {
-                name: "redis",
-                store: Arc::new(store.with_prefix(&prefix).expect("valid prefix")),
-                kind: Kind::Redis { url, prefix },
-            }),
+            Ok(store) => {
+                let store = store.with_prefix(&prefix).expect("valid prefix");
+                Some(Self { name: "redis", store: Arc::new(store.clone()), kind: Kind::Redis { url, prefix, store } })
+            }
             Err(e) => {
                 skip_or_fail("redis", &host, &e);
                 None
@@ -131,7 +130,7 @@ impl Fixture {
     async fn session_records(&self) -> usize {
         match &self.kind {
             #[cfg(feature = "redis")]
-            Kind::Redis { url, prefix } => redis_keys(url, prefix)
+            Kind::Redis { url, prefix, .. } => redis_keys(url, prefix)
                 .await
                 .iter()
                 .filter(|k| k.strip_prefix(prefix.as_str()).is_some_and(|r| r.starts_with('{') && r.ends_with('}')))
@@ -156,7 +155,7 @@ impl Fixture {
     async fn cleanup(&self) {
         match &self.kind {
             #[cfg(feature = "redis")]
-            Kind::Redis { url, prefix } => {
+            Kind::Redis { url, prefix, .. } => {
                 let keys = redis_keys(url, prefix).await;
                 if !keys.is_empty() {
                     let client = redis::Client::open(url.as_str()).expect("url");
@@ -232,14 +231,24 @@ struct Gate {
 
 fn app(store: Arc<dyn SessionStore>, gate: Arc<Gate>) -> Router {
     // Reads the session, waits to be released, then writes to it.
+    let writer = Arc::clone(&gate);
     let slow_write = move |session: Session| async move {
         let n: u64 = session.get("n").await?.unwrap_or(0);
-        gate.loaded.notify_one();
-        gate.release.notified().await;
+        writer.loaded.notify_one();
+        writer.release.notified().await;
         session.insert("n", n + 1).await?;
         Ok::<_, SessionError>((n + 1).to_string())
     };
+    // Takes the session's lease, holds it until released, then writes.
+    let held = Arc::clone(&gate);
+    let hold_lock = move |session: Session| async move {
+        session.lock().await?;
+        held.loaded.notify_one();
+        held.release.notified().await;
+        session.insert("held", true).await
+    };
     Router::new()
+        .route("/hold-lock", post(hold_lock))
         .route("/sessions", get(list))
         .route("/sessions/{h}", delete(revoke))
         .route("/others", post(others))
@@ -426,7 +435,64 @@ async fn no_resurrection(fx: Fixture) {
     }
 }
 
+/// Redis: the TTLs of the session hash, the user index and the lease follow
+/// the session's deadlines and the lease, through the layer.
+#[cfg(feature = "redis")]
+async fn redis_ttls(fx: Fixture) {
+    let Kind::Redis { url, prefix, store: redis_store } = &fx.kind else { unreachable!() };
+    let gate = Arc::new(Gate::default());
+    let app = app(Arc::clone(&fx.store), Arc::clone(&gate));
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let pexpiretime = |key: String| {
+        let mut conn = conn.clone();
+        async move { redis::cmd("PEXPIRETIME").arg(key).query_async::<i64>(&mut conn).await.expect("pexpiretime") }
+    };
+
+    let cookie = login(&app, "erin", "Desk").await;
+    let listed = fx.store.list_user("erin").await.expect("list");
+    assert_eq!(listed.len(), 1);
+    let session_keys: Vec<String> = redis_keys(url, prefix)
+        .await
+        .into_iter()
+        .filter(|k| k.strip_prefix(prefix.as_str()).is_some_and(|r| r.starts_with('{') && r.ends_with('}')))
+        .collect();
+    assert_eq!(session_keys.len(), 1);
+    let to_ms = |t: u64| i64::try_from(t).expect("fits");
+    assert_eq!(pexpiretime(session_keys[0].clone()).await, to_ms(listed[0].expires_at), "session TTL = expires_at");
+    assert_eq!(
+        pexpiretime(redis_store.user_index_key("erin")).await,
+        to_ms(listed[0].absolute_deadline),
+        "index TTL = the absolute deadline"
+    );
+
+    // The lease lives while a request holds the lock, with a TTL of at most
+    // `lock_lease` (10 s by default), and is gone once the request answered.
+    let lock_key = format!("{}:lock", session_keys[0]);
+    let held = tokio::spawn({
+        let app = app.clone();
+        let cookie = cookie.clone();
+        async move { send(&app, req("POST", "/hold-lock", Some(&cookie))).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), gate.loaded.notified()).await.expect("the lock was taken");
+    let pttl: i64 = redis::cmd("PTTL").arg(&lock_key).query_async(&mut conn).await.expect("pttl");
+    assert!(pttl > 0 && pttl <= 10_000, "lease TTL {pttl} ms");
+    gate.release.notify_one();
+    assert_eq!(held.await.expect("task").status(), StatusCode::OK);
+    let exists: i64 = redis::cmd("EXISTS").arg(&lock_key).query_async(&mut conn).await.expect("exists");
+    assert_eq!(exists, 0, "the lease is released after the response");
+
+    send(&app, req("POST", "/logout", Some(&cookie))).await;
+}
+
 // --------------------------------------------------------------------- tests
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_ttls_follow_deadlines_and_leases() {
+    let Some(fx) = Fixture::redis().await else { return };
+    fx.run(redis_ttls).await;
+}
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
