@@ -221,6 +221,60 @@ async fn redis_store_refuses_oversized_records() {
     cleanup(&store).await;
 }
 
+/// Logins of one user while listings of that user run: a listing may see a
+/// member whose session is not written yet and drop it as stale; the store
+/// puts it back, so the index still holds every live session at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_logins_racing_listings_stay_indexed() {
+    let Some(store) = store().await else { return };
+    let user = format!("race-{:x}", rand::random::<u64>());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, user, done) = (store.clone(), user.clone(), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut n = 0u32;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    store.list_user(&user).await.expect("list");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let logins: Vec<_> = (0..100)
+        .map(|i| {
+            let (store, user) = (store.clone(), user.clone());
+            tokio::spawn(async move {
+                let key = SessionId::generate().expect("rng").storage_key();
+                let mut r = record_now();
+                r.meta.auth = Some(sessionware::Auth::new(&user, SystemClock.now_ms()));
+                assert!(store.create(&key, &r).await.expect("create"));
+                if i % 3 == 0 {
+                    store.delete(&key).await.expect("delete");
+                    None
+                } else {
+                    Some(r.meta.handle.to_string())
+                }
+            })
+        })
+        .collect();
+    let mut live = std::collections::BTreeSet::new();
+    for t in logins {
+        live.extend(t.await.expect("task"));
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut listings = 0;
+    for t in listers {
+        listings += t.await.expect("task");
+    }
+    let listed: std::collections::BTreeSet<String> =
+        store.list_user(&user).await.expect("list").into_iter().map(|m| m.handle.to_string()).collect();
+    assert_eq!(listed, live, "the index holds every live session after {listings} racing listings");
+    assert_eq!(store.delete_user(&user, None).await.expect("delete_user"), live.len());
+    cleanup(&store).await;
+}
+
 /// Counts commands per operation with `INFO commandstats`.
 ///
 /// `cargo test --features redis --test store_redis -- --ignored --nocapture redis_round_trips`

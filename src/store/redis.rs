@@ -4,9 +4,9 @@
 //!
 //! Each session is one Redis hash under `{prefix}{<hex digest>}` (the default
 //! prefix is `sessionware:`). The braces are a Redis Cluster hash tag: every
-//! key that will ever belong to one session (a lock, an index entry) hashes to
-//! the same slot as long as it reuses the tag. The key holds the SHA-256
-//! digest of the session ID, never the ID.
+//! key of one session (the hash and its lease) reuses the tag and hashes to
+//! the same slot. The key holds the SHA-256 digest of the session ID, never
+//! the ID.
 //!
 //! | field | value |
 //! |---|---|
@@ -29,33 +29,62 @@
 //!   adds an authenticated session to it *before* writing the session, so
 //!   the index is always a superset of the user's live sessions; listing
 //!   loads the candidates and drops stale members (deleted, expired), so
-//!   `delete` stays one `DEL`. The user's sessions live in other slots than
-//!   the index, so these operations use several commands (never a
-//!   cross-slot script) and work on Redis Cluster too.
+//!   `delete` stays one `DEL`.
 //! - `{prefix}{<hex digest>}:lock` holds the token of a session's exclusive
 //!   lease (`SET ... PX`); it shares the session's hash tag, so the session
 //!   and its lease live in one slot.
 //!
+//! # Redis Cluster
+//!
+//! [`RedisStore::connect_cluster`] talks to a cluster. The rules that make
+//! the layout work there:
+//!
+//! - **One slot per session.** The hash, and the lease, hash on the tag
+//!   `{<hex digest>}`: every session operation (`load`, `create`, `apply`,
+//!   `touch`, `delete`, `try_lock`, `unlock`) is one command or one script on
+//!   one key, so the cluster routes it to the slot's primary unchanged.
+//! - **Scripts touch one key.** Each script gets exactly one key (`KEYS[1]`)
+//!   and touches no other: the session scripts the session hash, the lease
+//!   scripts the lease, the index script the user index.
+//! - **The user index is in another slot.** Its tag is the user's digest,
+//!   so it almost never shares a slot with the user's sessions. Nothing
+//!   updates both at once; the guarantee (the index is a superset of the
+//!   live sessions) comes from the order of single-slot commands instead:
+//!   `create` indexes, writes the session, then indexes again; revocation
+//!   deletes the sessions, then their members; a listing that finds a
+//!   member without a session removes it, then checks the session again and
+//!   re-indexes it if a `create` wrote it meanwhile. A crash between two
+//!   steps leaves at worst a stale member, which the next listing drops.
+//! - **No cross-slot pipelines.** Where a single server gets one pipeline
+//!   (the `HGETALL`s of a listing, the revocation's `DEL`s and `ZREM`), a
+//!   cluster gets one command per key, all in flight at once (the multi-key
+//!   `DEL` is split by slot by the client), so each batch still costs about
+//!   one round trip of latency.
+//!
 //! # Round trips
 //!
 //! Every session operation is one command: `load` is `HGETALL`; `create`
-//! (of an anonymous session), `apply` and `touch` are one `EVALSHA` each (a script loaded on first use, see
-//! [`redis::Script`]); `delete` is `DEL`. The scripts check the record's own
-//! `expires_at` against the store's clock (so a record that Redis has not
-//! expired yet because of clock skew is still treated as gone), act only if
-//! the hash exists (`apply` and `touch` never resurrect a session), and move
-//! the key's TTL with `PEXPIREAT` to the new `expires_at`. `try_lock` and
-//! `unlock` are one `EVALSHA` each. The creation of an authenticated session
-//! adds one `EVALSHA` (the index); `list_user` is one `ZRANGE` plus one
-//! pipelined batch of `HGETALL`s (plus a `ZREM` of stale members, if any);
-//! `delete_by_handle` and `delete_user` add one pipelined batch of `DEL`s and
-//! the `ZREM` of their index members.
+//! (of an anonymous session), `apply` and `touch` are one `EVALSHA` each (a
+//! script loaded on first use, see [`redis::Script`]); `delete` is `DEL`. The
+//! scripts check the record's own `expires_at` against the store's clock (so
+//! a record that Redis has not expired yet because of clock skew is still
+//! treated as gone), act only if the hash exists (`apply` and `touch` never
+//! resurrect a session), and move the key's TTL with `PEXPIREAT` to the new
+//! `expires_at`. `try_lock` and `unlock` are one `EVALSHA` each. The creation
+//! of an authenticated session adds two `EVALSHA`s (the index, before and
+//! after); `list_user` is one `ZRANGE` plus one pipelined batch of
+//! `HGETALL`s (plus a `ZREM`, an `EXISTS` batch and maybe an `EVALSHA` when
+//! stale members are dropped); `delete_by_handle` and `delete_user` add one
+//! pipeline of a `DEL` and the `ZREM` of their index members (two round
+//! trips on a cluster).
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, future::Future, pin::Pin, sync::Arc, task::Poll, time::Duration};
 
 use ::redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig},
-    Client, RedisError, Script, Value,
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
+    Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script, Value,
 };
 use async_trait::async_trait;
 use serde_json::{value::RawValue, Map};
@@ -181,12 +210,17 @@ return 1
 "#
 );
 
-/// `KEYS[1]` = user index. `ARGV`: now, score (absolute deadline), member.
+/// `KEYS[1]` = user index. `ARGV`: now, then score (absolute deadline) /
+/// member pairs. Touches the index key only (one slot).
 const INDEX_LUA: &str = r#"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+local last = nil
+for i = 2, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
+  if not last or tonumber(last) < tonumber(ARGV[i]) then last = ARGV[i] end
+end
+if last and redis.call('PEXPIRETIME', KEYS[1]) < tonumber(last) then
+  redis.call('PEXPIREAT', KEYS[1], last)
 end
 return 1
 "#;
@@ -218,15 +252,53 @@ struct Scripts {
     unlock: Script,
 }
 
-/// A [`SessionStore`] on Redis, through `redis`'s [`ConnectionManager`]
-/// (one multiplexed connection that reconnects by itself).
+/// The connection: one server (or a primary with its replicas behind one
+/// address) or a Redis Cluster. Both are multiplexed and cheap to clone.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A [`SessionStore`] on Redis or Redis Cluster, through `redis`'s
+/// [`ConnectionManager`] (one multiplexed connection that reconnects by
+/// itself) or its cluster connection.
 ///
-/// One command per operation; see the [module documentation](self) for the
-/// key layout and the scripts. Expiry is enforced twice: by Redis (the key's
-/// TTL is `expires_at`) and by the store's own clock on every call.
+/// One command per session operation; see the [module documentation](self)
+/// for the key layout, the scripts and the cluster slot rules. Expiry is
+/// enforced twice: by Redis (the key's TTL is `expires_at`) and by the
+/// store's own clock on every call.
 ///
 /// Errors are [`StoreError::Backend`] with the driver's message (any password
-/// of the URL is scrubbed from it) and [`StoreError::Codec`] for a record that
+/// of the URLs is scrubbed from it) and [`StoreError::Codec`] for a record that
 /// cannot be decoded or is larger than the cap (1 MiB by default).
 ///
 /// ```no_run
@@ -238,29 +310,47 @@ struct Scripts {
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: Arc<str>,
     clock: Arc<dyn Clock>,
     max_record_bytes: usize,
     scripts: Arc<Scripts>,
-    secret: Option<Arc<str>>,
+    /// Passwords of the URLs, scrubbed from error messages.
+    secrets: Arc<[Box<str>]>,
 }
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
+            .field("cluster", &self.is_cluster())
             .field("prefix", &self.prefix)
             .field("max_record_bytes", &self.max_record_bytes)
             .finish_non_exhaustive()
     }
 }
 
+/// Timeout of one connection attempt.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The password of a URL, if it has a non-empty one.
+fn password(url: &str) -> Result<Option<Box<str>>, StoreError> {
+    let info =
+        url.into_connection_info().map_err(|e| StoreError::Backend(format!("invalid redis URL ({:?})", e.kind())))?;
+    Ok(info.redis.password.filter(|p| !p.is_empty()).map(Box::from))
+}
+
 impl RedisStore {
     /// Connects to the Redis server at `url` (`redis://[user:password@]host[:port][/db]`,
     /// or `rediss://` when the `redis` crate's TLS features are enabled).
     ///
-    /// Each connection attempt times out after 5 seconds; once connected, the
-    /// manager reconnects by itself after a failure.
+    /// Each connection attempt times out after 5 seconds, and a failed one is
+    /// retried 3 times, 1 to 2 seconds apart. Once connected, the manager
+    /// reconnects by itself after a failure, on the same schedule: commands
+    /// sent meanwhile wait for the reconnection (the layer's
+    /// [`store_timeout`](crate::SessionConfigBuilder::store_timeout) bounds
+    /// the wait) or, once the retries are spent, fail at once and start the
+    /// next round. A server that comes back is used again within about two
+    /// seconds, without rebuilding the store.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), sessionware::StoreError> {
@@ -268,28 +358,106 @@ impl RedisStore {
     /// # Ok(()) }
     /// ```
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let secrets: Arc<[Box<str>]> = password(url)?.into_iter().collect();
         let client =
             Client::open(url).map_err(|e| StoreError::Backend(format!("invalid redis URL ({:?})", e.kind())))?;
-        let secret = client.get_connection_info().redis.password.as_deref().filter(|p| !p.is_empty()).map(Arc::from);
-        let config = ConnectionManagerConfig::new().set_connection_timeout(Duration::from_secs(5));
-        let conn =
-            ConnectionManager::new_with_config(client, config).await.map_err(|e| backend(&e, secret.as_deref()))?;
+        // `redis` 0.32 feeds `factor` to an exponential backoff that starts at
+        // one second: its default (100) would wait 60 to 120 seconds between
+        // the second and later attempts. A factor of 1 retries every 1-2 s.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_factor(1)
+            .set_max_delay(2_000)
+            .set_number_of_retries(3);
+        let conn = ConnectionManager::new_with_config(client, config).await.map_err(|e| backend(&e, &secrets))?;
         let mut store = Self::new(conn);
-        store.secret = secret;
+        store.secrets = secrets;
+        Ok(store)
+    }
+
+    /// Connects to the Redis Cluster that `nodes` belong to (URLs as for
+    /// [`connect`](Self::connect); one reachable node is enough, the others
+    /// are discovered). Session operations stay one command each: all keys
+    /// of one session share one hash slot; see the
+    /// [module documentation](self#redis-cluster) for what touches several
+    /// slots and how.
+    ///
+    /// Each connection attempt times out after 5 seconds. The connection
+    /// follows slot migrations and failovers and reconnects by itself.
+    ///
+    /// ```no_run
+    /// use sessionware::{Keys, RedisStore, SessionLayer};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect_cluster(&[
+    ///     "redis://10.0.0.1:6379",
+    ///     "redis://10.0.0.2:6379",
+    ///     "redis://10.0.0.3:6379",
+    /// ])
+    /// .await?
+    /// .with_prefix("myapp:")?;
+    /// let layer = SessionLayer::new(store, Keys::generate()?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_cluster(nodes: &[&str]) -> Result<Self, StoreError> {
+        if nodes.is_empty() {
+            return Err(StoreError::Backend("no redis cluster node given".into()));
+        }
+        let mut secrets = Vec::new();
+        for node in nodes {
+            if let Some(p) = password(node)? {
+                if !secrets.contains(&p) {
+                    secrets.push(p);
+                }
+            }
+        }
+        let secrets: Arc<[Box<str>]> = secrets.into();
+        let client = ClusterClient::builder(nodes.iter().copied())
+            .connection_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| StoreError::Backend(format!("invalid redis cluster URLs ({:?})", e.kind())))?;
+        let conn = client.get_async_connection().await.map_err(|e| backend(&e, &secrets))?;
+        let mut store = Self::new_cluster(conn);
+        store.secrets = secrets;
         Ok(store)
     }
 
     /// A store on an existing connection manager (for custom TLS, timeouts or
     /// retry settings).
     ///
+    /// Mind the retry settings: with `redis` 0.32's defaults the manager waits
+    /// 60 to 120 seconds before its third reconnection attempt, so a server
+    /// that was down for more than a second or two stays unused that long
+    /// after it is back. [`connect`](Self::connect) sets the factor to 1
+    /// (an attempt every 1 to 2 seconds), as below.
+    ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
-    /// let conn = redis::aio::ConnectionManager::new(client).await?;
+    /// let config = redis::aio::ConnectionManagerConfig::new().set_factor(1).set_max_delay(2_000);
+    /// let conn = redis::aio::ConnectionManager::new_with_config(client, config).await?;
     /// let store = sessionware::RedisStore::new(conn);
     /// # Ok(()) }
     /// ```
     pub fn new(conn: ConnectionManager) -> Self {
+        Self::with_conn(Conn::Single(conn))
+    }
+
+    /// A store on an existing Redis Cluster connection (for custom TLS,
+    /// timeouts or retry settings).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::cluster::ClusterClient::builder(["redis://127.0.0.1:7000"])
+    ///     .response_timeout(std::time::Duration::from_secs(1))
+    ///     .build()?;
+    /// let store = sessionware::RedisStore::new_cluster(client.get_async_connection().await?);
+    /// # Ok(()) }
+    /// ```
+    pub fn new_cluster(conn: ClusterConnection) -> Self {
+        Self::with_conn(Conn::Cluster(conn))
+    }
+
+    fn with_conn(conn: Conn) -> Self {
         Self {
             conn,
             prefix: Arc::from(DEFAULT_PREFIX),
@@ -303,8 +471,20 @@ impl RedisStore {
                 lock: Script::new(LOCK_LUA),
                 unlock: Script::new(UNLOCK_LUA),
             }),
-            secret: None,
+            secrets: Arc::from([]),
         }
+    }
+
+    /// Whether the store talks to a Redis Cluster.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?;
+    /// assert!(!store.is_cluster());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
     }
 
     /// Sets the key prefix (default `sessionware:`), to share one Redis
@@ -404,41 +584,104 @@ impl RedisStore {
         k
     }
 
+    /// The session key of an index member (a storage key in hex).
+    fn member_key(&self, member: &str) -> String {
+        format!("{}{{{member}}}", self.prefix)
+    }
+
+    /// Adds `(absolute deadline, member)` pairs to `user`'s index (one script
+    /// on the index key alone) and moves the index's TTL to the latest
+    /// deadline.
+    async fn index(&self, user: &str, entries: &[(u64, String)]) -> Result<(), StoreError> {
+        let mut inv = self.scripts.index.key(self.user_index_key(user));
+        inv.arg(self.now());
+        for (deadline, member) in entries {
+            inv.arg((*deadline).min(MAX_AT)).arg(member);
+        }
+        inv.invoke_async::<i64>(&mut self.conn.clone()).await.map(|_| ()).map_err(|e| self.err(&e))
+    }
+
+    /// Sends `cmds` and returns their replies in order: one pipeline on a
+    /// single server; on a cluster, where a pipeline cannot span slots,
+    /// one command each, all in flight at once.
+    async fn batch(&self, cmds: Vec<Cmd>) -> Result<Vec<Value>, StoreError> {
+        match &self.conn {
+            Conn::Single(_) => {
+                let mut pipe = ::redis::pipe();
+                for c in cmds {
+                    pipe.add_command(c);
+                }
+                pipe.query_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))
+            }
+            Conn::Cluster(_) => {
+                let replies = join_all(cmds.into_iter().map(|c| {
+                    let mut conn = self.conn.clone();
+                    async move { c.query_async::<Value>(&mut conn).await }
+                }))
+                .await;
+                replies.into_iter().map(|r| r.map_err(|e| self.err(&e))).collect()
+            }
+        }
+    }
+
     /// The live sessions of `user` (storage key in hex, record), after
     /// dropping stale members from the index.
+    ///
+    /// A member whose session is missing may belong to a `create` between its
+    /// two steps (indexed, not yet written): after the `ZREM`, such members
+    /// are checked again and put back if their session exists by then, and
+    /// `create` indexes once more after writing, so that whichever order the
+    /// two interleave in, a live session ends up in the index.
     async fn user_sessions(&self, user: &str) -> Result<Vec<(String, Record)>, StoreError> {
         let index = self.user_index_key(user);
-        let mut conn = self.conn.clone();
         let now = self.clock.now_ms();
-        let members: Vec<String> = ::redis::cmd("ZRANGE")
+        let scored: Vec<(String, f64)> = ::redis::cmd("ZRANGE")
             .arg(&index)
             .arg(format!("({now}"))
             .arg("+inf")
             .arg("BYSCORE")
-            .query_async(&mut conn)
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn.clone())
             .await
             .map_err(|e| self.err(&e))?;
-        if members.is_empty() {
+        if scored.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = ::redis::pipe();
-        for m in &members {
-            pipe.cmd("HGETALL").arg(format!("{}{{{m}}}", self.prefix));
-        }
-        let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|e| self.err(&e))?;
+        let cmds = scored.iter().map(|(m, _)| ::redis::cmd("HGETALL").arg(self.member_key(m)).clone()).collect();
+        let replies = self.batch(cmds).await?;
         let mut live = Vec::new();
         let mut stale = Vec::new();
-        for (m, reply) in members.into_iter().zip(replies) {
+        let mut missing = Vec::new();
+        for ((m, score), reply) in scored.into_iter().zip(replies) {
             // An undecodable record is left alone (and unlisted), not an error
             // for the whole list.
             match decode(reply, self.max_record_bytes) {
                 Ok(Some(r)) if !r.is_expired(now) && r.meta.user() == Some(user) => live.push((m, r)),
-                Ok(_) => stale.push(m),
+                Ok(Some(_)) => stale.push(m),
+                Ok(None) => {
+                    stale.push(m.clone());
+                    // Scores are integers below 2^53: exact as doubles.
+                    missing.push((score as u64, m));
+                }
                 Err(e) => tracing::warn!(error = %e, "unreadable session in a user index"),
             }
         }
-        if !stale.is_empty() {
-            self.unindex(&index, &stale).await?;
+        if stale.is_empty() {
+            return Ok(live);
+        }
+        self.unindex(&index, &stale).await?;
+        if !missing.is_empty() {
+            let cmds = missing.iter().map(|(_, m)| ::redis::cmd("EXISTS").arg(self.member_key(m)).clone()).collect();
+            let exists = self.batch(cmds).await?;
+            let back: Vec<(u64, String)> = missing
+                .into_iter()
+                .zip(exists)
+                .filter(|(_, e)| matches!(e, Value::Int(n) if *n > 0))
+                .map(|(entry, _)| entry)
+                .collect();
+            if !back.is_empty() {
+                self.index(user, &back).await?;
+            }
         }
         Ok(live)
     }
@@ -452,23 +695,42 @@ impl RedisStore {
             .map_err(|e| self.err(&e))
     }
 
-    /// Deletes the given sessions of `user`; returns how many existed.
+    /// Deletes the given sessions of `user`, then their index members;
+    /// returns how many existed. The sessions go first, so that a failure
+    /// half-way leaves stale members (dropped by the next listing), never an
+    /// unindexed live session.
     async fn delete_members(&self, user: &str, members: &[String]) -> Result<usize, StoreError> {
         if members.is_empty() {
             return Ok(0);
         }
-        // One pipeline: the DELs, then the ZREM of the index members.
-        let mut pipe = ::redis::pipe();
-        for m in members {
-            pipe.cmd("DEL").arg(format!("{}{{{m}}}", self.prefix));
-        }
-        pipe.cmd("ZREM").arg(self.user_index_key(user)).arg(members).ignore();
-        let deleted: Vec<i64> = pipe.query_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
-        Ok(deleted.into_iter().filter(|n| *n > 0).count())
+        let keys: Vec<String> = members.iter().map(|m| self.member_key(m)).collect();
+        let index = self.user_index_key(user);
+        let deleted: i64 = match &self.conn {
+            Conn::Single(_) => {
+                // One round trip: the server runs the pipeline in order.
+                let mut pipe = ::redis::pipe();
+                pipe.cmd("DEL").arg(&keys);
+                pipe.cmd("ZREM").arg(&index).arg(members).ignore();
+                let (deleted,): (i64,) = pipe.query_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+                deleted
+            }
+            Conn::Cluster(_) => {
+                // The client splits a multi-key DEL by slot, sends the parts
+                // at once and sums the counts; the ZREM only after all of them.
+                let deleted: i64 = ::redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async(&mut self.conn.clone())
+                    .await
+                    .map_err(|e| self.err(&e))?;
+                self.unindex(&index, members).await?;
+                deleted
+            }
+        };
+        Ok(usize::try_from(deleted).unwrap_or(0))
     }
 
     fn err(&self, e: &RedisError) -> StoreError {
-        backend(e, self.secret.as_deref())
+        backend(e, &self.secrets)
     }
 
     fn now(&self) -> String {
@@ -476,10 +738,34 @@ impl RedisStore {
     }
 }
 
-fn backend(e: &RedisError, secret: Option<&str>) -> StoreError {
+/// Polls `futures` concurrently on the current task; their outputs in order.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(v) => *output = Some(v),
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+fn backend(e: &RedisError, secrets: &[Box<str>]) -> StoreError {
     let mut text = format!("redis: {e}");
-    if let Some(s) = secret {
-        text = text.replace(s, "<redacted>");
+    for s in secrets {
+        text = text.replace(&**s, "<redacted>");
     }
     StoreError::Backend(text)
 }
@@ -605,17 +891,11 @@ impl SessionStore for RedisStore {
             return Err(codec(format_args!("larger than {} bytes", self.max_record_bytes)));
         }
         let now = self.now();
-        if let Some(user) = record.meta.user() {
+        let user = record.meta.user();
+        let entry = [(record.meta.absolute_deadline, key.to_hex())];
+        if let Some(user) = user {
             // Indexed first: the index never misses a live session.
-            self.scripts
-                .index
-                .key(self.user_index_key(user))
-                .arg(&now)
-                .arg(record.meta.absolute_deadline.min(MAX_AT))
-                .arg(key.to_hex())
-                .invoke_async::<i64>(&mut self.conn.clone())
-                .await
-                .map_err(|e| self.err(&e))?;
+            self.index(user, &entry).await?;
         }
         let mut inv = self.scripts.create.key(self.redis_key(key));
         inv.arg(now);
@@ -624,6 +904,11 @@ impl SessionStore for RedisStore {
             inv.arg(k).arg(v);
         }
         let created: i64 = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+        if let (Some(user), 1) = (user, created) {
+            // ...and again once written: a listing that ran between the two
+            // steps may have dropped the member as stale (see `user_sessions`).
+            self.index(user, &entry).await?;
+        }
         Ok(created == 1)
     }
 
@@ -741,6 +1026,29 @@ mod tests {
 
     fn reply(fields: &[(String, String)]) -> Value {
         Value::Array(fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect())
+    }
+
+    #[tokio::test]
+    async fn join_all_keeps_the_order_of_its_futures() {
+        let delays = [30u64, 0, 10, 20];
+        let out = join_all(delays.iter().map(|&ms| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            ms
+        }))
+        .await;
+        assert_eq!(out, delays);
+        assert!(join_all(Vec::<std::future::Ready<()>>::new()).await.is_empty());
+    }
+
+    #[test]
+    fn passwords_are_found_and_scrubbed() {
+        assert_eq!(password("redis://:hunter2@10.0.0.1:6379").unwrap().as_deref(), Some("hunter2"));
+        assert_eq!(password("redis://user:pw@10.0.0.1").unwrap().as_deref(), Some("pw"));
+        assert!(password("redis://10.0.0.1").unwrap().is_none());
+        assert!(password("no-scheme").is_err());
+        let e = RedisError::from((::redis::ErrorKind::IoError, "refused", "redis://:hunter2@10.0.0.1".to_string()));
+        let StoreError::Backend(text) = backend(&e, &[Box::from("hunter2")]) else { panic!("backend error") };
+        assert!(!text.contains("hunter2") && text.contains("<redacted>"), "{text}");
     }
 
     #[test]
