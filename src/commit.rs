@@ -102,8 +102,10 @@ pub(crate) fn plan(session: &Session) -> Plan {
             _ => removal = inner.presented,
         }
     } else if st.exists {
-        let Some(incoming) = incoming else { return Plan::Ready(Outcome { vary: true, ..Outcome::default() }) };
-        let Some(record) = st.record else { return Plan::Ready(Outcome { vary: true, ..Outcome::default() }) };
+        // `exists` implies both; the fallback only keeps this total.
+        let (Some(incoming), Some(record)) = (incoming, st.record) else {
+            return Plan::Pending(Box::new(pending));
+        };
         if st.renew {
             let mut record = record;
             record.meta.last_seen = now;
@@ -131,8 +133,11 @@ pub(crate) fn plan(session: &Session) -> Plan {
         }
     }
 
-    let nothing =
-        pending.delete_old.is_none() && pending.create.is_none() && pending.apply.is_none() && pending.touch.is_none();
+    let nothing = pending.delete_old.is_none()
+        && pending.create.is_none()
+        && pending.apply.is_none()
+        && pending.touch.is_none()
+        && pending.unlock.is_none();
     if nothing {
         let set_cookie = if removal {
             Some(config.removal.clone())

@@ -28,6 +28,7 @@ fn instance(store: MemoryStore, keys: Keys, config: SessionConfig) -> Router {
         .route("/incr", post(locked_incr))
         .route("/plain-incr", post(common::handlers::incr))
         .route("/hold", post(hold))
+        .route("/locked-read", post(locked_read))
         .layer(SessionLayer::new(store, keys).with_config(config))
 }
 
@@ -83,6 +84,21 @@ async fn lock_wait_times_out_with_a_typed_error() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     store.unlock(&store.keys()[0], "other").await.unwrap();
     assert_eq!(send(&app, req("POST", "/incr", Some(&cookie))).await.status(), StatusCode::OK);
+}
+
+async fn locked_read(session: Session) -> Result<String, SessionError> {
+    session.lock().await?;
+    Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
+}
+
+#[tokio::test]
+async fn a_locked_request_that_changes_nothing_releases_its_lock() {
+    let store = MemoryStore::default();
+    let app = instance(store.clone(), Keys::generate().unwrap(), SessionConfig::default());
+    let cookie = session_cookie(&send(&app, req("POST", "/plain-incr", None)).await).unwrap();
+    let res = send(&app, req("POST", "/locked-read", Some(&cookie))).await;
+    assert_eq!(body(res).await, "1");
+    assert!(store.try_lock(&store.keys()[0], "next", 1000).await.unwrap(), "the lease was released");
 }
 
 #[tokio::test]
