@@ -1,7 +1,8 @@
-//! The per-user session list through the layer on real stores (Redis,
-//! PostgreSQL, SQLite): several devices, revocation by handle (never across
-//! users), "log out other devices", logout, renewal; and R54 on real stores:
-//! a request that loaded the session before it was ended cannot bring it back.
+//! The per-user session list through the layer on every store (memory, and
+//! the real Redis, PostgreSQL and SQLite): several devices, revocation by
+//! handle (never across users), "log out other devices", logout, renewal; and
+//! R54: a request that loaded the session before it was ended (logout, or a
+//! revocation from another device) cannot bring it back.
 //!
 //! Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`). PostgreSQL:
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
@@ -36,8 +37,13 @@ struct Fixture {
 
 #[derive(Clone)]
 enum Kind {
+    Memory(sessionware::MemoryStore),
     #[cfg(feature = "redis")]
-    Redis { url: String, prefix: String, store: sessionware::RedisStore },
+    Redis {
+        url: String,
+        prefix: String,
+        store: sessionware::RedisStore,
+    },
     #[cfg(feature = "postgres")]
     Postgres(sessionware::SqlStore),
     #[cfg(feature = "sqlite")]
@@ -57,6 +63,11 @@ fn unique(prefix: &str) -> String {
 }
 
 impl Fixture {
+    fn memory() -> Self {
+        let store = sessionware::MemoryStore::default();
+        Self { name: "memory", store: Arc::new(store.clone()), kind: Kind::Memory(store) }
+    }
+
     #[cfg(feature = "redis")]
     async fn redis() -> Option<Self> {
         let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -129,6 +140,7 @@ impl Fixture {
     /// not counted).
     async fn session_records(&self) -> usize {
         match &self.kind {
+            Kind::Memory(store) => store.len(),
             #[cfg(feature = "redis")]
             Kind::Redis { url, prefix, .. } => redis_keys(url, prefix)
                 .await
@@ -154,6 +166,7 @@ impl Fixture {
 
     async fn cleanup(&self) {
         match &self.kind {
+            Kind::Memory(_) => {}
             #[cfg(feature = "redis")]
             Kind::Redis { url, prefix, .. } => {
                 let keys = redis_keys(url, prefix).await;
@@ -486,6 +499,16 @@ async fn redis_ttls(fx: Fixture) {
 }
 
 // --------------------------------------------------------------------- tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_lists_and_revokes_a_users_sessions() {
+    Fixture::memory().run(devices_and_revocation).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_request_that_loaded_before_a_logout_cannot_resurrect() {
+    Fixture::memory().run(no_resurrection).await;
+}
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
