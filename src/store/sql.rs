@@ -185,7 +185,8 @@ struct Queries {
     delete_by_handle: String,
     delete_user: String,
     delete_user_except: String,
-    try_lock: String,
+    try_lock_insert: String,
+    try_lock_update: String,
     unlock: String,
 }
 
@@ -246,10 +247,14 @@ impl Queries {
             delete_by_handle: sql(format!("DELETE FROM {t} WHERE user_id = $1 AND handle = $2 AND expires_at > $3")),
             delete_user: sql(format!("DELETE FROM {t} WHERE user_id = $1 AND expires_at > $2")),
             delete_user_except: sql(format!("DELETE FROM {t} WHERE user_id = $1 AND expires_at > $2 AND handle <> $3")),
-            try_lock: sql(format!(
-                "INSERT INTO {locks} (id, token, lease_until) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id) DO UPDATE SET token = excluded.token, lease_until = excluded.lease_until \
-                 WHERE {locks}.lease_until <= $4 OR {locks}.token = excluded.token"
+            // Two statements, so that a poll that fails writes nothing: an
+            // upsert whose condition is false still locks and logs the row
+            // in PostgreSQL (a WAL flush per failed poll).
+            try_lock_insert: sql(format!(
+                "INSERT INTO {locks} (id, token, lease_until) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING"
+            )),
+            try_lock_update: sql(format!(
+                "UPDATE {locks} SET token = $2, lease_until = $3 WHERE id = $1 AND (lease_until <= $4 OR token = $2)"
             )),
             unlock: sql(format!("DELETE FROM {locks} WHERE id = $1 AND token = $2")),
         }
@@ -826,16 +831,29 @@ impl SessionStore for SqlStore {
     async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
         let now = self.clock.now_ms();
         let q = &*self.queries;
-        let n = dispatch!(&self.pool, p => sqlx::query(&q.try_lock)
+        let until = to_i64(now.saturating_add(ttl_ms));
+        let inserted = dispatch!(&self.pool, p => sqlx::query(&q.try_lock_insert)
             .bind(key.as_bytes().as_slice())
             .bind(token)
-            .bind(to_i64(now.saturating_add(ttl_ms)))
+            .bind(until)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.err(&e))?;
+        if inserted == 1 {
+            return Ok(true);
+        }
+        // A lease exists: take it over only if it ran out (or is ours).
+        let updated = dispatch!(&self.pool, p => sqlx::query(&q.try_lock_update)
+            .bind(key.as_bytes().as_slice())
+            .bind(token)
+            .bind(until)
             .bind(to_i64(now))
             .execute(p)
             .await
             .map(|r| r.rows_affected()))
         .map_err(|e| self.err(&e))?;
-        Ok(n == 1)
+        Ok(updated == 1)
     }
 
     async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
