@@ -18,6 +18,13 @@
 //! Run: `cargo bench -p sessionware-rivals --bench layer -- --warm-up-time 1 --measurement-time 3`
 //! (those are also the defaults). A table (median per request, overhead vs
 //! bare, our overhead / theirs) is printed at the end.
+//!
+//! Then an interleaved cross-check runs (skip it with `LAYER_ROUNDS=0`): 30
+//! rounds, each sending 20,000 requests per scenario to bare, sessionware and
+//! tower-sessions one after the other; per round the overheads are taken
+//! against that round's bare run, and the medians over the rounds are
+//! printed. On a shared machine whose load drifts, that is steadier than
+//! criterion runs made minutes apart.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +38,8 @@ use tower::{Service, ServiceExt};
 
 /// Requests per store in the `new` scenario before the store is replaced.
 const NEW_CHUNK: u64 = 50_000;
+/// Requests per library and scenario in one interleaved round.
+const PER_ROUND: u64 = 20_000;
 
 #[derive(Clone, Copy)]
 enum Scenario {
@@ -138,4 +147,69 @@ fn main() {
     let dir = summary::criterion_dir();
     println!("\n## Summary (median per request; {})\n", dir.display());
     print!("{}", summary::table(&dir));
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let rounds: usize = std::env::var("LAYER_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    if rounds > 0 {
+        interleaved(rounds);
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+/// The interleaved cross-check (see the module docs).
+fn interleaved(rounds: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let scenarios = [
+        Scenario::Untouched,
+        Scenario::UntouchedNoCookie,
+        Scenario::Read,
+        Scenario::Write,
+        Scenario::New,
+        Scenario::Renew,
+    ];
+    let ns = |d: Duration| d.as_nanos() as f64 / PER_ROUND as f64;
+    // Per scenario: bare, ours, theirs, ours - bare, theirs - bare, ratio.
+    let mut cols: Vec<[Vec<f64>; 6]> = scenarios.iter().map(|_| Default::default()).collect();
+    rt.block_on(async {
+        for _ in 0..rounds {
+            for (i, &s) in scenarios.iter().enumerate() {
+                let bare = ns(run(Lib::Bare, Scenario::Bare, PER_ROUND).await);
+                let ours = ns(run(Lib::Ours, s, PER_ROUND).await);
+                let theirs = ns(run(Lib::Theirs, s, PER_ROUND).await);
+                let c = &mut cols[i];
+                c[0].push(bare);
+                c[1].push(ours);
+                c[2].push(theirs);
+                c[3].push(ours - bare);
+                c[4].push(theirs - bare);
+                c[5].push((ours - bare) / (theirs - bare));
+            }
+        }
+    });
+    println!("\n## Interleaved cross-check ({rounds} rounds x {PER_ROUND} requests; medians over rounds)\n");
+    println!("| scenario | bare µs | sessionware µs | overhead µs | tower-sessions µs | overhead µs | ours / theirs (overhead) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (i, s) in scenarios.iter().enumerate() {
+        let c = &mut cols[i];
+        let m: Vec<f64> = c.iter_mut().map(|v| median(v)).collect();
+        println!(
+            "| {} | {:.3} | {:.3} | {:+.3} | {:.3} | {:+.3} | {:.2} |",
+            s.group(),
+            m[0] / 1000.0,
+            m[1] / 1000.0,
+            m[3] / 1000.0,
+            m[2] / 1000.0,
+            m[4] / 1000.0,
+            m[5]
+        );
+    }
 }
