@@ -51,6 +51,14 @@ fn change(key: &str, value: Option<Box<RawValue>>) -> ChangeSet {
 }
 
 /// Runs every check against `store`.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::run_all(Arc::new(MemoryStore::default())).await;
+/// # });
+/// ```
 pub async fn run_all(store: Arc<dyn SessionStore>) {
     create_never_overwrites(&*store).await;
     load_of_unknown_is_none(&*store).await;
@@ -85,6 +93,14 @@ async fn handles(store: &dyn SessionStore, user: &str) -> Vec<SessionHandle> {
 }
 
 /// The per-user index lists exactly the live records of a user.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::user_index_follows_create_and_delete(&MemoryStore::default()).await;
+/// # });
+/// ```
 pub async fn user_index_follows_create_and_delete(store: &dyn SessionStore) {
     let user = unique_user("index");
     let mut made = Vec::new();
@@ -115,6 +131,14 @@ pub async fn user_index_follows_create_and_delete(store: &dyn SessionStore) {
 }
 
 /// Expired sessions are not listed.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::user_index_drops_expired(&MemoryStore::default()).await;
+/// # });
+/// ```
 pub async fn user_index_drops_expired(store: &dyn SessionStore) {
     let user = unique_user("expiry");
     let key = fresh_key();
@@ -126,6 +150,14 @@ pub async fn user_index_drops_expired(store: &dyn SessionStore) {
 }
 
 /// Revoking by handle works only on the user's own sessions; revoking all keeps the one asked for.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::revoking_is_scoped_to_the_user(&MemoryStore::default()).await;
+/// # });
+/// ```
 pub async fn revoking_is_scoped_to_the_user(store: &dyn SessionStore) {
     let alice = unique_user("alice");
     let bob = unique_user("bob");
@@ -158,6 +190,14 @@ pub async fn revoking_is_scoped_to_the_user(store: &dyn SessionStore) {
 }
 
 /// `n` concurrent logins and logouts of one user leave the index equal to the live set.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::user_index_under_concurrency(Arc::new(MemoryStore::default()), 10).await;
+/// # });
+/// ```
 pub async fn user_index_under_concurrency(store: Arc<dyn SessionStore>, n: usize) {
     let user = unique_user("race");
     let tasks: Vec<_> = (0..n)
@@ -189,6 +229,14 @@ pub async fn user_index_under_concurrency(store: Arc<dyn SessionStore>, n: usize
 }
 
 /// A lease excludes other tokens until released or expired; unlock is compare-and-delete.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::leases_are_exclusive_and_expire(&MemoryStore::default()).await;
+/// # });
+/// ```
 pub async fn leases_are_exclusive_and_expire(store: &dyn SessionStore) {
     let key = fresh_key();
     ok(store.create(&key, &live_record()).await, "create").await;
@@ -212,6 +260,14 @@ async fn ok<T>(r: Result<T, crate::StoreError>, what: &str) -> T {
 }
 
 /// `create` inserts only if absent and never overwrites.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::create_never_overwrites(&MemoryStore::default()).await;
+/// # });
+/// ```
 pub async fn create_never_overwrites(store: &dyn SessionStore) {
     let key = fresh_key();
     let first = live_record();
@@ -225,11 +281,27 @@ pub async fn create_never_overwrites(store: &dyn SessionStore) {
 }
 
 /// `load` of a key never created is `None`.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::load_of_unknown_is_none(&MemoryStore::default()).await;
+/// # });
+/// ```
 pub async fn load_of_unknown_is_none(store: &dyn SessionStore) {
     assert!(ok(store.load(&fresh_key()).await, "load").await.is_none());
 }
 
 /// A record past its expiry is absent, and `apply`/`touch` do not revive it.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::expired_is_absent(&MemoryStore::default()).await;
+/// # });
+/// ```
 pub async fn expired_is_absent(store: &dyn SessionStore) {
     let key = fresh_key();
     let t = now();
@@ -247,6 +319,14 @@ pub async fn expired_is_absent(store: &dyn SessionStore) {
 }
 
 /// `apply` merges keys and leaves untouched keys as they are.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::apply_merges_per_key(&MemoryStore::default()).await;
+/// # });
+/// ```
 pub async fn apply_merges_per_key(store: &dyn SessionStore) {
     let key = fresh_key();
     ok(store.create(&key, &live_record()).await, "create").await;
@@ -267,6 +347,14 @@ pub async fn apply_merges_per_key(store: &dyn SessionStore) {
 }
 
 /// `apply` on a deleted record creates nothing.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::apply_never_resurrects(&MemoryStore::default()).await;
+/// # });
+/// ```
 pub async fn apply_never_resurrects(store: &dyn SessionStore) {
     let key = fresh_key();
     ok(store.create(&key, &live_record()).await, "create").await;
@@ -281,6 +369,14 @@ pub async fn apply_never_resurrects(store: &dyn SessionStore) {
 }
 
 /// `touch` moves the times and keeps the data, capped at the absolute deadline.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::touch_keeps_data(&MemoryStore::default()).await;
+/// # });
+/// ```
 pub async fn touch_keeps_data(store: &dyn SessionStore) {
     let key = fresh_key();
     let record = live_record();
@@ -298,6 +394,14 @@ pub async fn touch_keeps_data(store: &dyn SessionStore) {
 }
 
 /// `delete` is final and idempotent.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::delete_is_final(&MemoryStore::default()).await;
+/// # });
+/// ```
 pub async fn delete_is_final(store: &dyn SessionStore) {
     let key = fresh_key();
     ok(store.create(&key, &live_record()).await, "create").await;
@@ -307,6 +411,14 @@ pub async fn delete_is_final(store: &dyn SessionStore) {
 }
 
 /// `n` concurrent change sets on different keys of one session all land.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::concurrent_change_sets_all_land(Arc::new(MemoryStore::default()), 10).await;
+/// # });
+/// ```
 pub async fn concurrent_change_sets_all_land(store: Arc<dyn SessionStore>, n: usize) {
     let key = fresh_key();
     ok(store.create(&key, &live_record()).await, "create").await;
@@ -332,6 +444,14 @@ pub async fn concurrent_change_sets_all_land(store: Arc<dyn SessionStore>, n: us
 }
 
 /// A delete racing `n` writers leaves no record behind.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::logout_racing_writers_leaves_nothing(Arc::new(MemoryStore::default()), 10).await;
+/// # });
+/// ```
 pub async fn logout_racing_writers_leaves_nothing(store: Arc<dyn SessionStore>, n: usize) {
     let key = fresh_key();
     ok(store.create(&key, &live_record()).await, "create").await;

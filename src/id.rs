@@ -10,9 +10,18 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::SessionError;
 
 /// Number of random bytes in a [`SessionId`] (128 bits).
+///
+/// ```
+/// assert_eq!(sessionware::ID_LEN * 8, 128);
+/// ```
 pub const ID_LEN: usize = 16;
 
 /// Length of the canonical text encoding of a [`SessionId`] (base64url, no padding).
+///
+/// ```
+/// let id = sessionware::SessionId::generate().unwrap();
+/// assert_eq!(id.expose_secret().len(), sessionware::ID_ENCODED_LEN);
+/// ```
 pub const ID_ENCODED_LEN: usize = 22;
 
 /// A session identifier: 128 bits drawn from the operating system's CSPRNG.

@@ -12,6 +12,16 @@ use crate::{session::Shared, Clock, Keys, SessionConfig, SessionError, SessionSe
 /// The body is the inner service's default body; status and headers come from
 /// the hook. The [`SharedError`](crate::SharedError) is attached to the
 /// response extensions by the layer.
+///
+/// ```
+/// use std::sync::Arc;
+/// use sessionware::ErrorResponder;
+/// let respond: ErrorResponder = Arc::new(|err| {
+///     let mut res = http::Response::new(());
+///     *res.status_mut() = err.status();
+///     res
+/// });
+/// ```
 pub type ErrorResponder = Arc<dyn Fn(&SessionError) -> Response<()> + Send + Sync>;
 
 /// Adds sessions to a Tower service.

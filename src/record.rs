@@ -6,6 +6,11 @@ use serde::{de, ser::SerializeMap, Deserialize, Deserializer, Serialize, Seriali
 use serde_json::value::RawValue;
 
 /// Version of the stored record format.
+///
+/// ```
+/// use sessionware::{Metadata, Record, RECORD_FORMAT};
+/// assert_eq!(Record::new(Metadata::new(0, 1, 1)).format, RECORD_FORMAT);
+/// ```
 pub const RECORD_FORMAT: u8 = 1;
 
 /// Session data: string keys mapped to JSON values, kept sorted by key.

@@ -96,9 +96,17 @@ use crate::{
 };
 
 /// The default key prefix.
+///
+/// ```
+/// assert!(sessionware::store::redis::DEFAULT_PREFIX.ends_with(':'));
+/// ```
 pub const DEFAULT_PREFIX: &str = "sessionware:";
 
 /// The default cap on the size of one record, in bytes (1 MiB).
+///
+/// ```
+/// assert_eq!(sessionware::store::redis::DEFAULT_MAX_RECORD_BYTES, 1 << 20);
+/// ```
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// Hash fields holding the metadata. Data fields start with [`DATA_PREFIX`].

@@ -46,12 +46,24 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 /// The default table name.
+///
+/// ```
+/// assert_eq!(sessionware::store::sql::DEFAULT_TABLE, "sessionware_sessions");
+/// ```
 pub const DEFAULT_TABLE: &str = "sessionware_sessions";
 
 /// The default cap on the size of one record's JSON, in bytes (1 MiB).
+///
+/// ```
+/// assert_eq!(sessionware::store::sql::DEFAULT_MAX_RECORD_BYTES, 1 << 20);
+/// ```
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// The default number of rows [`SqlStore::delete_expired`] deletes per statement.
+///
+/// ```
+/// assert!(sessionware::store::sql::DEFAULT_CLEANUP_BATCH > 0);
+/// ```
 pub const DEFAULT_CLEANUP_BATCH: u32 = 10_000;
 
 /// The PostgreSQL migration for the default table (the text of
