@@ -29,9 +29,9 @@
 use std::time::{Duration, Instant};
 
 use axum::{body::Body, Router};
-use http::Request;
 use criterion::{BenchmarkId, Criterion};
 use http::HeaderValue;
+use http::Request;
 
 use sessionware_rivals::{make_session, request, summary, Lib};
 use tower::{Service, ServiceExt};
@@ -97,7 +97,12 @@ async fn run(lib: Lib, scenario: Scenario, iters: u64) -> Duration {
         let start = Instant::now();
         for _ in 0..chunk {
             let req = request(path, cookie.as_ref());
-            let res = ServiceExt::<Request<Body>>::ready(&mut svc).await.expect("infallible").call(req).await.expect("infallible");
+            let res = ServiceExt::<Request<Body>>::ready(&mut svc)
+                .await
+                .expect("infallible")
+                .call(req)
+                .await
+                .expect("infallible");
             assert!(res.status().is_success(), "{} {path}: {}", lib.name(), res.status());
             if renew {
                 cookie = Some(sessionware_rivals::cookie_from(&res).expect("renewal sets a cookie"));

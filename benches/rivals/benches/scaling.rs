@@ -29,8 +29,12 @@ async fn reads(router: &axum::Router, cookies: &[http::HeaderValue], iters: usiz
     let start = Instant::now();
     for i in 0..iters {
         let req = request("/read", Some(&cookies[i % cookies.len()]));
-        let res: http::Response<Body> =
-            ServiceExt::<Request<Body>>::ready(&mut svc).await.expect("infallible").call(req).await.expect("infallible");
+        let res: http::Response<Body> = ServiceExt::<Request<Body>>::ready(&mut svc)
+            .await
+            .expect("infallible")
+            .call(req)
+            .await
+            .expect("infallible");
         assert!(res.status().is_success());
         std::hint::black_box(res);
     }
@@ -74,7 +78,11 @@ fn main() {
     let m = summary::median_ns(&dir, "scaling", "1M");
     if let (Some((k, _)), Some((m, _))) = (k, m) {
         println!("\n## Scaling (median per /read request)\n");
-        println!("| sessions | µs/request |\n|---:|---:|\n| 1,000 | {:.3} |\n| 1,000,000 | {:.3} |", k / 1000.0, m / 1000.0);
+        println!(
+            "| sessions | µs/request |\n|---:|---:|\n| 1,000 | {:.3} |\n| 1,000,000 | {:.3} |",
+            k / 1000.0,
+            m / 1000.0
+        );
         println!("\n1M / 1k = {:.3} (target ≤ 1.20)", m / k);
     }
     if std::env::args().any(|a| a == "--list" || a == "--test") {
@@ -83,8 +91,10 @@ fn main() {
     let (mut small, mut big, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     rt.block_on(async {
         for _ in 0..ROUNDS {
-            let a = reads(&stores[0].1.router, &stores[0].1.cookies, PER_ROUND).await.as_nanos() as f64 / PER_ROUND as f64;
-            let b = reads(&stores[1].1.router, &stores[1].1.cookies, PER_ROUND).await.as_nanos() as f64 / PER_ROUND as f64;
+            let a =
+                reads(&stores[0].1.router, &stores[0].1.cookies, PER_ROUND).await.as_nanos() as f64 / PER_ROUND as f64;
+            let b =
+                reads(&stores[1].1.router, &stores[1].1.cookies, PER_ROUND).await.as_nanos() as f64 / PER_ROUND as f64;
             small.push(a);
             big.push(b);
             ratio.push(b / a);

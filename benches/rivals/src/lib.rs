@@ -203,7 +203,11 @@ pub fn cookie_from<B>(res: &Response<B>) -> Option<HeaderValue> {
 }
 
 /// Sends one request through `router` and returns status, cookie and body.
-pub async fn send(router: &Router, path: &'static str, cookie: Option<&HeaderValue>) -> (StatusCode, Option<HeaderValue>, String) {
+pub async fn send(
+    router: &Router,
+    path: &'static str,
+    cookie: Option<&HeaderValue>,
+) -> (StatusCode, Option<HeaderValue>, String) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let res = router.clone().oneshot(request(path, cookie)).await.expect("infallible");
@@ -277,10 +281,7 @@ pub mod summary {
     pub fn table(dir: &Path) -> String {
         let bare = median_ns(dir, "bare", "bare");
         let mut out = String::new();
-        out.push_str(&format!(
-            "bare (no layer): {} µs/request (median)\n\n",
-            us(bare)
-        ));
+        out.push_str(&format!("bare (no layer): {} µs/request (median)\n\n", us(bare)));
         out.push_str("| scenario | sessionware µs | overhead µs | tower-sessions µs | overhead µs | ours / theirs (overhead) |\n");
         out.push_str("|---|---:|---:|---:|---:|---:|\n");
         for s in SCENARIOS.iter().skip(1) {
