@@ -170,7 +170,7 @@ impl Pending {
         if let Some((key, token)) = unlock {
             let shared = &*self.shared;
             // A failed unlock only delays others until the lease runs out.
-            let _ = shared.timed("unlock", Some(&key), shared.store.unlock(&key, &token)).await;
+            let _ = shared.timed("unlock", Some(&key), shared.store().unlock(&key, &token)).await;
         }
         if out.set_cookie.is_none() && out.error.is_none() && self.removal {
             return Outcome { set_cookie: Some(self.shared.config.removal.clone()), ..out };
@@ -181,7 +181,7 @@ impl Pending {
     async fn write(&self) -> Outcome {
         let shared = &*self.shared;
         let config = &shared.config;
-        let store = &shared.store;
+        let store = shared.store();
         let mut out = Outcome { vary: true, ..Outcome::default() };
 
         if let Some(key) = &self.delete_old {

@@ -41,6 +41,13 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// The store as a trait object: calling through `Arc<dyn SessionStore>`
+    /// would pick the blanket `impl SessionStore for Arc<T>` and box every
+    /// call's future twice.
+    pub(crate) fn store(&self) -> &dyn SessionStore {
+        &*self.store
+    }
+
     pub(crate) async fn timed<T>(
         &self,
         op: &'static str,
@@ -168,7 +175,7 @@ impl Drop for Inner {
                 let store = Arc::clone(&self.shared.store);
                 let key = incoming.key;
                 handle.spawn(async move {
-                    let _ = store.unlock(&key, &token).await;
+                    let _ = (*store).unlock(&key, &token).await;
                 });
             }
         }
@@ -299,7 +306,7 @@ impl Session {
         };
         let shared = &self.inner.shared;
         let key = &incoming.key;
-        let record = shared.timed("load", Some(key), shared.store.load(key)).await;
+        let record = shared.timed("load", Some(key), shared.store().load(key)).await;
         let Some(record) = record? else {
             events::unknown(key);
             return Ok((None, true));
@@ -315,7 +322,7 @@ impl Session {
         if let Some(reason) = reason {
             events::expired(key, reason);
             // Best effort: the record is dead either way, and stores drop it too.
-            let _ = shared.timed("delete", Some(key), shared.store.delete(key)).await;
+            let _ = shared.timed("delete", Some(key), shared.store().delete(key)).await;
             return Ok((None, true));
         }
         Ok((Some(record), false))
@@ -844,7 +851,7 @@ impl Session {
         let mut backoff = Duration::from_millis(1);
         loop {
             let taken = shared
-                .timed("try_lock", Some(key), shared.store.try_lock(key, &token, shared.config.lock_lease_ms))
+                .timed("try_lock", Some(key), shared.store().try_lock(key, &token, shared.config.lock_lease_ms))
                 .await
                 .map_err(SessionError::Store)?;
             if taken {
@@ -859,7 +866,7 @@ impl Session {
         }
         self.state().lock_token = Some(token);
         // Re-read under the lock: the previous holder may have written.
-        let fresh = shared.timed("load", Some(key), shared.store.load(key)).await.map_err(SessionError::Store)?;
+        let fresh = shared.timed("load", Some(key), shared.store().load(key)).await.map_err(SessionError::Store)?;
         let now = self.now();
         let mut state = self.state();
         match fresh {
@@ -929,7 +936,8 @@ impl Session {
     pub async fn sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
         let (user, current) = self.current_user().await?;
         let shared = &self.inner.shared;
-        let list = shared.timed("list_user", None, shared.store.list_user(&user)).await.map_err(SessionError::Store)?;
+        let list =
+            shared.timed("list_user", None, shared.store().list_user(&user)).await.map_err(SessionError::Store)?;
         Ok(list
             .into_iter()
             .map(|m| SessionInfo {
@@ -965,7 +973,7 @@ impl Session {
         }
         let shared = &self.inner.shared;
         shared
-            .timed("delete_by_handle", None, shared.store.delete_by_handle(&user, handle))
+            .timed("delete_by_handle", None, shared.store().delete_by_handle(&user, handle))
             .await
             .map_err(SessionError::Store)
     }
@@ -987,7 +995,7 @@ impl Session {
         let (user, current) = self.current_user().await?;
         let shared = &self.inner.shared;
         shared
-            .timed("delete_user", None, shared.store.delete_user(&user, current.as_ref()))
+            .timed("delete_user", None, shared.store().delete_user(&user, current.as_ref()))
             .await
             .map_err(SessionError::Store)
     }

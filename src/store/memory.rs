@@ -19,6 +19,8 @@ use crate::{
 const SHARDS: usize = 64;
 const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
 const DEFAULT_SWEEP_INTERVAL_MS: u64 = 60_000;
+/// Most records one sweep step removes under a shard's lock.
+const SWEEP_BATCH: usize = 1024;
 
 /// An in-memory [`SessionStore`]: the embedded default.
 ///
@@ -241,12 +243,17 @@ impl MemoryStore {
     /// ```
     pub fn sweep_expired(&self) -> usize {
         let now = self.inner.clock.now_ms();
-        (0..self.inner.shards.len())
-            .map(|i| {
-                let mut shard = self.inner.lock(i);
-                self.inner.sweep(&mut shard, now)
-            })
-            .sum()
+        let mut total = 0;
+        for i in 0..self.inner.shards.len() {
+            loop {
+                let (n, done) = self.inner.sweep_step(i, now, true);
+                total += n;
+                if done {
+                    break;
+                }
+            }
+        }
+        total
     }
 
     /// The storage keys held, for tests and audits (they are digests, not IDs).
@@ -271,28 +278,41 @@ impl Inner {
         self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Removes the shard's expired records and leases. Called with the shard
-    /// locked; the user index is locked after it (the one lock order used).
-    fn sweep(&self, shard: &mut Shard, now: u64) -> usize {
-        let mut orphans: Vec<(String, StorageKey)> = Vec::new();
-        let before = shard.map.len();
-        shard.map.retain(|key, r| {
-            let keep = !r.is_expired(now);
-            if !keep {
-                if let Some(user) = r.user() {
-                    orphans.push((user.to_string(), *key));
+    /// One bounded sweep step of shard `i`: removes at most [`SWEEP_BATCH`]
+    /// expired records (and the expired leases) while holding the shard's
+    /// lock, and frees them after releasing it, so a sweep never holds a
+    /// shard for long. Returns how many were removed and whether the shard
+    /// is clean; a shard that is not clean stays due, so the next write to it
+    /// continues the sweep. Unless `force`, a shard that is not due is left.
+    fn sweep_step(&self, i: usize, now: u64, force: bool) -> (usize, bool) {
+        let mut removed: Vec<(StorageKey, Entry)> = Vec::new();
+        let done = {
+            let mut shard = self.lock(i);
+            if !force && now < shard.next_sweep {
+                return (0, true);
+            }
+            let expired: Vec<StorageKey> =
+                shard.map.iter().filter(|(_, e)| e.is_expired(now)).map(|(k, _)| *k).take(SWEEP_BATCH).collect();
+            for key in &expired {
+                if let Some(entry) = shard.map.remove(key) {
+                    removed.push((*key, entry));
                 }
             }
-            keep
-        });
-        shard.locks.retain(|_, (_, until)| *until > now);
-        let removed = before - shard.map.len();
-        self.count.fetch_sub(removed, Ordering::Relaxed);
-        shard.next_sweep = now.saturating_add(self.sweep_interval_ms);
-        for (user, key) in orphans {
-            self.unindex(&user, &[key]);
+            shard.locks.retain(|_, (_, until)| *until > now);
+            self.count.fetch_sub(removed.len(), Ordering::Relaxed);
+            let done = expired.len() < SWEEP_BATCH;
+            if done {
+                shard.next_sweep = now.saturating_add(self.sweep_interval_ms);
+            }
+            done
+        };
+        // The user index is locked after the shard's lock is released.
+        for (key, entry) in &removed {
+            if let Some(user) = entry.user() {
+                self.unindex(user, &[*key]);
+            }
         }
-        removed
+        (removed.len(), done)
     }
 
     fn users(&self, user: &str) -> MutexGuard<'_, UserIndex> {
@@ -367,20 +387,21 @@ impl SessionStore for MemoryStore {
     async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
         let inner = &*self.inner;
         let now = inner.clock.now_ms();
-        let mut shard = inner.lock(Inner::shard_of(key));
-        if now >= shard.next_sweep {
-            inner.sweep(&mut shard, now);
-        }
-        if inner.live(&mut shard, key, now).is_some() {
-            return Ok(false);
-        }
+        let i = Inner::shard_of(key);
+        let entry = Entry::from_record(record)?;
+        // Writes drive the sweeping, one bounded step at a time.
+        inner.sweep_step(i, now, false);
         if inner.count.load(Ordering::Relaxed) >= inner.max_sessions {
-            inner.sweep(&mut shard, now);
+            inner.sweep_step(i, now, true);
             if inner.count.load(Ordering::Relaxed) >= inner.max_sessions {
                 return Err(StoreError::Capacity);
             }
         }
-        shard.map.insert(*key, Entry::from_record(record)?);
+        let mut shard = inner.lock(i);
+        if inner.live(&mut shard, key, now).is_some() {
+            return Ok(false);
+        }
+        shard.map.insert(*key, entry);
         inner.count.fetch_add(1, Ordering::Relaxed);
         drop(shard);
         if let Some(user) = record.meta.user() {
