@@ -20,7 +20,7 @@ const SHARDS: usize = 64;
 const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
 const DEFAULT_SWEEP_INTERVAL_MS: u64 = 60_000;
 /// Most records one sweep step removes under a shard's lock.
-const SWEEP_BATCH: usize = 1024;
+const SWEEP_BATCH: usize = 256;
 
 /// An in-memory [`SessionStore`]: the embedded default.
 ///
@@ -251,6 +251,9 @@ impl MemoryStore {
                 if done {
                     break;
                 }
+                // Let requests waiting for this shard (or for the allocator,
+                // whose arena lock the frees take) in.
+                std::thread::sleep(std::time::Duration::from_micros(50));
             }
         }
         total
