@@ -333,3 +333,36 @@ async fn debug_output_is_redacted() {
     let id = SessionId::from_bytes(raw[5..21].try_into().unwrap());
     assert!(!format!("{id:?}").contains(&id.expose_secret()));
 }
+
+/// R6: the ID is read only from the session cookie, never from the URL, a
+/// form field or another header, and never written into a URL or `Location`.
+#[tokio::test]
+async fn credentials_only_from_the_cookie() {
+    let h = Harness::new();
+    let app = app(&h.layer);
+    let cookie = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
+    let token = cookie.split_once('=').unwrap().1.to_string();
+    for uri in [
+        format!("/read?id={token}"),
+        format!("/read?session={token}"),
+        format!("/read?access_token={token}"),
+        format!("/read?__Host-sid={token}"),
+    ] {
+        assert_eq!(body(send(&app, req("GET", &uri, None)).await).await, "none", "{uri}");
+    }
+    for header in ["x-session-id", "authorization", "x-cookie"] {
+        let mut r = req("GET", "/read", None);
+        r.headers_mut().insert(header, token.parse().unwrap());
+        assert_eq!(body(send(&app, r).await).await, "none", "{header}");
+    }
+    // R15: the token goes out only in Set-Cookie, never in a body or another header.
+    let res = send(&app, req("POST", "/login/alice", Some(&cookie))).await;
+    let fresh = session_cookie(&res).unwrap();
+    let fresh_token = fresh.split_once('=').unwrap().1;
+    for (name, value) in res.headers() {
+        if name != header::SET_COOKIE {
+            assert!(!value.to_str().unwrap_or_default().contains(fresh_token), "{name} leaks the token");
+        }
+    }
+    assert!(!body(res).await.contains(fresh_token));
+}
