@@ -15,7 +15,6 @@ use std::{
     collections::BTreeSet,
     fs,
     io::Write,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::Arc,
@@ -35,64 +34,21 @@ use sessionware::{
 };
 use tower::ServiceExt;
 
+#[path = "common/redis_proc.rs"]
+mod redis_proc;
+
+use redis_proc::{query, temp_dir, url};
+
 const NODES: usize = 3;
 
 // ------------------------------------------------------------------ processes
 
-/// Whether `program --version` runs; the error otherwise.
-fn installed(program: &str) -> Result<(), String> {
-    match Command::new(program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(format!("`{program} --version` exited with {s}")),
-        Err(e) => Err(format!("`{program}` not found: {e}")),
-    }
-}
-
-/// `Ok(())` when the tools are there; `Err(())` after printing `SKIPPED`
-/// (panics instead under `SESSIONWARE_REQUIRE_STORES=1`).
 fn tools_or_skip(what: &str) -> Result<(), ()> {
-    let Err(err) = installed("redis-server").and_then(|()| installed("redis-cli")) else { return Ok(()) };
-    if std::env::var("SESSIONWARE_REQUIRE_STORES").as_deref() == Ok("1") {
-        panic!("{what}: {err}");
-    }
-    // Straight to stderr: the test harness captures `eprintln!`.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {what} ({err})");
-    Err(())
+    redis_proc::programs_or_skip(what, &["redis-server", "redis-cli"])
 }
 
-/// A fresh, empty directory under the system temp directory.
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("sessionware-{tag}-{}-{:x}", std::process::id(), rand::random::<u64>()));
-    fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// A port that is free now, with its cluster bus port (`+10000`) free too.
 fn free_port(taken: &[u16]) -> u16 {
-    for _ in 0..1000 {
-        let port = 20_000 + rand::random::<u16>() % 10_000;
-        if taken.contains(&port) {
-            continue;
-        }
-        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if free(port) && free(port + 10_000) {
-            return port;
-        }
-    }
-    panic!("no free port pair found");
-}
-
-fn url(port: u16) -> String {
-    format!("redis://127.0.0.1:{port}")
-}
-
-/// One command on a fresh connection, `None` if the server does not answer.
-fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> Option<T> {
-    let client = redis::Client::open(url(port)).ok()?;
-    let mut conn = client.get_connection_with_timeout(Duration::from_millis(500)).ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    cmd.query(&mut conn).ok()
+    redis_proc::free_port(taken, true)
 }
 
 /// The cluster's processes and directory; dropping it kills the one and

@@ -14,7 +14,6 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
     io::Write,
-    net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
@@ -34,6 +33,11 @@ use http_body_util::BodyExt;
 use sessionware::{Keys, RedisStore, Session, SessionConfig, SessionError, SessionLayer, SharedError};
 use tower::ServiceExt;
 
+#[path = "common/redis_proc.rs"]
+mod redis_proc;
+
+use redis_proc::{query, url};
+
 /// The layer's per-call store timeout in these tests.
 const STORE_TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -43,42 +47,12 @@ const MAX_REQUEST: Duration = Duration::from_millis(2 * 300 + 500);
 
 // ------------------------------------------------------------------ the server
 
-/// `Ok(())` when `redis-server` runs; `Err(())` after printing `SKIPPED`
-/// (panics instead under `SESSIONWARE_REQUIRE_STORES=1`).
 fn server_or_skip(what: &str) -> Result<(), ()> {
-    let err = match Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
-        Ok(s) if s.success() => return Ok(()),
-        Ok(s) => format!("`redis-server --version` exited with {s}"),
-        Err(e) => format!("`redis-server` not found: {e}"),
-    };
-    if std::env::var("SESSIONWARE_REQUIRE_STORES").as_deref() == Ok("1") {
-        panic!("{what}: {err}");
-    }
-    // Straight to stderr: the test harness captures `eprintln!`.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {what} ({err})");
-    Err(())
+    redis_proc::programs_or_skip(what, &["redis-server"])
 }
 
 fn free_port() -> u16 {
-    for _ in 0..1000 {
-        let port = 20_000 + rand::random::<u16>() % 10_000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port found");
-}
-
-fn url(port: u16) -> String {
-    format!("redis://127.0.0.1:{port}")
-}
-
-/// One command on a fresh connection, `None` if the server does not answer.
-fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> Option<T> {
-    let client = redis::Client::open(url(port)).ok()?;
-    let mut conn = client.get_connection_with_timeout(Duration::from_millis(500)).ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    cmd.query(&mut conn).ok()
+    redis_proc::free_port(&[], false)
 }
 
 /// A private `redis-server`; dropping it kills the process and removes its
@@ -100,9 +74,7 @@ impl Drop for Server {
 impl Server {
     /// Starts a server on a free port; `durable` turns on the fsync-always AOF.
     fn start(durable: bool) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("sessionware-faults-{}-{:x}", std::process::id(), rand::random::<u64>()));
-        fs::create_dir_all(&dir).expect("temp dir");
+        let dir = redis_proc::temp_dir("faults");
         let mut server = Server { port: 0, dir, durable, child: None };
         for _ in 0..5 {
             server.port = free_port();
