@@ -28,44 +28,9 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 tmp="${TMPDIR:-/tmp}"
 
-work="$(mktemp -d "$tmp/demo-stores.XXXXXX")"
-demo_pid=""
+# shellcheck source=scripts/demo-lib.sh
+source "$repo/scripts/demo-lib.sh" demo-stores
 url=""
-
-stop_demo() {
-    # Stops the demo we started (by its PID) and returns its exit status.
-    local pid="$demo_pid" status=0
-    [[ -n "$pid" ]] || return 0
-    demo_pid=""
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            echo "demo did not stop within 10 s of SIGTERM; killing it" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || status=$?
-    return "$status"
-}
-
-cleanup() {
-    local rc=$?
-    stop_demo || true
-    if [[ $rc -ne 0 && -s "$work/demo.log" ]]; then
-        echo "--- demo log ---" >&2
-        cat "$work/demo.log" >&2
-        echo "--- end of demo log ---" >&2
-    fi
-    rm -rf "$work"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 step() { printf '\n==> %s\n' "$*"; }
 die() {
