@@ -128,7 +128,7 @@ pub(crate) fn plan(session: &Session) -> Plan {
         }
     } else {
         match st.record {
-            Some(record) if st.dirty => pending.create = Some((fresh(record, shared, now), None, false)),
+            Some(record) if st.dirty => pending.create = Some((fresh(record, shared, now), None, st.login)),
             _ => removal = st.stale && inner.presented,
         }
     }
@@ -232,7 +232,7 @@ impl Pending {
                 }
                 events::renewed(old, &key, *login);
             } else {
-                events::created(&key);
+                events::created(&key, *login);
             }
             let age = max_age(record.meta.persistent, record.meta.absolute_deadline, self.now);
             out.set_cookie = Some(config.set_cookie(&shared.keys.sign(&config.name, &id), age));

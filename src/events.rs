@@ -8,8 +8,12 @@
 
 use crate::{StorageKey, StoreError};
 
-pub(crate) fn created(key: &StorageKey) {
-    tracing::debug!(target: "sessionware", event = "session.created", session = %key.fingerprint());
+pub(crate) fn created(key: &StorageKey, login: bool) {
+    if login {
+        tracing::info!(target: "sessionware", event = "session.login", session = %key.fingerprint());
+    } else {
+        tracing::debug!(target: "sessionware", event = "session.created", session = %key.fingerprint());
+    }
 }
 
 pub(crate) fn renewed(old: &StorageKey, new: &StorageKey, login: bool) {
