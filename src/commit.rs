@@ -73,7 +73,7 @@ pub(crate) fn plan(session: &Session) -> Plan {
         Phase::Loaded => {}
     }
     // Lingering clones of the handle (spawned tasks) see an unusable session.
-    let st: State = std::mem::replace(&mut *guard, State { phase: Phase::Failed(None), ..State::default() });
+    let mut st: State = std::mem::replace(&mut *guard, State { phase: Phase::Failed(None), ..State::default() });
     drop(guard);
 
     let now = session.now();
@@ -92,7 +92,6 @@ pub(crate) fn plan(session: &Session) -> Plan {
     };
     let mut removal = false;
     let incoming = session.incoming();
-    let mut st = st;
     pending.unlock = st.lock_token.take().and_then(|t| incoming.map(|i| (i.key, t)));
 
     if st.delete_old {
