@@ -11,6 +11,12 @@
 #![cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
 
 mod common;
+#[path = "common/store_fixtures.rs"]
+mod store_fixtures;
+
+#[cfg(feature = "redis")]
+use store_fixtures::redis_keys;
+use store_fixtures::unique;
 
 use std::{io::Write, sync::Arc, time::Duration};
 
@@ -63,15 +69,7 @@ fn instance(store: impl SessionStore, keys: Keys) -> Router {
 }
 
 fn skip_or_fail(what: &str, host: &str, err: &str) {
-    if std::env::var("SESSIONWARE_REQUIRE_STORES").as_deref() == Ok("1") {
-        panic!("{what} store tests: no server at {host}: {err}");
-    }
-    // Straight to stderr: the test harness captures `eprintln!`.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {what} exclusive-session tests (no server at {host}: {err})");
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}_{:x}", std::process::id(), rand::random::<u32>())
+    store_fixtures::skip_or_fail(what, "exclusive-session tests", host, err);
 }
 
 /// Creates the session through `a`, then fires the other increments at once,
@@ -297,33 +295,11 @@ impl Pair {
         match &self.backend {
             Backend::Memory(_) => {}
             #[cfg(feature = "redis")]
-            Backend::Redis { url, prefix } => {
-                let keys = redis_keys(url, prefix).await;
-                if !keys.is_empty() {
-                    let client = redis::Client::open(url.as_str()).expect("url");
-                    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
-                    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("del");
-                }
-            }
+            Backend::Redis { url, prefix } => store_fixtures::drop_redis_prefix(url, prefix).await,
             #[cfg(feature = "postgres")]
-            Backend::Postgres(store) => {
-                let t = store.table();
-                let sql = format!("DROP TABLE IF EXISTS \"{t}\", \"{t}_locks\"");
-                let _ = sqlx::raw_sql(&sql).execute(store.postgres_pool().expect("postgres")).await;
-            }
+            Backend::Postgres(store) => store_fixtures::drop_postgres_tables(store).await,
             #[cfg(feature = "sqlite")]
-            Backend::Sqlite(a, b, path) => {
-                for store in [a, b] {
-                    if let Some(pool) = store.sqlite_pool() {
-                        pool.close().await;
-                    }
-                }
-                for suffix in ["", "-wal", "-shm"] {
-                    let mut p = path.clone().into_os_string();
-                    p.push(suffix);
-                    let _ = std::fs::remove_file(p);
-                }
-            }
+            Backend::Sqlite(a, b, path) => store_fixtures::remove_sqlite(&[a, b], path).await,
         }
     }
 
@@ -346,13 +322,6 @@ impl Pair {
         }
         assert_eq!(counts, (1, 0), "{}: one session and no lease are left (sessions, leases)", self.name);
     }
-}
-
-#[cfg(feature = "redis")]
-async fn redis_keys(url: &str, prefix: &str) -> Vec<String> {
-    let client = redis::Client::open(url).expect("url");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
-    redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("keys")
 }
 
 // --------------------------------------------------------------------- tests

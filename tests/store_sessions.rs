@@ -11,8 +11,14 @@
 #![cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
 
 mod common;
+#[path = "common/store_fixtures.rs"]
+mod store_fixtures;
 
-use std::{io::Write, sync::Arc, time::Duration};
+#[cfg(feature = "redis")]
+use store_fixtures::redis_keys;
+use store_fixtures::unique;
+
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::Path,
@@ -51,15 +57,7 @@ enum Kind {
 }
 
 fn skip_or_fail(what: &str, host: &str, err: &str) {
-    if std::env::var("SESSIONWARE_REQUIRE_STORES").as_deref() == Ok("1") {
-        panic!("{what} store tests: no server at {host}: {err}");
-    }
-    // Straight to stderr: the test harness captures `eprintln!`.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {what} session-list tests (no server at {host}: {err})");
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}_{:x}", std::process::id(), rand::random::<u32>())
+    store_fixtures::skip_or_fail(what, "session-list tests", host, err);
 }
 
 impl Fixture {
@@ -168,31 +166,11 @@ impl Fixture {
         match &self.kind {
             Kind::Memory(_) => {}
             #[cfg(feature = "redis")]
-            Kind::Redis { url, prefix, .. } => {
-                let keys = redis_keys(url, prefix).await;
-                if !keys.is_empty() {
-                    let client = redis::Client::open(url.as_str()).expect("url");
-                    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
-                    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("del");
-                }
-            }
+            Kind::Redis { url, prefix, .. } => store_fixtures::drop_redis_prefix(url, prefix).await,
             #[cfg(feature = "postgres")]
-            Kind::Postgres(store) => {
-                let t = store.table();
-                let sql = format!("DROP TABLE IF EXISTS \"{t}\", \"{t}_locks\"");
-                let _ = sqlx::raw_sql(&sql).execute(store.postgres_pool().expect("pg")).await;
-            }
+            Kind::Postgres(store) => store_fixtures::drop_postgres_tables(store).await,
             #[cfg(feature = "sqlite")]
-            Kind::Sqlite(store, path) => {
-                if let Some(pool) = store.sqlite_pool() {
-                    pool.close().await;
-                }
-                for suffix in ["", "-wal", "-shm"] {
-                    let mut p = path.clone().into_os_string();
-                    p.push(suffix);
-                    let _ = std::fs::remove_file(p);
-                }
-            }
+            Kind::Sqlite(store, path) => store_fixtures::remove_sqlite(&[store], path).await,
         }
     }
 
@@ -211,13 +189,6 @@ impl Fixture {
         }
         assert_eq!(records, 0, "every scenario logs its sessions out");
     }
-}
-
-#[cfg(feature = "redis")]
-async fn redis_keys(url: &str, prefix: &str) -> Vec<String> {
-    let client = redis::Client::open(url).expect("url");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
-    redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("keys")
 }
 
 // ------------------------------------------------------------------ the app
