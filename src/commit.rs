@@ -24,10 +24,10 @@ pub(crate) enum Plan {
     Pending(Box<Pending>),
 }
 
-/// Headers or an error for the response.
+/// Headers or an error for the response of a request that used its
+/// session (so the response always varies on the cookie).
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
-    pub(crate) vary: bool,
     pub(crate) set_cookie: Option<String>,
     pub(crate) error: Option<SessionError>,
 }
@@ -143,7 +143,7 @@ pub(crate) fn plan(session: &Session) -> Plan {
         } else {
             pending.reissue.take().map(|(id, age)| config.set_cookie(&shared.keys.sign(&config.name, &id), age))
         };
-        return Plan::Ready(Outcome { vary: true, set_cookie, error: None });
+        return Plan::Ready(Outcome { set_cookie, error: None });
     }
     pending.removal = removal;
     Plan::Pending(Box::new(pending))
@@ -181,7 +181,7 @@ impl Pending {
         let shared = &*self.shared;
         let config = &shared.config;
         let store = shared.store();
-        let mut out = Outcome { vary: true, ..Outcome::default() };
+        let mut out = Outcome::default();
 
         if let Some(key) = &self.delete_old {
             if let Err(e) = shared.timed("delete", Some(key), store.delete(key)).await {

@@ -109,7 +109,7 @@ fn finish<B: Default>(mut res: Response<B>, outcome: Outcome, shared: &Shared) -
         return error_response(shared, err);
     }
     let headers = res.headers_mut();
-    if outcome.vary && !varies_on_cookie(headers) {
+    if !varies_on_cookie(headers) {
         headers.append(header::VARY, HeaderValue::from_static("cookie"));
     }
     if let Some(cookie) = outcome.set_cookie {
