@@ -1,11 +1,17 @@
 //! Per-request cost of sessionware and tower-sessions under axum, in process.
 //!
-//! Every request goes through a prepared axum `Router` service
+//! The routers are finalized with `with_state(())`, as `axum::serve` does
+//! for every connection, so handlers are not turned into routes (and layers
+//! not re-applied) per request. Every request goes through a prepared axum `Router` service
 //! (`ready().await?.call(req)`, the same as `oneshot` minus the clone) inside
 //! one tokio current-thread runtime; no sockets. Scenarios (criterion groups),
 //! each with the same routes and handlers for both libraries:
 //!
-//! - `bare`: no layer, handler returns `"ok"`;
+//! - `bare`: no layer, handler returns `"ok"`; `bare_cookie`: the same with a
+//!   `Cookie` header of a session cookie's length. The overhead of each
+//!   scenario that sends a cookie is taken against `bare_cookie`, of the
+//!   others against `bare`: carrying the header costs the same with or
+//!   without a layer;
 //! - `untouched`: layer present, a valid session cookie is sent, the handler
 //!   ignores the session; `untouched_nocookie`: the same without a cookie;
 //! - `read`: session with `n = 1` exists, handler reads `n`;
@@ -44,6 +50,7 @@ const PER_ROUND: u64 = 20_000;
 #[derive(Clone, Copy)]
 enum Scenario {
     Bare,
+    BareCookie,
     Untouched,
     UntouchedNoCookie,
     Read,
@@ -56,6 +63,7 @@ impl Scenario {
     fn group(self) -> &'static str {
         match self {
             Scenario::Bare => "bare",
+            Scenario::BareCookie => "bare_cookie",
             Scenario::Untouched => "untouched",
             Scenario::UntouchedNoCookie => "untouched_nocookie",
             Scenario::Read => "read",
@@ -67,7 +75,7 @@ impl Scenario {
 
     fn path(self) -> &'static str {
         match self {
-            Scenario::Bare | Scenario::Untouched | Scenario::UntouchedNoCookie => "/plain",
+            Scenario::Bare | Scenario::BareCookie | Scenario::Untouched | Scenario::UntouchedNoCookie => "/plain",
             Scenario::Read => "/read",
             Scenario::Write => "/write",
             Scenario::New => "/new",
@@ -76,7 +84,17 @@ impl Scenario {
     }
 
     fn needs_cookie(self) -> bool {
-        matches!(self, Scenario::Untouched | Scenario::Read | Scenario::Write | Scenario::Renew)
+        matches!(self, Scenario::BareCookie | Scenario::Untouched | Scenario::Read | Scenario::Write | Scenario::Renew)
+    }
+
+    /// The bare run this scenario's overhead is taken against: the same
+    /// request, cookie or not, without a layer.
+    fn baseline(self) -> Scenario {
+        if self.needs_cookie() {
+            Scenario::BareCookie
+        } else {
+            Scenario::Bare
+        }
     }
 }
 
@@ -90,8 +108,11 @@ async fn run(lib: Lib, scenario: Scenario, iters: u64) -> Duration {
         // more than one chunk.
         let chunk = if matches!(scenario, Scenario::New) { left.min(NEW_CHUNK) } else { left };
         let router: Router = lib.router();
-        let mut cookie: Option<HeaderValue> =
-            if scenario.needs_cookie() && lib != Lib::Bare { Some(make_session(&router).await) } else { None };
+        let mut cookie: Option<HeaderValue> = match (scenario.needs_cookie(), lib) {
+            (false, _) => None,
+            (true, Lib::Bare) => Some(sessionware_rivals::dummy_cookie()),
+            (true, _) => Some(make_session(&router).await),
+        };
         let renew = matches!(scenario, Scenario::Renew);
         let mut svc = router.clone();
         let start = Instant::now();
@@ -122,6 +143,7 @@ fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let scenarios = [
         Scenario::Bare,
+        Scenario::BareCookie,
         Scenario::Untouched,
         Scenario::UntouchedNoCookie,
         Scenario::Read,
@@ -131,7 +153,11 @@ fn benches(c: &mut Criterion) {
     ];
     for scenario in scenarios {
         let mut group = c.benchmark_group(scenario.group());
-        let libs: &[Lib] = if matches!(scenario, Scenario::Bare) { &[Lib::Bare] } else { &[Lib::Ours, Lib::Theirs] };
+        let libs: &[Lib] = if matches!(scenario, Scenario::Bare | Scenario::BareCookie) {
+            &[Lib::Bare]
+        } else {
+            &[Lib::Ours, Lib::Theirs]
+        };
         for &lib in libs {
             group.bench_function(BenchmarkId::from_parameter(lib.name()), |b| {
                 b.to_async(&rt).iter_custom(|iters| run(lib, scenario, iters));
@@ -187,7 +213,7 @@ fn interleaved(rounds: usize) {
     rt.block_on(async {
         for _ in 0..rounds {
             for (i, &s) in scenarios.iter().enumerate() {
-                let bare = ns(run(Lib::Bare, Scenario::Bare, PER_ROUND).await);
+                let bare = ns(run(Lib::Bare, s.baseline(), PER_ROUND).await);
                 let ours = ns(run(Lib::Ours, s, PER_ROUND).await);
                 let theirs = ns(run(Lib::Theirs, s, PER_ROUND).await);
                 let c = &mut cols[i];

@@ -1,7 +1,9 @@
 //! A plain request loop for profilers (perf, callgrind), without criterion.
 //!
 //! Usage: `profile sessionware|tower-sessions|bare SCENARIO [ITERS]` where
-//! SCENARIO is `plain` (untouched, cookie sent), `read`, `write`, `new`;
+//! SCENARIO is `plain` (untouched, cookie sent), `nocookie` (untouched, no
+//! cookie), `read`, `write`, `new`; `bare` is sent the same requests (a
+//! cookie of the same length where the scenario has one);
 //! ITERS defaults to 1,000,000. Prints ns/request at the end.
 //!
 //! `valgrind --tool=callgrind target/release/profile sessionware read 100000`
@@ -10,7 +12,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use http::Request;
-use sessionware_rivals::{make_session, request, Lib};
+use sessionware_rivals::{dummy_cookie, make_session, request, Lib};
 use tower::{Service, ServiceExt};
 
 fn main() {
@@ -20,12 +22,13 @@ fn main() {
         Some("tower-sessions") => Lib::Theirs,
         Some("bare") => Lib::Bare,
         _ => {
-            eprintln!("usage: profile sessionware|tower-sessions|bare plain|read|write|new [ITERS]");
+            eprintln!("usage: profile sessionware|tower-sessions|bare plain|nocookie|read|write|new [ITERS]");
             std::process::exit(2)
         }
     };
-    let path: &'static str = match args.next().as_deref() {
-        Some("plain") => "/plain",
+    let scenario = args.next();
+    let path: &'static str = match scenario.as_deref() {
+        Some("plain" | "nocookie") => "/plain",
         Some("read") => "/read",
         Some("write") => "/write",
         Some("new") => "/new",
@@ -38,7 +41,12 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let router = lib.router();
-        let cookie = if path != "/new" && lib != Lib::Bare { Some(make_session(&router).await) } else { None };
+        // Bare gets a cookie of the same length, so differences are the layer's.
+        let cookie = match (scenario.as_deref(), lib) {
+            (Some("new" | "nocookie"), _) => None,
+            (_, Lib::Bare) => Some(dummy_cookie()),
+            _ => Some(make_session(&router).await),
+        };
         let mut svc = router.clone();
         let start = Instant::now();
         for _ in 0..iters {
