@@ -34,6 +34,10 @@
 //!   PostgreSQL: a counting proxy between the pool and the server reads the
 //!   protocol messages.
 //!
+//! `STORES_SCENARIOS` (e.g. `read,write`) and `STORES_LIBS` (parts of the
+//! library names, e.g. `sessionware,fred Client`) narrow the run, for
+//! profiling one library.
+//!
 //! Servers: `REDIS_URL` (default `redis://127.0.0.1:6379/13`; the database
 //! must be empty, since it is flushed between rounds and at the end) and
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`; the
@@ -75,6 +79,10 @@ struct Settings {
     tasks: usize,
     workers: usize,
     count: u64,
+    /// `STORES_SCENARIOS` (comma-separated names; default all).
+    scenarios: Vec<Scenario>,
+    /// `STORES_LIBS` (comma-separated parts of library names; default all).
+    libs: Option<Vec<String>>,
 }
 
 fn env<T: FromStr>(name: &str, default: T) -> T {
@@ -89,11 +97,23 @@ impl Settings {
             tasks: env("STORES_TASKS", 32usize).max(1),
             workers: env("STORES_WORKERS", 2usize).max(1),
             count: env("STORES_COUNT", 1000u64).max(1),
+            scenarios: match std::env::var("STORES_SCENARIOS") {
+                Ok(v) => SCENARIOS.into_iter().filter(|s| v.split(',').any(|n| n.trim() == s.name())).collect(),
+                Err(_) => SCENARIOS.to_vec(),
+            },
+            libs: std::env::var("STORES_LIBS").ok().map(|v| v.split(',').map(|p| p.trim().to_owned()).collect()),
         }
+    }
+
+    /// The libraries that `STORES_LIBS` selects.
+    fn select(&self, libs: impl IntoIterator<Item = Lib>) -> Vec<Lib> {
+        libs.into_iter()
+            .filter(|l| self.libs.as_ref().is_none_or(|parts| parts.iter().any(|p| l.name.contains(p.as_str()))))
+            .collect()
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scenario {
     Read,
     Write,
@@ -302,9 +322,9 @@ where
     C: Fn() -> CFut,
     CFut: Future<Output = Result<f64, String>>,
 {
-    let mut out = vec![vec![Vec::new(); SCENARIOS.len()]; libs.len()];
+    let mut out = vec![vec![Vec::new(); s.scenarios.len()]; libs.len()];
     for r in 0..s.rounds {
-        for (si, &scenario) in SCENARIOS.iter().enumerate() {
+        for (si, &scenario) in s.scenarios.iter().enumerate() {
             for k in 0..libs.len() {
                 let li = (k + r) % libs.len();
                 let sample = throughput(&libs[li], scenario, s, &server_cpu).await?;
@@ -327,16 +347,16 @@ fn us(x: f64) -> String {
 
 /// The throughput table (medians, and each rival's ratio with its
 /// per-round range), the CPU table and the per-round figures.
-fn print_throughput(libs: &[Lib], res: &[Vec<Vec<Sample>>]) {
+fn print_throughput(libs: &[Lib], s: &Settings, res: &[Vec<Vec<Sample>>]) {
     let col = |li: usize, si: usize, f: fn(&Sample) -> f64| -> Vec<f64> { res[li][si].iter().map(f).collect() };
     let mut head = format!("| scenario | {} req/s |", libs[0].name);
     let mut rule = String::from("|---|---:|");
     for lib in &libs[1..] {
-        head.push_str(&format!(" {} req/s | ours / theirs (per-round range) |", lib.name));
+        head.push_str(&format!(" {} req/s | {} / this (per-round range) |", lib.name, libs[0].name));
         rule.push_str("---:|---:|");
     }
     println!("{head}\n{rule}");
-    for (si, scenario) in SCENARIOS.iter().enumerate() {
+    for (si, scenario) in s.scenarios.iter().enumerate() {
         let ours = col(0, si, |x| x.rps);
         let mut line = format!("| {} | {:.0} |", scenario.name(), median(&ours));
         for li in 1..libs.len() {
@@ -360,7 +380,7 @@ fn print_throughput(libs: &[Lib], res: &[Vec<Vec<Sample>>]) {
         rule.push_str("---:|---:|");
     }
     println!("{head}\n{rule}");
-    for (si, scenario) in SCENARIOS.iter().enumerate() {
+    for (si, scenario) in s.scenarios.iter().enumerate() {
         let mut line = format!("| {} |", scenario.name());
         for li in 0..libs.len() {
             let c = median(&col(li, si, |x| x.client_us));
@@ -372,7 +392,7 @@ fn print_throughput(libs: &[Lib], res: &[Vec<Vec<Sample>>]) {
     println!();
     println!("Per round (req/s, client µs, server µs):\n");
     for (li, lib) in libs.iter().enumerate() {
-        for (si, scenario) in SCENARIOS.iter().enumerate() {
+        for (si, scenario) in s.scenarios.iter().enumerate() {
             let v: Vec<String> = res[li][si]
                 .iter()
                 .map(|x| format!("{:.0} ({}, {})", x.rps, us(x.client_us), us(x.server_us)))
@@ -546,15 +566,19 @@ mod redis_side {
             .ok()
             .and_then(|t| t.lines().find_map(|l| l.strip_prefix("redis_version:").map(str::to_owned)))
             .unwrap_or_default();
-        let libs = make_libs(url).await?;
+        let libs = s.select(make_libs(url).await?);
+        if libs.is_empty() || s.scenarios.is_empty() {
+            println!("Redis: nothing selected (STORES_LIBS, STORES_SCENARIOS)");
+            return Ok(());
+        }
         print_header("Redis", &format!("{url}, Redis {version}"), s);
         let res = rounds(&libs, s, || flushdb(admin), || server_cpu(admin)).await?;
-        print_throughput(&libs, &res);
+        print_throughput(&libs, s, &res);
 
         // Commands per request: sent by the client (proxy) and run by the
         // server (commandstats, scripts' commands included).
         let (proxy, counts) = proxy::start::<proxy::Resp>(resolve(addr).await?).await.map_err(|e| e.to_string())?;
-        let counted = make_libs(&via(url, authority, proxy)).await?;
+        let counted = s.select(make_libs(&via(url, authority, proxy)).await?);
         println!(
             "Redis commands per request ({} requests one at a time after 100 warm-up ones). \"sent\" = commands \
              the client sent (one round trip each), counted by a proxy; \"run\" = `INFO commandstats` deltas, which \
@@ -568,7 +592,7 @@ mod redis_side {
             rule.push_str("---|---|");
         }
         println!("{head}\n{rule}");
-        for scenario in SCENARIOS {
+        for &scenario in &s.scenarios {
             let mut line = format!("| {} |", scenario.name());
             for lib in &counted {
                 let probe = || async { Ok((counts.snapshot(), commandstats(admin).await?)) };
@@ -684,7 +708,11 @@ mod pg_side {
         schema: &str,
         version: &str,
     ) -> Result<(), String> {
-        let libs = make_libs(&with_param(url, &format!("application_name={APP}")), table, schema).await?;
+        let libs = s.select(make_libs(&with_param(url, &format!("application_name={APP}")), table, schema).await?);
+        if libs.is_empty() || s.scenarios.is_empty() {
+            println!("PostgreSQL: nothing selected (STORES_LIBS, STORES_SCENARIOS)");
+            return Ok(());
+        }
         sessionware::SqlStore::from_postgres_pool(admin.clone())
             .with_table(table)
             .map_err(|e| e.to_string())?
@@ -700,12 +728,12 @@ mod pg_side {
 
         print_header("PostgreSQL", &format!("{url}, PostgreSQL {version}"), s);
         let res = rounds(&libs, s, || exec(admin, &truncate), || backend_cpu(admin)).await?;
-        print_throughput(&libs, &res);
+        print_throughput(&libs, s, &res);
 
         // Round trips, through the counting proxy.
         let upstream = resolve(addr).await?;
         let (proxy, counts) = proxy::start::<proxy::Pg>(upstream).await.map_err(|e| e.to_string())?;
-        let counted = make_libs(&via_proxy(url, authority, proxy), table, schema).await?;
+        let counted = s.select(make_libs(&via_proxy(url, authority, proxy), table, schema).await?);
         println!(
             "PostgreSQL round trips per request ({} requests one at a time after 100 warm-up ones, counted by a \
              protocol proxy; round trips = Syncs + simple queries; pings = Syncs with nothing before them: sqlx \
@@ -719,7 +747,7 @@ mod pg_side {
             rule.push_str("---|");
         }
         println!("{head}\n{rule}");
-        for scenario in SCENARIOS {
+        for &scenario in &s.scenarios {
             let mut line = format!("| {} |", scenario.name());
             for lib in &counted {
                 let c = Arc::clone(&counts);
