@@ -21,7 +21,7 @@ pub(crate) enum Plan {
     /// Only headers to add; no store call.
     Ready(Outcome),
     /// Store calls to make first.
-    Pending(Box<Pending>),
+    Pending(Pending),
 }
 
 /// Headers or an error for the response of a request that used its
@@ -36,12 +36,22 @@ pub(crate) struct Pending {
     shared: Arc<Shared>,
     now: u64,
     presented: bool,
-    delete_old: Option<StorageKey>,
-    create: Option<(Record, Option<StorageKey>, bool)>,
-    apply: Option<(StorageKey, ChangeSet)>,
-    touch: Option<(StorageKey, u64)>,
+    /// The incoming session's storage key: every step below that names a
+    /// stored record names this one (kept once, so the boxed commit future
+    /// stays small).
+    key: Option<StorageKey>,
+    /// Delete the record under `key`.
+    delete_old: bool,
+    /// A record to create under a new ID; whether it replaces the record
+    /// under `key` (renewal); whether that is a login.
+    create: Option<(Record, bool, bool)>,
+    /// Changes to apply to the record under `key`.
+    apply: Option<ChangeSet>,
+    /// Slide the idle deadline of the record under `key` to this time.
+    touch: Option<u64>,
     reissue: Option<(SessionId, Option<u64>)>,
-    unlock: Option<(StorageKey, String)>,
+    /// Release this lease on `key`.
+    unlock: Option<String>,
     /// Send a removal cookie if nothing else sets one.
     removal: bool,
 }
@@ -81,8 +91,9 @@ pub(crate) fn plan(session: &Session) -> Plan {
     let mut pending = Pending {
         shared: Arc::clone(shared),
         now,
-        presented: inner.presented,
-        delete_old: None,
+        presented: session.resolved().presented,
+        key: None,
+        delete_old: false,
         create: None,
         apply: None,
         touch: None,
@@ -92,33 +103,34 @@ pub(crate) fn plan(session: &Session) -> Plan {
     };
     let mut removal = false;
     let incoming = session.incoming();
-    pending.unlock = st.lock_token.take().and_then(|t| incoming.map(|i| (i.key, t)));
+    pending.key = incoming.map(|i| i.key);
+    pending.unlock = st.lock_token.take().filter(|_| incoming.is_some());
 
     if st.delete_old {
-        pending.delete_old = incoming.map(|i| i.key);
+        pending.delete_old = incoming.is_some();
         match st.record {
-            Some(record) if st.dirty => pending.create = Some((fresh(record, shared, now), None, false)),
-            _ => removal = inner.presented,
+            Some(record) if st.dirty => pending.create = Some((fresh(record, shared, now), false, false)),
+            _ => removal = session.resolved().presented,
         }
     } else if st.exists {
         // `exists` implies both; the fallback only keeps this total.
         let (Some(incoming), Some(record)) = (incoming, st.record) else {
-            return Plan::Pending(Box::new(pending));
+            return Plan::Pending(pending);
         };
         if st.renew {
             let mut record = record;
             record.meta.last_seen = now;
             record.meta.expires_at = shared_expires(shared, now, record.meta.absolute_deadline);
-            pending.create = Some((record, Some(incoming.key), st.login));
+            pending.create = Some((record, true, st.login));
         } else {
             let persistent_changed = st.changes.persistent.is_some();
             if st.dirty {
                 let mut changes = st.changes;
                 changes.last_seen = now;
                 changes.expires_at = shared_expires(shared, now, record.meta.absolute_deadline);
-                pending.apply = Some((incoming.key, changes));
+                pending.apply = Some(changes);
             } else if now.saturating_sub(record.meta.last_seen) >= config.touch_after_ms {
-                pending.touch = Some((incoming.key, shared_expires(shared, now, record.meta.absolute_deadline)));
+                pending.touch = Some(shared_expires(shared, now, record.meta.absolute_deadline));
             }
             if incoming.reissue || persistent_changed {
                 let age = max_age(record.meta.persistent, record.meta.absolute_deadline, now);
@@ -127,12 +139,12 @@ pub(crate) fn plan(session: &Session) -> Plan {
         }
     } else {
         match st.record {
-            Some(record) if st.dirty => pending.create = Some((fresh(record, shared, now), None, st.login)),
-            _ => removal = st.stale && inner.presented,
+            Some(record) if st.dirty => pending.create = Some((fresh(record, shared, now), false, st.login)),
+            _ => removal = st.stale && session.resolved().presented,
         }
     }
 
-    let nothing = pending.delete_old.is_none()
+    let nothing = !pending.delete_old
         && pending.create.is_none()
         && pending.apply.is_none()
         && pending.touch.is_none()
@@ -146,7 +158,7 @@ pub(crate) fn plan(session: &Session) -> Plan {
         return Plan::Ready(Outcome { set_cookie, error: None });
     }
     pending.removal = removal;
-    Plan::Pending(Box::new(pending))
+    Plan::Pending(pending)
 }
 
 fn shared_expires(shared: &Shared, now: u64, absolute_deadline: u64) -> u64 {
@@ -161,20 +173,32 @@ fn fresh(mut record: Record, shared: &Shared, now: u64) -> Record {
 }
 
 impl Pending {
-    /// Runs the store calls and says what the response gets, then releases
-    /// the exclusive lease if this request held one.
-    pub(crate) async fn run(mut self) -> Outcome {
-        let unlock = self.unlock.take();
-        let out = self.write().await;
-        if let Some((key, token)) = unlock {
+    /// Runs the store calls, then adds their headers to `res` (or replaces
+    /// it with the save-error response).
+    /// Then releases the exclusive lease if this request held one.
+    ///
+    /// An `async` block rather than an `async fn`: the block uses `self` and
+    /// `res` in place, where an `async fn` would keep a second copy of its
+    /// arguments in the future (rust-lang/rust#62958), which is boxed.
+    pub(crate) fn respond<B: Default>(
+        self,
+        res: http::Response<B>,
+    ) -> impl std::future::Future<Output = http::Response<B>> + Send
+    where
+        B: Send,
+    {
+        async move {
+            let mut out = self.write().await;
             let shared = &*self.shared;
-            // A failed unlock only delays others until the lease runs out.
-            let _ = shared.timed("unlock", Some(&key), shared.store().unlock(&key, &token)).await;
+            if let (Some(key), Some(token)) = (&self.key, &self.unlock) {
+                // A failed unlock only delays others until the lease runs out.
+                let _ = shared.timed("unlock", Some(key), shared.store().unlock(key, token)).await;
+            }
+            if out.set_cookie.is_none() && out.error.is_none() && self.removal {
+                out.set_cookie = Some(shared.config.removal.clone());
+            }
+            crate::future::finish(res, out, shared)
         }
-        if out.set_cookie.is_none() && out.error.is_none() && self.removal {
-            return Outcome { set_cookie: Some(self.shared.config.removal.clone()), ..out };
-        }
-        out
     }
 
     async fn write(&self) -> Outcome {
@@ -183,7 +207,7 @@ impl Pending {
         let store = shared.store();
         let mut out = Outcome::default();
 
-        if let Some(key) = &self.delete_old {
+        if let (true, Some(key)) = (self.delete_old, &self.key) {
             if let Err(e) = shared.timed("delete", Some(key), store.delete(key)).await {
                 out.error = Some(SessionError::Save(e));
                 return out;
@@ -194,7 +218,8 @@ impl Pending {
             }
         }
 
-        if let Some((record, old, login)) = &self.create {
+        if let Some((record, replaces, login)) = &self.create {
+            let old = self.key.as_ref().filter(|_| *replaces);
             let mut created = None;
             for _ in 0..CREATE_ATTEMPTS {
                 let id = match SessionId::generate() {
@@ -237,7 +262,7 @@ impl Pending {
             out.set_cookie = Some(config.set_cookie(&shared.keys.sign(&config.name, &id), age));
         }
 
-        if let Some((key, changes)) = &self.apply {
+        if let (Some(key), Some(changes)) = (&self.key, &self.apply) {
             match shared.timed("apply", Some(key), store.apply(key, changes)).await {
                 Ok(true) => {}
                 Ok(false) => {
@@ -256,7 +281,7 @@ impl Pending {
             }
         }
 
-        if let Some((key, expires_at)) = &self.touch {
+        if let (Some(key), Some(expires_at)) = (&self.key, &self.touch) {
             // A failed touch loses no data and weakens nothing (the session
             // only expires a little earlier), so the response stands.
             let _ = shared.timed("touch", Some(key), store.touch(key, self.now, *expires_at)).await;

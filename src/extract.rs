@@ -7,7 +7,9 @@ use crate::{Session, SessionError};
 
 /// Extracts the request's [`Session`]; fails with
 /// [`SessionError::MissingLayer`] (500) when no [`SessionLayer`](crate::SessionLayer)
-/// wraps the route. Extraction itself does no store I/O.
+/// wraps the route. Extraction itself does no store I/O. It records the
+/// request's user agent and socket address (`ConnectInfo`) for
+/// [`Session::login`], which keeps them in the session's metadata.
 ///
 /// ```
 /// use axum::{routing::get, Router};
@@ -24,6 +26,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Session>().cloned().ok_or(SessionError::MissingLayer)
+        let session = parts.extensions.get::<Session>().cloned().ok_or(SessionError::MissingLayer)?;
+        session.observe(&parts.headers, &parts.extensions);
+        Ok(session)
     }
 }

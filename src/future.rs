@@ -4,7 +4,6 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -17,11 +16,13 @@ use crate::{
     Session, SessionError, SharedError,
 };
 
-type CommitFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+/// The write-back step with the handler's response in it: one allocation,
+/// made only by requests that have store calls to make.
+type Committing<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
 
 enum Stage<B> {
     Inner(Session),
-    Committing(Arc<Shared>, Option<Response<B>>, CommitFuture),
+    Committing(Committing<B>),
     Done,
 }
 
@@ -58,7 +59,7 @@ impl<F, B> ResponseFuture<F, B> {
 impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: Default,
+    B: Default + Send + 'static,
 {
     type Output = Result<Response<B>, E>;
 
@@ -82,19 +83,15 @@ where
                             return Poll::Ready(Ok(error_response(shared, SessionError::Load(e))));
                         }
                         Plan::Ready(outcome) => return Poll::Ready(Ok(finish(res, outcome, shared))),
-                        Plan::Pending(pending) => {
-                            *this.stage = Stage::Committing(Arc::clone(shared), Some(res), Box::pin(pending.run()));
-                        }
+                        Plan::Pending(pending) => *this.stage = Stage::Committing(Box::pin(pending.respond(res))),
                     }
                 }
-                Stage::Committing(shared, mut res, mut fut) => {
-                    let Poll::Ready(outcome) = fut.as_mut().poll(cx) else {
-                        *this.stage = Stage::Committing(shared, res, fut);
+                Stage::Committing(mut fut) => {
+                    let Poll::Ready(res) = fut.as_mut().poll(cx) else {
+                        *this.stage = Stage::Committing(fut);
                         return Poll::Pending;
                     };
-                    if let Some(res) = res.take() {
-                        return Poll::Ready(Ok(finish(res, outcome, &shared)));
-                    }
+                    return Poll::Ready(Ok(res));
                 }
                 Stage::Done => panic!("ResponseFuture polled after completion"),
             }
@@ -104,7 +101,7 @@ where
 
 /// Adds the session headers to the handler's response, or replaces it with
 /// the save-error response.
-fn finish<B: Default>(mut res: Response<B>, outcome: Outcome, shared: &Shared) -> Response<B> {
+pub(crate) fn finish<B: Default>(mut res: Response<B>, outcome: Outcome, shared: &Shared) -> Response<B> {
     if let Some(err) = outcome.error {
         return error_response(shared, err);
     }

@@ -8,7 +8,7 @@
 //! are capped. If several cookies carry the session name, a session is used
 //! only when exactly one distinct ID among them verifies.
 
-use http::{header::COOKIE, HeaderMap};
+use http::{header::COOKIE, HeaderMap, HeaderValue};
 
 use crate::Keys;
 use crate::{events, keys::TOKEN_ENCODED_LEN, session::Incoming, SessionConfig};
@@ -29,14 +29,37 @@ pub(crate) struct Candidates {
     more: Vec<Token>,
 }
 
-/// Finds the session cookie values (unverified) in the request headers.
-pub(crate) fn find(headers: &HeaderMap, config: &SessionConfig) -> Candidates {
+/// The request's `Cookie` header values, kept as they came (a reference
+/// count each, no copy) and parsed only when the session is first used: a
+/// route that never touches the session does not read them at all.
+#[derive(Debug, Default)]
+pub(crate) struct CookieHeaders {
+    first: Option<HeaderValue>,
+    /// HTTP/2 clients may split cookies over several headers.
+    more: Vec<HeaderValue>,
+}
+
+impl CookieHeaders {
+    /// Takes (cheap clones of) the `Cookie` header values.
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        let mut all = headers.get_all(COOKIE).iter();
+        let Some(first) = all.next() else { return Self::default() };
+        Self { first: Some(first.clone()), more: all.cloned().collect() }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &HeaderValue> {
+        self.first.iter().chain(&self.more)
+    }
+}
+
+/// Finds the session cookie values (unverified) in the request's `Cookie` headers.
+pub(crate) fn find(headers: &CookieHeaders, config: &SessionConfig) -> Candidates {
     let mut found = Candidates::default();
     let name = config.name.as_bytes();
     let mut total = 0usize;
     let mut pairs = 0usize;
     let mut count = 0usize;
-    for value in headers.get_all(COOKIE) {
+    for value in headers.iter() {
         let bytes = value.as_bytes();
         total = total.saturating_add(bytes.len());
         if total > config.max_cookie_header_bytes {
@@ -104,7 +127,7 @@ impl Candidates {
 /// Finds and verifies at once (tests).
 #[cfg(test)]
 pub(crate) fn resolve(headers: &HeaderMap, config: &SessionConfig, keys: &Keys) -> (Option<Incoming>, bool) {
-    let found = find(headers, config);
+    let found = find(&CookieHeaders::of(headers), config);
     (found.verify(config, keys), found.presented)
 }
 

@@ -5,21 +5,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use crate::{future::ResponseFuture, resolve::find, session::Client, Session, SessionLayer};
-
-/// The socket peer's address, from axum's `ConnectInfo` (never from
-/// forwarding headers, which any client can send).
-fn peer_ip<B>(req: &Request<B>) -> Option<std::net::IpAddr> {
-    #[cfg(feature = "axum")]
-    {
-        req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
-    }
-    #[cfg(not(feature = "axum"))]
-    {
-        let _ = req;
-        None
-    }
-}
+use crate::{future::ResponseFuture, resolve::CookieHeaders, Session, SessionLayer};
 
 /// The session middleware; made by [`SessionLayer`].
 ///
@@ -93,7 +79,7 @@ impl<S> SessionService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Default,
+    ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -104,10 +90,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let shared = &self.layer.shared;
-        let candidates = find(req.headers(), &shared.config);
-        let client = Client { user_agent: req.headers().get(http::header::USER_AGENT).cloned(), ip: peer_ip(&req) };
-        let session = Session::new(shared.clone(), candidates, client);
+        // Only cheap clones of the `Cookie` header values: parsing, MAC
+        // checks and store calls wait for the handler's first use.
+        let session = Session::new(self.layer.shared.clone(), CookieHeaders::of(req.headers()));
         req.extensions_mut().insert(session.clone());
         ResponseFuture::new(self.inner.call(req), session)
     }

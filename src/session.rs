@@ -48,31 +48,57 @@ impl Shared {
         &*self.store
     }
 
-    pub(crate) async fn timed<T>(
-        &self,
+    /// Runs one store call under the configured timeout, logging a failure.
+    pub(crate) fn timed<'a, T>(
+        &'a self,
         op: &'static str,
-        key: Option<&StorageKey>,
-        fut: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let mut fut = std::pin::pin!(fut);
-        // Most calls of an in-process store finish on the first poll: only
-        // a call that has to wait starts the timeout's timer.
-        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
-        let result = match first {
-            std::task::Poll::Ready(r) => r,
-            std::task::Poll::Pending => match Box::pin(tokio::time::timeout(self.config.store_timeout, fut)).await {
-                Ok(r) => r,
-                Err(_) => Err(StoreError::Timeout),
-            },
-        };
-        if let Err(e) = &result {
-            events::store_error(op, key, e);
-        }
-        result
+        key: Option<&'a StorageKey>,
+        fut: StoreCall<'a, T>,
+    ) -> Timed<'a, T> {
+        Timed { shared: self, op, key, fut, sleep: None }
     }
 
     fn expires_at(&self, now: u64, absolute_deadline: u64) -> u64 {
         now.saturating_add(self.config.idle_ms).min(absolute_deadline)
+    }
+}
+
+/// A store call's future, as the store trait (`async_trait`) returns it.
+pub(crate) type StoreCall<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A store call under the layer's `store_timeout`: most calls of an
+/// in-process store finish on the first poll, so the timer is only started
+/// by a call that has to wait. A failure is logged with the operation.
+pub(crate) struct Timed<'a, T> {
+    shared: &'a Shared,
+    op: &'static str,
+    key: Option<&'a StorageKey>,
+    fut: StoreCall<'a, T>,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> std::future::Future for Timed<'_, T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = &mut *self;
+        let result = match this.fut.as_mut().poll(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                let timeout = this.shared.config.store_timeout;
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Err(StoreError::Timeout),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        };
+        if let Err(e) = &result {
+            events::store_error(this.op, this.key, e);
+        }
+        Poll::Ready(result)
     }
 }
 
@@ -117,6 +143,20 @@ pub(crate) struct State {
     pub(crate) lock_token: Option<String>,
 }
 
+/// The socket peer's address, from axum's `ConnectInfo` (never from
+/// forwarding headers, which any client can send).
+fn peer_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+    #[cfg(feature = "axum")]
+    {
+        extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        let _ = extensions;
+        None
+    }
+}
+
 /// What the request tells about the client, kept for `login`.
 #[derive(Debug, Default)]
 pub(crate) struct Client {
@@ -152,15 +192,23 @@ pub struct SessionInfo {
     pub ip: Option<String>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) shared: Arc<Shared>,
-    /// The presented cookie values, verified on first use into `incoming`.
-    pub(crate) candidates: crate::resolve::Candidates,
-    incoming: std::sync::OnceLock<Option<Incoming>>,
-    now: std::sync::OnceLock<u64>,
+/// The request's session cookie, parsed and verified on first use.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    /// The verified session, if one verified.
+    pub(crate) incoming: Option<Incoming>,
     /// A cookie with the session's name was presented, valid or not.
     pub(crate) presented: bool,
-    pub(crate) client: Client,
+}
+
+pub(crate) struct Inner {
+    pub(crate) shared: Arc<Shared>,
+    /// The request's `Cookie` headers, parsed and verified on first use into `resolved`.
+    cookies: crate::resolve::CookieHeaders,
+    resolved: std::sync::OnceLock<Resolved>,
+    now: std::sync::OnceLock<u64>,
+    /// Recorded by the extractor (or [`Session::from_request`]), used by `login`.
+    client: std::sync::OnceLock<Client>,
     pub(crate) state: Mutex<State>,
     load_lock: tokio::sync::Mutex<()>,
 }
@@ -170,7 +218,7 @@ impl Drop for Inner {
         // A request dropped before its commit (cancelled, panicked) releases
         // its lease at once instead of blocking the session until expiry.
         let token = self.state.get_mut().ok().and_then(|s| s.lock_token.take());
-        if let (Some(token), Some(Some(incoming))) = (token, self.incoming.get()) {
+        if let (Some(token), Some(Resolved { incoming: Some(incoming), .. })) = (token, self.resolved.get()) {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 let store = Arc::clone(&self.shared.store);
                 let key = incoming.key;
@@ -217,7 +265,7 @@ impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state();
         f.debug_struct("Session")
-            .field("session", &self.inner.incoming.get().and_then(|i| i.as_ref()).map(|i| i.key))
+            .field("session", &self.inner.resolved.get().and_then(|r| r.incoming.as_ref()).map(|i| i.key))
             .field("phase", &state.phase)
             .field("exists", &state.exists)
             .field("dirty", &state.dirty)
@@ -226,25 +274,70 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>, candidates: crate::resolve::Candidates, client: Client) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, cookies: crate::resolve::CookieHeaders) -> Self {
         Self {
             inner: Arc::new(Inner {
                 shared,
-                presented: candidates.presented,
-                candidates,
-                incoming: std::sync::OnceLock::new(),
+                cookies,
+                resolved: std::sync::OnceLock::new(),
                 now: std::sync::OnceLock::new(),
-                client,
+                client: std::sync::OnceLock::new(),
                 state: Mutex::new(State::default()),
                 load_lock: tokio::sync::Mutex::const_new(()),
             }),
         }
     }
 
+    /// The request's session cookie, parsed and verified on first call.
+    pub(crate) fn resolved(&self) -> &Resolved {
+        let inner = &*self.inner;
+        inner.resolved.get_or_init(|| {
+            let config = &inner.shared.config;
+            let candidates = crate::resolve::find(&inner.cookies, config);
+            Resolved { incoming: candidates.verify(config, &inner.shared.keys), presented: candidates.presented }
+        })
+    }
+
     /// The verified incoming session, verified on first call.
     pub(crate) fn incoming(&self) -> Option<&Incoming> {
-        let inner = &*self.inner;
-        inner.incoming.get_or_init(|| inner.candidates.verify(&inner.shared.config, &inner.shared.keys)).as_ref()
+        self.resolved().incoming.as_ref()
+    }
+
+    /// Records the client's user agent and socket address for a later
+    /// `login` (the first call per request wins).
+    pub(crate) fn observe(&self, headers: &http::HeaderMap, extensions: &http::Extensions) {
+        if self.inner.client.get().is_none() {
+            let _ = self
+                .inner
+                .client
+                .set(Client { user_agent: headers.get(http::header::USER_AGENT).cloned(), ip: peer_ip(extensions) });
+        }
+    }
+
+    /// The request's session, taken from its extensions, for services that
+    /// are not axum handlers; `None` when no [`SessionLayer`](crate::SessionLayer)
+    /// wraps the service. Like the axum extractor, it records the request's
+    /// user agent and socket address (axum's `ConnectInfo`) for
+    /// [`login`](Session::login), which keeps them in the session's metadata
+    /// for [`sessions`](Session::sessions). A handle taken straight from the
+    /// extensions records nothing.
+    ///
+    /// ```
+    /// use sessionware::{Keys, MemoryStore, Session, SessionLayer};
+    /// use tower::{service_fn, Layer};
+    ///
+    /// let svc = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()).layer(service_fn(
+    ///     |req: http::Request<String>| async move {
+    ///         let session = Session::from_request(&req).expect("under the layer");
+    ///         let n: u64 = session.get("n").await.unwrap_or(None).unwrap_or(0);
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(n.to_string()))
+    ///     },
+    /// ));
+    /// ```
+    pub fn from_request<B>(req: &http::Request<B>) -> Option<Session> {
+        let session = req.extensions().get::<Session>()?.clone();
+        session.observe(req.headers(), req.extensions());
+        Some(session)
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
@@ -709,14 +802,15 @@ impl Session {
         }
         record.meta.auth = Some(Auth::new(user, now));
         record.meta.absolute_deadline = now.saturating_add(config.absolute_ms);
-        record.meta.user_agent = self.inner.client.user_agent.as_ref().and_then(|v| v.to_str().ok()).map(|ua| {
+        let client = self.inner.client.get();
+        record.meta.user_agent = client.and_then(|c| c.user_agent.as_ref()).and_then(|v| v.to_str().ok()).map(|ua| {
             let mut end = ua.len().min(MAX_USER_AGENT);
             while !ua.is_char_boundary(end) {
                 end -= 1;
             }
             ua[..end].into()
         });
-        record.meta.ip = self.inner.client.ip.map(|ip| coarse_ip(ip).into());
+        record.meta.ip = client.and_then(|c| c.ip).map(|ip| coarse_ip(ip).into());
         state.renew = true;
         state.login = true;
         state.dirty = true;

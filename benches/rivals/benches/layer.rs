@@ -11,7 +11,9 @@
 //!   `Cookie` header of a session cookie's length. The overhead of each
 //!   scenario that sends a cookie is taken against `bare_cookie`, of the
 //!   others against `bare`: carrying the header costs the same with or
-//!   without a layer;
+//!   without a layer; both also run with `noop-layer`, the same routes under
+//!   a layer that does nothing, which is what axum's `Router::layer` costs
+//!   any middleware before it does any work;
 //! - `untouched`: layer present, a valid session cookie is sent, the handler
 //!   ignores the session; `untouched_nocookie`: the same without a cookie;
 //! - `read`: session with `n = 1` exists, handler reads `n`;
@@ -110,7 +112,7 @@ async fn run(lib: Lib, scenario: Scenario, iters: u64) -> Duration {
         let router: Router = lib.router();
         let mut cookie: Option<HeaderValue> = match (scenario.needs_cookie(), lib) {
             (false, _) => None,
-            (true, Lib::Bare) => Some(sessionware_rivals::dummy_cookie()),
+            (true, Lib::Bare | Lib::Noop) => Some(sessionware_rivals::dummy_cookie()),
             (true, _) => Some(make_session(&router).await),
         };
         let renew = matches!(scenario, Scenario::Renew);
@@ -154,7 +156,7 @@ fn benches(c: &mut Criterion) {
     for scenario in scenarios {
         let mut group = c.benchmark_group(scenario.group());
         let libs: &[Lib] = if matches!(scenario, Scenario::Bare | Scenario::BareCookie) {
-            &[Lib::Bare]
+            &[Lib::Bare, Lib::Noop]
         } else {
             &[Lib::Ours, Lib::Theirs]
         };

@@ -76,19 +76,35 @@ macro_rules! handlers {
     };
 }
 
+/// All five paths answering like `/plain`, not finalized.
+fn bare_routes() -> Router {
+    Router::new()
+        .route("/plain", get(plain))
+        .route("/read", get(plain))
+        .route("/write", get(plain))
+        .route("/new", get(plain))
+        .route("/renew", get(plain))
+}
+
 /// No session layer at all.
 pub mod bare {
     use super::*;
 
     /// All five paths answer like `/plain`.
     pub fn router() -> Router {
-        Router::new()
-            .route("/plain", get(plain))
-            .route("/read", get(plain))
-            .route("/write", get(plain))
-            .route("/new", get(plain))
-            .route("/renew", get(plain))
-            .with_state(())
+        bare_routes().with_state(())
+    }
+}
+
+/// The bare routes under a layer that does nothing (`tower`'s `Identity`):
+/// what axum's `Router::layer` costs any middleware (one more boxed route
+/// per request), before the middleware does any work.
+pub mod noop {
+    use super::*;
+
+    /// The bare routes under an identity layer.
+    pub fn router() -> Router {
+        bare_routes().layer(tower::layer::util::Identity::new()).with_state(())
     }
 }
 
@@ -159,6 +175,8 @@ pub mod theirs {
 pub enum Lib {
     /// No session layer.
     Bare,
+    /// A layer that does nothing (the floor of any axum layer).
+    Noop,
     /// sessionware.
     Ours,
     /// tower-sessions.
@@ -170,6 +188,7 @@ impl Lib {
     pub fn name(self) -> &'static str {
         match self {
             Lib::Bare => "bare",
+            Lib::Noop => "noop-layer",
             Lib::Ours => "sessionware",
             Lib::Theirs => "tower-sessions",
         }
@@ -179,6 +198,7 @@ impl Lib {
     pub fn router(self) -> Router {
         match self {
             Lib::Bare => bare::router(),
+            Lib::Noop => noop::router(),
             Lib::Ours => ours::router(),
             Lib::Theirs => theirs::router(),
         }
@@ -300,7 +320,11 @@ pub mod summary {
     pub fn table(dir: &Path) -> String {
         let mut out = String::new();
         for b in ["bare", "bare_cookie"] {
-            out.push_str(&format!("{b} (no layer): {} µs/request (median)\n", us(median_ns(dir, b, "bare"))));
+            out.push_str(&format!(
+                "{b}: no layer {} µs/request, no-op layer {} µs/request (medians)\n",
+                us(median_ns(dir, b, "bare")),
+                us(median_ns(dir, b, "noop-layer"))
+            ));
         }
         out.push_str("\n| scenario | baseline | sessionware µs | overhead µs | tower-sessions µs | overhead µs | ours / theirs (overhead) |\n");
         out.push_str("|---|---|---:|---:|---:|---:|---:|\n");

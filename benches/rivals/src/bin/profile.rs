@@ -1,6 +1,6 @@
 //! A plain request loop for profilers (perf, callgrind), without criterion.
 //!
-//! Usage: `profile sessionware|tower-sessions|bare SCENARIO [ITERS]` where
+//! Usage: `profile sessionware|tower-sessions|bare|noop-layer SCENARIO [ITERS]` where
 //! SCENARIO is `plain` (untouched, cookie sent), `nocookie` (untouched, no
 //! cookie), `read`, `write`, `new`; `bare` is sent the same requests (a
 //! cookie of the same length where the scenario has one);
@@ -21,8 +21,11 @@ fn main() {
         Some("sessionware") => Lib::Ours,
         Some("tower-sessions") => Lib::Theirs,
         Some("bare") => Lib::Bare,
+        Some("noop-layer") => Lib::Noop,
         _ => {
-            eprintln!("usage: profile sessionware|tower-sessions|bare plain|nocookie|read|write|new [ITERS]");
+            eprintln!(
+                "usage: profile sessionware|tower-sessions|bare|noop-layer plain|nocookie|read|write|new [ITERS]"
+            );
             std::process::exit(2)
         }
     };
@@ -44,7 +47,7 @@ fn main() {
         // Bare gets a cookie of the same length, so differences are the layer's.
         let cookie = match (scenario.as_deref(), lib) {
             (Some("new" | "nocookie"), _) => None,
-            (_, Lib::Bare) => Some(dummy_cookie()),
+            (_, Lib::Bare | Lib::Noop) => Some(dummy_cookie()),
             _ => Some(make_session(&router).await),
         };
         let mut svc = router.clone();
