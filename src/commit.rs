@@ -13,6 +13,9 @@ use crate::{
 const CREATE_ATTEMPTS: usize = 3;
 
 /// What the response needs after the handler answered.
+// A short-lived stack value: boxing `Pending` would cost every committing
+// request an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Plan {
     /// The session was never touched: leave the response alone.
     Untouched,
@@ -180,13 +183,11 @@ impl Pending {
     /// An `async` block rather than an `async fn`: the block uses `self` and
     /// `res` in place, where an `async fn` would keep a second copy of its
     /// arguments in the future (rust-lang/rust#62958), which is boxed.
-    pub(crate) fn respond<B: Default>(
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn respond<B: Default + Send>(
         self,
         res: http::Response<B>,
-    ) -> impl std::future::Future<Output = http::Response<B>> + Send
-    where
-        B: Send,
-    {
+    ) -> impl std::future::Future<Output = http::Response<B>> + Send {
         async move {
             let mut out = self.write().await;
             let shared = &*self.shared;
