@@ -205,12 +205,12 @@ impl Lib {
     }
 }
 
-/// A `Cookie` header of the same shape and length as a sessionware session
+/// A `Cookie` header of the same length as a sessionware session
 /// cookie, for the bare router: the cost of carrying a cookie is the
 /// client's, not the layer's, so the cookie scenarios are compared with a
 /// bare run that receives one too.
 pub fn dummy_cookie() -> HeaderValue {
-    HeaderValue::from_static("__Host-sid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    HeaderValue::from_static("__Host-sid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
 }
 
 /// A GET request for `path`, with `cookie` as the `Cookie` header.
