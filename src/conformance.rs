@@ -36,7 +36,7 @@ fn fresh_key() -> StorageKey {
 
 fn live_record() -> Record {
     let mut r = Record::new(Metadata::new(now(), 30 * MINUTE, 120 * MINUTE));
-    r.data.insert("seed".into(), raw("value"));
+    r.data.insert("seed", &raw("value"));
     r
 }
 
@@ -273,7 +273,7 @@ pub async fn create_never_overwrites(store: &dyn SessionStore) {
     let first = live_record();
     assert!(ok(store.create(&key, &first).await, "create").await, "create of a new key must succeed");
     let mut other = live_record();
-    other.data.insert("intruder".into(), raw(true));
+    other.data.insert("intruder", &raw(true));
     assert!(!ok(store.create(&key, &other).await, "create").await, "create must report an existing key");
     let loaded = ok(store.load(&key).await, "load").await.unwrap_or_else(|| panic!("record vanished"));
     assert_eq!(loaded.data, first.data, "create must never overwrite another session");
@@ -306,7 +306,7 @@ pub async fn expired_is_absent(store: &dyn SessionStore) {
     let key = fresh_key();
     let t = now();
     let mut record = Record::new(Metadata::new(t.saturating_sub(10 * MINUTE), MINUTE, 120 * MINUTE));
-    record.data.insert("k".into(), raw(1));
+    record.data.insert("k", &raw(1));
     // Some stores refuse to create an already-expired record; either is fine.
     let _ = ok(store.create(&key, &record).await, "create").await;
     assert!(ok(store.load(&key).await, "load").await.is_none(), "expired record must be absent");

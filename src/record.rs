@@ -15,27 +15,104 @@ pub const RECORD_FORMAT: u8 = 1;
 
 /// Session data: string keys mapped to JSON values, kept sorted by key.
 ///
-/// Values stay serialized (`RawValue`), so loading a session parses nothing
-/// that a handler does not read. `Debug` shows keys only, never values.
+/// The entries are packed in one buffer (a length-prefixed key and its raw
+/// JSON value each), so a session's data is one allocation that a store can
+/// copy in one step, and values are parsed only when a handler reads them.
+/// `Debug` shows keys only, never values.
 ///
 /// ```
 /// use sessionware::Data;
 /// let mut data = Data::default();
-/// data.insert("n".into(), serde_json::value::to_raw_value(&5).unwrap());
+/// data.insert("n", &serde_json::value::to_raw_value(&5).unwrap());
 /// assert_eq!(data.get("n").unwrap().get(), "5");
 /// assert_eq!(format!("{data:?}"), "Data { keys: [\"n\"] }");
 /// ```
-#[derive(Clone, Default)]
-pub struct Data(Vec<(String, Box<RawValue>)>);
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Data {
+    /// Entries sorted by key: key length (u32 LE), key, value length
+    /// (u32 LE), value. Only this module writes it; the packed form is
+    /// canonical, so equal data has equal bytes.
+    buf: Vec<u8>,
+}
 
-impl PartialEq for Data {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len()
-            && self.0.iter().zip(&other.0).all(|((ka, va), (kb, vb))| ka == kb && va.get() == vb.get())
+/// One packed entry: its byte range in the buffer, key and raw value text.
+struct Entry<'a> {
+    start: usize,
+    end: usize,
+    key: &'a str,
+    value: &'a str,
+}
+
+/// Iterates the packed entries; a malformed buffer (never written by this
+/// module) ends the iteration instead of panicking.
+struct Entries<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Entries<'a> {
+    fn field(&mut self) -> Option<&'a str> {
+        let len_bytes = self.buf.get(self.at..self.at.checked_add(4)?)?;
+        let len = usize::try_from(u32::from_le_bytes(len_bytes.try_into().ok()?)).ok()?;
+        let from = self.at + 4;
+        let bytes = self.buf.get(from..from.checked_add(len)?)?;
+        self.at = from + len;
+        std::str::from_utf8(bytes).ok()
     }
 }
 
+impl<'a> Iterator for Entries<'a> {
+    type Item = Entry<'a>;
+
+    fn next(&mut self) -> Option<Entry<'a>> {
+        let start = self.at;
+        let parsed = self.field().and_then(|key| Some((key, self.field()?)));
+        match parsed {
+            Some((key, value)) => Some(Entry { start, end: self.at, key, value }),
+            None => {
+                self.at = self.buf.len();
+                None
+            }
+        }
+    }
+}
+
+/// A value text as the `RawValue` it came from. Values are only ever
+/// stored from a `RawValue`, so this does not fail on data this module wrote.
+fn raw(value: &str) -> Option<&RawValue> {
+    serde_json::from_str(value).ok()
+}
+
+fn packed_len(key: &str, value: &str) -> usize {
+    8 + key.len() + value.len()
+}
+
+fn push_entry(buf: &mut Vec<u8>, key: &str, value: &str) {
+    // Keys and values over 4 GiB cannot reach here: `max_data_bytes` and
+    // request limits are far below; saturate rather than wrap regardless.
+    buf.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes());
+    buf.extend_from_slice(key.as_bytes());
+    buf.extend_from_slice(&u32::try_from(value.len()).unwrap_or(u32::MAX).to_le_bytes());
+    buf.extend_from_slice(value.as_bytes());
+}
+
 impl Data {
+    fn entries(&self) -> Entries<'_> {
+        Entries { buf: &self.buf, at: 0 }
+    }
+
+    /// The entry of `key`, or where it would go.
+    fn find(&self, key: &str) -> Result<Entry<'_>, usize> {
+        for e in self.entries() {
+            match e.key.cmp(key) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Ok(e),
+                std::cmp::Ordering::Greater => return Err(e.start),
+            }
+        }
+        Err(self.buf.len())
+    }
+
     /// The raw JSON of `key`.
     ///
     /// ```
@@ -43,39 +120,50 @@ impl Data {
     /// assert!(Data::default().get("x").is_none());
     /// ```
     pub fn get(&self, key: &str) -> Option<&RawValue> {
-        self.position(key).ok().map(|i| &*self.0[i].1)
+        self.find(key).ok().and_then(|e| raw(e.value))
     }
 
-    /// Sets `key`, returning the previous value.
+    /// Sets `key`; true if it replaced a value.
     ///
     /// ```
     /// # use sessionware::Data;
     /// let mut d = Data::default();
     /// let v = serde_json::value::to_raw_value(&1).unwrap();
-    /// assert!(d.insert("a".into(), v.clone()).is_none());
-    /// assert!(d.insert("a".into(), v).is_some());
+    /// assert!(!d.insert("a", &v));
+    /// assert!(d.insert("a", &v));
     /// ```
-    pub fn insert(&mut self, key: String, value: Box<RawValue>) -> Option<Box<RawValue>> {
-        match self.position(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
-            Err(i) => {
-                self.0.insert(i, (key, value));
-                None
-            }
-        }
+    pub fn insert(&mut self, key: &str, value: &RawValue) -> bool {
+        let (start, end, replaced) = match self.find(key) {
+            Ok(e) => (e.start, e.end, true),
+            Err(at) => (at, at, false),
+        };
+        let value = value.get();
+        let mut buf = Vec::with_capacity(self.buf.len() - (end - start) + packed_len(key, value));
+        buf.extend_from_slice(&self.buf[..start]);
+        push_entry(&mut buf, key, value);
+        buf.extend_from_slice(&self.buf[end..]);
+        self.buf = buf;
+        replaced
     }
 
-    /// Removes `key`, returning its value.
+    /// Removes `key`; true if it was set.
     ///
     /// ```
     /// # use sessionware::Data;
     /// let mut d = Data::default();
-    /// d.insert("a".into(), serde_json::value::to_raw_value(&1).unwrap());
-    /// assert!(d.remove("a").is_some());
+    /// d.insert("a", &serde_json::value::to_raw_value(&1).unwrap());
+    /// assert!(d.remove("a"));
     /// assert!(d.is_empty());
     /// ```
-    pub fn remove(&mut self, key: &str) -> Option<Box<RawValue>> {
-        self.position(key).ok().map(|i| self.0.remove(i).1)
+    pub fn remove(&mut self, key: &str) -> bool {
+        match self.find(key) {
+            Ok(e) => {
+                let range = e.start..e.end;
+                self.buf.drain(range);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Removes every key.
@@ -87,7 +175,7 @@ impl Data {
     /// assert_eq!(d.len(), 0);
     /// ```
     pub fn clear(&mut self) {
-        self.0.clear();
+        self.buf.clear();
     }
 
     /// Number of keys.
@@ -97,7 +185,7 @@ impl Data {
     /// assert_eq!(Data::default().len(), 0);
     /// ```
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries().count()
     }
 
     /// True when there are no keys.
@@ -107,7 +195,7 @@ impl Data {
     /// assert!(Data::default().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.buf.is_empty()
     }
 
     /// Keys and raw values, sorted by key.
@@ -117,7 +205,20 @@ impl Data {
     /// assert_eq!(Data::default().iter().count(), 0);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, &RawValue)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), &**v))
+        self.entries().filter_map(|e| Some((e.key, raw(e.value)?)))
+    }
+
+    /// The keys, sorted.
+    ///
+    /// ```
+    /// # use sessionware::Data;
+    /// let mut d = Data::default();
+    /// d.insert("b", &serde_json::value::to_raw_value(&1).unwrap());
+    /// d.insert("a", &serde_json::value::to_raw_value(&2).unwrap());
+    /// assert_eq!(d.keys().collect::<Vec<_>>(), ["a", "b"]);
+    /// ```
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries().map(|e| e.key)
     }
 
     /// An upper bound of the serialized size in bytes.
@@ -128,14 +229,20 @@ impl Data {
     /// ```
     pub fn encoded_len(&self) -> usize {
         // `{` `}` plus, per entry, quotes, colon, comma and the key's escapes.
-        2 + self.0.iter().map(|(k, v)| k.len() * 2 + 4 + v.get().len()).sum::<usize>()
+        2 + self.entries().map(|e| e.key.len() * 2 + 4 + e.value.len()).sum::<usize>()
+    }
+
+    /// `encoded_len` after `key` were set to `value`, without setting it.
+    pub(crate) fn encoded_len_with(&self, key: &str, value: &RawValue) -> usize {
+        let old = self.find(key).ok().map_or(0, |e| e.key.len() * 2 + 4 + e.value.len());
+        self.encoded_len() - old + key.len() * 2 + 4 + value.get().len()
     }
 
     /// Applies one net change per key (a value, or `None` for removal).
     pub(crate) fn apply_change(&mut self, key: &str, value: Option<&RawValue>) {
         match value {
             Some(v) => {
-                self.insert(key.to_string(), v.to_owned());
+                self.insert(key, v);
             }
             None => {
                 self.remove(key);
@@ -143,21 +250,46 @@ impl Data {
         }
     }
 
-    fn position(&self, key: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    /// Data from key and value pairs in any order; `None` if a key repeats.
+    pub(crate) fn from_pairs(mut entries: Vec<(String, Box<RawValue>)>) -> Option<Self> {
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if entries.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
+        }
+        let mut buf = Vec::with_capacity(entries.iter().map(|(k, v)| packed_len(k, v.get())).sum());
+        for (k, v) in &entries {
+            push_entry(&mut buf, k, v.get());
+        }
+        Some(Self { buf })
+    }
+
+    /// The packed form, for stores that keep data in memory.
+    pub(crate) fn packed(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The packed form, owned (no copy when the buffer has no spare room,
+    /// as after an insert).
+    pub(crate) fn into_packed(self) -> Box<[u8]> {
+        self.buf.into_boxed_slice()
+    }
+
+    /// Data from its packed form, as [`packed`](Self::packed) gave it.
+    pub(crate) fn from_packed(buf: Vec<u8>) -> Self {
+        Self { buf }
     }
 }
 
 impl fmt::Debug for Data {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Data").field("keys", &self.0.iter().map(|(k, _)| k).collect::<Vec<_>>()).finish()
+        f.debug_struct("Data").field("keys", &self.keys().collect::<Vec<_>>()).finish()
     }
 }
 
 impl Serialize for Data {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (k, v) in self.iter() {
             map.serialize_entry(k, v)?;
         }
         map.end()
@@ -173,13 +305,12 @@ impl<'de> Deserialize<'de> for Data {
                 f.write_str("a map of session values")
             }
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Data, A::Error> {
-                let mut data = Data::default();
-                while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
-                    if data.insert(k, v).is_some() {
-                        return Err(de::Error::custom("duplicate session key"));
-                    }
+                let mut entries: Vec<(String, Box<RawValue>)> =
+                    Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
+                    entries.push(entry);
                 }
-                Ok(data)
+                Data::from_pairs(entries).ok_or_else(|| de::Error::custom("duplicate session key"))
             }
         }
         deserializer.deserialize_map(V)
@@ -521,8 +652,8 @@ mod tests {
     #[test]
     fn merge_keeps_untouched_keys_and_applies_net_changes() {
         let mut r = Record::new(Metadata::new(0, 100, 1000));
-        r.data.insert("keep".into(), raw(1));
-        r.data.insert("gone".into(), raw(2));
+        r.data.insert("keep", &raw(1));
+        r.data.insert("gone", &raw(2));
         let mut c = ChangeSet::new(50, 150);
         c.set("new", raw(3));
         c.set("gone", raw(4));
@@ -562,10 +693,60 @@ mod tests {
         assert!(serde_json::from_str::<Data>(r#"{"a":1,"a":2}"#).is_err());
     }
 
+    proptest::proptest! {
+        /// The packed data behaves like a sorted map of key to raw JSON,
+        /// and survives a JSON round trip.
+        #[test]
+        fn packed_data_matches_a_map(ops in proptest::collection::vec((0u8..3, "[a-d\u{e9}\"]{0,3}", proptest::num::i64::ANY), 0..40)) {
+            let mut data = Data::default();
+            let mut model = std::collections::BTreeMap::<String, String>::new();
+            for (op, key, n) in ops {
+                match op {
+                    0 | 1 => {
+                        let v = raw(n);
+                        proptest::prop_assert_eq!(data.insert(&key, &v), model.insert(key.clone(), v.get().to_string()).is_some());
+                    }
+                    _ => proptest::prop_assert_eq!(data.remove(&key), model.remove(&key).is_some()),
+                }
+                proptest::prop_assert_eq!(data.len(), model.len());
+                let got: Vec<(String, String)> = data.iter().map(|(k, v)| (k.to_string(), v.get().to_string())).collect();
+                let want: Vec<(String, String)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                proptest::prop_assert_eq!(&got, &want);
+                for (k, v) in &model {
+                    proptest::prop_assert_eq!(data.get(k).map(RawValue::get), Some(v.as_str()));
+                }
+                let back: Data = serde_json::from_str(&serde_json::to_string(&data).unwrap()).unwrap();
+                proptest::prop_assert_eq!(&back, &data);
+                proptest::prop_assert!(data.encoded_len() >= serde_json::to_string(&data).unwrap().len());
+            }
+        }
+
+        /// A packed buffer that this module did not write (it never hands
+        /// one out) is read without panicking.
+        #[test]
+        fn garbage_packed_data_does_not_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let d = Data::from_packed(bytes);
+            let _ = (d.len(), d.iter().count(), d.get("a"), d.encoded_len(), format!("{d:?}"));
+            let mut d = d;
+            d.insert("a", &raw(1));
+            d.remove("b");
+        }
+    }
+
+    #[test]
+    fn encoded_len_with_predicts_the_size_after_an_insert() {
+        let mut d = Data::default();
+        d.insert("a", &raw("x"));
+        let v = raw("longer value");
+        let predicted = d.encoded_len_with("a", &v);
+        d.insert("a", &v);
+        assert_eq!(predicted, d.encoded_len());
+    }
+
     #[test]
     fn debug_shows_no_values() {
         let mut d = Data::default();
-        d.insert("token".into(), raw("s3cr3t"));
+        d.insert("token", &raw("s3cr3t"));
         assert!(!format!("{d:?}").contains("s3cr3t"));
     }
 }

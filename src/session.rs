@@ -474,7 +474,7 @@ impl Session {
     /// ```
     pub async fn keys(&self) -> Result<Vec<String>, SessionError> {
         let state = self.ensure_loaded().await?;
-        Ok(state.record.as_ref().map(|r| r.data.iter().map(|(k, _)| k.to_string()).collect()).unwrap_or_default())
+        Ok(state.record.as_ref().map(|r| r.data.keys().map(str::to_string).collect()).unwrap_or_default())
     }
 
     /// All values as a JSON object (for inspection and debugging pages).
@@ -543,14 +543,10 @@ impl Session {
         let record = state
             .record
             .get_or_insert_with(|| Record::new(Metadata::new(now, shared.config.idle_ms, shared.config.absolute_ms)));
-        let previous = record.data.insert(key.to_string(), raw.clone());
-        if record.data.encoded_len() > max {
-            match previous {
-                Some(p) => record.data.insert(key.to_string(), p),
-                None => record.data.remove(key),
-            };
+        if record.data.encoded_len_with(key, &raw) > max {
             return Err(SessionError::TooLarge { max });
         }
+        record.data.insert(key, &raw);
         state.changes.set(key, raw);
         state.dirty = true;
         Ok(())
@@ -571,7 +567,7 @@ impl Session {
     /// ```
     pub async fn remove(&self, key: &str) -> Result<bool, SessionError> {
         let mut state = self.ensure_loaded().await?;
-        let removed = state.record.as_mut().and_then(|r| r.data.remove(key)).is_some();
+        let removed = state.record.as_mut().is_some_and(|r| r.data.remove(key));
         if removed {
             state.changes.remove(key);
             state.dirty = true;
@@ -794,8 +790,7 @@ impl Session {
         let record =
             state.record.get_or_insert_with(|| Record::new(Metadata::new(now, config.idle_ms, config.absolute_ms)));
         if let Some(keep) = keep {
-            let dropped: Vec<String> =
-                record.data.iter().map(|(k, _)| k.to_string()).filter(|k| !keep.contains(&k.as_str())).collect();
+            let dropped: Vec<String> = record.data.keys().filter(|k| !keep.contains(k)).map(str::to_string).collect();
             for k in dropped {
                 record.data.remove(&k);
             }

@@ -179,7 +179,7 @@ fn user_record(user: &str) -> Record {
     let now = SystemClock.now_ms();
     let mut r = Record::new(Metadata::new(now, 60_000, 3_600_000));
     r.meta.auth = Some(Auth::new(user, now));
-    r.data.insert("seed".into(), to_raw_value(&1).expect("json"));
+    r.data.insert("seed", &to_raw_value(&1).expect("json"));
     r
 }
 

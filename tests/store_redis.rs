@@ -84,7 +84,7 @@ async fn cleanup(store: &RedisStore) {
 
 fn record_now() -> Record {
     let mut r = Record::new(Metadata::new(SystemClock.now_ms(), 60_000, 3_600_000));
-    r.data.insert("greeting".into(), to_raw_value("hello").expect("json"));
+    r.data.insert("greeting", &to_raw_value("hello").expect("json"));
     r
 }
 
@@ -212,7 +212,7 @@ async fn redis_store_refuses_oversized_records() {
     let store = store.with_max_record_bytes(1_000);
     let key = SessionId::generate().expect("rng").storage_key();
     let mut record = record_now();
-    record.data.insert("big".into(), to_raw_value(&"x".repeat(2_000)).expect("json"));
+    record.data.insert("big", &to_raw_value(&"x".repeat(2_000)).expect("json"));
     assert!(matches!(store.create(&key, &record).await, Err(sessionware::StoreError::Codec(_))));
     // Written by a store with a larger cap, refused when read.
     let big = store.clone().with_max_record_bytes(1 << 20);

@@ -22,7 +22,7 @@ fn unique(prefix: &str) -> String {
 
 fn record_at(now: u64) -> Record {
     let mut r = Record::new(Metadata::new(now, 30 * MINUTE, 120 * MINUTE));
-    r.data.insert("greeting".into(), to_raw_value("hello").expect("json"));
+    r.data.insert("greeting", &to_raw_value("hello").expect("json"));
     r
 }
 
@@ -281,7 +281,7 @@ async fn own_clock_decides_expiry(store: &SqlStore) {
     assert!(!later.touch(&k, 0, u64::MAX).await.expect("touch"));
     // An expired row may be replaced by `create`; a live one never.
     let mut replacement = record_at(record.meta.expires_at);
-    replacement.data.insert("new".into(), to_raw_value(&true).expect("json"));
+    replacement.data.insert("new", &to_raw_value(&true).expect("json"));
     assert!(!store.create(&k, &replacement).await.expect("create"));
     assert!(later.create(&k, &replacement).await.expect("create"));
     let loaded = later.load(&k).await.expect("load").expect("replaced");
@@ -300,7 +300,7 @@ async fn oversized_records_are_refused(store: &SqlStore) {
     let small = store.clone().with_max_record_bytes(1_000);
     let k = key();
     let mut record = record_at(SystemClock.now_ms());
-    record.data.insert("big".into(), to_raw_value(&"x".repeat(2_000)).expect("json"));
+    record.data.insert("big", &to_raw_value(&"x".repeat(2_000)).expect("json"));
     assert!(matches!(small.create(&k, &record).await, Err(StoreError::Codec(_))));
     assert!(store.create(&k, &record).await.expect("create"));
     assert!(matches!(small.load(&k).await, Err(StoreError::Codec(_))));

@@ -69,8 +69,8 @@ struct Shard {
 }
 
 /// A record as the memory store keeps it: the times and the handle inline,
-/// the rarely used metadata boxed, and the data as its JSON text (one
-/// allocation, about the size of the data itself).
+/// the rarely used metadata boxed, and the data in its packed form (one
+/// allocation, about the size of the data itself, copied out in one step).
 #[derive(Debug)]
 struct Entry {
     created_at: u64,
@@ -79,7 +79,7 @@ struct Entry {
     expires_at: u64,
     handle: SessionHandle,
     extra: Option<Box<Extra>>,
-    data: Box<str>,
+    data: Box<[u8]>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ impl Entry {
             expires_at: m.expires_at,
             handle: m.handle,
             extra,
-            data: encode(&record.data)?,
+            data: record.data.packed().into(),
         })
     }
 
@@ -127,10 +127,10 @@ impl Entry {
         }
     }
 
-    fn to_record(&self) -> Result<Record, StoreError> {
+    fn to_record(&self) -> Record {
         let mut record = Record::new(self.meta());
-        record.data = decode(&self.data)?;
-        Ok(record)
+        record.data = Data::from_packed(self.data.to_vec());
+        record
     }
 
     fn user(&self) -> Option<&str> {
@@ -144,11 +144,11 @@ impl Entry {
     /// Merges a change set with the semantics of [`Record::apply`].
     fn apply(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
         if changes.clear || !changes.changes.is_empty() {
-            let mut data = if changes.clear { Data::default() } else { decode(&self.data)? };
+            let mut data = if changes.clear { Data::default() } else { Data::from_packed(self.data.to_vec()) };
             for (k, v) in &changes.changes {
                 data.apply_change(k, v.as_deref());
             }
-            self.data = encode(&data)?;
+            self.data = data.into_packed();
         }
         self.last_seen = self.last_seen.max(changes.last_seen);
         self.expires_at = changes.expires_at.min(self.absolute_deadline);
@@ -163,14 +163,6 @@ impl Entry {
         }
         Ok(())
     }
-}
-
-fn encode(data: &Data) -> Result<Box<str>, StoreError> {
-    serde_json::to_string(data).map(String::into_boxed_str).map_err(|e| StoreError::Codec(e.to_string()))
-}
-
-fn decode(text: &str) -> Result<Data, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Codec(e.to_string()))
 }
 
 /// Storage keys are SHA-256 digests already: hash by taking 8 of their bytes.
@@ -416,7 +408,7 @@ impl SessionStore for MemoryStore {
     async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
         let now = self.inner.clock.now_ms();
         let mut shard = self.inner.lock(Inner::shard_of(key));
-        self.inner.live(&mut shard, key, now).map(|e| e.to_record()).transpose()
+        Ok(self.inner.live(&mut shard, key, now).map(|e| e.to_record()))
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {

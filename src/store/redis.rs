@@ -852,11 +852,11 @@ fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> 
     let mut format = None;
     let mut meta: Option<Map<String, serde_json::Value>> = None;
     let (mut last_seen, mut expires_at, mut deadline, mut persistent) = (None, None, None, None);
-    let mut data = Data::default();
+    let mut pairs = Vec::new();
     for (k, v) in fields {
         if let Some(key) = k.strip_prefix(DATA_PREFIX) {
             let value = RawValue::from_string(v).map_err(|_| codec("value is not JSON"))?;
-            data.insert(key.to_string(), value);
+            pairs.push((key.to_string(), value));
             continue;
         }
         match k.as_str() {
@@ -883,6 +883,7 @@ fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> 
     meta.insert(F_DEADLINE.into(), deadline.into());
     meta.insert(F_PERSISTENT.into(), persistent.unwrap_or(false).into());
     let meta: Metadata = serde_json::from_value(serde_json::Value::Object(meta)).map_err(codec)?;
+    let data = Data::from_pairs(pairs).ok_or_else(|| codec("duplicate session key"))?;
     Ok(Some(Record { format, meta, data }))
 }
 
@@ -1065,9 +1066,9 @@ mod tests {
         meta.auth = Some(crate::Auth::new("alice", 5));
         meta.persistent = true;
         let mut record = Record::new(meta);
-        record.data.insert("n".into(), raw("1.000000000000000000001"));
-        record.data.insert("s".into(), raw("{\"b\":1,  \"a\":[2]}"));
-        record.data.insert("".into(), raw("null"));
+        record.data.insert("n", &raw("1.000000000000000000001"));
+        record.data.insert("s", &raw("{\"b\":1,  \"a\":[2]}"));
+        record.data.insert("", &raw("null"));
         let fields = encode(&record).unwrap();
         let back = decode(reply(&fields), DEFAULT_MAX_RECORD_BYTES).unwrap().unwrap();
         assert_eq!(back, record);
@@ -1077,7 +1078,7 @@ mod tests {
     #[test]
     fn oversized_or_broken_records_are_codec_errors() {
         let mut record = Record::new(Metadata::new(0, 1, 2));
-        record.data.insert("big".into(), raw(&format!("\"{}\"", "x".repeat(2_000))));
+        record.data.insert("big", &raw(&format!("\"{}\"", "x".repeat(2_000))));
         let fields = encode(&record).unwrap();
         assert!(matches!(decode(reply(&fields), 1_000), Err(StoreError::Codec(_))));
 

@@ -396,7 +396,7 @@ pub mod populate {
     /// `idle_ms`; returns the IDs of the first `keep` of them.
     pub async fn add(store: &MemoryStore, count: usize, now: u64, idle_ms: u64, keep: usize) -> Vec<SessionId> {
         let mut record = Record::new(Metadata::new(now, idle_ms, ABSOLUTE_MS));
-        record.data.insert("n".into(), serde_json::value::to_raw_value(&1u64).expect("json"));
+        record.data.insert("n", &serde_json::value::to_raw_value(&1u64).expect("json"));
         let mut kept = Vec::with_capacity(keep);
         for i in 0..count {
             let id = SessionId::generate().expect("OS RNG");
