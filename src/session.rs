@@ -352,6 +352,10 @@ impl Session {
     }
 
     /// Loads the record once per request; later calls return at once.
+    ///
+    /// An in-process store answers synchronously (no future, no lock); a
+    /// store that does I/O is awaited through a boxed future, so that every
+    /// session method's future stays small for the handlers that embed it.
     async fn ensure_loaded(&self) -> Result<MutexGuard<'_, State>, SessionError> {
         {
             let state = self.state();
@@ -361,34 +365,76 @@ impl Session {
                 Phase::Unloaded => {}
             }
         }
-        // Uncontended (the usual case): no lock future at all. Contended (two
-        // tasks of one request loading at once): wait for the other, boxed so
-        // that the common path's future stays small.
-        let _loading = match self.inner.load_lock.try_lock() {
-            Ok(guard) => guard,
-            Err(_) => Box::pin(self.inner.load_lock.lock()).await,
-        };
-        let unloaded = matches!(self.state().phase, Phase::Unloaded);
-        if unloaded {
-            let outcome = self.load().await;
+        match self.load_now() {
+            Some(outcome) => self.loaded(outcome),
+            None => Box::pin(self.load_awaited()).await,
+        }
+    }
+
+    /// The I/O path of `ensure_loaded`: one store call per request even when
+    /// several tasks of the request ask at once.
+    async fn load_awaited(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+        let _loading = self.inner.load_lock.lock().await;
+        if !matches!(self.state().phase, Phase::Unloaded) {
+            return self.loaded_state();
+        }
+        let outcome = self.load().await;
+        self.loaded(outcome)
+    }
+
+    /// Records a load's outcome (the first one wins: a concurrent load of
+    /// the same request never replaces a view that may already be changed).
+    fn loaded(
+        &self,
+        outcome: Result<(Option<Record>, bool), StoreError>,
+    ) -> Result<MutexGuard<'_, State>, SessionError> {
+        {
             let mut state = self.state();
-            match outcome {
-                Ok((record, stale)) => {
-                    state.exists = record.is_some();
-                    state.record = record;
-                    state.stale = stale;
-                    state.phase = Phase::Loaded;
-                }
-                Err(e) => {
-                    state.phase = Phase::Failed(Some(clone_store_error(&e)));
-                    return Err(SessionError::Load(e));
+            if matches!(state.phase, Phase::Unloaded) {
+                match outcome {
+                    Ok((record, stale)) => {
+                        state.exists = record.is_some();
+                        state.record = record;
+                        state.stale = stale;
+                        state.phase = Phase::Loaded;
+                    }
+                    Err(e) => {
+                        state.phase = Phase::Failed(Some(clone_store_error(&e)));
+                        return Err(SessionError::Load(e));
+                    }
                 }
             }
         }
+        self.loaded_state()
+    }
+
+    fn loaded_state(&self) -> Result<MutexGuard<'_, State>, SessionError> {
         let state = self.state();
         match state.phase {
             Phase::Loaded => Ok(state),
             _ => Err(SessionError::Unavailable),
+        }
+    }
+
+    /// The load, answered at once when the store can (`None` otherwise, and
+    /// for an expired record, whose deletion needs the store's async path).
+    fn load_now(&self) -> Option<Result<(Option<Record>, bool), StoreError>> {
+        let Some(incoming) = self.incoming() else {
+            return Some(Ok((None, false)));
+        };
+        let key = &incoming.key;
+        let now = self.now();
+        match self.inner.shared.store().load_now(key, now)? {
+            Err(e) => {
+                events::store_error("load", Some(key), &e);
+                Some(Err(e))
+            }
+            Ok(None) => {
+                events::unknown(key);
+                Some(Ok((None, true)))
+            }
+            Ok(Some(record)) if expiry(&record, now).is_none() => Some(Ok((Some(record), false))),
+            Ok(Some(_)) => None,
         }
     }
 
@@ -404,21 +450,14 @@ impl Session {
             events::unknown(key);
             return Ok((None, true));
         };
-        let now = self.now();
-        let reason = if now >= record.meta.absolute_deadline {
-            Some("absolute")
-        } else if now >= record.meta.expires_at {
-            Some("idle")
-        } else {
-            None
+        let Some(reason) = expiry(&record, self.now()) else {
+            return Ok((Some(record), false));
         };
-        if let Some(reason) = reason {
-            events::expired(key, reason);
-            // Best effort: the record is dead either way, and stores drop it too.
-            let _ = shared.timed("delete", Some(key), shared.store().delete(key)).await;
-            return Ok((None, true));
-        }
-        Ok((Some(record), false))
+        drop(record);
+        events::expired(key, reason);
+        // Best effort: the record is dead either way, and stores drop it too.
+        let _ = shared.timed("delete", Some(key), shared.store().delete(key)).await;
+        Ok((None, true))
     }
 
     /// Reads `key`, deserialized as `T`. `Ok(None)` if absent.
@@ -1101,6 +1140,17 @@ fn coarse_ip(ip: std::net::IpAddr) -> String {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
         }
+    }
+}
+
+/// Which deadline a loaded record has passed at `now`, if any.
+fn expiry(record: &Record, now: u64) -> Option<&'static str> {
+    if now >= record.meta.absolute_deadline {
+        Some("absolute")
+    } else if now >= record.meta.expires_at {
+        Some("idle")
+    } else {
+        None
     }
 }
 

@@ -362,6 +362,11 @@ impl Inner {
     }
 
     /// The live record under `key`, dropping it if expired.
+    fn load(&self, key: &StorageKey, now: u64) -> Option<Record> {
+        let mut shard = self.lock(Self::shard_of(key));
+        self.live(&mut shard, key, now).map(|e| e.to_record())
+    }
+
     fn live<'a>(&self, shard: &'a mut Shard, key: &StorageKey, now: u64) -> Option<&'a mut Entry> {
         let expired = shard.map.get(key).is_some_and(|r| r.is_expired(now));
         if expired {
@@ -407,8 +412,13 @@ impl SessionStore for MemoryStore {
 
     async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
         let now = self.inner.clock.now_ms();
-        let mut shard = self.inner.lock(Inner::shard_of(key));
-        Ok(self.inner.live(&mut shard, key, now).map(|e| e.to_record()))
+        Ok(self.inner.load(key, now))
+    }
+
+    /// Always answers at once, judging expiry by the caller's `now` (through
+    /// a [`SessionLayer`](crate::SessionLayer), the layer's clock).
+    fn load_now(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Record>, StoreError>> {
+        Some(Ok(self.inner.load(key, now)))
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {

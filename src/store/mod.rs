@@ -68,6 +68,22 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// The record under `key`, or `None` if it is absent or expired.
     async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError>;
 
+    /// Answers [`load`](Self::load) at once, for a store that can do so
+    /// without waiting (one that keeps its records in process): `Some` with
+    /// the result. The default, `None`, makes the layer call `load`. `now`
+    /// is the request's time (ms since the epoch), which the store uses for
+    /// its expiry check instead of reading its own clock.
+    ///
+    /// ```
+    /// use sessionware::{MemoryStore, SessionId, SessionStore};
+    /// let key = SessionId::generate().unwrap().storage_key();
+    /// assert!(matches!(MemoryStore::default().load_now(&key, 0), Some(Ok(None))));
+    /// ```
+    fn load_now(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Record>, StoreError>> {
+        let _ = (key, now);
+        None
+    }
+
     /// Merges `changes` into the record under `key` atomically (see
     /// [`Record::apply`] for the semantics). Returns `Ok(false)` and creates
     /// nothing when the record does not exist (any more).
@@ -122,6 +138,9 @@ impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
     }
     async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
         (**self).load(key).await
+    }
+    fn load_now(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Record>, StoreError>> {
+        (**self).load_now(key, now)
     }
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
         (**self).apply(key, changes).await
