@@ -118,6 +118,84 @@ async fn postgres_delete_expired_and_skew() {
     pg.drop().await;
 }
 
+/// `SqlStore::postgres` does not ping a connection as it leaves the pool:
+/// a connection whose server process died meanwhile fails its next
+/// statement with `StoreError::Backend` (never "no such session": the layer
+/// fails closed), is not put back, and the next call gets a new connection.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_dead_connections_fail_closed_then_recover() {
+    let Some(pg) = pg::store().await else { return };
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let app = unique("sw_dead");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store = SqlStore::postgres(&format!("{url}{sep}application_name={app}"))
+        .await
+        .expect("connect")
+        .with_table(pg.store.table())
+        .expect("table");
+    let admin = pg.store.postgres_pool().expect("postgres").clone();
+    let kill = || async {
+        // Let released connections finish their ping and go idle first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let killed: Vec<bool> =
+            sqlx::query_scalar("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(&app)
+                .fetch_all(&admin)
+                .await
+                .expect("terminate");
+        assert!(!killed.is_empty() && killed.iter().all(|k| *k), "the store's connections are terminated");
+        for _ in 0..100 {
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(&app)
+                .fetch_one(&admin)
+                .await
+                .expect("count");
+            if left == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("terminated backends did not exit");
+    };
+    let recovers = |what: &'static str| {
+        let (store, k) = (store.clone(), key());
+        async move {
+            for _ in 0..10 {
+                if store.load(&k).await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the pool does not recover after a failed {what}");
+        }
+    };
+
+    let k = key();
+    assert!(store.create(&k, &record_at(SystemClock.now_ms())).await.expect("create"));
+    kill().await;
+    match store.load(&k).await {
+        Err(StoreError::Backend(_)) => {}
+        other => panic!("a load on a dead connection must fail, got {other:?}"),
+    }
+    recovers("load").await;
+    assert!(store.load(&k).await.expect("load").is_some(), "the session is still there");
+
+    kill().await;
+    let now = SystemClock.now_ms();
+    let mut c = ChangeSet::new(now, now + MINUTE);
+    c.set("after", to_raw_value(&1).expect("json"));
+    match store.apply(&k, &c).await {
+        Err(StoreError::Backend(_)) => {}
+        other => panic!("an apply on a dead connection must fail, got {other:?}"),
+    }
+    recovers("apply").await;
+    assert!(store.apply(&k, &c).await.expect("apply"));
+    assert_eq!(store.load(&k).await.expect("load").expect("live").data.get("after").map(|v| v.get()), Some("1"));
+    store.postgres_pool().expect("postgres").close().await;
+    pg.drop().await;
+}
+
 // -------------------------------------------------------------------- SQLite
 
 #[cfg(feature = "sqlite")]

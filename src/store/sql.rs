@@ -22,10 +22,14 @@
 //! - `create`: `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE expires_at <= now`,
 //!   so a live row is never overwritten and an expired one may be replaced.
 //! - `load`: `SELECT ... WHERE id = ? AND expires_at > now`.
-//! - `apply`: one transaction (`BEGIN` + `SELECT ... FOR UPDATE` in
-//!   PostgreSQL, `BEGIN IMMEDIATE` + `SELECT` in SQLite), merged in Rust with
-//!   [`Record::apply`] and written back with one `UPDATE`, only if the row
-//!   exists and is not expired.
+//! - `apply`: the record is merged in Rust with [`Record::apply`] and written
+//!   back with one `UPDATE`, only if the row exists and is not expired. In
+//!   PostgreSQL, without a transaction, as a compare-and-set on the row
+//!   version: `SELECT ..., xmin` then `UPDATE ... WHERE id = ? AND xmin = ?`,
+//!   read again when another write got in between, and after 3 such
+//!   attempts one transaction that locks the row (`BEGIN` + `SELECT ... FOR
+//!   UPDATE`). In SQLite, always the transaction (`BEGIN IMMEDIATE` + `SELECT`).
+//!   Both run on one pooled connection.
 //! - `touch`: one `UPDATE` of `last_seen` and `expires_at` (capped at
 //!   `absolute_deadline` in SQL), only on a live row.
 //! - `delete`: `DELETE`.
@@ -188,6 +192,12 @@ struct Queries {
     load: String,
     select_for_update: String,
     update: String,
+    /// PostgreSQL only: the row with its version (`xmin`, the transaction
+    /// that wrote it), and the update that writes only over that version.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    select_versioned: String,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    update_versioned: String,
     touch: String,
     delete: String,
     delete_expired_batch: String,
@@ -246,6 +256,10 @@ impl Queries {
             load: sql(format!("SELECT {cols} FROM {t} WHERE id = $1 AND expires_at > $2")),
             select_for_update: sql(format!("SELECT {cols} FROM {t} WHERE id = $1{for_update}")),
             update: sql(format!("UPDATE {t} SET expires_at = $2, last_seen = $3, record = $4 WHERE id = $1")),
+            select_versioned: sql(format!("SELECT {cols}, xmin::text FROM {t} WHERE id = $1")),
+            update_versioned: sql(format!(
+                "UPDATE {t} SET expires_at = $2, last_seen = $3, record = $4 WHERE id = $1 AND xmin::text = $5"
+            )),
             touch: sql(format!(
                 "UPDATE {t} SET last_seen = {greatest}(last_seen, $2), \
                  expires_at = {least}($3, absolute_deadline) \
@@ -341,9 +355,18 @@ impl SqlStore {
     #[cfg(feature = "postgres")]
     pub async fn postgres(url: &str) -> Result<Self, StoreError> {
         let secret = url_password(url);
+        // No ping when a connection leaves the pool (`test_before_acquire`,
+        // on by default in sqlx): it costs a round trip per statement. A
+        // connection that died while idle (server restart, idle timeout of
+        // a proxy) fails its next statement instead, which surfaces as
+        // `StoreError::Backend` (the layer fails closed: an error, never a
+        // fresh session), and sqlx closes it rather than return it to the
+        // pool, whose ping on release fails; the next acquisition opens a
+        // new connection.
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(false)
             .connect(url)
             .await
             .map_err(|e| db_err(&e, secret.as_deref()))?;
@@ -385,9 +408,13 @@ impl SqlStore {
         };
         let options =
             options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).busy_timeout(Duration::from_secs(5));
+        // A SQLite connection is a file handle in this process: there is no
+        // peer to lose, so the pool skips its ping on acquire (a hop to the
+        // connection's worker thread per statement).
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| db_err(&e, None))?;
@@ -641,6 +668,113 @@ impl SqlStore {
     }
 }
 
+/// The body of the locking `apply`, for one backend's connection type.
+macro_rules! apply_locked {
+    ($store:ident, $conn:ident, $key:ident, $changes:ident) => {{
+        use sqlx::Connection as _;
+        let q = &*$store.queries;
+        let id = $key.as_bytes().as_slice();
+        let mut tx = $conn.begin_with(q.begin).await.map_err(|e| $store.err(&e))?;
+        let row =
+            sqlx::query(&q.select_for_update).bind(id).fetch_optional(&mut *tx).await.map_err(|e| $store.err(&e))?;
+        let Some(row) = row else {
+            tx.rollback().await.map_err(|e| $store.err(&e))?;
+            return Ok(false);
+        };
+        let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| $store.err(&e))?;
+        let mut record = $store.decode(expires_at, deadline, last_seen, &text)?;
+        if record.is_expired($store.clock.now_ms()) {
+            tx.rollback().await.map_err(|e| $store.err(&e))?;
+            return Ok(false);
+        }
+        record.apply($changes);
+        let text = $store.encode(&record)?;
+        sqlx::query(&q.update)
+            .bind(id)
+            .bind(to_i64(record.meta.expires_at))
+            .bind(to_i64(record.meta.last_seen))
+            .bind(&text)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| $store.err(&e))?;
+        tx.commit().await.map_err(|e| $store.err(&e))?;
+        Ok(true)
+    }};
+}
+
+/// How many times `apply` on PostgreSQL reads and conditionally writes a
+/// row that keeps changing under it before it falls back to the row lock.
+#[cfg(feature = "postgres")]
+const OPTIMISTIC_ATTEMPTS: usize = 3;
+
+impl SqlStore {
+    /// `apply` as a compare-and-set on the row version, two statements and
+    /// no transaction: read the row and its `xmin`, merge in Rust, and
+    /// write only if the row still has that `xmin`. Any write in between
+    /// (another `apply`, a `touch`, a `delete`, a replacing `create`) gives
+    /// the row a new version (or removes it), so the update then matches
+    /// nothing and `None` says "read again": no change set is lost, and a
+    /// deleted row is never written back. An `UPDATE` that finds the row
+    /// locked by a writer waits for it and re-checks `xmin` on the version
+    /// that writer committed (PostgreSQL's read-committed rule).
+    #[cfg(feature = "postgres")]
+    async fn apply_optimistic(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        key: &StorageKey,
+        changes: &ChangeSet,
+    ) -> Result<Option<bool>, StoreError> {
+        let q = &*self.queries;
+        let id = key.as_bytes().as_slice();
+        let row =
+            sqlx::query(&q.select_versioned).bind(id).fetch_optional(&mut *conn).await.map_err(|e| self.err(&e))?;
+        let Some(row) = row else { return Ok(Some(false)) };
+        let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| self.err(&e))?;
+        let version: String = row.try_get(4).map_err(|e| self.err(&e))?;
+        let mut record = self.decode(expires_at, deadline, last_seen, &text)?;
+        if record.is_expired(self.clock.now_ms()) {
+            return Ok(Some(false));
+        }
+        record.apply(changes);
+        let text = self.encode(&record)?;
+        let n = sqlx::query(&q.update_versioned)
+            .bind(id)
+            .bind(to_i64(record.meta.expires_at))
+            .bind(to_i64(record.meta.last_seen))
+            .bind(&text)
+            .bind(&version)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| self.err(&e))?
+            .rows_affected();
+        Ok((n == 1).then_some(true))
+    }
+
+    /// `apply` in one transaction that locks the row (`SELECT ... FOR
+    /// UPDATE` in PostgreSQL, `BEGIN IMMEDIATE` in SQLite): merge in Rust,
+    /// one `UPDATE`, commit.
+    #[cfg(feature = "postgres")]
+    async fn apply_locked_pg(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        key: &StorageKey,
+        changes: &ChangeSet,
+    ) -> Result<bool, StoreError> {
+        apply_locked!(self, conn, key, changes)
+    }
+
+    /// See [`apply_locked_pg`](Self::apply_locked_pg).
+    #[cfg(feature = "sqlite")]
+    async fn apply_locked_sqlite(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        key: &StorageKey,
+        changes: &ChangeSet,
+    ) -> Result<bool, StoreError> {
+        apply_locked!(self, conn, key, changes)
+    }
+}
+
 /// The four columns every `SELECT` of this module reads, in order:
 /// `expires_at, absolute_deadline, last_seen, record`.
 fn columns<R>(row: &R) -> Result<(i64, i64, i64, String), sqlx::Error>
@@ -728,34 +862,24 @@ impl SessionStore for SqlStore {
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
-        let q = &*self.queries;
-        let id = key.as_bytes().as_slice();
-        dispatch!(&self.pool, p => {
-            let mut tx = p.begin_with(q.begin).await.map_err(|e| self.err(&e))?;
-            let row = sqlx::query(&q.select_for_update).bind(id).fetch_optional(&mut *tx).await.map_err(|e| self.err(&e))?;
-            let Some(row) = row else {
-                tx.rollback().await.map_err(|e| self.err(&e))?;
-                return Ok(false);
-            };
-            let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| self.err(&e))?;
-            let mut record = self.decode(expires_at, deadline, last_seen, &text)?;
-            if record.is_expired(self.clock.now_ms()) {
-                tx.rollback().await.map_err(|e| self.err(&e))?;
-                return Ok(false);
+        match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                for _ in 0..OPTIMISTIC_ATTEMPTS {
+                    if let Some(applied) = self.apply_optimistic(&mut conn, key, changes).await? {
+                        return Ok(applied);
+                    }
+                }
+                // Contended: wait for the row lock instead of reading again.
+                self.apply_locked_pg(&mut conn, key, changes).await
             }
-            record.apply(changes);
-            let text = self.encode(&record)?;
-            sqlx::query(&q.update)
-                .bind(id)
-                .bind(to_i64(record.meta.expires_at))
-                .bind(to_i64(record.meta.last_seen))
-                .bind(&text)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(&e))?;
-            tx.commit().await.map_err(|e| self.err(&e))?;
-            Ok(true)
-        })
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                self.apply_locked_sqlite(&mut conn, key, changes).await
+            }
+        }
     }
 
     async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
