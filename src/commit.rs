@@ -83,7 +83,13 @@ pub(crate) fn plan(session: &Session) -> Plan {
                 return Plan::LoadFailed(err);
             }
         }
-        Phase::Loaded => {}
+        Phase::Loaded => {
+            if let Some(outcome) = read_only(session, &guard) {
+                // Lingering clones of the handle (spawned tasks) see an unusable session.
+                guard.phase = Phase::Failed(None);
+                return Plan::Ready(outcome);
+            }
+        }
     }
     // Lingering clones of the handle (spawned tasks) see an unusable session.
     let mut st: State = std::mem::replace(&mut *guard, State { phase: Phase::Failed(None), ..State::default() });
@@ -162,6 +168,25 @@ pub(crate) fn plan(session: &Session) -> Plan {
     }
     pending.removal = removal;
     Plan::Pending(pending)
+}
+
+/// The outcome of a request that only read its session and has nothing to
+/// write (no change, no lease, no touch due, no cookie to re-issue), decided
+/// without taking the state apart; `None` when there is more to do.
+fn read_only(session: &Session, st: &State) -> Option<Outcome> {
+    if st.dirty || st.renew || st.delete_old || st.lock_token.is_some() {
+        return None;
+    }
+    if !st.exists {
+        let removal = st.stale && session.resolved().presented;
+        return Some(Outcome { set_cookie: removal.then(|| session.inner.shared.config.removal.clone()), error: None });
+    }
+    let (Some(incoming), Some(record)) = (session.incoming(), &st.record) else { return None };
+    let touch_due = session.now().saturating_sub(record.meta.last_seen) >= session.inner.shared.config.touch_after_ms;
+    if touch_due || incoming.reissue || st.changes.persistent.is_some() {
+        return None;
+    }
+    Some(Outcome::default())
 }
 
 fn shared_expires(shared: &Shared, now: u64, absolute_deadline: u64) -> u64 {

@@ -137,7 +137,7 @@ thread_local! {
 }
 
 /// Fills `out` (at most [`ID_LEN`] bytes) from the operating system's CSPRNG.
-fn os_random(out: &mut [u8; ID_LEN]) -> Result<(), SessionError> {
+pub(crate) fn os_random(out: &mut [u8; ID_LEN]) -> Result<(), SessionError> {
     OS_POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let (bytes, used) = &mut *pool;

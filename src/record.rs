@@ -400,14 +400,19 @@ pub struct Metadata {
 pub struct SessionHandle([u8; 16]);
 
 impl SessionHandle {
-    /// 128 random bits.
+    /// 128 random bits, from the same pool of OS randomness as session IDs
+    /// (`rand`'s thread generator if the OS source fails).
     ///
     /// ```
     /// # use sessionware::SessionHandle;
     /// assert_ne!(SessionHandle::generate(), SessionHandle::generate());
     /// ```
     pub fn generate() -> Self {
-        Self(rand::random())
+        let mut bytes = [0u8; 16];
+        if crate::id::os_random(&mut bytes).is_err() {
+            bytes = rand::random();
+        }
+        Self(bytes)
     }
 
     /// Parses the canonical text form (22 base64url characters).

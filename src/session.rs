@@ -199,14 +199,17 @@ pub(crate) struct Resolved {
     pub(crate) incoming: Option<Incoming>,
     /// A cookie with the session's name was presented, valid or not.
     pub(crate) presented: bool,
+    /// The request's time (ms), read once with the cookie's verification,
+    /// so one request sees one consistent "now" and pays for one clock read.
+    now: u64,
 }
 
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
     /// The request's `Cookie` headers, parsed and verified on first use into `resolved`.
     cookies: crate::resolve::CookieHeaders,
+    /// Set on the session's first use (one initialisation for both).
     resolved: std::sync::OnceLock<Resolved>,
-    now: std::sync::OnceLock<u64>,
     /// Recorded by the extractor (or [`Session::from_request`]), used by `login`.
     client: std::sync::OnceLock<Client>,
     pub(crate) state: Mutex<State>,
@@ -280,7 +283,6 @@ impl Session {
                 shared,
                 cookies,
                 resolved: std::sync::OnceLock::new(),
-                now: std::sync::OnceLock::new(),
                 client: std::sync::OnceLock::new(),
                 state: Mutex::new(State::default()),
                 load_lock: tokio::sync::Mutex::const_new(()),
@@ -294,7 +296,11 @@ impl Session {
         inner.resolved.get_or_init(|| {
             let config = &inner.shared.config;
             let candidates = crate::resolve::find(&inner.cookies, config);
-            Resolved { incoming: candidates.verify(config, &inner.shared.keys), presented: candidates.presented }
+            Resolved {
+                incoming: candidates.verify(config, &inner.shared.keys),
+                presented: candidates.presented,
+                now: inner.shared.clock.now_ms(),
+            }
         })
     }
 
@@ -348,7 +354,7 @@ impl Session {
     /// The request's time: read from the clock once, on first use, so one
     /// request sees one consistent "now" (and pays for one clock read).
     pub(crate) fn now(&self) -> u64 {
-        *self.inner.now.get_or_init(|| self.inner.shared.clock.now_ms())
+        self.resolved().now
     }
 
     /// Loads the record once per request; later calls return at once.
