@@ -189,6 +189,42 @@ async fn redis_ttl_moves_with_touch_and_apply() {
     cleanup(&store).await;
 }
 
+/// The apply script sends its removals, then its writes, in commands of at
+/// most 1000 arguments: change sets larger than that, with a clear, land whole.
+#[tokio::test]
+async fn redis_large_change_sets_land_whole() {
+    let Some(store) = store().await else { return };
+    let key = SessionId::generate().expect("rng").storage_key();
+    let mut record = record_now();
+    for i in 0..1_500 {
+        record.data.insert(&format!("old{i}"), &to_raw_value(&i).expect("json"));
+    }
+    assert!(store.create(&key, &record).await.expect("create"));
+    let now = SystemClock.now_ms();
+    // Removals only: 1,200 keys.
+    let mut c = ChangeSet::new(now, now + 60_000);
+    for i in 0..1_200 {
+        c.remove(&format!("old{i}"));
+    }
+    assert!(store.apply(&key, &c).await.expect("apply"));
+    let loaded = store.load(&key).await.expect("load").expect("live");
+    assert_eq!(loaded.data.len(), 301);
+    assert_eq!(loaded.data.get("old1200").map(|v| v.get()), Some("1200"));
+    // A clear, then 1,500 sets, some of them of cleared keys.
+    let mut c = ChangeSet::new(now, now + 60_000);
+    c.clear();
+    for i in 1_000..2_500 {
+        c.set(&format!("old{i}"), to_raw_value(&format!("new{i}")).expect("json"));
+    }
+    assert!(store.apply(&key, &c).await.expect("apply"));
+    let loaded = store.load(&key).await.expect("load").expect("live");
+    assert_eq!(loaded.data.len(), 1_500);
+    assert!(loaded.data.get("greeting").is_none());
+    assert_eq!(loaded.data.get("old1499").map(|v| v.get()), Some("\"new1499\""));
+    assert_eq!(loaded.data.get("old2499").map(|v| v.get()), Some("\"new2499\""));
+    cleanup(&store).await;
+}
+
 #[tokio::test]
 async fn redis_store_checks_expiry_with_its_own_clock() {
     // Redis has not expired the key yet, but the application's clock says the

@@ -147,8 +147,10 @@ end
 const CREATE_LUA: &str = concat!(
     lua_prelude!(),
     r#"
-if live(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if live(ARGV[1]) then return 0 end
+  redis.call('DEL', KEYS[1])
+end
 local i = 3
 while i <= #ARGV do
   local last = math.min(i + 999, #ARGV)
@@ -168,35 +170,43 @@ const APPLY_LUA: &str = concat!(
     r#"
 local t = live(ARGV[1])
 if not t then return 0 end
-if ARGV[5] == '1' then
-  local del = {}
-  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if string.sub(f, 1, 2) == 'd:' then
-      del[#del + 1] = f
-      if #del == 1000 then
-        redis.call('HDEL', KEYS[1], unpack(del))
-        del = {}
-      end
-    end
+-- Every removal before any write (a clear, then a set of a cleared key),
+-- and one HDEL and one HSET for all fields (in chunks of 1000 arguments).
+local list = {}
+local function push(cmd, a, b)
+  list[#list + 1] = a
+  if b then list[#list + 1] = b end
+  if #list >= 1000 then
+    redis.call(cmd, KEYS[1], unpack(list))
+    list = {}
   end
-  if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
+end
+if ARGV[5] == '1' then
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(f, 1, 2) == 'd:' then push('HDEL', f) end
+  end
 end
 for i = 6, #ARGV, 2 do
-  if ARGV[i + 1] == '' then
-    redis.call('HDEL', KEYS[1], ARGV[i])
-  else
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  end
+  if ARGV[i + 1] == '' then push('HDEL', ARGV[i]) end
+end
+if #list > 0 then redis.call('HDEL', KEYS[1], unpack(list)) end
+list = {}
+for i = 6, #ARGV, 2 do
+  if ARGV[i + 1] ~= '' then push('HSET', ARGV[i], ARGV[i + 1]) end
 end
 local ls = t[3]
 if lt(ls, ARGV[2]) then ls = ARGV[2] end
 local exp = ARGV[3]
 if lt(t[2], exp) then exp = t[2] end
+list[#list + 1] = 'last_seen'
+list[#list + 1] = ls
+list[#list + 1] = 'expires_at'
+list[#list + 1] = exp
 if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[1], 'last_seen', ls, 'expires_at', exp, 'persistent', ARGV[4])
-else
-  redis.call('HSET', KEYS[1], 'last_seen', ls, 'expires_at', exp)
+  list[#list + 1] = 'persistent'
+  list[#list + 1] = ARGV[4]
 end
+redis.call('HSET', KEYS[1], unpack(list))
 expire_at(exp)
 return 1
 "#
@@ -815,28 +825,25 @@ fn encode(record: &Record) -> Result<Vec<(String, String)>, StoreError> {
 
 /// The record held by an `HGETALL` reply (`None` for an empty reply).
 fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> {
-    let pairs: Vec<(Value, Value)> = match reply {
+    let items = match reply {
         Value::Nil => return Ok(None),
-        Value::Map(pairs) => pairs,
-        Value::Array(items) => {
-            if items.len() % 2 != 0 {
-                return Err(codec("odd HGETALL reply"));
-            }
-            let mut it = items.into_iter();
-            let mut pairs = Vec::new();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                pairs.push((k, v));
-            }
-            pairs
-        }
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        Value::Array(items) => items,
         _ => return Err(codec("unexpected HGETALL reply")),
     };
-    if pairs.is_empty() {
+    if items.len() % 2 != 0 {
+        return Err(codec("odd HGETALL reply"));
+    }
+    if items.is_empty() {
         return Ok(None);
     }
     let mut size = 0usize;
-    let mut fields = Vec::with_capacity(pairs.len());
-    for (k, v) in pairs {
+    let mut format = None;
+    let mut meta: Option<String> = None;
+    let (mut last_seen, mut expires_at, mut deadline, mut persistent) = (None, None, None, None);
+    let mut pairs = Vec::with_capacity(items.len() / 2 - 6.min(items.len() / 2));
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
         let (Value::BulkString(k), Value::BulkString(v)) = (k, v) else {
             return Err(codec("unexpected field type"));
         };
@@ -844,33 +851,27 @@ fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> 
         if size > max_bytes {
             return Err(codec(format_args!("larger than {max_bytes} bytes")));
         }
-        let k = String::from_utf8(k).map_err(|_| codec("field name is not UTF-8"))?;
-        let v = String::from_utf8(v).map_err(|_| codec("value is not UTF-8"))?;
-        fields.push((k, v));
-    }
-
-    let mut format = None;
-    let mut meta: Option<Map<String, serde_json::Value>> = None;
-    let (mut last_seen, mut expires_at, mut deadline, mut persistent) = (None, None, None, None);
-    let mut pairs = Vec::new();
-    for (k, v) in fields {
-        if let Some(key) = k.strip_prefix(DATA_PREFIX) {
-            let value = RawValue::from_string(v).map_err(|_| codec("value is not JSON"))?;
-            pairs.push((key.to_string(), value));
+        if k.starts_with(DATA_PREFIX.as_bytes()) {
+            let mut key = String::from_utf8(k).map_err(|_| codec("field name is not UTF-8"))?;
+            key.drain(..DATA_PREFIX.len());
+            let value = String::from_utf8(v).map_err(|_| codec("value is not UTF-8"))?;
+            let value = RawValue::from_string(value).map_err(|_| codec("value is not JSON"))?;
+            pairs.push((key, value));
             continue;
         }
-        match k.as_str() {
-            F_FORMAT => format = Some(v.parse::<u8>().map_err(|_| codec("bad format field"))?),
-            F_META => meta = Some(serde_json::from_str(&v).map_err(codec)?),
-            F_LAST_SEEN => last_seen = Some(time(&v)?),
-            F_EXPIRES_AT => expires_at = Some(time(&v)?),
-            F_DEADLINE => deadline = Some(time(&v)?),
-            F_PERSISTENT => persistent = Some(v == "1"),
+        let text = || std::str::from_utf8(&v).map_err(|_| codec("value is not UTF-8"));
+        match k.as_slice() {
+            b"v" => format = Some(text()?.parse::<u8>().map_err(|_| codec("bad format field"))?),
+            b"meta" => meta = Some(String::from_utf8(v).map_err(|_| codec("value is not UTF-8"))?),
+            b"last_seen" => last_seen = Some(time(text()?)?),
+            b"expires_at" => expires_at = Some(time(text()?)?),
+            b"absolute_deadline" => deadline = Some(time(text()?)?),
+            b"persistent" => persistent = Some(v == b"1"),
             // Fields of a later version of this layout are ignored.
             _ => {}
         }
     }
-    let (Some(format), Some(mut meta), Some(last_seen), Some(expires_at), Some(deadline)) =
+    let (Some(format), Some(meta), Some(last_seen), Some(expires_at), Some(deadline)) =
         (format, meta, last_seen, expires_at, deadline)
     else {
         return Err(codec("metadata fields are missing"));
@@ -878,13 +879,48 @@ fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> 
     if format != RECORD_FORMAT {
         return Err(codec(format_args!("unsupported record format {format}")));
     }
-    meta.insert(F_LAST_SEEN.into(), last_seen.into());
-    meta.insert(F_EXPIRES_AT.into(), expires_at.into());
-    meta.insert(F_DEADLINE.into(), deadline.into());
-    meta.insert(F_PERSISTENT.into(), persistent.unwrap_or(false).into());
-    let meta: Metadata = serde_json::from_value(serde_json::Value::Object(meta)).map_err(codec)?;
+    let meta = metadata(&meta, last_seen, expires_at, deadline, persistent.unwrap_or(false))?;
     let data = Data::from_pairs(pairs).ok_or_else(|| codec("duplicate session key"))?;
     Ok(Some(Record { format, meta, data }))
+}
+
+/// The metadata from the `meta` field's JSON (every field but the times and
+/// `persistent`) and the fields that hold those.
+///
+/// Parsed straight into [`Metadata`], with the hash fields written in
+/// front of the other members; a `meta` that this cannot read (one that
+/// holds a member of the same name, say) goes through a JSON map instead,
+/// where the hash fields win. Both give the same metadata.
+fn metadata(
+    meta: &str,
+    last_seen: u64,
+    expires_at: u64,
+    deadline: u64,
+    persistent: bool,
+) -> Result<Metadata, StoreError> {
+    if let Some(rest) = meta.strip_prefix('{') {
+        let mut text = String::with_capacity(meta.len() + 112);
+        text.push_str("{\"last_seen\":");
+        text.push_str(&last_seen.to_string());
+        text.push_str(",\"expires_at\":");
+        text.push_str(&expires_at.to_string());
+        text.push_str(",\"absolute_deadline\":");
+        text.push_str(&deadline.to_string());
+        text.push_str(if persistent { ",\"persistent\":true" } else { ",\"persistent\":false" });
+        if !rest.trim_start().starts_with('}') {
+            text.push(',');
+        }
+        text.push_str(rest);
+        if let Ok(meta) = serde_json::from_str::<Metadata>(&text) {
+            return Ok(meta);
+        }
+    }
+    let mut map: Map<String, serde_json::Value> = serde_json::from_str(meta).map_err(codec)?;
+    map.insert(F_LAST_SEEN.into(), last_seen.into());
+    map.insert(F_EXPIRES_AT.into(), expires_at.into());
+    map.insert(F_DEADLINE.into(), deadline.into());
+    map.insert(F_PERSISTENT.into(), persistent.into());
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(codec)
 }
 
 fn time(v: &str) -> Result<u64, StoreError> {
@@ -1073,6 +1109,32 @@ mod tests {
         let back = decode(reply(&fields), DEFAULT_MAX_RECORD_BYTES).unwrap().unwrap();
         assert_eq!(back, record);
         assert_eq!(back.meta.absolute_deadline, u64::MAX);
+    }
+
+    #[test]
+    fn metadata_is_read_straight_or_through_a_map_alike() {
+        let mut meta = Metadata::new(1_000, 60_000, 120_000);
+        meta.auth = Some(crate::Auth::new("alice", 5));
+        meta.ip = Some("10.0.0.0".into());
+        let mut fixed = match serde_json::to_value(&meta).unwrap() {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        for f in [F_LAST_SEEN, F_EXPIRES_AT, F_DEADLINE, F_PERSISTENT] {
+            fixed.remove(f);
+        }
+        let text = serde_json::to_string(&fixed).unwrap();
+        let mut want = meta.clone();
+        (want.last_seen, want.expires_at, want.absolute_deadline, want.persistent) = (7, 8, 9, true);
+        assert_eq!(metadata(&text, 7, 8, 9, true).unwrap(), want);
+        // A `meta` that holds a time too (never written by this module): the
+        // straight parse refuses the duplicate, the map path lets the hash
+        // field win.
+        fixed.insert(F_LAST_SEEN.into(), 1.into());
+        let text = serde_json::to_string(&fixed).unwrap();
+        assert_eq!(metadata(&text, 7, 8, 9, true).unwrap(), want);
+        assert!(matches!(metadata("{not json", 7, 8, 9, true), Err(StoreError::Codec(_))));
+        assert!(matches!(metadata("{}", 7, 8, 9, true), Err(StoreError::Codec(_))), "created_at is required");
     }
 
     #[test]
