@@ -344,7 +344,7 @@ impl Inner {
         let mut deleted = 0;
         for key in self.user_keys(user) {
             let mut shard = self.lock(Self::shard_of(&key));
-            let belongs = self.live(&mut shard, &key, now).is_some_and(|r| r.user() == Some(user));
+            let belongs = self.with_live(&mut shard, &key, now, |r| r.user() == Some(user)) == Some(true);
             if !belongs {
                 gone.push(key);
                 continue;
@@ -364,21 +364,30 @@ impl Inner {
     /// The live record under `key`, dropping it if expired.
     fn load(&self, key: &StorageKey, now: u64) -> Option<Record> {
         let mut shard = self.lock(Self::shard_of(key));
-        self.live(&mut shard, key, now).map(|e| e.to_record())
+        self.with_live(&mut shard, key, now, |e| e.to_record())
     }
 
-    fn live<'a>(&self, shard: &'a mut Shard, key: &StorageKey, now: u64) -> Option<&'a mut Entry> {
-        let expired = shard.map.get(key).is_some_and(|r| r.is_expired(now));
-        if expired {
-            if let Some(entry) = shard.map.remove(key) {
-                self.count.fetch_sub(1, Ordering::Relaxed);
-                if let Some(user) = entry.user() {
-                    self.unindex(user, &[*key]);
-                }
-            }
-            return None;
+    /// Runs `f` on the live entry under `key` (one hash lookup when it is
+    /// live or absent); an expired entry is removed on the way.
+    fn with_live<R>(
+        &self,
+        shard: &mut Shard,
+        key: &StorageKey,
+        now: u64,
+        f: impl FnOnce(&mut Entry) -> R,
+    ) -> Option<R> {
+        match shard.map.get_mut(key) {
+            Some(e) if !e.is_expired(now) => return Some(f(e)),
+            None => return None,
+            Some(_) => {}
         }
-        shard.map.get_mut(key)
+        if let Some(entry) = shard.map.remove(key) {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            if let Some(user) = entry.user() {
+                self.unindex(user, &[*key]);
+            }
+        }
+        None
     }
 }
 
@@ -398,12 +407,20 @@ impl SessionStore for MemoryStore {
             }
         }
         let mut shard = inner.lock(i);
-        if inner.live(&mut shard, key, now).is_some() {
-            return Ok(false);
-        }
-        shard.map.insert(*key, entry);
-        inner.count.fetch_add(1, Ordering::Relaxed);
+        // One lookup: an expired record under the key is replaced in place.
+        let replaced = match shard.map.entry(*key) {
+            std::collections::hash_map::Entry::Occupied(e) if !e.get().is_expired(now) => return Ok(false),
+            std::collections::hash_map::Entry::Occupied(mut e) => Some(std::mem::replace(e.get_mut(), entry)),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(entry);
+                inner.count.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        };
         drop(shard);
+        if let Some(user) = replaced.as_ref().and_then(Entry::user) {
+            inner.unindex(user, &[*key]);
+        }
         if let Some(user) = record.meta.user() {
             inner.users(user).entry(user.to_string()).or_default().push(*key);
         }
@@ -424,23 +441,19 @@ impl SessionStore for MemoryStore {
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
         let now = self.inner.clock.now_ms();
         let mut shard = self.inner.lock(Inner::shard_of(key));
-        match self.inner.live(&mut shard, key, now) {
-            Some(entry) => entry.apply(changes).map(|()| true),
-            None => Ok(false),
-        }
+        self.inner.with_live(&mut shard, key, now, |entry| entry.apply(changes).map(|()| true)).unwrap_or(Ok(false))
     }
 
     async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
         let now = self.inner.clock.now_ms();
         let mut shard = self.inner.lock(Inner::shard_of(key));
-        Ok(match self.inner.live(&mut shard, key, now) {
-            Some(entry) => {
+        Ok(self
+            .inner
+            .with_live(&mut shard, key, now, |entry| {
                 entry.last_seen = entry.last_seen.max(last_seen);
                 entry.expires_at = expires_at.min(entry.absolute_deadline);
-                true
-            }
-            None => false,
-        })
+            })
+            .is_some())
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
