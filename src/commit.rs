@@ -162,7 +162,7 @@ pub(crate) fn plan(session: &Session) -> Plan {
         let set_cookie = if removal {
             Some(config.removal.clone())
         } else {
-            pending.reissue.take().map(|(id, age)| config.set_cookie(&shared.keys.sign(&config.name, &id), age))
+            pending.reissue.take().map(|(id, age)| config.session_cookie(&shared.keys, &id, age))
         };
         return Plan::Ready(Outcome { set_cookie, error: None });
     }
@@ -285,7 +285,7 @@ impl Pending {
                 events::created(&key, *login);
             }
             let age = max_age(record.meta.persistent, record.meta.absolute_deadline, self.now);
-            out.set_cookie = Some(config.set_cookie(&shared.keys.sign(&config.name, &id), age));
+            out.set_cookie = Some(config.session_cookie(&shared.keys, &id, age));
         }
 
         if let (Some(key), Some(changes)) = (&self.key, &self.apply) {
@@ -314,7 +314,7 @@ impl Pending {
         }
 
         if let Some((id, age)) = &self.reissue {
-            out.set_cookie = Some(config.set_cookie(&shared.keys.sign(&config.name, id), *age));
+            out.set_cookie = Some(config.session_cookie(&shared.keys, id, *age));
         }
         out
     }

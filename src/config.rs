@@ -101,11 +101,27 @@ impl SessionConfig {
 
     /// The `Set-Cookie` value that carries `token`, with `Max-Age` when the
     /// session is persistent.
+    #[cfg(test)]
     pub(crate) fn set_cookie(&self, token: &str, max_age_secs: Option<u64>) -> String {
-        let mut out = String::with_capacity(self.name.len() + token.len() + self.attributes.len() + 24);
+        self.set_cookie_with(|out| out.push_str(token), max_age_secs)
+    }
+
+    /// The `Set-Cookie` value for the session `id`, signed by `keys`, built
+    /// in one buffer.
+    pub(crate) fn session_cookie(
+        &self,
+        keys: &crate::Keys,
+        id: &crate::SessionId,
+        max_age_secs: Option<u64>,
+    ) -> String {
+        self.set_cookie_with(|out| keys.sign_into(&self.name, id, out), max_age_secs)
+    }
+
+    fn set_cookie_with(&self, token: impl FnOnce(&mut String), max_age_secs: Option<u64>) -> String {
+        let mut out = String::with_capacity(self.name.len() + 72 + self.attributes.len() + 24);
         out.push_str(&self.name);
         out.push('=');
-        out.push_str(token);
+        token(&mut out);
         out.push_str(&self.attributes);
         if let Some(secs) = max_age_secs {
             out.push_str("; Max-Age=");
@@ -497,6 +513,16 @@ fn is_attr_byte(b: u8) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn session_cookie_is_the_signed_token_in_the_set_cookie_form() {
+        let c = SessionConfig::default();
+        let keys = crate::Keys::generate().unwrap();
+        let id = crate::SessionId::generate().unwrap();
+        for age in [None, Some(60)] {
+            assert_eq!(c.session_cookie(&keys, &id, age), c.set_cookie(&keys.sign(&c.name, &id), age));
+        }
+    }
 
     #[test]
     fn default_cookie_is_exactly_the_secure_one() {

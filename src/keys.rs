@@ -286,6 +286,13 @@ impl Keys {
     /// assert_eq!(token.len(), 71);
     /// ```
     pub fn sign(&self, purpose: &str, id: &SessionId) -> String {
+        let mut out = String::with_capacity(TOKEN_ENCODED_LEN);
+        self.sign_into(purpose, id, &mut out);
+        out
+    }
+
+    /// [`sign`](Self::sign), appending the token to `out` (no buffer of its own).
+    pub(crate) fn sign_into(&self, purpose: &str, id: &SessionId, out: &mut String) {
         let key = self.primary();
         let tag = key.tag(purpose, TOKEN_VERSION, id.as_bytes()).finalize().into_bytes();
         let mut raw = [0u8; TOKEN_LEN];
@@ -293,7 +300,7 @@ impl Keys {
         raw[1..1 + KID_LEN].copy_from_slice(&key.kid);
         raw[1 + KID_LEN..1 + KID_LEN + ID_LEN].copy_from_slice(id.as_bytes());
         raw[1 + KID_LEN + ID_LEN..].copy_from_slice(&tag);
-        URL_SAFE_NO_PAD.encode(raw)
+        URL_SAFE_NO_PAD.encode_string(raw, out);
     }
 
     /// Verifies a token for `purpose`. The length, the canonical base64, the
