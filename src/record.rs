@@ -35,12 +35,19 @@ pub struct Data {
     buf: Vec<u8>,
 }
 
-/// One packed entry: its byte range in the buffer, key and raw value text.
+/// One packed entry: its byte range in the buffer, key and raw value
+/// (UTF-8 as written, checked only where text is handed out).
 struct Entry<'a> {
     start: usize,
     end: usize,
-    key: &'a str,
-    value: &'a str,
+    key: &'a [u8],
+    value: &'a [u8],
+}
+
+impl<'a> Entry<'a> {
+    fn key(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.key).ok()
+    }
 }
 
 /// Iterates the packed entries; a malformed buffer (never written by this
@@ -51,13 +58,13 @@ struct Entries<'a> {
 }
 
 impl<'a> Entries<'a> {
-    fn field(&mut self) -> Option<&'a str> {
+    fn field(&mut self) -> Option<&'a [u8]> {
         let len_bytes = self.buf.get(self.at..self.at.checked_add(4)?)?;
         let len = usize::try_from(u32::from_le_bytes(len_bytes.try_into().ok()?)).ok()?;
         let from = self.at + 4;
         let bytes = self.buf.get(from..from.checked_add(len)?)?;
         self.at = from + len;
-        std::str::from_utf8(bytes).ok()
+        Some(bytes)
     }
 }
 
@@ -77,10 +84,11 @@ impl<'a> Iterator for Entries<'a> {
     }
 }
 
-/// A value text as the `RawValue` it came from. Values are only ever
-/// stored from a `RawValue`, so this does not fail on data this module wrote.
-fn raw(value: &str) -> Option<&RawValue> {
-    serde_json::from_str(value).ok()
+/// A value as the `RawValue` it came from (UTF-8 and JSON are checked
+/// here). Values are only ever stored from a `RawValue`, so this does not
+/// fail on data this module wrote.
+fn raw(value: &[u8]) -> Option<&RawValue> {
+    serde_json::from_slice(value).ok()
 }
 
 fn packed_len(key: &str, value: &str) -> usize {
@@ -104,7 +112,7 @@ impl Data {
     /// The entry of `key`, or where it would go.
     fn find(&self, key: &str) -> Result<Entry<'_>, usize> {
         for e in self.entries() {
-            match e.key.cmp(key) {
+            match e.key.cmp(key.as_bytes()) {
                 std::cmp::Ordering::Less => {}
                 std::cmp::Ordering::Equal => return Ok(e),
                 std::cmp::Ordering::Greater => return Err(e.start),
@@ -205,7 +213,7 @@ impl Data {
     /// assert_eq!(Data::default().iter().count(), 0);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, &RawValue)> {
-        self.entries().filter_map(|e| Some((e.key, raw(e.value)?)))
+        self.entries().filter_map(|e| Some((e.key()?, raw(e.value)?)))
     }
 
     /// The keys, sorted.
@@ -218,7 +226,7 @@ impl Data {
     /// assert_eq!(d.keys().collect::<Vec<_>>(), ["a", "b"]);
     /// ```
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries().map(|e| e.key)
+        self.entries().filter_map(|e| e.key())
     }
 
     /// An upper bound of the serialized size in bytes.
