@@ -4,14 +4,15 @@
 # The server (benches/rivals/src/bin/server.rs, one tokio worker) is pinned to
 # CPU 0 and wrk to CPU 1; a fresh server process serves each run, so every
 # run starts with an empty store. Reads and writes send a session cookie made
-# beforehand with curl (GET /new); new-session runs send no cookie.
+# beforehand with curl (GET /new); new-session runs send no cookie. The bare
+# baseline of each scenario is sent a cookie of the same length, or none.
 #
 #   bash benches/http.sh            # 3 rounds, 10 s per run, 64 connections
 #   DURATION=5 REPEAT=5 CONNS=32 bash benches/http.sh
 #
-# Each round runs every configuration once (bare first); a configuration's
-# ratio is taken against the bare run of the same round, and the table shows
-# the median over the rounds of the req/s and of the ratios, which is steadier
+# Each round runs, per scenario, bare then sessionware then tower-sessions; a
+# ratio is taken against the bare run just before it, and the table shows the
+# median over the rounds of the req/s and of the ratios, which is steadier
 # than one run on a machine whose load drifts.
 #
 # Environment: DURATION (s, default 10), REPEAT (rounds, default 3), CONNS
@@ -50,6 +51,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+cpu_ticks() { # pid -> utime + stime in clock ticks
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 start_server() { # lib
     taskset -c "$SERVER_CPU" "$SERVER" "$1" "$PORT" >/dev/null &
     SERVER_PID=$!
@@ -69,19 +74,33 @@ make_cookie() {
 
 declare -A RPS   # "lib path" -> req/s of every round, space separated
 declare -A RATIO # "lib path" -> ratio to the round's bare run, space separated
-declare -A P99
+declare -A CPU CPU_RATIO # server CPU µs per request, and bare's / this one's
 # run ROUND LIB PATH COOKIE(yes|no); sets LAST_RPS
 run() {
     local round="$1" lib="$2" path="$3" with_cookie="$4" cookie="" out rps errors p99
     start_server "$lib"
     local args=(-t1 "-c$CONNS" "-d${DURATION}s" --latency)
     if [ "$with_cookie" = yes ]; then
-        cookie="$(make_cookie)"
+        if [ "$lib" = bare ]; then
+            # Same length as a session cookie: parsing the header is the
+            # client's cost, so the baseline carries it too.
+            cookie="__Host-sid=$(printf 'A%.0s' $(seq 1 71))"
+        else
+            cookie="$(make_cookie)"
+        fi
         [ -n "$cookie" ] || { echo "no cookie from $lib" >&2; exit 1; }
         args+=(-H "Cookie: $cookie")
     fi
+    local ticks0 ticks1
+    ticks0="$(cpu_ticks "$SERVER_PID")"
     out="$(taskset -c "$WRK_CPU" wrk "${args[@]}" "http://127.0.0.1:$PORT$path")"
+    ticks1="$(cpu_ticks "$SERVER_PID")"
     cleanup
+    # Server CPU (user + system) per request: steadier than req/s on a VM
+    # whose other tenants steal time, since stolen time is not charged.
+    local requests
+    requests="$(awk '/requests in/ {print $1}' <<<"$out")"
+    LAST_CPU="$(awk -v t="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')"
     rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
     errors="$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")"
     p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
@@ -89,23 +108,29 @@ run() {
         echo "WARNING: $lib $path: $errors non-2xx responses" >&2
     fi
     LAST_RPS="$rps"
-    RPS["$lib $path"]+="$rps "
-    P99["$lib $path"]+="$p99 "
-    printf 'round %s  %-15s %-7s %12s req/s   p99 %8s   non-2xx %s   load %s\n' \
-        "$round" "$lib" "$path" "$rps" "$p99" "${errors:-0}" "$(cut -d' ' -f1 /proc/loadavg)" >&2
+    printf 'round %s  %-15s %-7s cookie %-3s %12s req/s   server CPU %7s µs/req   p99 %8s   non-2xx %s   load %s\n' \
+        "$round" "$lib" "$path" "$with_cookie" "$rps" "$LAST_CPU" "$p99" "${errors:-0}" "$(cut -d' ' -f1 /proc/loadavg)" >&2
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+# Per round and scenario, the bare route (sent the same cookie, or none),
+# sessionware and tower-sessions run back to back, so that load drift hits
+# the three alike; each ratio is taken against that bare run.
 for round in $(seq 1 "$REPEAT"); do
-    run "$round" bare /plain no
-    bare="$LAST_RPS"
-    for lib in sessionware tower-sessions; do
-        for spec in /plain:yes /read:yes /write:yes /new:no; do
-            path="${spec%%:*}"
-            run "$round" "$lib" "$path" "${spec#*:}"
-            RATIO["$lib $path"]+="$(awk -v a="$LAST_RPS" -v b="$bare" 'BEGIN { printf "%.4f", a / b }') "
+    for spec in untouched:/plain:yes read:/read:yes write:/write:yes new:/new:no; do
+        IFS=: read -r name path cookie <<<"$spec"
+        run "$round" bare /plain "$cookie"
+        bare="$LAST_RPS" bare_cpu="$LAST_CPU"
+        RPS["bare $name"]+="$bare "
+        CPU["bare $name"]+="$bare_cpu "
+        for lib in sessionware tower-sessions; do
+            run "$round" "$lib" "$path" "$cookie"
+            RPS["$lib $name"]+="$LAST_RPS "
+            CPU["$lib $name"]+="$LAST_CPU "
+            RATIO["$lib $name"]+="$(awk -v a="$LAST_RPS" -v b="$bare" 'BEGIN { printf "%.4f", a / b }') "
+            CPU_RATIO["$lib $name"]+="$(awk -v a="$LAST_CPU" -v b="$bare_cpu" 'BEGIN { printf "%.4f", b / a }') "
         done
     done
 done
@@ -114,15 +139,23 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo
 echo "HTTP/1.1 over loopback: ${REPEAT} rounds x ${DURATION} s per run, ${CONNS} connections; server on CPU $SERVER_CPU (1 tokio worker), wrk on CPU $WRK_CPU"
 echo
-echo "bare /plain: median $(median <<<"${RPS[bare /plain]}") req/s (rounds: ${RPS[bare /plain]% })"
-echo
-echo "| scenario | sessionware req/s | ratio to bare | tower-sessions req/s | ratio to bare |"
-echo "|---|---:|---:|---:|---:|"
-for pair in "untouched:/plain" "read:/read" "write:/write" "new:/new"; do
-    name="${pair%%:*}" path="${pair#*:}"
-    o="$(median <<<"${RPS[sessionware $path]}")" t="$(median <<<"${RPS[tower-sessions $path]}")"
-    ro="$(median <<<"${RATIO[sessionware $path]}")" rt="$(median <<<"${RATIO[tower-sessions $path]}")"
-    printf '| %s | %s | %.2f | %s | %.2f |\n' "$name" "$o" "$ro" "$t" "$rt"
+echo "| scenario | bare req/s (same cookie) | sessionware req/s | ratio to bare | tower-sessions req/s | ratio to bare |"
+echo "|---|---:|---:|---:|---:|---:|"
+for name in untouched read write new; do
+    b="$(median <<<"${RPS[bare $name]}")"
+    o="$(median <<<"${RPS[sessionware $name]}")" t="$(median <<<"${RPS[tower-sessions $name]}")"
+    ro="$(median <<<"${RATIO[sessionware $name]}")" rt="$(median <<<"${RATIO[tower-sessions $name]}")"
+    printf '| %s | %s | %s | %.2f | %s | %.2f |\n' "$name" "$b" "$o" "$ro" "$t" "$rt"
 done
 echo
-echo "(req/s and ratios are medians over the rounds; each ratio is taken against the bare run of its own round)"
+echo "Server CPU per request (user + system, from /proc; stolen time is not charged). The ratio is bare's CPU per request over the library's, i.e. the throughput ratio a saturated core would give:"
+echo
+echo "| scenario | bare µs | sessionware µs | ratio | tower-sessions µs | ratio |"
+echo "|---|---:|---:|---:|---:|---:|"
+for name in untouched read write new; do
+    printf '| %s | %s | %s | %.2f | %s | %.2f |\n' "$name" "$(median <<<"${CPU[bare $name]}")" \
+        "$(median <<<"${CPU[sessionware $name]}")" "$(median <<<"${CPU_RATIO[sessionware $name]}")" \
+        "$(median <<<"${CPU[tower-sessions $name]}")" "$(median <<<"${CPU_RATIO[tower-sessions $name]}")"
+done
+echo
+echo "(req/s and ratios are medians over the rounds; each ratio is taken against the bare run just before it, sent the same cookie or none)"
