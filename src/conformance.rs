@@ -74,6 +74,7 @@ pub async fn run_all(store: Arc<dyn SessionStore>) {
     revoking_is_scoped_to_the_user(&*store).await;
     user_index_under_concurrency(Arc::clone(&store), 50).await;
     leases_are_exclusive_and_expire(&*store).await;
+    load_now_agrees_with_load(&*store).await;
 }
 
 fn user_record(user: &str) -> Record {
@@ -291,6 +292,35 @@ pub async fn create_never_overwrites(store: &dyn SessionStore) {
 /// ```
 pub async fn load_of_unknown_is_none(store: &dyn SessionStore) {
     assert!(ok(store.load(&fresh_key()).await, "load").await.is_none());
+}
+
+/// A store that answers [`SessionStore::load_now`] gives what `load` gives:
+/// the live record, `None` for an unknown key, and `None` once `now` is past
+/// the record's expiry. Stores without it (`None`) pass trivially.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::load_now_agrees_with_load(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn load_now_agrees_with_load(store: &dyn SessionStore) {
+    let key = fresh_key();
+    let record = live_record();
+    assert!(ok(store.create(&key, &record).await, "create").await);
+    let t = now();
+    if let Some(answer) = store.load_now(&key, t) {
+        let loaded = ok(store.load(&key).await, "load").await;
+        let answered = ok(answer, "load_now").await;
+        assert_eq!(answered, loaded, "load_now must give what load gives");
+        assert!(answered.is_some());
+        let unknown = store.load_now(&fresh_key(), t).expect("a store that answers load_now answers every key");
+        assert!(ok(unknown, "load_now").await.is_none());
+        let expired = store.load_now(&key, record.meta.expires_at).expect("answers");
+        assert!(ok(expired, "load_now").await.is_none(), "past its expiry the record is absent");
+    }
+    ok(store.delete(&key).await, "delete").await;
 }
 
 /// A record past its expiry is absent, and `apply`/`touch` do not revive it.

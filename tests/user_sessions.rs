@@ -111,3 +111,52 @@ async fn renewal_and_logout_keep_the_index_consistent() {
     let list = list_of(&app, &third).await;
     assert_eq!(list.len(), 1, "the idle session expired out of the list");
 }
+
+/// Outside axum's extractor, `Session::from_request` records the client for
+/// `login`; a handle taken straight from the extensions records nothing.
+#[tokio::test]
+async fn from_request_records_the_client_for_login() {
+    use tower::{Service, ServiceExt};
+    let h = Harness::new();
+    let svc = tower::ServiceBuilder::new().layer(h.layer.clone()).service(tower::service_fn(
+        |req: http::Request<axum::body::Body>| async move {
+            let session = if req.uri().path() == "/plain-login" {
+                req.extensions().get::<Session>().cloned().expect("layer")
+            } else {
+                Session::from_request(&req).expect("layer")
+            };
+            let body = if req.method() == http::Method::POST {
+                session.login("carol").await.expect("login");
+                String::new()
+            } else {
+                serde_json::to_string(&session.sessions().await.expect("list")).expect("json")
+            };
+            Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::from(body)))
+        },
+    ));
+    let mut svc = svc;
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(with_client(req("POST", "/login", None), "Tablet", [192, 0, 2, 9]))
+        .await
+        .unwrap();
+    let cookie = session_cookie(&res).unwrap();
+    let res = svc.ready().await.unwrap().call(req("GET", "/list", Some(&cookie))).await.unwrap();
+    let list: Vec<serde_json::Value> = serde_json::from_str(&body(res).await).unwrap();
+    assert_eq!((list[0]["user_agent"].clone(), list[0]["ip"].clone()), ("Tablet".into(), "192.0.2.0/24".into()));
+
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(with_client(req("POST", "/plain-login", None), "Tablet", [192, 0, 2, 9]))
+        .await
+        .unwrap();
+    let cookie = session_cookie(&res).unwrap();
+    let res = svc.ready().await.unwrap().call(req("GET", "/list", Some(&cookie))).await.unwrap();
+    let list: Vec<serde_json::Value> = serde_json::from_str(&body(res).await).unwrap();
+    let current = list.iter().find(|s| s["current"] == true).unwrap();
+    assert!(current["user_agent"].is_null() && current["ip"].is_null(), "nothing recorded: {current}");
+}

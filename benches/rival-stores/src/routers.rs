@@ -1,7 +1,7 @@
 //! The axum routers of the store benchmarks, and the request helpers.
 //!
 //! The handlers are the ones of `benches/rivals/src/lib.rs`: both include
-//! `benches/handlers.rs`, because `benches/rivals` builds them for
+//! `benches/common/handlers.rs`, because `benches/rivals` builds them for
 //! tower-sessions 0.15 and the Redis and SQL stores of tower-sessions
 //! implement tower-sessions-core 0.14, so the two cannot share a crate.
 //!
@@ -17,7 +17,7 @@ use axum::{body::Body, http::StatusCode, routing::get, Router};
 use http::{header, HeaderValue, Request, Response};
 use tower::ServiceExt;
 
-include!("../../handlers.rs");
+include!("../../common/handlers.rs");
 
 /// sessionware with its default (secure) configuration, on any store.
 pub mod ours {

@@ -20,7 +20,7 @@ use http::{header, HeaderValue, Request, Response};
 /// The paths every router serves.
 pub const PATHS: [&str; 5] = ["/plain", "/read", "/write", "/new", "/renew"];
 
-include!("../../handlers.rs");
+include!("../../common/handlers.rs");
 
 /// All five paths answering like `/plain`, not finalized.
 fn bare_routes() -> Router {

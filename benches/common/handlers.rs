@@ -2,7 +2,8 @@
 // `benches/rivals/src/lib.rs` and `benches/rival-stores/src/routers.rs`
 // (which build against different tower-sessions versions, so they cannot
 // share a crate). The including module brings `Router`, `get` and `StatusCode`
-// into scope.
+// into scope. (It lives in a subfolder so that Cargo does not take it for a
+// bench target of the root package.)
 
 /// A short static reply that depends on `n`, so reads cannot be optimised away.
 pub fn small(n: u64) -> &'static str {
