@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::{
     events,
     record::{ChangeSet, Record},
-    session::{Phase, Shared, State},
+    session::{Phase, Shared},
     Session, SessionError, SessionId, StorageKey, StoreError,
 };
 
@@ -83,17 +83,13 @@ pub(crate) fn plan(session: &Session) -> Plan {
                 return Plan::LoadFailed(err);
             }
         }
-        Phase::Loaded => {
-            if let Some(outcome) = read_only(session, &guard) {
-                // Lingering clones of the handle (spawned tasks) see an unusable session.
-                guard.phase = Phase::Failed(None);
-                return Plan::Ready(outcome);
-            }
-        }
+        Phase::Loaded => {}
     }
+    // Only the parts that are written back are taken out of the state; a
+    // request that only read its session moves nothing.
+    let st = &mut *guard;
     // Lingering clones of the handle (spawned tasks) see an unusable session.
-    let mut st: State = std::mem::replace(&mut *guard, State { phase: Phase::Failed(None), ..State::default() });
-    drop(guard);
+    st.phase = Phase::Failed(None);
 
     let now = session.now();
     let config = &shared.config;
@@ -117,29 +113,28 @@ pub(crate) fn plan(session: &Session) -> Plan {
 
     if st.delete_old {
         pending.delete_old = incoming.is_some();
-        match st.record {
+        match st.record.take() {
             Some(record) if st.dirty => pending.create = Some((fresh(record, shared, now), false, false)),
             _ => removal = session.resolved().presented,
         }
     } else if st.exists {
-        // `exists` implies both; the fallback only keeps this total.
-        let (Some(incoming), Some(record)) = (incoming, st.record) else {
-            return Plan::Pending(pending);
-        };
+        // `exists` implies both; the fallbacks only keep this total.
+        let Some(incoming) = incoming else { return Plan::Pending(pending) };
         if st.renew {
-            let mut record = record;
+            let Some(mut record) = st.record.take() else { return Plan::Pending(pending) };
             record.meta.last_seen = now;
-            record.meta.expires_at = shared_expires(shared, now, record.meta.absolute_deadline);
+            record.meta.expires_at = shared.expires_at(now, record.meta.absolute_deadline);
             pending.create = Some((record, true, st.login));
         } else {
+            let Some(record) = &st.record else { return Plan::Pending(pending) };
             let persistent_changed = st.changes.persistent.is_some();
             if st.dirty {
-                let mut changes = st.changes;
+                let mut changes = std::mem::take(&mut st.changes);
                 changes.last_seen = now;
-                changes.expires_at = shared_expires(shared, now, record.meta.absolute_deadline);
+                changes.expires_at = shared.expires_at(now, record.meta.absolute_deadline);
                 pending.apply = Some(changes);
             } else if now.saturating_sub(record.meta.last_seen) >= config.touch_after_ms {
-                pending.touch = Some(shared_expires(shared, now, record.meta.absolute_deadline));
+                pending.touch = Some(shared.expires_at(now, record.meta.absolute_deadline));
             }
             if incoming.reissue || persistent_changed {
                 let age = max_age(record.meta.persistent, record.meta.absolute_deadline, now);
@@ -147,7 +142,7 @@ pub(crate) fn plan(session: &Session) -> Plan {
             }
         }
     } else {
-        match st.record {
+        match st.record.take() {
             Some(record) if st.dirty => pending.create = Some((fresh(record, shared, now), false, st.login)),
             _ => removal = st.stale && session.resolved().presented,
         }
@@ -170,33 +165,10 @@ pub(crate) fn plan(session: &Session) -> Plan {
     Plan::Pending(pending)
 }
 
-/// The outcome of a request that only read its session and has nothing to
-/// write (no change, no lease, no touch due, no cookie to re-issue), decided
-/// without taking the state apart; `None` when there is more to do.
-fn read_only(session: &Session, st: &State) -> Option<Outcome> {
-    if st.dirty || st.renew || st.delete_old || st.lock_token.is_some() {
-        return None;
-    }
-    if !st.exists {
-        let removal = st.stale && session.resolved().presented;
-        return Some(Outcome { set_cookie: removal.then(|| session.inner.shared.config.removal.clone()), error: None });
-    }
-    let (Some(incoming), Some(record)) = (session.incoming(), &st.record) else { return None };
-    let touch_due = session.now().saturating_sub(record.meta.last_seen) >= session.inner.shared.config.touch_after_ms;
-    if touch_due || incoming.reissue || st.changes.persistent.is_some() {
-        return None;
-    }
-    Some(Outcome::default())
-}
-
-fn shared_expires(shared: &Shared, now: u64, absolute_deadline: u64) -> u64 {
-    now.saturating_add(shared.config.idle_ms).min(absolute_deadline)
-}
-
 /// A record about to be created for the first time: its clock starts now.
 fn fresh(mut record: Record, shared: &Shared, now: u64) -> Record {
     record.meta.last_seen = now;
-    record.meta.expires_at = shared_expires(shared, now, record.meta.absolute_deadline);
+    record.meta.expires_at = shared.expires_at(now, record.meta.absolute_deadline);
     record
 }
 

@@ -58,7 +58,8 @@ impl Shared {
         Timed { shared: self, op, key, fut, sleep: None }
     }
 
-    fn expires_at(&self, now: u64, absolute_deadline: u64) -> u64 {
+    /// The idle deadline of activity at `now`, capped by the absolute one.
+    pub(crate) fn expires_at(&self, now: u64, absolute_deadline: u64) -> u64 {
         now.saturating_add(self.config.idle_ms).min(absolute_deadline)
     }
 }
@@ -422,25 +423,25 @@ impl Session {
         }
     }
 
-    /// The load, answered at once when the store can (`None` otherwise, and
-    /// for an expired record, whose deletion needs the store's async path).
+    /// The load, answered at once when the store can (`None` otherwise).
     fn load_now(&self) -> Option<Result<(Option<Record>, bool), StoreError>> {
         let Some(incoming) = self.incoming() else {
             return Some(Ok((None, false)));
         };
         let key = &incoming.key;
-        let now = self.now();
-        match self.inner.shared.store().load_now(key, now)? {
+        match self.inner.shared.store().load_now(key, self.now())? {
             Err(e) => {
                 events::store_error("load", Some(key), &e);
                 Some(Err(e))
             }
-            Ok(None) => {
-                events::unknown(key);
-                Some(Ok((None, true)))
-            }
-            Ok(Some(record)) if expiry(&record, now).is_none() => Some(Ok((Some(record), false))),
-            Ok(Some(_)) => None,
+            Ok(record) => match self.found(key, record) {
+                Found::Live(record) => Some(Ok((Some(record), false))),
+                Found::Stale => Some(Ok((None, true))),
+                // Deleting it needs the async path, which loads again. A store
+                // that answers `load_now` judges expiry by the same `now`, so
+                // it does not hand out an expired record in the first place.
+                Found::Expired(_) => None,
+            },
         }
     }
 
@@ -451,19 +452,33 @@ impl Session {
         };
         let shared = &self.inner.shared;
         let key = &incoming.key;
-        let record = shared.timed("load", Some(key), shared.store().load(key)).await;
-        let Some(record) = record? else {
+        let record = shared.timed("load", Some(key), shared.store().load(key)).await?;
+        match self.found(key, record) {
+            Found::Live(record) => Ok((Some(record), false)),
+            Found::Stale => Ok((None, true)),
+            Found::Expired(reason) => {
+                events::expired(key, reason);
+                // Best effort: the record is dead either way, and stores drop it too.
+                let _ = shared.timed("delete", Some(key), shared.store().delete(key)).await;
+                Ok((None, true))
+            }
+        }
+    }
+
+    /// What the store's answer under `key` means for this request.
+    fn found(&self, key: &StorageKey, record: Option<Record>) -> Found {
+        let Some(record) = record else {
             events::unknown(key);
-            return Ok((None, true));
+            return Found::Stale;
         };
-        let Some(reason) = expiry(&record, self.now()) else {
-            return Ok((Some(record), false));
-        };
-        drop(record);
-        events::expired(key, reason);
-        // Best effort: the record is dead either way, and stores drop it too.
-        let _ = shared.timed("delete", Some(key), shared.store().delete(key)).await;
-        Ok((None, true))
+        let now = self.now();
+        if now >= record.meta.absolute_deadline {
+            Found::Expired("absolute")
+        } else if now >= record.meta.expires_at {
+            Found::Expired("idle")
+        } else {
+            Found::Live(record)
+        }
     }
 
     /// Reads `key`, deserialized as `T`. `Ok(None)` if absent.
@@ -1149,15 +1164,13 @@ fn coarse_ip(ip: std::net::IpAddr) -> String {
     }
 }
 
-/// Which deadline a loaded record has passed at `now`, if any.
-fn expiry(record: &Record, now: u64) -> Option<&'static str> {
-    if now >= record.meta.absolute_deadline {
-        Some("absolute")
-    } else if now >= record.meta.expires_at {
-        Some("idle")
-    } else {
-        None
-    }
+/// A store's answer for the request's session.
+enum Found {
+    Live(Record),
+    /// No live record: the cookie names an unknown session.
+    Stale,
+    /// A record past this deadline (`"idle"` or `"absolute"`).
+    Expired(&'static str),
 }
 
 pub(crate) fn clone_store_error(e: &StoreError) -> StoreError {
