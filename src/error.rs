@@ -29,6 +29,11 @@ pub enum StoreError {
     /// maximum number of sessions was reached); no new session is created.
     #[error("session store is at capacity")]
     Capacity,
+    /// The change would make the stored data larger than its
+    /// [`ChangeSet::max_data_bytes`](crate::ChangeSet::max_data_bytes) cap;
+    /// nothing was changed.
+    #[error("session data would exceed its size cap")]
+    TooLarge,
     /// The store does not implement this optional capability (the per-user
     /// index or exclusive locks).
     #[error("session store does not support {0}")]

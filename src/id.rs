@@ -205,6 +205,28 @@ impl StorageKey {
         hex(&self.0)
     }
 
+    /// Parses the lower- or upper-case hex form of [`to_hex`](Self::to_hex).
+    ///
+    /// ```
+    /// # use sessionware::StorageKey;
+    /// let key = StorageKey::from_bytes([7; 32]);
+    /// assert_eq!(StorageKey::from_hex(&key.to_hex()), Some(key));
+    /// assert!(StorageKey::from_hex("00").is_none());
+    /// ```
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            let hi = char::from(pair[0]).to_digit(16)?;
+            let lo = char::from(pair[1]).to_digit(16)?;
+            *o = u8::try_from(hi * 16 + lo).ok()?;
+        }
+        Some(Self(out))
+    }
+
     /// A short, non-secret fingerprint (the first 6 bytes of the digest in hex)
     /// used in log events to correlate a session without revealing it.
     ///
@@ -214,6 +236,21 @@ impl StorageKey {
     /// ```
     pub fn fingerprint(&self) -> String {
         hex(&self.0[..6])
+    }
+}
+
+/// Serialized as its hex form (stores keep successor and predecessor
+/// pointers in text records).
+impl serde::Serialize for StorageKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StorageKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Self::from_hex(&s).ok_or_else(|| serde::de::Error::custom("invalid storage key"))
     }
 }
 

@@ -67,6 +67,7 @@ mod keys;
 mod layer;
 mod record;
 mod resolve;
+mod rotation;
 mod service;
 mod session;
 pub mod store;
@@ -80,6 +81,7 @@ pub use id::{SessionId, StorageKey, ID_ENCODED_LEN, ID_LEN};
 pub use keys::{Key, Keys};
 pub use layer::{ErrorResponder, SessionLayer};
 pub use record::{Auth, ChangeSet, Data, Metadata, Record, SessionHandle, RECORD_FORMAT};
+pub use rotation::{Login, Retired, Rotated, Rotation, Stored, RETIRED_KEEP_MS};
 pub use service::SessionService;
 pub use session::{Session, SessionInfo};
 #[cfg(feature = "redis")]

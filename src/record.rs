@@ -240,10 +240,54 @@ impl Data {
         2 + self.entries().map(|e| e.key.len() * 2 + 4 + e.value.len()).sum::<usize>()
     }
 
-    /// `encoded_len` after `key` were set to `value`, without setting it.
-    pub(crate) fn encoded_len_with(&self, key: &str, value: &RawValue) -> usize {
-        let old = self.find(key).ok().map_or(0, |e| e.key.len() * 2 + 4 + e.value.len());
-        self.encoded_len() - old + key.len() * 2 + 4 + value.get().len()
+    /// The size that [`max_data_bytes`](crate::SessionConfigBuilder::max_data_bytes)
+    /// limits: the bytes of every key and every raw JSON value, added up.
+    /// Every store can compute it on the merged record (Redis from field
+    /// lengths, SQL from the decoded record).
+    ///
+    /// ```
+    /// # use sessionware::Data;
+    /// let mut d = Data::default();
+    /// d.insert("ab", &serde_json::value::to_raw_value(&"xy").unwrap()); // 2 + 4 bytes
+    /// assert_eq!(d.size(), 6);
+    /// ```
+    pub fn size(&self) -> usize {
+        self.entries().map(|e| e.key.len() + e.value.len()).sum()
+    }
+
+    /// `size` after `key` were set to `value`, without setting it.
+    pub(crate) fn size_with(&self, key: &str, value: &RawValue) -> usize {
+        let old = self.find(key).ok().map_or(0, |e| e.key.len() + e.value.len());
+        self.size() - old + key.len() + value.get().len()
+    }
+
+    /// Merges the data part of a change set (a clear first, then one net
+    /// change per key): the semantics every store's `apply` has.
+    ///
+    /// ```
+    /// # use sessionware::{ChangeSet, Data};
+    /// let mut d = Data::default();
+    /// d.insert("a", &serde_json::value::to_raw_value(&1).unwrap());
+    /// let mut c = ChangeSet::new(0, 1);
+    /// c.set("b", serde_json::value::to_raw_value(&2).unwrap());
+    /// d.merge(&c);
+    /// assert_eq!(d.keys().collect::<Vec<_>>(), ["a", "b"]);
+    /// ```
+    pub fn merge(&mut self, changes: &ChangeSet) {
+        if changes.clear {
+            self.clear();
+        }
+        for (k, v) in &changes.changes {
+            self.apply_change(k, v.as_deref());
+        }
+    }
+
+    /// Keeps only the listed keys (the login data policy).
+    pub(crate) fn retain(&mut self, keep: &[String]) {
+        let gone: Vec<String> = self.keys().filter(|k| !keep.iter().any(|x| x == k)).map(str::to_string).collect();
+        for k in gone {
+            self.remove(&k);
+        }
     }
 
     /// Applies one net change per key (a value, or `None` for removal).
@@ -391,6 +435,12 @@ pub struct Metadata {
     /// peer (axum's `ConnectInfo`), never from forwarding headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<Box<str>>,
+    /// The storage key this record was rotated from, while that key may
+    /// still be used as an alias of this one (a periodic renewal's overlap).
+    /// The layer clears it on the first request that presents the new ID
+    /// ([`ChangeSet::close_overlap`]); from then on the old ID is no session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predecessor: Option<crate::StorageKey>,
 }
 
 /// A random public name for a session in its user's session list.
@@ -473,6 +523,7 @@ impl Metadata {
             handle: SessionHandle::generate(),
             user_agent: None,
             ip: None,
+            predecessor: None,
         }
     }
 
@@ -546,17 +597,41 @@ impl Record {
     /// assert_eq!(r.meta.expires_at, 15);
     /// ```
     pub fn apply(&mut self, changes: &ChangeSet) {
-        if changes.clear {
-            self.data.clear();
-        }
-        for (k, v) in &changes.changes {
-            self.data.apply_change(k, v.as_deref());
-        }
+        self.data.merge(changes);
         self.meta.last_seen = self.meta.last_seen.max(changes.last_seen);
         self.meta.expires_at = changes.expires_at.min(self.meta.absolute_deadline);
         if let Some(p) = changes.persistent {
             self.meta.persistent = p;
         }
+        if changes.close_overlap {
+            self.meta.predecessor = None;
+        }
+    }
+
+    /// [`apply`](Self::apply), refused with [`StoreError::TooLarge`](crate::StoreError::TooLarge)
+    /// (and the record left as it was) when the merged data would exceed
+    /// [`ChangeSet::max_data_bytes`]: the cap holds on the merged record,
+    /// whatever concurrent writers added.
+    ///
+    /// ```
+    /// # use sessionware::{ChangeSet, Metadata, Record};
+    /// let mut r = Record::new(Metadata::new(0, 10, 100));
+    /// let mut c = ChangeSet::new(5, 15);
+    /// c.set("k", serde_json::value::to_raw_value(&"0123456789").unwrap());
+    /// c.max_data_bytes = 8;
+    /// assert!(r.try_apply(&c).is_err());
+    /// assert!(r.data.is_empty());
+    /// ```
+    pub fn try_apply(&mut self, changes: &ChangeSet) -> Result<(), crate::StoreError> {
+        if changes.max_data_bytes > 0 && changes.touches_data() {
+            let mut merged = self.data.clone();
+            merged.merge(changes);
+            if merged.size() > changes.max_data_bytes {
+                return Err(crate::StoreError::TooLarge);
+            }
+        }
+        self.apply(changes);
+        Ok(())
     }
 }
 
@@ -584,6 +659,14 @@ pub struct ChangeSet {
     pub expires_at: u64,
     /// New persistence flag, if changed.
     pub persistent: Option<bool>,
+    /// End the overlap of a periodic renewal: clear
+    /// [`Metadata::predecessor`], so the retired ID is no session any more.
+    pub close_overlap: bool,
+    /// The most bytes ([`Data::size`]) the merged data may hold; `0`: no
+    /// cap. A store refuses a change that would pass it with
+    /// [`StoreError::TooLarge`](crate::StoreError::TooLarge) and changes
+    /// nothing, so concurrent writers cannot grow a record past it.
+    pub max_data_bytes: usize,
 }
 
 impl ChangeSet {
@@ -642,7 +725,22 @@ impl ChangeSet {
     /// assert!(ChangeSet::default().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        !self.clear && self.changes.is_empty() && self.persistent.is_none()
+        !self.touches_data() && self.persistent.is_none() && !self.close_overlap
+    }
+
+    /// True when it sets, removes or clears data.
+    ///
+    /// ```
+    /// # use sessionware::ChangeSet;
+    /// let mut c = ChangeSet::new(0, 1);
+    /// assert!(!c.touches_data());
+    /// c.persistent = Some(true);
+    /// assert!(!c.touches_data());
+    /// c.clear();
+    /// assert!(c.touches_data());
+    /// ```
+    pub fn touches_data(&self) -> bool {
+        self.clear || !self.changes.is_empty()
     }
 
     fn record(&mut self, key: &str, value: Option<Box<RawValue>>) {
@@ -747,13 +845,13 @@ mod tests {
     }
 
     #[test]
-    fn encoded_len_with_predicts_the_size_after_an_insert() {
+    fn size_with_predicts_the_size_after_an_insert() {
         let mut d = Data::default();
         d.insert("a", &raw("x"));
         let v = raw("longer value");
-        let predicted = d.encoded_len_with("a", &v);
+        let predicted = d.size_with("a", &v);
         d.insert("a", &v);
-        assert_eq!(predicted, d.encoded_len());
+        assert_eq!(predicted, d.size());
     }
 
     #[test]

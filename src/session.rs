@@ -429,7 +429,7 @@ impl Session {
             return Some(Ok((None, false)));
         };
         let key = &incoming.key;
-        match self.inner.shared.store().load_now(key, self.now())? {
+        match self.inner.shared.store().lookup_now(key, self.now())?.map(|s| s.and_then(crate::Stored::live)) {
             Err(e) => {
                 events::store_error("load", Some(key), &e);
                 Some(Err(e))
@@ -603,7 +603,7 @@ impl Session {
         let record = state
             .record
             .get_or_insert_with(|| Record::new(Metadata::new(now, shared.config.idle_ms, shared.config.absolute_ms)));
-        if record.data.encoded_len_with(key, &raw) > max {
+        if record.data.size_with(key, &raw) > max {
             return Err(SessionError::TooLarge { max });
         }
         record.data.insert(key, &raw);
@@ -1180,5 +1180,6 @@ pub(crate) fn clone_store_error(e: &StoreError) -> StoreError {
         StoreError::Codec(s) => StoreError::Codec(s.clone()),
         StoreError::Capacity => StoreError::Capacity,
         StoreError::Unsupported(s) => StoreError::Unsupported(s),
+        StoreError::TooLarge => StoreError::TooLarge,
     }
 }

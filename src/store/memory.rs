@@ -13,8 +13,12 @@ use async_trait::async_trait;
 
 use crate::{
     record::{Auth, Data},
-    ChangeSet, Clock, Metadata, Record, SessionHandle, SessionStore, StorageKey, StoreError, SystemClock,
+    ChangeSet, Clock, Metadata, Record, Retired, Rotated, Rotation, SessionHandle, SessionStore, StorageKey,
+    StoreError, Stored, SystemClock,
 };
+
+/// The longest chain of retired keys a `delete` follows.
+const MAX_CHAIN: usize = 16;
 
 const SHARDS: usize = 64;
 const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
@@ -65,6 +69,9 @@ struct Shard {
     map: HashMap<StorageKey, Entry, BuildHasherDefault<DigestHasher>>,
     /// Exclusive leases: token and expiry.
     locks: HashMap<StorageKey, (Box<str>, u64), BuildHasherDefault<DigestHasher>>,
+    /// Keys retired by a rotation (few and short-lived: an empty map costs
+    /// a lookup nothing).
+    retired: HashMap<StorageKey, Retired, BuildHasherDefault<DigestHasher>>,
     next_sweep: u64,
 }
 
@@ -88,19 +95,23 @@ struct Extra {
     user_agent: Option<Box<str>>,
     ip: Option<Box<str>>,
     persistent: bool,
+    predecessor: Option<StorageKey>,
 }
 
 impl Entry {
     fn from_record(record: &Record) -> Result<Self, StoreError> {
         let m = &record.meta;
-        let extra = (m.auth.is_some() || m.user_agent.is_some() || m.ip.is_some() || m.persistent).then(|| {
-            Box::new(Extra {
-                auth: m.auth.clone(),
-                user_agent: m.user_agent.clone(),
-                ip: m.ip.clone(),
-                persistent: m.persistent,
-            })
-        });
+        let extra =
+            (m.auth.is_some() || m.user_agent.is_some() || m.ip.is_some() || m.persistent || m.predecessor.is_some())
+                .then(|| {
+                    Box::new(Extra {
+                        auth: m.auth.clone(),
+                        user_agent: m.user_agent.clone(),
+                        ip: m.ip.clone(),
+                        persistent: m.persistent,
+                        predecessor: m.predecessor,
+                    })
+                });
         Ok(Self {
             created_at: m.created_at,
             last_seen: m.last_seen,
@@ -124,6 +135,7 @@ impl Entry {
             handle: self.handle,
             user_agent: x.and_then(|x| x.user_agent.clone()),
             ip: x.and_then(|x| x.ip.clone()),
+            predecessor: x.and_then(|x| x.predecessor),
         }
     }
 
@@ -141,12 +153,16 @@ impl Entry {
         now >= self.expires_at || now >= self.absolute_deadline
     }
 
-    /// Merges a change set with the semantics of [`Record::apply`].
+    /// Merges a change set with the semantics of [`Record::try_apply`]
+    /// (nothing changes when the merged data would pass the cap).
     fn apply(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
-        if changes.clear || !changes.changes.is_empty() {
+        if changes.touches_data() {
             let mut data = if changes.clear { Data::default() } else { Data::from_packed(self.data.to_vec()) };
             for (k, v) in &changes.changes {
                 data.apply_change(k, v.as_deref());
+            }
+            if changes.max_data_bytes > 0 && data.size() > changes.max_data_bytes {
+                return Err(StoreError::TooLarge);
             }
             self.data = data.into_packed();
         }
@@ -156,10 +172,19 @@ impl Entry {
             match &mut self.extra {
                 Some(x) => x.persistent = p,
                 None if p => {
-                    self.extra = Some(Box::new(Extra { auth: None, user_agent: None, ip: None, persistent: true }))
+                    self.extra = Some(Box::new(Extra {
+                        auth: None,
+                        user_agent: None,
+                        ip: None,
+                        persistent: true,
+                        predecessor: None,
+                    }))
                 }
                 None => {}
             }
+        }
+        if let (true, Some(x)) = (changes.close_overlap, &mut self.extra) {
+            x.predecessor = None;
         }
         Ok(())
     }
@@ -294,6 +319,7 @@ impl Inner {
                 }
             }
             shard.locks.retain(|_, (_, until)| *until > now);
+            shard.retired.retain(|_, r| !r.is_expired(now));
             self.count.fetch_sub(removed.len(), Ordering::Relaxed);
             let done = expired.len() < SWEEP_BATCH;
             if done {
@@ -361,10 +387,72 @@ impl Inner {
         deleted
     }
 
-    /// The live record under `key`, dropping it if expired.
-    fn load(&self, key: &StorageKey, now: u64) -> Option<Record> {
+    /// What is under `key`, dropping it if expired.
+    fn lookup(&self, key: &StorageKey, now: u64) -> Option<Stored> {
         let mut shard = self.lock(Self::shard_of(key));
-        self.with_live(&mut shard, key, now, |e| e.to_record())
+        if let Some(record) = self.with_live(&mut shard, key, now, |e| e.to_record()) {
+            return Some(Stored::Live(record));
+        }
+        Self::retired(&mut shard, key, now).map(Stored::Retired)
+    }
+
+    /// The live retired pointer under `key`, dropping it if expired.
+    fn retired(shard: &mut Shard, key: &StorageKey, now: u64) -> Option<Retired> {
+        match shard.retired.get(key) {
+            Some(r) if !r.is_expired(now) => Some(*r),
+            None => None,
+            Some(_) => {
+                shard.retired.remove(key);
+                None
+            }
+        }
+    }
+
+    /// Locks the shards of `a` and `b` (in index order, so two rotations
+    /// never deadlock); one guard when they share a shard.
+    fn lock_two(&self, a: &StorageKey, b: &StorageKey) -> (MutexGuard<'_, Shard>, Option<MutexGuard<'_, Shard>>) {
+        let (i, j) = (Self::shard_of(a), Self::shard_of(b));
+        if i == j {
+            (self.lock(i), None)
+        } else if i < j {
+            let first = self.lock(i);
+            (first, Some(self.lock(j)))
+        } else {
+            let second = self.lock(j);
+            (self.lock(i), Some(second))
+        }
+    }
+
+    /// The rotation itself, under the locks of both shards.
+    fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation, now: u64) -> Result<Rotated, StoreError> {
+        let (mut first, mut second) = self.lock_two(old, new);
+        let old_shard = &mut *first;
+        let Some(current) = self.with_live(old_shard, old, now, |e| e.to_record()) else {
+            return Ok(match Self::retired(old_shard, old, now) {
+                Some(r) => Rotated::Retired(r),
+                None => Rotated::Gone,
+            });
+        };
+        let new_shard = match second.as_deref_mut() {
+            Some(s) => s,
+            None => &mut *old_shard,
+        };
+        let taken =
+            new_shard.map.get(new).is_some_and(|e| !e.is_expired(now)) || Self::retired(new_shard, new, now).is_some();
+        if taken {
+            return Ok(Rotated::Taken);
+        }
+        let successor = rotation.successor(&current, old)?;
+        let entry = Entry::from_record(&successor)?;
+        if new_shard.map.insert(*new, entry).is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        let old_shard = &mut *first;
+        if old_shard.map.remove(old).is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        old_shard.retired.insert(*old, rotation.retired(*new));
+        Ok(Rotated::Done)
     }
 
     /// Runs `f` on the live entry under `key` (one hash lookup when it is
@@ -427,15 +515,42 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
-    async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
+    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
         let now = self.inner.clock.now_ms();
-        Ok(self.inner.load(key, now))
+        Ok(self.inner.lookup(key, now))
     }
 
     /// Always answers at once, judging expiry by the caller's `now` (through
     /// a [`SessionLayer`](crate::SessionLayer), the layer's clock).
-    fn load_now(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Record>, StoreError>> {
-        Some(Ok(self.inner.load(key, now)))
+    fn lookup_now(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Stored>, StoreError>> {
+        Some(Ok(self.inner.lookup(key, now)))
+    }
+
+    async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        let inner = &*self.inner;
+        let now = inner.clock.now_ms();
+        // The successor's user is indexed before it exists (the index is a
+        // superset of the live sessions), the old key unindexed after.
+        let user = rotation.login.as_ref().map(|l| l.auth.user.clone());
+        if let Some(user) = &user {
+            inner.users(user).entry(user.clone()).or_default().push(*new);
+        }
+        let before = inner.lookup(old, now).and_then(Stored::live).and_then(|r| r.meta.user().map(str::to_string));
+        if let (None, Some(before)) = (&user, &before) {
+            inner.users(before).entry(before.clone()).or_default().push(*new);
+        }
+        let outcome = inner.rotate(old, new, rotation, now);
+        let indexed = user.as_ref().or(before.as_ref());
+        match (&outcome, indexed) {
+            (Ok(Rotated::Done), _) => {
+                if let Some(before) = &before {
+                    inner.unindex(before, &[*old]);
+                }
+            }
+            (_, Some(u)) => inner.unindex(u, &[*new]),
+            (_, None) => {}
+        }
+        outcome
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
@@ -457,13 +572,21 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        let mut shard = self.inner.lock(Inner::shard_of(key));
-        let removed = shard.map.remove(key);
-        drop(shard);
-        if let Some(entry) = removed {
-            self.inner.count.fetch_sub(1, Ordering::Relaxed);
-            if let Some(user) = entry.user() {
-                self.inner.unindex(user, &[*key]);
+        let mut key = *key;
+        for _ in 0..MAX_CHAIN {
+            let mut shard = self.inner.lock(Inner::shard_of(&key));
+            let removed = shard.map.remove(&key);
+            let retired = shard.retired.remove(&key);
+            drop(shard);
+            if let Some(entry) = removed {
+                self.inner.count.fetch_sub(1, Ordering::Relaxed);
+                if let Some(user) = entry.user() {
+                    self.inner.unindex(user, &[key]);
+                }
+            }
+            match retired {
+                Some(r) => key = r.successor,
+                None => break,
             }
         }
         Ok(())

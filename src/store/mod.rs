@@ -6,15 +6,25 @@
 //!
 //! - [`create`](SessionStore::create) inserts only if absent: it never
 //!   overwrites another session.
-//! - [`load`](SessionStore::load) returns the record, or `None` if it is absent
-//!   or expired.
+//! - [`lookup`](SessionStore::lookup) returns the live record, the
+//!   [`Retired`](crate::Retired) pointer a rotation left, or `None` if the key
+//!   is absent or expired.
 //! - [`apply`](SessionStore::apply) merges one request's change set into the
 //!   stored record atomically, per key, and **only if the record still
 //!   exists**: a request that loaded the session before a logout cannot bring
 //!   it back, and two requests writing different keys both keep their writes.
 //! - [`touch`](SessionStore::touch) moves the activity times without rewriting
 //!   the data.
-//! - [`delete`](SessionStore::delete) is final.
+//! - [`rotate`](SessionStore::rotate) gives a session a new key in one
+//!   atomic step: only while the old record is live, from its current stored
+//!   data merged with the request's changes ([`Rotation::successor`](crate::Rotation::successor)),
+//!   leaving a [`Retired`](crate::Retired) pointer under the old key. See
+//!   [`rotation`](crate::Rotation) for why this is one step.
+//! - [`delete`](SessionStore::delete) is final, and follows a retired key to
+//!   its successor: a logout through an ID a rotation just retired ends the
+//!   session it became.
+//! - `apply` and `rotate` keep the merged data within
+//!   [`ChangeSet::max_data_bytes`](crate::ChangeSet::max_data_bytes).
 //!
 //! Two capabilities have default methods that answer
 //! [`StoreError::Unsupported`], so that a minimal third-party store still
@@ -31,7 +41,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{ChangeSet, Metadata, Record, SessionHandle, StorageKey, StoreError};
+use crate::{ChangeSet, Metadata, Record, Rotated, Rotation, SessionHandle, StorageKey, StoreError, Stored};
 
 pub mod memory;
 #[cfg(feature = "redis")]
@@ -65,35 +75,63 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// Returns `Ok(false)` (and changes nothing) when one exists.
     async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError>;
 
-    /// The record under `key`, or `None` if it is absent or expired.
-    async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError>;
+    /// What the store holds under `key`: the live record, the pointer a
+    /// rotation left ([`Stored::Retired`], until its
+    /// [`until`](crate::Retired::until)), or `None` if the key is absent or
+    /// expired.
+    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError>;
 
-    /// Answers [`load`](Self::load) at once, for a store that can do so
+    /// The live record under `key`, or `None` if it is absent, retired or expired.
+    async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
+        Ok(self.lookup(key).await?.and_then(Stored::live))
+    }
+
+    /// Answers [`lookup`](Self::lookup) at once, for a store that can do so
     /// without waiting (one that keeps its records in process): `Some` with
-    /// the result. The default, `None`, makes the layer call `load`. `now`
+    /// the result. The default, `None`, makes the layer call `lookup`. `now`
     /// is the request's time (ms since the epoch), which the store uses for
     /// its expiry check instead of reading its own clock.
     ///
     /// ```
     /// use sessionware::{MemoryStore, SessionId, SessionStore};
     /// let key = SessionId::generate().unwrap().storage_key();
-    /// assert!(matches!(MemoryStore::default().load_now(&key, 0), Some(Ok(None))));
+    /// assert!(matches!(MemoryStore::default().lookup_now(&key, 0), Some(Ok(None))));
     /// ```
-    fn load_now(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Record>, StoreError>> {
+    fn lookup_now(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Stored>, StoreError>> {
         let _ = (key, now);
         None
     }
 
+    /// Rotates the session under `old` to `new` in one atomic step:
+    ///
+    /// - if `old` holds no live record, nothing changes: [`Rotated::Gone`],
+    ///   or [`Rotated::Retired`] with the pointer if another rotation
+    ///   retired it first;
+    /// - if `new` holds anything, nothing changes: [`Rotated::Taken`];
+    /// - otherwise the record built by
+    ///   [`rotation.successor(current, old)`](Rotation::successor) from the
+    ///   *current* stored record is created under `new` (and indexed under
+    ///   its user), and `old` is replaced by
+    ///   [`rotation.retired(new)`](Rotation::retired): [`Rotated::Done`].
+    ///
+    /// A successor that would exceed the data cap fails with
+    /// [`StoreError::TooLarge`] and changes nothing.
+    async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError>;
+
     /// Merges `changes` into the record under `key` atomically (see
-    /// [`Record::apply`] for the semantics). Returns `Ok(false)` and creates
-    /// nothing when the record does not exist (any more).
+    /// [`Record::try_apply`] for the semantics, the data cap included).
+    /// Returns `Ok(false)` and creates nothing when no live record is under
+    /// `key` (any more; a retired key included).
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError>;
 
     /// Moves `last_seen` and `expires_at` (capped at the absolute deadline)
     /// without rewriting the data. Returns `Ok(false)` when the record is gone.
     async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError>;
 
-    /// Deletes the record under `key` (no error if it is absent).
+    /// Deletes the record under `key` (no error if it is absent). When `key`
+    /// is retired, its successor is deleted too, following the pointers
+    /// (a chain of at most 16): a logout on an ID that a rotation retired
+    /// moments ago ends the session it became.
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError>;
 
     /// The metadata of every live session of `user`.
@@ -136,11 +174,17 @@ impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
     async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
         (**self).create(key, record).await
     }
+    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
+        (**self).lookup(key).await
+    }
     async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
         (**self).load(key).await
     }
-    fn load_now(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Record>, StoreError>> {
-        (**self).load_now(key, now)
+    fn lookup_now(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Stored>, StoreError>> {
+        (**self).lookup_now(key, now)
+    }
+    async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        (**self).rotate(old, new, rotation).await
     }
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
         (**self).apply(key, changes).await

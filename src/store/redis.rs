@@ -957,15 +957,29 @@ impl SessionStore for RedisStore {
         Ok(created == 1)
     }
 
-    async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
-        let reply: Value = ::redis::cmd("HGETALL")
-            .arg(self.redis_key(key))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.err(&e))?;
-        let record = decode(reply, self.max_record_bytes)?;
-        let now = self.clock.now_ms();
-        Ok(record.filter(|r| !r.is_expired(now)))
+    async fn lookup(&self, key: &StorageKey) -> Result<Option<crate::Stored>, StoreError> {
+        let record: Result<Option<Record>, StoreError> = async {
+            let reply: Value = ::redis::cmd("HGETALL")
+                .arg(self.redis_key(key))
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(|e| self.err(&e))?;
+            let record = decode(reply, self.max_record_bytes)?;
+            let now = self.clock.now_ms();
+            Ok(record.filter(|r| !r.is_expired(now)))
+        }
+        .await;
+        Ok(record?.map(crate::Stored::Live))
+    }
+
+    async fn rotate(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        rotation: &crate::Rotation,
+    ) -> Result<crate::Rotated, StoreError> {
+        let _ = (old, new, rotation);
+        Err(StoreError::Unsupported("rotation (not yet implemented)"))
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {

@@ -842,23 +842,37 @@ impl SessionStore for SqlStore {
         Ok(n == 1)
     }
 
-    async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
-        let now = self.clock.now_ms();
-        let q = &*self.queries;
-        let row = dispatch!(&self.pool, p => {
-            let row = sqlx::query(&q.load)
-                .bind(key.as_bytes().as_slice())
-                .bind(to_i64(now))
-                .fetch_optional(p)
-                .await;
-            row.and_then(|row| row.as_ref().map(columns).transpose())
-        })
-        .map_err(|e| self.err(&e))?;
-        let Some((expires_at, deadline, last_seen, text)) = row else {
-            return Ok(None);
-        };
-        let record = self.decode(expires_at, deadline, last_seen, &text)?;
-        Ok((!record.is_expired(now)).then_some(record))
+    async fn lookup(&self, key: &StorageKey) -> Result<Option<crate::Stored>, StoreError> {
+        let record: Result<Option<Record>, StoreError> = async {
+            let now = self.clock.now_ms();
+            let q = &*self.queries;
+            let row = dispatch!(&self.pool, p => {
+                let row = sqlx::query(&q.load)
+                    .bind(key.as_bytes().as_slice())
+                    .bind(to_i64(now))
+                    .fetch_optional(p)
+                    .await;
+                row.and_then(|row| row.as_ref().map(columns).transpose())
+            })
+            .map_err(|e| self.err(&e))?;
+            let Some((expires_at, deadline, last_seen, text)) = row else {
+                return Ok(None);
+            };
+            let record = self.decode(expires_at, deadline, last_seen, &text)?;
+            Ok((!record.is_expired(now)).then_some(record))
+        }
+        .await;
+        Ok(record?.map(crate::Stored::Live))
+    }
+
+    async fn rotate(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        rotation: &crate::Rotation,
+    ) -> Result<crate::Rotated, StoreError> {
+        let _ = (old, new, rotation);
+        Err(StoreError::Unsupported("rotation (not yet implemented)"))
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {

@@ -14,8 +14,8 @@ use axum::{body::Body, Router};
 use http::{header, Request, Response};
 use http_body_util::BodyExt;
 use sessionware::{
-    ChangeSet, Keys, ManualClock, MemoryStore, Record, SessionConfig, SessionLayer, SessionStore, StorageKey,
-    StoreError,
+    ChangeSet, Keys, ManualClock, MemoryStore, Record, Rotated, Rotation, SessionConfig, SessionLayer, SessionStore,
+    StorageKey, StoreError, Stored,
 };
 use tokio::sync::Notify;
 use tower::ServiceExt;
@@ -28,6 +28,7 @@ pub enum Op {
     Apply,
     Touch,
     Delete,
+    Rotate,
 }
 
 /// A store that counts calls, can fail or stall chosen operations, and can
@@ -35,7 +36,7 @@ pub enum Op {
 #[derive(Debug, Clone)]
 pub struct MockStore {
     pub inner: MemoryStore,
-    pub calls: Arc<[AtomicUsize; 5]>,
+    pub calls: Arc<[AtomicUsize; 6]>,
     pub fail: Arc<Mutex<Vec<Op>>>,
     pub stall: Arc<Mutex<Vec<Op>>>,
     pub conflicts: Arc<AtomicUsize>,
@@ -98,17 +99,25 @@ impl SessionStore for MockStore {
         }
         self.inner.create(key, record).await
     }
-    async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
+    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
         self.enter(Op::Load).await?;
         if let Some(r) = self.raw.lock().unwrap().get(key) {
-            return Ok(Some(r.clone()));
+            return Ok(Some(Stored::Live(r.clone())));
         }
-        let r = self.inner.load(key).await;
+        let r = self.inner.lookup(key).await;
         if self.pause_load.load(Ordering::SeqCst) {
             self.loaded.notify_one();
             self.release.notified().await;
         }
         r
+    }
+    async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        self.enter(Op::Rotate).await?;
+        if self.conflicts.load(Ordering::SeqCst) > 0 {
+            self.conflicts.fetch_sub(1, Ordering::SeqCst);
+            return Ok(Rotated::Taken);
+        }
+        self.inner.rotate(old, new, rotation).await
     }
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
         self.enter(Op::Apply).await?;

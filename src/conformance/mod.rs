@@ -74,7 +74,10 @@ pub async fn run_all(store: Arc<dyn SessionStore>) {
     revoking_is_scoped_to_the_user(&*store).await;
     user_index_under_concurrency(Arc::clone(&store), 50).await;
     leases_are_exclusive_and_expire(&*store).await;
-    load_now_agrees_with_load(&*store).await;
+    lookup_now_agrees_with_lookup(&*store).await;
+    rotation::run_all(Arc::clone(&store)).await;
+    rotation::apply_keeps_the_data_cap(&*store).await;
+    rotation::concurrent_writers_cannot_pass_the_data_cap(Arc::clone(&store), 20).await;
 }
 
 fn user_record(user: &str) -> Record {
@@ -302,23 +305,23 @@ pub async fn load_of_unknown_is_none(store: &dyn SessionStore) {
 /// # use std::sync::Arc;
 /// use sessionware::{conformance, MemoryStore};
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
-/// conformance::load_now_agrees_with_load(&MemoryStore::default()).await;
+/// conformance::lookup_now_agrees_with_lookup(&MemoryStore::default()).await;
 /// # });
 /// ```
-pub async fn load_now_agrees_with_load(store: &dyn SessionStore) {
+pub async fn lookup_now_agrees_with_lookup(store: &dyn SessionStore) {
     let key = fresh_key();
     let record = live_record();
     assert!(ok(store.create(&key, &record).await, "create").await);
     let t = now();
-    if let Some(answer) = store.load_now(&key, t) {
-        let loaded = ok(store.load(&key).await, "load").await;
-        let answered = ok(answer, "load_now").await;
-        assert_eq!(answered, loaded, "load_now must give what load gives");
+    if let Some(answer) = store.lookup_now(&key, t) {
+        let loaded = ok(store.lookup(&key).await, "lookup").await;
+        let answered = ok(answer, "lookup_now").await;
+        assert_eq!(answered, loaded, "lookup_now must give what lookup gives");
         assert!(answered.is_some());
-        let unknown = store.load_now(&fresh_key(), t).expect("a store that answers load_now answers every key");
-        assert!(ok(unknown, "load_now").await.is_none());
-        let expired = store.load_now(&key, record.meta.expires_at).expect("answers");
-        assert!(ok(expired, "load_now").await.is_none(), "past its expiry the record is absent");
+        let unknown = store.lookup_now(&fresh_key(), t).expect("a store that answers lookup_now answers every key");
+        assert!(ok(unknown, "lookup_now").await.is_none());
+        let expired = store.lookup_now(&key, record.meta.expires_at).expect("answers");
+        assert!(ok(expired, "lookup_now").await.is_none(), "past its expiry the record is absent");
     }
     ok(store.delete(&key).await, "delete").await;
 }
@@ -501,3 +504,5 @@ pub async fn logout_racing_writers_leaves_nothing(store: Arc<dyn SessionStore>, 
     }
     assert!(ok(store.load(&key).await, "load").await.is_none(), "a writer resurrected a deleted session");
 }
+
+pub mod rotation;

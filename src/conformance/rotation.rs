@@ -1,0 +1,453 @@
+//! Conformance of [`SessionStore::rotate`] and what it leaves behind: the
+//! rotation races of the lifecycle (a logout, a revocation, "log out other
+//! devices", expiry, a concurrent write, a second rotation), the retired
+//! key, and the data cap on merged records.
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
+use super::{change, fresh_key, handles, live_record, now, ok, raw, unique_user, user_record, MINUTE};
+use crate::{Auth, ChangeSet, Login, Rotated, Rotation, SessionStore, StorageKey, StoreError, Stored};
+
+/// Runs every rotation check against `store`.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::run_all(Arc::new(MemoryStore::default())).await;
+/// # });
+/// ```
+pub async fn run_all(store: Arc<dyn SessionStore>) {
+    rotate_builds_from_current_data(&*store).await;
+    rotate_after_logout_creates_nothing(&*store).await;
+    rotate_after_revoke_creates_nothing(&*store).await;
+    rotate_after_revoke_others_creates_nothing(&*store).await;
+    rotate_after_expiry_creates_nothing(&*store).await;
+    second_rotation_finds_the_key_retired(&*store).await;
+    rotate_never_overwrites(&*store).await;
+    delete_follows_retired_keys(&*store).await;
+    login_rotation_moves_the_user_index(&*store).await;
+    overlap_is_recorded_and_closed(&*store).await;
+    rotate_keeps_the_data_cap(&*store).await;
+    concurrent_rotations_leave_one_successor(Arc::clone(&store), 8).await;
+}
+
+fn rotation(changes: ChangeSet) -> Rotation {
+    Rotation::new(now(), changes)
+}
+
+fn plain() -> Rotation {
+    let t = now();
+    rotation(ChangeSet::new(t, t + 30 * MINUTE))
+}
+
+async fn lookup(store: &dyn SessionStore, key: &StorageKey) -> Option<Stored> {
+    ok(store.lookup(key).await, "lookup").await
+}
+
+async fn live(store: &dyn SessionStore, key: &StorageKey) -> crate::Record {
+    match lookup(store, key).await {
+        Some(Stored::Live(r)) => r,
+        other => panic!("expected a live record, found {other:?}"),
+    }
+}
+
+async fn rotate(store: &dyn SessionStore, old: &StorageKey, new: &StorageKey, r: &Rotation) -> Rotated {
+    ok(store.rotate(old, new, r).await, "rotate").await
+}
+
+/// The successor is built from the record as it is stored *now* (a write
+/// that landed after this request loaded is kept), merged with the
+/// rotation's changes; the old key is retired and points at the successor;
+/// the handle carries over.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::rotate_builds_from_current_data(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn rotate_builds_from_current_data(store: &dyn SessionStore) {
+    let (old, new) = (fresh_key(), fresh_key());
+    let record = live_record();
+    assert!(ok(store.create(&old, &record).await, "create").await);
+    // Another request writes after "our" request loaded.
+    assert!(ok(store.apply(&old, &change("other", Some(raw(7)))).await, "apply").await);
+    let t = now();
+    let mut mine = ChangeSet::new(t, t + 30 * MINUTE);
+    mine.set("mine", raw(1));
+    mine.remove("seed");
+    assert_eq!(rotate(store, &old, &new, &rotation(mine)).await, Rotated::Done);
+    let next = live(store, &new).await;
+    assert_eq!(next.data.get("other").map(RawValue::get), Some("7"), "a concurrent write must survive the rotation");
+    assert_eq!(next.data.get("mine").map(RawValue::get), Some("1"), "the rotation's own change lands");
+    assert!(next.data.get("seed").is_none(), "the rotation's own removal lands");
+    assert_eq!(next.meta.handle, record.meta.handle, "a rotation keeps the session's handle");
+    assert_eq!(next.meta.created_at, record.meta.created_at);
+    match lookup(store, &old).await {
+        Some(Stored::Retired(r)) => assert_eq!(r.successor, new, "the old key points at its successor"),
+        other => panic!("the old key must be retired, found {other:?}"),
+    }
+    assert!(ok(store.load(&old).await, "load").await.is_none(), "a retired key is no session");
+    assert!(!ok(store.apply(&old, &change("late", Some(raw(1)))).await, "apply").await, "apply on a retired key");
+    assert!(!ok(store.touch(&old, now(), now() + MINUTE).await, "touch").await, "touch on a retired key");
+    assert!(live(store, &new).await.data.get("late").is_none());
+    ok(store.delete(&new).await, "delete").await;
+    ok(store.delete(&old).await, "delete").await;
+}
+
+async fn assert_nothing_created(store: &dyn SessionStore, old: &StorageKey, what: &str) {
+    let new = fresh_key();
+    assert_eq!(rotate(store, old, &new, &plain()).await, Rotated::Gone, "rotate after {what}");
+    assert!(lookup(store, &new).await.is_none(), "a rotation after {what} must create nothing");
+    assert!(ok(store.load(old).await, "load").await.is_none(), "a rotation after {what} must not revive it");
+}
+
+/// A rotation that comes after a logout creates nothing.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::rotate_after_logout_creates_nothing(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn rotate_after_logout_creates_nothing(store: &dyn SessionStore) {
+    let old = fresh_key();
+    ok(store.create(&old, &user_record(&unique_user("logout"))).await, "create").await;
+    ok(store.delete(&old).await, "delete").await;
+    assert_nothing_created(store, &old, "a logout").await;
+}
+
+/// A rotation that comes after a revocation by handle creates nothing.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::rotate_after_revoke_creates_nothing(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn rotate_after_revoke_creates_nothing(store: &dyn SessionStore) {
+    let user = unique_user("revoke");
+    let old = fresh_key();
+    let record = user_record(&user);
+    ok(store.create(&old, &record).await, "create").await;
+    assert!(ok(store.delete_by_handle(&user, &record.meta.handle).await, "delete_by_handle").await);
+    assert_nothing_created(store, &old, "a revocation").await;
+    assert!(handles(store, &user).await.is_empty(), "nothing is listed for the user");
+}
+
+/// A rotation that comes after "log out other devices" creates nothing.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::rotate_after_revoke_others_creates_nothing(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn rotate_after_revoke_others_creates_nothing(store: &dyn SessionStore) {
+    let user = unique_user("others");
+    let (mine, other) = (fresh_key(), fresh_key());
+    let keep = user_record(&user);
+    ok(store.create(&mine, &keep).await, "create").await;
+    ok(store.create(&other, &user_record(&user)).await, "create").await;
+    assert_eq!(ok(store.delete_user(&user, Some(&keep.meta.handle)).await, "delete_user").await, 1);
+    assert_nothing_created(store, &other, "revoke_others").await;
+    assert_eq!(handles(store, &user).await, vec![keep.meta.handle]);
+    ok(store.delete(&mine).await, "delete").await;
+}
+
+/// A rotation of a record that expired creates nothing.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::rotate_after_expiry_creates_nothing(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn rotate_after_expiry_creates_nothing(store: &dyn SessionStore) {
+    let old = fresh_key();
+    ok(store.create(&old, &live_record()).await, "create").await;
+    // Move the idle deadline into the past: the record expired.
+    let t = now();
+    let _ = ok(store.touch(&old, t, t.saturating_sub(1)).await, "touch").await;
+    assert_nothing_created(store, &old, "expiry").await;
+    ok(store.delete(&old).await, "delete").await;
+}
+
+/// A second rotation of the same key finds it retired and changes nothing:
+/// one session never forks into two.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::second_rotation_finds_the_key_retired(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn second_rotation_finds_the_key_retired(store: &dyn SessionStore) {
+    let (old, first, second) = (fresh_key(), fresh_key(), fresh_key());
+    ok(store.create(&old, &live_record()).await, "create").await;
+    assert_eq!(rotate(store, &old, &first, &plain()).await, Rotated::Done);
+    match rotate(store, &old, &second, &plain()).await {
+        Rotated::Retired(r) => assert_eq!(r.successor, first, "the second rotation learns the successor"),
+        other => panic!("a second rotation must find the key retired, got {other:?}"),
+    }
+    assert!(lookup(store, &second).await.is_none(), "a second rotation must create nothing");
+    live(store, &first).await;
+    ok(store.delete(&old).await, "delete").await;
+    assert!(lookup(store, &first).await.is_none());
+}
+
+/// A rotation onto a key that is in use changes nothing.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::rotate_never_overwrites(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn rotate_never_overwrites(store: &dyn SessionStore) {
+    let (old, taken) = (fresh_key(), fresh_key());
+    ok(store.create(&old, &live_record()).await, "create").await;
+    let mut other = live_record();
+    other.data.insert("owner", &raw("someone else"));
+    ok(store.create(&taken, &other).await, "create").await;
+    assert_eq!(rotate(store, &old, &taken, &plain()).await, Rotated::Taken);
+    assert_eq!(live(store, &taken).await.data, other.data, "rotate must never overwrite another session");
+    live(store, &old).await;
+    ok(store.delete(&old).await, "delete").await;
+    ok(store.delete(&taken).await, "delete").await;
+}
+
+/// `delete` of a retired key ends its successor, along a chain of rotations.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::delete_follows_retired_keys(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn delete_follows_retired_keys(store: &dyn SessionStore) {
+    let user = unique_user("chain");
+    let (a, b, c) = (fresh_key(), fresh_key(), fresh_key());
+    ok(store.create(&a, &user_record(&user)).await, "create").await;
+    assert_eq!(rotate(store, &a, &b, &plain()).await, Rotated::Done);
+    assert_eq!(rotate(store, &b, &c, &plain()).await, Rotated::Done);
+    assert_eq!(handles(store, &user).await.len(), 1, "one session, listed once");
+    ok(store.delete(&a).await, "delete").await;
+    for key in [&a, &b, &c] {
+        assert!(lookup(store, key).await.is_none(), "a logout on a retired key ends the whole chain");
+    }
+    assert!(handles(store, &user).await.is_empty());
+}
+
+/// A login rotation indexes the successor under the new user (and the old
+/// key nowhere), keeps only the retained keys, and sets the new deadline.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::login_rotation_moves_the_user_index(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn login_rotation_moves_the_user_index(store: &dyn SessionStore) {
+    let (before, after) = (unique_user("before"), unique_user("after"));
+    let (old, new) = (fresh_key(), fresh_key());
+    let mut record = user_record(&before);
+    record.data.insert("cart", &raw(2));
+    ok(store.create(&old, &record).await, "create").await;
+    let t = now();
+    let mut r = rotation(ChangeSet::new(t, t + 30 * MINUTE));
+    r.retain = Some(vec!["cart".into()]);
+    let mut login = Login::new(Auth::new(after.clone(), t), t + 60 * MINUTE);
+    login.user_agent = Some("agent".into());
+    r.login = Some(login);
+    assert_eq!(rotate(store, &old, &new, &r).await, Rotated::Done);
+    let next = live(store, &new).await;
+    assert_eq!(next.meta.user(), Some(after.as_str()));
+    assert_eq!(next.meta.absolute_deadline, t + 60 * MINUTE);
+    assert_eq!(next.meta.user_agent.as_deref(), Some("agent"));
+    assert_eq!(next.data.keys().collect::<Vec<_>>(), ["cart"], "only retained keys survive a login");
+    assert_eq!(handles(store, &after).await, vec![next.meta.handle], "the successor is listed under its user");
+    assert!(handles(store, &before).await.is_empty(), "the retired key is listed under nobody");
+    ok(store.delete(&old).await, "delete").await;
+    assert!(handles(store, &after).await.is_empty());
+}
+
+/// A rotation with an overlap records the predecessor in the successor;
+/// `apply` with `close_overlap` clears it.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::overlap_is_recorded_and_closed(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn overlap_is_recorded_and_closed(store: &dyn SessionStore) {
+    let (old, new) = (fresh_key(), fresh_key());
+    ok(store.create(&old, &live_record()).await, "create").await;
+    let mut r = plain();
+    r.overlap_until = r.now + 30_000;
+    assert_eq!(rotate(store, &old, &new, &r).await, Rotated::Done);
+    assert_eq!(live(store, &new).await.meta.predecessor, Some(old), "the successor names its predecessor");
+    match lookup(store, &old).await {
+        Some(Stored::Retired(retired)) => {
+            assert_eq!(retired.overlap_until, r.overlap_until);
+            assert!(retired.until >= r.overlap_until, "the retired key outlives its overlap");
+        }
+        other => panic!("the old key must be retired, found {other:?}"),
+    }
+    let t = now();
+    let mut close = ChangeSet::new(t, t + 30 * MINUTE);
+    close.close_overlap = true;
+    assert!(ok(store.apply(&new, &close).await, "apply").await);
+    let next = live(store, &new).await;
+    assert_eq!(next.meta.predecessor, None, "close_overlap clears the predecessor");
+    assert_eq!(next.data.get("seed").map(RawValue::get), Some("\"value\""), "and keeps the data");
+    ok(store.delete(&old).await, "delete").await;
+}
+
+/// A rotation whose merged data would pass the cap fails and changes nothing.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::rotate_keeps_the_data_cap(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn rotate_keeps_the_data_cap(store: &dyn SessionStore) {
+    let (old, new) = (fresh_key(), fresh_key());
+    let record = live_record(); // "seed": "\"value\"" = 11 bytes
+    ok(store.create(&old, &record).await, "create").await;
+    let t = now();
+    let mut big = ChangeSet::new(t, t + 30 * MINUTE);
+    big.set("big", raw("x".repeat(40)));
+    big.max_data_bytes = 40;
+    match store.rotate(&old, &new, &rotation(big)).await {
+        Err(StoreError::TooLarge) => {}
+        other => panic!("a rotation past the cap must fail with TooLarge, got {other:?}"),
+    }
+    assert!(lookup(store, &new).await.is_none(), "nothing is created");
+    assert_eq!(live(store, &old).await.data, record.data, "the old record is untouched");
+    ok(store.delete(&old).await, "delete").await;
+}
+
+/// `n` concurrent rotations of one key: exactly one succeeds, the others
+/// find the key retired, and exactly one live successor remains.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::concurrent_rotations_leave_one_successor(Arc::new(MemoryStore::default()), 4).await;
+/// # });
+/// ```
+pub async fn concurrent_rotations_leave_one_successor(store: Arc<dyn SessionStore>, n: usize) {
+    let user = unique_user("fork");
+    let old = fresh_key();
+    ok(store.create(&old, &user_record(&user)).await, "create").await;
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let new = fresh_key();
+            tokio::spawn(async move { (new, store.rotate(&old, &new, &plain()).await) })
+        })
+        .collect();
+    let mut done = Vec::new();
+    let mut keys = Vec::new();
+    for t in tasks {
+        let (new, outcome) = t.await.unwrap_or_else(|e| panic!("task: {e}"));
+        keys.push(new);
+        if ok(outcome, "rotate").await == Rotated::Done {
+            done.push(new);
+        }
+    }
+    assert_eq!(done.len(), 1, "exactly one of {n} concurrent rotations succeeds");
+    let mut alive = 0;
+    for key in &keys {
+        if matches!(lookup(store.as_ref(), key).await, Some(Stored::Live(_))) {
+            alive += 1;
+        }
+    }
+    assert_eq!(alive, 1, "exactly one live successor");
+    assert_eq!(handles(store.as_ref(), &user).await.len(), 1, "the user sees one session");
+    ok(store.delete(&old).await, "delete").await;
+}
+
+/// `apply` refuses a change set that would pass its data cap.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::apply_keeps_the_data_cap(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn apply_keeps_the_data_cap(store: &dyn SessionStore) {
+    let key = fresh_key();
+    let record = live_record();
+    ok(store.create(&key, &record).await, "create").await;
+    let mut big = change("big", Some(raw("x".repeat(40))));
+    big.max_data_bytes = 40;
+    match store.apply(&key, &big).await {
+        Err(StoreError::TooLarge) => {}
+        other => panic!("an apply past the cap must fail with TooLarge, got {other:?}"),
+    }
+    assert_eq!(live(store, &key).await.data, record.data, "nothing changed");
+    let mut fits = change("small", Some(raw(1)));
+    fits.max_data_bytes = 40;
+    assert!(ok(store.apply(&key, &fits).await, "apply").await, "a change within the cap lands");
+    ok(store.delete(&key).await, "delete").await;
+}
+
+/// `n` concurrent writers, each within the cap on its own, cannot together
+/// grow a record past it: the cap holds on the merged record.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::concurrent_writers_cannot_pass_the_data_cap(Arc::new(MemoryStore::default()), 10).await;
+/// # });
+/// ```
+pub async fn concurrent_writers_cannot_pass_the_data_cap(store: Arc<dyn SessionStore>, n: usize) {
+    const CAP: usize = 100;
+    let key = fresh_key();
+    ok(store.create(&key, &live_record()).await, "create").await;
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                // Each value is 20 bytes with its key: alone, well within the cap.
+                let mut c = change(&format!("k{i:02}"), Some(raw("x".repeat(15))));
+                c.max_data_bytes = CAP;
+                store.apply(&key, &c).await
+            })
+        })
+        .collect();
+    let mut landed = 0;
+    for t in tasks {
+        match t.await.unwrap_or_else(|e| panic!("task: {e}")) {
+            Ok(true) => landed += 1,
+            Err(StoreError::TooLarge) => {}
+            other => panic!("unexpected apply outcome {other:?}"),
+        }
+    }
+    let data = live(store.as_ref(), &key).await.data;
+    assert!(data.size() <= CAP, "merged data is {} bytes, past the cap of {CAP}", data.size());
+    assert_eq!(data.len(), landed + 1, "every acknowledged write is present");
+    assert!(landed >= 1 && landed < n, "some writes fit, the rest were refused ({landed} of {n})");
+    ok(store.delete(&key).await, "delete").await;
+}
