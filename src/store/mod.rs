@@ -118,6 +118,21 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// [`StoreError::TooLarge`] and changes nothing.
     async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError>;
 
+    /// Whether `new` may succeed `old` in a [`rotate`](Self::rotate). The
+    /// layer draws new IDs until one is accepted. The default accepts every
+    /// key; a store that can only rotate atomically between co-located keys
+    /// (Redis Cluster: one slot) accepts those only.
+    ///
+    /// ```
+    /// use sessionware::{MemoryStore, SessionId, SessionStore};
+    /// let (a, b) = (SessionId::generate().unwrap().storage_key(), SessionId::generate().unwrap().storage_key());
+    /// assert!(MemoryStore::default().accepts_successor(&a, &b));
+    /// ```
+    fn accepts_successor(&self, old: &StorageKey, new: &StorageKey) -> bool {
+        let _ = (old, new);
+        true
+    }
+
     /// Merges `changes` into the record under `key` atomically (see
     /// [`Record::try_apply`] for the semantics, the data cap included).
     /// Returns `Ok(false)` and creates nothing when no live record is under
@@ -185,6 +200,9 @@ impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
     }
     async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
         (**self).rotate(old, new, rotation).await
+    }
+    fn accepts_successor(&self, old: &StorageKey, new: &StorageKey) -> bool {
+        (**self).accepts_successor(old, new)
     }
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
         (**self).apply(key, changes).await
