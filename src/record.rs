@@ -441,6 +441,11 @@ pub struct Metadata {
     /// ([`ChangeSet::close_overlap`]); from then on the old ID is no session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predecessor: Option<crate::StorageKey>,
+    /// When the session's current ID was issued by a rotation; `None` while
+    /// it still has the ID it was created with (then `created_at` counts).
+    /// Periodic renewal measures the ID's age from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_at: Option<u64>,
 }
 
 /// A random public name for a session in its user's session list.
@@ -524,7 +529,21 @@ impl Metadata {
             user_agent: None,
             ip: None,
             predecessor: None,
+            renewed_at: None,
         }
+    }
+
+    /// When the session's current ID was issued: its last rotation, or its creation.
+    ///
+    /// ```
+    /// # use sessionware::Metadata;
+    /// let mut m = Metadata::new(5, 10, 20);
+    /// assert_eq!(m.id_issued_at(), 5);
+    /// m.renewed_at = Some(8);
+    /// assert_eq!(m.id_issued_at(), 8);
+    /// ```
+    pub fn id_issued_at(&self) -> u64 {
+        self.renewed_at.unwrap_or(self.created_at)
     }
 
     /// The authenticated user, if any.

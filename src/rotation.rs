@@ -152,6 +152,7 @@ impl Login {
 /// assert_eq!(next.meta.handle, old.meta.handle); // the same session, a new ID
 /// assert_eq!(next.meta.last_seen, 1_000);
 /// assert!(next.meta.predecessor.is_none()); // no overlap asked for
+/// assert_eq!(next.meta.renewed_at, Some(1_000)); // the new ID's age counts from here
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -212,7 +213,7 @@ impl Rotation {
     /// Builds the successor from the old record's current stored state:
     /// the semantics every store's [`rotate`](crate::SessionStore::rotate)
     /// must have. The handle and creation time carry over (it is the same
-    /// session); the data is the stored data, filtered by `retain`, merged
+    /// session; `renewed_at` becomes `now`); the data is the stored data, filtered by `retain`, merged
     /// with `changes`; a login replaces the user, the client and the
     /// absolute deadline; the idle deadline never passes the absolute one.
     ///
@@ -246,6 +247,7 @@ impl Rotation {
             next.meta.ip.clone_from(&login.ip);
         }
         next.meta.predecessor = None;
+        next.meta.renewed_at = Some(self.now);
         next.try_apply(&self.changes)?;
         next.meta.last_seen = self.now.max(self.changes.last_seen);
         next.meta.expires_at = self.changes.expires_at.min(next.meta.absolute_deadline);

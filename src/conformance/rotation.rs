@@ -87,6 +87,7 @@ pub async fn rotate_builds_from_current_data(store: &dyn SessionStore) {
     assert!(next.data.get("seed").is_none(), "the rotation's own removal lands");
     assert_eq!(next.meta.handle, record.meta.handle, "a rotation keeps the session's handle");
     assert_eq!(next.meta.created_at, record.meta.created_at);
+    assert!(next.meta.renewed_at.is_some(), "the successor records when its ID was issued");
     match lookup(store, &old).await {
         Some(Stored::Retired(r)) => assert_eq!(r.successor, new, "the old key points at its successor"),
         other => panic!("the old key must be retired, found {other:?}"),

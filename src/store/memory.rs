@@ -96,6 +96,7 @@ struct Extra {
     ip: Option<Box<str>>,
     persistent: bool,
     predecessor: Option<StorageKey>,
+    renewed_at: Option<u64>,
 }
 
 impl Entry {
@@ -136,6 +137,7 @@ impl Entry {
             user_agent: x.and_then(|x| x.user_agent.clone()),
             ip: x.and_then(|x| x.ip.clone()),
             predecessor: x.and_then(|x| x.predecessor),
+            renewed_at: x.and_then(|x| x.renewed_at),
         }
     }
 
@@ -178,6 +180,7 @@ impl Entry {
                         ip: None,
                         persistent: true,
                         predecessor: None,
+                        renewed_at: None,
                     }))
                 }
                 None => {}
