@@ -102,17 +102,22 @@ struct Extra {
 impl Entry {
     fn from_record(record: &Record) -> Result<Self, StoreError> {
         let m = &record.meta;
-        let extra =
-            (m.auth.is_some() || m.user_agent.is_some() || m.ip.is_some() || m.persistent || m.predecessor.is_some())
-                .then(|| {
-                    Box::new(Extra {
-                        auth: m.auth.clone(),
-                        user_agent: m.user_agent.clone(),
-                        ip: m.ip.clone(),
-                        persistent: m.persistent,
-                        predecessor: m.predecessor,
-                    })
-                });
+        let extra = (m.auth.is_some()
+            || m.user_agent.is_some()
+            || m.ip.is_some()
+            || m.persistent
+            || m.predecessor.is_some()
+            || m.renewed_at.is_some())
+        .then(|| {
+            Box::new(Extra {
+                auth: m.auth.clone(),
+                user_agent: m.user_agent.clone(),
+                ip: m.ip.clone(),
+                persistent: m.persistent,
+                predecessor: m.predecessor,
+                renewed_at: m.renewed_at,
+            })
+        });
         Ok(Self {
             created_at: m.created_at,
             last_seen: m.last_seen,
