@@ -8,6 +8,10 @@ use crate::{clock::ms, ConfigError};
 
 /// Longest timeout accepted: browsers cap cookie lifetimes at 400 days.
 const MAX_TIMEOUT: Duration = Duration::from_secs(400 * 24 * 3600);
+/// The default overlap of a periodic renewal.
+const DEFAULT_RENEW_OVERLAP: Duration = Duration::from_secs(10);
+/// The longest overlap a periodic renewal may have.
+const MAX_RENEW_OVERLAP: Duration = Duration::from_secs(60);
 
 /// Validated session settings: cookie attributes, timeouts and limits.
 ///
@@ -40,6 +44,9 @@ pub struct SessionConfig {
     pub(crate) store_timeout: Duration,
     pub(crate) lock_lease_ms: u64,
     pub(crate) lock_wait: Duration,
+    pub(crate) renew_after_ms: Option<u64>,
+    pub(crate) renew_overlap_ms: u64,
+    pub(crate) keep_on_login: Vec<String>,
     /// `"; Path=/; Secure; HttpOnly; SameSite=Lax"`: the attributes of every
     /// session cookie, rendered once by the `cookie` crate.
     pub(crate) attributes: String,
@@ -89,6 +96,16 @@ impl SessionConfig {
         Duration::from_millis(self.idle_ms)
     }
 
+    /// The keys of pre-login data that survive a login.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::default().keeps_on_login().is_empty());
+    /// ```
+    pub fn keeps_on_login(&self) -> &[String] {
+        &self.keep_on_login
+    }
+
     /// The absolute timeout, counted from creation or from the last login.
     ///
     /// ```
@@ -99,33 +116,12 @@ impl SessionConfig {
         Duration::from_millis(self.absolute_ms)
     }
 
-    /// The `Set-Cookie` value that carries `token`, with `Max-Age` when the
-    /// session is persistent.
+    /// The `Set-Cookie` value that carries `token` (tests).
     #[cfg(test)]
     pub(crate) fn set_cookie(&self, token: &str, max_age_secs: Option<u64>) -> String {
-        self.set_cookie_with(|out| out.push_str(token), max_age_secs)
-    }
-
-    /// The `Set-Cookie` value for the session `id`, signed by `keys`, built
-    /// in one buffer.
-    pub(crate) fn session_cookie(
-        &self,
-        keys: &crate::Keys,
-        id: &crate::SessionId,
-        max_age_secs: Option<u64>,
-    ) -> String {
-        self.set_cookie_with(|out| keys.sign_into(&self.name, id, out), max_age_secs)
-    }
-
-    fn set_cookie_with(&self, token: impl FnOnce(&mut String), max_age_secs: Option<u64>) -> String {
-        let mut out = String::with_capacity(self.name.len() + 72 + self.attributes.len() + 24);
-        out.push_str(&self.name);
-        out.push('=');
-        token(&mut out);
-        out.push_str(&self.attributes);
+        let mut out = format!("{}={token}{}", self.name, self.attributes);
         if let Some(secs) = max_age_secs {
-            out.push_str("; Max-Age=");
-            out.push_str(&secs.to_string());
+            out.push_str(&format!("; Max-Age={secs}"));
         }
         out
     }
@@ -158,6 +154,9 @@ pub struct SessionConfigBuilder {
     store_timeout: Duration,
     lock_lease: Duration,
     lock_wait: Duration,
+    renew_after: Option<Duration>,
+    renew_overlap: Duration,
+    keep_on_login: Vec<String>,
 }
 
 impl Default for SessionConfigBuilder {
@@ -178,6 +177,9 @@ impl Default for SessionConfigBuilder {
             store_timeout: Duration::from_secs(1),
             lock_lease: Duration::from_secs(10),
             lock_wait: Duration::from_secs(5),
+            renew_after: None,
+            renew_overlap: DEFAULT_RENEW_OVERLAP,
+            keep_on_login: Vec::new(),
         }
     }
 }
@@ -374,6 +376,61 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Renews the ID of a session in use once its ID is this old (periodic
+    /// renewal, OWASP's "renew the session ID periodically"; off by
+    /// default). The layer does it on the first request past that age; the
+    /// old ID keeps working for the [`renew_overlap`](Self::renew_overlap)
+    /// only, and only until the new ID is first used. Renewal never extends
+    /// the absolute timeout.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().renew_after(Duration::from_secs(900)).build().is_ok());
+    /// assert!(SessionConfig::builder().renew_after(Duration::ZERO).build().is_err());
+    /// ```
+    pub fn renew_after(mut self, age: Duration) -> Self {
+        self.renew_after = Some(age);
+        self
+    }
+
+    /// How long the old ID of a periodic renewal keeps working, so that
+    /// requests already in flight (other tabs, parallel fetches) are not
+    /// logged out (default 10 seconds, at most 60; zero means none). A login
+    /// or [`Session::renew`](crate::Session::renew) never has an overlap.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().renew_overlap(Duration::ZERO).build().is_ok());
+    /// assert!(SessionConfig::builder().renew_overlap(Duration::from_secs(61)).build().is_err());
+    /// ```
+    pub fn renew_overlap(mut self, overlap: Duration) -> Self {
+        self.renew_overlap = overlap;
+        self
+    }
+
+    /// Keys of the pre-login data that survive a
+    /// [`login`](crate::Session::login) (the login data policy, default:
+    /// none). Everything else a visitor stored before logging in is dropped,
+    /// so nothing an attacker planted in a session before it was
+    /// authenticated carries over. When the session belonged to a different
+    /// user, nothing survives.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// let config = SessionConfig::builder().keep_on_login(["cart", "locale"]).build().unwrap();
+    /// assert_eq!(config.keeps_on_login(), ["cart", "locale"]);
+    /// ```
+    pub fn keep_on_login<I, K>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.keep_on_login = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Validates and builds the configuration.
     ///
     /// # Errors
@@ -444,6 +501,13 @@ impl SessionConfigBuilder {
             ));
         }
 
+        if self.renew_after.is_some_and(|d| d.is_zero() || d > MAX_TIMEOUT) {
+            return Err(ConfigError::Limit("renew_after must be greater than zero and at most 400 days"));
+        }
+        if self.renew_overlap > MAX_RENEW_OVERLAP {
+            return Err(ConfigError::Limit("renew_overlap must be at most 60 seconds"));
+        }
+
         let mut template = Cookie::build((self.name.clone(), ""))
             .path(self.path.clone())
             .secure(secure)
@@ -473,6 +537,9 @@ impl SessionConfigBuilder {
             store_timeout: self.store_timeout,
             lock_lease_ms: ms(self.lock_lease),
             lock_wait: self.lock_wait,
+            renew_after_ms: self.renew_after.map(ms),
+            renew_overlap_ms: ms(self.renew_overlap),
+            keep_on_login: self.keep_on_login,
             attributes,
             removal: removal.to_string(),
         })
@@ -520,7 +587,7 @@ mod tests {
         let keys = crate::Keys::generate().unwrap();
         let id = crate::SessionId::generate().unwrap();
         for age in [None, Some(60)] {
-            assert_eq!(c.session_cookie(&keys, &id, age), c.set_cookie(&keys.sign(&c.name, &id), age));
+            assert_eq!(crate::cookie::write::session_cookie(&c, &keys, &id, age), c.set_cookie(&keys.sign(&c.name, &id), age));
         }
     }
 

@@ -76,9 +76,11 @@ pub enum SessionError {
     /// A session key is empty or longer than 256 bytes.
     #[error("session key is empty or too long")]
     InvalidKey,
-    /// The session was purged earlier in this request and can no longer be used.
-    #[error("session was purged in this request")]
-    Purged,
+    /// The response was already sent (the layer committed the session), so
+    /// the session can no longer change: a handle kept by a spawned task
+    /// after the response, for example.
+    #[error("the session was already committed with the response")]
+    Committed,
     /// The operating system's random number generator failed.
     #[error("the operating system random number generator failed")]
     Rng,
@@ -144,8 +146,8 @@ impl axum_core::response::IntoResponse for SessionError {
 ///
 /// ```
 /// use sessionware::{SessionError, SharedError};
-/// let shared = SharedError::from(SessionError::Purged);
-/// assert!(matches!(shared.error(), SessionError::Purged));
+/// let shared = SharedError::from(SessionError::Committed);
+/// assert!(matches!(shared.error(), SessionError::Committed));
 /// ```
 #[derive(Clone)]
 pub struct SharedError(std::sync::Arc<SessionError>);

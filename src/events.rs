@@ -1,56 +1,329 @@
-//! `tracing` events of the session life cycle.
+//! Lifecycle events, two ways: `tracing` output (target `sessionware`) and,
+//! for monitoring and alerts, a hook that receives typed [`Event`]s
+//! ([`SessionLayer::on_event`](crate::SessionLayer::on_event)).
 //!
-//! Every event has target `sessionware` and a `session` field holding a short
-//! fingerprint of the storage digest, never the ID. Client-driven events
-//! (rejected tokens, unknown or expired sessions, creation) are `DEBUG`, the
-//! security-relevant life cycle (renewal, login, purge) is `INFO`, and store
-//! failures are `ERROR`: nothing a client sends can flood warn-level logs.
+//! Every event names the session by a short fingerprint of its storage
+//! digest, never by its ID. Client-driven events (rejected tokens, unknown,
+//! retired or expired sessions, creation) are `DEBUG` in `tracing`, the
+//! security-relevant lifecycle (renewal, login, purge, revocation) is
+//! `INFO`, and store failures are `ERROR`: nothing a client sends can flood
+//! warn-level logs.
+//!
+//! With the `metrics` feature, every event also counts in
+//! `sessionware_events_total` (labels `kind` and `reason`), and every store
+//! call's latency goes to the `sessionware_store_seconds` histogram (label
+//! `op`).
 
-use crate::{StorageKey, StoreError};
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
-pub(crate) fn created(key: &StorageKey, login: bool) {
-    if login {
-        tracing::info!(target: "sessionware", event = "session.login", session = %key.fingerprint());
-    } else {
-        tracing::debug!(target: "sessionware", event = "session.created", session = %key.fingerprint());
+use crate::StorageKey;
+
+/// The hook that receives lifecycle events; see
+/// [`SessionLayer::on_event`](crate::SessionLayer::on_event). It runs inline
+/// on the request's task: keep it short (count, log, or send to a channel).
+///
+/// ```
+/// use std::sync::Arc;
+/// use sessionware::{Event, EventHook};
+/// let hook: EventHook = Arc::new(|event: &Event| println!("{:?}", event.kind));
+/// ```
+pub type EventHook = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// One lifecycle event.
+///
+/// ```
+/// use sessionware::{Event, EventKind};
+/// fn alert(event: &Event) -> bool {
+///     matches!(event.kind, EventKind::Revoked { .. } | EventKind::StoreError { .. })
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// A short, non-secret fingerprint of the session's storage digest
+    /// ([`StorageKey::fingerprint`]); `None` when no session is known (a
+    /// cookie that did not verify).
+    pub session: Option<String>,
+    /// The session's user, where the layer knows it.
+    pub user: Option<String>,
+    /// The request's method.
+    pub method: Option<http::Method>,
+    /// The request's path (without the query).
+    pub path: Option<String>,
+    /// When it happened (the request's time).
+    pub at: SystemTime,
+}
+
+/// What happened to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A new anonymous session was created.
+    Created,
+    /// A user logged in (a new session, or a renewal of the visitor's).
+    LoggedIn,
+    /// A session got a new ID.
+    Renewed(RenewReason),
+    /// A session was ended by a logout.
+    Purged,
+    /// A session was found past a deadline.
+    Expired(Deadline),
+    /// A presented session token was refused.
+    Rejected(RejectReason),
+    /// Sessions of a user were ended by another of their sessions
+    /// (`revoke`, `revoke_others`).
+    Revoked {
+        /// How many sessions were ended.
+        count: usize,
+    },
+    /// [`Session::lock`](crate::Session::lock) gave up waiting.
+    LockTimeout,
+    /// A store call failed.
+    StoreError {
+        /// The store operation.
+        op: &'static str,
+    },
+    /// A request's change was not saved because another request ended or
+    /// renewed the session first.
+    WriteDropped,
+}
+
+/// Why a session got a new ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RenewReason {
+    /// The layer's periodic renewal (`renew_after`).
+    Periodic,
+    /// [`Session::renew`](crate::Session::renew): a privilege change.
+    Privilege,
+    /// A login on an existing session.
+    Login,
+}
+
+/// Which deadline a session passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Deadline {
+    /// The idle (inactivity) deadline.
+    Idle,
+    /// The absolute deadline.
+    Absolute,
+}
+
+/// Why a presented token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// Not a token of the expected form.
+    Malformed,
+    /// A token format version this build does not read.
+    UnsupportedVersion,
+    /// Signed by no key of the ring.
+    UnknownKey,
+    /// The MAC did not verify (tampered or forged).
+    BadSignature,
+    /// Several session cookies with different valid IDs.
+    DuplicateCookie,
+    /// More session cookies than are examined.
+    TooManySessionCookies,
+    /// More cookies than are read.
+    TooManyCookies,
+    /// A `Cookie` header past the configured size.
+    CookieHeaderTooLarge,
+    /// A valid token naming no session (ended, unknown or expired and swept).
+    Unknown,
+    /// A valid token naming an ID that a renewal retired.
+    Retired,
+}
+
+impl RejectReason {
+    /// The reason as `tracing` logs it.
+    ///
+    /// ```
+    /// assert_eq!(sessionware::RejectReason::BadSignature.as_str(), "bad_signature");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::DuplicateCookie => "duplicate_cookie",
+            Self::TooManySessionCookies => "too_many_session_cookies",
+            Self::TooManyCookies => "too_many_cookies",
+            Self::CookieHeaderTooLarge => "cookie_header_too_large",
+            Self::Unknown => "unknown",
+            Self::Retired => "retired",
+        }
     }
 }
 
-pub(crate) fn renewed(old: &StorageKey, new: &StorageKey, login: bool) {
-    tracing::info!(
-        target: "sessionware",
-        event = if login { "session.login" } else { "session.renewed" },
-        session = %new.fingerprint(),
-        previous = %old.fingerprint()
-    );
+impl RenewReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Periodic => "periodic",
+            Self::Privilege => "privilege",
+            Self::Login => "login",
+        }
+    }
 }
 
-pub(crate) fn purged(key: &StorageKey) {
-    tracing::info!(target: "sessionware", event = "session.purged", session = %key.fingerprint());
+impl Deadline {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Absolute => "absolute",
+        }
+    }
 }
 
-pub(crate) fn expired(key: &StorageKey, reason: &'static str) {
-    tracing::debug!(target: "sessionware", event = "session.expired", session = %key.fingerprint(), reason);
+impl EventKind {
+    /// The event's name in `tracing` output and metrics.
+    ///
+    /// ```
+    /// assert_eq!(sessionware::EventKind::Purged.name(), "session.purged");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Created => "session.created",
+            Self::LoggedIn | Self::Renewed(RenewReason::Login) => "session.login",
+            Self::Renewed(_) => "session.renewed",
+            Self::Purged => "session.purged",
+            Self::Expired(_) => "session.expired",
+            Self::Rejected(_) => "session.rejected",
+            Self::Revoked { .. } => "session.revoked",
+            Self::LockTimeout => "session.lock_timeout",
+            Self::StoreError { .. } => "session.store_error",
+            Self::WriteDropped => "session.write_dropped",
+        }
+    }
+
+    /// The event's reason label, if it has one.
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Renewed(r) => r.as_str(),
+            Self::Expired(d) => d.as_str(),
+            Self::Rejected(r) => r.as_str(),
+            Self::StoreError { op } => op,
+            _ => "",
+        }
+    }
 }
 
-pub(crate) fn unknown(key: &StorageKey) {
-    tracing::debug!(target: "sessionware", event = "session.rejected", reason = "unknown", session = %key.fingerprint());
+/// The request a session event belongs to: method and path, recorded only
+/// when a hook is installed.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    pub(crate) method: http::Method,
+    pub(crate) path: Box<str>,
 }
 
-pub(crate) fn rejected(reason: &'static str, len: usize) {
-    tracing::debug!(target: "sessionware", event = "session.rejected", reason, len);
+impl Route {
+    pub(crate) fn of<B>(req: &http::Request<B>) -> Self {
+        Self { method: req.method().clone(), path: req.uri().path().into() }
+    }
 }
 
-pub(crate) fn lost(key: &StorageKey) {
-    tracing::debug!(
-        target: "sessionware",
-        event = "session.write_dropped",
-        reason = "session ended by a concurrent request",
-        session = %key.fingerprint()
-    );
+/// Emits events of one request: to `tracing`, to the hook and to metrics.
+#[derive(Clone, Copy)]
+pub(crate) struct Emitter<'a> {
+    pub(crate) hook: Option<&'a EventHook>,
+    pub(crate) route: Option<&'a Route>,
+    pub(crate) now: u64,
 }
 
-pub(crate) fn store_error(op: &'static str, key: Option<&StorageKey>, err: &StoreError) {
-    let fp = key.map(StorageKey::fingerprint).unwrap_or_default();
-    tracing::error!(target: "sessionware", event = "session.store_error", op, session = %fp, error = %err);
+impl fmt::Debug for Emitter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emitter").field("hook", &self.hook.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Emitter<'_> {
+    /// An emitter without a hook or a route (tracing and metrics only).
+    pub(crate) const SILENT: Emitter<'static> = Emitter { hook: None, route: None, now: 0 };
+
+    /// Emits `kind` about the session under `key` (if known) of `user`.
+    pub(crate) fn emit(&self, kind: EventKind, key: Option<&StorageKey>, user: Option<&str>) {
+        trace(kind, key.map(StorageKey::fingerprint).as_deref());
+        self.deliver(kind, key, user);
+    }
+
+    /// A session was renewed: names both fingerprints in `tracing`.
+    pub(crate) fn renewed(&self, old: &StorageKey, new: &StorageKey, reason: RenewReason, user: Option<&str>) {
+        tracing::info!(
+            target: "sessionware",
+            event = EventKind::Renewed(reason).name(),
+            reason = reason.as_str(),
+            session = %new.fingerprint(),
+            previous = %old.fingerprint()
+        );
+        self.deliver(EventKind::Renewed(reason), Some(new), user);
+    }
+
+    /// A token was refused while reading the cookie (`len`: its size).
+    pub(crate) fn rejected(&self, reason: RejectReason, len: usize) {
+        tracing::debug!(target: "sessionware", event = "session.rejected", reason = reason.as_str(), len);
+        self.deliver(EventKind::Rejected(reason), None, None);
+    }
+
+    /// A store failure, logged with the driver's message (stores keep
+    /// secrets out of it), the operation and the fingerprint.
+    pub(crate) fn store_error(&self, op: &'static str, key: Option<&StorageKey>, err: &crate::StoreError) {
+        let fp = key.map(StorageKey::fingerprint).unwrap_or_default();
+        tracing::error!(target: "sessionware", event = "session.store_error", op, session = %fp, error = %err);
+        self.deliver(EventKind::StoreError { op }, key, None);
+    }
+
+    /// To the hook and metrics only (the caller traced it).
+    fn deliver(&self, kind: EventKind, key: Option<&StorageKey>, user: Option<&str>) {
+        #[cfg(feature = "metrics")]
+        metrics::counter!("sessionware_events_total", "kind" => kind.name(), "reason" => kind.reason()).increment(1);
+        if let Some(hook) = self.hook {
+            hook(&Event {
+                kind,
+                session: key.map(StorageKey::fingerprint),
+                user: user.map(str::to_string),
+                method: self.route.map(|r| r.method.clone()),
+                path: self.route.map(|r| r.path.to_string()),
+                at: UNIX_EPOCH + Duration::from_millis(self.now),
+            });
+        }
+    }
+}
+
+/// The `tracing` line of an event.
+/// The user is never logged: a user name may be personal data.
+fn trace(kind: EventKind, session: Option<&str>) {
+    let name = kind.name();
+    let reason = kind.reason();
+    let session = session.unwrap_or_default();
+    match kind {
+        EventKind::StoreError { op } => {
+            tracing::error!(target: "sessionware", event = name, op, session = %session);
+        }
+        EventKind::LoggedIn | EventKind::Purged | EventKind::Revoked { .. } | EventKind::Renewed(_) => {
+            tracing::info!(target: "sessionware", event = name, session = %session);
+        }
+        EventKind::WriteDropped => tracing::debug!(
+            target: "sessionware",
+            event = name,
+            reason = "session ended or renewed by a concurrent request",
+            session = %session
+        ),
+        _ if reason.is_empty() => tracing::debug!(target: "sessionware", event = name, session = %session),
+        _ => tracing::debug!(target: "sessionware", event = name, reason, session = %session),
+    }
+}
+
+
+/// Records a store call's latency (feature `metrics`).
+#[cfg(feature = "metrics")]
+pub(crate) fn store_latency(op: &'static str, elapsed: Duration) {
+    metrics::histogram!("sessionware_store_seconds", "op" => op).record(elapsed.as_secs_f64());
 }

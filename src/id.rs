@@ -181,7 +181,7 @@ impl StorageKey {
     /// # use sessionware::StorageKey;
     /// assert_eq!(StorageKey::from_bytes([0; 32]).as_bytes(), &[0; 32]);
     /// ```
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 

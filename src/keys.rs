@@ -354,12 +354,12 @@ pub(crate) enum Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub(crate) fn reason(self) -> crate::RejectReason {
         match self {
-            Self::Malformed => "malformed",
-            Self::Version => "unsupported_version",
-            Self::UnknownKey => "unknown_key",
-            Self::BadSignature => "bad_signature",
+            Self::Malformed => crate::RejectReason::Malformed,
+            Self::Version => crate::RejectReason::UnsupportedVersion,
+            Self::UnknownKey => crate::RejectReason::UnknownKey,
+            Self::BadSignature => crate::RejectReason::BadSignature,
         }
     }
 }

@@ -54,35 +54,34 @@
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
 mod clock;
-mod commit;
 mod config;
 pub mod conformance;
+mod cookie;
 mod error;
 mod events;
 #[cfg(feature = "axum")]
 mod extract;
-mod future;
 mod id;
 mod keys;
-mod layer;
+mod lifecycle;
 mod record;
-mod resolve;
 mod rotation;
 mod service;
 mod session;
+mod shared;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SessionConfig, SessionConfigBuilder};
-pub use cookie::SameSite;
+pub use ::cookie::SameSite;
 pub use error::{ConfigError, KeyError, SessionError, SharedError, StoreError};
-pub use future::ResponseFuture;
+pub use events::{Deadline, Event, EventHook, EventKind, RejectReason, RenewReason};
 pub use id::{SessionId, StorageKey, ID_ENCODED_LEN, ID_LEN};
 pub use keys::{Key, Keys};
-pub use layer::{ErrorResponder, SessionLayer};
 pub use record::{Auth, ChangeSet, Data, Metadata, Record, SessionHandle, RECORD_FORMAT};
 pub use rotation::{Login, Retired, Rotated, Rotation, Stored, RETIRED_KEEP_MS};
-pub use service::SessionService;
+pub use service::{ResponseFuture, SessionLayer, SessionService};
+pub use shared::ErrorResponder;
 pub use session::{Session, SessionInfo};
 #[cfg(feature = "redis")]
 pub use store::redis::RedisStore;

@@ -1,11 +1,252 @@
-//! `SessionService`: the middleware service.
+//! The middleware, in the style of tower-http's `timeout/service.rs`:
+//! [`SessionLayer`] (its builder), the [`SessionService`] it makes, and the
+//! service's named [`ResponseFuture`], which runs the handler and then
+//! commits the session.
 
-use std::task::{Context, Poll};
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
-use http::{Request, Response};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{future::ResponseFuture, resolve::CookieHeaders, Session, SessionLayer};
+use crate::{
+    cookie::read::CookieHeaders,
+    events::{Event, EventHook, Route},
+    lifecycle::{
+        plan::{plan, Presented, Step},
+        state::Phase,
+        write::{finish, Commit, Outcome},
+    },
+    shared::{error_response, Shared},
+    Clock, Keys, Session, SessionConfig, SessionError, SessionStore, SystemClock,
+};
+
+
+/// Adds sessions to a Tower service.
+///
+/// On each request it finds and verifies the session cookie, puts a lazy
+/// [`Session`](crate::Session) into the request extensions, and after the
+/// inner service answered writes the changes back and sets the cookie.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use sessionware::{Keys, MemoryStore, SessionLayer};
+///
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()));
+/// ```
+///
+/// It works under any Tower service, not only axum:
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http::{Request, Response};
+/// use sessionware::{Keys, MemoryStore, Session, SessionLayer};
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let svc = ServiceBuilder::new()
+///     .layer(SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()))
+///     .service(service_fn(|req: Request<String>| async move {
+///         let session = req.extensions().get::<Session>().unwrap().clone();
+///         session.insert("seen", true).await.unwrap();
+///         Ok::<_, Infallible>(Response::new(String::new()))
+///     }));
+/// let res = svc.oneshot(Request::new(String::new())).await.unwrap();
+/// assert!(res.headers().contains_key("set-cookie"));
+/// # });
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct SessionLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionLayer").field("shared", &self.shared).finish_non_exhaustive()
+    }
+}
+
+/// The default save-error status: 413 for data past the cap (the
+/// client's doing), 500 for anything else.
+fn save_status(err: &SessionError) -> StatusCode {
+    match err {
+        SessionError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn status_response(status: StatusCode) -> Response<()> {
+    let mut res = Response::new(());
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+impl SessionLayer {
+    /// A layer with the secure default [`SessionConfig`].
+    ///
+    /// ```
+    /// # use sessionware::{Keys, MemoryStore, SessionLayer};
+    /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
+    /// ```
+    pub fn new(store: impl SessionStore, keys: Keys) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store: Arc::new(store),
+                keys,
+                config: SessionConfig::default(),
+                clock: Arc::new(SystemClock),
+                on_load_error: Arc::new(|_| status_response(StatusCode::SERVICE_UNAVAILABLE)),
+                on_save_error: Arc::new(|err| status_response(save_status(err))),
+                on_event: None,
+            }),
+        }
+    }
+
+    fn shared_mut(&mut self) -> &mut Shared {
+        // Layers are configured before they are cloned into services.
+        if Arc::get_mut(&mut self.shared).is_none() {
+            self.shared = Arc::new(Shared {
+                store: Arc::clone(&self.shared.store),
+                keys: self.shared.keys.clone(),
+                config: self.shared.config.clone(),
+                clock: Arc::clone(&self.shared.clock),
+                on_load_error: Arc::clone(&self.shared.on_load_error),
+                on_save_error: Arc::clone(&self.shared.on_save_error),
+                on_event: self.shared.on_event.clone(),
+            });
+        }
+        match Arc::get_mut(&mut self.shared) {
+            Some(s) => s,
+            None => unreachable!("freshly made Arc is unique"),
+        }
+    }
+
+    /// Uses `config` (cookie settings, timeouts, limits).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::{Keys, MemoryStore, SessionConfig, SessionLayer};
+    /// let config = SessionConfig::builder().idle_timeout(Duration::from_secs(600)).build().unwrap();
+    /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()).with_config(config);
+    /// ```
+    pub fn with_config(mut self, config: SessionConfig) -> Self {
+        self.shared_mut().config = config;
+        self
+    }
+
+    /// Uses `clock` as the time source (tests use [`ManualClock`](crate::ManualClock)).
+    ///
+    /// ```
+    /// # use sessionware::{Keys, ManualClock, MemoryStore, SessionLayer};
+    /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap())
+    ///     .with_clock(ManualClock::new(0));
+    /// ```
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.shared_mut().clock = Arc::new(clock);
+        self
+    }
+
+    /// The response sent when loading the session failed (default: an empty
+    /// `503 Service Unavailable` with `Cache-Control: no-store`). The handler's
+    /// own response is discarded: the request fails closed.
+    ///
+    /// ```
+    /// # use http::{Response, StatusCode};
+    /// # use sessionware::{Keys, MemoryStore, SessionLayer};
+    /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap())
+    ///     .on_load_error(|_err| {
+    ///         let mut res = Response::new(());
+    ///         *res.status_mut() = StatusCode::BAD_GATEWAY;
+    ///         res
+    ///     });
+    /// ```
+    pub fn on_load_error(mut self, f: impl Fn(&SessionError) -> Response<()> + Send + Sync + 'static) -> Self {
+        self.shared_mut().on_load_error = Arc::new(f);
+        self
+    }
+
+    /// The response sent when saving the session failed (default: an empty
+    /// `500 Internal Server Error` with `Cache-Control: no-store`). No cookie
+    /// for the unsaved session is sent.
+    ///
+    /// ```
+    /// # use http::{Response, StatusCode};
+    /// # use sessionware::{Keys, MemoryStore, SessionLayer};
+    /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap())
+    ///     .on_save_error(|_err| {
+    ///         let mut res = Response::new(());
+    ///         *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    ///         res
+    ///     });
+    /// ```
+    pub fn on_save_error(mut self, f: impl Fn(&SessionError) -> Response<()> + Send + Sync + 'static) -> Self {
+        self.shared_mut().on_save_error = Arc::new(f);
+        self
+    }
+
+    /// Calls `hook` with every lifecycle [`Event`]: created, logged in,
+    /// renewed (with its reason), purged, expired, rejected (tampered,
+    /// duplicate, unknown, retired), revoked, lock timeout, write dropped
+    /// and store error. Each carries the session's fingerprint (never its
+    /// ID), the user where known, the request's method and path, and the
+    /// time. The `tracing` output stays as it is. The hook runs inline on
+    /// the request's task: keep it short.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use sessionware::{EventKind, Keys, MemoryStore, Session, SessionLayer};
+    /// use tower::{service_fn, ServiceExt, Layer};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap())
+    ///     .on_event(move |event| log.lock().unwrap().push((event.kind, event.path.clone())));
+    /// let svc = layer.layer(service_fn(|req: http::Request<String>| async move {
+    ///     Session::from_request(&req).unwrap().insert("k", 1).await.unwrap();
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// }));
+    /// let req = http::Request::post("/cart").body(String::new()).unwrap();
+    /// svc.oneshot(req).await.unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), [(EventKind::Created, Some("/cart".to_string()))]);
+    /// # });
+    /// ```
+    pub fn on_event(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        let hook: EventHook = Arc::new(hook);
+        self.shared_mut().on_event = Some(hook);
+        self
+    }
+
+    /// The configuration in use.
+    ///
+    /// ```
+    /// # use sessionware::{Keys, MemoryStore, SessionLayer};
+    /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
+    /// assert_eq!(layer.config().cookie_name(), "__Host-sid");
+    /// ```
+    pub fn config(&self) -> &SessionConfig {
+        &self.shared.config
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService { inner, layer: self.clone() }
+    }
+}
 
 /// The session middleware; made by [`SessionLayer`].
 ///
@@ -92,8 +333,142 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         // Only cheap clones of the `Cookie` header values: parsing, MAC
         // checks and store calls wait for the handler's first use.
-        let session = Session::new(self.layer.shared.clone(), CookieHeaders::of(req.headers()));
+        let shared = &self.layer.shared;
+        let route = shared.on_event.as_ref().map(|_| Route::of(&req));
+        let session = Session::new(Arc::clone(shared), CookieHeaders::of(req.headers()), route);
         req.extensions_mut().insert(session.clone());
-        ResponseFuture::new(self.inner.call(req), session)
+        ResponseFuture { inner: self.inner.call(req), stage: Stage::Inner(session) }
+    }
+}
+
+/// The write-back step with the handler's response in it: one allocation,
+/// made only by requests that have store calls to make.
+type Committing<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
+
+enum Stage<B> {
+    Inner(Session),
+    Committing(Committing<B>),
+    Done,
+}
+
+pin_project! {
+    /// Response future of [`SessionService`](crate::SessionService): runs the
+    /// inner service, then writes the session back. Only a request that
+    /// changed the session (or must slide its idle deadline) allocates the
+    /// write-back step.
+    ///
+    /// ```
+    /// use sessionware::ResponseFuture;
+    /// fn assert_send<T: Send>() {}
+    /// assert_send::<ResponseFuture<std::future::Ready<Result<http::Response<String>, ()>>, String>>();
+    /// ```
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        inner: F,
+        stage: Stage<B>,
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default + Send + 'static,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match std::mem::replace(this.stage, Stage::Done) {
+                Stage::Inner(session) => {
+                    let res = match this.inner.as_mut().poll(cx) {
+                        Poll::Ready(Ok(res)) => res,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => {
+                            *this.stage = Stage::Inner(session);
+                            return Poll::Pending;
+                        }
+                    };
+                    match commit(&session) {
+                        None => return Poll::Ready(Ok(res)),
+                        Some(Done::Failed(shared, e)) => return Poll::Ready(Ok(error_response(&shared, e))),
+                        Some(Done::Now(commit, outcome)) => {
+                            return Poll::Ready(Ok(finish(res, outcome, &commit.shared)));
+                        }
+                        Some(Done::Later(commit)) => *this.stage = Stage::Committing(Box::pin(commit.respond(res))),
+                    }
+                }
+                Stage::Committing(mut fut) => {
+                    let Poll::Ready(res) = fut.as_mut().poll(cx) else {
+                        *this.stage = Stage::Committing(fut);
+                        return Poll::Pending;
+                    };
+                    return Poll::Ready(Ok(res));
+                }
+                Stage::Done => panic!("ResponseFuture polled after completion"),
+            }
+        }
+    }
+}
+
+
+/// How a request's commit goes on.
+enum Done {
+    /// The headers are known now: no store call, no lease to release.
+    Now(Commit, Outcome),
+    /// Store calls (or a lease release) first.
+    Later(Commit),
+    /// The lookup failed: the load-error response.
+    Failed(Arc<Shared>, SessionError),
+}
+
+/// Plans the request's commit; `None` when the session was not used.
+fn commit(session: &Session) -> Option<Done> {
+    let mut state = session.state();
+    if matches!(state.phase, Phase::Unloaded) && state.lease.is_none() {
+        return None;
+    }
+    let resolved = session.resolved();
+    let presented = Presented {
+        cookie: resolved.presented,
+        key: resolved.incoming.as_ref().map(|i| i.key),
+        old_key: resolved.incoming.as_ref().is_some_and(|i| i.reissue),
+        now: session.now(),
+    };
+    let shared = Arc::clone(&session.inner.shared);
+    let user = match shared.on_event {
+        Some(_) => state.view.as_ref().and_then(|v| v.meta.user()).map(str::to_string),
+        None => None,
+    };
+    let step = plan(&mut state, &presented, &shared.config);
+    let lease = state.lease.take();
+    drop(state);
+    if let Step::LoadFailed(e) = step {
+        return Some(Done::Failed(shared, SessionError::Load(e)));
+    }
+    if matches!(step, Step::Untouched) && lease.is_none() {
+        return None;
+    }
+    let commit = Commit {
+        route: session.inner.route.clone(),
+        user,
+        shared,
+        presented: resolved.incoming.as_ref().map(|i| (i.id.clone(), i.key)),
+        now: presented.now,
+        step,
+        lease,
+    };
+    match (&commit.step, &commit.lease) {
+        (Step::Reply(reply), None) => {
+            let outcome = commit.reply(*reply);
+            Some(Done::Now(commit, outcome))
+        }
+        _ => Some(Done::Later(commit)),
     }
 }

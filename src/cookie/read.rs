@@ -10,8 +10,16 @@
 
 use http::{header::COOKIE, HeaderMap, HeaderValue};
 
-use crate::Keys;
-use crate::{events, keys::TOKEN_ENCODED_LEN, session::Incoming, SessionConfig};
+use crate::{events::Emitter, keys::TOKEN_ENCODED_LEN, Keys, RejectReason, SessionConfig, SessionId, StorageKey};
+
+/// The session cookie the request presented, after verification.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) id: SessionId,
+    pub(crate) key: StorageKey,
+    /// Verified by an older key of the ring: re-issue under the first key.
+    pub(crate) reissue: bool,
+}
 
 /// At most this many cookies with the session's name are examined.
 const MAX_CANDIDATES: usize = 4;
@@ -53,7 +61,7 @@ impl CookieHeaders {
 }
 
 /// Finds the session cookie values (unverified) in the request's `Cookie` headers.
-pub(crate) fn find(headers: &CookieHeaders, config: &SessionConfig) -> Candidates {
+pub(crate) fn find(headers: &CookieHeaders, config: &SessionConfig, emit: &Emitter<'_>) -> Candidates {
     let mut found = Candidates::default();
     let name = config.name.as_bytes();
     let mut total = 0usize;
@@ -63,7 +71,7 @@ pub(crate) fn find(headers: &CookieHeaders, config: &SessionConfig) -> Candidate
         let bytes = value.as_bytes();
         total = total.saturating_add(bytes.len());
         if total > config.max_cookie_header_bytes {
-            events::rejected("cookie_header_too_large", total);
+            emit.rejected(RejectReason::CookieHeaderTooLarge, total);
             return Candidates::default();
         }
         let mut start = 0;
@@ -74,7 +82,7 @@ pub(crate) fn find(headers: &CookieHeaders, config: &SessionConfig) -> Candidate
             start = end + 1;
             pairs += 1;
             if pairs > config.max_cookie_pairs {
-                events::rejected("too_many_cookies", pairs);
+                emit.rejected(RejectReason::TooManyCookies, pairs);
                 return Candidates::default();
             }
             let pair = if first { pair } else { pair.strip_prefix(b" ").unwrap_or(pair) };
@@ -86,12 +94,12 @@ pub(crate) fn find(headers: &CookieHeaders, config: &SessionConfig) -> Candidate
             found.presented = true;
             count += 1;
             if count > MAX_CANDIDATES {
-                events::rejected("too_many_session_cookies", count);
+                emit.rejected(RejectReason::TooManySessionCookies, count);
                 return Candidates { presented: true, ..Candidates::default() };
             }
             let value = &pair[eq + 1..];
             let Ok(token) = Token::try_from(value) else {
-                events::rejected("malformed", value.len());
+                emit.rejected(RejectReason::Malformed, value.len());
                 continue;
             };
             if found.first.is_none() {
@@ -107,15 +115,15 @@ pub(crate) fn find(headers: &CookieHeaders, config: &SessionConfig) -> Candidate
 impl Candidates {
     /// Verifies the candidates: a session is used only when exactly one
     /// distinct ID among them verifies.
-    pub(crate) fn verify(&self, config: &SessionConfig, keys: &Keys) -> Option<Incoming> {
+    pub(crate) fn verify(&self, config: &SessionConfig, keys: &Keys, emit: &Emitter<'_>) -> Option<Incoming> {
         let mut chosen: Option<Incoming> = None;
         for token in self.first.iter().chain(&self.more) {
-            let Some(incoming) = verify(token, config, keys) else { continue };
+            let Some(incoming) = verify(token, config, keys, emit) else { continue };
             match &chosen {
                 None => chosen = Some(incoming),
                 Some(c) if c.id == incoming.id => {}
                 Some(_) => {
-                    events::rejected("duplicate_cookie", 1 + self.more.len());
+                    emit.rejected(RejectReason::DuplicateCookie, 1 + self.more.len());
                     return None;
                 }
             }
@@ -127,18 +135,18 @@ impl Candidates {
 /// Finds and verifies at once (tests).
 #[cfg(test)]
 pub(crate) fn resolve(headers: &HeaderMap, config: &SessionConfig, keys: &Keys) -> (Option<Incoming>, bool) {
-    let found = find(&CookieHeaders::of(headers), config);
-    (found.verify(config, keys), found.presented)
+    let found = find(&CookieHeaders::of(headers), config, &Emitter::SILENT);
+    (found.verify(config, keys, &Emitter::SILENT), found.presented)
 }
 
-fn verify(value: &[u8], config: &SessionConfig, keys: &Keys) -> Option<Incoming> {
+fn verify(value: &[u8], config: &SessionConfig, keys: &Keys, emit: &Emitter<'_>) -> Option<Incoming> {
     match keys.verify(&config.name, value) {
         Ok(v) => {
             let key = v.id.storage_key();
             Some(Incoming { id: v.id, key, reissue: v.by_old_key })
         }
         Err(r) => {
-            events::rejected(r.as_str(), value.len());
+            emit.rejected(r.reason(), value.len());
             None
         }
     }
@@ -147,8 +155,6 @@ fn verify(value: &[u8], config: &SessionConfig, keys: &Keys) -> Option<Incoming>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SessionId;
-    use http::HeaderValue;
 
     fn setup() -> (SessionConfig, Keys, String, SessionId) {
         let config = SessionConfig::default();

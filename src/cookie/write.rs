@@ -1,0 +1,93 @@
+//! Every header the layer adds to a response, decided in one place.
+
+use http::{header, HeaderMap, HeaderValue, Response};
+
+use crate::{Keys, Metadata, SessionConfig, SessionId};
+
+/// `Max-Age` of the session cookie: a persistent session's cookie lives
+/// until its absolute deadline; any other is a browser-session cookie (no
+/// `Max-Age`). The idle deadline is enforced by the layer, never left to
+/// the browser.
+pub(crate) fn max_age(meta: &Metadata, now: u64) -> Option<u64> {
+    meta.persistent.then(|| meta.absolute_deadline.saturating_sub(now) / 1000)
+}
+
+/// The `Set-Cookie` value for the session `id`, signed by `keys`, built in
+/// one buffer: `name=token` plus the configured attributes and `Max-Age`.
+pub(crate) fn session_cookie(config: &SessionConfig, keys: &Keys, id: &SessionId, max_age: Option<u64>) -> String {
+    let mut out = String::with_capacity(config.name.len() + 72 + config.attributes.len() + 24);
+    out.push_str(&config.name);
+    out.push('=');
+    keys.sign_into(&config.name, id, &mut out);
+    out.push_str(&config.attributes);
+    if let Some(secs) = max_age {
+        out.push_str("; Max-Age=");
+        out.push_str(&secs.to_string());
+    }
+    out
+}
+
+/// The removal cookie: the same name, path and domain, empty, `Max-Age=0`.
+pub(crate) fn removal(config: &SessionConfig) -> String {
+    config.removal.clone()
+}
+
+/// Adds the session's headers to a response of a request that used its
+/// session: `Vary: Cookie` always; with a `Set-Cookie`, also
+/// `Cache-Control: no-store`. The cookie value is marked sensitive (HTTP/2
+/// header compression never indexes it). Returns `false` if the value is
+/// not a valid header (never expected: it is built from validated parts).
+pub(crate) fn add_headers<B>(res: &mut Response<B>, set_cookie: Option<String>) -> bool {
+    let headers = res.headers_mut();
+    if !varies_on_cookie(headers) {
+        headers.append(header::VARY, HeaderValue::from_static("cookie"));
+    }
+    if let Some(cookie) = set_cookie {
+        let Ok(mut value) = HeaderValue::try_from(cookie) else { return false };
+        value.set_sensitive(true);
+        headers.append(header::SET_COOKIE, value);
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    true
+}
+
+fn varies_on_cookie(headers: &HeaderMap) -> bool {
+    headers.get_all(header::VARY).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case("cookie") || p.trim() == "*"))
+            .unwrap_or(false)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_only_for_persistent_sessions_and_never_past_the_deadline() {
+        let mut meta = Metadata::new(0, 60_000, 3_600_000);
+        assert_eq!(max_age(&meta, 1_000), None);
+        meta.persistent = true;
+        assert_eq!(max_age(&meta, 1_000), Some(3_599));
+        assert_eq!(max_age(&meta, 9_000_000), Some(0));
+    }
+
+    #[test]
+    fn set_cookie_is_sensitive_and_not_cacheable() {
+        let mut res = Response::new(());
+        assert!(add_headers(&mut res, Some("a=b".into())));
+        let value = res.headers().get(header::SET_COOKIE).unwrap();
+        assert!(value.is_sensitive());
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(res.headers()[header::VARY], "cookie");
+    }
+
+    #[test]
+    fn vary_is_not_repeated() {
+        let mut res = Response::new(());
+        res.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Cookie"));
+        assert!(add_headers(&mut res, None));
+        assert_eq!(res.headers().get_all(header::VARY).iter().count(), 1);
+        assert!(res.headers().get(header::CACHE_CONTROL).is_none());
+    }
+}

@@ -1,0 +1,290 @@
+//! Carrying out the commit [`Step`]: the store calls, and the cookie they
+//! lead to. Every pair of calls made here is either one atomic store
+//! operation or harmless when interleaved with any other request:
+//!
+//! - a rotation is one [`rotate`](crate::SessionStore::rotate); when another
+//!   rotation won and its overlap is open, a periodic renewal forwards its
+//!   change set to the winner (one `apply`, which only merges into a live
+//!   record) and a privilege renewal or login rotates the winner (one more
+//!   atomic `rotate`);
+//! - a write that finds its session retired looks the key up and, within an
+//!   overlap, merges into the successor (again one `apply`: a logout in
+//!   between makes it a no-op);
+//! - a logout followed by a new session deletes first, so the new session
+//!   never shares anything with the old one.
+
+use std::sync::Arc;
+
+use http::Response;
+
+use super::{
+    lease::Lease,
+    plan::{Reply, Step},
+    state::{Creation, Renewal},
+};
+use crate::{
+    cookie::write::{add_headers, removal, session_cookie},
+    events::{Emitter, Route},
+    shared::{error_response, Shared},
+    ChangeSet, EventKind, Record, RenewReason, Rotated, Rotation, SessionError, SessionId, StorageKey, StoreError,
+    Stored,
+};
+
+/// How often a new ID is drawn when the store reports it taken.
+const CREATE_ATTEMPTS: usize = 3;
+/// How many rotations a renewal follows when other renewals won first.
+const MAX_HOPS: usize = 3;
+/// The most IDs drawn to find one the store accepts as a successor (a
+/// Redis Cluster accepts about one in 16,384).
+const MAX_DRAWS: usize = 1 << 20;
+
+/// The headers (or the error) a commit adds to the response.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub(crate) set_cookie: Option<String>,
+    pub(crate) error: Option<SessionError>,
+}
+
+/// One request's write-back, ready to run after the handler answered.
+pub(crate) struct Commit {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) step: Step,
+    /// The presented ID (for a re-issued cookie) and its key.
+    pub(crate) presented: Option<(SessionId, StorageKey)>,
+    pub(crate) now: u64,
+    /// The exclusive lease to release after the write (or when dropped).
+    pub(crate) lease: Option<Lease>,
+    /// For events: the request's method and path (with a hook only) and
+    /// the session's user.
+    pub(crate) route: Option<Route>,
+    pub(crate) user: Option<String>,
+}
+
+impl Commit {
+    /// Runs the store calls, releases the lease, then adds the headers to
+    /// `res` (or replaces it with the save-error response).
+    ///
+    /// An `async` block rather than an `async fn`: the block uses `self` and
+    /// `res` in place, where an `async fn` would keep a second copy of its
+    /// arguments in the future (rust-lang/rust#62958), which is boxed.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn respond<B: Default + Send>(
+        mut self,
+        res: Response<B>,
+    ) -> impl std::future::Future<Output = Response<B>> + Send {
+        async move {
+            let out = self.write().await;
+            if let Some(lease) = self.lease.take() {
+                lease.release(&self.shared).await;
+            }
+            finish(res, out, &self.shared)
+        }
+    }
+
+    fn emitter(&self) -> Emitter<'_> {
+        Emitter { hook: self.shared.on_event.as_ref(), route: self.route.as_ref(), now: self.now }
+    }
+
+    fn emit(&self, kind: EventKind, key: &StorageKey) {
+        self.emitter().emit(kind, Some(key), self.user.as_deref());
+    }
+
+    /// The headers of a step that makes no store call.
+    pub(crate) fn reply(&self, reply: Reply) -> Outcome {
+        let config = &self.shared.config;
+        let set_cookie = match (reply, &self.presented) {
+            (Reply::Plain, _) | (Reply::Reissue(_), None) => None,
+            (Reply::Reissue(age), Some((id, _))) => Some(session_cookie(config, &self.shared.keys, id, age)),
+            (Reply::Remove, _) => Some(removal(config)),
+        };
+        Outcome { set_cookie, error: None }
+    }
+
+    async fn write(&self) -> Outcome {
+        let shared = &*self.shared;
+        let store = shared.store();
+        match &self.step {
+            Step::Untouched | Step::LoadFailed(_) => Outcome::default(),
+            Step::Reply(reply) => self.reply(*reply),
+            Step::Touch { key, expires_at, reply } => {
+                // A failed touch loses no data and weakens nothing (the
+                // session only expires a little earlier): the response stands.
+                let _ = shared.timed(self.emitter(), "touch", Some(key), store.touch(key, self.now, *expires_at)).await;
+                self.reply(*reply)
+            }
+            Step::Apply { key, changes, reply } => self.apply(key, changes, *reply).await,
+            Step::Purge { key, reply } => match shared.timed(self.emitter(), "delete", Some(key), store.delete(key)).await {
+                Ok(()) => {
+                    self.emit(EventKind::Purged, key);
+                    self.reply(*reply)
+                }
+                Err(e) => failed(e),
+            },
+            Step::Create { record, creation, purge_first, max_age } => {
+                if let Some(old) = purge_first {
+                    if let Err(e) = shared.timed(self.emitter(), "delete", Some(old), store.delete(old)).await {
+                        return failed(e);
+                    }
+                    self.emit(EventKind::Purged, old);
+                }
+                self.create(record, *creation, *max_age).await
+            }
+            Step::Rotate { old, rotation, renewal, max_age } => self.rotate(*old, rotation, renewal, *max_age).await,
+        }
+    }
+
+    /// Merges the change set; a session retired meanwhile passes it on to its
+    /// successor within the overlap.
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet, reply: Reply) -> Outcome {
+        let shared = &*self.shared;
+        let store = shared.store();
+        match shared.timed(self.emitter(), "apply", Some(key), store.apply(key, changes)).await {
+            Ok(true) => return self.reply(reply),
+            Ok(false) => {}
+            Err(e) => return failed(e),
+        }
+        // Ended or retired by a concurrent request since this one loaded.
+        match shared.timed(self.emitter(), "lookup", Some(key), store.lookup(key)).await {
+            Ok(Some(Stored::Retired(r))) if r.overlaps(self.now) => {
+                let mut forwarded = changes.clone();
+                forwarded.close_overlap = false;
+                match shared.timed(self.emitter(), "apply", Some(&r.successor), store.apply(&r.successor, &forwarded)).await {
+                    Ok(true) => Outcome::default(),
+                    Ok(false) => {
+                        self.emit(EventKind::WriteDropped, key);
+                        Outcome::default()
+                    }
+                    Err(e) => failed(e),
+                }
+            }
+            // Retired without an overlap (a login or a privilege renewal):
+            // the write is dropped, and the cookie left alone.
+            Ok(Some(Stored::Retired(_))) => {
+                self.emit(EventKind::WriteDropped, key);
+                Outcome::default()
+            }
+            // Ended (logout, revocation, expiry): never resurrected.
+            Ok(_) => {
+                self.emit(EventKind::WriteDropped, key);
+                self.reply(if self.presented.is_some() { Reply::Remove } else { Reply::Plain })
+            }
+            Err(e) => failed(e),
+        }
+    }
+
+    /// Creates `record` under a new ID.
+    async fn create(&self, record: &Record, creation: Creation, max_age: Option<u64>) -> Outcome {
+        let shared = &*self.shared;
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = match SessionId::generate() {
+                Ok(id) => id,
+                Err(e) => return Outcome { set_cookie: None, error: Some(e) },
+            };
+            let key = id.storage_key();
+            match shared.timed(self.emitter(), "create", Some(&key), shared.store().create(&key, record)).await {
+                Ok(true) => {
+                    let kind = if creation == Creation::Login { EventKind::LoggedIn } else { EventKind::Created };
+                    self.emitter().emit(kind, Some(&key), record.meta.user());
+                    return Outcome { set_cookie: Some(self.cookie(&id, max_age)), error: None };
+                }
+                Ok(false) => continue,
+                Err(e) => return failed(e),
+            }
+        }
+        failed(StoreError::Backend("no unique session id after retries".into()))
+    }
+
+    /// Rotates the session to a new ID in one store operation.
+    async fn rotate(&self, mut old: StorageKey, rotation: &Rotation, renewal: &Renewal, max_age: Option<u64>) -> Outcome {
+        let shared = &*self.shared;
+        let store = shared.store();
+        let mut taken = 0;
+        let mut hops = 0;
+        loop {
+            let (id, key) = match successor_id(shared, &old) {
+                Ok(pair) => pair,
+                Err(e) => return Outcome { set_cookie: None, error: Some(e) },
+            };
+            match shared.timed(self.emitter(), "rotate", Some(&old), store.rotate(&old, &key, rotation)).await {
+                Ok(Rotated::Done) => {
+                    let reason = match renewal {
+                        Renewal::Periodic => RenewReason::Periodic,
+                        Renewal::Privilege => RenewReason::Privilege,
+                        Renewal::Login { .. } => RenewReason::Login,
+                    };
+                    let user = rotation.login.as_ref().map(|l| l.auth.user.as_str()).or(self.user.as_deref());
+                    self.emitter().renewed(&old, &key, reason, user);
+                    return Outcome { set_cookie: Some(self.cookie(&id, max_age)), error: None };
+                }
+                Ok(Rotated::Taken) if taken + 1 < CREATE_ATTEMPTS => taken += 1,
+                Ok(Rotated::Taken) => return failed(StoreError::Backend("no unique session id after retries".into())),
+                // Another periodic renewal won: its successor is the session now.
+                Ok(Rotated::Retired(r)) if r.overlaps(self.now) && hops < MAX_HOPS => {
+                    if *renewal == Renewal::Periodic {
+                        // Its response carries the new cookie; this one's
+                        // changes join the successor, and the cookie stays.
+                        let apply = store.apply(&r.successor, &rotation.changes);
+                        return match shared.timed(self.emitter(), "apply", Some(&r.successor), apply).await {
+                            Ok(_) => Outcome::default(),
+                            Err(e) => failed(e),
+                        };
+                    }
+                    // A login or a privilege change still needs its own new ID.
+                    hops += 1;
+                    old = r.successor;
+                }
+                // A login or privilege renewal retired it first: this
+                // request's session is gone, and its cookie is left alone.
+                Ok(Rotated::Retired(_)) => {
+                    self.emit(EventKind::WriteDropped, &old);
+                    return Outcome::default();
+                }
+                // Ended (logout, revocation, expiry) before the rotation:
+                // nothing was created.
+                Ok(Rotated::Gone) => {
+                    self.emit(EventKind::WriteDropped, &old);
+                    return self.reply(if self.presented.is_some() { Reply::Remove } else { Reply::Plain });
+                }
+                Err(e) => return failed(e),
+            }
+        }
+    }
+
+    fn cookie(&self, id: &SessionId, max_age: Option<u64>) -> String {
+        session_cookie(&self.shared.config, &self.shared.keys, id, max_age)
+    }
+}
+
+/// A new ID the store accepts as the successor of `old`.
+fn successor_id(shared: &Shared, old: &StorageKey) -> Result<(SessionId, StorageKey), SessionError> {
+    for _ in 0..MAX_DRAWS {
+        let id = SessionId::generate()?;
+        let key = id.storage_key();
+        if shared.store().accepts_successor(old, &key) {
+            return Ok((id, key));
+        }
+    }
+    Err(SessionError::Save(StoreError::Backend("the store accepted no successor id".into())))
+}
+
+/// A store failure while saving.
+fn failed(e: StoreError) -> Outcome {
+    Outcome { set_cookie: None, error: Some(SessionError::Save(e)) }
+}
+
+/// Adds the outcome's headers to the handler's response, or replaces it
+/// with the save-error response.
+pub(crate) fn finish<B: Default>(mut res: Response<B>, outcome: Outcome, shared: &Shared) -> Response<B> {
+    if let Some(err) = outcome.error {
+        // A change past the data cap is the client's (413), not the server's.
+        let err = match err {
+            SessionError::Save(StoreError::TooLarge) => SessionError::TooLarge { max: shared.config.max_data_bytes },
+            err => err,
+        };
+        return error_response(shared, err);
+    }
+    if !add_headers(&mut res, outcome.set_cookie) {
+        return error_response(shared, SessionError::Save(StoreError::Codec("invalid cookie header".into())));
+    }
+    res
+}

@@ -1,0 +1,284 @@
+//! Reading and writing the session's values, and what the handler may
+//! know of the session itself (ID, metadata, expiry).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::Session;
+use crate::{
+    lifecycle::state::{Intent, Origin},
+    Metadata, Record, SessionError, SessionId,
+};
+
+/// The longest session key accepted.
+const MAX_KEY_LEN: usize = 256;
+
+impl Session {
+    /// An empty record for a session this request creates.
+    pub(crate) fn new_record(&self, now: u64) -> Record {
+        let config = &self.shared().config;
+        Record::new(Metadata::new(now, config.idle_ms, config.absolute_ms))
+    }
+
+    /// Reads `key`, deserialized as `T`. `Ok(None)` if absent.
+    ///
+    /// # Errors
+    ///
+    /// A store failure ([`SessionError::Load`], fail closed) or a value of
+    /// another type ([`SessionError::Serde`]).
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     let name: Option<String> = session.get("name").await?;
+    ///     Ok(name.unwrap_or_default())
+    /// }
+    /// ```
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        match state.view.as_ref().and_then(|r| r.data.get(key)) {
+            Some(raw) => Ok(Some(serde_json::from_str(raw.get())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// True if `key` is set.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.contains("cart").await?.to_string())
+    /// }
+    /// ```
+    pub async fn contains(&self, key: &str) -> Result<bool, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state.view.as_ref().is_some_and(|r| r.data.get(key).is_some()))
+    }
+
+    /// The keys set in the session, sorted.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.keys().await?.join(","))
+    /// }
+    /// ```
+    pub async fn keys(&self) -> Result<Vec<String>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state.view.as_ref().map(|r| r.data.keys().map(str::to_string).collect()).unwrap_or_default())
+    }
+
+    /// All values as a JSON object (for inspection and debugging pages).
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(serde_json::Value::Object(session.to_json().await?).to_string())
+    /// }
+    /// ```
+    pub async fn to_json(&self) -> Result<serde_json::Map<String, serde_json::Value>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        let mut map = serde_json::Map::new();
+        if let Some(r) = &state.view {
+            for (k, v) in r.data.iter() {
+                map.insert(k.to_string(), serde_json::from_str(v.get())?);
+            }
+        }
+        Ok(map)
+    }
+
+    /// True when the session holds no data and no user.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.is_empty().await?.to_string())
+    /// }
+    /// ```
+    pub async fn is_empty(&self) -> Result<bool, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state.view.as_ref().is_none_or(|r| r.data.is_empty() && r.meta.auth.is_none()))
+    }
+
+    /// Sets `key` to `value`. A session that did not exist is created when
+    /// the response is sent, under a new server-made ID.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading, a value that cannot be serialized, an
+    /// empty or over-long key, or data beyond the configured maximum size.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<(), SessionError> {
+    ///     session.insert("theme", "dark").await
+    /// }
+    /// ```
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Err(SessionError::InvalidKey);
+        }
+        let raw = serde_json::value::to_raw_value(&value)?;
+        let max = self.shared().config.max_data_bytes;
+        let now = self.now();
+        let mut state = self.ensure_loaded().await?;
+        let record = state.view_or_new(|| self.new_record(now));
+        if record.data.size_with(key, &raw) > max {
+            return Err(SessionError::TooLarge { max });
+        }
+        record.data.insert(key, &raw);
+        state.changes.set(key, raw);
+        state.changed();
+        Ok(())
+    }
+
+    /// Removes `key`; true if it was set.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<(), SessionError> {
+    ///     session.remove("cart").await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn remove(&self, key: &str) -> Result<bool, SessionError> {
+        let mut state = self.ensure_loaded().await?;
+        let removed = state.view.as_mut().is_some_and(|r| r.data.remove(key));
+        if removed {
+            state.changes.remove(key);
+            state.changed();
+        }
+        Ok(removed)
+    }
+
+    /// Reads and removes `key` (a flash value).
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading, or a value of another type (the value
+    /// is then left in place).
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.take::<String>("flash").await?.unwrap_or_default())
+    /// }
+    /// ```
+    pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let mut state = self.ensure_loaded().await?;
+        let value = match state.view.as_ref().and_then(|r| r.data.get(key)) {
+            Some(raw) => serde_json::from_str::<T>(raw.get())?,
+            None => return Ok(None),
+        };
+        if let Some(r) = state.view.as_mut() {
+            r.data.remove(key);
+        }
+        state.changes.remove(key);
+        state.changed();
+        Ok(Some(value))
+    }
+
+    /// Removes every value (the user and the session stay).
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<(), SessionError> {
+    ///     session.clear().await
+    /// }
+    /// ```
+    pub async fn clear(&self) -> Result<(), SessionError> {
+        let mut state = self.ensure_loaded().await?;
+        if let Some(r) = state.view.as_mut() {
+            r.data.clear();
+            state.changes.clear();
+            state.changed();
+        }
+        Ok(())
+    }
+
+    /// The current session's ID, if a live session was presented. A session
+    /// created or renewed in this request gets its ID when the response is
+    /// sent. The ID is a secret: never log it.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.id().await?.is_some().to_string())
+    /// }
+    /// ```
+    pub async fn id(&self) -> Result<Option<SessionId>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        let current = state.origin() == Some(Origin::Live) && matches!(state.intent, Intent::Keep | Intent::Write);
+        Ok(if current { self.incoming().map(|i| i.id.clone()) } else { None })
+    }
+
+    /// The session's metadata (creation, last activity, deadlines, user), or
+    /// `None` when there is no session.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     let created = session.metadata().await?.map(|m| m.created_at);
+    ///     Ok(format!("{created:?}"))
+    /// }
+    /// ```
+    pub async fn metadata(&self) -> Result<Option<Metadata>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state.view.as_ref().map(|r| r.meta.clone()))
+    }
+
+    /// When the session expires if no further request comes (the earlier of
+    /// the idle and absolute deadlines).
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(format!("{:?}", session.expires_at().await?))
+    /// }
+    /// ```
+    pub async fn expires_at(&self) -> Result<Option<SystemTime>, SessionError> {
+        let now = self.now();
+        Ok(self.metadata().await?.map(|m| {
+            let at = self.shared().expires_at(now, m.absolute_deadline);
+            UNIX_EPOCH + Duration::from_millis(at)
+        }))
+    }
+
+}

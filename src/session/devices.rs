@@ -1,0 +1,149 @@
+//! A user's sessions ("devices"): list them, revoke one, log out the others.
+
+use super::Session;
+use crate::{EventKind, SessionError, SessionHandle};
+
+/// One session of the current user, as listed by [`Session::sessions`].
+///
+/// It carries metadata only, and a public handle that is neither the ID nor
+/// its digest.
+///
+/// ```
+/// use sessionware::SessionInfo;
+/// fn render(info: &SessionInfo) -> String {
+///     format!("{} {}", info.handle, if info.current { "(this device)" } else { "" })
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The session's public handle (revoke with [`Session::revoke`]).
+    pub handle: SessionHandle,
+    /// Whether it is the session of the current request.
+    pub current: bool,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at: u64,
+    /// Last activity known to the store, milliseconds since the Unix epoch.
+    pub last_seen: u64,
+    /// User agent at login.
+    pub user_agent: Option<String>,
+    /// Coarse IP at login (IPv4 /24, IPv6 /48).
+    pub ip: Option<String>,
+}
+
+
+impl Session {
+    /// The current session's public handle, if a session exists.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn handler(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.handle().await?.map(|h| h.to_string()).unwrap_or_default())
+    /// }
+    /// ```
+    pub async fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state.view.as_ref().map(|r| r.meta.handle))
+    }
+
+    async fn current_user(&self) -> Result<(String, Option<SessionHandle>), SessionError> {
+        let state = self.ensure_loaded().await?;
+        let record = state.view.as_ref().ok_or(SessionError::NotAuthenticated)?;
+        let user = record.meta.user().ok_or(SessionError::NotAuthenticated)?.to_string();
+        let handle = state.is_live().then_some(record.meta.handle);
+        Ok((user, handle))
+    }
+
+    /// The logged-in user's live sessions (on every device), oldest first,
+    /// with the current one marked.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::NotAuthenticated`] without a user, or a store failure.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn devices(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.sessions().await?.len().to_string())
+    /// }
+    /// ```
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
+        let (user, current) = self.current_user().await?;
+        let shared = self.shared();
+        let list =
+            shared.timed(self.emitter(), "list_user", None, shared.store().list_user(&user)).await.map_err(SessionError::Store)?;
+        Ok(list
+            .into_iter()
+            .map(|m| SessionInfo {
+                current: Some(m.handle) == current,
+                handle: m.handle,
+                created_at: m.created_at,
+                last_seen: m.last_seen,
+                user_agent: m.user_agent.map(String::from),
+                ip: m.ip.map(String::from),
+            })
+            .collect())
+    }
+
+    /// Ends one of the logged-in user's sessions by its handle. Returns
+    /// `false` when the user has no such session (another user's handle
+    /// included). Revoking the current session purges it.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::NotAuthenticated`] without a user, or a store failure.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError, SessionHandle};
+    /// async fn revoke(session: Session, handle: SessionHandle) -> Result<String, SessionError> {
+    ///     Ok(session.revoke(&handle).await?.to_string())
+    /// }
+    /// ```
+    pub async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
+        let (user, current) = self.current_user().await?;
+        if current.as_ref() == Some(handle) {
+            self.purge().await?;
+            return Ok(true);
+        }
+        let shared = self.shared();
+        let ended = shared
+            .timed(self.emitter(), "delete_by_handle", None, shared.store().delete_by_handle(&user, handle))
+            .await
+            .map_err(SessionError::Store)?;
+        if ended {
+            self.emitter().emit(EventKind::Revoked { count: 1 }, self.incoming().map(|i| &i.key), Some(&user));
+        }
+        Ok(ended)
+    }
+
+    /// Ends every other session of the logged-in user ("log out other
+    /// devices") and returns how many were ended.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::NotAuthenticated`] without a user, or a store failure.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn logout_others(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.revoke_others().await?.to_string())
+    /// }
+    /// ```
+    pub async fn revoke_others(&self) -> Result<usize, SessionError> {
+        let (user, current) = self.current_user().await?;
+        let shared = self.shared();
+        let count = shared
+            .timed(self.emitter(), "delete_user", None, shared.store().delete_user(&user, current.as_ref()))
+            .await
+            .map_err(SessionError::Store)?;
+        if count > 0 {
+            self.emitter().emit(EventKind::Revoked { count }, self.incoming().map(|i| &i.key), Some(&user));
+        }
+        Ok(count)
+    }
+}
+

@@ -1,0 +1,359 @@
+//! The [`Session`] handle that handlers use, split by concern: [`data`]
+//! (reading and writing values), [`auth`] (login, renewal, logout),
+//! [`devices`] (a user's sessions) and [`lock`] (exclusive sessions). This
+//! file holds the handle itself and the lookup of the presented session.
+
+use std::{
+    fmt,
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
+};
+
+use crate::{
+    cookie::{read::CookieHeaders, Incoming},
+    events::{Emitter, Route},
+    lifecycle::{
+        expiry,
+        state::{Origin, Phase, State},
+    },
+    shared::{clone_store_error, Shared},
+    EventKind, RejectReason, Record, SessionError, StorageKey, StoreError, Stored,
+};
+
+mod auth;
+mod data;
+mod devices;
+mod lock;
+
+pub use devices::SessionInfo;
+
+/// The socket peer's address, from axum's `ConnectInfo` (never from
+/// forwarding headers, which any client can send).
+fn peer_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+    #[cfg(feature = "axum")]
+    {
+        extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        let _ = extensions;
+        None
+    }
+}
+
+/// What the request tells about the client, kept for `login`.
+#[derive(Debug, Default)]
+pub(crate) struct Client {
+    pub(crate) user_agent: Option<http::HeaderValue>,
+    pub(crate) ip: Option<std::net::IpAddr>,
+}
+
+/// The request's session cookie, parsed and verified on first use.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    /// The verified session, if one verified.
+    pub(crate) incoming: Option<Incoming>,
+    /// A cookie with the session's name was presented, valid or not.
+    pub(crate) presented: bool,
+    /// The request's time (ms), read once with the cookie's verification,
+    /// so one request sees one consistent "now" and pays for one clock read.
+    now: u64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) shared: Arc<Shared>,
+    /// The request's `Cookie` headers, parsed and verified on first use into `resolved`.
+    cookies: CookieHeaders,
+    /// Set on the session's first use (one initialisation for both).
+    resolved: OnceLock<Resolved>,
+    /// Recorded by the extractor (or [`Session::from_request`]), used by `login`.
+    client: OnceLock<Client>,
+    pub(crate) state: Mutex<State>,
+    load_lock: tokio::sync::Mutex<()>,
+    /// The request's method and path, kept only when an event hook is installed.
+    pub(crate) route: Option<Route>,
+}
+
+/// A handle on the current request's session.
+///
+/// The layer puts one into every request's extensions; with the `axum`
+/// feature it is also an extractor. Nothing is loaded until a method needs
+/// the data, so a handler that never touches the session costs no store call.
+/// Clones share the same state.
+///
+/// Changes are tracked per key and written back after the handler answers:
+/// concurrent requests that write different keys of one session both keep
+/// their writes, and a request that loaded the session before a logout cannot
+/// bring it back.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use sessionware::{Keys, MemoryStore, Session, SessionError, SessionLayer};
+///
+/// async fn handler(session: Session) -> Result<String, SessionError> {
+///     let n: u64 = session.get("n").await?.unwrap_or(0);
+///     session.insert("n", n + 1).await?;
+///     Ok(n.to_string())
+/// }
+///
+/// let app: Router = Router::new()
+///     .route("/", get(handler))
+///     .layer(SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()));
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        f.debug_struct("Session")
+            .field("session", &self.inner.resolved.get().and_then(|r| r.incoming.as_ref()).map(|i| i.key))
+            .field("phase", &state.phase)
+            .field("intent", &state.intent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a lookup of the presented key found, before it is recorded.
+type Found = (Origin, Option<Record>);
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, cookies: CookieHeaders, route: Option<Route>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                shared,
+                cookies,
+                resolved: OnceLock::new(),
+                client: OnceLock::new(),
+                state: Mutex::new(State::default()),
+                load_lock: tokio::sync::Mutex::const_new(()),
+                route,
+            }),
+        }
+    }
+
+    /// The request's session cookie, parsed and verified on first call.
+    pub(crate) fn resolved(&self) -> &Resolved {
+        let inner = &*self.inner;
+        inner.resolved.get_or_init(|| {
+            let config = &inner.shared.config;
+            let now = inner.shared.clock.now_ms();
+            let emit = Emitter { hook: inner.shared.on_event.as_ref(), route: inner.route.as_ref(), now };
+            let candidates = crate::cookie::read::find(&inner.cookies, config, &emit);
+            Resolved { incoming: candidates.verify(config, &inner.shared.keys, &emit), presented: candidates.presented, now }
+        })
+    }
+
+    /// The verified incoming session, verified on first call.
+    pub(crate) fn incoming(&self) -> Option<&Incoming> {
+        self.resolved().incoming.as_ref()
+    }
+
+    /// Records the client's user agent and socket address for a later
+    /// `login` (the first call per request wins).
+    pub(crate) fn observe(&self, headers: &http::HeaderMap, extensions: &http::Extensions) {
+        if self.inner.client.get().is_none() {
+            let _ = self
+                .inner
+                .client
+                .set(Client { user_agent: headers.get(http::header::USER_AGENT).cloned(), ip: peer_ip(extensions) });
+        }
+    }
+
+    pub(crate) fn client(&self) -> Option<&Client> {
+        self.inner.client.get()
+    }
+
+    /// The request's session, taken from its extensions, for services that
+    /// are not axum handlers; `None` when no [`SessionLayer`](crate::SessionLayer)
+    /// wraps the service. Like the axum extractor, it records the request's
+    /// user agent and socket address (axum's `ConnectInfo`) for
+    /// [`login`](Session::login), which keeps them in the session's metadata
+    /// for [`sessions`](Session::sessions). A handle taken straight from the
+    /// extensions records nothing.
+    ///
+    /// ```
+    /// use sessionware::{Keys, MemoryStore, Session, SessionLayer};
+    /// use tower::{service_fn, Layer};
+    ///
+    /// let svc = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()).layer(service_fn(
+    ///     |req: http::Request<String>| async move {
+    ///         let session = Session::from_request(&req).expect("under the layer");
+    ///         let n: u64 = session.get("n").await.unwrap_or(None).unwrap_or(0);
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(n.to_string()))
+    ///     },
+    /// ));
+    /// ```
+    pub fn from_request<B>(req: &http::Request<B>) -> Option<Session> {
+        let session = req.extensions().get::<Session>()?.clone();
+        session.observe(req.headers(), req.extensions());
+        Some(session)
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        // State is only mutated by short, non-panicking sections.
+        self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// Emits this request's lifecycle events.
+    pub(crate) fn emitter(&self) -> Emitter<'_> {
+        Emitter { hook: self.inner.shared.on_event.as_ref(), route: self.inner.route.as_ref(), now: self.now() }
+    }
+
+    /// The request's time: read from the clock once, on first use, so one
+    /// request sees one consistent "now" (and pays for one clock read).
+    pub(crate) fn now(&self) -> u64 {
+        self.resolved().now
+    }
+
+    /// Looks the session up once per request; later calls return at once.
+    ///
+    /// An in-process store answers synchronously (no future, no lock); a
+    /// store that does I/O is awaited through a boxed future, so that every
+    /// session method's future stays small for the handlers that embed it.
+    pub(crate) async fn ensure_loaded(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+        {
+            let state = self.state();
+            match state.phase {
+                Phase::Loaded(_) => return Ok(state),
+                Phase::Failed(_) => return Err(SessionError::Unavailable),
+                Phase::Committed => return Err(SessionError::Committed),
+                Phase::Unloaded => {}
+            }
+        }
+        match self.lookup_now() {
+            Some(outcome) => self.loaded(outcome),
+            None => Box::pin(self.load_awaited()).await,
+        }
+    }
+
+    /// The I/O path of `ensure_loaded`: one lookup per request even when
+    /// several tasks of the request ask at once.
+    async fn load_awaited(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+        let _loading = self.inner.load_lock.lock().await;
+        if !matches!(self.state().phase, Phase::Unloaded) {
+            return self.loaded_state();
+        }
+        let outcome = self.lookup().await;
+        self.loaded(outcome)
+    }
+
+    /// Records a lookup's outcome (the first one wins: a concurrent load of
+    /// the same request never replaces a view that may already be changed).
+    fn loaded(&self, outcome: Result<Found, StoreError>) -> Result<MutexGuard<'_, State>, SessionError> {
+        {
+            let mut state = self.state();
+            if matches!(state.phase, Phase::Unloaded) {
+                match outcome {
+                    Ok((origin, view)) => state.loaded(origin, view),
+                    Err(e) => {
+                        state.phase = Phase::Failed(Some(clone_store_error(&e)));
+                        return Err(SessionError::Load(e));
+                    }
+                }
+            }
+        }
+        self.loaded_state()
+    }
+
+    fn loaded_state(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+        let state = self.state();
+        match state.phase {
+            Phase::Loaded(_) => Ok(state),
+            Phase::Committed => Err(SessionError::Committed),
+            _ => Err(SessionError::Unavailable),
+        }
+    }
+
+    /// The lookup, answered at once when the store can (`None` otherwise,
+    /// and for an expired record, whose deletion needs the async path).
+    fn lookup_now(&self) -> Option<Result<Found, StoreError>> {
+        let Some(incoming) = self.incoming() else {
+            return Some(Ok((Origin::Absent, None)));
+        };
+        let store = self.shared().store();
+        let now = self.now();
+        let key = &incoming.key;
+        let stored = match store.lookup_now(key, now)? {
+            Ok(stored) => stored,
+            Err(e) => {
+                self.emitter().store_error("lookup", Some(key), &e);
+                return Some(Err(e));
+            }
+        };
+        let successor = match &stored {
+            Some(Stored::Retired(r)) if r.overlaps(now) => match store.lookup_now(&r.successor, now)? {
+                Ok(s) => s,
+                Err(e) => return Some(Err(e)),
+            },
+            _ => None,
+        };
+        match self.found(key, stored, successor) {
+            Ok(found) => Some(Ok(found)),
+            Err(_) => None,
+        }
+    }
+
+    /// The lookup through the store's async path; an expired record is
+    /// deleted on the way (best effort: stores drop it too).
+    async fn lookup(&self) -> Result<Found, StoreError> {
+        let Some(incoming) = self.incoming() else {
+            return Ok((Origin::Absent, None));
+        };
+        let shared = self.shared();
+        let key = &incoming.key;
+        let stored = shared.timed(self.emitter(), "lookup", Some(key), shared.store().lookup(key)).await?;
+        let successor = match &stored {
+            Some(Stored::Retired(r)) if r.overlaps(self.now()) => {
+                shared.timed(self.emitter(), "lookup", Some(&r.successor), shared.store().lookup(&r.successor)).await?
+            }
+            _ => None,
+        };
+        match self.found(key, stored, successor) {
+            Ok(found) => Ok(found),
+            Err(expired_key) => {
+                let _ = shared.timed(self.emitter(), "delete", Some(&expired_key), shared.store().delete(&expired_key)).await;
+                Ok((Origin::Stale, None))
+            }
+        }
+    }
+
+    /// What the store's answer under `key` means for this request: a live
+    /// session (its own, or the successor it reaches within an overlap), a
+    /// retired key, or nothing. `Err` names an expired record to delete.
+    fn found(&self, key: &StorageKey, stored: Option<Stored>, successor: Option<Stored>) -> Result<Found, StorageKey> {
+        let now = self.now();
+        match stored {
+            None => {
+                self.emitter().emit(EventKind::Rejected(RejectReason::Unknown), Some(key), None);
+                Ok((Origin::Stale, None))
+            }
+            Some(Stored::Live(record)) => match expiry::check(&record.meta, now) {
+                Ok(()) => Ok((Origin::Live, Some(record))),
+                Err(deadline) => {
+                    self.emitter().emit(EventKind::Expired(deadline), Some(key), record.meta.user());
+                    Err(*key)
+                }
+            },
+            Some(Stored::Retired(retired)) => match successor {
+                // Within the overlap, and only until the successor was first used.
+                Some(Stored::Live(next))
+                    if retired.overlaps(now)
+                        && next.meta.predecessor == Some(*key)
+                        && expiry::check(&next.meta, now).is_ok() =>
+                {
+                    Ok((Origin::Alias(retired.successor), Some(next)))
+                }
+                _ => {
+                    self.emitter().emit(EventKind::Rejected(RejectReason::Retired), Some(key), None);
+                    Ok((Origin::Retired, None))
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! What every request of one layer shares: the store, the keys, the
+//! configuration, the clock and the error responses; and the store call
+//! wrapper that applies the store timeout.
+
+use std::{fmt, sync::Arc};
+
+use http::{header, HeaderValue, Response};
+
+use crate::{
+    events::{EventHook, Emitter},
+    Clock, Keys, SessionConfig, SessionError, SessionStore, SharedError, StorageKey, StoreError,
+};
+
+/// Builds the response the layer sends when the session store fails.
+///
+/// The body is the inner service's default body; status and headers come from
+/// the hook. The [`SharedError`](crate::SharedError) is attached to the
+/// response extensions by the layer.
+///
+/// ```
+/// use std::sync::Arc;
+/// use sessionware::ErrorResponder;
+/// let respond: ErrorResponder = Arc::new(|err| {
+///     let mut res = http::Response::new(());
+///     *res.status_mut() = err.status();
+///     res
+/// });
+/// ```
+pub type ErrorResponder = Arc<dyn Fn(&SessionError) -> Response<()> + Send + Sync>;
+
+/// What every request of one layer shares.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) keys: Keys,
+    pub(crate) config: SessionConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) on_load_error: ErrorResponder,
+    pub(crate) on_save_error: ErrorResponder,
+    pub(crate) on_event: Option<EventHook>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("store", &self.store)
+            .field("keys", &self.keys)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// The store as a trait object: calling through `Arc<dyn SessionStore>`
+    /// would pick the blanket `impl SessionStore for Arc<T>` and box every
+    /// call's future twice.
+    pub(crate) fn store(&self) -> &dyn SessionStore {
+        &*self.store
+    }
+
+    /// Runs one store call under the configured timeout, reporting a failure.
+    pub(crate) fn timed<'a, T>(
+        &'a self,
+        emit: Emitter<'a>,
+        op: &'static str,
+        key: Option<&'a StorageKey>,
+        fut: StoreCall<'a, T>,
+    ) -> Timed<'a, T> {
+        Timed {
+            shared: self,
+            emit,
+            op,
+            key,
+            fut,
+            sleep: None,
+            #[cfg(feature = "metrics")]
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// The idle deadline of activity at `now`, capped by the absolute one.
+    pub(crate) fn expires_at(&self, now: u64, absolute_deadline: u64) -> u64 {
+        crate::lifecycle::plan::expires_at(&self.config, now, absolute_deadline)
+    }
+}
+
+/// A store call's future, as the store trait (`async_trait`) returns it.
+pub(crate) type StoreCall<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A store call under the layer's `store_timeout`: most calls of an
+/// in-process store finish on the first poll, so the timer is only started
+/// by a call that has to wait. A failure is logged with the operation.
+pub(crate) struct Timed<'a, T> {
+    shared: &'a Shared,
+    emit: Emitter<'a>,
+    op: &'static str,
+    key: Option<&'a StorageKey>,
+    fut: StoreCall<'a, T>,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    #[cfg(feature = "metrics")]
+    started: std::time::Instant,
+}
+
+impl<T> std::future::Future for Timed<'_, T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = &mut *self;
+        let result = match this.fut.as_mut().poll(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                let timeout = this.shared.config.store_timeout;
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Err(StoreError::Timeout),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        };
+        #[cfg(feature = "metrics")]
+        crate::events::store_latency(this.op, this.started.elapsed());
+        if let Err(e) = &result {
+            this.emit.store_error(this.op, this.key, e);
+        }
+        Poll::Ready(result)
+    }
+}
+
+
+/// The configured response for a session failure, with the error attached
+/// to its extensions.
+pub(crate) fn error_response<B: Default>(shared: &Shared, err: SessionError) -> Response<B> {
+    let hook = if matches!(err, SessionError::Load(_) | SessionError::Unavailable) {
+        &shared.on_load_error
+    } else {
+        &shared.on_save_error
+    };
+    let (mut parts, ()) = hook(&err).into_parts();
+    parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    parts.extensions.insert(SharedError::from(err));
+    Response::from_parts(parts, B::default())
+}
+
+/// A copy of a store error (the type holds no non-cloneable parts but is
+/// not `Clone`, to keep its variants free to grow).
+pub(crate) fn clone_store_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Backend(s) => StoreError::Backend(s.clone()),
+        StoreError::Timeout => StoreError::Timeout,
+        StoreError::Codec(s) => StoreError::Codec(s.clone()),
+        StoreError::Capacity => StoreError::Capacity,
+        StoreError::Unsupported(s) => StoreError::Unsupported(s),
+        StoreError::TooLarge => StoreError::TooLarge,
+    }
+}
