@@ -13,6 +13,8 @@
 //! | `SESSION_KEYS` | comma-separated base64 keys, the first signs (default: one random key, sessions die with the process) |
 //! | `SESSION_IDLE_TIMEOUT` | idle timeout in seconds (default 1800) |
 //! | `SESSION_ABSOLUTE_TIMEOUT` | absolute timeout in seconds (default 43200) |
+//! | `SESSION_RENEW_AFTER` | periodic renewal: give a session in use a new ID once its ID is this many seconds old (unset: no periodic renewal) |
+//! | `SESSION_RENEW_OVERLAP` | seconds the old ID keeps working after a periodic renewal, until the new one is first used (default 10, at most 60; `0`: none) |
 //! | `SESSION_INSECURE_DEV_COOKIES` | `1`: plain-HTTP cookie `sid` without `Secure` (development only) |
 //! | `SESSION_STORE` | `memory` (default), `redis://…`, `postgres://…` or `sqlite://path` (the last three need the crate features of the same name) |
 //! | `RUST_LOG` | log filter (default `info`) |
@@ -78,6 +80,17 @@ fn seconds(name: &str) -> Result<Option<Duration>, String> {
     }
 }
 
+/// A duration in whole seconds, zero allowed.
+fn seconds_or_zero(name: &str) -> Result<Option<Duration>, String> {
+    let Some(text) = env_var(name)? else {
+        return Ok(None);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(secs) => Ok(Some(Duration::from_secs(secs))),
+        _ => Err(format!("{name} must be a whole number of seconds (got {text:?})")),
+    }
+}
+
 fn flag(name: &str) -> Result<bool, String> {
     match env_var(name)?.as_deref().map(str::trim) {
         None | Some("" | "0" | "false") => Ok(false),
@@ -101,7 +114,9 @@ impl Settings {
         };
 
         let insecure = flag("SESSION_INSECURE_DEV_COOKIES")?;
-        let mut builder = SessionConfig::builder();
+        // The counter is the visitor's own: it survives the login (every
+        // other pre-login value is dropped, the default login policy).
+        let mut builder = SessionConfig::builder().keep_on_login([COUNT_KEY]);
         if insecure {
             builder = builder.cookie_name("sid").dangerous_insecure_cookies();
         }
@@ -111,9 +126,18 @@ impl Settings {
         if let Some(absolute) = seconds("SESSION_ABSOLUTE_TIMEOUT")? {
             builder = builder.absolute_timeout(absolute);
         }
-        let config = builder
-            .build()
-            .map_err(|e| format!("invalid session settings (SESSION_IDLE_TIMEOUT / SESSION_ABSOLUTE_TIMEOUT): {e}"))?;
+        if let Some(after) = seconds("SESSION_RENEW_AFTER")? {
+            builder = builder.renew_after(after);
+        }
+        if let Some(overlap) = seconds_or_zero("SESSION_RENEW_OVERLAP")? {
+            builder = builder.renew_overlap(overlap);
+        }
+        let config = builder.build().map_err(|e| {
+            format!(
+                "invalid session settings (SESSION_IDLE_TIMEOUT / SESSION_ABSOLUTE_TIMEOUT / SESSION_RENEW_AFTER / \
+                 SESSION_RENEW_OVERLAP): {e}"
+            )
+        })?;
 
         Ok(Self { addr, keys, keys_generated, config, insecure })
     }
@@ -194,7 +218,20 @@ fn app(store: Arc<dyn SessionStore>, keys: Keys, config: SessionConfig) -> Route
         .route("/", get(index))
         .route("/app.js", get(script))
         .nest("/api", api)
-        .layer(SessionLayer::new(store, keys).with_config(config))
+        .layer(SessionLayer::new(store, keys).with_config(config).on_event(log_event))
+}
+
+/// Lifecycle events go to the log (the demo exposes nothing new over HTTP).
+fn log_event(event: &sessionware::Event) {
+    tracing::info!(
+        target: "demo::events",
+        kind = ?event.kind,
+        session = event.session.as_deref().unwrap_or("-"),
+        user = event.user.as_deref().unwrap_or("-"),
+        method = event.method.as_ref().map_or("-", |m| m.as_str()),
+        path = event.path.as_deref().unwrap_or("-"),
+        "session event"
+    );
 }
 
 /// API answers carry per-user data: never cache them.

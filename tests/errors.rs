@@ -64,16 +64,19 @@ async fn logout_failure_is_reported() {
 }
 
 #[tokio::test]
-async fn renewal_that_cannot_delete_the_old_id_fails_closed() {
+async fn renewal_that_the_store_cannot_rotate_fails_closed() {
     let h = Harness::new();
     let app = app(&h.layer);
     let anon = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
-    h.store.fail(Op::Delete);
+    h.store.fail(Op::Rotate);
     let res = send(&app, req("POST", "/login/alice", Some(&anon))).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(res.headers().get(header::SET_COOKIE).is_none());
+    assert!(res.headers().get(header::SET_COOKIE).is_none(), "no cookie for a session that was not rotated");
     h.store.heal();
+    // Nothing half-done: the old session is as it was, and not logged in.
     assert_eq!(send(&app, req("GET", "/me", Some(&anon))).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body(send(&app, req("GET", "/read", Some(&anon))).await).await, "1");
+    assert_eq!(h.store.inner.len(), 1, "no successor was left behind");
 }
 
 #[tokio::test]

@@ -61,6 +61,8 @@ async fn events_use_fingerprints_and_never_secrets() {
     send(&app, req("GET", "/read", Some(&authed))).await;
     h.store.heal();
     send(&app, req("POST", "/logout", Some(&authed))).await;
+    // An ended session is unknown; the pre-login ID was retired by the login.
+    send(&app, req("GET", "/read", Some(&authed))).await;
 
     let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     for event in [
@@ -70,6 +72,7 @@ async fn events_use_fingerprints_and_never_secrets() {
         "session.store_error",
         "reason=\"bad_signature\"",
         "reason=\"unknown\"",
+        "reason=\"retired\"",
         "reason=\"duplicate_cookie\"",
     ] {
         assert!(log.contains(event), "missing {event} in:\n{log}");

@@ -171,13 +171,17 @@ async fn login_renews_id_and_kills_the_old_one() {
     assert_eq!(res.status(), StatusCode::OK);
     let authed = session_cookie(&res).unwrap();
     assert_ne!(authed, anon);
-    assert_eq!(h.store.count(Op::Create), creates + 1, "renewal goes through create (insert-if-absent)");
-    assert_eq!(send(&app, req("GET", "/me", Some(&anon))).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(h.store.count(Op::Create), creates, "a renewal creates nothing beside the rotation");
+    assert_eq!(h.store.count(Op::Rotate), 1, "renewal is one atomic rotation (insert-if-absent inside)");
+    let res = send(&app, req("GET", "/me", Some(&anon))).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers().get(header::SET_COOKIE).is_none(), "a retired ID gets no removal cookie");
     assert_eq!(body(send(&app, req("GET", "/read", Some(&anon))).await).await, "none", "old ID is dead");
     let res = send(&app, req("GET", "/me", Some(&authed))).await;
     assert_eq!(body(res).await, "alice");
-    assert_eq!(body(send(&app, req("GET", "/read", Some(&authed))).await).await, "1", "data kept across login");
-    assert_eq!(h.store.inner.len(), 1, "exactly one record: the old one was deleted");
+    // R12: pre-login data is dropped unless allow-listed (`keep_on_login`).
+    assert_eq!(body(send(&app, req("GET", "/read", Some(&authed))).await).await, "none", "pre-login data dropped");
+    assert_eq!(h.store.inner.len(), 1, "exactly one session: the old ID holds only a retired pointer");
     // Explicit renewal on privilege change.
     let res = send(&app, req("POST", "/renew", Some(&authed))).await;
     let renewed = session_cookie(&res).unwrap();
