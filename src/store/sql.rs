@@ -22,7 +22,8 @@
 //! - `create`: `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE expires_at <= now`,
 //!   so a live row is never overwritten and an expired one may be replaced.
 //! - `load`: `SELECT ... WHERE id = ? AND expires_at > now`.
-//! - `apply`: the record is merged in Rust with [`Record::apply`] and written
+//! - `apply`: the record is merged in Rust with [`Record::try_apply`] (which
+//!   refuses a merged record past [`ChangeSet::max_data_bytes`]) and written
 //!   back with one `UPDATE`, only if the row exists and is not expired. In
 //!   PostgreSQL, without a transaction, as a compare-and-set on the row
 //!   version: `SELECT ..., xmin` then `UPDATE ... WHERE id = ? AND xmin = ?`,
@@ -687,8 +688,14 @@ macro_rules! apply_locked {
             tx.rollback().await.map_err(|e| $store.err(&e))?;
             return Ok(false);
         }
-        record.apply($changes);
-        let text = $store.encode(&record)?;
+        let merged = record.try_apply($changes).and_then(|()| $store.encode(&record));
+        let text = match merged {
+            Ok(text) => text,
+            Err(e) => {
+                tx.rollback().await.map_err(|e| $store.err(&e))?;
+                return Err(e);
+            }
+        };
         sqlx::query(&q.update)
             .bind(id)
             .bind(to_i64(record.meta.expires_at))
@@ -735,7 +742,10 @@ impl SqlStore {
         if record.is_expired(self.clock.now_ms()) {
             return Ok(Some(false));
         }
-        record.apply(changes);
+        // The cap is checked on the record as read; a write that got in
+        // between makes the update below miss, and the next attempt checks
+        // the cap again on the newer record.
+        record.try_apply(changes)?;
         let text = self.encode(&record)?;
         let n = sqlx::query(&q.update_versioned)
             .bind(id)
