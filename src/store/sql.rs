@@ -1339,6 +1339,24 @@ mod tests {
     }
 
     #[test]
+    fn retired_text_is_a_pointer_here_and_an_expired_record_before() {
+        let retired = Retired::new(StorageKey::from_bytes([7; 32]), 1_000, 31_000, 121_000);
+        let text = encode_retired(&retired).unwrap();
+        assert!(text.starts_with(RETIRED_PREFIX));
+        assert_eq!(decode_retired(&text).unwrap(), retired);
+        // What a reader of an earlier version (a `Record`) makes of it.
+        let before: Record = serde_json::from_str(&text).unwrap();
+        assert_eq!(before.format, crate::RECORD_FORMAT);
+        assert!(before.is_expired(0));
+        assert!(before.data.is_empty());
+        assert!(before.meta.user().is_none());
+        // A record's JSON never starts like a pointer.
+        let mut record = Record::new(Metadata::new(0, 1, 2));
+        record.meta.auth = Some(crate::Auth::new("r", 0));
+        assert!(!serde_json::to_string(&record).unwrap().starts_with(RETIRED_PREFIX));
+    }
+
+    #[test]
     fn passwords_are_found_for_scrubbing() {
         assert_eq!(url_password("postgres://u:s3cret@h/db").as_deref(), Some("s3cret"));
         assert_eq!(url_password("postgres://u:p@ss@h:5432/db?x=1").as_deref(), Some("p@ss"));
