@@ -1,5 +1,6 @@
 //! `SqlStore` against PostgreSQL and SQLite: the conformance suite, the row
-//! layout, cleanup, and (ignored) timings of `delete_expired` over 1M rows.
+//! layout (retired rows included), rotation edge cases and races, cleanup,
+//! and (ignored) timings of `delete_expired` over 1M rows.
 //!
 //! PostgreSQL: `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
 //! Without a server the PostgreSQL tests print `SKIPPED: ...` and pass, unless
@@ -10,8 +11,8 @@ use std::{io::Write, path::PathBuf, sync::Arc, time::Duration};
 
 use serde_json::value::to_raw_value;
 use sessionware::{
-    conformance, ChangeSet, Clock, ManualClock, Metadata, Record, SessionId, SessionStore, SqlStore, StorageKey,
-    StoreError, SystemClock,
+    conformance, Auth, ChangeSet, Clock, ManualClock, Metadata, Record, Rotated, Rotation, SessionId, SessionStore,
+    SqlStore, StorageKey, StoreError, Stored, SystemClock,
 };
 
 const MINUTE: u64 = 60_000;
@@ -115,6 +116,18 @@ async fn postgres_delete_expired_and_skew() {
     delete_expired_removes_only_expired(&pg.store).await;
     own_clock_decides_expiry(&pg.store).await;
     oversized_records_are_refused(&pg.store).await;
+    pg.drop().await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_retired_rows_and_rotation_races() {
+    let Some(pg) = pg::store().await else { return };
+    retired_rows(&pg.store).await;
+    rotation_edges(&pg.store).await;
+    delete_chain_is_bounded(&pg.store).await;
+    logout_racing_a_rotation_of_the_successor(&pg.store, 30).await;
+    writes_racing_a_rotation_land_in_the_successor(&pg.store, 4).await;
     pg.drop().await;
 }
 
@@ -281,6 +294,18 @@ async fn sqlite_delete_expired_and_skew() {
 }
 
 #[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_retired_rows_and_rotation_races() {
+    let lite = Lite::new().await;
+    retired_rows(&lite.store).await;
+    rotation_edges(&lite.store).await;
+    delete_chain_is_bounded(&lite.store).await;
+    logout_racing_a_rotation_of_the_successor(&lite.store, 30).await;
+    writes_racing_a_rotation_land_in_the_successor(&lite.store, 4).await;
+    lite.drop().await;
+}
+
+#[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn cleanup_task_survives_errors() {
     let lite = Lite::new().await;
@@ -393,6 +418,203 @@ async fn oversized_records_are_refused(store: &SqlStore) {
     assert!(small.load(&k2).await.expect("load").expect("live").data.get("big").is_none());
     store.delete(&k).await.expect("delete");
     store.delete(&k2).await.expect("delete");
+}
+
+/// The columns of the row under `key`: `expires_at, absolute_deadline,
+/// user_id, handle, record`.
+type RawRow = (i64, i64, Option<String>, String, String);
+
+async fn raw_row(store: &SqlStore, key: &StorageKey) -> Option<RawRow> {
+    let sql = format!(
+        "SELECT expires_at, absolute_deadline, user_id, handle, record FROM \"{}\" WHERE id = $1",
+        store.table()
+    );
+    #[cfg(feature = "postgres")]
+    if let Some(pool) = store.postgres_pool() {
+        return sqlx::query_as(&sql).bind(key.as_bytes().as_slice()).fetch_optional(pool).await.expect("select");
+    }
+    #[cfg(feature = "sqlite")]
+    if let Some(pool) = store.sqlite_pool() {
+        let sql = sql.replace('$', "?");
+        return sqlx::query_as(&sql).bind(key.as_bytes().as_slice()).fetch_optional(pool).await.expect("select");
+    }
+    panic!("no pool");
+}
+
+fn plain_rotation(now: u64) -> Rotation {
+    Rotation::new(now, ChangeSet::new(now, now + 30 * MINUTE))
+}
+
+fn user_record_at(now: u64, user: &str) -> Record {
+    let mut r = record_at(now);
+    r.meta.auth = Some(Auth::new(user, now));
+    r
+}
+
+/// The retired row: a pointer in the record text, no user, no handle, an
+/// absolute deadline of 0 and `expires_at` = `until`; a reader of an
+/// earlier version takes it for an expired session. It blocks `create` and
+/// `rotate` onto its key until `until`, then is replaced or cleaned up.
+async fn retired_rows(store: &SqlStore) {
+    let now = SystemClock.now_ms();
+    let user = unique("retired");
+    let (old, new) = (key(), key());
+    let record = user_record_at(now, &user);
+    assert!(store.create(&old, &record).await.expect("create"));
+    let mut rotation = plain_rotation(now);
+    rotation.overlap_until = now + 30_000;
+    assert_eq!(store.rotate(&old, &new, &rotation).await.expect("rotate"), Rotated::Done);
+    let retired = rotation.retired(new);
+
+    let (expires_at, deadline, user_id, handle, text) = raw_row(store, &old).await.expect("the retired row");
+    assert_eq!(expires_at, i64::try_from(retired.until).expect("time"));
+    assert_eq!(deadline, 0, "a retired row has no absolute deadline: touch never matches it");
+    assert_eq!(user_id, None, "a retired row belongs to no user");
+    assert_eq!(handle, "");
+    let before: Record = serde_json::from_str(&text).expect("an earlier version reads a record");
+    assert!(before.is_expired(now) && before.data.is_empty(), "an earlier version sees an expired session");
+    match store.lookup(&old).await.expect("lookup") {
+        Some(Stored::Retired(r)) => assert_eq!(r, retired),
+        other => panic!("expected the pointer, found {other:?}"),
+    }
+    let (_, _, user_id, handle, _) = raw_row(store, &new).await.expect("the successor's row");
+    assert_eq!(user_id.as_deref(), Some(user.as_str()), "the successor is indexed under its user");
+    assert_eq!(handle, record.meta.handle.to_string());
+    assert_eq!(store.list_user(&user).await.expect("list_user").len(), 1);
+
+    // Until `until`, nothing is created over it.
+    let other = key();
+    assert!(store.create(&other, &record_at(now)).await.expect("create"));
+    assert_eq!(store.rotate(&other, &old, &plain_rotation(now)).await.expect("rotate"), Rotated::Taken);
+    assert!(!store.create(&old, &record_at(now)).await.expect("create"));
+    // From `until` on, it is gone: a rotation may replace it, and cleanup removes it.
+    let later = store.clone().with_clock(ManualClock::new(retired.until));
+    assert!(later.lookup(&old).await.expect("lookup").is_none());
+    assert_eq!(later.rotate(&old, &key(), &plain_rotation(retired.until)).await.expect("rotate"), Rotated::Gone);
+    assert_eq!(later.rotate(&other, &old, &plain_rotation(retired.until)).await.expect("rotate"), Rotated::Done);
+    assert!(matches!(later.lookup(&old).await.expect("lookup"), Some(Stored::Live(_))));
+    let (successor, gone) = (key(), key());
+    assert_eq!(later.rotate(&old, &successor, &plain_rotation(retired.until)).await.expect("rotate"), Rotated::Done);
+    assert!(store.create(&gone, &record_at(now)).await.expect("create"));
+    assert_eq!(store.rotate(&gone, &key(), &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
+    let much_later = store.clone().with_clock(ManualClock::new(retired.until + 2 * MINUTE + 1));
+    much_later.delete_expired().await.expect("delete_expired");
+    assert!(raw_row(store, &gone).await.is_none(), "cleanup removes a retired row after its until");
+    for k in [&old, &new, &successor, &other] {
+        store.delete(k).await.expect("delete");
+    }
+}
+
+/// `Taken` is answered before a refused successor; an expired old record,
+/// an unknown key and `old == new` create nothing.
+async fn rotation_edges(store: &SqlStore) {
+    let now = SystemClock.now_ms();
+    let (old, taken) = (key(), key());
+    assert!(store.create(&old, &record_at(now)).await.expect("create"));
+    assert!(store.create(&taken, &record_at(now)).await.expect("create"));
+    let mut big = ChangeSet::new(now, now + 30 * MINUTE);
+    big.set("big", to_raw_value(&"x".repeat(100)).expect("json"));
+    big.max_data_bytes = 50;
+    let big = Rotation::new(now, big);
+    assert_eq!(store.rotate(&old, &taken, &big).await.expect("rotate"), Rotated::Taken);
+    assert!(matches!(store.rotate(&old, &key(), &big).await, Err(StoreError::TooLarge)));
+    // The record size cap of the store refuses a successor too, and changes nothing.
+    let small = store.clone().with_max_record_bytes(300);
+    let mut long = ChangeSet::new(now, now + 30 * MINUTE);
+    long.set("long", to_raw_value(&"x".repeat(400)).expect("json"));
+    let fresh = key();
+    assert!(matches!(small.rotate(&old, &fresh, &Rotation::new(now, long)).await, Err(StoreError::Codec(_))));
+    assert!(store.lookup(&fresh).await.expect("lookup").is_none());
+    assert_eq!(store.rotate(&old, &old, &plain_rotation(now)).await.expect("rotate"), Rotated::Taken);
+    assert_eq!(store.rotate(&key(), &key(), &plain_rotation(now)).await.expect("rotate"), Rotated::Gone);
+    let expired = store.clone().with_clock(ManualClock::new(now + 30 * MINUTE));
+    assert_eq!(expired.rotate(&old, &fresh, &plain_rotation(now)).await.expect("rotate"), Rotated::Gone);
+    assert!(matches!(store.lookup(&old).await.expect("lookup"), Some(Stored::Live(_))), "nothing changed");
+    store.delete(&old).await.expect("delete");
+    store.delete(&taken).await.expect("delete");
+}
+
+/// `delete` follows at most 16 rows of a chain of retired keys.
+async fn delete_chain_is_bounded(store: &SqlStore) {
+    let now = SystemClock.now_ms();
+    let keys: Vec<StorageKey> = (0..18).map(|_| key()).collect();
+    assert!(store.create(&keys[0], &record_at(now)).await.expect("create"));
+    for pair in keys.windows(2) {
+        assert_eq!(store.rotate(&pair[0], &pair[1], &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
+    }
+    store.delete(&keys[0]).await.expect("delete");
+    for k in &keys[..16] {
+        assert!(raw_row(store, k).await.is_none(), "the first 16 rows of the chain are deleted");
+    }
+    assert!(matches!(store.lookup(&keys[16]).await.expect("lookup"), Some(Stored::Retired(_))));
+    assert!(matches!(store.lookup(&keys[17]).await.expect("lookup"), Some(Stored::Live(_))));
+    store.delete(&keys[16]).await.expect("delete");
+    assert!(raw_row(store, &keys[17]).await.is_none());
+}
+
+/// A logout on a retired key while its successor is being rotated ends the
+/// session, whichever commits first.
+async fn logout_racing_a_rotation_of_the_successor(store: &SqlStore, rounds: usize) {
+    let user = unique("race");
+    for _ in 0..rounds {
+        let now = SystemClock.now_ms();
+        let (a, b, c) = (key(), key(), key());
+        assert!(store.create(&a, &user_record_at(now, &user)).await.expect("create"));
+        assert_eq!(store.rotate(&a, &b, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
+        let (s1, s2) = (store.clone(), store.clone());
+        let logout = tokio::spawn(async move { s1.delete(&a).await });
+        let rotate = tokio::spawn(async move { s2.rotate(&b, &c, &plain_rotation(now)).await });
+        logout.await.expect("task").expect("delete");
+        let rotated = rotate.await.expect("task").expect("rotate");
+        assert!(matches!(rotated, Rotated::Done | Rotated::Gone), "{rotated:?}");
+        for k in [&a, &b, &c] {
+            assert!(store.load(k).await.expect("load").is_none(), "a session survived its logout ({rotated:?})");
+        }
+        assert!(store.list_user(&user).await.expect("list_user").is_empty());
+        for k in [&a, &b, &c] {
+            store.delete(k).await.expect("delete");
+        }
+    }
+}
+
+/// Writes that race a rotation either land before it (and are in the
+/// successor) or find the key retired (and write nothing): each writer
+/// writes new keys until one of its writes is refused.
+async fn writes_racing_a_rotation_land_in_the_successor(store: &SqlStore, writers: usize) {
+    let now = SystemClock.now_ms();
+    let (old, new) = (key(), key());
+    assert!(store.create(&old, &record_at(now)).await.expect("create"));
+    let tasks: Vec<_> = (0..writers)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut landed = Vec::new();
+                for n in 0..1_000 {
+                    let name = format!("w{i}_{n}");
+                    let mut c = ChangeSet::new(now, now + 30 * MINUTE);
+                    c.set(&name, to_raw_value(&n).expect("json"));
+                    if !store.apply(&old, &c).await.expect("apply") {
+                        break;
+                    }
+                    landed.push(name);
+                }
+                landed
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(store.rotate(&old, &new, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
+    let mut landed = Vec::new();
+    for t in tasks {
+        landed.extend(t.await.expect("task"));
+    }
+    assert!(!landed.is_empty(), "no write landed before the rotation");
+    let data = store.load(&new).await.expect("load").expect("the successor").data;
+    for name in &landed {
+        assert!(data.get(name).is_some(), "an acknowledged write {name} is missing from the successor");
+    }
+    assert_eq!(data.len(), landed.len() + 1, "only acknowledged writes (and the seed) are in the successor");
+    store.delete(&old).await.expect("delete");
 }
 
 // ------------------------------------------------ timings (ignored by default)

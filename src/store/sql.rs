@@ -11,38 +11,91 @@
 //! | `expires_at` | `BIGINT`, indexed | ms since the Unix epoch: the earlier of the idle and absolute deadlines |
 //! | `absolute_deadline` | `BIGINT` | ms since the Unix epoch |
 //! | `last_seen` | `BIGINT` | ms since the Unix epoch |
+//! | `user_id` | `TEXT`, indexed, `NULL` when anonymous | the logged-in user (the per-user index) |
+//! | `handle` | `TEXT` | the session's public [`SessionHandle`] |
 //! | `record` | `TEXT` | the JSON of the [`Record`], byte for byte |
 //!
 //! The time columns are authoritative: `touch` updates only them, and a loaded
 //! record takes its times from them. Times past `i64::MAX` are stored as
 //! `i64::MAX`.
 //!
+//! # Retired keys
+//!
+//! A key that [`rotate`](SessionStore::rotate) retired keeps its row, turned
+//! into the [`Retired`] pointer, with no schema change (no migration: a table
+//! created by an earlier version is used as it is):
+//!
+//! - `record` holds `{"r":{<the Retired pointer>},"v":1,"m":{...},"d":{}}`.
+//!   A record's JSON always starts with `{"v":`, so the `{"r":` prefix tells
+//!   a pointer apart at no cost on the hot paths (`load`, `apply` read the
+//!   same row as before). The rest is an empty record that expired at 0: a
+//!   process still on an earlier version reads the row as an expired
+//!   session (no session, and no decoding error) during a rolling upgrade.
+//! - `absolute_deadline` is 0, so that `touch` (and any expiry check) never
+//!   takes the row for a session; `user_id` is `NULL` and `handle` empty, so
+//!   the per-user operations never list, count or delete it.
+//! - `expires_at` is the pointer's [`until`](Retired::until): `load` returns
+//!   it until then, `create` and `rotate` do not overwrite it until then, and
+//!   cleanup removes it afterwards like an expired session.
+//!
 //! # Operations
 //!
-//! - `create`: `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE expires_at <= now`,
-//!   so a live row is never overwritten and an expired one may be replaced.
-//! - `load`: `SELECT ... WHERE id = ? AND expires_at > now`.
-//! - `apply`: the record is merged in Rust with [`Record::apply`] and written
-//!   back with one `UPDATE`, only if the row exists and is not expired. In
-//!   PostgreSQL, without a transaction, as a compare-and-set on the row
-//!   version: `SELECT ..., xmin` then `UPDATE ... WHERE id = ? AND xmin = ?`,
-//!   read again when another write got in between, and after 3 such
-//!   attempts one transaction that locks the row (`BEGIN` + `SELECT ... FOR
-//!   UPDATE`). In SQLite, always the transaction (`BEGIN IMMEDIATE` + `SELECT`).
-//!   Both run on one pooled connection.
-//! - `touch`: one `UPDATE` of `last_seen` and `expires_at` (capped at
-//!   `absolute_deadline` in SQL), only on a live row.
-//! - `delete`: `DELETE`.
+//! Round trips are to the server (PostgreSQL); in SQLite each is a call
+//! into the library on the connection's thread.
 //!
-//! Expired rows are removed by [`SqlStore::delete_expired`] (in batches) or
-//! by the task of [`SqlStore::spawn_cleanup`].
+//! - `create`: `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE expires_at <= now`,
+//!   so a live row (a retired one included) is never overwritten and an
+//!   expired one may be replaced. 1 statement.
+//! - `load` / `lookup`: `SELECT ... WHERE id = ? AND expires_at > now`; the
+//!   row is a record or a pointer. 1 statement.
+//! - `apply`: the record is merged in Rust with [`Record::try_apply`] (which
+//!   refuses a merged record past [`ChangeSet::max_data_bytes`] with
+//!   [`StoreError::TooLarge`], writing nothing) and written back with one
+//!   `UPDATE`, only if the row exists, is not expired and is no pointer. In
+//!   PostgreSQL, without a transaction, as a compare-and-set on the row
+//!   version: `SELECT ..., xmin` then `UPDATE ... WHERE id = ? AND xmin = ?`
+//!   (2 statements), read again when another write got in between, and after
+//!   3 such attempts one transaction that locks the row (`BEGIN` + `SELECT
+//!   ... FOR UPDATE` + `UPDATE` + `COMMIT`). In SQLite, always the
+//!   transaction (`BEGIN IMMEDIATE` + `SELECT` + `UPDATE` + `COMMIT`). Both
+//!   run on one pooled connection.
+//! - `touch`: one `UPDATE` of `last_seen` and `expires_at` (capped at
+//!   `absolute_deadline` in SQL), only on a live row (never a pointer).
+//! - `rotate`: one transaction on one pooled connection: `BEGIN` (SQLite:
+//!   `BEGIN IMMEDIATE`, the write lock), `SELECT ... FOR UPDATE` of the old
+//!   row (a live record, or the answer is [`Rotated::Gone`] /
+//!   [`Rotated::Retired`]), the successor built in Rust by
+//!   [`Rotation::successor`] from that row, `INSERT` of the successor with
+//!   the statement of `create` (nothing inserted: [`Rotated::Taken`]), an
+//!   `UPDATE` that turns the old row into the pointer, `COMMIT`: 5 round
+//!   trips. `Gone` and `Retired` take 3 (`BEGIN`, `SELECT`, `ROLLBACK`),
+//!   `Taken` 4; a successor refused by the data cap (or the record size
+//!   cap) takes 4 too: a `SELECT` of the new key answers `Taken` first,
+//!   as the contract orders it.
+//! - `delete`: `DELETE ... WHERE id = ? AND absolute_deadline <> 0`: a
+//!   session's row goes in 1 statement. When nothing was deleted (the key is
+//!   absent or retired, also by a rotation that committed while the
+//!   statement waited), one transaction follows the pointers: `BEGIN`, then
+//!   per row `DELETE ... RETURNING record` (at most 16), `COMMIT`: 4 round
+//!   trips for an absent key, 5 for a retired key and its successor, all or
+//!   nothing. Each `DELETE` sees the row as last committed, so a successor
+//!   that was rotated meanwhile is followed to its own successor.
+//! - `list_user`, `delete_by_handle`, `delete_user`: 1 statement on
+//!   `user_id`, which only session rows have.
+//!
+//! Expired rows (and retired ones past their `until`) are removed by
+//! [`SqlStore::delete_expired`] (in batches) or by the task of
+//! [`SqlStore::spawn_cleanup`].
 
 use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::Row;
 
-use crate::{ChangeSet, Clock, Metadata, Record, SessionHandle, SessionStore, StorageKey, StoreError, SystemClock};
+use crate::{
+    ChangeSet, Clock, Metadata, Record, Retired, Rotated, Rotation, SessionHandle, SessionStore, StorageKey,
+    StoreError, Stored, SystemClock,
+};
 
 #[cfg(feature = "postgres")]
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -199,7 +252,12 @@ struct Queries {
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     update_versioned: String,
     touch: String,
+    /// Turns a row into a retired pointer (see [`encode_retired`]).
+    retire: String,
+    /// Deletes a row unless it is a retired pointer.
     delete: String,
+    /// Deletes a row, whatever it holds, and returns its text.
+    delete_returning: String,
     delete_expired_batch: String,
     delete_expired_all: String,
     delete_expired_locks: String,
@@ -265,7 +323,15 @@ impl Queries {
                  expires_at = {least}($3, absolute_deadline) \
                  WHERE id = $1 AND expires_at > $4 AND absolute_deadline > $4"
             )),
-            delete: sql(format!("DELETE FROM {t} WHERE id = $1")),
+            // A retired row: no user, no handle, and an absolute deadline of
+            // 0, so that `touch` (and `Record::is_expired`) never take it
+            // for a session; `expires_at` is when it may be forgotten.
+            retire: sql(format!(
+                "UPDATE {t} SET expires_at = $2, absolute_deadline = 0, last_seen = $3, record = $4, \
+                 user_id = NULL, handle = '' WHERE id = $1"
+            )),
+            delete: sql(format!("DELETE FROM {t} WHERE id = $1 AND absolute_deadline <> 0")),
+            delete_returning: sql(format!("DELETE FROM {t} WHERE id = $1 RETURNING record")),
             delete_expired_batch: sql(batch),
             delete_expired_all: sql(format!("DELETE FROM {t} WHERE expires_at <= $1")),
             delete_expired_locks: sql(format!("DELETE FROM {locks} WHERE lease_until <= $1")),
@@ -666,6 +732,45 @@ impl SqlStore {
         record.meta.last_seen = time(last_seen)?;
         Ok(record)
     }
+
+    /// What a row holds: a retired pointer (its text starts with
+    /// [`RETIRED_PREFIX`]; `until` is the `expires_at` column) or a record
+    /// (see [`decode`](Self::decode)).
+    fn decode_row(&self, expires_at: i64, deadline: i64, last_seen: i64, text: &str) -> Result<Stored, StoreError> {
+        if !text.starts_with(RETIRED_PREFIX) {
+            return self.decode(expires_at, deadline, last_seen, text).map(Stored::Live);
+        }
+        let mut retired = decode_retired(text)?;
+        retired.until = u64::try_from(expires_at).map_err(|_| StoreError::Codec("sql record: negative time".into()))?;
+        Ok(Stored::Retired(retired))
+    }
+}
+
+/// How the text of a retired row starts. A record's JSON never does: it is
+/// written by `serde_json` from [`Record`], whose first field is `"v"`.
+const RETIRED_PREFIX: &str = "{\"r\":";
+
+/// The `record` text of a retired row: the pointer under `"r"`, followed by
+/// the fields of an empty record that expired at 0, so that a process of an
+/// earlier version (which reads it as a record, ignoring `"r"`) takes the
+/// retired key for an expired session.
+fn encode_retired(retired: &Retired) -> Result<String, StoreError> {
+    let pointer = serde_json::to_string(retired).map_err(|e| StoreError::Codec(format!("sql retired key: {e}")))?;
+    let at = retired.at;
+    Ok(format!(
+        "{RETIRED_PREFIX}{pointer},\"v\":{format},\"m\":{{\"created_at\":{at},\"last_seen\":{at},\
+         \"absolute_deadline\":0,\"expires_at\":0}},\"d\":{{}}}}",
+        format = crate::RECORD_FORMAT
+    ))
+}
+
+/// The pointer of a retired row's text.
+fn decode_retired(text: &str) -> Result<Retired, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Text {
+        r: Retired,
+    }
+    serde_json::from_str::<Text>(text).map(|t| t.r).map_err(|e| StoreError::Codec(format!("sql retired key: {e}")))
 }
 
 /// The body of the locking `apply`, for one backend's connection type.
@@ -682,13 +787,22 @@ macro_rules! apply_locked {
             return Ok(false);
         };
         let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| $store.err(&e))?;
-        let mut record = $store.decode(expires_at, deadline, last_seen, &text)?;
-        if record.is_expired($store.clock.now_ms()) {
-            tx.rollback().await.map_err(|e| $store.err(&e))?;
-            return Ok(false);
-        }
-        record.apply($changes);
-        let text = $store.encode(&record)?;
+        let mut record = match $store.decode_row(expires_at, deadline, last_seen, &text)? {
+            Stored::Live(record) if !record.is_expired($store.clock.now_ms()) => record,
+            // Expired, or a retired key: no session to write to.
+            _ => {
+                tx.rollback().await.map_err(|e| $store.err(&e))?;
+                return Ok(false);
+            }
+        };
+        let merged = record.try_apply($changes).and_then(|()| $store.encode(&record));
+        let text = match merged {
+            Ok(text) => text,
+            Err(e) => {
+                tx.rollback().await.map_err(|e| $store.err(&e))?;
+                return Err(e);
+            }
+        };
         sqlx::query(&q.update)
             .bind(id)
             .bind(to_i64(record.meta.expires_at))
@@ -699,6 +813,127 @@ macro_rules! apply_locked {
             .map_err(|e| $store.err(&e))?;
         tx.commit().await.map_err(|e| $store.err(&e))?;
         Ok(true)
+    }};
+}
+
+/// The body of `rotate`, for one backend's connection type: one
+/// transaction that locks the old row (`SELECT ... FOR UPDATE` in
+/// PostgreSQL, `BEGIN IMMEDIATE` in SQLite), builds the successor in Rust,
+/// inserts it with the statement of `create` (which never overwrites a live
+/// row, a retired one included) and turns the old row into the pointer.
+macro_rules! rotate_locked {
+    ($store:ident, $conn:ident, $old:ident, $new:ident, $rotation:ident) => {{
+        use sqlx::Connection as _;
+        let q = &*$store.queries;
+        let now = $store.clock.now_ms();
+        let (old_id, new_id) = ($old.as_bytes().as_slice(), $new.as_bytes().as_slice());
+        let mut tx = $conn.begin_with(q.begin).await.map_err(|e| $store.err(&e))?;
+        let row = sqlx::query(&q.select_for_update)
+            .bind(old_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| $store.err(&e))?;
+        let stored = match row {
+            Some(row) => {
+                let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| $store.err(&e))?;
+                Some($store.decode_row(expires_at, deadline, last_seen, &text)?)
+            }
+            None => None,
+        };
+        let current = match stored {
+            Some(Stored::Live(record)) if !record.is_expired(now) => record,
+            other => {
+                tx.rollback().await.map_err(|e| $store.err(&e))?;
+                return Ok(match other {
+                    Some(Stored::Retired(retired)) if !retired.is_expired(now) => Rotated::Retired(retired),
+                    _ => Rotated::Gone,
+                });
+            }
+        };
+        let built = $rotation.successor(&current, $old).and_then(|next| Ok(($store.encode(&next)?, next)));
+        let (text, next) = match built {
+            Ok(built) => built,
+            Err(e) => {
+                // A taken key is answered first, as if it had been checked
+                // before the successor was built (the order of the contract).
+                let taken = sqlx::query(&q.load)
+                    .bind(new_id)
+                    .bind(to_i64(now))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| $store.err(&e))?
+                    .is_some();
+                tx.rollback().await.map_err(|e| $store.err(&e))?;
+                return if taken { Ok(Rotated::Taken) } else { Err(e) };
+            }
+        };
+        let meta = &next.meta;
+        let inserted = sqlx::query(&q.create)
+            .bind(new_id)
+            .bind(to_i64(meta.expires_at.min(meta.absolute_deadline)))
+            .bind(to_i64(meta.absolute_deadline))
+            .bind(to_i64(meta.last_seen))
+            .bind(&text)
+            .bind(meta.user())
+            .bind(meta.handle.to_string())
+            .bind(to_i64(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| $store.err(&e))?
+            .rows_affected();
+        if inserted != 1 {
+            tx.rollback().await.map_err(|e| $store.err(&e))?;
+            return Ok(Rotated::Taken);
+        }
+        let retired = $rotation.retired(*$new);
+        sqlx::query(&q.retire)
+            .bind(old_id)
+            .bind(to_i64(retired.until))
+            .bind(to_i64(retired.at))
+            .bind(encode_retired(&retired)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| $store.err(&e))?;
+        tx.commit().await.map_err(|e| $store.err(&e))?;
+        Ok(Rotated::Done)
+    }};
+}
+
+/// The longest chain of retired keys a `delete` follows (rows deleted, the
+/// first included).
+const MAX_CHAIN: usize = 16;
+
+/// The body of `delete` for a key that may be retired, for one backend's
+/// connection type: one transaction of `DELETE ... RETURNING record` per
+/// hop, following each retired pointer it deletes to the successor. Each
+/// hop deletes (and reports) the row as committed when it got its lock, so
+/// a rotation of the successor that commits meanwhile is followed too.
+macro_rules! delete_chain {
+    ($store:ident, $conn:ident, $key:ident) => {{
+        use sqlx::Connection as _;
+        let q = &*$store.queries;
+        let mut tx = $conn.begin_with(q.begin).await.map_err(|e| $store.err(&e))?;
+        let mut key = *$key;
+        for _ in 0..MAX_CHAIN {
+            let text: Option<String> = sqlx::query_scalar(&q.delete_returning)
+                .bind(key.as_bytes().as_slice())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| $store.err(&e))?;
+            match text.filter(|t| t.starts_with(RETIRED_PREFIX)) {
+                // An unreadable pointer ends the chain (its row is deleted).
+                Some(t) => match decode_retired(&t) {
+                    Ok(retired) => key = retired.successor,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unreadable retired session row");
+                        break;
+                    }
+                },
+                None => break,
+            }
+        }
+        tx.commit().await.map_err(|e| $store.err(&e))?;
+        Ok(())
     }};
 }
 
@@ -731,11 +966,15 @@ impl SqlStore {
         let Some(row) = row else { return Ok(Some(false)) };
         let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| self.err(&e))?;
         let version: String = row.try_get(4).map_err(|e| self.err(&e))?;
-        let mut record = self.decode(expires_at, deadline, last_seen, &text)?;
-        if record.is_expired(self.clock.now_ms()) {
-            return Ok(Some(false));
-        }
-        record.apply(changes);
+        let mut record = match self.decode_row(expires_at, deadline, last_seen, &text)? {
+            Stored::Live(record) if !record.is_expired(self.clock.now_ms()) => record,
+            // Expired, or a retired key: no session to write to.
+            _ => return Ok(Some(false)),
+        };
+        // The cap is checked on the record as read; a write that got in
+        // between makes the update below miss, and the next attempt checks
+        // the cap again on the newer record.
+        record.try_apply(changes)?;
         let text = self.encode(&record)?;
         let n = sqlx::query(&q.update_versioned)
             .bind(id)
@@ -772,6 +1011,42 @@ impl SqlStore {
         changes: &ChangeSet,
     ) -> Result<bool, StoreError> {
         apply_locked!(self, conn, key, changes)
+    }
+
+    /// `delete` of a key that may be retired, on PostgreSQL (see [`delete_chain`]).
+    #[cfg(feature = "postgres")]
+    async fn delete_chain_pg(&self, conn: &mut sqlx::PgConnection, key: &StorageKey) -> Result<(), StoreError> {
+        delete_chain!(self, conn, key)
+    }
+
+    /// `delete` of a key that may be retired, on SQLite (see [`delete_chain`]).
+    #[cfg(feature = "sqlite")]
+    async fn delete_chain_sqlite(&self, conn: &mut sqlx::SqliteConnection, key: &StorageKey) -> Result<(), StoreError> {
+        delete_chain!(self, conn, key)
+    }
+
+    /// `rotate` on PostgreSQL (see [`rotate_locked`]).
+    #[cfg(feature = "postgres")]
+    async fn rotate_pg(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        old: &StorageKey,
+        new: &StorageKey,
+        rotation: &Rotation,
+    ) -> Result<Rotated, StoreError> {
+        rotate_locked!(self, conn, old, new, rotation)
+    }
+
+    /// `rotate` on SQLite (see [`rotate_locked`]).
+    #[cfg(feature = "sqlite")]
+    async fn rotate_sqlite(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        old: &StorageKey,
+        new: &StorageKey,
+        rotation: &Rotation,
+    ) -> Result<Rotated, StoreError> {
+        rotate_locked!(self, conn, old, new, rotation)
     }
 }
 
@@ -842,37 +1117,41 @@ impl SessionStore for SqlStore {
         Ok(n == 1)
     }
 
-    async fn lookup(&self, key: &StorageKey) -> Result<Option<crate::Stored>, StoreError> {
-        let record: Result<Option<Record>, StoreError> = async {
-            let now = self.clock.now_ms();
-            let q = &*self.queries;
-            let row = dispatch!(&self.pool, p => {
-                let row = sqlx::query(&q.load)
-                    .bind(key.as_bytes().as_slice())
-                    .bind(to_i64(now))
-                    .fetch_optional(p)
-                    .await;
-                row.and_then(|row| row.as_ref().map(columns).transpose())
-            })
-            .map_err(|e| self.err(&e))?;
-            let Some((expires_at, deadline, last_seen, text)) = row else {
-                return Ok(None);
-            };
-            let record = self.decode(expires_at, deadline, last_seen, &text)?;
-            Ok((!record.is_expired(now)).then_some(record))
-        }
-        .await;
-        Ok(record?.map(crate::Stored::Live))
+    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
+        let now = self.clock.now_ms();
+        let q = &*self.queries;
+        let row = dispatch!(&self.pool, p => {
+            let row = sqlx::query(&q.load)
+                .bind(key.as_bytes().as_slice())
+                .bind(to_i64(now))
+                .fetch_optional(p)
+                .await;
+            row.and_then(|row| row.as_ref().map(columns).transpose())
+        })
+        .map_err(|e| self.err(&e))?;
+        let Some((expires_at, deadline, last_seen, text)) = row else {
+            return Ok(None);
+        };
+        Ok(match self.decode_row(expires_at, deadline, last_seen, &text)? {
+            Stored::Live(record) if record.is_expired(now) => None,
+            Stored::Retired(retired) if retired.is_expired(now) => None,
+            stored => Some(stored),
+        })
     }
 
-    async fn rotate(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        rotation: &crate::Rotation,
-    ) -> Result<crate::Rotated, StoreError> {
-        let _ = (old, new, rotation);
-        Err(StoreError::Unsupported("rotation (not yet implemented)"))
+    async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                self.rotate_pg(&mut conn, old, new, rotation).await
+            }
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                self.rotate_sqlite(&mut conn, old, new, rotation).await
+            }
+        }
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
@@ -913,12 +1192,31 @@ impl SessionStore for SqlStore {
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         let q = &*self.queries;
-        dispatch!(&self.pool, p => sqlx::query(&q.delete)
+        // The common case, a session's row, in one statement; it leaves a
+        // retired row alone (also one that a rotation committed while this
+        // statement waited for its lock).
+        let n = dispatch!(&self.pool, p => sqlx::query(&q.delete)
             .bind(key.as_bytes().as_slice())
             .execute(p)
             .await
-            .map(|_| ()))
-        .map_err(|e| self.err(&e))
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.err(&e))?;
+        if n > 0 {
+            return Ok(());
+        }
+        // Absent or retired: follow the pointers, all or nothing.
+        match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                self.delete_chain_pg(&mut conn, key).await
+            }
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                self.delete_chain_sqlite(&mut conn, key).await
+            }
+        }
     }
 
     async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
@@ -1038,6 +1336,24 @@ mod tests {
         assert_eq!(Dialect::Postgres.migration(DEFAULT_TABLE).unwrap(), POSTGRES_MIGRATION);
         #[cfg(feature = "sqlite")]
         assert_eq!(Dialect::Sqlite.migration(DEFAULT_TABLE).unwrap(), SQLITE_MIGRATION);
+    }
+
+    #[test]
+    fn retired_text_is_a_pointer_here_and_an_expired_record_before() {
+        let retired = Retired::new(StorageKey::from_bytes([7; 32]), 1_000, 31_000, 121_000);
+        let text = encode_retired(&retired).unwrap();
+        assert!(text.starts_with(RETIRED_PREFIX));
+        assert_eq!(decode_retired(&text).unwrap(), retired);
+        // What a reader of an earlier version (a `Record`) makes of it.
+        let before: Record = serde_json::from_str(&text).unwrap();
+        assert_eq!(before.format, crate::RECORD_FORMAT);
+        assert!(before.is_expired(0));
+        assert!(before.data.is_empty());
+        assert!(before.meta.user().is_none());
+        // A record's JSON never starts like a pointer.
+        let mut record = Record::new(Metadata::new(0, 1, 2));
+        record.meta.auth = Some(crate::Auth::new("r", 0));
+        assert!(!serde_json::to_string(&record).unwrap().starts_with(RETIRED_PREFIX));
     }
 
     #[test]
