@@ -1,5 +1,11 @@
 //! [`RedisStore`]: sessions in Redis (or Redis Cluster), one hash per session.
 //!
+//! Needs **Redis 7.0 or newer** (the scripts use `PEXPIRETIME`):
+//! [`connect`](RedisStore::connect) and
+//! [`connect_cluster`](RedisStore::connect_cluster) read the version with
+//! `INFO server` and fail with [`StoreError::Backend`] on an older server (a
+//! server that refuses `INFO` is let through with a warning).
+//!
 //! # Layout
 //!
 //! Each session is one Redis hash under `{prefix}{<hex digest>}` (the default
@@ -84,7 +90,7 @@ use ::redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
-    Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script, Value,
+    Client, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script, Value,
 };
 use async_trait::async_trait;
 use serde_json::{value::RawValue, Map};
@@ -370,6 +376,9 @@ impl RedisStore {
     /// next round. A server that comes back is used again within about two
     /// seconds, without rebuilding the store.
     ///
+    /// Fails with [`StoreError::Backend`] ("Redis 7.0 or newer is required")
+    /// when the server is older than the scripts need.
+    ///
     /// ```no_run
     /// # async fn run() -> Result<(), sessionware::StoreError> {
     /// let store = sessionware::RedisStore::connect("redis://127.0.0.1:6379").await?;
@@ -390,6 +399,7 @@ impl RedisStore {
         let conn = ConnectionManager::new_with_config(client, config).await.map_err(|e| backend(&e, &secrets))?;
         let mut store = Self::new(conn);
         store.secrets = secrets;
+        store.check_version().await?;
         Ok(store)
     }
 
@@ -402,6 +412,8 @@ impl RedisStore {
     ///
     /// Each connection attempt times out after 5 seconds. The connection
     /// follows slot migrations and failovers and reconnects by itself.
+    /// Fails with [`StoreError::Backend`] when a primary runs a Redis older
+    /// than 7.0.
     ///
     /// ```no_run
     /// use sessionware::{Keys, RedisStore, SessionLayer};
@@ -436,6 +448,7 @@ impl RedisStore {
         let conn = client.get_async_connection().await.map_err(|e| backend(&e, &secrets))?;
         let mut store = Self::new_cluster(conn);
         store.secrets = secrets;
+        store.check_version().await?;
         Ok(store)
     }
 
@@ -447,6 +460,9 @@ impl RedisStore {
     /// that was down for more than a second or two stays unused that long
     /// after it is back. [`connect`](Self::connect) sets the factor to 1
     /// (an attempt every 1 to 2 seconds), as below.
+    ///
+    /// Unlike `connect`, it does not check the server's version (Redis 7.0
+    /// or newer is required).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -461,7 +477,8 @@ impl RedisStore {
     }
 
     /// A store on an existing Redis Cluster connection (for custom TLS,
-    /// timeouts or retry settings).
+    /// timeouts or retry settings). Unlike `connect_cluster`, it does not
+    /// check the servers' version (Redis 7.0 or newer is required).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -747,6 +764,24 @@ impl RedisStore {
         Ok(usize::try_from(deleted).unwrap_or(0))
     }
 
+    /// Fails unless the server (every primary of a cluster) runs Redis
+    /// [`MIN_VERSION`] or newer. A server that refuses `INFO` (an ACL, a
+    /// proxy) is let through with a warning: its version is unknown.
+    async fn check_version(&self) -> Result<(), StoreError> {
+        let reply = ::redis::cmd("INFO").arg("server").query_async::<Value>(&mut self.conn.clone()).await;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) if matches!(e.kind(), ErrorKind::ResponseError | ErrorKind::ExtensionError) => {
+                tracing::warn!(error = %self.err(&e), "the Redis version is unknown (INFO refused); 7.0 or newer is required");
+                return Ok(());
+            }
+            Err(e) => return Err(self.err(&e)),
+        };
+        let mut infos = Vec::new();
+        info_texts(reply, &mut infos);
+        check_versions(&infos)
+    }
+
     fn err(&self, e: &RedisError) -> StoreError {
         backend(e, &self.secrets)
     }
@@ -754,6 +789,50 @@ impl RedisStore {
     fn now(&self) -> String {
         self.clock.now_ms().to_string()
     }
+}
+
+/// The oldest Redis the scripts run on (`PEXPIRETIME` came with 7.0).
+const MIN_VERSION: (u32, u32, u32) = (7, 0, 0);
+
+/// The texts of an `INFO` reply: one per server (a cluster answers with a
+/// map of node to text).
+fn info_texts(reply: Value, out: &mut Vec<String>) {
+    match reply {
+        Value::BulkString(bytes) => out.push(String::from_utf8_lossy(&bytes).into_owned()),
+        Value::VerbatimString { text, .. } | Value::SimpleString(text) => out.push(text),
+        Value::Map(pairs) => pairs.into_iter().for_each(|(_, v)| info_texts(v, out)),
+        Value::Array(items) => items.into_iter().for_each(|v| info_texts(v, out)),
+        _ => {}
+    }
+}
+
+/// The `redis_version` of an `INFO server` text: as written, and parsed
+/// (missing parts count as 0).
+fn server_version(info: &str) -> Option<(&str, (u32, u32, u32))> {
+    let text = info.lines().find_map(|l| l.strip_prefix("redis_version:"))?.trim();
+    let mut parts = text.split('.').map(str::parse::<u32>);
+    let major = parts.next()?.ok()?;
+    let minor = parts.next().map_or(Ok(0), |p| p).ok()?;
+    let patch = parts.next().map_or(Ok(0), |p| p).unwrap_or(0);
+    Some((text, (major, minor, patch)))
+}
+
+/// Fails when a server of `infos` is older than [`MIN_VERSION`]; an
+/// unreadable version only warns.
+fn check_versions(infos: &[String]) -> Result<(), StoreError> {
+    if infos.is_empty() {
+        tracing::warn!("the Redis version is unknown (empty INFO reply); 7.0 or newer is required");
+    }
+    for info in infos {
+        match server_version(info) {
+            Some((text, version)) if version < MIN_VERSION => {
+                return Err(StoreError::Backend(format!("Redis 7.0 or newer is required (found {text})")));
+            }
+            Some(_) => {}
+            None => tracing::warn!("the Redis version is unknown (no redis_version in INFO); 7.0 or newer is required"),
+        }
+    }
+    Ok(())
 }
 
 /// Polls `futures` concurrently on the current task; their outputs in order.
@@ -1123,6 +1202,34 @@ mod tests {
         let back = decode(reply(&fields), DEFAULT_MAX_RECORD_BYTES).unwrap().unwrap();
         assert_eq!(back, record);
         assert_eq!(back.meta.absolute_deadline, u64::MAX);
+    }
+
+    #[test]
+    fn server_versions_are_parsed_and_compared() {
+        let info = |v: &str| format!("# Server\r\nredis_version:{v}\r\nredis_mode:standalone\r\n");
+        assert_eq!(server_version(&info("7.0.15")), Some(("7.0.15", (7, 0, 15))));
+        assert_eq!(server_version(&info("7.2")), Some(("7.2", (7, 2, 0))));
+        assert_eq!(server_version(&info("255.255.255")), Some(("255.255.255", (255, 255, 255))));
+        assert_eq!(server_version(&info("x.1")), None);
+        assert_eq!(server_version("# Server\r\n"), None);
+        assert!(check_versions(&[info("7.0.0"), info("8.0.2")]).is_ok());
+        assert!(check_versions(&[info("7.4.1")]).is_ok());
+        let Err(StoreError::Backend(text)) = check_versions(&[info("7.2.4"), info("6.2.14")]) else {
+            panic!("6.2 is too old")
+        };
+        assert_eq!(text, "Redis 7.0 or newer is required (found 6.2.14)");
+        assert!(check_versions(&[info("6.0")]).is_err());
+        // Unknown versions are let through (with a warning).
+        assert!(check_versions(&[]).is_ok());
+        assert!(check_versions(&["# Server\r\n".into()]).is_ok());
+        // A cluster answers with a map of node to text.
+        let mut texts = Vec::new();
+        info_texts(
+            Value::Map(vec![(bulk("a:1"), bulk(&info("7.0.1"))), (bulk("b:2"), bulk(&info("6.2.0")))]),
+            &mut texts,
+        );
+        assert_eq!(texts.len(), 2);
+        assert!(check_versions(&texts).is_err());
     }
 
     #[test]
