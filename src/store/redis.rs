@@ -17,15 +17,41 @@
 //! | field | value |
 //! |---|---|
 //! | `v` | record format ([`RECORD_FORMAT`]) |
-//! | `meta` | JSON of the metadata that never changes after `create` (`created_at`, `auth`, …) |
+//! | `meta` | JSON of the metadata that never changes while the key is live (`created_at`, `handle`, `auth`, …) |
 //! | `last_seen`, `expires_at`, `absolute_deadline` | decimal milliseconds since the Unix epoch |
 //! | `persistent` | `0` or `1` |
+//! | `predecessor` | hex storage key of the key this one was rotated from, during an overlap ([`Metadata::predecessor`]); absent otherwise |
+//! | `size` | the data size ([`Data::size`]: the bytes of every key and raw value), kept by every write for the data cap |
 //! | `d:<key>` | the raw JSON of session value `<key>` |
 //!
 //! A hash makes the per-key merge of [`SessionStore::apply`] natural: the
 //! script sets and deletes single fields and never parses a value, so values
 //! come back byte for byte (a JSON blob merged with Lua's `cjson` would
 //! re-encode numbers and lose precision).
+//!
+//! A key that a rotation retired holds a different hash, the pointer
+//! ([`Retired`]) and nothing else, with its TTL at `until`:
+//!
+//! | field | value |
+//! |---|---|
+//! | `retired` | hex storage key of the successor |
+//! | `at`, `overlap_until`, `until` | decimal milliseconds since the Unix epoch |
+//!
+//! It has no `expires_at`, so the session scripts see no live record there:
+//! `apply` and `touch` on a retired key change nothing.
+//! [`SessionStore::delete`] is one script: it deletes the key and, while
+//! the deleted key was a retired pointer, its successor, at most 16 keys.
+//!
+//! # Data cap
+//!
+//! `apply` refuses a change set whose merged data would pass
+//! [`ChangeSet::max_data_bytes`] ([`StoreError::TooLarge`], nothing
+//! changed), inside its script: the new size is the `size` field moved by
+//! the change set's delta (one `HSTRLEN` per changed key), so the check costs
+//! nothing per stored key. A record without the field (written before it
+//! existed) is counted field by field when a cap needs it; a size that would
+//! refuse the change is counted again before refusing, so a wrong field
+//! never refuses a write that fits.
 //!
 //! # Per-user index and leases
 //!
@@ -34,8 +60,8 @@
 //!   (no session outlives it), with a TTL at the latest deadline. `create`
 //!   adds an authenticated session to it *before* writing the session, so
 //!   the index is always a superset of the user's live sessions; listing
-//!   loads the candidates and drops stale members (deleted, expired), so
-//!   `delete` stays one `DEL`.
+//!   loads the candidates and drops stale members (deleted, expired,
+//!   retired), so `delete` never touches the index.
 //! - `{prefix}{<hex digest>}:lock` holds the token of a session's exclusive
 //!   lease (`SET ... PX`); it shares the session's hash tag, so the session
 //!   and its lease live in one slot.
@@ -69,14 +95,14 @@
 //!
 //! # Round trips
 //!
-//! Every session operation is one command: `load` is `HGETALL`; `create`
-//! (of an anonymous session), `apply` and `touch` are one `EVALSHA` each (a
-//! script loaded on first use, see [`redis::Script`]); `delete` is `DEL`. The
-//! scripts check the record's own `expires_at` against the store's clock (so
-//! a record that Redis has not expired yet because of clock skew is still
-//! treated as gone), act only if the hash exists (`apply` and `touch` never
-//! resurrect a session), and move the key's TTL with `PEXPIREAT` to the new
-//! `expires_at`. `try_lock` and `unlock` are one `EVALSHA` each. The creation
+//! Every session operation is one command: `load` (and `lookup`) is
+//! `HGETALL`; `create` (of an anonymous session), `apply`, `touch` and
+//! `delete` are one `EVALSHA` each (a script loaded on first use, see
+//! [`redis::Script`]). The scripts check the record's own `expires_at`
+//! against the store's clock (so a record that Redis has not expired yet
+//! because of clock skew is still treated as gone), act only if the hash
+//! exists (`apply` and `touch` never resurrect a session), and move the
+//! key's TTL with `PEXPIREAT` to the new `expires_at`. `try_lock` and `unlock` are one `EVALSHA` each. The creation
 //! of an authenticated session adds two `EVALSHA`s (the index, before and
 //! after); `list_user` is one `ZRANGE` plus one pipelined batch of
 //! `HGETALL`s (plus a `ZREM`, an `EXISTS` batch and maybe an `EVALSHA` when
@@ -97,8 +123,8 @@ use serde_json::{value::RawValue, Map};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    ChangeSet, Clock, Data, Metadata, Record, SessionHandle, SessionStore, StorageKey, StoreError, SystemClock,
-    RECORD_FORMAT,
+    ChangeSet, Clock, Data, Metadata, Record, Retired, Rotated, Rotation, SessionHandle, SessionStore, StorageKey,
+    StoreError, Stored, SystemClock, RECORD_FORMAT,
 };
 
 /// The default key prefix.
@@ -122,6 +148,8 @@ const F_LAST_SEEN: &str = "last_seen";
 const F_EXPIRES_AT: &str = "expires_at";
 const F_DEADLINE: &str = "absolute_deadline";
 const F_PERSISTENT: &str = "persistent";
+const F_PREDECESSOR: &str = "predecessor";
+const F_SIZE: &str = "size";
 const DATA_PREFIX: &str = "d:";
 
 /// Helpers shared by the scripts. Times are decimal strings without leading
@@ -134,16 +162,25 @@ local function lt(a, b)
   if #a ~= #b then return #a < #b end
   return a < b
 end
--- The live record's times, or nil when absent or expired at `now`.
-local function live(now)
-  local t = redis.call('HMGET', KEYS[1], 'expires_at', 'absolute_deadline', 'last_seen')
+-- The live record's times under `key` (default KEYS[1]), or nil when
+-- absent, expired at `now`, or a retired pointer (which has no times).
+local function live(now, key)
+  local t = redis.call('HMGET', key or KEYS[1], 'expires_at', 'absolute_deadline', 'last_seen')
   if not t[1] or not t[2] or not t[3] then return nil end
   if lt(now, t[1]) and lt(now, t[2]) then return t end
   return nil
 end
-local function expire_at(at)
+local function expire_at(key, at)
   if lt('9007199254740991', at) then at = '9007199254740991' end
-  redis.call('PEXPIREAT', KEYS[1], at)
+  redis.call('PEXPIREAT', key, at)
+end
+-- The data size of KEYS[1], counted field by field (see `Data::size`).
+local function data_size()
+  local n = 0
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(f, 1, 2) == 'd:' then n = n + #f - 2 + redis.call('HSTRLEN', KEYS[1], f) end
+  end
+  return n
 end
 "#
     };
@@ -163,19 +200,51 @@ while i <= #ARGV do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, last))
   i = last + 1
 end
-expire_at(ARGV[2])
+expire_at(KEYS[1], ARGV[2])
 return 1
 "#
 );
 
 /// `KEYS[1]` = session key. `ARGV`: now, last_seen, expires_at, persistent
-/// (`''`, `'0'` or `'1'`), clear (`'0'` or `'1'`), then field/value pairs
-/// (an empty value removes the field).
+/// (`''`, `'0'` or `'1'`), clear (`'0'` or `'1'`), the data cap in bytes
+/// (`'0'`: none), close_overlap (`'0'` or `'1'`), then field/value pairs (an
+/// empty value removes the field). Returns 1, 0 (no live record) or -1 (the
+/// merged data would pass the cap: nothing changed).
 const APPLY_LUA: &str = concat!(
     lua_prelude!(),
     r#"
 local t = live(ARGV[1])
 if not t then return 0 end
+local clear = ARGV[5] == '1'
+local touches = clear or #ARGV >= 8
+-- The data size after the merge (keys without 'd:' plus raw values): the
+-- stored `size` field moved by this change set's delta, counted afresh when
+-- the field is missing (and a cap needs it) or would refuse the change.
+local size = nil
+if touches then
+  local max = tonumber(ARGV[6]) or 0
+  local add, sub = 0, 0
+  for i = 8, #ARGV, 2 do
+    local f, v = ARGV[i], ARGV[i + 1]
+    if not clear then
+      local had = redis.call('HSTRLEN', KEYS[1], f)
+      if had > 0 then sub = sub + #f - 2 + had end
+    end
+    if v ~= '' then add = add + #f - 2 + #v end
+  end
+  if clear then
+    size = add
+  else
+    local stored = tonumber(redis.call('HGET', KEYS[1], 'size'))
+    if stored then
+      size = stored - sub + add
+      if max > 0 and size > max then size = data_size() - sub + add end
+    elseif max > 0 then
+      size = data_size() - sub + add
+    end
+  end
+  if max > 0 and size > max then return -1 end
+end
 -- Every removal before any write (a clear, then a set of a cleared key),
 -- and one HDEL and one HSET for all fields (in chunks of 1000 arguments).
 local list = {}
@@ -187,17 +256,18 @@ local function push(cmd, a, b)
     list = {}
   end
 end
-if ARGV[5] == '1' then
+if clear then
   for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
     if string.sub(f, 1, 2) == 'd:' then push('HDEL', f) end
   end
 end
-for i = 6, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   if ARGV[i + 1] == '' then push('HDEL', ARGV[i]) end
 end
+if ARGV[7] == '1' then push('HDEL', 'predecessor') end
 if #list > 0 then redis.call('HDEL', KEYS[1], unpack(list)) end
 list = {}
-for i = 6, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   if ARGV[i + 1] ~= '' then push('HSET', ARGV[i], ARGV[i + 1]) end
 end
 local ls = t[3]
@@ -212,8 +282,12 @@ if ARGV[4] ~= '' then
   list[#list + 1] = 'persistent'
   list[#list + 1] = ARGV[4]
 end
+if size then
+  list[#list + 1] = 'size'
+  list[#list + 1] = string.format('%d', size)
+end
 redis.call('HSET', KEYS[1], unpack(list))
-expire_at(exp)
+expire_at(KEYS[1], exp)
 return 1
 "#
 );
@@ -229,10 +303,26 @@ if lt(ls, ARGV[2]) then ls = ARGV[2] end
 local exp = ARGV[3]
 if lt(t[2], exp) then exp = t[2] end
 redis.call('HSET', KEYS[1], 'last_seen', ls, 'expires_at', exp)
-expire_at(exp)
+expire_at(KEYS[1], exp)
 return 1
 "#
 );
+
+/// `KEYS[1]` = session key. `ARGV`: the key prefix. Deletes the key and,
+/// while it was a retired pointer, its successor (`{prefix}{<successor>}`,
+/// in the same slot: a rotation only retires a key for a co-located one),
+/// at most 16 keys. Returns how many keys existed.
+const DELETE_LUA: &str = r#"
+local key = KEYS[1]
+local n = 0
+for _ = 1, 16 do
+  local succ = redis.pcall('HGET', key, 'retired')
+  n = n + redis.call('DEL', key)
+  if type(succ) ~= 'string' or #succ ~= 64 or not string.match(succ, '^%x+$') then return n end
+  key = ARGV[1] .. '{' .. succ .. '}'
+end
+return n
+"#;
 
 /// `KEYS[1]` = user index. `ARGV`: now, then score (absolute deadline) /
 /// member pairs. Touches the index key only (one slot).
@@ -271,6 +361,7 @@ struct Scripts {
     create: Script,
     apply: Script,
     touch: Script,
+    delete: Script,
     index: Script,
     lock: Script,
     unlock: Script,
@@ -316,8 +407,9 @@ impl ConnectionLike for Conn {
 /// [`ConnectionManager`] (one multiplexed connection that reconnects by
 /// itself) or its cluster connection.
 ///
-/// One command per session operation; see the [module documentation](self)
-/// for the key layout, the scripts and the cluster slot rules. Expiry is
+/// One command per session operation (two for a rotation); see the
+/// [module documentation](self) for the key layout, the scripts, the
+/// rotation and the cluster slot rules. Needs Redis 7.0 or newer. Expiry is
 /// enforced twice: by Redis (the key's TTL is `expires_at`) and by the
 /// store's own clock on every call.
 ///
@@ -502,6 +594,7 @@ impl RedisStore {
                 create: Script::new(CREATE_LUA),
                 apply: Script::new(APPLY_LUA),
                 touch: Script::new(TOUCH_LUA),
+                delete: Script::new(DELETE_LUA),
                 index: Script::new(INDEX_LUA),
                 lock: Script::new(LOCK_LUA),
                 unlock: Script::new(UNLOCK_LUA),
@@ -691,7 +784,9 @@ impl RedisStore {
             // An undecodable record is left alone (and unlisted), not an error
             // for the whole list.
             match decode(reply, self.max_record_bytes) {
-                Ok(Some(r)) if !r.is_expired(now) && r.meta.user() == Some(user) => live.push((m, r)),
+                Ok(Some(Stored::Live(r))) if !r.is_expired(now) && r.meta.user() == Some(user) => live.push((m, r)),
+                // Expired, another user's, or retired by a rotation (whose
+                // successor is indexed under its own member).
                 Ok(Some(_)) => stale.push(m),
                 Ok(None) => {
                     stale.push(m.clone());
@@ -879,31 +974,42 @@ fn flag(b: bool) -> &'static str {
     }
 }
 
-/// The field/value pairs of a record (metadata first).
-fn encode(record: &Record) -> Result<Vec<(String, String)>, StoreError> {
-    let meta = &record.meta;
+/// The `meta` field: the metadata's JSON without the fields that have
+/// their own (the times, `persistent` and `predecessor`).
+fn meta_json(meta: &Metadata) -> Result<String, StoreError> {
     let mut fixed = match serde_json::to_value(meta).map_err(codec)? {
         serde_json::Value::Object(map) => map,
         _ => return Err(codec("metadata is not an object")),
     };
-    for f in [F_LAST_SEEN, F_EXPIRES_AT, F_DEADLINE, F_PERSISTENT] {
+    for f in [F_LAST_SEEN, F_EXPIRES_AT, F_DEADLINE, F_PERSISTENT, F_PREDECESSOR] {
         fixed.remove(f);
     }
-    let mut out = Vec::with_capacity(6 + record.data.len());
+    serde_json::to_string(&fixed).map_err(codec)
+}
+
+/// The field/value pairs of a record (metadata first).
+fn encode(record: &Record) -> Result<Vec<(String, String)>, StoreError> {
+    let meta = &record.meta;
+    let mut out = Vec::with_capacity(8 + record.data.len());
     out.push((F_FORMAT.to_string(), record.format.to_string()));
-    out.push((F_META.to_string(), serde_json::to_string(&fixed).map_err(codec)?));
+    out.push((F_META.to_string(), meta_json(meta)?));
     out.push((F_LAST_SEEN.to_string(), meta.last_seen.to_string()));
     out.push((F_EXPIRES_AT.to_string(), meta.expires_at.min(meta.absolute_deadline).to_string()));
     out.push((F_DEADLINE.to_string(), meta.absolute_deadline.to_string()));
     out.push((F_PERSISTENT.to_string(), flag(meta.persistent).to_string()));
+    if let Some(p) = &meta.predecessor {
+        out.push((F_PREDECESSOR.to_string(), p.to_hex()));
+    }
+    out.push((F_SIZE.to_string(), record.data.size().to_string()));
     for (k, v) in record.data.iter() {
         out.push((format!("{DATA_PREFIX}{k}"), v.get().to_string()));
     }
     Ok(out)
 }
 
-/// The record held by an `HGETALL` reply (`None` for an empty reply).
-fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> {
+/// What an `HGETALL` reply holds: a record, a retired pointer, or `None`
+/// for an empty reply. Expiry is left to the caller.
+fn decode(reply: Value, max_bytes: usize) -> Result<Option<Stored>, StoreError> {
     let items = match reply {
         Value::Nil => return Ok(None),
         Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
@@ -920,6 +1026,8 @@ fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> 
     let mut format = None;
     let mut meta: Option<String> = None;
     let (mut last_seen, mut expires_at, mut deadline, mut persistent) = (None, None, None, None);
+    let mut predecessor = None;
+    let (mut retired, mut at, mut overlap_until, mut until) = (None, None, None, None);
     let mut pairs = Vec::with_capacity(items.len() / 2 - 6.min(items.len() / 2));
     let mut it = items.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
@@ -939,6 +1047,7 @@ fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> 
             continue;
         }
         let text = || std::str::from_utf8(&v).map_err(|_| codec("value is not UTF-8"));
+        let key = || StorageKey::from_hex(text()?).ok_or_else(|| codec("bad storage key field"));
         match k.as_slice() {
             b"v" => format = Some(text()?.parse::<u8>().map_err(|_| codec("bad format field"))?),
             b"meta" => meta = Some(String::from_utf8(v).map_err(|_| codec("value is not UTF-8"))?),
@@ -946,9 +1055,20 @@ fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> 
             b"expires_at" => expires_at = Some(time(text()?)?),
             b"absolute_deadline" => deadline = Some(time(text()?)?),
             b"persistent" => persistent = Some(v == b"1"),
-            // Fields of a later version of this layout are ignored.
+            b"predecessor" => predecessor = Some(key()?),
+            b"retired" => retired = Some(key()?),
+            b"at" => at = Some(time(text()?)?),
+            b"overlap_until" => overlap_until = Some(time(text()?)?),
+            b"until" => until = Some(time(text()?)?),
+            // `size`, and fields of a later version of this layout.
             _ => {}
         }
+    }
+    if let Some(successor) = retired {
+        let (Some(at), Some(overlap_until), Some(until)) = (at, overlap_until, until) else {
+            return Err(codec("retired key fields are missing"));
+        };
+        return Ok(Some(Stored::Retired(Retired::new(successor, at, overlap_until, until))));
     }
     let (Some(format), Some(meta), Some(last_seen), Some(expires_at), Some(deadline)) =
         (format, meta, last_seen, expires_at, deadline)
@@ -958,9 +1078,10 @@ fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> 
     if format != RECORD_FORMAT {
         return Err(codec(format_args!("unsupported record format {format}")));
     }
-    let meta = metadata(&meta, last_seen, expires_at, deadline, persistent.unwrap_or(false))?;
+    let mut meta = metadata(&meta, last_seen, expires_at, deadline, persistent.unwrap_or(false))?;
+    meta.predecessor = predecessor;
     let data = Data::from_pairs(pairs).ok_or_else(|| codec("duplicate session key"))?;
-    Ok(Some(Record { format, meta, data }))
+    Ok(Some(Stored::Live(Record { format, meta, data })))
 }
 
 /// The metadata from the `meta` field's JSON (every field but the times and
@@ -1036,27 +1157,20 @@ impl SessionStore for RedisStore {
         Ok(created == 1)
     }
 
-    async fn lookup(&self, key: &StorageKey) -> Result<Option<crate::Stored>, StoreError> {
-        let record: Result<Option<Record>, StoreError> = async {
-            let reply: Value = ::redis::cmd("HGETALL")
-                .arg(self.redis_key(key))
-                .query_async(&mut self.conn.clone())
-                .await
-                .map_err(|e| self.err(&e))?;
-            let record = decode(reply, self.max_record_bytes)?;
-            let now = self.clock.now_ms();
-            Ok(record.filter(|r| !r.is_expired(now)))
-        }
-        .await;
-        Ok(record?.map(crate::Stored::Live))
+    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
+        let reply: Value = ::redis::cmd("HGETALL")
+            .arg(self.redis_key(key))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))?;
+        let now = self.clock.now_ms();
+        Ok(decode(reply, self.max_record_bytes)?.filter(|stored| match stored {
+            Stored::Live(r) => !r.is_expired(now),
+            Stored::Retired(r) => !r.is_expired(now),
+        }))
     }
 
-    async fn rotate(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        rotation: &crate::Rotation,
-    ) -> Result<crate::Rotated, StoreError> {
+    async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
         let _ = (old, new, rotation);
         Err(StoreError::Unsupported("rotation (not yet implemented)"))
     }
@@ -1067,12 +1181,17 @@ impl SessionStore for RedisStore {
             .arg(changes.last_seen.to_string())
             .arg(changes.expires_at.to_string())
             .arg(changes.persistent.map_or("", flag))
-            .arg(flag(changes.clear));
+            .arg(flag(changes.clear))
+            .arg(changes.max_data_bytes)
+            .arg(flag(changes.close_overlap));
         for (k, v) in &changes.changes {
             inv.arg(format!("{DATA_PREFIX}{k}")).arg(v.as_deref().map_or("", RawValue::get));
         }
         let applied: i64 = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
-        Ok(applied == 1)
+        match applied {
+            -1 => Err(StoreError::TooLarge),
+            n => Ok(n == 1),
+        }
     }
 
     async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
@@ -1089,11 +1208,15 @@ impl SessionStore for RedisStore {
         Ok(touched == 1)
     }
 
+    /// One `EVALSHA`: the key and, along retired pointers, its successors.
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        ::redis::cmd("DEL")
-            .arg(self.redis_key(key))
-            .query_async::<()>(&mut self.conn.clone())
+        self.scripts
+            .delete
+            .key(self.redis_key(key))
+            .arg(&*self.prefix)
+            .invoke_async::<i64>(&mut self.conn.clone())
             .await
+            .map(|_| ())
             .map_err(|e| self.err(&e))
     }
 
@@ -1198,10 +1321,37 @@ mod tests {
         record.data.insert("n", &raw("1.000000000000000000001"));
         record.data.insert("s", &raw("{\"b\":1,  \"a\":[2]}"));
         record.data.insert("", &raw("null"));
+        record.meta.predecessor = Some(StorageKey::from_bytes([0xcd; 32]));
         let fields = encode(&record).unwrap();
-        let back = decode(reply(&fields), DEFAULT_MAX_RECORD_BYTES).unwrap().unwrap();
+        assert!(!fields.iter().any(|(k, v)| k == F_META && v.contains("predecessor")), "its own field");
+        let Some(Stored::Live(back)) = decode(reply(&fields), DEFAULT_MAX_RECORD_BYTES).unwrap() else {
+            panic!("a live record")
+        };
         assert_eq!(back, record);
         assert_eq!(back.meta.absolute_deadline, u64::MAX);
+        let size = fields.iter().find(|(k, _)| k == F_SIZE).map(|(_, v)| v.as_str());
+        assert_eq!(size, Some(record.data.size().to_string().as_str()));
+    }
+
+    #[test]
+    fn retired_pointers_decode() {
+        let successor = StorageKey::from_bytes([0xab; 32]);
+        let fields: Vec<(String, String)> = [
+            ("retired", successor.to_hex()),
+            ("at", "10".into()),
+            ("overlap_until", "20".into()),
+            ("until", "130".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let want = Stored::Retired(Retired::new(successor, 10, 20, 130));
+        assert_eq!(decode(reply(&fields), 1 << 20).unwrap(), Some(want));
+        let short: Vec<_> = fields.iter().filter(|(k, _)| k != "until").cloned().collect();
+        assert!(matches!(decode(reply(&short), 1 << 20), Err(StoreError::Codec(_))));
+        let mut bad = fields;
+        bad[0].1 = "zz".into();
+        assert!(matches!(decode(reply(&bad), 1 << 20), Err(StoreError::Codec(_))));
     }
 
     #[test]
