@@ -39,8 +39,6 @@
 //!
 //! It has no `expires_at`, so the session scripts see no live record there:
 //! `apply` and `touch` on a retired key change nothing.
-//! [`SessionStore::delete`] is one script: it deletes the key and, while
-//! the deleted key was a retired pointer, its successor, at most 16 keys.
 //!
 //! # Data cap
 //!
@@ -53,14 +51,42 @@
 //! refuse the change is counted again before refusing, so a wrong field
 //! never refuses a write that fits.
 //!
+//! # Rotation
+//!
+//! [`SessionStore::rotate`] is one script on the old and the new session
+//! keys, atomic: it acts only if the old record is live by the store's
+//! clock (else it answers gone, or the pointer of a live retired key) and
+//! nothing live is under the new key; it builds the successor from the old
+//! hash *as stored now* with the semantics of [`Rotation::successor`]
+//! (retained and cleared `d:` fields, the change set, a login's user and
+//! deadline, the times, the predecessor), refuses it past the data cap, writes
+//! it under the new key with its TTL and replaces the old hash by the pointer.
+//! Fields are copied as stored, never re-encoded.
+//!
+//! The script never parses JSON, so a login's new `meta` (user, client) is
+//! built in Rust from the `meta` that `rotate` reads first (one `HMGET`,
+//! which also answers for a key that is not live without running the
+//! script); the script compares the stored `meta` with the one read and, if
+//! the key holds another record by then (deleted and created again), does
+//! nothing and `rotate` starts over.
+//!
+//! The user index follows the rule below: the successor is indexed under
+//! its user (the login's, or the old record's) before the script, and again
+//! after it; the old key's member is removed after it. Those after-steps are
+//! best effort (a failure is logged): the index stays a superset of the live
+//! sessions either way.
+//!
+//! [`SessionStore::delete`] is one script too: it deletes the key and, while
+//! the deleted key was a retired pointer, its successor, at most 16 keys.
+//!
 //! # Per-user index and leases
 //!
 //! - `{prefix}user:{<hex SHA-256 of the user>}` is a sorted set of the
 //!   sessions (hex digests) of one user, scored by their absolute deadline
 //!   (no session outlives it), with a TTL at the latest deadline. `create`
-//!   adds an authenticated session to it *before* writing the session, so
-//!   the index is always a superset of the user's live sessions; listing
-//!   loads the candidates and drops stale members (deleted, expired,
+//!   and `rotate` add an authenticated session to it *before* writing the
+//!   session, so the index is always a superset of the user's live sessions;
+//!   listing loads the candidates and drops stale members (deleted, expired,
 //!   retired), so `delete` never touches the index.
 //! - `{prefix}{<hex digest>}:lock` holds the token of a session's exclusive
 //!   lease (`SET ... PX`); it shares the session's hash tag, so the session
@@ -75,18 +101,29 @@
 //!   `{<hex digest>}`: every session operation (`load`, `create`, `apply`,
 //!   `touch`, `delete`, `try_lock`, `unlock`) is one command or one script on
 //!   one key, so the cluster routes it to the slot's primary unchanged.
-//! - **Scripts touch one key.** Each script gets exactly one key (`KEYS[1]`)
-//!   and touches no other: the session scripts the session hash, the lease
-//!   scripts the lease, the index script the user index.
+//! - **A rotation stays in one slot.** The rotation script needs the old and
+//!   the new key on one node, so on a cluster
+//!   [`accepts_successor`](SessionStore::accepts_successor) accepts a new key
+//!   only in the old key's slot (CRC16 of the tags, as Redis computes key
+//!   slots) and the layer draws new IDs until one is accepted (about 16,384
+//!   draws on average, a few milliseconds of CPU per rotation). `rotate`
+//!   refuses keys in two slots with [`StoreError::Backend`], before changing
+//!   anything. A session thus keeps its slot across rotations, and `delete`'s
+//!   chain of retired keys stays in one slot: one script.
+//! - **Scripts touch one slot.** The session scripts get the session hash
+//!   (the rotation script: both co-located hashes, the delete script: the
+//!   hash and the successors it points to), the lease scripts the lease, the
+//!   index script the user index.
 //! - **The user index is in another slot.** Its tag is the user's digest,
 //!   so it almost never shares a slot with the user's sessions. Nothing
 //!   updates both at once; the guarantee (the index is a superset of the
 //!   live sessions) comes from the order of single-slot commands instead:
-//!   `create` indexes, writes the session, then indexes again; revocation
-//!   deletes the sessions, then their members; a listing that finds a
-//!   member without a session removes it, then checks the session again and
-//!   re-indexes it if a `create` wrote it meanwhile. A crash between two
-//!   steps leaves at worst a stale member, which the next listing drops.
+//!   `create` and `rotate` index, write the session, then index again;
+//!   revocation deletes the sessions, then their members; a listing that
+//!   finds a member without a session removes it, then checks the session
+//!   again and re-indexes it if a `create` wrote it meanwhile. A crash
+//!   between two steps leaves at worst a stale member, which the next
+//!   listing drops.
 //! - **No cross-slot pipelines.** Where a single server gets one pipeline
 //!   (the `HGETALL`s of a listing, the revocation's `DEL`s and `ZREM`), a
 //!   cluster gets one command per key, all in flight at once (the multi-key
@@ -95,20 +132,28 @@
 //!
 //! # Round trips
 //!
-//! Every session operation is one command: `load` (and `lookup`) is
-//! `HGETALL`; `create` (of an anonymous session), `apply`, `touch` and
-//! `delete` are one `EVALSHA` each (a script loaded on first use, see
-//! [`redis::Script`]). The scripts check the record's own `expires_at`
+//! Every session operation but `rotate` is one command: `load` (and
+//! `lookup`) is `HGETALL`; `create` (of an anonymous session), `apply`,
+//! `touch` and `delete` are one `EVALSHA` each (a script loaded on first use,
+//! see [`redis::Script`]). The scripts check the record's own `expires_at`
 //! against the store's clock (so a record that Redis has not expired yet
 //! because of clock skew is still treated as gone), act only if the hash
 //! exists (`apply` and `touch` never resurrect a session), and move the
-//! key's TTL with `PEXPIREAT` to the new `expires_at`. `try_lock` and `unlock` are one `EVALSHA` each. The creation
-//! of an authenticated session adds two `EVALSHA`s (the index, before and
-//! after); `list_user` is one `ZRANGE` plus one pipelined batch of
-//! `HGETALL`s (plus a `ZREM`, an `EXISTS` batch and maybe an `EVALSHA` when
-//! stale members are dropped); `delete_by_handle` and `delete_user` add one
-//! pipeline of a `DEL` and the `ZREM` of their index members (two round
-//! trips on a cluster).
+//! key's TTL with `PEXPIREAT` to the new `expires_at`. `try_lock` and
+//! `unlock` are one `EVALSHA` each. The creation of an authenticated session
+//! adds two `EVALSHA`s (the index, before and after).
+//!
+//! `rotate` is an `HMGET` (which alone answers for a key that is gone or
+//! retired), then the rotation's `EVALSHA`: two round trips for an anonymous
+//! session. When the successor has a user, the index's `EVALSHA` comes
+//! before and again after, together with the `ZREM` of the old member when
+//! the old record had a user: four round trips.
+//!
+//! `list_user` is one `ZRANGE` plus one pipelined batch of `HGETALL`s (plus
+//! a `ZREM`, an `EXISTS` batch and maybe an `EVALSHA` when stale members are
+//! dropped); `delete_by_handle` and `delete_user` add one pipeline of a
+//! `DEL` and the `ZREM` of their index members (two round trips on a
+//! cluster).
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, task::Poll, time::Duration};
 
@@ -151,6 +196,11 @@ const F_PERSISTENT: &str = "persistent";
 const F_PREDECESSOR: &str = "predecessor";
 const F_SIZE: &str = "size";
 const DATA_PREFIX: &str = "d:";
+/// Fields of a retired key (a hash of these four only).
+const F_RETIRED: &str = "retired";
+const F_AT: &str = "at";
+const F_OVERLAP_UNTIL: &str = "overlap_until";
+const F_UNTIL: &str = "until";
 
 /// Helpers shared by the scripts. Times are decimal strings without leading
 /// zeros (written by this module only), compared exactly as strings so that
@@ -308,6 +358,92 @@ return 1
 "#
 );
 
+/// `KEYS[1]` = old session, `KEYS[2]` = new session (one slot on a
+/// cluster). `ARGV`: 1 now, 2 the new key's hex, 3 the old record's `meta`
+/// as read before (compare and set), 4 the successor's `meta` (`''`: the
+/// old one), 5 the predecessor's hex (`''`: none), 6 last_seen, 7
+/// expires_at, 8 persistent (`''`, `'0'` or `'1'`), 9 clear (`'0'` or
+/// `'1'`), 10 the data cap (`'0'`: none), 11 the login's absolute deadline
+/// (`''`: the old one), 12-14 the retired pointer's at, overlap_until and
+/// until, 15 the number of retained fields (`-1`: keep all), then those
+/// fields, then the change set's field/value pairs (an empty value removes).
+///
+/// Returns `{'done'}`, `{'gone'}`, `{'retired', successor, at,
+/// overlap_until, until}`, `{'taken'}`, `{'too_large'}` or `{'changed'}`
+/// (the old record is not the one whose `meta` the caller read: it retries).
+const ROTATE_LUA: &str = concat!(
+    lua_prelude!(),
+    r#"
+local now = ARGV[1]
+if not live(now) then
+  local r = redis.call('HMGET', KEYS[1], 'retired', 'at', 'overlap_until', 'until')
+  if r[1] and r[2] and r[3] and r[4] and lt(now, r[4]) then return {'retired', r[1], r[2], r[3], r[4]} end
+  return {'gone'}
+end
+if live(now, KEYS[2]) then return {'taken'} end
+local u = redis.call('HGET', KEYS[2], 'until')
+if u and lt(now, u) then return {'taken'} end
+local all = redis.call('HGETALL', KEYS[1])
+local old, data = {}, {}
+local clear = ARGV[9] == '1'
+local keep = nil
+local i = 16
+local n = tonumber(ARGV[15]) or -1
+if n >= 0 then
+  keep = {}
+  for j = i, i + n - 1 do keep[ARGV[j]] = true end
+  i = i + n
+end
+for j = 1, #all, 2 do
+  local f = all[j]
+  if string.sub(f, 1, 2) == 'd:' then
+    if not clear and (not keep or keep[f]) then data[f] = all[j + 1] end
+  else
+    old[f] = all[j + 1]
+  end
+end
+if not old['v'] or old['meta'] ~= ARGV[3] then return {'changed'} end
+local touches = clear or #ARGV >= i
+for j = i, #ARGV, 2 do
+  if ARGV[j + 1] == '' then data[ARGV[j]] = nil else data[ARGV[j]] = ARGV[j + 1] end
+end
+local size = 0
+for f, v in pairs(data) do size = size + #f - 2 + #v end
+local max = tonumber(ARGV[10]) or 0
+if touches and max > 0 and size > max then return {'too_large'} end
+local deadline = old['absolute_deadline']
+if ARGV[11] ~= '' then deadline = ARGV[11] end
+local exp = ARGV[7]
+if lt(deadline, exp) then exp = deadline end
+local persistent = old['persistent'] or '0'
+if ARGV[8] ~= '' then persistent = ARGV[8] end
+local meta = old['meta']
+if ARGV[4] ~= '' then meta = ARGV[4] end
+local out = {'v', old['v'], 'meta', meta, 'last_seen', ARGV[6], 'expires_at', exp,
+  'absolute_deadline', deadline, 'persistent', persistent, 'size', string.format('%d', size)}
+if ARGV[5] ~= '' then
+  out[#out + 1] = 'predecessor'
+  out[#out + 1] = ARGV[5]
+end
+for f, v in pairs(data) do
+  out[#out + 1] = f
+  out[#out + 1] = v
+end
+redis.call('DEL', KEYS[2])
+local from = 1
+while from <= #out do
+  local last = math.min(from + 999, #out)
+  redis.call('HSET', KEYS[2], unpack(out, from, last))
+  from = last + 1
+end
+expire_at(KEYS[2], exp)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'retired', ARGV[2], 'at', ARGV[12], 'overlap_until', ARGV[13], 'until', ARGV[14])
+expire_at(KEYS[1], ARGV[14])
+return {'done'}
+"#
+);
+
 /// `KEYS[1]` = session key. `ARGV`: the key prefix. Deletes the key and,
 /// while it was a retired pointer, its successor (`{prefix}{<successor>}`,
 /// in the same slot: a rotation only retires a key for a co-located one),
@@ -361,6 +497,7 @@ struct Scripts {
     create: Script,
     apply: Script,
     touch: Script,
+    rotate: Script,
     delete: Script,
     index: Script,
     lock: Script,
@@ -594,6 +731,7 @@ impl RedisStore {
                 create: Script::new(CREATE_LUA),
                 apply: Script::new(APPLY_LUA),
                 touch: Script::new(TOUCH_LUA),
+                rotate: Script::new(ROTATE_LUA),
                 delete: Script::new(DELETE_LUA),
                 index: Script::new(INDEX_LUA),
                 lock: Script::new(LOCK_LUA),
@@ -859,6 +997,154 @@ impl RedisStore {
         Ok(usize::try_from(deleted).unwrap_or(0))
     }
 
+    /// What `rotate` starts from: one `HMGET` of the old key's metadata, or
+    /// of its retired pointer.
+    async fn rotation_source(&self, old: &StorageKey, now: u64) -> Result<Source, StoreError> {
+        let fields: Vec<Option<String>> = ::redis::cmd("HMGET")
+            .arg(self.redis_key(old))
+            .arg(&[F_META, F_EXPIRES_AT, F_DEADLINE, F_RETIRED, F_AT, F_OVERLAP_UNTIL, F_UNTIL])
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))?;
+        let field = |i: usize| fields.get(i).and_then(Option::as_deref);
+        let at = |i: usize| field(i).map(time).transpose();
+        if let (Some(expires_at), Some(deadline)) = (at(1)?, at(2)?) {
+            if now >= expires_at || now >= deadline {
+                return Ok(Source::Gone);
+            }
+            let text = field(0).ok_or_else(|| codec("metadata fields are missing"))?;
+            let meta = metadata(text, 0, 0, deadline, false)?;
+            return Ok(Source::Live(Current { text: text.to_string(), meta, deadline }));
+        }
+        if let Some(successor) = field(3) {
+            let successor = StorageKey::from_hex(successor).ok_or_else(|| codec("bad storage key field"))?;
+            let (Some(at), Some(overlap_until), Some(until)) = (at(4)?, at(5)?, at(6)?) else {
+                return Err(codec("retired key fields are missing"));
+            };
+            let retired = Retired::new(successor, at, overlap_until, until);
+            if !retired.is_expired(now) {
+                return Ok(Source::Retired(retired));
+            }
+        }
+        Ok(Source::Gone)
+    }
+
+    /// One run of the rotation script from `current`, with the user index
+    /// updated around it; `None` when the script found another record than
+    /// `current` under `old`.
+    async fn rotate_once(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        rotation: &Rotation,
+        now: u64,
+        current: &Current,
+    ) -> Result<Option<Rotated>, StoreError> {
+        let before = current.meta.user();
+        let (user, score) = match &rotation.login {
+            Some(login) => (Some(login.auth.user.as_str()), login.absolute_deadline),
+            None => (before, current.deadline),
+        };
+        // A login rewrites the `meta` field in full (the script never parses
+        // JSON); the compare and set on the old `meta` makes that safe.
+        let new_meta = match &rotation.login {
+            Some(login) => {
+                let mut meta = current.meta.clone();
+                meta.auth = Some(login.auth.clone());
+                meta.user_agent.clone_from(&login.user_agent);
+                meta.ip.clone_from(&login.ip);
+                meta_json(&meta)?
+            }
+            None => String::new(),
+        };
+        let member = new.to_hex();
+        let entry = [(score, member.clone())];
+        if let Some(user) = user {
+            // Indexed first: the index never misses a live session.
+            self.index(user, &entry).await?;
+        }
+        let changes = &rotation.changes;
+        let retired = rotation.retired(*new);
+        let mut inv = self.scripts.rotate.key(self.redis_key(old));
+        inv.key(self.redis_key(new))
+            .arg(now.to_string())
+            .arg(&member)
+            .arg(&current.text)
+            .arg(&new_meta)
+            .arg(if rotation.overlap_until > rotation.now { old.to_hex() } else { String::new() })
+            .arg(rotation.now.max(changes.last_seen).to_string())
+            .arg(changes.expires_at.to_string())
+            .arg(changes.persistent.map_or("", flag))
+            .arg(flag(changes.clear))
+            .arg(changes.max_data_bytes)
+            .arg(rotation.login.as_ref().map_or_else(String::new, |l| l.absolute_deadline.to_string()))
+            .arg(retired.at.to_string())
+            .arg(retired.overlap_until.to_string())
+            .arg(retired.until.to_string());
+        match &rotation.retain {
+            Some(keep) => {
+                inv.arg(keep.len());
+                for k in keep {
+                    inv.arg(format!("{DATA_PREFIX}{k}"));
+                }
+            }
+            None => {
+                inv.arg(-1);
+            }
+        }
+        for (k, v) in &changes.changes {
+            inv.arg(format!("{DATA_PREFIX}{k}")).arg(v.as_deref().map_or("", RawValue::get));
+        }
+        // A failure leaves the new member in the index: a stale member,
+        // which the next listing drops.
+        let reply: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+        let outcome = match reply.first().map(String::as_str) {
+            Some("done") => Ok(Some(Rotated::Done)),
+            Some("gone") => Ok(Some(Rotated::Gone)),
+            Some("taken") => Ok(Some(Rotated::Taken)),
+            Some("too_large") => Err(StoreError::TooLarge),
+            Some("changed") => Ok(None),
+            Some("retired") => match reply.get(1..5) {
+                Some([successor, at, overlap_until, until]) => {
+                    let successor = StorageKey::from_hex(successor).ok_or_else(|| codec("bad storage key field"))?;
+                    Ok(Some(Rotated::Retired(Retired::new(successor, time(at)?, time(overlap_until)?, time(until)?))))
+                }
+                _ => Err(codec("short rotation reply")),
+            },
+            _ => Err(codec("unexpected rotation reply")),
+        };
+        // The index around a rotation is best effort past this point: the
+        // rotation has happened (or not) and the index stays a superset of
+        // the live sessions either way.
+        let mut steps: Vec<Step<'_>> = Vec::new();
+        match (&outcome, user) {
+            (Ok(Some(Rotated::Done)), _) => {
+                if let Some(before) = before {
+                    let index = self.user_index_key(before);
+                    let members = [old.to_hex()];
+                    steps.push(Box::pin(async move { self.unindex(&index, &members).await }));
+                }
+                if let Some(user) = user {
+                    // ...and indexed again once written (as `create` does).
+                    steps.push(Box::pin(self.index(user, &entry)));
+                }
+            }
+            // Another session holds `new`: its member stays (a superset).
+            (Ok(Some(Rotated::Taken)), _) | (_, None) => {}
+            (_, Some(user)) => {
+                let index = self.user_index_key(user);
+                let members = [member.clone()];
+                steps.push(Box::pin(async move { self.unindex(&index, &members).await }));
+            }
+        }
+        for result in join_all(steps).await {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "user index update around a rotation failed (the index stays a superset)");
+            }
+        }
+        outcome
+    }
+
     /// Fails unless the server (every primary of a cluster) runs Redis
     /// [`MIN_VERSION`] or newer. A server that refuses `INFO` (an ACL, a
     /// proxy) is let through with a warning: its version is unknown.
@@ -928,6 +1214,60 @@ fn check_versions(infos: &[String]) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// How many times `rotate` reads the old record again when it changed
+/// between the read and the script.
+const ROTATE_ATTEMPTS: usize = 3;
+
+/// One of the index updates after a rotation's script.
+type Step<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+/// What a rotation starts from.
+enum Source {
+    Live(Current),
+    Retired(Retired),
+    Gone,
+}
+
+/// The live old record, as far as a rotation reads it before the script.
+struct Current {
+    /// The `meta` field as stored (the script compares it).
+    text: String,
+    /// Its metadata (the times are not read).
+    meta: Metadata,
+    deadline: u64,
+}
+
+/// The CRC16 of Redis Cluster's key slots (CRC-16/XMODEM: polynomial
+/// 0x1021, no reflection, initial value 0), one byte at a time.
+const CRC16_TABLE: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
+
+fn crc16(bytes: impl IntoIterator<Item = u8>) -> u16 {
+    bytes.into_iter().fold(0, |crc, byte| (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ byte)])
+}
+
+/// The Redis Cluster slot of a session key (`{prefix}{<hex digest>}`,
+/// hashed on its tag, the lower-case hex digest): CRC16 of the tag modulo
+/// 16384, computed without building the key.
+fn key_slot(key: &StorageKey) -> u16 {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hex = key.as_bytes().iter().flat_map(|&b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
+    crc16(hex) & 0x3fff
 }
 
 /// Polls `futures` concurrently on the current task; their outputs in order.
@@ -1170,9 +1510,32 @@ impl SessionStore for RedisStore {
         }))
     }
 
+    /// One `HMGET` of the old record; when it is live, one `EVALSHA` of the
+    /// rotation script on both keys, with the user index updated around it
+    /// (see the [module documentation](self#rotation)).
     async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
-        let _ = (old, new, rotation);
-        Err(StoreError::Unsupported("rotation (not yet implemented)"))
+        if !self.accepts_successor(old, new) {
+            return Err(StoreError::Backend(
+                "rotation needs co-located keys on Redis Cluster (one hash slot): draw the new ID until \
+                 accepts_successor(old, new) is true"
+                    .into(),
+            ));
+        }
+        for _ in 0..ROTATE_ATTEMPTS {
+            let now = self.clock.now_ms();
+            let current = match self.rotation_source(old, now).await? {
+                Source::Live(current) => current,
+                Source::Retired(r) => return Ok(Rotated::Retired(r)),
+                Source::Gone => return Ok(Rotated::Gone),
+            };
+            match self.rotate_once(old, new, rotation, now, &current).await? {
+                Some(outcome) => return Ok(outcome),
+                // The record under `old` is not the one read (deleted and
+                // created again in between): read it again.
+                None => continue,
+            }
+        }
+        Err(StoreError::Backend("rotation: the old record kept changing under the rotation".into()))
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
@@ -1218,6 +1581,15 @@ impl SessionStore for RedisStore {
             .await
             .map(|_| ())
             .map_err(|e| self.err(&e))
+    }
+
+    /// Always on a single server; on a cluster, when both session keys hash
+    /// to one slot (the rotation script needs both keys on one node).
+    fn accepts_successor(&self, old: &StorageKey, new: &StorageKey) -> bool {
+        match self.conn {
+            Conn::Single(_) => true,
+            Conn::Cluster(_) => key_slot(old) == key_slot(new),
+        }
     }
 
     async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
@@ -1352,6 +1724,18 @@ mod tests {
         let mut bad = fields;
         bad[0].1 = "zz".into();
         assert!(matches!(decode(reply(&bad), 1 << 20), Err(StoreError::Codec(_))));
+    }
+
+    #[test]
+    fn slots_are_redis_cluster_slots() {
+        // CRC-16/XMODEM's check value, and slots from `CLUSTER KEYSLOT`.
+        assert_eq!(crc16(*b"123456789"), 0x31c3);
+        assert_eq!(crc16(*b"foo") & 0x3fff, 12182);
+        assert_eq!(crc16(*b"bar") & 0x3fff, 5061);
+        for bytes in [[0u8; 32], [0xff; 32], [0x5a; 32]] {
+            let key = StorageKey::from_bytes(bytes);
+            assert_eq!(key_slot(&key), crc16(key.to_hex().bytes()) & 0x3fff);
+        }
     }
 
     #[test]
