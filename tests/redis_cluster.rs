@@ -1,7 +1,7 @@
 //! `RedisStore` on a Redis Cluster: the conformance suite, the slot rules
-//! (a session and its lease share a slot; listings and revocations work
-//! across nodes), logins racing listings, and locked increments through the
-//! layer.
+//! (a session and its lease share a slot; a rotation needs co-located keys;
+//! listings and revocations work across nodes), logins racing listings, and
+//! locked increments through the layer.
 //!
 //! The test starts its own cluster from the `redis-server` binary: three
 //! primaries, no replicas, on free ports, in a temporary directory, joined
@@ -29,8 +29,8 @@ use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::value::to_raw_value;
 use sessionware::{
-    conformance, Auth, Clock, Keys, Metadata, Record, RedisStore, Session, SessionError, SessionId, SessionLayer,
-    SessionStore, SystemClock,
+    conformance, Auth, ChangeSet, Clock, Keys, Metadata, Record, RedisStore, Rotated, Rotation, Session, SessionError,
+    SessionId, SessionLayer, SessionStore, Stored, SystemClock,
 };
 use tower::ServiceExt;
 
@@ -230,6 +230,49 @@ async fn slot_rules(cluster: &Cluster, store: &RedisStore) {
     assert!(store.list_user(&user).await.expect("list").is_empty());
 }
 
+/// `accepts_successor` agrees with the cluster's `CLUSTER KEYSLOT`; a
+/// rotation between co-located keys moves the session and leaves the
+/// retired pointer in the same slot; one between slots is refused and
+/// changes nothing.
+async fn rotation_slots(cluster: &Cluster, store: &RedisStore) {
+    let old = fresh_key();
+    for _ in 0..50 {
+        let other = fresh_key();
+        let same = cluster.keyslot(&store.redis_key(&old)) == cluster.keyslot(&store.redis_key(&other));
+        assert_eq!(store.accepts_successor(&old, &other), same, "accepts_successor follows the key slots");
+    }
+    let user = format!("rotate-{:x}", rand::random::<u64>());
+    let record = user_record(&user);
+    assert!(store.create(&old, &record).await.expect("create"));
+    let elsewhere = loop {
+        let key = fresh_key();
+        if !store.accepts_successor(&old, &key) {
+            break key;
+        }
+    };
+    let now = SystemClock.now_ms();
+    let rotation = Rotation::new(now, ChangeSet::new(now, now + 60_000));
+    let err = store.rotate(&old, &elsewhere, &rotation).await.expect_err("keys in two slots");
+    assert!(err.to_string().contains("co-located"), "{err}");
+    assert!(store.lookup(&elsewhere).await.expect("lookup").is_none(), "nothing is created");
+    assert!(store.load(&old).await.expect("load").is_some(), "the old session is untouched");
+
+    let new = loop {
+        let key = fresh_key();
+        if store.accepts_successor(&old, &key) {
+            break key;
+        }
+    };
+    assert_eq!(cluster.keyslot(&store.redis_key(&old)), cluster.keyslot(&store.redis_key(&new)));
+    assert_eq!(store.rotate(&old, &new, &rotation).await.expect("rotate"), Rotated::Done);
+    assert!(matches!(store.lookup(&old).await.expect("lookup"), Some(Stored::Retired(r)) if r.successor == new));
+    let listed: Vec<_> = store.list_user(&user).await.expect("list").into_iter().map(|m| m.handle).collect();
+    assert_eq!(listed, vec![record.meta.handle], "the successor is listed, once");
+    store.delete(&old).await.expect("delete");
+    assert!(store.lookup(&new).await.expect("lookup").is_none(), "a delete of the retired key ends the successor");
+    assert!(store.list_user(&user).await.expect("list").is_empty());
+}
+
 /// One user's sessions spread over every node: listing, revoking one by
 /// handle and all but one work across slots.
 async fn user_sessions_across_nodes(cluster: &Cluster, store: &RedisStore) {
@@ -387,6 +430,7 @@ async fn redis_cluster_store() {
 
     conformance::run_all(Arc::new(store.clone())).await;
     slot_rules(&cluster, &store).await;
+    rotation_slots(&cluster, &store).await;
     user_sessions_across_nodes(&cluster, &store).await;
     logins_racing_listings(&store).await;
     layer_on_cluster(&store).await;

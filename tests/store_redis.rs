@@ -9,7 +9,8 @@ use std::{io::Write, sync::Arc, time::Duration};
 use redis::aio::ConnectionManager;
 use serde_json::value::to_raw_value;
 use sessionware::{
-    conformance, ChangeSet, Clock, ManualClock, Metadata, Record, RedisStore, SessionId, SessionStore, SystemClock,
+    conformance, Auth, ChangeSet, Clock, Login, ManualClock, Metadata, Record, RedisStore, Rotated, Rotation,
+    SessionId, SessionStore, Stored, SystemClock,
 };
 
 fn url() -> String {
@@ -311,6 +312,184 @@ async fn redis_logins_racing_listings_stay_indexed() {
     cleanup(&store).await;
 }
 
+fn raw(json: &str) -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string(json.to_string()).expect("json")
+}
+
+async fn fields(conn: &mut ConnectionManager, key: &str) -> std::collections::BTreeMap<String, String> {
+    redis::cmd("HGETALL").arg(key).query_async(conn).await.expect("hgetall")
+}
+
+async fn pexpiretime(conn: &mut ConnectionManager, key: &str) -> u64 {
+    let at: i64 = redis::cmd("PEXPIRETIME").arg(key).query_async(conn).await.expect("pexpiretime");
+    u64::try_from(at).expect("a key with a TTL")
+}
+
+/// The rotation script builds exactly the record that the reference merge
+/// (`Rotation::successor`) builds from the stored record, values byte for
+/// byte, for plain, data, clear, retain, login, overlap and persistence
+/// rotations; the successor's TTL is its `expires_at`, the retired key is
+/// a pointer (and nothing else) with its TTL at `until`.
+#[tokio::test]
+async fn redis_rotation_matches_the_reference_merge() {
+    let Some(store) = store().await else { return };
+    let mut conn = raw_conn().await;
+    let now = SystemClock.now_ms();
+    let variants: Vec<(&str, Rotation)> = {
+        let mut v = Vec::new();
+        v.push(("plain", Rotation::new(now, ChangeSet::new(now, now + 60_000))));
+        let mut c = ChangeSet::new(now - 5, now + 90_000);
+        c.set("n", raw("1.000000000000000000001"));
+        c.remove("greeting");
+        c.persistent = Some(true);
+        let mut r = Rotation::new(now, c);
+        r.overlap_until = now + 30_000;
+        r.retired_until = now + 10_000; // shorter than the overlap: the overlap wins
+        v.push(("data, persistence and overlap", r));
+        let mut c = ChangeSet::new(now + 7, now + 60_000);
+        c.clear();
+        c.set("fresh", raw("{\"b\":1,  \"a\":[2]}"));
+        v.push(("clear", Rotation::new(now, c)));
+        let mut c = ChangeSet::new(now, now + 7_200_000);
+        c.set("new", raw("true"));
+        let mut r = Rotation::new(now, c);
+        r.retain = Some(vec!["cart".into(), "missing".into()]);
+        let mut login = Login::new(Auth::new("bob", now), now + 1_000_000);
+        login.user_agent = Some("agent/1.0".into());
+        login.ip = Some("10.0.0.0".into());
+        r.login = Some(login);
+        v.push(("retain and login, idle deadline capped by the new absolute one", r));
+        v
+    };
+    for anonymous in [true, false] {
+        for (what, rotation) in &variants {
+            let old = SessionId::generate().expect("rng").storage_key();
+            let new = SessionId::generate().expect("rng").storage_key();
+            let mut record = record_now();
+            record.data.insert("cart", &raw("[1,2,3]"));
+            if !anonymous {
+                record.meta.auth = Some(sessionware::Auth::new("alice", now));
+                record.meta.user_agent = Some("old agent".into());
+            }
+            assert!(store.create(&old, &record).await.expect("create"));
+            // A write after "our" request loaded: the rotation builds on it.
+            let mut other = ChangeSet::new(now, now + 60_000);
+            other.set("other", raw("7"));
+            assert!(store.apply(&old, &other).await.expect("apply"));
+            let current = store.load(&old).await.expect("load").expect("live");
+            let want = rotation.successor(&current, &old).expect("within the cap");
+
+            assert_eq!(store.rotate(&old, &new, rotation).await.expect("rotate"), Rotated::Done, "{what}");
+            let got = store.load(&new).await.expect("load").expect("live successor");
+            assert_eq!(got, want, "{what} (anonymous: {anonymous})");
+            let new_key = store.redis_key(&new);
+            assert_eq!(pexpiretime(&mut conn, &new_key).await, want.meta.expires_at, "{what}");
+            let stored = fields(&mut conn, &new_key).await;
+            assert_eq!(stored.get("size").map(String::as_str), Some(want.data.size().to_string().as_str()));
+
+            let retired = rotation.retired(new);
+            assert_eq!(store.lookup(&old).await.expect("lookup"), Some(Stored::Retired(retired)), "{what}");
+            let old_key = store.redis_key(&old);
+            let pointer: Vec<String> = fields(&mut conn, &old_key).await.into_keys().collect();
+            assert_eq!(pointer, ["at", "overlap_until", "retired", "until"], "{what}: a pointer, no session data");
+            assert_eq!(pexpiretime(&mut conn, &old_key).await, retired.until, "{what}");
+            // Past `until` (by the store's clock), the pointer is gone.
+            let later = store.clone().with_clock(ManualClock::new(retired.until));
+            assert!(later.lookup(&old).await.expect("lookup").is_none(), "{what}");
+            store.delete(&old).await.expect("delete");
+            assert!(store.lookup(&new).await.expect("lookup").is_none(), "{what}: delete follows the pointer");
+        }
+    }
+    cleanup(&store).await;
+}
+
+/// `apply`'s cap uses the `size` field, kept equal to the data size by
+/// every write; a record without the field (written before it existed), or
+/// with a wrong one, is counted afresh rather than refused by mistake.
+#[tokio::test]
+async fn redis_apply_cap_counts_the_data() {
+    let Some(store) = store().await else { return };
+    let mut conn = raw_conn().await;
+    let key = SessionId::generate().expect("rng").storage_key();
+    let rkey = store.redis_key(&key);
+    assert!(store.create(&key, &record_now()).await.expect("create"));
+    let now = SystemClock.now_ms();
+    let change = |ops: &[(&str, Option<&str>)], clear: bool, cap: usize| {
+        let mut c = ChangeSet::new(now, now + 60_000);
+        if clear {
+            c.clear();
+        }
+        for (k, v) in ops {
+            match v {
+                Some(v) => c.set(k, raw(v)),
+                None => c.remove(k),
+            }
+        }
+        c.max_data_bytes = cap;
+        c
+    };
+    let size_field = |conn: &mut ConnectionManager| {
+        let (rkey, mut conn) = (rkey.clone(), conn.clone());
+        async move { redis::cmd("HGET").arg(rkey).arg("size").query_async::<Option<u64>>(&mut conn).await.expect("hget") }
+    };
+    let steps: Vec<ChangeSet> = vec![
+        change(&[("a", Some("\"xyz\"")), ("b", Some("12"))], false, 0),
+        change(&[("a", Some("1")), ("greeting", None), ("nope", None)], false, 0),
+        change(&[("c", Some("[]"))], true, 0),
+        change(&[("d", Some("\"0123456789\""))], false, 100),
+    ];
+    for c in &steps {
+        assert!(store.apply(&key, c).await.expect("apply"));
+        let data = store.load(&key).await.expect("load").expect("live").data;
+        assert_eq!(size_field(&mut conn).await, Some(data.size() as u64));
+    }
+    // 3 + 12 bytes now ("c": "[]", "d": "\"0123456789\"").
+    let data = store.load(&key).await.expect("load").expect("live").data;
+    assert_eq!(data.size(), 16);
+    let too_big = change(&[("e", Some("\"0123456789\""))], false, 20);
+    for field in [None, Some("999999"), Some("garbage")] {
+        match field {
+            None => redis::cmd("HDEL").arg(&rkey).arg("size").query_async::<()>(&mut conn).await.expect("hdel"),
+            Some(v) => {
+                redis::cmd("HSET").arg(&rkey).arg("size").arg(v).query_async::<()>(&mut conn).await.expect("hset")
+            }
+        }
+        assert!(matches!(store.apply(&key, &too_big).await, Err(sessionware::StoreError::TooLarge)), "{field:?}");
+        assert_eq!(store.load(&key).await.expect("load").expect("live").data, data, "nothing changed");
+        let fits = change(&[("d", Some("1"))], false, 20);
+        assert!(store.apply(&key, &fits).await.expect("apply"), "{field:?}: counted afresh, it fits");
+        let back = change(&[("d", Some("\"0123456789\""))], false, 20);
+        assert!(store.apply(&key, &back).await.expect("apply"));
+        assert_eq!(size_field(&mut conn).await, Some(16), "{field:?}");
+    }
+    cleanup(&store).await;
+}
+
+/// `delete` follows at most 16 keys along a chain of rotations.
+#[tokio::test]
+async fn redis_delete_follows_at_most_16_keys() {
+    let Some(store) = store().await else { return };
+    let keys: Vec<_> = (0..18).map(|_| SessionId::generate().expect("rng").storage_key()).collect();
+    assert!(store.create(&keys[0], &record_now()).await.expect("create"));
+    for pair in keys.windows(2) {
+        let now = SystemClock.now_ms();
+        let rotation = Rotation::new(now, ChangeSet::new(now, now + 60_000));
+        assert_eq!(store.rotate(&pair[0], &pair[1], &rotation).await.expect("rotate"), Rotated::Done);
+    }
+    store.delete(&keys[0]).await.expect("delete");
+    for (i, key) in keys.iter().enumerate() {
+        let stored = store.lookup(key).await.expect("lookup");
+        match i {
+            0..=15 => assert!(stored.is_none(), "key {i} is deleted"),
+            16 => assert!(matches!(stored, Some(Stored::Retired(_))), "key {i} is past the bound"),
+            _ => assert!(matches!(stored, Some(Stored::Live(_))), "key {i} is past the bound"),
+        }
+    }
+    store.delete(&keys[16]).await.expect("delete");
+    assert!(store.lookup(&keys[17]).await.expect("lookup").is_none());
+    cleanup(&store).await;
+}
+
 /// Counts commands per operation with `INFO commandstats`.
 ///
 /// `cargo test --features redis --test store_redis -- --ignored --nocapture redis_round_trips`
@@ -327,6 +506,9 @@ async fn redis_round_trips() {
     warm.create(&warm_key, &record_now()).await.expect("create");
     warm.apply(&warm_key, &ChangeSet::new(0, 1)).await.expect("apply");
     warm.touch(&warm_key, 0, 1).await.expect("touch");
+    let warm_new = SessionId::generate().expect("rng").storage_key();
+    let t = SystemClock.now_ms();
+    warm.rotate(&warm_key, &warm_new, &Rotation::new(t, ChangeSet::new(t, t + 60_000))).await.expect("rotate");
     warm.delete(&warm_key).await.expect("delete");
 
     async fn stats(conn: &mut ConnectionManager) -> std::collections::BTreeMap<String, u64> {
@@ -388,5 +570,17 @@ async fn redis_round_trips() {
     measure!("list_user (3 sessions)", store.list_user(&user));
     measure!("delete_by_handle", store.delete_by_handle(&user, &authed.meta.handle));
     measure!("delete_user (2 sessions)", store.delete_user(&user, None));
+
+    let rotation = Rotation::new(now, change.clone());
+    let keys: Vec<_> = (0..4).map(|_| SessionId::generate().expect("rng").storage_key()).collect();
+    store.create(&keys[0], &record_now()).await.expect("create");
+    measure!("rotate (anonymous, 2 sets, 1 removal)", store.rotate(&keys[0], &keys[1], &rotation));
+    measure!("rotate (retired key)", store.rotate(&keys[0], &keys[2], &rotation));
+    measure!("delete (retired key and its successor)", store.delete(&keys[0]));
+    measure!("rotate (gone)", store.rotate(&keys[0], &keys[2], &rotation));
+    let mut login = rotation.clone();
+    login.login = Some(Login::new(Auth::new(&user, now), now + 3_600_000));
+    store.create(&keys[2], &record_now()).await.expect("create");
+    measure!("rotate (login)", store.rotate(&keys[2], &keys[3], &login));
     cleanup(&store).await;
 }

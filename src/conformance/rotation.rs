@@ -54,6 +54,17 @@ async fn live(store: &dyn SessionStore, key: &StorageKey) -> crate::Record {
     }
 }
 
+/// A fresh key that `store` accepts as a successor of `old` (as the layer
+/// draws one: until [`SessionStore::accepts_successor`] says yes).
+fn successor_key(store: &dyn SessionStore, old: &StorageKey) -> StorageKey {
+    loop {
+        let key = fresh_key();
+        if store.accepts_successor(old, &key) {
+            return key;
+        }
+    }
+}
+
 async fn rotate(store: &dyn SessionStore, old: &StorageKey, new: &StorageKey, r: &Rotation) -> Rotated {
     ok(store.rotate(old, new, r).await, "rotate").await
 }
@@ -71,7 +82,8 @@ async fn rotate(store: &dyn SessionStore, old: &StorageKey, new: &StorageKey, r:
 /// # });
 /// ```
 pub async fn rotate_builds_from_current_data(store: &dyn SessionStore) {
-    let (old, new) = (fresh_key(), fresh_key());
+    let old = fresh_key();
+    let new = successor_key(store, &old);
     let record = live_record();
     assert!(ok(store.create(&old, &record).await, "create").await);
     // Another request writes after "our" request loaded.
@@ -101,7 +113,7 @@ pub async fn rotate_builds_from_current_data(store: &dyn SessionStore) {
 }
 
 async fn assert_nothing_created(store: &dyn SessionStore, old: &StorageKey, what: &str) {
-    let new = fresh_key();
+    let new = successor_key(store, old);
     assert_eq!(rotate(store, old, &new, &plain()).await, Rotated::Gone, "rotate after {what}");
     assert!(lookup(store, &new).await.is_none(), "a rotation after {what} must create nothing");
     assert!(ok(store.load(old).await, "load").await.is_none(), "a rotation after {what} must not revive it");
@@ -193,7 +205,8 @@ pub async fn rotate_after_expiry_creates_nothing(store: &dyn SessionStore) {
 /// # });
 /// ```
 pub async fn second_rotation_finds_the_key_retired(store: &dyn SessionStore) {
-    let (old, first, second) = (fresh_key(), fresh_key(), fresh_key());
+    let old = fresh_key();
+    let (first, second) = (successor_key(store, &old), successor_key(store, &old));
     ok(store.create(&old, &live_record()).await, "create").await;
     assert_eq!(rotate(store, &old, &first, &plain()).await, Rotated::Done);
     match rotate(store, &old, &second, &plain()).await {
@@ -216,7 +229,8 @@ pub async fn second_rotation_finds_the_key_retired(store: &dyn SessionStore) {
 /// # });
 /// ```
 pub async fn rotate_never_overwrites(store: &dyn SessionStore) {
-    let (old, taken) = (fresh_key(), fresh_key());
+    let old = fresh_key();
+    let taken = successor_key(store, &old);
     ok(store.create(&old, &live_record()).await, "create").await;
     let mut other = live_record();
     other.data.insert("owner", &raw("someone else"));
@@ -239,7 +253,9 @@ pub async fn rotate_never_overwrites(store: &dyn SessionStore) {
 /// ```
 pub async fn delete_follows_retired_keys(store: &dyn SessionStore) {
     let user = unique_user("chain");
-    let (a, b, c) = (fresh_key(), fresh_key(), fresh_key());
+    let a = fresh_key();
+    let b = successor_key(store, &a);
+    let c = successor_key(store, &b);
     ok(store.create(&a, &user_record(&user)).await, "create").await;
     assert_eq!(rotate(store, &a, &b, &plain()).await, Rotated::Done);
     assert_eq!(rotate(store, &b, &c, &plain()).await, Rotated::Done);
@@ -263,7 +279,8 @@ pub async fn delete_follows_retired_keys(store: &dyn SessionStore) {
 /// ```
 pub async fn login_rotation_moves_the_user_index(store: &dyn SessionStore) {
     let (before, after) = (unique_user("before"), unique_user("after"));
-    let (old, new) = (fresh_key(), fresh_key());
+    let old = fresh_key();
+    let new = successor_key(store, &old);
     let mut record = user_record(&before);
     record.data.insert("cart", &raw(2));
     ok(store.create(&old, &record).await, "create").await;
@@ -296,7 +313,8 @@ pub async fn login_rotation_moves_the_user_index(store: &dyn SessionStore) {
 /// # });
 /// ```
 pub async fn overlap_is_recorded_and_closed(store: &dyn SessionStore) {
-    let (old, new) = (fresh_key(), fresh_key());
+    let old = fresh_key();
+    let new = successor_key(store, &old);
     ok(store.create(&old, &live_record()).await, "create").await;
     let mut r = plain();
     r.overlap_until = r.now + 30_000;
@@ -329,7 +347,8 @@ pub async fn overlap_is_recorded_and_closed(store: &dyn SessionStore) {
 /// # });
 /// ```
 pub async fn rotate_keeps_the_data_cap(store: &dyn SessionStore) {
-    let (old, new) = (fresh_key(), fresh_key());
+    let old = fresh_key();
+    let new = successor_key(store, &old);
     let record = live_record(); // "seed": "\"value\"" = 11 bytes
     ok(store.create(&old, &record).await, "create").await;
     let t = now();
@@ -362,7 +381,7 @@ pub async fn concurrent_rotations_leave_one_successor(store: Arc<dyn SessionStor
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let store = Arc::clone(&store);
-            let new = fresh_key();
+            let new = successor_key(store.as_ref(), &old);
             tokio::spawn(async move { (new, store.rotate(&old, &new, &plain()).await) })
         })
         .collect();

@@ -1,5 +1,11 @@
 //! [`RedisStore`]: sessions in Redis (or Redis Cluster), one hash per session.
 //!
+//! Needs **Redis 7.0 or newer** (the scripts use `PEXPIRETIME`):
+//! [`connect`](RedisStore::connect) and
+//! [`connect_cluster`](RedisStore::connect_cluster) read the version with
+//! `INFO server` and fail with [`StoreError::Backend`] on an older server (a
+//! server that refuses `INFO` is let through with a warning).
+//!
 //! # Layout
 //!
 //! Each session is one Redis hash under `{prefix}{<hex digest>}` (the default
@@ -11,9 +17,11 @@
 //! | field | value |
 //! |---|---|
 //! | `v` | record format ([`RECORD_FORMAT`]) |
-//! | `meta` | JSON of the metadata that never changes after `create` (`created_at`, `auth`, …) |
+//! | `meta` | JSON of the metadata that never changes while the key is live (`created_at`, `handle`, `auth`, …) |
 //! | `last_seen`, `expires_at`, `absolute_deadline` | decimal milliseconds since the Unix epoch |
 //! | `persistent` | `0` or `1` |
+//! | `predecessor` | hex storage key of the key this one was rotated from, during an overlap ([`Metadata::predecessor`]); absent otherwise |
+//! | `size` | the data size ([`Data::size`]: the bytes of every key and raw value), kept by every write for the data cap |
 //! | `d:<key>` | the raw JSON of session value `<key>` |
 //!
 //! A hash makes the per-key merge of [`SessionStore::apply`] natural: the
@@ -21,15 +29,65 @@
 //! come back byte for byte (a JSON blob merged with Lua's `cjson` would
 //! re-encode numbers and lose precision).
 //!
+//! A key that a rotation retired holds a different hash, the pointer
+//! ([`Retired`]) and nothing else, with its TTL at `until`:
+//!
+//! | field | value |
+//! |---|---|
+//! | `retired` | hex storage key of the successor |
+//! | `at`, `overlap_until`, `until` | decimal milliseconds since the Unix epoch |
+//!
+//! It has no `expires_at`, so the session scripts see no live record there:
+//! `apply` and `touch` on a retired key change nothing.
+//!
+//! # Data cap
+//!
+//! `apply` refuses a change set whose merged data would pass
+//! [`ChangeSet::max_data_bytes`] ([`StoreError::TooLarge`], nothing
+//! changed), inside its script: the new size is the `size` field moved by
+//! the change set's delta (one `HSTRLEN` per changed key), so the check costs
+//! nothing per stored key. A record without the field (written before it
+//! existed) is counted field by field when a cap needs it; a size that would
+//! refuse the change is counted again before refusing, so a wrong field
+//! never refuses a write that fits.
+//!
+//! # Rotation
+//!
+//! [`SessionStore::rotate`] is one script on the old and the new session
+//! keys, atomic: it acts only if the old record is live by the store's
+//! clock (else it answers gone, or the pointer of a live retired key) and
+//! nothing live is under the new key; it builds the successor from the old
+//! hash *as stored now* with the semantics of [`Rotation::successor`]
+//! (retained and cleared `d:` fields, the change set, a login's user and
+//! deadline, the times, the predecessor), refuses it past the data cap, writes
+//! it under the new key with its TTL and replaces the old hash by the pointer.
+//! Fields are copied as stored, never re-encoded.
+//!
+//! The script never parses JSON, so a login's new `meta` (user, client) is
+//! built in Rust from the `meta` that `rotate` reads first (one `HMGET`,
+//! which also answers for a key that is not live without running the
+//! script); the script compares the stored `meta` with the one read and, if
+//! the key holds another record by then (deleted and created again), does
+//! nothing and `rotate` starts over.
+//!
+//! The user index follows the rule below: the successor is indexed under
+//! its user (the login's, or the old record's) before the script, and again
+//! after it; the old key's member is removed after it. Those after-steps are
+//! best effort (a failure is logged): the index stays a superset of the live
+//! sessions either way.
+//!
+//! [`SessionStore::delete`] is one script too: it deletes the key and, while
+//! the deleted key was a retired pointer, its successor, at most 16 keys.
+//!
 //! # Per-user index and leases
 //!
 //! - `{prefix}user:{<hex SHA-256 of the user>}` is a sorted set of the
 //!   sessions (hex digests) of one user, scored by their absolute deadline
 //!   (no session outlives it), with a TTL at the latest deadline. `create`
-//!   adds an authenticated session to it *before* writing the session, so
-//!   the index is always a superset of the user's live sessions; listing
-//!   loads the candidates and drops stale members (deleted, expired), so
-//!   `delete` stays one `DEL`.
+//!   and `rotate` add an authenticated session to it *before* writing the
+//!   session, so the index is always a superset of the user's live sessions;
+//!   listing loads the candidates and drops stale members (deleted, expired,
+//!   retired), so `delete` never touches the index.
 //! - `{prefix}{<hex digest>}:lock` holds the token of a session's exclusive
 //!   lease (`SET ... PX`); it shares the session's hash tag, so the session
 //!   and its lease live in one slot.
@@ -43,18 +101,29 @@
 //!   `{<hex digest>}`: every session operation (`load`, `create`, `apply`,
 //!   `touch`, `delete`, `try_lock`, `unlock`) is one command or one script on
 //!   one key, so the cluster routes it to the slot's primary unchanged.
-//! - **Scripts touch one key.** Each script gets exactly one key (`KEYS[1]`)
-//!   and touches no other: the session scripts the session hash, the lease
-//!   scripts the lease, the index script the user index.
+//! - **A rotation stays in one slot.** The rotation script needs the old and
+//!   the new key on one node, so on a cluster
+//!   [`accepts_successor`](SessionStore::accepts_successor) accepts a new key
+//!   only in the old key's slot (CRC16 of the tags, as Redis computes key
+//!   slots) and the layer draws new IDs until one is accepted (about 16,384
+//!   draws on average, a few milliseconds of CPU per rotation). `rotate`
+//!   refuses keys in two slots with [`StoreError::Backend`], before changing
+//!   anything. A session thus keeps its slot across rotations, and `delete`'s
+//!   chain of retired keys stays in one slot: one script.
+//! - **Scripts touch one slot.** The session scripts get the session hash
+//!   (the rotation script: both co-located hashes, the delete script: the
+//!   hash and the successors it points to), the lease scripts the lease, the
+//!   index script the user index.
 //! - **The user index is in another slot.** Its tag is the user's digest,
 //!   so it almost never shares a slot with the user's sessions. Nothing
 //!   updates both at once; the guarantee (the index is a superset of the
 //!   live sessions) comes from the order of single-slot commands instead:
-//!   `create` indexes, writes the session, then indexes again; revocation
-//!   deletes the sessions, then their members; a listing that finds a
-//!   member without a session removes it, then checks the session again and
-//!   re-indexes it if a `create` wrote it meanwhile. A crash between two
-//!   steps leaves at worst a stale member, which the next listing drops.
+//!   `create` and `rotate` index, write the session, then index again;
+//!   revocation deletes the sessions, then their members; a listing that
+//!   finds a member without a session removes it, then checks the session
+//!   again and re-indexes it if a `create` wrote it meanwhile. A crash
+//!   between two steps leaves at worst a stale member, which the next
+//!   listing drops.
 //! - **No cross-slot pipelines.** Where a single server gets one pipeline
 //!   (the `HGETALL`s of a listing, the revocation's `DEL`s and `ZREM`), a
 //!   cluster gets one command per key, all in flight at once (the multi-key
@@ -63,20 +132,28 @@
 //!
 //! # Round trips
 //!
-//! Every session operation is one command: `load` is `HGETALL`; `create`
-//! (of an anonymous session), `apply` and `touch` are one `EVALSHA` each (a
-//! script loaded on first use, see [`redis::Script`]); `delete` is `DEL`. The
-//! scripts check the record's own `expires_at` against the store's clock (so
-//! a record that Redis has not expired yet because of clock skew is still
-//! treated as gone), act only if the hash exists (`apply` and `touch` never
-//! resurrect a session), and move the key's TTL with `PEXPIREAT` to the new
-//! `expires_at`. `try_lock` and `unlock` are one `EVALSHA` each. The creation
-//! of an authenticated session adds two `EVALSHA`s (the index, before and
-//! after); `list_user` is one `ZRANGE` plus one pipelined batch of
-//! `HGETALL`s (plus a `ZREM`, an `EXISTS` batch and maybe an `EVALSHA` when
-//! stale members are dropped); `delete_by_handle` and `delete_user` add one
-//! pipeline of a `DEL` and the `ZREM` of their index members (two round
-//! trips on a cluster).
+//! Every session operation but `rotate` is one command: `load` (and
+//! `lookup`) is `HGETALL`; `create` (of an anonymous session), `apply`,
+//! `touch` and `delete` are one `EVALSHA` each (a script loaded on first use,
+//! see [`redis::Script`]). The scripts check the record's own `expires_at`
+//! against the store's clock (so a record that Redis has not expired yet
+//! because of clock skew is still treated as gone), act only if the hash
+//! exists (`apply` and `touch` never resurrect a session), and move the
+//! key's TTL with `PEXPIREAT` to the new `expires_at`. `try_lock` and
+//! `unlock` are one `EVALSHA` each. The creation of an authenticated session
+//! adds two `EVALSHA`s (the index, before and after).
+//!
+//! `rotate` is an `HMGET` (which alone answers for a key that is gone or
+//! retired), then the rotation's `EVALSHA`: two round trips for an anonymous
+//! session. When the successor has a user, the index's `EVALSHA` comes
+//! before and again after, together with the `ZREM` of the old member when
+//! the old record had a user: four round trips.
+//!
+//! `list_user` is one `ZRANGE` plus one pipelined batch of `HGETALL`s (plus
+//! a `ZREM`, an `EXISTS` batch and maybe an `EVALSHA` when stale members are
+//! dropped); `delete_by_handle` and `delete_user` add one pipeline of a
+//! `DEL` and the `ZREM` of their index members (two round trips on a
+//! cluster).
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, task::Poll, time::Duration};
 
@@ -84,15 +161,15 @@ use ::redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
-    Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script, Value,
+    Client, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script, Value,
 };
 use async_trait::async_trait;
 use serde_json::{value::RawValue, Map};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    ChangeSet, Clock, Data, Metadata, Record, SessionHandle, SessionStore, StorageKey, StoreError, SystemClock,
-    RECORD_FORMAT,
+    ChangeSet, Clock, Data, Metadata, Record, Retired, Rotated, Rotation, SessionHandle, SessionStore, StorageKey,
+    StoreError, Stored, SystemClock, RECORD_FORMAT,
 };
 
 /// The default key prefix.
@@ -116,7 +193,14 @@ const F_LAST_SEEN: &str = "last_seen";
 const F_EXPIRES_AT: &str = "expires_at";
 const F_DEADLINE: &str = "absolute_deadline";
 const F_PERSISTENT: &str = "persistent";
+const F_PREDECESSOR: &str = "predecessor";
+const F_SIZE: &str = "size";
 const DATA_PREFIX: &str = "d:";
+/// Fields of a retired key (a hash of these four only).
+const F_RETIRED: &str = "retired";
+const F_AT: &str = "at";
+const F_OVERLAP_UNTIL: &str = "overlap_until";
+const F_UNTIL: &str = "until";
 
 /// Helpers shared by the scripts. Times are decimal strings without leading
 /// zeros (written by this module only), compared exactly as strings so that
@@ -128,16 +212,25 @@ local function lt(a, b)
   if #a ~= #b then return #a < #b end
   return a < b
 end
--- The live record's times, or nil when absent or expired at `now`.
-local function live(now)
-  local t = redis.call('HMGET', KEYS[1], 'expires_at', 'absolute_deadline', 'last_seen')
+-- The live record's times under `key` (default KEYS[1]), or nil when
+-- absent, expired at `now`, or a retired pointer (which has no times).
+local function live(now, key)
+  local t = redis.call('HMGET', key or KEYS[1], 'expires_at', 'absolute_deadline', 'last_seen')
   if not t[1] or not t[2] or not t[3] then return nil end
   if lt(now, t[1]) and lt(now, t[2]) then return t end
   return nil
 end
-local function expire_at(at)
+local function expire_at(key, at)
   if lt('9007199254740991', at) then at = '9007199254740991' end
-  redis.call('PEXPIREAT', KEYS[1], at)
+  redis.call('PEXPIREAT', key, at)
+end
+-- The data size of KEYS[1], counted field by field (see `Data::size`).
+local function data_size()
+  local n = 0
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(f, 1, 2) == 'd:' then n = n + #f - 2 + redis.call('HSTRLEN', KEYS[1], f) end
+  end
+  return n
 end
 "#
     };
@@ -157,19 +250,51 @@ while i <= #ARGV do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, last))
   i = last + 1
 end
-expire_at(ARGV[2])
+expire_at(KEYS[1], ARGV[2])
 return 1
 "#
 );
 
 /// `KEYS[1]` = session key. `ARGV`: now, last_seen, expires_at, persistent
-/// (`''`, `'0'` or `'1'`), clear (`'0'` or `'1'`), then field/value pairs
-/// (an empty value removes the field).
+/// (`''`, `'0'` or `'1'`), clear (`'0'` or `'1'`), the data cap in bytes
+/// (`'0'`: none), close_overlap (`'0'` or `'1'`), then field/value pairs (an
+/// empty value removes the field). Returns 1, 0 (no live record) or -1 (the
+/// merged data would pass the cap: nothing changed).
 const APPLY_LUA: &str = concat!(
     lua_prelude!(),
     r#"
 local t = live(ARGV[1])
 if not t then return 0 end
+local clear = ARGV[5] == '1'
+local touches = clear or #ARGV >= 8
+-- The data size after the merge (keys without 'd:' plus raw values): the
+-- stored `size` field moved by this change set's delta, counted afresh when
+-- the field is missing (and a cap needs it) or would refuse the change.
+local size = nil
+if touches then
+  local max = tonumber(ARGV[6]) or 0
+  local add, sub = 0, 0
+  for i = 8, #ARGV, 2 do
+    local f, v = ARGV[i], ARGV[i + 1]
+    if not clear then
+      local had = redis.call('HSTRLEN', KEYS[1], f)
+      if had > 0 then sub = sub + #f - 2 + had end
+    end
+    if v ~= '' then add = add + #f - 2 + #v end
+  end
+  if clear then
+    size = add
+  else
+    local stored = tonumber(redis.call('HGET', KEYS[1], 'size'))
+    if stored then
+      size = stored - sub + add
+      if max > 0 and size > max then size = data_size() - sub + add end
+    elseif max > 0 then
+      size = data_size() - sub + add
+    end
+  end
+  if max > 0 and size > max then return -1 end
+end
 -- Every removal before any write (a clear, then a set of a cleared key),
 -- and one HDEL and one HSET for all fields (in chunks of 1000 arguments).
 local list = {}
@@ -181,17 +306,18 @@ local function push(cmd, a, b)
     list = {}
   end
 end
-if ARGV[5] == '1' then
+if clear then
   for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
     if string.sub(f, 1, 2) == 'd:' then push('HDEL', f) end
   end
 end
-for i = 6, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   if ARGV[i + 1] == '' then push('HDEL', ARGV[i]) end
 end
+if ARGV[7] == '1' then push('HDEL', 'predecessor') end
 if #list > 0 then redis.call('HDEL', KEYS[1], unpack(list)) end
 list = {}
-for i = 6, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   if ARGV[i + 1] ~= '' then push('HSET', ARGV[i], ARGV[i + 1]) end
 end
 local ls = t[3]
@@ -206,8 +332,12 @@ if ARGV[4] ~= '' then
   list[#list + 1] = 'persistent'
   list[#list + 1] = ARGV[4]
 end
+if size then
+  list[#list + 1] = 'size'
+  list[#list + 1] = string.format('%d', size)
+end
 redis.call('HSET', KEYS[1], unpack(list))
-expire_at(exp)
+expire_at(KEYS[1], exp)
 return 1
 "#
 );
@@ -223,10 +353,112 @@ if lt(ls, ARGV[2]) then ls = ARGV[2] end
 local exp = ARGV[3]
 if lt(t[2], exp) then exp = t[2] end
 redis.call('HSET', KEYS[1], 'last_seen', ls, 'expires_at', exp)
-expire_at(exp)
+expire_at(KEYS[1], exp)
 return 1
 "#
 );
+
+/// `KEYS[1]` = old session, `KEYS[2]` = new session (one slot on a
+/// cluster). `ARGV`: 1 now, 2 the new key's hex, 3 the old record's `meta`
+/// as read before (compare and set), 4 the successor's `meta` (`''`: the
+/// old one), 5 the predecessor's hex (`''`: none), 6 last_seen, 7
+/// expires_at, 8 persistent (`''`, `'0'` or `'1'`), 9 clear (`'0'` or
+/// `'1'`), 10 the data cap (`'0'`: none), 11 the login's absolute deadline
+/// (`''`: the old one), 12-14 the retired pointer's at, overlap_until and
+/// until, 15 the number of retained fields (`-1`: keep all), then those
+/// fields, then the change set's field/value pairs (an empty value removes).
+///
+/// Returns `{'done'}`, `{'gone'}`, `{'retired', successor, at,
+/// overlap_until, until}`, `{'taken'}`, `{'too_large'}` or `{'changed'}`
+/// (the old record is not the one whose `meta` the caller read: it retries).
+const ROTATE_LUA: &str = concat!(
+    lua_prelude!(),
+    r#"
+local now = ARGV[1]
+if not live(now) then
+  local r = redis.call('HMGET', KEYS[1], 'retired', 'at', 'overlap_until', 'until')
+  if r[1] and r[2] and r[3] and r[4] and lt(now, r[4]) then return {'retired', r[1], r[2], r[3], r[4]} end
+  return {'gone'}
+end
+if live(now, KEYS[2]) then return {'taken'} end
+local u = redis.call('HGET', KEYS[2], 'until')
+if u and lt(now, u) then return {'taken'} end
+local all = redis.call('HGETALL', KEYS[1])
+local old, data = {}, {}
+local clear = ARGV[9] == '1'
+local keep = nil
+local i = 16
+local n = tonumber(ARGV[15]) or -1
+if n >= 0 then
+  keep = {}
+  for j = i, i + n - 1 do keep[ARGV[j]] = true end
+  i = i + n
+end
+for j = 1, #all, 2 do
+  local f = all[j]
+  if string.sub(f, 1, 2) == 'd:' then
+    if not clear and (not keep or keep[f]) then data[f] = all[j + 1] end
+  else
+    old[f] = all[j + 1]
+  end
+end
+if not old['v'] or old['meta'] ~= ARGV[3] then return {'changed'} end
+local touches = clear or #ARGV >= i
+for j = i, #ARGV, 2 do
+  if ARGV[j + 1] == '' then data[ARGV[j]] = nil else data[ARGV[j]] = ARGV[j + 1] end
+end
+local size = 0
+for f, v in pairs(data) do size = size + #f - 2 + #v end
+local max = tonumber(ARGV[10]) or 0
+if touches and max > 0 and size > max then return {'too_large'} end
+local deadline = old['absolute_deadline']
+if ARGV[11] ~= '' then deadline = ARGV[11] end
+local exp = ARGV[7]
+if lt(deadline, exp) then exp = deadline end
+local persistent = old['persistent'] or '0'
+if ARGV[8] ~= '' then persistent = ARGV[8] end
+local meta = old['meta']
+if ARGV[4] ~= '' then meta = ARGV[4] end
+local out = {'v', old['v'], 'meta', meta, 'last_seen', ARGV[6], 'expires_at', exp,
+  'absolute_deadline', deadline, 'persistent', persistent, 'size', string.format('%d', size)}
+if ARGV[5] ~= '' then
+  out[#out + 1] = 'predecessor'
+  out[#out + 1] = ARGV[5]
+end
+for f, v in pairs(data) do
+  out[#out + 1] = f
+  out[#out + 1] = v
+end
+redis.call('DEL', KEYS[2])
+local from = 1
+while from <= #out do
+  local last = math.min(from + 999, #out)
+  redis.call('HSET', KEYS[2], unpack(out, from, last))
+  from = last + 1
+end
+expire_at(KEYS[2], exp)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'retired', ARGV[2], 'at', ARGV[12], 'overlap_until', ARGV[13], 'until', ARGV[14])
+expire_at(KEYS[1], ARGV[14])
+return {'done'}
+"#
+);
+
+/// `KEYS[1]` = session key. `ARGV`: the key prefix. Deletes the key and,
+/// while it was a retired pointer, its successor (`{prefix}{<successor>}`,
+/// in the same slot: a rotation only retires a key for a co-located one),
+/// at most 16 keys. Returns how many keys existed.
+const DELETE_LUA: &str = r#"
+local key = KEYS[1]
+local n = 0
+for _ = 1, 16 do
+  local succ = redis.pcall('HGET', key, 'retired')
+  n = n + redis.call('DEL', key)
+  if type(succ) ~= 'string' or #succ ~= 64 or not string.match(succ, '^%x+$') then return n end
+  key = ARGV[1] .. '{' .. succ .. '}'
+end
+return n
+"#;
 
 /// `KEYS[1]` = user index. `ARGV`: now, then score (absolute deadline) /
 /// member pairs. Touches the index key only (one slot).
@@ -265,6 +497,8 @@ struct Scripts {
     create: Script,
     apply: Script,
     touch: Script,
+    rotate: Script,
+    delete: Script,
     index: Script,
     lock: Script,
     unlock: Script,
@@ -310,8 +544,9 @@ impl ConnectionLike for Conn {
 /// [`ConnectionManager`] (one multiplexed connection that reconnects by
 /// itself) or its cluster connection.
 ///
-/// One command per session operation; see the [module documentation](self)
-/// for the key layout, the scripts and the cluster slot rules. Expiry is
+/// One command per session operation (two for a rotation); see the
+/// [module documentation](self) for the key layout, the scripts, the
+/// rotation and the cluster slot rules. Needs Redis 7.0 or newer. Expiry is
 /// enforced twice: by Redis (the key's TTL is `expires_at`) and by the
 /// store's own clock on every call.
 ///
@@ -370,6 +605,9 @@ impl RedisStore {
     /// next round. A server that comes back is used again within about two
     /// seconds, without rebuilding the store.
     ///
+    /// Fails with [`StoreError::Backend`] ("Redis 7.0 or newer is required")
+    /// when the server is older than the scripts need.
+    ///
     /// ```no_run
     /// # async fn run() -> Result<(), sessionware::StoreError> {
     /// let store = sessionware::RedisStore::connect("redis://127.0.0.1:6379").await?;
@@ -390,6 +628,7 @@ impl RedisStore {
         let conn = ConnectionManager::new_with_config(client, config).await.map_err(|e| backend(&e, &secrets))?;
         let mut store = Self::new(conn);
         store.secrets = secrets;
+        store.check_version().await?;
         Ok(store)
     }
 
@@ -402,6 +641,8 @@ impl RedisStore {
     ///
     /// Each connection attempt times out after 5 seconds. The connection
     /// follows slot migrations and failovers and reconnects by itself.
+    /// Fails with [`StoreError::Backend`] when a primary runs a Redis older
+    /// than 7.0.
     ///
     /// ```no_run
     /// use sessionware::{Keys, RedisStore, SessionLayer};
@@ -436,6 +677,7 @@ impl RedisStore {
         let conn = client.get_async_connection().await.map_err(|e| backend(&e, &secrets))?;
         let mut store = Self::new_cluster(conn);
         store.secrets = secrets;
+        store.check_version().await?;
         Ok(store)
     }
 
@@ -447,6 +689,9 @@ impl RedisStore {
     /// that was down for more than a second or two stays unused that long
     /// after it is back. [`connect`](Self::connect) sets the factor to 1
     /// (an attempt every 1 to 2 seconds), as below.
+    ///
+    /// Unlike `connect`, it does not check the server's version (Redis 7.0
+    /// or newer is required).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -461,7 +706,8 @@ impl RedisStore {
     }
 
     /// A store on an existing Redis Cluster connection (for custom TLS,
-    /// timeouts or retry settings).
+    /// timeouts or retry settings). Unlike `connect_cluster`, it does not
+    /// check the servers' version (Redis 7.0 or newer is required).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -485,6 +731,8 @@ impl RedisStore {
                 create: Script::new(CREATE_LUA),
                 apply: Script::new(APPLY_LUA),
                 touch: Script::new(TOUCH_LUA),
+                rotate: Script::new(ROTATE_LUA),
+                delete: Script::new(DELETE_LUA),
                 index: Script::new(INDEX_LUA),
                 lock: Script::new(LOCK_LUA),
                 unlock: Script::new(UNLOCK_LUA),
@@ -674,7 +922,9 @@ impl RedisStore {
             // An undecodable record is left alone (and unlisted), not an error
             // for the whole list.
             match decode(reply, self.max_record_bytes) {
-                Ok(Some(r)) if !r.is_expired(now) && r.meta.user() == Some(user) => live.push((m, r)),
+                Ok(Some(Stored::Live(r))) if !r.is_expired(now) && r.meta.user() == Some(user) => live.push((m, r)),
+                // Expired, another user's, or retired by a rotation (whose
+                // successor is indexed under its own member).
                 Ok(Some(_)) => stale.push(m),
                 Ok(None) => {
                     stale.push(m.clone());
@@ -747,6 +997,172 @@ impl RedisStore {
         Ok(usize::try_from(deleted).unwrap_or(0))
     }
 
+    /// What `rotate` starts from: one `HMGET` of the old key's metadata, or
+    /// of its retired pointer.
+    async fn rotation_source(&self, old: &StorageKey, now: u64) -> Result<Source, StoreError> {
+        let fields: Vec<Option<String>> = ::redis::cmd("HMGET")
+            .arg(self.redis_key(old))
+            .arg(&[F_META, F_EXPIRES_AT, F_DEADLINE, F_RETIRED, F_AT, F_OVERLAP_UNTIL, F_UNTIL])
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))?;
+        let field = |i: usize| fields.get(i).and_then(Option::as_deref);
+        let at = |i: usize| field(i).map(time).transpose();
+        if let (Some(expires_at), Some(deadline)) = (at(1)?, at(2)?) {
+            if now >= expires_at || now >= deadline {
+                return Ok(Source::Gone);
+            }
+            let text = field(0).ok_or_else(|| codec("metadata fields are missing"))?;
+            let meta = metadata(text, 0, 0, deadline, false)?;
+            return Ok(Source::Live(Current { text: text.to_string(), meta, deadline }));
+        }
+        if let Some(successor) = field(3) {
+            let successor = StorageKey::from_hex(successor).ok_or_else(|| codec("bad storage key field"))?;
+            let (Some(at), Some(overlap_until), Some(until)) = (at(4)?, at(5)?, at(6)?) else {
+                return Err(codec("retired key fields are missing"));
+            };
+            let retired = Retired::new(successor, at, overlap_until, until);
+            if !retired.is_expired(now) {
+                return Ok(Source::Retired(retired));
+            }
+        }
+        Ok(Source::Gone)
+    }
+
+    /// One run of the rotation script from `current`, with the user index
+    /// updated around it; `None` when the script found another record than
+    /// `current` under `old`.
+    async fn rotate_once(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        rotation: &Rotation,
+        now: u64,
+        current: &Current,
+    ) -> Result<Option<Rotated>, StoreError> {
+        let before = current.meta.user();
+        let (user, score) = match &rotation.login {
+            Some(login) => (Some(login.auth.user.as_str()), login.absolute_deadline),
+            None => (before, current.deadline),
+        };
+        // A login rewrites the `meta` field in full (the script never parses
+        // JSON); the compare and set on the old `meta` makes that safe.
+        let new_meta = match &rotation.login {
+            Some(login) => {
+                let mut meta = current.meta.clone();
+                meta.auth = Some(login.auth.clone());
+                meta.user_agent.clone_from(&login.user_agent);
+                meta.ip.clone_from(&login.ip);
+                meta_json(&meta)?
+            }
+            None => String::new(),
+        };
+        let member = new.to_hex();
+        let entry = [(score, member.clone())];
+        if let Some(user) = user {
+            // Indexed first: the index never misses a live session.
+            self.index(user, &entry).await?;
+        }
+        let changes = &rotation.changes;
+        let retired = rotation.retired(*new);
+        let mut inv = self.scripts.rotate.key(self.redis_key(old));
+        inv.key(self.redis_key(new))
+            .arg(now.to_string())
+            .arg(&member)
+            .arg(&current.text)
+            .arg(&new_meta)
+            .arg(if rotation.overlap_until > rotation.now { old.to_hex() } else { String::new() })
+            .arg(rotation.now.max(changes.last_seen).to_string())
+            .arg(changes.expires_at.to_string())
+            .arg(changes.persistent.map_or("", flag))
+            .arg(flag(changes.clear))
+            .arg(changes.max_data_bytes)
+            .arg(rotation.login.as_ref().map_or_else(String::new, |l| l.absolute_deadline.to_string()))
+            .arg(retired.at.to_string())
+            .arg(retired.overlap_until.to_string())
+            .arg(retired.until.to_string());
+        match &rotation.retain {
+            Some(keep) => {
+                inv.arg(keep.len());
+                for k in keep {
+                    inv.arg(format!("{DATA_PREFIX}{k}"));
+                }
+            }
+            None => {
+                inv.arg(-1);
+            }
+        }
+        for (k, v) in &changes.changes {
+            inv.arg(format!("{DATA_PREFIX}{k}")).arg(v.as_deref().map_or("", RawValue::get));
+        }
+        // A failure leaves the new member in the index: a stale member,
+        // which the next listing drops.
+        let reply: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+        let outcome = match reply.first().map(String::as_str) {
+            Some("done") => Ok(Some(Rotated::Done)),
+            Some("gone") => Ok(Some(Rotated::Gone)),
+            Some("taken") => Ok(Some(Rotated::Taken)),
+            Some("too_large") => Err(StoreError::TooLarge),
+            Some("changed") => Ok(None),
+            Some("retired") => match reply.get(1..5) {
+                Some([successor, at, overlap_until, until]) => {
+                    let successor = StorageKey::from_hex(successor).ok_or_else(|| codec("bad storage key field"))?;
+                    Ok(Some(Rotated::Retired(Retired::new(successor, time(at)?, time(overlap_until)?, time(until)?))))
+                }
+                _ => Err(codec("short rotation reply")),
+            },
+            _ => Err(codec("unexpected rotation reply")),
+        };
+        // The index around a rotation is best effort past this point: the
+        // rotation has happened (or not) and the index stays a superset of
+        // the live sessions either way.
+        let mut steps: Vec<Step<'_>> = Vec::new();
+        match (&outcome, user) {
+            (Ok(Some(Rotated::Done)), _) => {
+                if let Some(before) = before {
+                    let index = self.user_index_key(before);
+                    let members = [old.to_hex()];
+                    steps.push(Box::pin(async move { self.unindex(&index, &members).await }));
+                }
+                if let Some(user) = user {
+                    // ...and indexed again once written (as `create` does).
+                    steps.push(Box::pin(self.index(user, &entry)));
+                }
+            }
+            // Another session holds `new`: its member stays (a superset).
+            (Ok(Some(Rotated::Taken)), _) | (_, None) => {}
+            (_, Some(user)) => {
+                let index = self.user_index_key(user);
+                let members = [member.clone()];
+                steps.push(Box::pin(async move { self.unindex(&index, &members).await }));
+            }
+        }
+        for result in join_all(steps).await {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "user index update around a rotation failed (the index stays a superset)");
+            }
+        }
+        outcome
+    }
+
+    /// Fails unless the server (every primary of a cluster) runs Redis
+    /// [`MIN_VERSION`] or newer. A server that refuses `INFO` (an ACL, a
+    /// proxy) is let through with a warning: its version is unknown.
+    async fn check_version(&self) -> Result<(), StoreError> {
+        let reply = ::redis::cmd("INFO").arg("server").query_async::<Value>(&mut self.conn.clone()).await;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) if matches!(e.kind(), ErrorKind::ResponseError | ErrorKind::ExtensionError) => {
+                tracing::warn!(error = %self.err(&e), "the Redis version is unknown (INFO refused); 7.0 or newer is required");
+                return Ok(());
+            }
+            Err(e) => return Err(self.err(&e)),
+        };
+        let mut infos = Vec::new();
+        info_texts(reply, &mut infos);
+        check_versions(&infos)
+    }
+
     fn err(&self, e: &RedisError) -> StoreError {
         backend(e, &self.secrets)
     }
@@ -754,6 +1170,104 @@ impl RedisStore {
     fn now(&self) -> String {
         self.clock.now_ms().to_string()
     }
+}
+
+/// The oldest Redis the scripts run on (`PEXPIRETIME` came with 7.0).
+const MIN_VERSION: (u32, u32, u32) = (7, 0, 0);
+
+/// The texts of an `INFO` reply: one per server (a cluster answers with a
+/// map of node to text).
+fn info_texts(reply: Value, out: &mut Vec<String>) {
+    match reply {
+        Value::BulkString(bytes) => out.push(String::from_utf8_lossy(&bytes).into_owned()),
+        Value::VerbatimString { text, .. } | Value::SimpleString(text) => out.push(text),
+        Value::Map(pairs) => pairs.into_iter().for_each(|(_, v)| info_texts(v, out)),
+        Value::Array(items) => items.into_iter().for_each(|v| info_texts(v, out)),
+        _ => {}
+    }
+}
+
+/// The `redis_version` of an `INFO server` text: as written, and parsed
+/// (missing parts count as 0).
+fn server_version(info: &str) -> Option<(&str, (u32, u32, u32))> {
+    let text = info.lines().find_map(|l| l.strip_prefix("redis_version:"))?.trim();
+    let mut parts = text.split('.').map(str::parse::<u32>);
+    let major = parts.next()?.ok()?;
+    let minor = parts.next().map_or(Ok(0), |p| p).ok()?;
+    let patch = parts.next().map_or(Ok(0), |p| p).unwrap_or(0);
+    Some((text, (major, minor, patch)))
+}
+
+/// Fails when a server of `infos` is older than [`MIN_VERSION`]; an
+/// unreadable version only warns.
+fn check_versions(infos: &[String]) -> Result<(), StoreError> {
+    if infos.is_empty() {
+        tracing::warn!("the Redis version is unknown (empty INFO reply); 7.0 or newer is required");
+    }
+    for info in infos {
+        match server_version(info) {
+            Some((text, version)) if version < MIN_VERSION => {
+                return Err(StoreError::Backend(format!("Redis 7.0 or newer is required (found {text})")));
+            }
+            Some(_) => {}
+            None => tracing::warn!("the Redis version is unknown (no redis_version in INFO); 7.0 or newer is required"),
+        }
+    }
+    Ok(())
+}
+
+/// How many times `rotate` reads the old record again when it changed
+/// between the read and the script.
+const ROTATE_ATTEMPTS: usize = 3;
+
+/// One of the index updates after a rotation's script.
+type Step<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+/// What a rotation starts from.
+enum Source {
+    Live(Current),
+    Retired(Retired),
+    Gone,
+}
+
+/// The live old record, as far as a rotation reads it before the script.
+struct Current {
+    /// The `meta` field as stored (the script compares it).
+    text: String,
+    /// Its metadata (the times are not read).
+    meta: Metadata,
+    deadline: u64,
+}
+
+/// The CRC16 of Redis Cluster's key slots (CRC-16/XMODEM: polynomial
+/// 0x1021, no reflection, initial value 0), one byte at a time.
+const CRC16_TABLE: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
+
+fn crc16(bytes: impl IntoIterator<Item = u8>) -> u16 {
+    bytes.into_iter().fold(0, |crc, byte| (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ byte)])
+}
+
+/// The Redis Cluster slot of a session key (`{prefix}{<hex digest>}`,
+/// hashed on its tag, the lower-case hex digest): CRC16 of the tag modulo
+/// 16384, computed without building the key.
+fn key_slot(key: &StorageKey) -> u16 {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hex = key.as_bytes().iter().flat_map(|&b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
+    crc16(hex) & 0x3fff
 }
 
 /// Polls `futures` concurrently on the current task; their outputs in order.
@@ -800,31 +1314,42 @@ fn flag(b: bool) -> &'static str {
     }
 }
 
-/// The field/value pairs of a record (metadata first).
-fn encode(record: &Record) -> Result<Vec<(String, String)>, StoreError> {
-    let meta = &record.meta;
+/// The `meta` field: the metadata's JSON without the fields that have
+/// their own (the times, `persistent` and `predecessor`).
+fn meta_json(meta: &Metadata) -> Result<String, StoreError> {
     let mut fixed = match serde_json::to_value(meta).map_err(codec)? {
         serde_json::Value::Object(map) => map,
         _ => return Err(codec("metadata is not an object")),
     };
-    for f in [F_LAST_SEEN, F_EXPIRES_AT, F_DEADLINE, F_PERSISTENT] {
+    for f in [F_LAST_SEEN, F_EXPIRES_AT, F_DEADLINE, F_PERSISTENT, F_PREDECESSOR] {
         fixed.remove(f);
     }
-    let mut out = Vec::with_capacity(6 + record.data.len());
+    serde_json::to_string(&fixed).map_err(codec)
+}
+
+/// The field/value pairs of a record (metadata first).
+fn encode(record: &Record) -> Result<Vec<(String, String)>, StoreError> {
+    let meta = &record.meta;
+    let mut out = Vec::with_capacity(8 + record.data.len());
     out.push((F_FORMAT.to_string(), record.format.to_string()));
-    out.push((F_META.to_string(), serde_json::to_string(&fixed).map_err(codec)?));
+    out.push((F_META.to_string(), meta_json(meta)?));
     out.push((F_LAST_SEEN.to_string(), meta.last_seen.to_string()));
     out.push((F_EXPIRES_AT.to_string(), meta.expires_at.min(meta.absolute_deadline).to_string()));
     out.push((F_DEADLINE.to_string(), meta.absolute_deadline.to_string()));
     out.push((F_PERSISTENT.to_string(), flag(meta.persistent).to_string()));
+    if let Some(p) = &meta.predecessor {
+        out.push((F_PREDECESSOR.to_string(), p.to_hex()));
+    }
+    out.push((F_SIZE.to_string(), record.data.size().to_string()));
     for (k, v) in record.data.iter() {
         out.push((format!("{DATA_PREFIX}{k}"), v.get().to_string()));
     }
     Ok(out)
 }
 
-/// The record held by an `HGETALL` reply (`None` for an empty reply).
-fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> {
+/// What an `HGETALL` reply holds: a record, a retired pointer, or `None`
+/// for an empty reply. Expiry is left to the caller.
+fn decode(reply: Value, max_bytes: usize) -> Result<Option<Stored>, StoreError> {
     let items = match reply {
         Value::Nil => return Ok(None),
         Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
@@ -841,6 +1366,8 @@ fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> 
     let mut format = None;
     let mut meta: Option<String> = None;
     let (mut last_seen, mut expires_at, mut deadline, mut persistent) = (None, None, None, None);
+    let mut predecessor = None;
+    let (mut retired, mut at, mut overlap_until, mut until) = (None, None, None, None);
     let mut pairs = Vec::with_capacity(items.len() / 2 - 6.min(items.len() / 2));
     let mut it = items.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
@@ -860,6 +1387,7 @@ fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> 
             continue;
         }
         let text = || std::str::from_utf8(&v).map_err(|_| codec("value is not UTF-8"));
+        let key = || StorageKey::from_hex(text()?).ok_or_else(|| codec("bad storage key field"));
         match k.as_slice() {
             b"v" => format = Some(text()?.parse::<u8>().map_err(|_| codec("bad format field"))?),
             b"meta" => meta = Some(String::from_utf8(v).map_err(|_| codec("value is not UTF-8"))?),
@@ -867,9 +1395,20 @@ fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> 
             b"expires_at" => expires_at = Some(time(text()?)?),
             b"absolute_deadline" => deadline = Some(time(text()?)?),
             b"persistent" => persistent = Some(v == b"1"),
-            // Fields of a later version of this layout are ignored.
+            b"predecessor" => predecessor = Some(key()?),
+            b"retired" => retired = Some(key()?),
+            b"at" => at = Some(time(text()?)?),
+            b"overlap_until" => overlap_until = Some(time(text()?)?),
+            b"until" => until = Some(time(text()?)?),
+            // `size`, and fields of a later version of this layout.
             _ => {}
         }
+    }
+    if let Some(successor) = retired {
+        let (Some(at), Some(overlap_until), Some(until)) = (at, overlap_until, until) else {
+            return Err(codec("retired key fields are missing"));
+        };
+        return Ok(Some(Stored::Retired(Retired::new(successor, at, overlap_until, until))));
     }
     let (Some(format), Some(meta), Some(last_seen), Some(expires_at), Some(deadline)) =
         (format, meta, last_seen, expires_at, deadline)
@@ -879,9 +1418,10 @@ fn decode(reply: Value, max_bytes: usize) -> Result<Option<Record>, StoreError> 
     if format != RECORD_FORMAT {
         return Err(codec(format_args!("unsupported record format {format}")));
     }
-    let meta = metadata(&meta, last_seen, expires_at, deadline, persistent.unwrap_or(false))?;
+    let mut meta = metadata(&meta, last_seen, expires_at, deadline, persistent.unwrap_or(false))?;
+    meta.predecessor = predecessor;
     let data = Data::from_pairs(pairs).ok_or_else(|| codec("duplicate session key"))?;
-    Ok(Some(Record { format, meta, data }))
+    Ok(Some(Stored::Live(Record { format, meta, data })))
 }
 
 /// The metadata from the `meta` field's JSON (every field but the times and
@@ -957,29 +1497,45 @@ impl SessionStore for RedisStore {
         Ok(created == 1)
     }
 
-    async fn lookup(&self, key: &StorageKey) -> Result<Option<crate::Stored>, StoreError> {
-        let record: Result<Option<Record>, StoreError> = async {
-            let reply: Value = ::redis::cmd("HGETALL")
-                .arg(self.redis_key(key))
-                .query_async(&mut self.conn.clone())
-                .await
-                .map_err(|e| self.err(&e))?;
-            let record = decode(reply, self.max_record_bytes)?;
-            let now = self.clock.now_ms();
-            Ok(record.filter(|r| !r.is_expired(now)))
-        }
-        .await;
-        Ok(record?.map(crate::Stored::Live))
+    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
+        let reply: Value = ::redis::cmd("HGETALL")
+            .arg(self.redis_key(key))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))?;
+        let now = self.clock.now_ms();
+        Ok(decode(reply, self.max_record_bytes)?.filter(|stored| match stored {
+            Stored::Live(r) => !r.is_expired(now),
+            Stored::Retired(r) => !r.is_expired(now),
+        }))
     }
 
-    async fn rotate(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        rotation: &crate::Rotation,
-    ) -> Result<crate::Rotated, StoreError> {
-        let _ = (old, new, rotation);
-        Err(StoreError::Unsupported("rotation (not yet implemented)"))
+    /// One `HMGET` of the old record; when it is live, one `EVALSHA` of the
+    /// rotation script on both keys, with the user index updated around it
+    /// (see the [module documentation](self#rotation)).
+    async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        if !self.accepts_successor(old, new) {
+            return Err(StoreError::Backend(
+                "rotation needs co-located keys on Redis Cluster (one hash slot): draw the new ID until \
+                 accepts_successor(old, new) is true"
+                    .into(),
+            ));
+        }
+        for _ in 0..ROTATE_ATTEMPTS {
+            let now = self.clock.now_ms();
+            let current = match self.rotation_source(old, now).await? {
+                Source::Live(current) => current,
+                Source::Retired(r) => return Ok(Rotated::Retired(r)),
+                Source::Gone => return Ok(Rotated::Gone),
+            };
+            match self.rotate_once(old, new, rotation, now, &current).await? {
+                Some(outcome) => return Ok(outcome),
+                // The record under `old` is not the one read (deleted and
+                // created again in between): read it again.
+                None => continue,
+            }
+        }
+        Err(StoreError::Backend("rotation: the old record kept changing under the rotation".into()))
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
@@ -988,12 +1544,17 @@ impl SessionStore for RedisStore {
             .arg(changes.last_seen.to_string())
             .arg(changes.expires_at.to_string())
             .arg(changes.persistent.map_or("", flag))
-            .arg(flag(changes.clear));
+            .arg(flag(changes.clear))
+            .arg(changes.max_data_bytes)
+            .arg(flag(changes.close_overlap));
         for (k, v) in &changes.changes {
             inv.arg(format!("{DATA_PREFIX}{k}")).arg(v.as_deref().map_or("", RawValue::get));
         }
         let applied: i64 = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
-        Ok(applied == 1)
+        match applied {
+            -1 => Err(StoreError::TooLarge),
+            n => Ok(n == 1),
+        }
     }
 
     async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
@@ -1010,12 +1571,25 @@ impl SessionStore for RedisStore {
         Ok(touched == 1)
     }
 
+    /// One `EVALSHA`: the key and, along retired pointers, its successors.
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        ::redis::cmd("DEL")
-            .arg(self.redis_key(key))
-            .query_async::<()>(&mut self.conn.clone())
+        self.scripts
+            .delete
+            .key(self.redis_key(key))
+            .arg(&*self.prefix)
+            .invoke_async::<i64>(&mut self.conn.clone())
             .await
+            .map(|_| ())
             .map_err(|e| self.err(&e))
+    }
+
+    /// Always on a single server; on a cluster, when both session keys hash
+    /// to one slot (the rotation script needs both keys on one node).
+    fn accepts_successor(&self, old: &StorageKey, new: &StorageKey) -> bool {
+        match self.conn {
+            Conn::Single(_) => true,
+            Conn::Cluster(_) => key_slot(old) == key_slot(new),
+        }
     }
 
     async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
@@ -1119,10 +1693,77 @@ mod tests {
         record.data.insert("n", &raw("1.000000000000000000001"));
         record.data.insert("s", &raw("{\"b\":1,  \"a\":[2]}"));
         record.data.insert("", &raw("null"));
+        record.meta.predecessor = Some(StorageKey::from_bytes([0xcd; 32]));
         let fields = encode(&record).unwrap();
-        let back = decode(reply(&fields), DEFAULT_MAX_RECORD_BYTES).unwrap().unwrap();
+        assert!(!fields.iter().any(|(k, v)| k == F_META && v.contains("predecessor")), "its own field");
+        let Some(Stored::Live(back)) = decode(reply(&fields), DEFAULT_MAX_RECORD_BYTES).unwrap() else {
+            panic!("a live record")
+        };
         assert_eq!(back, record);
         assert_eq!(back.meta.absolute_deadline, u64::MAX);
+        let size = fields.iter().find(|(k, _)| k == F_SIZE).map(|(_, v)| v.as_str());
+        assert_eq!(size, Some(record.data.size().to_string().as_str()));
+    }
+
+    #[test]
+    fn retired_pointers_decode() {
+        let successor = StorageKey::from_bytes([0xab; 32]);
+        let fields: Vec<(String, String)> = [
+            ("retired", successor.to_hex()),
+            ("at", "10".into()),
+            ("overlap_until", "20".into()),
+            ("until", "130".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let want = Stored::Retired(Retired::new(successor, 10, 20, 130));
+        assert_eq!(decode(reply(&fields), 1 << 20).unwrap(), Some(want));
+        let short: Vec<_> = fields.iter().filter(|(k, _)| k != "until").cloned().collect();
+        assert!(matches!(decode(reply(&short), 1 << 20), Err(StoreError::Codec(_))));
+        let mut bad = fields;
+        bad[0].1 = "zz".into();
+        assert!(matches!(decode(reply(&bad), 1 << 20), Err(StoreError::Codec(_))));
+    }
+
+    #[test]
+    fn slots_are_redis_cluster_slots() {
+        // CRC-16/XMODEM's check value, and slots from `CLUSTER KEYSLOT`.
+        assert_eq!(crc16(*b"123456789"), 0x31c3);
+        assert_eq!(crc16(*b"foo") & 0x3fff, 12182);
+        assert_eq!(crc16(*b"bar") & 0x3fff, 5061);
+        for bytes in [[0u8; 32], [0xff; 32], [0x5a; 32]] {
+            let key = StorageKey::from_bytes(bytes);
+            assert_eq!(key_slot(&key), crc16(key.to_hex().bytes()) & 0x3fff);
+        }
+    }
+
+    #[test]
+    fn server_versions_are_parsed_and_compared() {
+        let info = |v: &str| format!("# Server\r\nredis_version:{v}\r\nredis_mode:standalone\r\n");
+        assert_eq!(server_version(&info("7.0.15")), Some(("7.0.15", (7, 0, 15))));
+        assert_eq!(server_version(&info("7.2")), Some(("7.2", (7, 2, 0))));
+        assert_eq!(server_version(&info("255.255.255")), Some(("255.255.255", (255, 255, 255))));
+        assert_eq!(server_version(&info("x.1")), None);
+        assert_eq!(server_version("# Server\r\n"), None);
+        assert!(check_versions(&[info("7.0.0"), info("8.0.2")]).is_ok());
+        assert!(check_versions(&[info("7.4.1")]).is_ok());
+        let Err(StoreError::Backend(text)) = check_versions(&[info("7.2.4"), info("6.2.14")]) else {
+            panic!("6.2 is too old")
+        };
+        assert_eq!(text, "Redis 7.0 or newer is required (found 6.2.14)");
+        assert!(check_versions(&[info("6.0")]).is_err());
+        // Unknown versions are let through (with a warning).
+        assert!(check_versions(&[]).is_ok());
+        assert!(check_versions(&["# Server\r\n".into()]).is_ok());
+        // A cluster answers with a map of node to text.
+        let mut texts = Vec::new();
+        info_texts(
+            Value::Map(vec![(bulk("a:1"), bulk(&info("7.0.1"))), (bulk("b:2"), bulk(&info("6.2.0")))]),
+            &mut texts,
+        );
+        assert_eq!(texts.len(), 2);
+        assert!(check_versions(&texts).is_err());
     }
 
     #[test]
