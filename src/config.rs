@@ -587,7 +587,10 @@ mod tests {
         let keys = crate::Keys::generate().unwrap();
         let id = crate::SessionId::generate().unwrap();
         for age in [None, Some(60)] {
-            assert_eq!(crate::cookie::write::session_cookie(&c, &keys, &id, age), c.set_cookie(&keys.sign(&c.name, &id), age));
+            assert_eq!(
+                crate::cookie::write::session_cookie(&c, &keys, &id, age),
+                c.set_cookie(&keys.sign(&c.name, &id), age)
+            );
         }
     }
 

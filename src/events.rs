@@ -321,7 +321,6 @@ fn trace(kind: EventKind, session: Option<&str>) {
     }
 }
 
-
 /// Records a store call's latency (feature `metrics`).
 #[cfg(feature = "metrics")]
 pub(crate) fn store_latency(op: &'static str, elapsed: Duration) {

@@ -71,9 +71,9 @@ mod session;
 mod shared;
 pub mod store;
 
+pub use ::cookie::SameSite;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SessionConfig, SessionConfigBuilder};
-pub use ::cookie::SameSite;
 pub use error::{ConfigError, KeyError, SessionError, SharedError, StoreError};
 pub use events::{Deadline, Event, EventHook, EventKind, RejectReason, RenewReason};
 pub use id::{SessionId, StorageKey, ID_ENCODED_LEN, ID_LEN};
@@ -81,8 +81,8 @@ pub use keys::{Key, Keys};
 pub use record::{Auth, ChangeSet, Data, Metadata, Record, SessionHandle, RECORD_FORMAT};
 pub use rotation::{Login, Retired, Rotated, Rotation, Stored, RETIRED_KEEP_MS};
 pub use service::{ResponseFuture, SessionLayer, SessionService};
-pub use shared::ErrorResponder;
 pub use session::{Session, SessionInfo};
+pub use shared::ErrorResponder;
 #[cfg(feature = "redis")]
 pub use store::redis::RedisStore;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

@@ -28,7 +28,6 @@ use crate::{
     Clock, Keys, Session, SessionConfig, SessionError, SessionStore, SystemClock,
 };
 
-
 /// Adds sessions to a Tower service.
 ///
 /// On each request it finds and verifies the session cookie, puts a lazy
@@ -416,7 +415,6 @@ where
         }
     }
 }
-
 
 /// How a request's commit goes on.
 enum Done {

@@ -7,7 +7,7 @@ use std::{fmt, sync::Arc};
 use http::{header, HeaderValue, Response};
 
 use crate::{
-    events::{EventHook, Emitter},
+    events::{Emitter, EventHook},
     Clock, Keys, SessionConfig, SessionError, SessionStore, SharedError, StorageKey, StoreError,
 };
 
@@ -126,7 +126,6 @@ impl<T> std::future::Future for Timed<'_, T> {
         Poll::Ready(result)
     }
 }
-
 
 /// The configured response for a session failure, with the error attached
 /// to its extensions.

@@ -55,7 +55,13 @@ fn routes(layer: &SessionLayer) -> Router {
 
 /// Starts `request` and holds it inside its session lookup; returns once it
 /// is held. `release` lets it go on.
-async fn hold(h: &Harness, app: &Router, method: &str, uri: &str, cookie: &str) -> JoinHandle<http::Response<axum::body::Body>> {
+async fn hold(
+    h: &Harness,
+    app: &Router,
+    method: &str,
+    uri: &str,
+    cookie: &str,
+) -> JoinHandle<http::Response<axum::body::Body>> {
     h.store.pause_load.store(true, Ordering::SeqCst);
     let task = {
         let app = app.clone();

@@ -134,32 +134,45 @@ impl Fixture {
         Self { name: "sqlite", store: Arc::new(store.clone()), kind: Kind::Sqlite(store, path) }
     }
 
-    /// How many session records the store holds (user indexes and leases
-    /// not counted).
+    /// How many live sessions the store holds (user indexes, leases and the
+    /// retired pointers that renewals leave for a while not counted).
     async fn session_records(&self) -> usize {
-        match &self.kind {
-            Kind::Memory(store) => store.len(),
+        let keys: Vec<sessionware::StorageKey> = match &self.kind {
+            Kind::Memory(store) => store.keys(),
             #[cfg(feature = "redis")]
             Kind::Redis { url, prefix, .. } => redis_keys(url, prefix)
                 .await
                 .iter()
-                .filter(|k| k.strip_prefix(prefix.as_str()).is_some_and(|r| r.starts_with('{') && r.ends_with('}')))
-                .count(),
+                .filter_map(|k| k.strip_prefix(prefix.as_str()))
+                .filter_map(|r| r.strip_prefix('{').and_then(|r| r.strip_suffix('}')))
+                .filter_map(sessionware::StorageKey::from_hex)
+                .collect(),
             #[cfg(feature = "postgres")]
             Kind::Postgres(store) => {
-                let sql = format!("SELECT count(*) FROM \"{}\"", store.table());
-                let n: i64 =
-                    sqlx::query_scalar(&sql).fetch_one(store.postgres_pool().expect("pg")).await.expect("count");
-                usize::try_from(n).expect("count")
+                let sql = format!("SELECT id FROM \"{}\"", store.table());
+                let ids: Vec<Vec<u8>> =
+                    sqlx::query_scalar(&sql).fetch_all(store.postgres_pool().expect("pg")).await.expect("ids");
+                ids.into_iter()
+                    .filter_map(|id| Some(sessionware::StorageKey::from_bytes(id.try_into().ok()?)))
+                    .collect()
             }
             #[cfg(feature = "sqlite")]
             Kind::Sqlite(store, _) => {
-                let sql = format!("SELECT count(*) FROM \"{}\"", store.table());
-                let n: i64 =
-                    sqlx::query_scalar(&sql).fetch_one(store.sqlite_pool().expect("lite")).await.expect("count");
-                usize::try_from(n).expect("count")
+                let sql = format!("SELECT id FROM \"{}\"", store.table());
+                let ids: Vec<Vec<u8>> =
+                    sqlx::query_scalar(&sql).fetch_all(store.sqlite_pool().expect("lite")).await.expect("ids");
+                ids.into_iter()
+                    .filter_map(|id| Some(sessionware::StorageKey::from_bytes(id.try_into().ok()?)))
+                    .collect()
+            }
+        };
+        let mut live = 0;
+        for key in keys {
+            if self.store.load(&key).await.expect("load").is_some() {
+                live += 1;
             }
         }
+        live
     }
 
     async fn cleanup(&self) {

@@ -297,7 +297,7 @@ pub async fn load_of_unknown_is_none(store: &dyn SessionStore) {
     assert!(ok(store.load(&fresh_key()).await, "load").await.is_none());
 }
 
-/// A store that answers [`SessionStore::load_now`] gives what `load` gives:
+/// A store that answers [`SessionStore::lookup_now`] gives what `lookup` gives:
 /// the live record, `None` for an unknown key, and `None` once `now` is past
 /// the record's expiry. Stores without it (`None`) pass trivially.
 ///

@@ -31,7 +31,14 @@ impl Lease {
     /// unlock only delays others until the lease runs out.
     pub(crate) async fn release(mut self, shared: &Shared) {
         self.released = true;
-        let _ = shared.timed(crate::events::Emitter::SILENT, "unlock", Some(&self.key), shared.store().unlock(&self.key, &self.token)).await;
+        let _ = shared
+            .timed(
+                crate::events::Emitter::SILENT,
+                "unlock",
+                Some(&self.key),
+                shared.store().unlock(&self.key, &self.token),
+            )
+            .await;
     }
 }
 

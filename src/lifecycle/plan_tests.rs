@@ -237,7 +237,8 @@ fn a_new_session_is_created_from_the_view_but_not_over_a_retired_cookie() {
     let none = Presented { cookie: false, key: None, old_key: false, now };
     let step = run(loaded(Origin::Absent, Some(record(now, 0)), Intent::Create(Creation::Anonymous)), none, &config());
     assert!(matches!(step, Step::Create { creation: Creation::Anonymous, purge_first: None, .. }));
-    let step = run(loaded(Origin::Retired, Some(record(now, 0)), Intent::Create(Creation::Anonymous)), req(now), &config());
+    let step =
+        run(loaded(Origin::Retired, Some(record(now, 0)), Intent::Create(Creation::Anonymous)), req(now), &config());
     assert!(matches!(step, Step::Reply(Reply::Plain)), "a late request must not replace the successor's cookie");
     let step = run(loaded(Origin::Retired, Some(record(now, 0)), Intent::Create(Creation::Login)), req(now), &config());
     assert!(matches!(step, Step::Create { creation: Creation::Login, .. }), "a login may");
@@ -251,6 +252,7 @@ fn a_logout_deletes_and_removes_the_cookie_and_may_start_over() {
     let none = Presented { cookie: false, key: None, old_key: false, now };
     let step = run(loaded(Origin::Absent, None, Intent::Purge(None)), none, &config());
     assert!(matches!(step, Step::Reply(Reply::Plain)));
-    let step = run(loaded(Origin::Live, Some(record(now, 0)), Intent::Purge(Some(Creation::Anonymous))), req(now), &config());
+    let step =
+        run(loaded(Origin::Live, Some(record(now, 0)), Intent::Purge(Some(Creation::Anonymous))), req(now), &config());
     assert!(matches!(step, Step::Create { purge_first: Some(MINE), .. }));
 }

@@ -113,13 +113,15 @@ impl Commit {
                 self.reply(*reply)
             }
             Step::Apply { key, changes, reply } => self.apply(key, changes, *reply).await,
-            Step::Purge { key, reply } => match shared.timed(self.emitter(), "delete", Some(key), store.delete(key)).await {
-                Ok(()) => {
-                    self.emit(EventKind::Purged, key);
-                    self.reply(*reply)
+            Step::Purge { key, reply } => {
+                match shared.timed(self.emitter(), "delete", Some(key), store.delete(key)).await {
+                    Ok(()) => {
+                        self.emit(EventKind::Purged, key);
+                        self.reply(*reply)
+                    }
+                    Err(e) => failed(e),
                 }
-                Err(e) => failed(e),
-            },
+            }
             Step::Create { record, creation, purge_first, max_age } => {
                 if let Some(old) = purge_first {
                     if let Err(e) = shared.timed(self.emitter(), "delete", Some(old), store.delete(old)).await {
@@ -148,7 +150,10 @@ impl Commit {
             Ok(Some(Stored::Retired(r))) if r.overlaps(self.now) => {
                 let mut forwarded = changes.clone();
                 forwarded.close_overlap = false;
-                match shared.timed(self.emitter(), "apply", Some(&r.successor), store.apply(&r.successor, &forwarded)).await {
+                match shared
+                    .timed(self.emitter(), "apply", Some(&r.successor), store.apply(&r.successor, &forwarded))
+                    .await
+                {
                     Ok(true) => Outcome::default(),
                     Ok(false) => {
                         self.emit(EventKind::WriteDropped, key);
@@ -195,7 +200,13 @@ impl Commit {
     }
 
     /// Rotates the session to a new ID in one store operation.
-    async fn rotate(&self, mut old: StorageKey, rotation: &Rotation, renewal: &Renewal, max_age: Option<u64>) -> Outcome {
+    async fn rotate(
+        &self,
+        mut old: StorageKey,
+        rotation: &Rotation,
+        renewal: &Renewal,
+        max_age: Option<u64>,
+    ) -> Outcome {
         let shared = &*self.shared;
         let store = shared.store();
         let mut taken = 0;

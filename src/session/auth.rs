@@ -41,11 +41,7 @@ impl Session {
     /// ```
     pub async fn auth_time(&self) -> Result<Option<SystemTime>, SessionError> {
         let state = self.ensure_loaded().await?;
-        Ok(state
-            .view
-            .as_ref()
-            .and_then(|r| r.meta.auth.as_ref())
-            .map(|a| UNIX_EPOCH + Duration::from_millis(a.at_ms)))
+        Ok(state.view.as_ref().and_then(|r| r.meta.auth.as_ref()).map(|a| UNIX_EPOCH + Duration::from_millis(a.at_ms)))
     }
 
     /// Fails with [`SessionError::ReauthRequired`] unless a user logged in
@@ -229,7 +225,6 @@ impl Session {
         Ok(())
     }
 }
-
 
 /// IPv4 /24 or IPv6 /48, as text.
 fn coarse_ip(ip: std::net::IpAddr) -> String {

@@ -280,5 +280,4 @@ impl Session {
             UNIX_EPOCH + Duration::from_millis(at)
         }))
     }
-
 }

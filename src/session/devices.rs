@@ -31,7 +31,6 @@ pub struct SessionInfo {
     pub ip: Option<String>,
 }
 
-
 impl Session {
     /// The current session's public handle, if a session exists.
     ///
@@ -74,8 +73,10 @@ impl Session {
     pub async fn sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
         let (user, current) = self.current_user().await?;
         let shared = self.shared();
-        let list =
-            shared.timed(self.emitter(), "list_user", None, shared.store().list_user(&user)).await.map_err(SessionError::Store)?;
+        let list = shared
+            .timed(self.emitter(), "list_user", None, shared.store().list_user(&user))
+            .await
+            .map_err(SessionError::Store)?;
         Ok(list
             .into_iter()
             .map(|m| SessionInfo {
@@ -146,4 +147,3 @@ impl Session {
         Ok(count)
     }
 }
-

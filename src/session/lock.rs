@@ -5,9 +5,8 @@ use std::{sync::Arc, time::Duration};
 
 use super::Session;
 use crate::{
-    EventKind,
     lifecycle::{expiry, lease::Lease},
-    SessionError,
+    EventKind, SessionError,
 };
 
 impl Session {
@@ -52,7 +51,12 @@ impl Session {
         let mut backoff = Duration::from_millis(1);
         loop {
             let taken = shared
-                .timed(self.emitter(), "try_lock", Some(&key), shared.store().try_lock(&key, &token, shared.config.lock_lease_ms))
+                .timed(
+                    self.emitter(),
+                    "try_lock",
+                    Some(&key),
+                    shared.store().try_lock(&key, &token, shared.config.lock_lease_ms),
+                )
                 .await
                 .map_err(SessionError::Store)?;
             if taken {
@@ -70,7 +74,10 @@ impl Session {
         // request is dropped before it.
         self.state().lease = Some(Lease::new(Arc::clone(&self.inner.shared.store), key, token));
         // Re-read under the lock: the previous holder may have written.
-        let fresh = shared.timed(self.emitter(), "load", Some(&key), shared.store().load(&key)).await.map_err(SessionError::Store)?;
+        let fresh = shared
+            .timed(self.emitter(), "load", Some(&key), shared.store().load(&key))
+            .await
+            .map_err(SessionError::Store)?;
         let now = self.now();
         let mut state = self.state();
         match fresh {

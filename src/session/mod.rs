@@ -16,7 +16,7 @@ use crate::{
         state::{Origin, Phase, State},
     },
     shared::{clone_store_error, Shared},
-    EventKind, RejectReason, Record, SessionError, StorageKey, StoreError, Stored,
+    EventKind, Record, RejectReason, SessionError, StorageKey, StoreError, Stored,
 };
 
 mod auth;
@@ -141,7 +141,11 @@ impl Session {
             let now = inner.shared.clock.now_ms();
             let emit = Emitter { hook: inner.shared.on_event.as_ref(), route: inner.route.as_ref(), now };
             let candidates = crate::cookie::read::find(&inner.cookies, config, &emit);
-            Resolved { incoming: candidates.verify(config, &inner.shared.keys, &emit), presented: candidates.presented, now }
+            Resolved {
+                incoming: candidates.verify(config, &inner.shared.keys, &emit),
+                presented: candidates.presented,
+                now,
+            }
         })
     }
 
@@ -317,7 +321,9 @@ impl Session {
         match self.found(key, stored, successor) {
             Ok(found) => Ok(found),
             Err(expired_key) => {
-                let _ = shared.timed(self.emitter(), "delete", Some(&expired_key), shared.store().delete(&expired_key)).await;
+                let _ = shared
+                    .timed(self.emitter(), "delete", Some(&expired_key), shared.store().delete(&expired_key))
+                    .await;
                 Ok((Origin::Stale, None))
             }
         }

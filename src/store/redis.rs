@@ -1045,17 +1045,18 @@ impl RedisStore {
             Some(login) => (Some(login.auth.user.as_str()), login.absolute_deadline),
             None => (before, current.deadline),
         };
-        // A login rewrites the `meta` field in full (the script never parses
-        // JSON); the compare and set on the old `meta` makes that safe.
-        let new_meta = match &rotation.login {
-            Some(login) => {
-                let mut meta = current.meta.clone();
+        // Every rotation rewrites the `meta` field in full (`renewed_at`, and
+        // a login's user and client; the script never parses JSON); the
+        // compare and set on the old `meta` makes that safe.
+        let new_meta = {
+            let mut meta = current.meta.clone();
+            if let Some(login) = &rotation.login {
                 meta.auth = Some(login.auth.clone());
                 meta.user_agent.clone_from(&login.user_agent);
                 meta.ip.clone_from(&login.ip);
-                meta_json(&meta)?
             }
-            None => String::new(),
+            meta.renewed_at = Some(rotation.now);
+            meta_json(&meta)?
         };
         let member = new.to_hex();
         let entry = [(score, member.clone())];
