@@ -126,30 +126,56 @@ impl SessionId {
 /// Bytes of OS randomness fetched per system call, per thread.
 const POOL: usize = 32 * ID_LEN;
 
+/// OS randomness fetched ahead in blocks, with the process it was fetched in.
+struct Pool {
+    bytes: zeroize::Zeroizing<[u8; POOL]>,
+    used: usize,
+    /// The process that filled it: a forked child (same thread, copied
+    /// memory) sees another PID and refills before handing anything out,
+    /// so parent and child never draw the same IDs.
+    pid: u32,
+}
+
 thread_local! {
     /// OS randomness fetched ahead in blocks (one `getrandom` call for 32
     /// IDs instead of one per ID). Every byte handed out is zeroed in the
-    /// pool at once, and the rest is zeroed when the thread ends. A forked
-    /// child would repeat its parent's pool; creation is insert-if-absent,
-    /// so a repeated ID is refused by the store and redrawn, never shared.
-    static OS_POOL: std::cell::RefCell<(zeroize::Zeroizing<[u8; POOL]>, usize)> =
-        std::cell::RefCell::new((zeroize::Zeroizing::new([0u8; POOL]), POOL));
+    /// pool at once, and the rest is zeroed when the thread ends.
+    static OS_POOL: std::cell::RefCell<Pool> =
+        std::cell::RefCell::new(Pool { bytes: zeroize::Zeroizing::new([0u8; POOL]), used: POOL, pid: 0 });
 }
 
 /// Fills `out` (at most [`ID_LEN`] bytes) from the operating system's CSPRNG.
 pub(crate) fn os_random(out: &mut [u8; ID_LEN]) -> Result<(), SessionError> {
     OS_POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let (bytes, used) = &mut *pool;
-        if *used + ID_LEN > POOL {
-            OsRng.try_fill_bytes(bytes.as_mut()).map_err(|_| SessionError::Rng)?;
-            *used = 0;
+        let pool = &mut *pool;
+        let pid = std::process::id();
+        if pool.used + ID_LEN > POOL || pool.pid != pid {
+            OsRng.try_fill_bytes(pool.bytes.as_mut()).map_err(|_| SessionError::Rng)?;
+            pool.used = 0;
+            pool.pid = pid;
         }
-        let chunk = &mut bytes[*used..*used + ID_LEN];
+        let chunk = &mut pool.bytes[pool.used..pool.used + ID_LEN];
         out.copy_from_slice(chunk);
         chunk.zeroize();
-        *used += ID_LEN;
+        pool.used += ID_LEN;
         Ok(())
+    })
+}
+
+/// Makes this thread's pool look as if it had been filled by another
+/// process (what a forked child sees), and returns the bytes it would hand
+/// out next without the PID check.
+#[cfg(test)]
+fn pretend_forked() -> [u8; ID_LEN] {
+    OS_POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        pool.pid = pool.pid.wrapping_add(1);
+        let mut next = [0u8; ID_LEN];
+        if pool.used + ID_LEN <= POOL {
+            next.copy_from_slice(&pool.bytes[pool.used..pool.used + ID_LEN]);
+        }
+        next
     })
 }
 
@@ -273,6 +299,19 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forked_child_refills_the_pool_instead_of_repeating_the_parent() {
+        let mut first = [0u8; ID_LEN];
+        os_random(&mut first).unwrap();
+        // What the parent hands out next; the child must not hand out the same.
+        let parent_next = pretend_forked();
+        assert_ne!(parent_next, [0u8; ID_LEN], "the pool holds unused bytes");
+        let mut child = [0u8; ID_LEN];
+        os_random(&mut child).unwrap();
+        assert_ne!(child, parent_next, "the child drew from a refilled pool");
+        OS_POOL.with(|p| assert_eq!(p.borrow().pid, std::process::id()));
+    }
     use proptest::prelude::*;
     use std::collections::HashSet;
 

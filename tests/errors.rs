@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use http::{header, Response, StatusCode};
-use sessionware::{SessionConfig, SessionError, SharedError};
+use sessionware::{Session, SessionConfig, SessionError, SharedError};
 
 #[tokio::test]
 async fn load_failure_is_503_never_a_fresh_session() {
@@ -143,4 +143,47 @@ async fn memory_store_capacity_is_a_typed_error() {
         SessionError::Save(sessionware::StoreError::Capacity)
     ));
     assert_eq!(store.len(), 2);
+}
+
+/// `purge` after the response was committed fails instead of pretending to
+/// log the user out.
+#[tokio::test]
+async fn purge_after_the_commit_is_an_error() {
+    let h = Harness::new();
+    let (tx, rx) = tokio::sync::oneshot::channel::<Session>();
+    let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+    let app = axum::Router::new()
+        .route(
+            "/keep",
+            axum::routing::post(move |session: Session| {
+                let tx = tx.lock().unwrap().take();
+                async move {
+                    session.insert("n", 1).await?;
+                    if let Some(tx) = tx {
+                        let _ = tx.send(session.clone());
+                    }
+                    Ok::<_, SessionError>(())
+                }
+            }),
+        )
+        .layer(h.layer.clone());
+    let res = send(&app, req("POST", "/keep", None)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let kept = rx.await.unwrap();
+    assert!(matches!(kept.purge().await, Err(SessionError::Committed)));
+    assert!(matches!(kept.insert("m", 2).await, Err(SessionError::Committed)));
+    assert_eq!(h.store.inner.len(), 1, "the session was not touched after its commit");
+}
+
+/// The `Set-Cookie` value is marked sensitive (HTTP/2 never indexes it in
+/// its header compression table).
+#[tokio::test]
+async fn the_set_cookie_value_is_sensitive() {
+    let h = Harness::new();
+    let app = app(&h.layer);
+    let res = send(&app, req("POST", "/incr", None)).await;
+    assert!(res.headers().get(header::SET_COOKIE).unwrap().is_sensitive());
+    let cookie = session_cookie(&res).unwrap();
+    let res = send(&app, req("POST", "/logout", Some(&cookie))).await;
+    assert!(res.headers().get(header::SET_COOKIE).unwrap().is_sensitive(), "the removal cookie too");
 }

@@ -112,3 +112,29 @@ async fn a_cancelled_request_releases_its_lock() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(store.try_lock(&store.keys()[0], "next", 1000).await.unwrap(), "released on drop");
 }
+
+/// A client that goes away while its response is being committed (the
+/// store write in flight) still releases the lease at once: the lease is
+/// owned by the commit, whose drop releases it.
+#[tokio::test]
+async fn a_request_dropped_during_its_commit_releases_its_lock() {
+    let h = Harness::with_config(
+        SessionConfig::builder()
+            .lock_lease(Duration::from_secs(60))
+            .lock_wait(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    );
+    let app = Router::new().route("/incr", post(locked_incr)).layer(h.layer.clone());
+    let cookie = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
+    // The commit's write hangs in the store; the client gives up meanwhile.
+    h.store.stall(Op::Apply);
+    let applies = h.store.count(Op::Apply);
+    let fut = send(&app, req("POST", "/incr", Some(&cookie)));
+    let _ = tokio::time::timeout(Duration::from_millis(100), fut).await;
+    assert_eq!(h.store.count(Op::Apply), applies + 1, "the request was dropped inside its commit");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    h.store.heal();
+    let key = h.store.inner.keys()[0];
+    assert!(h.store.inner.try_lock(&key, "next", 1000).await.unwrap(), "released when the commit was dropped");
+}

@@ -43,8 +43,14 @@ async fn read_then_logout(session: Session) -> Result<(), SessionError> {
     session.purge().await
 }
 
+/// Stores 40 KB under `k`: alone within the 64 KiB default cap, two are not.
+async fn big(session: Session, axum::extract::Path(k): axum::extract::Path<String>) -> Result<(), SessionError> {
+    session.insert(&k, "x".repeat(40_000)).await
+}
+
 fn routes(layer: &SessionLayer) -> Router {
     handlers::routes()
+        .route("/big/{k}", post(big))
         .route("/revoke-others", post(revoke_others))
         .route("/sessions", get(sessions))
         .route("/elevate", post(elevate))
@@ -234,4 +240,23 @@ async fn a_logout_racing_a_renewal_that_commits_first_ends_the_successor() {
     assert!(is_removal(&logout.await.unwrap()));
     assert_eq!(send(&app, req("GET", "/me", Some(&renewed))).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(live_sessions(&h).await, 0);
+}
+
+/// R56: the data cap holds on the merged record. Each of two concurrent
+/// writers fits on its own view; together they would not, and the later
+/// one is refused (413) instead of growing the record past the cap.
+#[tokio::test]
+async fn concurrent_writers_cannot_grow_a_session_past_its_cap() {
+    let h = Harness::new();
+    let app = routes(&h.layer);
+    let cookie = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
+    let second = hold(&h, &app, "POST", "/big/b", &cookie).await;
+    assert_eq!(send(&app, req("POST", "/big/a", Some(&cookie))).await.status(), StatusCode::OK);
+    release(&h);
+    let res = second.await.unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let key = h.store.inner.keys()[0];
+    let data = h.store.inner.load(&key).await.unwrap().unwrap().data;
+    assert!(data.size() <= 64 * 1024, "the stored record stays within the cap: {}", data.size());
+    assert!(data.get("a").is_some() && data.get("b").is_none());
 }
