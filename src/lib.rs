@@ -28,6 +28,59 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Life of a request
+//!
+//! What happens, stage by stage, and which module holds each decision (in
+//! the order of the request; no module imports one that comes later):
+//!
+//! 1. **The service is called** ([`SessionService`], `service.rs`). It keeps
+//!    reference-counted clones of the `Cookie` headers and puts a lazy
+//!    [`Session`] into the request extensions. Nothing is parsed and no store
+//!    is called: a route that never touches the session pays for nothing
+//!    else. With an event hook ([`SessionLayer::on_event`]), the method and
+//!    path are kept for the events.
+//! 2. **The handler first uses the session** (`session/mod.rs`). Only now is
+//!    the cookie read and verified (`cookie/read.rs`: exact name, size and
+//!    count caps, MAC in constant time, duplicates never resolved by
+//!    position) and the request's time read once. The store is asked once
+//!    ([`SessionStore::lookup`]); `lifecycle/expiry.rs` is the one place that
+//!    checks the idle and absolute deadlines. The lookup ends in one of five
+//!    origins: no cookie; a stale one (unknown, ended, expired); a *retired*
+//!    one (an ID a renewal replaced: no session, and never a removal cookie
+//!    that could clobber the new one); a live session; or, within a periodic
+//!    renewal's overlap, an *alias* of the successor.
+//! 3. **The handler reads and writes** (`session/data.rs`, `auth.rs`,
+//!    `devices.rs`, `lock.rs`). Every change goes through a transition of
+//!    the request's state (`lifecycle/state.rs`), which records what the
+//!    request intends: keep, write, create, renew (privilege, login or
+//!    periodic) or purge, and the net change per key.
+//! 4. **The handler answered; the plan is made** (`lifecycle/plan.rs`): a pure
+//!    function of that state, the presented cookie, the time and the
+//!    configuration decides the one step to take: nothing, a touch, a merge
+//!    of the change set, a creation, a rotation or a deletion, and the
+//!    cookie reply. Periodic renewal ([`SessionConfigBuilder::renew_after`])
+//!    is decided here. After this, the handle is committed: later calls fail
+//!    with [`SessionError::Committed`].
+//! 5. **The step is carried out** (`lifecycle/write.rs`). A renewal is one
+//!    atomic [`SessionStore::rotate`]: the successor is built from the data
+//!    as stored *then* merged with this request's changes, only while the old
+//!    session is live, and the old ID is retired. A write merges per key,
+//!    only into a live session; one that finds its session retired within an
+//!    overlap merges into the successor. A logout deletes, following a
+//!    retired ID to its successor. The data cap holds on the merged record.
+//!    A held exclusive lease is released after this step, or when the
+//!    response future is dropped first.
+//! 6. **The response is finished** (`cookie/write.rs`, the one home of every
+//!    header the layer adds): `Vary: Cookie` when the session was used;
+//!    `Set-Cookie` (marked sensitive) with its `Max-Age` decided in one
+//!    function and `Cache-Control: no-store` when the cookie changes. A store
+//!    failure replaces the response with the configured error response and
+//!    sets no cookie.
+//!
+//! Events ([`Event`]) are emitted on the way: created, logged in, renewed,
+//! purged, expired, rejected, revoked, lock timeout, write dropped, store
+//! error.
+//!
 //! ## What it guarantees
 //!
 //! - IDs are 128 bits from the OS CSPRNG; stores key records by their SHA-256
@@ -37,6 +90,9 @@
 //! - Tampered, malformed, oversized or duplicated cookies look exactly like no
 //!   cookie.
 //! - Idle and absolute timeouts are checked by the layer on every load.
+//! - A renewal (login, [`Session::renew`], periodic) is one atomic store
+//!   operation: a logout, revocation or expiry that came first wins, a write
+//!   that came first is kept, and one session never forks into two IDs.
 //! - A store failure while loading fails closed (503 by default); while saving
 //!   it gives 500 and no cookie.
 //!
@@ -48,6 +104,7 @@
 //! | `redis` | no | `RedisStore`: Redis or Redis Cluster, one hash per session |
 //! | `postgres` | no | `SqlStore` on PostgreSQL (sqlx) |
 //! | `sqlite` | no | `SqlStore` on SQLite (sqlx) |
+//! | `metrics` | no | event counters and a store-latency histogram through the `metrics` crate |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
