@@ -7,7 +7,12 @@
 #      the demo with the same keys and store, reads the count back, logs out,
 #   4. drives the session list routes: GET /api/sessions, DELETE
 #      /api/sessions/{handle} (never another user's), POST /api/logout-others,
-#   5. stops the demo (SIGTERM; it must exit cleanly).
+#   5. stops the demo (SIGTERM; it must exit cleanly),
+#   6. restarts it with SESSION_RENEW_AFTER=1 and checks periodic renewal over
+#      HTTP: a new cookie once the ID is a second old, the old ID working
+#      within SESSION_RENEW_OVERLAP only until the new one is used, and no
+#      overlap at all with SESSION_RENEW_OVERLAP=0 (this step also runs on
+#      the embedded memory store).
 # The stores, by default:
 #   redis://127.0.0.1:6379                      (REDIS_URL overrides it)
 #   postgres://postgres@127.0.0.1:5432/test     (DATABASE_URL overrides it)
@@ -50,15 +55,19 @@ echo "built $exe"
 key() { head -c 64 /dev/urandom | base64 | tr -d '\n'; }
 keys="$(key),$(key)"
 
-# start_demo <SESSION_STORE>: starts the demo and sets $url. Returns 3 when the
-# demo stopped because it could not reach the store (the log says why).
+# start_demo <SESSION_STORE> [VAR=value ...]: starts the demo (with the extra
+# settings) and sets $url. Returns 3 when the demo stopped because it could
+# not reach the store (the log says why).
 start_demo() {
+    local store="$1"
+    shift
     : >"$work/demo.log"
-    DEMO_ADDR=127.0.0.1:0 \
+    env DEMO_ADDR=127.0.0.1:0 \
         SESSION_KEYS="$keys" \
-        SESSION_STORE="$1" \
+        SESSION_STORE="$store" \
         RUST_LOG="${RUST_LOG:-info}" \
         NO_COLOR=1 \
+        "$@" \
         "$exe" >"$work/demo.log" 2>&1 &
     demo_pid=$!
     url=""
@@ -210,7 +219,43 @@ check_store() {
     step "$label: stopping the demo"
     stop_cleanly
     echo "the demo stopped cleanly"
+    check_renewal "$label" "$store"
     passed+=("$label")
+}
+
+# check_renewal <label> <SESSION_STORE>: periodic renewal through the HTTP API.
+check_renewal() {
+    local label="$1" store="$2" old new
+    step "$label: periodic renewal (SESSION_RENEW_AFTER=1, SESSION_RENEW_OVERLAP=30)"
+    start_demo "$store" SESSION_RENEW_AFTER=1 SESSION_RENEW_OVERLAP=30 || die "$label: the demo did not start"
+    http POST /api/counter >/dev/null
+    old="$(cat "$work/set-cookie")"
+    [[ -n "$old" ]] || die "$label: no session cookie"
+    expect "a fresh ID is not renewed" "$(http POST /api/counter "$old")$(cat "$work/set-cookie")" '200 {"count":2}'
+    sleep 1.2
+    expect "once the ID is a second old, the next request renews it" "$(http POST /api/counter "$old")" '200 {"count":3}'
+    new="$(cat "$work/set-cookie")"
+    [[ -n "$new" && "$new" != "$old" ]] || die "$label: no new cookie after renew_after"
+    expect "within the overlap the old ID still works, and sets no cookie" \
+        "$(http GET /api/counter "$old")$(cat "$work/set-cookie")" '200 {"count":3}'
+    expect "the new ID carries the session" "$(http GET /api/counter "$new")" '200 {"count":3}'
+    expect "once the new ID was used, the old one is no session (and gets no removal cookie)" \
+        "$(http GET /api/counter "$old")$(cat "$work/set-cookie")" '200 {"count":0}'
+    expect "logout" "$(http POST /api/logout "$new" | cut -c1-3)" "204"
+    stop_cleanly
+
+    step "$label: periodic renewal without overlap (SESSION_RENEW_OVERLAP=0)"
+    start_demo "$store" SESSION_RENEW_AFTER=1 SESSION_RENEW_OVERLAP=0 || die "$label: the demo did not start"
+    http POST /api/counter >/dev/null
+    old="$(cat "$work/set-cookie")"
+    sleep 1.2
+    expect "renewed" "$(http POST /api/counter "$old")" '200 {"count":2}'
+    new="$(cat "$work/set-cookie")"
+    [[ -n "$new" && "$new" != "$old" ]] || die "$label: no new cookie after renew_after"
+    expect "the old ID is no session at once" "$(http GET /api/counter "$old")$(cat "$work/set-cookie")" '200 {"count":0}'
+    expect "the new one is" "$(http GET /api/counter "$new")" '200 {"count":2}'
+    expect "logout" "$(http POST /api/logout "$new" | cut -c1-3)" "204"
+    stop_cleanly
 }
 
 if [[ -n "${DEMO_STORES:-}" ]]; then
@@ -225,6 +270,8 @@ fi
 
 passed=()
 skipped=()
+check_renewal memory memory
+passed+=("memory (renewal)")
 for store in "${stores[@]}"; do
     label="${store%%://*}"
     check_store "$label" "$store"
