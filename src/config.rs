@@ -96,6 +96,11 @@ impl SessionConfig {
         Duration::from_millis(self.idle_ms)
     }
 
+    /// The idle deadline of activity at `now`, never past the absolute one.
+    pub(crate) fn expires_at(&self, now: u64, absolute_deadline: u64) -> u64 {
+        now.saturating_add(self.idle_ms).min(absolute_deadline)
+    }
+
     /// The keys of pre-login data that survive a login.
     ///
     /// ```

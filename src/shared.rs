@@ -79,7 +79,7 @@ impl Shared {
 
     /// The idle deadline of activity at `now`, capped by the absolute one.
     pub(crate) fn expires_at(&self, now: u64, absolute_deadline: u64) -> u64 {
-        crate::lifecycle::plan::expires_at(&self.config, now, absolute_deadline)
+        self.config.expires_at(now, absolute_deadline)
     }
 }
 

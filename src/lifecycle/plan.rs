@@ -51,9 +51,8 @@ pub(crate) enum Step {
     Purge { key: StorageKey, reply: Reply },
 }
 
-/// The idle deadline of activity at `now`, never past the absolute one.
-pub(crate) fn expires_at(config: &SessionConfig, now: u64, absolute_deadline: u64) -> u64 {
-    now.saturating_add(config.idle_ms).min(absolute_deadline)
+fn expires_at(config: &SessionConfig, now: u64, absolute_deadline: u64) -> u64 {
+    config.expires_at(now, absolute_deadline)
 }
 
 /// Decides the commit step, taking what it writes out of `state`.
