@@ -220,3 +220,88 @@ async fn read(app: &Router, cookie: &str) -> (String, Option<String>) {
     let set = session_cookie(&res);
     (body(res).await, set)
 }
+
+// ------------------------------------- interleavings around a periodic renewal
+
+/// Starts `request` and holds it inside its session lookup.
+async fn hold(
+    h: &Harness,
+    app: &Router,
+    method: &str,
+    uri: &str,
+    cookie: &str,
+) -> tokio::task::JoinHandle<http::Response<axum::body::Body>> {
+    use std::sync::atomic::Ordering;
+    h.store.pause_load.store(true, Ordering::SeqCst);
+    let task = {
+        let app = app.clone();
+        let request = req(method, uri, Some(cookie));
+        tokio::spawn(async move { send(&app, request).await })
+    };
+    tokio::time::timeout(Duration::from_secs(5), h.store.loaded.notified()).await.expect("held in its lookup");
+    h.store.pause_load.store(false, Ordering::SeqCst);
+    task
+}
+
+/// A write that loaded before a periodic renewal and commits after it
+/// (its `apply` finds the key retired) lands in the successor: the pair
+/// apply → lookup → apply is harmless because the second apply only merges
+/// into a live record.
+#[tokio::test]
+async fn a_write_that_loaded_before_a_periodic_renewal_lands_in_the_successor() {
+    let h = renewing(OVERLAP);
+    let app = routes(&h.layer);
+    let old = start(&app).await;
+    h.clock.advance(RENEW_AFTER - Duration::from_secs(1));
+    let write = hold(&h, &app, "POST", "/set/late-write", &old).await;
+    h.clock.advance(Duration::from_secs(1));
+    let new = read(&app, &old).await.1.expect("renewed meanwhile");
+    h.store.release.notify_one();
+    let res = write.await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(no_cookie(&res), "the late write sets no cookie");
+    let keys = body(send(&app, req("GET", "/keys", Some(&new))).await).await;
+    assert!(keys.contains("late-write"), "the acknowledged write is in the successor: {keys}");
+}
+
+/// Two periodic renewals at once: the loser's changes join the winner's
+/// successor, and it sets no cookie (the winner's response carries it).
+#[tokio::test]
+async fn two_periodic_renewals_leave_one_session_with_both_writes() {
+    let h = renewing(OVERLAP);
+    let app = routes(&h.layer);
+    let old = start(&app).await;
+    h.clock.advance(RENEW_AFTER);
+    let loser = hold(&h, &app, "POST", "/set/from-loser", &old).await;
+    let res = send(&app, req("POST", "/set/from-winner", Some(&old))).await;
+    let new = session_cookie(&res).expect("the winner renews");
+    h.store.release.notify_one();
+    let res = loser.await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(no_cookie(&res), "the loser sets no cookie");
+    let keys = body(send(&app, req("GET", "/keys", Some(&new))).await).await;
+    assert!(keys.contains("from-loser") && keys.contains("from-winner"), "{keys}");
+    assert_eq!(h.store.inner.len(), 1, "one live session");
+}
+
+/// A login that loaded before a periodic renewal still gets its own new ID
+/// (a second atomic rotation, from the successor): the periodic successor
+/// is retired and the login's session is the only live one.
+#[tokio::test]
+async fn a_login_racing_a_periodic_renewal_rotates_again() {
+    let h = renewing(OVERLAP);
+    let app = routes(&h.layer);
+    let old = start(&app).await;
+    h.clock.advance(RENEW_AFTER);
+    let login = hold(&h, &app, "POST", "/login/alice", &old).await;
+    let periodic = read(&app, &old).await.1.expect("renewed");
+    h.store.release.notify_one();
+    let res = login.await.unwrap();
+    let authed = session_cookie(&res).expect("the login gets its own new ID");
+    assert_ne!(authed, periodic);
+    assert_eq!(body(send(&app, req("GET", "/me", Some(&authed))).await).await, "alice");
+    let res = send(&app, req("GET", "/me", Some(&periodic))).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the periodic successor was retired by the login");
+    assert!(no_cookie(&res));
+    assert_eq!(h.store.inner.len(), 1);
+}
