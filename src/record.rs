@@ -435,10 +435,11 @@ pub struct Metadata {
     /// peer (axum's `ConnectInfo`), never from forwarding headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<Box<str>>,
-    /// The storage key this record was rotated from, while that key may
-    /// still be used as an alias of this one (a periodic renewal's overlap).
-    /// The layer clears it on the first request that presents the new ID
-    /// ([`ChangeSet::close_overlap`]); from then on the old ID is no session.
+    /// The storage key this record was rotated from, until the first
+    /// request that presents the new ID clears it
+    /// ([`ChangeSet::close_overlap`]). Meanwhile a logout on the old ID ends
+    /// this session too (its client may not have seen the new ID yet), and
+    /// within a periodic renewal's overlap the old ID is an alias of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predecessor: Option<crate::StorageKey>,
     /// When the session's current ID was issued by a rotation; `None` while

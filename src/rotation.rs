@@ -151,7 +151,7 @@ impl Login {
 /// let next = rotation.successor(&old, &StorageKey::from_bytes([1; 32])).unwrap();
 /// assert_eq!(next.meta.handle, old.meta.handle); // the same session, a new ID
 /// assert_eq!(next.meta.last_seen, 1_000);
-/// assert!(next.meta.predecessor.is_none()); // no overlap asked for
+/// assert_eq!(next.meta.predecessor, Some(StorageKey::from_bytes([1; 32]))); // until first used
 /// assert_eq!(next.meta.renewed_at, Some(1_000)); // the new ID's age counts from here
 /// ```
 #[derive(Debug, Clone)]
@@ -215,7 +215,9 @@ impl Rotation {
     /// must have. The handle and creation time carry over (it is the same
     /// session; `renewed_at` becomes `now`); the data is the stored data, filtered by `retain`, merged
     /// with `changes`; a login replaces the user, the client and the
-    /// absolute deadline; the idle deadline never passes the absolute one.
+    /// absolute deadline; the idle deadline never passes the absolute one;
+    /// the successor names `old_key` as its
+    /// [`predecessor`](crate::Metadata::predecessor) until it is first used.
     ///
     /// # Errors
     ///
@@ -251,9 +253,9 @@ impl Rotation {
         next.try_apply(&self.changes)?;
         next.meta.last_seen = self.now.max(self.changes.last_seen);
         next.meta.expires_at = self.changes.expires_at.min(next.meta.absolute_deadline);
-        if self.overlap_until > self.now {
-            next.meta.predecessor = Some(*old_key);
-        }
+        // Until the successor is first used: within an overlap the old ID is
+        // its alias, and a logout on the old ID ends it.
+        next.meta.predecessor = Some(*old_key);
         Ok(next)
     }
 }

@@ -28,10 +28,14 @@ pub async fn run_all(store: Arc<dyn SessionStore>) {
     second_rotation_finds_the_key_retired(&*store).await;
     rotate_never_overwrites(&*store).await;
     delete_follows_retired_keys(&*store).await;
+    delete_stops_at_a_used_successor(&*store).await;
+    delete_ignores_an_expired_pointer(&*store).await;
+    revocation_follows_a_rotation(&*store).await;
     login_rotation_moves_the_user_index(&*store).await;
     overlap_is_recorded_and_closed(&*store).await;
     rotate_keeps_the_data_cap(&*store).await;
     concurrent_rotations_leave_one_successor(Arc::clone(&store), 8).await;
+    revocations_racing_rotations_end_them(Arc::clone(&store), 30).await;
 }
 
 fn rotation(changes: ChangeSet) -> Rotation {
@@ -265,6 +269,120 @@ pub async fn delete_follows_retired_keys(store: &dyn SessionStore) {
         assert!(lookup(store, key).await.is_none(), "a logout on a retired key ends the whole chain");
     }
     assert!(handles(store, &user).await.is_empty());
+}
+
+/// Once the successor was used (`close_overlap`), a logout on the retired
+/// ID ends nothing but the pointer: someone who still holds the old ID (a
+/// fixation attacker) cannot log the user out.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::delete_stops_at_a_used_successor(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn delete_stops_at_a_used_successor(store: &dyn SessionStore) {
+    let old = fresh_key();
+    ok(store.create(&old, &live_record()).await, "create").await;
+    let new = successor_key(store, &old);
+    assert_eq!(rotate(store, &old, &new, &plain()).await, Rotated::Done);
+    assert_eq!(live(store, &new).await.meta.predecessor, Some(old), "unused: it names its predecessor");
+    let t = now();
+    let mut used = ChangeSet::new(t, t + 30 * MINUTE);
+    used.close_overlap = true;
+    assert!(ok(store.apply(&new, &used).await, "apply").await);
+    ok(store.delete(&old).await, "delete").await;
+    assert!(lookup(store, &old).await.is_none(), "the pointer is gone");
+    live(store, &new).await;
+    ok(store.delete(&new).await, "delete").await;
+}
+
+/// A pointer past its `until` is followed by nothing: an old ID that
+/// expired ends no session.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::delete_ignores_an_expired_pointer(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn delete_ignores_an_expired_pointer(store: &dyn SessionStore) {
+    let old = fresh_key();
+    ok(store.create(&old, &live_record()).await, "create").await;
+    let new = successor_key(store, &old);
+    let mut r = plain();
+    r.retired_until = r.now; // the pointer is dead at once
+    assert_eq!(rotate(store, &old, &new, &r).await, Rotated::Done);
+    assert!(lookup(store, &old).await.is_none(), "an expired pointer is absent");
+    ok(store.delete(&old).await, "delete").await;
+    live(store, &new).await;
+    ok(store.delete(&new).await, "delete").await;
+}
+
+/// A revocation by handle and "log out other devices" reach a session
+/// through the key it was listed under before a rotation.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::revocation_follows_a_rotation(&MemoryStore::default()).await;
+/// # });
+/// ```
+pub async fn revocation_follows_a_rotation(store: &dyn SessionStore) {
+    let user = unique_user("follow");
+    let (mine, other) = (fresh_key(), fresh_key());
+    let keep = user_record(&user);
+    ok(store.create(&mine, &keep).await, "create").await;
+    let record = user_record(&user);
+    ok(store.create(&other, &record).await, "create").await;
+    let next = successor_key(store, &other);
+    assert_eq!(rotate(store, &other, &next, &plain()).await, Rotated::Done);
+    assert_eq!(handles(store, &user).await.len(), 2, "both sessions listed once");
+    assert!(ok(store.delete_by_handle(&user, &record.meta.handle).await, "delete_by_handle").await);
+    assert!(lookup(store, &next).await.is_none(), "the renewed session was revoked");
+    let third = fresh_key();
+    ok(store.create(&third, &user_record(&user)).await, "create").await;
+    let fourth = successor_key(store, &third);
+    assert_eq!(rotate(store, &third, &fourth, &plain()).await, Rotated::Done);
+    assert_eq!(ok(store.delete_user(&user, Some(&keep.meta.handle)).await, "delete_user").await, 1);
+    assert!(lookup(store, &fourth).await.is_none(), "log out other devices ended the renewed session");
+    assert_eq!(handles(store, &user).await, vec![keep.meta.handle]);
+    ok(store.delete(&mine).await, "delete").await;
+}
+
+/// `n` rounds of "log out other devices" racing a rotation of the session
+/// it ends: the revoked session never survives under its new key.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sessionware::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// conformance::rotation::revocations_racing_rotations_end_them(Arc::new(MemoryStore::default()), 5).await;
+/// # });
+/// ```
+pub async fn revocations_racing_rotations_end_them(store: Arc<dyn SessionStore>, n: usize) {
+    for _ in 0..n {
+        let user = unique_user("race");
+        let (mine, other) = (fresh_key(), fresh_key());
+        let keep = user_record(&user);
+        ok(store.create(&mine, &keep).await, "create").await;
+        ok(store.create(&other, &user_record(&user)).await, "create").await;
+        let next = successor_key(store.as_ref(), &other);
+        let revoker = Arc::clone(&store);
+        let handle = keep.meta.handle;
+        let u = user.clone();
+        let revoke = tokio::spawn(async move { revoker.delete_user(&u, Some(&handle)).await });
+        let rotator = Arc::clone(&store);
+        let rotate = tokio::spawn(async move { rotator.rotate(&other, &next, &plain()).await });
+        ok(revoke.await.unwrap_or_else(|e| panic!("task: {e}")), "delete_user").await;
+        ok(rotate.await.unwrap_or_else(|e| panic!("task: {e}")), "rotate").await;
+        assert!(ok(store.load(&next).await, "load").await.is_none(), "a revoked session survived its renewal");
+        assert_eq!(handles(store.as_ref(), &user).await, vec![keep.meta.handle]);
+        ok(store.delete(&mine).await, "delete").await;
+    }
 }
 
 /// A login rotation indexes the successor under the new user (and the old

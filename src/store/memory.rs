@@ -156,6 +156,10 @@ impl Entry {
         self.extra.as_ref().and_then(|x| x.auth.as_ref()).map(|a| a.user.as_str())
     }
 
+    fn predecessor(&self) -> Option<StorageKey> {
+        self.extra.as_ref().and_then(|x| x.predecessor)
+    }
+
     fn is_expired(&self, now: u64) -> bool {
         now >= self.expires_at || now >= self.absolute_deadline
     }
@@ -370,29 +374,67 @@ impl Inner {
         }
     }
 
-    /// Visits the live sessions of `user`; `visit` returns true to delete one.
-    /// Returns what was deleted and cleans stale index entries.
+    /// Visits the live sessions of `user` once each; `visit` returns true to
+    /// delete one. Returns how many were deleted, and drops dead index
+    /// entries.
+    ///
+    /// A listed key that a rotation retired meanwhile is followed to its
+    /// successor: a revocation racing a renewal ends the renewed session,
+    /// and a listing never misses it.
     fn scan_user(&self, user: &str, mut visit: impl FnMut(Metadata) -> bool) -> usize {
         let now = self.clock.now_ms();
+        let mut seen: Vec<StorageKey> = Vec::new();
         let mut gone = Vec::new();
         let mut deleted = 0;
-        for key in self.user_keys(user) {
-            let mut shard = self.lock(Self::shard_of(&key));
-            let belongs = self.with_live(&mut shard, &key, now, |r| r.user() == Some(user)) == Some(true);
-            if !belongs {
-                gone.push(key);
-                continue;
+        for listed in self.user_keys(user) {
+            let mut key = listed;
+            let mut dead = false;
+            for _ in 0..MAX_CHAIN {
+                let mut shard = self.lock(Self::shard_of(&key));
+                match self.with_live(&mut shard, &key, now, |r| r.user() == Some(user)) {
+                    Some(true) if !seen.contains(&key) => {
+                        seen.push(key);
+                        if shard.map.get(&key).is_some_and(|r| visit(r.meta())) {
+                            shard.map.remove(&key);
+                            self.count.fetch_sub(1, Ordering::Relaxed);
+                            gone.push(key);
+                            deleted += 1;
+                        }
+                    }
+                    Some(true) => {}
+                    // Another user's session now (the key was reused): not ours.
+                    Some(false) => dead = key == listed,
+                    None => match Self::retired(&mut shard, &key, now) {
+                        Some(r) => {
+                            key = r.successor;
+                            continue;
+                        }
+                        None => dead = true,
+                    },
+                }
+                break;
             }
-            let delete = shard.map.get(&key).is_some_and(|r| visit(r.meta()));
-            if delete {
-                shard.map.remove(&key);
-                self.count.fetch_sub(1, Ordering::Relaxed);
-                gone.push(key);
-                deleted += 1;
+            if dead || key != listed {
+                gone.push(listed);
             }
         }
-        self.unindex(user, &gone);
+        self.unindex_dead(user, &gone, now);
         deleted
+    }
+
+    /// Drops `keys` from `user`'s index unless one holds a live session of
+    /// the user by the time its shard is locked (a rotation that indexed its
+    /// successor before creating it re-indexes it after).
+    fn unindex_dead(&self, user: &str, keys: &[StorageKey], now: u64) {
+        for key in keys {
+            let shard = self.lock(Self::shard_of(key));
+            let live = shard.map.get(key).is_some_and(|e| !e.is_expired(now) && e.user() == Some(user));
+            if !live {
+                // Shard, then index: the order `with_live` takes them in.
+                self.unindex(user, &[*key]);
+            }
+            drop(shard);
+        }
     }
 
     /// What is under `key`, dropping it if expired.
@@ -550,9 +592,18 @@ impl SessionStore for MemoryStore {
         let outcome = inner.rotate(old, new, rotation, now);
         let indexed = user.as_ref().or(before.as_ref());
         match (&outcome, indexed) {
-            (Ok(Rotated::Done), _) => {
+            (Ok(Rotated::Done), indexed) => {
                 if let Some(before) = &before {
                     inner.unindex(before, &[*old]);
+                }
+                // Again after the successor exists: a listing that ran in
+                // between may have dropped it as dead.
+                if let Some(u) = indexed {
+                    let mut users = inner.users(u);
+                    let list = users.entry(u.clone()).or_default();
+                    if !list.contains(new) {
+                        list.push(*new);
+                    }
                 }
             }
             (_, Some(u)) => inner.unindex(u, &[*new]),
@@ -580,11 +631,16 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        let now = self.inner.clock.now_ms();
         let mut key = *key;
+        let mut pointer: Option<StorageKey> = None;
         for _ in 0..MAX_CHAIN {
             let mut shard = self.inner.lock(Inner::shard_of(&key));
-            let removed = shard.map.remove(&key);
-            let retired = shard.retired.remove(&key);
+            // A successor is ended only while its client has not used it
+            // (it still names the pointer as its predecessor).
+            let ends = pointer.is_none() || shard.map.get(&key).is_some_and(|e| e.predecessor() == pointer);
+            let removed = if ends { shard.map.remove(&key) } else { None };
+            let retired = shard.retired.remove(&key).filter(|r| !r.is_expired(now));
             drop(shard);
             if let Some(entry) = removed {
                 self.inner.count.fetch_sub(1, Ordering::Relaxed);
@@ -593,7 +649,10 @@ impl SessionStore for MemoryStore {
                 }
             }
             match retired {
-                Some(r) => key = r.successor,
+                Some(r) => {
+                    pointer = Some(key);
+                    key = r.successor;
+                }
                 None => break,
             }
         }

@@ -144,9 +144,17 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError>;
 
     /// Deletes the record under `key` (no error if it is absent). When `key`
-    /// is retired, its successor is deleted too, following the pointers
-    /// (a chain of at most 16): a logout on an ID that a rotation retired
-    /// moments ago ends the session it became.
+    /// holds a live retired pointer, its successor is deleted too, following
+    /// the pointers (a chain of at most 16), as long as the live successor
+    /// at the end still names the last pointer as its
+    /// [`predecessor`](crate::Metadata::predecessor): a logout on an ID that
+    /// a rotation retired moments ago ends the session it became, but once
+    /// the new ID was used (or the pointer expired), the old ID ends nothing.
+    ///
+    /// [`delete_user`](Self::delete_user) and
+    /// [`delete_by_handle`](Self::delete_by_handle) also follow a listed key
+    /// that a rotation retired meanwhile to its live successor (whatever its
+    /// predecessor): a revocation racing a renewal ends the renewed session.
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError>;
 
     /// The metadata of every live session of `user`.
