@@ -1,5 +1,8 @@
-//! Security review: attacks on the rotation/lifecycle rewrite. Each test
-//! asserts the promise; a failing test demonstrates a break.
+//! Regression tests from the attacker review of the lifecycle rewrite: each
+//! test mounts one attack (a fixation logout through a retired ID, a
+//! renewal undoing "remember me", `lock()` after `login()` showing dropped
+//! data, a late request removing the next user's cookie, a revocation or a
+//! listing racing a rotation) and asserts that it fails.
 
 mod common;
 

@@ -179,11 +179,9 @@ fn rotate(
     };
     changes.last_seen = now;
     changes.expires_at = expires_at(config, now, meta.absolute_deadline);
+    // `persistent` travels only if this request changed it: the store keeps
+    // whatever a concurrent "remember me" set.
     changes.max_data_bytes = config.max_data_bytes;
-    if changes.persistent.is_none() {
-        // The view holds the persistence the request wants; keep the store in step.
-        changes.persistent = Some(meta.persistent);
-    }
     let mut rotation = Rotation::new(now, changes);
     rotation.login = login;
     if let Renewal::Login { retain } = &renewal {

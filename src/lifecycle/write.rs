@@ -171,7 +171,7 @@ impl Commit {
             // Ended (logout, revocation, expiry): never resurrected.
             Ok(_) => {
                 self.emit(EventKind::WriteDropped, key);
-                self.reply(if self.presented.is_some() { Reply::Remove } else { Reply::Plain })
+                self.reply(self.ended(key))
             }
             Err(e) => failed(e),
         }
@@ -254,10 +254,21 @@ impl Commit {
                 // nothing was created.
                 Ok(Rotated::Gone) => {
                     self.emit(EventKind::WriteDropped, &old);
-                    return self.reply(if self.presented.is_some() { Reply::Remove } else { Reply::Plain });
+                    return self.reply(self.ended(&old));
                 }
                 Err(e) => return failed(e),
             }
+        }
+    }
+
+    /// The reply when the session under `key` turned out to be ended: the
+    /// removal cookie only if `key` is the presented one. A successor reached
+    /// through a retired ID (an alias, or a renewal that moved on) may have
+    /// been replaced in the browser by another session's cookie since.
+    fn ended(&self, key: &StorageKey) -> Reply {
+        match &self.presented {
+            Some((_, presented)) if presented == key => Reply::Remove,
+            _ => Reply::Plain,
         }
     }
 

@@ -5,7 +5,11 @@ use std::{sync::Arc, time::Duration};
 
 use super::Session;
 use crate::{
-    lifecycle::{expiry, lease::Lease},
+    lifecycle::{
+        expiry,
+        lease::Lease,
+        state::{Intent, Renewal},
+    },
     EventKind, SessionError,
 };
 
@@ -82,6 +86,11 @@ impl Session {
         let mut state = self.state();
         match fresh {
             Some(mut record) if expiry::check(&record.meta, now).is_ok() => {
+                // A login in this request drops what its policy drops, from
+                // the fresh copy too (the store's rotation will).
+                if let Intent::Renew(Renewal::Login { retain: Some(keep) }) = &state.intent {
+                    record.data.retain(keep);
+                }
                 record.data.merge(&state.changes);
                 if let Some(mine) = &state.view {
                     // Keep this request's own auth and persistence changes.
