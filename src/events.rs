@@ -250,7 +250,7 @@ impl Emitter<'_> {
 
     /// Emits `kind` about the session under `key` (if known) of `user`.
     pub(crate) fn emit(&self, kind: EventKind, key: Option<&StorageKey>, user: Option<&str>) {
-        trace(kind, key.map(StorageKey::fingerprint).as_deref());
+        trace(kind, key);
         self.deliver(kind, key, user);
     }
 
@@ -275,8 +275,7 @@ impl Emitter<'_> {
     /// A store failure, logged with the driver's message (stores keep
     /// secrets out of it), the operation and the fingerprint.
     pub(crate) fn store_error(&self, op: &'static str, key: Option<&StorageKey>, err: &crate::StoreError) {
-        let fp = key.map(StorageKey::fingerprint).unwrap_or_default();
-        tracing::error!(target: "sessionware", event = "session.store_error", op, session = %fp, error = %err);
+        tracing::error!(target: "sessionware", event = "session.store_error", op, session = %Fingerprint(key), error = %err);
         self.deliver(EventKind::StoreError { op }, key, None);
     }
 
@@ -297,12 +296,25 @@ impl Emitter<'_> {
     }
 }
 
-/// The `tracing` line of an event.
-/// The user is never logged: a user name may be personal data.
-fn trace(kind: EventKind, session: Option<&str>) {
+/// A session's fingerprint for `tracing`, rendered only if the event is
+/// enabled (no allocation on the hot path otherwise).
+struct Fingerprint<'a>(Option<&'a StorageKey>);
+
+impl fmt::Display for Fingerprint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(key) => f.write_str(&key.fingerprint()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The `tracing` line of an event. The user is never logged: a user name
+/// may be personal data.
+fn trace(kind: EventKind, key: Option<&StorageKey>) {
     let name = kind.name();
     let reason = kind.reason();
-    let session = session.unwrap_or_default();
+    let session = Fingerprint(key);
     match kind {
         EventKind::StoreError { op } => {
             tracing::error!(target: "sessionware", event = name, op, session = %session);

@@ -22,7 +22,7 @@ use crate::{
     lifecycle::{
         plan::{plan, Presented, Step},
         state::Phase,
-        write::{finish, Commit, Outcome},
+        write::{finish, reply_outcome, Commit, Outcome},
     },
     shared::{error_response, Shared},
     Clock, Keys, Session, SessionConfig, SessionError, SessionStore, SystemClock,
@@ -396,9 +396,11 @@ where
                     };
                     match commit(&session) {
                         None => return Poll::Ready(Ok(res)),
-                        Some(Done::Failed(shared, e)) => return Poll::Ready(Ok(error_response(&shared, e))),
-                        Some(Done::Now(commit, outcome)) => {
-                            return Poll::Ready(Ok(finish(res, outcome, &commit.shared)));
+                        Some(Done::Failed(e)) => {
+                            return Poll::Ready(Ok(error_response(&session.inner.shared, e)));
+                        }
+                        Some(Done::Now(outcome)) => {
+                            return Poll::Ready(Ok(finish(res, outcome, &session.inner.shared)));
                         }
                         Some(Done::Later(commit)) => *this.stage = Stage::Committing(Box::pin(commit.respond(res))),
                     }
@@ -419,11 +421,11 @@ where
 /// How a request's commit goes on.
 enum Done {
     /// The headers are known now: no store call, no lease to release.
-    Now(Commit, Outcome),
+    Now(Outcome),
     /// Store calls (or a lease release) first.
     Later(Commit),
     /// The lookup failed: the load-error response.
-    Failed(Arc<Shared>, SessionError),
+    Failed(SessionError),
 }
 
 /// Plans the request's commit; `None` when the session was not used.
@@ -439,7 +441,7 @@ fn commit(session: &Session) -> Option<Done> {
         old_key: resolved.incoming.as_ref().is_some_and(|i| i.reissue),
         now: session.now(),
     };
-    let shared = Arc::clone(&session.inner.shared);
+    let shared = &session.inner.shared;
     let user = match shared.on_event {
         Some(_) => state.view.as_ref().and_then(|v| v.meta.user()).map(str::to_string),
         None => None,
@@ -447,26 +449,18 @@ fn commit(session: &Session) -> Option<Done> {
     let step = plan(&mut state, &presented, &shared.config);
     let lease = state.lease.take();
     drop(state);
-    if let Step::LoadFailed(e) = step {
-        return Some(Done::Failed(shared, SessionError::Load(e)));
-    }
-    if matches!(step, Step::Untouched) && lease.is_none() {
-        return None;
-    }
-    let commit = Commit {
-        route: session.inner.route.clone(),
-        user,
-        shared,
-        presented: resolved.incoming.as_ref().map(|i| (i.id.clone(), i.key)),
-        now: presented.now,
-        step,
-        lease,
-    };
-    match (&commit.step, &commit.lease) {
-        (Step::Reply(reply), None) => {
-            let outcome = commit.reply(*reply);
-            Some(Done::Now(commit, outcome))
-        }
-        _ => Some(Done::Later(commit)),
+    let presented_id = resolved.incoming.as_ref().map(|i| &i.id);
+    match (step, lease) {
+        (Step::LoadFailed(e), _) => Some(Done::Failed(SessionError::Load(e))),
+        (Step::Untouched, None) => None,
+        (Step::Reply(reply), None) => Some(Done::Now(reply_outcome(shared, presented_id, reply))),
+        (step, lease) => Some(Done::Later(Commit {
+            events: shared.on_event.as_ref().map(|_| Box::new((session.inner.route.clone(), user))),
+            shared: Arc::clone(shared),
+            presented: resolved.incoming.as_ref().map(|i| (i.id.clone(), i.key)),
+            now: presented.now,
+            step,
+            lease: lease.map(Box::new),
+        })),
     }
 }

@@ -44,9 +44,9 @@ pub(crate) enum Step {
     /// Merge `changes` into the session under `key`.
     Apply { key: StorageKey, changes: ChangeSet, reply: Reply },
     /// Create `record` under a new ID, after deleting `purge_first`.
-    Create { record: Record, creation: Creation, purge_first: Option<StorageKey>, max_age: Option<u64> },
+    Create { record: Box<Record>, creation: Creation, purge_first: Option<StorageKey>, max_age: Option<u64> },
     /// Rotate the session under `old` to a new ID.
-    Rotate { old: StorageKey, rotation: Rotation, renewal: Renewal, max_age: Option<u64> },
+    Rotate { old: StorageKey, rotation: Box<Rotation>, renewal: Renewal, max_age: Option<u64> },
     /// Delete the session under `key` (a logout), then `reply`.
     Purge { key: StorageKey, reply: Reply },
 }
@@ -123,7 +123,7 @@ fn create(
     }
     let record = fresh(record, config, now);
     let max_age = max_age(&record.meta, now);
-    Step::Create { record, creation, purge_first, max_age }
+    Step::Create { record: Box::new(record), creation, purge_first, max_age }
 }
 
 /// A read or a write of the live session (not renewed).
@@ -191,7 +191,7 @@ fn rotate(
         rotation.overlap_until = now.saturating_add(config.renew_overlap_ms);
     }
     let max_age = max_age(meta, now);
-    Step::Rotate { old, rotation, renewal, max_age }
+    Step::Rotate { old, rotation: Box::new(rotation), renewal, max_age }
 }
 
 /// A new record's clock starts now.

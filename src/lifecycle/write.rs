@@ -53,11 +53,10 @@ pub(crate) struct Commit {
     pub(crate) presented: Option<(SessionId, StorageKey)>,
     pub(crate) now: u64,
     /// The exclusive lease to release after the write (or when dropped).
-    pub(crate) lease: Option<Lease>,
-    /// For events: the request's method and path (with a hook only) and
-    /// the session's user.
-    pub(crate) route: Option<Route>,
-    pub(crate) user: Option<String>,
+    pub(crate) lease: Option<Box<Lease>>,
+    /// For the event hook (installed only): the request's method and path,
+    /// and the session's user.
+    pub(crate) events: Option<Box<(Option<Route>, Option<String>)>>,
 }
 
 impl Commit {
@@ -75,29 +74,28 @@ impl Commit {
         async move {
             let out = self.write().await;
             if let Some(lease) = self.lease.take() {
-                lease.release(&self.shared).await;
+                (*lease).release(&self.shared).await;
             }
             finish(res, out, &self.shared)
         }
     }
 
     fn emitter(&self) -> Emitter<'_> {
-        Emitter { hook: self.shared.on_event.as_ref(), route: self.route.as_ref(), now: self.now }
+        let route = self.events.as_deref().and_then(|(route, _)| route.as_ref());
+        Emitter { hook: self.shared.on_event.as_ref(), route, now: self.now }
+    }
+
+    fn user(&self) -> Option<&str> {
+        self.events.as_deref().and_then(|(_, user)| user.as_deref())
     }
 
     fn emit(&self, kind: EventKind, key: &StorageKey) {
-        self.emitter().emit(kind, Some(key), self.user.as_deref());
+        self.emitter().emit(kind, Some(key), self.user());
     }
 
     /// The headers of a step that makes no store call.
-    pub(crate) fn reply(&self, reply: Reply) -> Outcome {
-        let config = &self.shared.config;
-        let set_cookie = match (reply, &self.presented) {
-            (Reply::Plain, _) | (Reply::Reissue(_), None) => None,
-            (Reply::Reissue(age), Some((id, _))) => Some(session_cookie(config, &self.shared.keys, id, age)),
-            (Reply::Remove, _) => Some(removal(config)),
-        };
-        Outcome { set_cookie, error: None }
+    fn reply(&self, reply: Reply) -> Outcome {
+        reply_outcome(&self.shared, self.presented.as_ref().map(|(id, _)| id), reply)
     }
 
     async fn write(&self) -> Outcome {
@@ -223,7 +221,7 @@ impl Commit {
                         Renewal::Privilege => RenewReason::Privilege,
                         Renewal::Login { .. } => RenewReason::Login,
                     };
-                    let user = rotation.login.as_ref().map(|l| l.auth.user.as_str()).or(self.user.as_deref());
+                    let user = rotation.login.as_ref().map(|l| l.auth.user.as_str()).or(self.user());
                     self.emitter().renewed(&old, &key, reason, user);
                     return Outcome { set_cookie: Some(self.cookie(&id, max_age)), error: None };
                 }
@@ -277,6 +275,18 @@ impl Commit {
     }
 }
 
+/// The headers of a reply that sets no new ID: nothing, the presented ID
+/// again, or the removal cookie.
+pub(crate) fn reply_outcome(shared: &Shared, presented: Option<&SessionId>, reply: Reply) -> Outcome {
+    let config = &shared.config;
+    let set_cookie = match (reply, presented) {
+        (Reply::Plain, _) | (Reply::Reissue(_), None) => None,
+        (Reply::Reissue(age), Some(id)) => Some(session_cookie(config, &shared.keys, id, age)),
+        (Reply::Remove, _) => Some(removal(config)),
+    };
+    Outcome { set_cookie, error: None }
+}
+
 /// A new ID the store accepts as the successor of `old`.
 fn successor_id(shared: &Shared, old: &StorageKey) -> Result<(SessionId, StorageKey), SessionError> {
     for _ in 0..MAX_DRAWS {
@@ -309,4 +319,27 @@ pub(crate) fn finish<B: Default>(mut res: Response<B>, outcome: Outcome, shared:
         return error_response(shared, SessionError::Save(StoreError::Codec("invalid cookie header".into())));
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The commit future is boxed once per committing request.
+    #[test]
+    fn the_boxed_commit_stays_small() {
+        let layer = crate::SessionLayer::new(crate::MemoryStore::default(), crate::Keys::generate().unwrap());
+        let commit = Commit {
+            shared: Arc::clone(&layer.shared),
+            step: Step::Reply(Reply::Plain),
+            presented: None,
+            now: 0,
+            lease: None,
+            events: None,
+        };
+        let fut = commit.respond(Response::new(axum::body::Body::empty()));
+        // One allocation per committing request: it stays within the
+        // sizes glibc serves from its per-thread cache (1032 bytes).
+        assert!(std::mem::size_of_val(&fut) <= 1024, "the commit future is {} bytes", std::mem::size_of_val(&fut));
+    }
 }
