@@ -20,7 +20,7 @@
 //! | `meta` | JSON of the metadata that never changes while the key is live (`created_at`, `handle`, `auth`, …) |
 //! | `last_seen`, `expires_at`, `absolute_deadline` | decimal milliseconds since the Unix epoch |
 //! | `persistent` | `0` or `1` |
-//! | `predecessor` | hex storage key of the key this one was rotated from, during an overlap ([`Metadata::predecessor`]); absent otherwise |
+//! | `predecessor` | hex storage key of the key this one was rotated from, until the successor is first used ([`Metadata::predecessor`], cleared by `close_overlap`); absent otherwise |
 //! | `size` | the data size ([`Data::size`]: the bytes of every key and raw value), kept by every write for the data cap |
 //! | `d:<key>` | the raw JSON of session value `<key>` |
 //!
@@ -361,7 +361,7 @@ return 1
 /// `KEYS[1]` = old session, `KEYS[2]` = new session (one slot on a
 /// cluster). `ARGV`: 1 now, 2 the new key's hex, 3 the old record's `meta`
 /// as read before (compare and set), 4 the successor's `meta` (`''`: the
-/// old one), 5 the predecessor's hex (`''`: none), 6 last_seen, 7
+/// old one), 5 the predecessor's hex (the old key's; `''`: none), 6 last_seen, 7
 /// expires_at, 8 persistent (`''`, `'0'` or `'1'`), 9 clear (`'0'` or
 /// `'1'`), 10 the data cap (`'0'`: none), 11 the login's absolute deadline
 /// (`''`: the old one), 12-14 the retired pointer's at, overlap_until and
@@ -1072,7 +1072,9 @@ impl RedisStore {
             .arg(&member)
             .arg(&current.text)
             .arg(&new_meta)
-            .arg(if rotation.overlap_until > rotation.now { old.to_hex() } else { String::new() })
+            // The successor names its predecessor until it is first used
+            // (overlap or not; see `Rotation::successor`).
+            .arg(old.to_hex())
             .arg(rotation.now.max(changes.last_seen).to_string())
             .arg(changes.expires_at.to_string())
             .arg(changes.persistent.map_or("", flag))
