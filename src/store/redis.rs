@@ -444,21 +444,37 @@ return {'done'}
 "#
 );
 
-/// `KEYS[1]` = session key. `ARGV`: the key prefix. Deletes the key and,
-/// while it was a retired pointer, its successor (`{prefix}{<successor>}`,
-/// in the same slot: a rotation only retires a key for a co-located one),
-/// at most 16 keys. Returns how many keys existed.
-const DELETE_LUA: &str = r#"
-local key = KEYS[1]
+/// `KEYS[1]` = session key. `ARGV`: 1 the key prefix, 2 now, 3 the key's
+/// hex. Deletes the key. While the deleted key was a retired pointer that
+/// is live at `now` (its `until` is ahead; Redis' TTL may lag behind the
+/// store's clock), follows it to `{prefix}{<successor>}` (in the same slot:
+/// a rotation only retires a key for a co-located one): a pointer there is
+/// deleted and followed in turn; a record there is deleted only if its
+/// `predecessor` is the last pointer followed (a successor not used yet).
+/// At most 16 keys. Returns how many keys it deleted.
+const DELETE_LUA: &str = concat!(
+    lua_prelude!(),
+    r#"
+local key, hex, pointer = KEYS[1], ARGV[3], nil
 local n = 0
 for _ = 1, 16 do
-  local succ = redis.pcall('HGET', key, 'retired')
+  local f = redis.pcall('HMGET', key, 'retired', 'until', 'predecessor')
+  if f.err then f = {} end
+  local succ, untl, pred = f[1], f[2], f[3]
+  if pointer and not succ then
+    -- The live end of the chain (or nothing): an unused successor only.
+    if pred == pointer then n = n + redis.call('DEL', key) end
+    return n
+  end
   n = n + redis.call('DEL', key)
-  if type(succ) ~= 'string' or #succ ~= 64 or not string.match(succ, '^%x+$') then return n end
+  if not succ or not untl or not lt(ARGV[2], untl) then return n end
+  if #succ ~= 64 or not string.match(succ, '^%x+$') then return n end
+  pointer, hex = hex, succ
   key = ARGV[1] .. '{' .. succ .. '}'
 end
 return n
-"#;
+"#
+);
 
 /// `KEYS[1]` = user index. `ARGV`: now, then score (absolute deadline) /
 /// member pairs. Touches the index key only (one slot).
@@ -1574,12 +1590,15 @@ impl SessionStore for RedisStore {
         Ok(touched == 1)
     }
 
-    /// One `EVALSHA`: the key and, along retired pointers, its successors.
+    /// One `EVALSHA`: the key and, along live retired pointers, its
+    /// successor while unused (see the [module documentation](self#rotation)).
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         self.scripts
             .delete
             .key(self.redis_key(key))
             .arg(&*self.prefix)
+            .arg(self.now())
+            .arg(key.to_hex())
             .invoke_async::<i64>(&mut self.conn.clone())
             .await
             .map(|_| ())
