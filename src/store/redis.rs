@@ -476,6 +476,62 @@ return n
 "#
 );
 
+/// `KEYS[1..n]` = session keys of one user to end; on a single server,
+/// `KEYS[n + 1]` = the user's index. `ARGV`: 1 the key prefix, 2 now, 3 the
+/// user, 4 `n`, `5..4+n` the session keys' hex, then index members to
+/// remove. For each session key: a record there is deleted if its `meta`
+/// names the user (counted if live at `now`); a retired pointer live at
+/// `now` is followed (at most 16 keys, in the same slot) to the record it
+/// became, which is deleted likewise, whatever its predecessor: a
+/// revocation racing a rotation ends the rotated session (of the same
+/// user: a login rotation to another user moves the session out of reach).
+/// Pointers stay (they expire). With the index key, the given members and
+/// the followed successors ended are removed from it, after the sessions.
+/// Returns `{ended, <hex of each followed successor deleted>...}`.
+const REVOKE_LUA: &str = concat!(
+    lua_prelude!(),
+    r#"
+local now, user, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local function owner(meta)
+  local ok, m = pcall(cjson.decode, meta)
+  if not ok or type(m) ~= 'table' or type(m['auth']) ~= 'table' then return nil end
+  return m['auth']['user']
+end
+local ended, followed = 0, {}
+for i = 1, n do
+  local key, hex = KEYS[i], ARGV[4 + i]
+  for hop = 1, 16 do
+    local f = redis.pcall('HMGET', key, 'retired', 'until', 'meta', 'expires_at', 'absolute_deadline')
+    if f.err then break end
+    local succ = f[1]
+    if succ then
+      if not f[2] or not lt(now, f[2]) or #succ ~= 64 or not string.match(succ, '^%x+$') then break end
+      hex = succ
+      key = ARGV[1] .. '{' .. succ .. '}'
+    else
+      if f[3] and owner(f[3]) == user then
+        redis.call('DEL', key)
+        if f[4] and f[5] and lt(now, f[4]) and lt(now, f[5]) then ended = ended + 1 end
+        if hop > 1 then followed[#followed + 1] = hex end
+      end
+      break
+    end
+  end
+end
+if #KEYS > n then
+  local members = {}
+  for i = 5 + n, #ARGV do members[#members + 1] = ARGV[i] end
+  for _, h in ipairs(followed) do members[#members + 1] = h end
+  for from = 1, #members, 1000 do
+    redis.call('ZREM', KEYS[n + 1], unpack(members, from, math.min(from + 999, #members)))
+  end
+end
+local out = {ended}
+for _, h in ipairs(followed) do out[#out + 1] = h end
+return out
+"#
+);
+
 /// `KEYS[1]` = user index. `ARGV`: now, then score (absolute deadline) /
 /// member pairs. Touches the index key only (one slot).
 const INDEX_LUA: &str = r#"
@@ -515,6 +571,7 @@ struct Scripts {
     touch: Script,
     rotate: Script,
     delete: Script,
+    revoke: Script,
     index: Script,
     lock: Script,
     unlock: Script,
@@ -749,6 +806,7 @@ impl RedisStore {
                 touch: Script::new(TOUCH_LUA),
                 rotate: Script::new(ROTATE_LUA),
                 delete: Script::new(DELETE_LUA),
+                revoke: Script::new(REVOKE_LUA),
                 index: Script::new(INDEX_LUA),
                 lock: Script::new(LOCK_LUA),
                 unlock: Script::new(UNLOCK_LUA),
@@ -906,15 +964,22 @@ impl RedisStore {
         }
     }
 
-    /// The live sessions of `user` (storage key in hex, record), after
-    /// dropping stale members from the index.
+    /// The live sessions of `user`, once each, after dropping stale members
+    /// from the index.
     ///
     /// A member whose session is missing may belong to a `create` between its
     /// two steps (indexed, not yet written): after the `ZREM`, such members
     /// are checked again and put back if their session exists by then, and
     /// `create` indexes once more after writing, so that whichever order the
     /// two interleave in, a live session ends up in the index.
-    async fn user_sessions(&self, user: &str) -> Result<Vec<(String, Record)>, StoreError> {
+    ///
+    /// A member that a rotation retired is followed (at most 16 keys) to the
+    /// live session it became, which is listed once whether or not its own
+    /// member was listed too (and indexed before the retired member is
+    /// dropped, if it was not: a listing that ran in the middle of the
+    /// rotation may have dropped it). Two live records with one handle are
+    /// one session read on both sides of a rotation: listed once.
+    async fn user_sessions(&self, user: &str) -> Result<Vec<Listed>, StoreError> {
         let index = self.user_index_key(user);
         let now = self.clock.now_ms();
         let scored: Vec<(String, f64)> = ::redis::cmd("ZRANGE")
@@ -931,16 +996,27 @@ impl RedisStore {
         }
         let cmds = scored.iter().map(|(m, _)| ::redis::cmd("HGETALL").arg(self.member_key(m)).clone()).collect();
         let replies = self.batch(cmds).await?;
-        let mut live = Vec::new();
+        let mut found: Vec<Listed> = Vec::new();
         let mut stale = Vec::new();
         let mut missing = Vec::new();
+        // Retired members (member, successor) and, by key, the live pointers
+        // this listing read.
+        let mut follow: Vec<(String, String)> = Vec::new();
+        let mut pointers: Vec<(String, String)> = Vec::new();
         for ((m, score), reply) in scored.into_iter().zip(replies) {
             // An undecodable record is left alone (and unlisted), not an error
             // for the whole list.
             match decode(reply, self.max_record_bytes) {
-                Ok(Some(Stored::Live(r))) if !r.is_expired(now) && r.meta.user() == Some(user) => live.push((m, r)),
-                // Expired, another user's, or retired by a rotation (whose
-                // successor is indexed under its own member).
+                Ok(Some(Stored::Live(r))) if !r.is_expired(now) && r.meta.user() == Some(user) => {
+                    Listed::add(&mut found, vec![m.clone()], m, r);
+                }
+                Ok(Some(Stored::Retired(p))) if !p.is_expired(now) => {
+                    let successor = p.successor.to_hex();
+                    pointers.push((m.clone(), successor.clone()));
+                    follow.push((m.clone(), successor));
+                    stale.push(m);
+                }
+                // Expired, another user's, or a dead pointer.
                 Ok(Some(_)) => stale.push(m),
                 Ok(None) => {
                     stale.push(m.clone());
@@ -950,8 +1026,57 @@ impl RedisStore {
                 Err(e) => tracing::warn!(error = %e, "unreadable session in a user index"),
             }
         }
+        // Successors found only by following a retired member.
+        let mut reindex: Vec<(u64, String)> = Vec::new();
+        for _ in 0..MAX_CHAIN {
+            // Each retired member to the next key that is not a pointer this
+            // listing read (at most 16 steps), then to the live session
+            // listed under that key, if any; the rest are read.
+            let mut fetch: Vec<(Vec<String>, String)> = Vec::new();
+            for (member, mut key) in follow.drain(..) {
+                for _ in 0..MAX_CHAIN {
+                    match pointers.iter().find(|(k, _)| *k == key) {
+                        Some((_, next)) => key.clone_from(next),
+                        None => break,
+                    }
+                }
+                if let Some(l) = found.iter_mut().find(|l| l.keys.contains(&key)) {
+                    l.members.push(member);
+                } else if let Some((members, _)) = fetch.iter_mut().find(|(_, k)| *k == key) {
+                    members.push(member);
+                } else {
+                    fetch.push((vec![member], key));
+                }
+            }
+            if fetch.is_empty() {
+                break;
+            }
+            let cmds = fetch.iter().map(|(_, k)| ::redis::cmd("HGETALL").arg(self.member_key(k)).clone()).collect();
+            let replies = self.batch(cmds).await?;
+            for ((members, key), reply) in fetch.into_iter().zip(replies) {
+                match decode(reply, self.max_record_bytes) {
+                    Ok(Some(Stored::Live(r))) if !r.is_expired(now) && r.meta.user() == Some(user) => {
+                        reindex.push((r.meta.absolute_deadline, key.clone()));
+                        Listed::add(&mut found, members, key, r);
+                    }
+                    Ok(Some(Stored::Retired(p))) if !p.is_expired(now) => {
+                        let successor = p.successor.to_hex();
+                        pointers.push((key, successor.clone()));
+                        follow.extend(members.into_iter().map(|m| (m, successor.clone())));
+                    }
+                    // Gone, expired, another user's (a login rotation).
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "unreadable session in a user index"),
+                }
+            }
+        }
+        if !reindex.is_empty() {
+            // Before the retired members are dropped: the index never
+            // misses a live session.
+            self.index(user, &reindex).await?;
+        }
         if stale.is_empty() {
-            return Ok(live);
+            return Ok(found);
         }
         self.unindex(&index, &stale).await?;
         if !missing.is_empty() {
@@ -967,7 +1092,7 @@ impl RedisStore {
                 self.index(user, &back).await?;
             }
         }
-        Ok(live)
+        Ok(found)
     }
 
     async fn unindex(&self, index: &str, members: &[String]) -> Result<(), StoreError> {
@@ -979,38 +1104,66 @@ impl RedisStore {
             .map_err(|e| self.err(&e))
     }
 
-    /// Deletes the given sessions of `user`, then their index members;
-    /// returns how many existed. The sessions go first, so that a failure
-    /// half-way leaves stale members (dropped by the next listing), never an
-    /// unindexed live session.
-    async fn delete_members(&self, user: &str, members: &[String]) -> Result<usize, StoreError> {
-        if members.is_empty() {
+    /// Ends the given listed sessions of `user`, then removes their index
+    /// members; returns how many sessions it ended. Each session key is
+    /// followed if a rotation retired it since the listing (the revocation
+    /// script). The sessions go first, so that a failure half-way leaves
+    /// stale members (dropped by the next listing), never an unindexed live
+    /// session.
+    ///
+    /// On a single server, one script does it all, the index included; on
+    /// a cluster, one script per session (all in flight at once), then one
+    /// `ZREM`.
+    async fn end_sessions(&self, user: &str, sessions: &[&Listed]) -> Result<usize, StoreError> {
+        if sessions.is_empty() {
             return Ok(0);
         }
-        let keys: Vec<String> = members.iter().map(|m| self.member_key(m)).collect();
+        let keys: Vec<&String> = sessions.iter().flat_map(|l| &l.keys).collect();
+        let mut members: Vec<&String> = sessions.iter().flat_map(|l| l.keys.iter().chain(&l.members)).collect();
+        members.sort_unstable();
+        members.dedup();
         let index = self.user_index_key(user);
-        let deleted: i64 = match &self.conn {
+        let revoke = |keys: &[&String]| {
+            let mut inv = self.scripts.revoke.prepare_invoke();
+            for k in keys {
+                inv.key(self.member_key(k));
+            }
+            inv.arg(&*self.prefix).arg(self.now()).arg(user).arg(keys.len());
+            for k in keys {
+                inv.arg(k.as_str());
+            }
+            inv
+        };
+        match &self.conn {
             Conn::Single(_) => {
-                // One round trip: the server runs the pipeline in order.
-                let mut pipe = ::redis::pipe();
-                pipe.cmd("DEL").arg(&keys);
-                pipe.cmd("ZREM").arg(&index).arg(members).ignore();
-                let (deleted,): (i64,) = pipe.query_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
-                deleted
+                let mut inv = revoke(&keys);
+                inv.key(&index);
+                for m in &members {
+                    inv.arg(m.as_str());
+                }
+                let reply: Vec<Value> = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+                Ok(revoked(&reply).0)
             }
             Conn::Cluster(_) => {
-                // The client splits a multi-key DEL by slot, sends the parts
-                // at once and sums the counts; the ZREM only after all of them.
-                let deleted: i64 = ::redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async(&mut self.conn.clone())
-                    .await
-                    .map_err(|e| self.err(&e))?;
-                self.unindex(&index, members).await?;
-                deleted
+                let replies = join_all(keys.iter().map(|k| {
+                    let inv = revoke(&[*k]);
+                    let mut conn = self.conn.clone();
+                    async move { inv.invoke_async::<Vec<Value>>(&mut conn).await }
+                }))
+                .await;
+                let mut ended = 0;
+                let mut followed = Vec::new();
+                for reply in replies {
+                    let (n, succ) = revoked(&reply.map_err(|e| self.err(&e))?);
+                    ended += n;
+                    followed.extend(succ);
+                }
+                let mut members: Vec<String> = members.into_iter().cloned().collect();
+                members.extend(followed);
+                self.unindex(&index, &members).await?;
+                Ok(ended)
             }
-        };
-        Ok(usize::try_from(deleted).unwrap_or(0))
+        }
     }
 
     /// What `rotate` starts from: one `HMGET` of the old key's metadata, or
@@ -1241,6 +1394,63 @@ const ROTATE_ATTEMPTS: usize = 3;
 
 /// One of the index updates after a rotation's script.
 type Step<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+/// The longest chain of retired keys the scripts and listings follow.
+const MAX_CHAIN: usize = 16;
+
+/// A live session of a user, as a listing found it.
+struct Listed {
+    /// The keys (hex) it was read live under: one, or two when a rotation
+    /// moved it between two reads of one listing (the later key first).
+    keys: Vec<String>,
+    /// The index members that led to it: its keys, and retired keys that
+    /// point to it.
+    members: Vec<String>,
+    /// The record (the later one when read under two keys).
+    record: Record,
+}
+
+impl Listed {
+    /// Adds the session `record` read under `key`, reached through
+    /// `members`, to `found`, merged with an entry of the same handle (the
+    /// same session, read before and after a rotation).
+    fn add(found: &mut Vec<Listed>, members: Vec<String>, key: String, record: Record) {
+        let Some(same) = found.iter_mut().find(|l| l.record.meta.handle == record.meta.handle) else {
+            found.push(Listed { keys: vec![key], members, record });
+            return;
+        };
+        same.members.extend(members);
+        if same.keys.contains(&key) {
+            return;
+        }
+        // The later record: the one renewed last.
+        let order = |r: &Record| (r.meta.renewed_at, r.meta.last_seen);
+        if order(&record) > order(&same.record) {
+            same.record = record;
+            same.keys.insert(0, key);
+        } else {
+            same.keys.push(key);
+        }
+    }
+}
+
+/// The revocation script's reply: the sessions ended, and the successors
+/// it followed to and deleted (hex).
+fn revoked(reply: &[Value]) -> (usize, Vec<String>) {
+    let ended = match reply.first() {
+        Some(Value::Int(n)) => usize::try_from(*n).unwrap_or(0),
+        _ => 0,
+    };
+    let followed = reply
+        .iter()
+        .skip(1)
+        .filter_map(|v| match v {
+            Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+            _ => None,
+        })
+        .collect();
+    (ended, followed)
+}
 
 /// What a rotation starts from.
 enum Source {
@@ -1615,31 +1825,25 @@ impl SessionStore for RedisStore {
     }
 
     async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
-        let mut list: Vec<Metadata> = self.user_sessions(user).await?.into_iter().map(|(_, r)| r.meta).collect();
+        let mut list: Vec<Metadata> = self.user_sessions(user).await?.into_iter().map(|l| l.record.meta).collect();
         list.sort_by_key(|m| m.created_at);
         Ok(list)
     }
 
+    /// The listing, then one `EVALSHA` (on a cluster: one per session
+    /// key, then a `ZREM`); a session that a rotation moved since the
+    /// listing is followed to its new key.
     async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
-        let members: Vec<String> = self
-            .user_sessions(user)
-            .await?
-            .into_iter()
-            .filter(|(_, r)| r.meta.handle == *handle)
-            .map(|(m, _)| m)
-            .collect();
-        Ok(self.delete_members(user, &members).await? > 0)
+        let listed = self.user_sessions(user).await?;
+        let chosen: Vec<&Listed> = listed.iter().filter(|l| l.record.meta.handle == *handle).collect();
+        Ok(self.end_sessions(user, &chosen).await? > 0)
     }
 
+    /// As `delete_by_handle`; counts the sessions ended.
     async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
-        let members: Vec<String> = self
-            .user_sessions(user)
-            .await?
-            .into_iter()
-            .filter(|(_, r)| Some(&r.meta.handle) != keep)
-            .map(|(m, _)| m)
-            .collect();
-        self.delete_members(user, &members).await
+        let listed = self.user_sessions(user).await?;
+        let chosen: Vec<&Listed> = listed.iter().filter(|l| Some(&l.record.meta.handle) != keep).collect();
+        self.end_sessions(user, &chosen).await
     }
 
     async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
