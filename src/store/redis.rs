@@ -59,7 +59,8 @@
 //! nothing live is under the new key; it builds the successor from the old
 //! hash *as stored now* with the semantics of [`Rotation::successor`]
 //! (retained and cleared `d:` fields, the change set, a login's user and
-//! deadline, the times, the predecessor), refuses it past the data cap, writes
+//! deadline, the times, the predecessor: always the old key, until the
+//! successor is first used), refuses it past the data cap, writes
 //! it under the new key with its TTL and replaces the old hash by the pointer.
 //! Fields are copied as stored, never re-encoded.
 //!
@@ -76,8 +77,34 @@
 //! best effort (a failure is logged): the index stays a superset of the live
 //! sessions either way.
 //!
-//! [`SessionStore::delete`] is one script too: it deletes the key and, while
-//! the deleted key was a retired pointer, its successor, at most 16 keys.
+//! # Delete and revocation
+//!
+//! [`SessionStore::delete`] is one script: it deletes the key and, if that
+//! held a retired pointer that is still live (Redis' TTL expires it at
+//! `until`, and the script also compares `until` with the store's clock,
+//! which may run ahead of Redis'), follows it. A pointer found there is
+//! deleted and followed in turn; the record at the end of the chain is
+//! deleted only if its `predecessor` field is the hex of the last pointer
+//! followed, i.e. only a successor that was never used: once its client
+//! used the new ID (`close_overlap` clears the field), or once the pointer
+//! expired, a logout on the old ID ends nothing but the pointer. At most 16
+//! keys.
+//!
+//! [`SessionStore::delete_user`] and [`SessionStore::delete_by_handle`]
+//! list the user's sessions, choose some, and end each with the revocation
+//! script, which follows a key that a rotation retired since the listing
+//! (a live pointer, at most 16 keys) to the live session it became and
+//! deletes it *whatever its predecessor*: a revocation racing a renewal
+//! ends the renewed session. The script reads the user from the record's
+//! `meta` (with `cjson`) and deletes only a session of the user being
+//! revoked: a login rotation to another user takes the session out of
+//! reach. `delete_user` counts the live sessions it ended, not the keys.
+//! The index members of both the listed keys and the successors reached
+//! are removed afterwards (in the same script on a single server).
+//!
+//! A listing follows retired members too (see the index below), so a
+//! session is listed once, under its live key, whether the index holds its
+//! old member, its new one, or both.
 //!
 //! # Per-user index and leases
 //!
@@ -87,7 +114,12 @@
 //!   and `rotate` add an authenticated session to it *before* writing the
 //!   session, so the index is always a superset of the user's live sessions;
 //!   listing loads the candidates and drops stale members (deleted, expired,
-//!   retired), so `delete` never touches the index.
+//!   retired), so `delete` never touches the index. A retired member is
+//!   first followed to the session it became (which is listed once, and
+//!   indexed again if its own member was missing: a listing that ran in
+//!   the middle of the rotation may have dropped it); two live records with
+//!   one handle (one session read before and after a rotation) are listed
+//!   once, as the later one.
 //! - `{prefix}{<hex digest>}:lock` holds the token of a session's exclusive
 //!   lease (`SET ... PX`); it shares the session's hash tag, so the session
 //!   and its lease live in one slot.
@@ -111,9 +143,12 @@
 //!   anything. A session thus keeps its slot across rotations, and `delete`'s
 //!   chain of retired keys stays in one slot: one script.
 //! - **Scripts touch one slot.** The session scripts get the session hash
-//!   (the rotation script: both co-located hashes, the delete script: the
-//!   hash and the successors it points to), the lease scripts the lease, the
-//!   index script the user index.
+//!   (the rotation script: both co-located hashes; the delete and
+//!   revocation scripts: the hash and the successors it points to, which a
+//!   rotation kept in its slot), the lease scripts the lease, the index
+//!   script the user index. On a cluster the revocation script runs once
+//!   per session; on a single server, where slots do not matter, once for
+//!   all of them, with the user index as one more key.
 //! - **The user index is in another slot.** Its tag is the user's digest,
 //!   so it almost never shares a slot with the user's sessions. Nothing
 //!   updates both at once; the guarantee (the index is a superset of the
@@ -121,14 +156,15 @@
 //!   `create` and `rotate` index, write the session, then index again;
 //!   revocation deletes the sessions, then their members; a listing that
 //!   finds a member without a session removes it, then checks the session
-//!   again and re-indexes it if a `create` wrote it meanwhile. A crash
+//!   again and re-indexes it if a `create` wrote it meanwhile; a listing
+//!   that reaches a session only through a retired member indexes it before
+//!   removing that member. A crash
 //!   between two steps leaves at worst a stale member, which the next
 //!   listing drops.
 //! - **No cross-slot pipelines.** Where a single server gets one pipeline
-//!   (the `HGETALL`s of a listing, the revocation's `DEL`s and `ZREM`), a
-//!   cluster gets one command per key, all in flight at once (the multi-key
-//!   `DEL` is split by slot by the client), so each batch still costs about
-//!   one round trip of latency.
+//!   or one script (the `HGETALL`s of a listing, the revocation script), a
+//!   cluster gets one command or script per key, all in flight at once, so
+//!   each batch still costs about one round trip of latency.
 //!
 //! # Round trips
 //!
@@ -149,11 +185,20 @@
 //! before and again after, together with the `ZREM` of the old member when
 //! the old record had a user: four round trips.
 //!
+//! `delete` is one `EVALSHA` whatever the chain it follows (one `HMGET` and
+//! one `DEL` per key inside the script).
+//!
 //! `list_user` is one `ZRANGE` plus one pipelined batch of `HGETALL`s (plus
 //! a `ZREM`, an `EXISTS` batch and maybe an `EVALSHA` when stale members are
-//! dropped); `delete_by_handle` and `delete_user` add one pipeline of a
-//! `DEL` and the `ZREM` of their index members (two round trips on a
-//! cluster).
+//! dropped). A retired member whose successor is not listed costs one more
+//! batch of `HGETALL`s per step along its chain, and the `EVALSHA` that
+//! indexes the successor: only when a listing races a rotation (or a
+//! member was lost), since a rotation indexes its successor and unindexes
+//! the old key itself. `delete_by_handle` and `delete_user` add one
+//! `EVALSHA` of the revocation script, which deletes the sessions and then
+//! removes their members: three round trips in all on a single server. On
+//! a cluster they add one `EVALSHA` per session (all in flight at once)
+//! and then the `ZREM`: four.
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, task::Poll, time::Duration};
 
@@ -1801,7 +1846,7 @@ impl SessionStore for RedisStore {
     }
 
     /// One `EVALSHA`: the key and, along live retired pointers, its
-    /// successor while unused (see the [module documentation](self#rotation)).
+    /// successor while unused (see the [module documentation](self#delete-and-revocation)).
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         self.scripts
             .delete
