@@ -490,6 +490,152 @@ async fn redis_delete_follows_at_most_16_keys() {
     cleanup(&store).await;
 }
 
+/// `delete` follows a pointer only while it is live by the store's clock
+/// (Redis' TTL may lag), and ends the successor only while it is unused.
+#[tokio::test]
+async fn redis_delete_follows_live_pointers_to_unused_successors() {
+    let Some(store) = store().await else { return };
+    let mut conn = raw_conn().await;
+    let rotate = |old, new| {
+        let store = store.clone();
+        async move {
+            let now = SystemClock.now_ms();
+            let rotation = Rotation::new(now, ChangeSet::new(now, now + 60_000));
+            assert_eq!(store.rotate(&old, &new, &rotation).await.expect("rotate"), Rotated::Done);
+            rotation.retired(new)
+        }
+    };
+    let keys: Vec<_> = (0..3).map(|_| SessionId::generate().expect("rng").storage_key()).collect();
+    assert!(store.create(&keys[0], &record_now()).await.expect("create"));
+    let retired = rotate(keys[0], keys[1]).await;
+    // Past `until` by the store's clock, before Redis expires the pointer.
+    let later = store.clone().with_clock(ManualClock::new(retired.until));
+    later.delete(&keys[0]).await.expect("delete");
+    assert!(fields(&mut conn, &store.redis_key(&keys[0])).await.is_empty(), "the pointer itself is deleted");
+    assert!(store.load(&keys[1]).await.expect("load").is_some(), "an expired pointer ends nothing");
+    // A successor that names another predecessor (it was used, then
+    // renamed by hand here) is not ended either.
+    let _ = rotate(keys[1], keys[2]).await;
+    let successor = store.redis_key(&keys[2]);
+    let other = SessionId::generate().expect("rng").storage_key().to_hex();
+    let () =
+        redis::cmd("HSET").arg(&successor).arg("predecessor").arg(&other).query_async(&mut conn).await.expect("hset");
+    store.delete(&keys[1]).await.expect("delete");
+    assert!(store.lookup(&keys[1]).await.expect("lookup").is_none(), "the pointer is gone");
+    assert!(store.load(&keys[2]).await.expect("load").is_some(), "a used successor survives");
+    store.delete(&keys[2]).await.expect("delete");
+    cleanup(&store).await;
+}
+
+/// A user index that holds a retired member (a listing or revocation that
+/// read the index before a rotation) reaches the session it became, lists
+/// it once, indexes it if it was not, and ends it (counted once); a login
+/// rotation to another user puts the session out of the first user's reach.
+#[tokio::test]
+async fn redis_revocations_follow_retired_members_of_the_same_user() {
+    let Some(store) = store().await else { return };
+    let mut conn = raw_conn().await;
+    let (alice, bob) = (format!("alice-{:x}", rand::random::<u64>()), format!("bob-{:x}", rand::random::<u64>()));
+    let index = store.user_index_key(&alice);
+    let members = |conn: &ConnectionManager| {
+        let (index, mut conn) = (index.clone(), conn.clone());
+        async move {
+            let mut m: Vec<String> =
+                redis::cmd("ZRANGE").arg(index).arg(0).arg(-1).query_async(&mut conn).await.expect("zrange");
+            m.sort();
+            m
+        }
+    };
+    let zadd = |conn: &ConnectionManager, member: String| {
+        let (index, mut conn) = (index.clone(), conn.clone());
+        async move {
+            let () =
+                redis::cmd("ZADD").arg(index).arg(MAX_SCORE).arg(member).query_async(&mut conn).await.expect("zadd");
+        }
+    };
+    const MAX_SCORE: u64 = (1 << 53) - 1;
+    let now = SystemClock.now_ms();
+    let mut record = record_now();
+    record.meta.auth = Some(Auth::new(&alice, now));
+    let (a, b) = (SessionId::generate().expect("rng").storage_key(), SessionId::generate().expect("rng").storage_key());
+    assert!(store.create(&a, &record).await.expect("create"));
+    let rotation = Rotation::new(now, ChangeSet::new(now, now + 60_000));
+    assert_eq!(store.rotate(&a, &b, &rotation).await.expect("rotate"), Rotated::Done);
+    assert_eq!(members(&conn).await, [b.to_hex()]);
+    // Both the retired and the live member: listed once.
+    zadd(&conn, a.to_hex()).await;
+    let listed = store.list_user(&alice).await.expect("list");
+    assert_eq!(listed.len(), 1, "one session, listed once");
+    assert_eq!(listed[0].handle, record.meta.handle);
+    assert_eq!(members(&conn).await, [b.to_hex()], "the retired member is dropped");
+    // Only the retired member: followed, and the successor indexed again.
+    let () = redis::cmd("ZREM").arg(&index).arg(b.to_hex()).query_async(&mut conn).await.expect("zrem");
+    zadd(&conn, a.to_hex()).await;
+    assert_eq!(store.list_user(&alice).await.expect("list").len(), 1, "reached through the retired member");
+    assert_eq!(members(&conn).await, [b.to_hex()], "the successor is indexed again");
+    // A revocation through the retired member alone ends it, once.
+    let () = redis::cmd("ZREM").arg(&index).arg(b.to_hex()).query_async(&mut conn).await.expect("zrem");
+    zadd(&conn, a.to_hex()).await;
+    assert_eq!(store.delete_user(&alice, None).await.expect("delete_user"), 1);
+    assert!(store.load(&b).await.expect("load").is_none(), "the renewed session is ended");
+    assert!(members(&conn).await.is_empty(), "neither member is left");
+
+    // A login rotation to bob: alice's stale member reaches bob's session,
+    // which she neither lists nor ends.
+    let (c, d) = (SessionId::generate().expect("rng").storage_key(), SessionId::generate().expect("rng").storage_key());
+    assert!(store.create(&c, &record).await.expect("create"));
+    let mut login = Rotation::new(now, ChangeSet::new(now, now + 60_000));
+    login.login = Some(Login::new(Auth::new(&bob, now), now + 3_600_000));
+    assert_eq!(store.rotate(&c, &d, &login).await.expect("rotate"), Rotated::Done);
+    zadd(&conn, c.to_hex()).await;
+    assert!(store.list_user(&alice).await.expect("list").is_empty(), "bob's session is not alice's");
+    zadd(&conn, c.to_hex()).await;
+    assert_eq!(store.delete_user(&alice, None).await.expect("delete_user"), 0);
+    zadd(&conn, c.to_hex()).await;
+    assert!(!store.delete_by_handle(&alice, &record.meta.handle).await.expect("delete_by_handle"));
+    assert!(store.load(&d).await.expect("load").is_some(), "bob's session survives alice's revocations");
+    assert_eq!(store.list_user(&bob).await.expect("list").len(), 1);
+    assert_eq!(store.delete_user(&bob, None).await.expect("delete_user"), 1);
+    cleanup(&store).await;
+}
+
+/// Alice's "log out other devices" racing a login rotation of one of her
+/// sessions to bob: the revocation ends it before the rotation (which then
+/// creates nothing) or not at all; bob's session is never ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_revocations_racing_a_login_rotation_spare_the_new_user() {
+    let Some(store) = store().await else { return };
+    for i in 0..100 {
+        let (alice, bob) = (format!("alice-{i}"), format!("bob-{i}"));
+        let now = SystemClock.now_ms();
+        let mut record = record_now();
+        record.meta.auth = Some(Auth::new(&alice, now));
+        let (c, d) =
+            (SessionId::generate().expect("rng").storage_key(), SessionId::generate().expect("rng").storage_key());
+        assert!(store.create(&c, &record).await.expect("create"));
+        let mut login = Rotation::new(now, ChangeSet::new(now, now + 60_000));
+        login.login = Some(Login::new(Auth::new(&bob, now), now + 3_600_000));
+        let (s1, s2) = (store.clone(), store.clone());
+        let revoke = tokio::spawn(async move { s1.delete_user(&alice, None).await.expect("delete_user") });
+        let rotate = tokio::spawn(async move {
+            for _ in 0..i % 5 {
+                tokio::task::yield_now().await;
+            }
+            s2.rotate(&c, &d, &login).await.expect("rotate")
+        });
+        let ended = revoke.await.expect("task");
+        match rotate.await.expect("task") {
+            Rotated::Done => {
+                assert_eq!(ended, 0, "round {i}: the revocation came after the login");
+                assert!(store.load(&d).await.expect("load").is_some(), "round {i}: bob's session was ended");
+            }
+            Rotated::Gone => assert_eq!(ended, 1, "round {i}"),
+            other => panic!("round {i}: {other:?}"),
+        }
+    }
+    cleanup(&store).await;
+}
+
 /// Counts commands per operation with `INFO commandstats`.
 ///
 /// `cargo test --features redis --test store_redis -- --ignored --nocapture redis_round_trips`

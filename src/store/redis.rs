@@ -20,7 +20,7 @@
 //! | `meta` | JSON of the metadata that never changes while the key is live (`created_at`, `handle`, `auth`, …) |
 //! | `last_seen`, `expires_at`, `absolute_deadline` | decimal milliseconds since the Unix epoch |
 //! | `persistent` | `0` or `1` |
-//! | `predecessor` | hex storage key of the key this one was rotated from, during an overlap ([`Metadata::predecessor`]); absent otherwise |
+//! | `predecessor` | hex storage key of the key this one was rotated from, until the successor is first used ([`Metadata::predecessor`], cleared by `close_overlap`); absent otherwise |
 //! | `size` | the data size ([`Data::size`]: the bytes of every key and raw value), kept by every write for the data cap |
 //! | `d:<key>` | the raw JSON of session value `<key>` |
 //!
@@ -59,7 +59,8 @@
 //! nothing live is under the new key; it builds the successor from the old
 //! hash *as stored now* with the semantics of [`Rotation::successor`]
 //! (retained and cleared `d:` fields, the change set, a login's user and
-//! deadline, the times, the predecessor), refuses it past the data cap, writes
+//! deadline, the times, the predecessor: always the old key, until the
+//! successor is first used), refuses it past the data cap, writes
 //! it under the new key with its TTL and replaces the old hash by the pointer.
 //! Fields are copied as stored, never re-encoded.
 //!
@@ -76,8 +77,34 @@
 //! best effort (a failure is logged): the index stays a superset of the live
 //! sessions either way.
 //!
-//! [`SessionStore::delete`] is one script too: it deletes the key and, while
-//! the deleted key was a retired pointer, its successor, at most 16 keys.
+//! # Delete and revocation
+//!
+//! [`SessionStore::delete`] is one script: it deletes the key and, if that
+//! held a retired pointer that is still live (Redis' TTL expires it at
+//! `until`, and the script also compares `until` with the store's clock,
+//! which may run ahead of Redis'), follows it. A pointer found there is
+//! deleted and followed in turn; the record at the end of the chain is
+//! deleted only if its `predecessor` field is the hex of the last pointer
+//! followed, i.e. only a successor that was never used: once its client
+//! used the new ID (`close_overlap` clears the field), or once the pointer
+//! expired, a logout on the old ID ends nothing but the pointer. At most 16
+//! keys.
+//!
+//! [`SessionStore::delete_user`] and [`SessionStore::delete_by_handle`]
+//! list the user's sessions, choose some, and end each with the revocation
+//! script, which follows a key that a rotation retired since the listing
+//! (a live pointer, at most 16 keys) to the live session it became and
+//! deletes it *whatever its predecessor*: a revocation racing a renewal
+//! ends the renewed session. The script reads the user from the record's
+//! `meta` (with `cjson`) and deletes only a session of the user being
+//! revoked: a login rotation to another user takes the session out of
+//! reach. `delete_user` counts the live sessions it ended, not the keys.
+//! The index members of both the listed keys and the successors reached
+//! are removed afterwards (in the same script on a single server).
+//!
+//! A listing follows retired members too (see the index below), so a
+//! session is listed once, under its live key, whether the index holds its
+//! old member, its new one, or both.
 //!
 //! # Per-user index and leases
 //!
@@ -87,7 +114,12 @@
 //!   and `rotate` add an authenticated session to it *before* writing the
 //!   session, so the index is always a superset of the user's live sessions;
 //!   listing loads the candidates and drops stale members (deleted, expired,
-//!   retired), so `delete` never touches the index.
+//!   retired), so `delete` never touches the index. A retired member is
+//!   first followed to the session it became (which is listed once, and
+//!   indexed again if its own member was missing: a listing that ran in
+//!   the middle of the rotation may have dropped it); two live records with
+//!   one handle (one session read before and after a rotation) are listed
+//!   once, as the later one.
 //! - `{prefix}{<hex digest>}:lock` holds the token of a session's exclusive
 //!   lease (`SET ... PX`); it shares the session's hash tag, so the session
 //!   and its lease live in one slot.
@@ -111,9 +143,12 @@
 //!   anything. A session thus keeps its slot across rotations, and `delete`'s
 //!   chain of retired keys stays in one slot: one script.
 //! - **Scripts touch one slot.** The session scripts get the session hash
-//!   (the rotation script: both co-located hashes, the delete script: the
-//!   hash and the successors it points to), the lease scripts the lease, the
-//!   index script the user index.
+//!   (the rotation script: both co-located hashes; the delete and
+//!   revocation scripts: the hash and the successors it points to, which a
+//!   rotation kept in its slot), the lease scripts the lease, the index
+//!   script the user index. On a cluster the revocation script runs once
+//!   per session; on a single server, where slots do not matter, once for
+//!   all of them, with the user index as one more key.
 //! - **The user index is in another slot.** Its tag is the user's digest,
 //!   so it almost never shares a slot with the user's sessions. Nothing
 //!   updates both at once; the guarantee (the index is a superset of the
@@ -121,14 +156,15 @@
 //!   `create` and `rotate` index, write the session, then index again;
 //!   revocation deletes the sessions, then their members; a listing that
 //!   finds a member without a session removes it, then checks the session
-//!   again and re-indexes it if a `create` wrote it meanwhile. A crash
+//!   again and re-indexes it if a `create` wrote it meanwhile; a listing
+//!   that reaches a session only through a retired member indexes it before
+//!   removing that member. A crash
 //!   between two steps leaves at worst a stale member, which the next
 //!   listing drops.
 //! - **No cross-slot pipelines.** Where a single server gets one pipeline
-//!   (the `HGETALL`s of a listing, the revocation's `DEL`s and `ZREM`), a
-//!   cluster gets one command per key, all in flight at once (the multi-key
-//!   `DEL` is split by slot by the client), so each batch still costs about
-//!   one round trip of latency.
+//!   or one script (the `HGETALL`s of a listing, the revocation script), a
+//!   cluster gets one command or script per key, all in flight at once, so
+//!   each batch still costs about one round trip of latency.
 //!
 //! # Round trips
 //!
@@ -149,11 +185,20 @@
 //! before and again after, together with the `ZREM` of the old member when
 //! the old record had a user: four round trips.
 //!
+//! `delete` is one `EVALSHA` whatever the chain it follows (one `HMGET` and
+//! one `DEL` per key inside the script).
+//!
 //! `list_user` is one `ZRANGE` plus one pipelined batch of `HGETALL`s (plus
 //! a `ZREM`, an `EXISTS` batch and maybe an `EVALSHA` when stale members are
-//! dropped); `delete_by_handle` and `delete_user` add one pipeline of a
-//! `DEL` and the `ZREM` of their index members (two round trips on a
-//! cluster).
+//! dropped). A retired member whose successor is not listed costs one more
+//! batch of `HGETALL`s per step along its chain, and the `EVALSHA` that
+//! indexes the successor: only when a listing races a rotation (or a
+//! member was lost), since a rotation indexes its successor and unindexes
+//! the old key itself. `delete_by_handle` and `delete_user` add one
+//! `EVALSHA` of the revocation script, which deletes the sessions and then
+//! removes their members: three round trips in all on a single server. On
+//! a cluster they add one `EVALSHA` per session (all in flight at once)
+//! and then the `ZREM`: four.
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, task::Poll, time::Duration};
 
@@ -361,7 +406,7 @@ return 1
 /// `KEYS[1]` = old session, `KEYS[2]` = new session (one slot on a
 /// cluster). `ARGV`: 1 now, 2 the new key's hex, 3 the old record's `meta`
 /// as read before (compare and set), 4 the successor's `meta` (`''`: the
-/// old one), 5 the predecessor's hex (`''`: none), 6 last_seen, 7
+/// old one), 5 the predecessor's hex (the old key's; `''`: none), 6 last_seen, 7
 /// expires_at, 8 persistent (`''`, `'0'` or `'1'`), 9 clear (`'0'` or
 /// `'1'`), 10 the data cap (`'0'`: none), 11 the login's absolute deadline
 /// (`''`: the old one), 12-14 the retired pointer's at, overlap_until and
@@ -444,21 +489,93 @@ return {'done'}
 "#
 );
 
-/// `KEYS[1]` = session key. `ARGV`: the key prefix. Deletes the key and,
-/// while it was a retired pointer, its successor (`{prefix}{<successor>}`,
-/// in the same slot: a rotation only retires a key for a co-located one),
-/// at most 16 keys. Returns how many keys existed.
-const DELETE_LUA: &str = r#"
-local key = KEYS[1]
+/// `KEYS[1]` = session key. `ARGV`: 1 the key prefix, 2 now, 3 the key's
+/// hex. Deletes the key. While the deleted key was a retired pointer that
+/// is live at `now` (its `until` is ahead; Redis' TTL may lag behind the
+/// store's clock), follows it to `{prefix}{<successor>}` (in the same slot:
+/// a rotation only retires a key for a co-located one): a pointer there is
+/// deleted and followed in turn; a record there is deleted only if its
+/// `predecessor` is the last pointer followed (a successor not used yet).
+/// At most 16 keys. Returns how many keys it deleted.
+const DELETE_LUA: &str = concat!(
+    lua_prelude!(),
+    r#"
+local key, hex, pointer = KEYS[1], ARGV[3], nil
 local n = 0
 for _ = 1, 16 do
-  local succ = redis.pcall('HGET', key, 'retired')
+  local f = redis.pcall('HMGET', key, 'retired', 'until', 'predecessor')
+  if f.err then f = {} end
+  local succ, untl, pred = f[1], f[2], f[3]
+  if pointer and not succ then
+    -- The live end of the chain (or nothing): an unused successor only.
+    if pred == pointer then n = n + redis.call('DEL', key) end
+    return n
+  end
   n = n + redis.call('DEL', key)
-  if type(succ) ~= 'string' or #succ ~= 64 or not string.match(succ, '^%x+$') then return n end
+  if not succ or not untl or not lt(ARGV[2], untl) then return n end
+  if #succ ~= 64 or not string.match(succ, '^%x+$') then return n end
+  pointer, hex = hex, succ
   key = ARGV[1] .. '{' .. succ .. '}'
 end
 return n
-"#;
+"#
+);
+
+/// `KEYS[1..n]` = session keys of one user to end; on a single server,
+/// `KEYS[n + 1]` = the user's index. `ARGV`: 1 the key prefix, 2 now, 3 the
+/// user, 4 `n`, `5..4+n` the session keys' hex, then index members to
+/// remove. For each session key: a record there is deleted if its `meta`
+/// names the user (counted if live at `now`); a retired pointer live at
+/// `now` is followed (at most 16 keys, in the same slot) to the record it
+/// became, which is deleted likewise, whatever its predecessor: a
+/// revocation racing a rotation ends the rotated session (of the same
+/// user: a login rotation to another user moves the session out of reach).
+/// Pointers stay (they expire). With the index key, the given members and
+/// the followed successors ended are removed from it, after the sessions.
+/// Returns `{ended, <hex of each followed successor deleted>...}`.
+const REVOKE_LUA: &str = concat!(
+    lua_prelude!(),
+    r#"
+local now, user, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local function owner(meta)
+  local ok, m = pcall(cjson.decode, meta)
+  if not ok or type(m) ~= 'table' or type(m['auth']) ~= 'table' then return nil end
+  return m['auth']['user']
+end
+local ended, followed = 0, {}
+for i = 1, n do
+  local key, hex = KEYS[i], ARGV[4 + i]
+  for hop = 1, 16 do
+    local f = redis.pcall('HMGET', key, 'retired', 'until', 'meta', 'expires_at', 'absolute_deadline')
+    if f.err then break end
+    local succ = f[1]
+    if succ then
+      if not f[2] or not lt(now, f[2]) or #succ ~= 64 or not string.match(succ, '^%x+$') then break end
+      hex = succ
+      key = ARGV[1] .. '{' .. succ .. '}'
+    else
+      if f[3] and owner(f[3]) == user then
+        redis.call('DEL', key)
+        if f[4] and f[5] and lt(now, f[4]) and lt(now, f[5]) then ended = ended + 1 end
+        if hop > 1 then followed[#followed + 1] = hex end
+      end
+      break
+    end
+  end
+end
+if #KEYS > n then
+  local members = {}
+  for i = 5 + n, #ARGV do members[#members + 1] = ARGV[i] end
+  for _, h in ipairs(followed) do members[#members + 1] = h end
+  for from = 1, #members, 1000 do
+    redis.call('ZREM', KEYS[n + 1], unpack(members, from, math.min(from + 999, #members)))
+  end
+end
+local out = {ended}
+for _, h in ipairs(followed) do out[#out + 1] = h end
+return out
+"#
+);
 
 /// `KEYS[1]` = user index. `ARGV`: now, then score (absolute deadline) /
 /// member pairs. Touches the index key only (one slot).
@@ -499,6 +616,7 @@ struct Scripts {
     touch: Script,
     rotate: Script,
     delete: Script,
+    revoke: Script,
     index: Script,
     lock: Script,
     unlock: Script,
@@ -733,6 +851,7 @@ impl RedisStore {
                 touch: Script::new(TOUCH_LUA),
                 rotate: Script::new(ROTATE_LUA),
                 delete: Script::new(DELETE_LUA),
+                revoke: Script::new(REVOKE_LUA),
                 index: Script::new(INDEX_LUA),
                 lock: Script::new(LOCK_LUA),
                 unlock: Script::new(UNLOCK_LUA),
@@ -890,15 +1009,22 @@ impl RedisStore {
         }
     }
 
-    /// The live sessions of `user` (storage key in hex, record), after
-    /// dropping stale members from the index.
+    /// The live sessions of `user`, once each, after dropping stale members
+    /// from the index.
     ///
     /// A member whose session is missing may belong to a `create` between its
     /// two steps (indexed, not yet written): after the `ZREM`, such members
     /// are checked again and put back if their session exists by then, and
     /// `create` indexes once more after writing, so that whichever order the
     /// two interleave in, a live session ends up in the index.
-    async fn user_sessions(&self, user: &str) -> Result<Vec<(String, Record)>, StoreError> {
+    ///
+    /// A member that a rotation retired is followed (at most 16 keys) to the
+    /// live session it became, which is listed once whether or not its own
+    /// member was listed too (and indexed before the retired member is
+    /// dropped, if it was not: a listing that ran in the middle of the
+    /// rotation may have dropped it). Two live records with one handle are
+    /// one session read on both sides of a rotation: listed once.
+    async fn user_sessions(&self, user: &str) -> Result<Vec<Listed>, StoreError> {
         let index = self.user_index_key(user);
         let now = self.clock.now_ms();
         let scored: Vec<(String, f64)> = ::redis::cmd("ZRANGE")
@@ -915,16 +1041,27 @@ impl RedisStore {
         }
         let cmds = scored.iter().map(|(m, _)| ::redis::cmd("HGETALL").arg(self.member_key(m)).clone()).collect();
         let replies = self.batch(cmds).await?;
-        let mut live = Vec::new();
+        let mut found: Vec<Listed> = Vec::new();
         let mut stale = Vec::new();
         let mut missing = Vec::new();
+        // Retired members (member, successor) and, by key, the live pointers
+        // this listing read.
+        let mut follow: Vec<(String, String)> = Vec::new();
+        let mut pointers: Vec<(String, String)> = Vec::new();
         for ((m, score), reply) in scored.into_iter().zip(replies) {
             // An undecodable record is left alone (and unlisted), not an error
             // for the whole list.
             match decode(reply, self.max_record_bytes) {
-                Ok(Some(Stored::Live(r))) if !r.is_expired(now) && r.meta.user() == Some(user) => live.push((m, r)),
-                // Expired, another user's, or retired by a rotation (whose
-                // successor is indexed under its own member).
+                Ok(Some(Stored::Live(r))) if !r.is_expired(now) && r.meta.user() == Some(user) => {
+                    Listed::add(&mut found, vec![m.clone()], m, r);
+                }
+                Ok(Some(Stored::Retired(p))) if !p.is_expired(now) => {
+                    let successor = p.successor.to_hex();
+                    pointers.push((m.clone(), successor.clone()));
+                    follow.push((m.clone(), successor));
+                    stale.push(m);
+                }
+                // Expired, another user's, or a dead pointer.
                 Ok(Some(_)) => stale.push(m),
                 Ok(None) => {
                     stale.push(m.clone());
@@ -934,8 +1071,57 @@ impl RedisStore {
                 Err(e) => tracing::warn!(error = %e, "unreadable session in a user index"),
             }
         }
+        // Successors found only by following a retired member.
+        let mut reindex: Vec<(u64, String)> = Vec::new();
+        for _ in 0..MAX_CHAIN {
+            // Each retired member to the next key that is not a pointer this
+            // listing read (at most 16 steps), then to the live session
+            // listed under that key, if any; the rest are read.
+            let mut fetch: Vec<(Vec<String>, String)> = Vec::new();
+            for (member, mut key) in follow.drain(..) {
+                for _ in 0..MAX_CHAIN {
+                    match pointers.iter().find(|(k, _)| *k == key) {
+                        Some((_, next)) => key.clone_from(next),
+                        None => break,
+                    }
+                }
+                if let Some(l) = found.iter_mut().find(|l| l.keys.contains(&key)) {
+                    l.members.push(member);
+                } else if let Some((members, _)) = fetch.iter_mut().find(|(_, k)| *k == key) {
+                    members.push(member);
+                } else {
+                    fetch.push((vec![member], key));
+                }
+            }
+            if fetch.is_empty() {
+                break;
+            }
+            let cmds = fetch.iter().map(|(_, k)| ::redis::cmd("HGETALL").arg(self.member_key(k)).clone()).collect();
+            let replies = self.batch(cmds).await?;
+            for ((members, key), reply) in fetch.into_iter().zip(replies) {
+                match decode(reply, self.max_record_bytes) {
+                    Ok(Some(Stored::Live(r))) if !r.is_expired(now) && r.meta.user() == Some(user) => {
+                        reindex.push((r.meta.absolute_deadline, key.clone()));
+                        Listed::add(&mut found, members, key, r);
+                    }
+                    Ok(Some(Stored::Retired(p))) if !p.is_expired(now) => {
+                        let successor = p.successor.to_hex();
+                        pointers.push((key, successor.clone()));
+                        follow.extend(members.into_iter().map(|m| (m, successor.clone())));
+                    }
+                    // Gone, expired, another user's (a login rotation).
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "unreadable session in a user index"),
+                }
+            }
+        }
+        if !reindex.is_empty() {
+            // Before the retired members are dropped: the index never
+            // misses a live session.
+            self.index(user, &reindex).await?;
+        }
         if stale.is_empty() {
-            return Ok(live);
+            return Ok(found);
         }
         self.unindex(&index, &stale).await?;
         if !missing.is_empty() {
@@ -951,7 +1137,7 @@ impl RedisStore {
                 self.index(user, &back).await?;
             }
         }
-        Ok(live)
+        Ok(found)
     }
 
     async fn unindex(&self, index: &str, members: &[String]) -> Result<(), StoreError> {
@@ -963,38 +1149,66 @@ impl RedisStore {
             .map_err(|e| self.err(&e))
     }
 
-    /// Deletes the given sessions of `user`, then their index members;
-    /// returns how many existed. The sessions go first, so that a failure
-    /// half-way leaves stale members (dropped by the next listing), never an
-    /// unindexed live session.
-    async fn delete_members(&self, user: &str, members: &[String]) -> Result<usize, StoreError> {
-        if members.is_empty() {
+    /// Ends the given listed sessions of `user`, then removes their index
+    /// members; returns how many sessions it ended. Each session key is
+    /// followed if a rotation retired it since the listing (the revocation
+    /// script). The sessions go first, so that a failure half-way leaves
+    /// stale members (dropped by the next listing), never an unindexed live
+    /// session.
+    ///
+    /// On a single server, one script does it all, the index included; on
+    /// a cluster, one script per session (all in flight at once), then one
+    /// `ZREM`.
+    async fn end_sessions(&self, user: &str, sessions: &[&Listed]) -> Result<usize, StoreError> {
+        if sessions.is_empty() {
             return Ok(0);
         }
-        let keys: Vec<String> = members.iter().map(|m| self.member_key(m)).collect();
+        let keys: Vec<&String> = sessions.iter().flat_map(|l| &l.keys).collect();
+        let mut members: Vec<&String> = sessions.iter().flat_map(|l| l.keys.iter().chain(&l.members)).collect();
+        members.sort_unstable();
+        members.dedup();
         let index = self.user_index_key(user);
-        let deleted: i64 = match &self.conn {
+        let revoke = |keys: &[&String]| {
+            let mut inv = self.scripts.revoke.prepare_invoke();
+            for k in keys {
+                inv.key(self.member_key(k));
+            }
+            inv.arg(&*self.prefix).arg(self.now()).arg(user).arg(keys.len());
+            for k in keys {
+                inv.arg(k.as_str());
+            }
+            inv
+        };
+        match &self.conn {
             Conn::Single(_) => {
-                // One round trip: the server runs the pipeline in order.
-                let mut pipe = ::redis::pipe();
-                pipe.cmd("DEL").arg(&keys);
-                pipe.cmd("ZREM").arg(&index).arg(members).ignore();
-                let (deleted,): (i64,) = pipe.query_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
-                deleted
+                let mut inv = revoke(&keys);
+                inv.key(&index);
+                for m in &members {
+                    inv.arg(m.as_str());
+                }
+                let reply: Vec<Value> = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+                Ok(revoked(&reply).0)
             }
             Conn::Cluster(_) => {
-                // The client splits a multi-key DEL by slot, sends the parts
-                // at once and sums the counts; the ZREM only after all of them.
-                let deleted: i64 = ::redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async(&mut self.conn.clone())
-                    .await
-                    .map_err(|e| self.err(&e))?;
-                self.unindex(&index, members).await?;
-                deleted
+                let replies = join_all(keys.iter().map(|k| {
+                    let inv = revoke(&[*k]);
+                    let mut conn = self.conn.clone();
+                    async move { inv.invoke_async::<Vec<Value>>(&mut conn).await }
+                }))
+                .await;
+                let mut ended = 0;
+                let mut followed = Vec::new();
+                for reply in replies {
+                    let (n, succ) = revoked(&reply.map_err(|e| self.err(&e))?);
+                    ended += n;
+                    followed.extend(succ);
+                }
+                let mut members: Vec<String> = members.into_iter().cloned().collect();
+                members.extend(followed);
+                self.unindex(&index, &members).await?;
+                Ok(ended)
             }
-        };
-        Ok(usize::try_from(deleted).unwrap_or(0))
+        }
     }
 
     /// What `rotate` starts from: one `HMGET` of the old key's metadata, or
@@ -1072,7 +1286,9 @@ impl RedisStore {
             .arg(&member)
             .arg(&current.text)
             .arg(&new_meta)
-            .arg(if rotation.overlap_until > rotation.now { old.to_hex() } else { String::new() })
+            // The successor names its predecessor until it is first used
+            // (overlap or not; see `Rotation::successor`).
+            .arg(old.to_hex())
             .arg(rotation.now.max(changes.last_seen).to_string())
             .arg(changes.expires_at.to_string())
             .arg(changes.persistent.map_or("", flag))
@@ -1223,6 +1439,63 @@ const ROTATE_ATTEMPTS: usize = 3;
 
 /// One of the index updates after a rotation's script.
 type Step<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+/// The longest chain of retired keys the scripts and listings follow.
+const MAX_CHAIN: usize = 16;
+
+/// A live session of a user, as a listing found it.
+struct Listed {
+    /// The keys (hex) it was read live under: one, or two when a rotation
+    /// moved it between two reads of one listing (the later key first).
+    keys: Vec<String>,
+    /// The index members that led to it: its keys, and retired keys that
+    /// point to it.
+    members: Vec<String>,
+    /// The record (the later one when read under two keys).
+    record: Record,
+}
+
+impl Listed {
+    /// Adds the session `record` read under `key`, reached through
+    /// `members`, to `found`, merged with an entry of the same handle (the
+    /// same session, read before and after a rotation).
+    fn add(found: &mut Vec<Listed>, members: Vec<String>, key: String, record: Record) {
+        let Some(same) = found.iter_mut().find(|l| l.record.meta.handle == record.meta.handle) else {
+            found.push(Listed { keys: vec![key], members, record });
+            return;
+        };
+        same.members.extend(members);
+        if same.keys.contains(&key) {
+            return;
+        }
+        // The later record: the one renewed last.
+        let order = |r: &Record| (r.meta.renewed_at, r.meta.last_seen);
+        if order(&record) > order(&same.record) {
+            same.record = record;
+            same.keys.insert(0, key);
+        } else {
+            same.keys.push(key);
+        }
+    }
+}
+
+/// The revocation script's reply: the sessions ended, and the successors
+/// it followed to and deleted (hex).
+fn revoked(reply: &[Value]) -> (usize, Vec<String>) {
+    let ended = match reply.first() {
+        Some(Value::Int(n)) => usize::try_from(*n).unwrap_or(0),
+        _ => 0,
+    };
+    let followed = reply
+        .iter()
+        .skip(1)
+        .filter_map(|v| match v {
+            Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+            _ => None,
+        })
+        .collect();
+    (ended, followed)
+}
 
 /// What a rotation starts from.
 enum Source {
@@ -1572,12 +1845,15 @@ impl SessionStore for RedisStore {
         Ok(touched == 1)
     }
 
-    /// One `EVALSHA`: the key and, along retired pointers, its successors.
+    /// One `EVALSHA`: the key and, along live retired pointers, its
+    /// successor while unused (see the [module documentation](self#delete-and-revocation)).
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         self.scripts
             .delete
             .key(self.redis_key(key))
             .arg(&*self.prefix)
+            .arg(self.now())
+            .arg(key.to_hex())
             .invoke_async::<i64>(&mut self.conn.clone())
             .await
             .map(|_| ())
@@ -1594,31 +1870,25 @@ impl SessionStore for RedisStore {
     }
 
     async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
-        let mut list: Vec<Metadata> = self.user_sessions(user).await?.into_iter().map(|(_, r)| r.meta).collect();
+        let mut list: Vec<Metadata> = self.user_sessions(user).await?.into_iter().map(|l| l.record.meta).collect();
         list.sort_by_key(|m| m.created_at);
         Ok(list)
     }
 
+    /// The listing, then one `EVALSHA` (on a cluster: one per session
+    /// key, then a `ZREM`); a session that a rotation moved since the
+    /// listing is followed to its new key.
     async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
-        let members: Vec<String> = self
-            .user_sessions(user)
-            .await?
-            .into_iter()
-            .filter(|(_, r)| r.meta.handle == *handle)
-            .map(|(m, _)| m)
-            .collect();
-        Ok(self.delete_members(user, &members).await? > 0)
+        let listed = self.user_sessions(user).await?;
+        let chosen: Vec<&Listed> = listed.iter().filter(|l| l.record.meta.handle == *handle).collect();
+        Ok(self.end_sessions(user, &chosen).await? > 0)
     }
 
+    /// As `delete_by_handle`; counts the sessions ended.
     async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
-        let members: Vec<String> = self
-            .user_sessions(user)
-            .await?
-            .into_iter()
-            .filter(|(_, r)| Some(&r.meta.handle) != keep)
-            .map(|(m, _)| m)
-            .collect();
-        self.delete_members(user, &members).await
+        let listed = self.user_sessions(user).await?;
+        let chosen: Vec<&Listed> = listed.iter().filter(|l| Some(&l.record.meta.handle) != keep).collect();
+        self.end_sessions(user, &chosen).await
     }
 
     async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
