@@ -480,9 +480,10 @@ mod stores {
         );
     }
 
-    /// Redis: `delete_user` reads the members (HGETALL), then `DEL`s them;
-    /// a rotation in between leaves a pointer under the deleted key and the
-    /// session alive under its successor (plain `DEL`, not the chain delete).
+    /// Redis: `delete_user` reads the members (HGETALL), then ends them; a
+    /// rotation in between leaves a pointer under the listed key, which the
+    /// revocation must follow to the renewed session (it once `DEL`ed the
+    /// pointer and left the session alive).
     #[cfg(feature = "redis")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn attack_redis_revoke_others_racing_a_rotation_leaves_the_session_alive() {
