@@ -451,10 +451,11 @@ fn user_record_at(now: u64, user: &str) -> Record {
     r
 }
 
-/// The retired row: a pointer in the record text, no user, no handle, an
-/// absolute deadline of 0 and `expires_at` = `until`; a reader of an
-/// earlier version takes it for an expired session. It blocks `create` and
-/// `rotate` onto its key until `until`, then is replaced or cleaned up.
+/// The retired row: a pointer in the record text, the successor's user and
+/// handle (never listed: an absolute deadline of 0 marks it), and
+/// `expires_at` = `until`; a reader of an earlier version takes it for an
+/// expired session. It blocks `create` and `rotate` onto its key until
+/// `until`, then is replaced or cleaned up.
 async fn retired_rows(store: &SqlStore) {
     let now = SystemClock.now_ms();
     let user = unique("retired");
@@ -469,8 +470,8 @@ async fn retired_rows(store: &SqlStore) {
     let (expires_at, deadline, user_id, handle, text) = raw_row(store, &old).await.expect("the retired row");
     assert_eq!(expires_at, i64::try_from(retired.until).expect("time"));
     assert_eq!(deadline, 0, "a retired row has no absolute deadline: touch never matches it");
-    assert_eq!(user_id, None, "a retired row belongs to no user");
-    assert_eq!(handle, "");
+    assert_eq!(user_id.as_deref(), Some(user.as_str()), "a retired row carries its successor's user");
+    assert_eq!(handle, record.meta.handle.to_string(), "and its handle");
     let before: Record = serde_json::from_str(&text).expect("an earlier version reads a record");
     assert!(before.is_expired(now) && before.data.is_empty(), "an earlier version sees an expired session");
     match store.lookup(&old).await.expect("lookup") {
