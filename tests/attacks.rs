@@ -183,7 +183,7 @@ fn gate() -> &'static (tokio::sync::Notify, tokio::sync::Notify) {
 }
 
 /// The gate is shared: the tests that use it run one at a time.
-static GATED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static GATED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn wait_at_gate() {
     gate().0.notify_one();
@@ -241,7 +241,7 @@ fn renewing() -> Harness {
 /// the same situation sets no cookie).
 #[tokio::test]
 async fn attack_late_renew_on_a_retired_id_removes_the_next_users_cookie() {
-    let _one = GATED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = GATED.lock().await;
     let h = renewing();
     let app = gated_routes(&h.layer);
     let old = session_cookie(&send(&app, req("POST", "/login/alice", None)).await).unwrap();
@@ -263,7 +263,7 @@ async fn attack_late_renew_on_a_retired_id_removes_the_next_users_cookie() {
 /// answers with a removal cookie.
 #[tokio::test]
 async fn attack_late_alias_write_removes_the_next_users_cookie() {
-    let _one = GATED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = GATED.lock().await;
     let h = renewing();
     let app = gated_routes(&h.layer);
     let old = session_cookie(&send(&app, req("POST", "/login/alice", None)).await).unwrap();
