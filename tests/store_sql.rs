@@ -11,8 +11,8 @@ use std::{io::Write, path::PathBuf, sync::Arc, time::Duration};
 
 use serde_json::value::to_raw_value;
 use sessionware::{
-    conformance, Auth, ChangeSet, Clock, ManualClock, Metadata, Record, Rotated, Rotation, SessionId, SessionStore,
-    SqlStore, StorageKey, StoreError, Stored, SystemClock,
+    conformance, Auth, ChangeSet, Clock, Login, ManualClock, Metadata, Record, Rotated, Rotation, SessionId,
+    SessionStore, SqlStore, StorageKey, StoreError, Stored, SystemClock,
 };
 
 const MINUTE: u64 = 60_000;
@@ -126,9 +126,126 @@ async fn postgres_retired_rows_and_rotation_races() {
     retired_rows(&pg.store).await;
     rotation_edges(&pg.store).await;
     delete_chain_is_bounded(&pg.store).await;
+    revocations_on_retired_rows(&pg.store).await;
     logout_racing_a_rotation_of_the_successor(&pg.store, 30).await;
     writes_racing_a_rotation_land_in_the_successor(&pg.store, 4).await;
     pg.drop().await;
+}
+
+/// PostgreSQL, deterministic: a revocation (by handle, or of the other
+/// devices) or a logout queues behind a rotation of the session's row (a
+/// third connection holds the row's lock until both wait for it). The
+/// rotation commits first; the revocation or logout still ends the session
+/// it renewed. In the other order, the rotation finds nothing to rotate.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_revocations_and_logouts_queued_behind_a_rotation_end_it() {
+    let Some(pg) = pg::store().await else { return };
+    for rotation_first in [true, false] {
+        for ending in [Ending::Handle, Ending::Others, Ending::Logout, Ending::LogoutRetired] {
+            ending_queued_with_a_rotation(&pg.store, ending, rotation_first).await;
+        }
+    }
+    pg.drop().await;
+}
+
+/// How a session is ended in [`ending_queued_with_a_rotation`].
+#[cfg(feature = "postgres")]
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// `delete_by_handle` of the session.
+    Handle,
+    /// `delete_user`, keeping another session of the user.
+    Others,
+    /// `delete` of the key being rotated.
+    Logout,
+    /// `delete` of the key that an earlier rotation retired (the one being
+    /// rotated is its unused successor).
+    LogoutRetired,
+}
+
+#[cfg(feature = "postgres")]
+async fn ending_queued_with_a_rotation(store: &SqlStore, ending: Ending, rotation_first: bool) {
+    use sqlx::Connection;
+    let now = SystemClock.now_ms();
+    let user = unique("queued");
+    let (mine, retired, old, new) = (key(), key(), key(), key());
+    let kept = user_record_at(now, &user);
+    assert!(store.create(&mine, &kept).await.expect("create"));
+    let record = user_record_at(now, &user);
+    assert!(store.create(&retired, &record).await.expect("create"));
+    assert_eq!(store.rotate(&retired, &old, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
+
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut blocker = sqlx::postgres::PgConnection::connect(&url).await.expect("connect");
+    let mut tx = blocker.begin().await.expect("begin");
+    sqlx::query(&format!("SELECT 1 FROM \"{}\" WHERE id = $1 FOR UPDATE", store.table()))
+        .bind(old.as_bytes().as_slice())
+        .execute(&mut *tx)
+        .await
+        .expect("lock");
+    let rotate = {
+        let store = store.clone();
+        async move { store.rotate(&old, &new, &plain_rotation(now)).await.expect("rotate") }
+    };
+    let end = {
+        let (store, user, handle, keep) = (store.clone(), user.clone(), record.meta.handle, kept.meta.handle);
+        async move {
+            match ending {
+                Ending::Handle => assert!(store.delete_by_handle(&user, &handle).await.expect("delete_by_handle")),
+                Ending::Others => assert_eq!(store.delete_user(&user, Some(&keep)).await.expect("delete_user"), 1),
+                Ending::Logout => store.delete(&old).await.expect("delete"),
+                Ending::LogoutRetired => store.delete(&retired).await.expect("delete"),
+            }
+        }
+    };
+    let (rotate, end) = if rotation_first {
+        let rotate = tokio::spawn(rotate);
+        waiters(store, 1).await;
+        let end = tokio::spawn(end);
+        waiters(store, 2).await;
+        (rotate, end)
+    } else {
+        let end = tokio::spawn(end);
+        waiters(store, 1).await;
+        let rotate = tokio::spawn(rotate);
+        waiters(store, 2).await;
+        (rotate, end)
+    };
+    tx.commit().await.expect("commit");
+    end.await.expect("task");
+    let rotated = rotate.await.expect("task");
+    let what = format!("{ending:?}, rotation first: {rotation_first}");
+    assert_eq!(rotated, if rotation_first { Rotated::Done } else { Rotated::Gone }, "{what}");
+    for k in [&retired, &old, &new] {
+        assert!(store.load(k).await.expect("load").is_none(), "a session survived ({what})");
+    }
+    let listed: Vec<_> = store.list_user(&user).await.expect("list_user").into_iter().map(|m| m.handle).collect();
+    assert_eq!(listed, vec![kept.meta.handle], "only the other session is left ({what})");
+    for k in [&mine, &retired, &old, &new] {
+        store.delete(k).await.expect("delete");
+    }
+}
+
+/// Waits until `n` statements on the store's table wait for a lock.
+#[cfg(feature = "postgres")]
+async fn waiters(store: &SqlStore, n: i64) {
+    let pool = store.postgres_pool().expect("postgres");
+    let pattern = format!("%{}%", store.table());
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+        )
+        .bind(&pattern)
+        .fetch_one(pool)
+        .await
+        .expect("pg_stat_activity");
+        if waiting >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} statements never waited for the held row");
 }
 
 /// `SqlStore::postgres` does not ping a connection as it leaves the pool:
@@ -300,6 +417,7 @@ async fn sqlite_retired_rows_and_rotation_races() {
     retired_rows(&lite.store).await;
     rotation_edges(&lite.store).await;
     delete_chain_is_bounded(&lite.store).await;
+    revocations_on_retired_rows(&lite.store).await;
     logout_racing_a_rotation_of_the_successor(&lite.store, 30).await;
     writes_racing_a_rotation_land_in_the_successor(&lite.store, 4).await;
     lite.drop().await;
@@ -451,10 +569,11 @@ fn user_record_at(now: u64, user: &str) -> Record {
     r
 }
 
-/// The retired row: a pointer in the record text, no user, no handle, an
-/// absolute deadline of 0 and `expires_at` = `until`; a reader of an
-/// earlier version takes it for an expired session. It blocks `create` and
-/// `rotate` onto its key until `until`, then is replaced or cleaned up.
+/// The retired row: a pointer in the record text, the successor's user and
+/// handle (never listed: an absolute deadline of 0 marks it), and
+/// `expires_at` = `until`; a reader of an earlier version takes it for an
+/// expired session. It blocks `create` and `rotate` onto its key until
+/// `until`, then is replaced or cleaned up.
 async fn retired_rows(store: &SqlStore) {
     let now = SystemClock.now_ms();
     let user = unique("retired");
@@ -469,8 +588,8 @@ async fn retired_rows(store: &SqlStore) {
     let (expires_at, deadline, user_id, handle, text) = raw_row(store, &old).await.expect("the retired row");
     assert_eq!(expires_at, i64::try_from(retired.until).expect("time"));
     assert_eq!(deadline, 0, "a retired row has no absolute deadline: touch never matches it");
-    assert_eq!(user_id, None, "a retired row belongs to no user");
-    assert_eq!(handle, "");
+    assert_eq!(user_id.as_deref(), Some(user.as_str()), "a retired row carries its successor's user");
+    assert_eq!(handle, record.meta.handle.to_string(), "and its handle");
     let before: Record = serde_json::from_str(&text).expect("an earlier version reads a record");
     assert!(before.is_expired(now) && before.data.is_empty(), "an earlier version sees an expired session");
     match store.lookup(&old).await.expect("lookup") {
@@ -550,6 +669,66 @@ async fn delete_chain_is_bounded(store: &SqlStore) {
     assert!(matches!(store.lookup(&keys[17]).await.expect("lookup"), Some(Stored::Live(_))));
     store.delete(&keys[16]).await.expect("delete");
     assert!(raw_row(store, &keys[17]).await.is_none());
+}
+
+/// Revocations on retired rows: a retired row carries its successor's user
+/// and handle, goes with the user's sessions, is followed, and counts for
+/// nothing; the kept session's pointer stays; a session that a login gave
+/// to another user is not revoked; a stale pointer (expired at once, its
+/// successor logged out) goes and counts for nothing; a chain is followed.
+async fn revocations_on_retired_rows(store: &SqlStore) {
+    let now = SystemClock.now_ms();
+    let (user, other) = (unique("revoker"), unique("taker"));
+    // The kept session, renewed: its pointer carries the kept handle.
+    let (keep, keep2) = (key(), key());
+    let kept = user_record_at(now, &user);
+    assert!(store.create(&keep, &kept).await.expect("create"));
+    assert_eq!(store.rotate(&keep, &keep2, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
+    // A chain a -> b -> c.
+    let (a, b, c) = (key(), key(), key());
+    assert!(store.create(&a, &user_record_at(now, &user)).await.expect("create"));
+    assert_eq!(store.rotate(&a, &b, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
+    assert_eq!(store.rotate(&b, &c, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
+    // A session that a login gave to another user.
+    let (d, d2) = (key(), key());
+    assert!(store.create(&d, &user_record_at(now, &user)).await.expect("create"));
+    let mut login = plain_rotation(now);
+    login.login = Some(Login::new(Auth::new(other.clone(), now), now + 60 * MINUTE));
+    assert_eq!(store.rotate(&d, &d2, &login).await.expect("rotate"), Rotated::Done);
+    assert_eq!(raw_row(store, &d).await.expect("row").2.as_deref(), Some(other.as_str()), "the successor's user");
+    // A stale pointer: expired at once, its successor logged out.
+    let (e, e2) = (key(), key());
+    assert!(store.create(&e, &user_record_at(now, &user)).await.expect("create"));
+    let mut dead = plain_rotation(now);
+    dead.retired_until = now;
+    assert_eq!(store.rotate(&e, &e2, &dead).await.expect("rotate"), Rotated::Done);
+    store.delete(&e2).await.expect("delete");
+    assert!(raw_row(store, &e).await.is_some(), "the stale pointer waits for cleanup");
+
+    assert_eq!(store.list_user(&user).await.expect("list_user").len(), 2, "pointers are never listed");
+    let revoked = store.delete_user(&user, Some(&kept.meta.handle)).await.expect("delete_user");
+    assert_eq!(revoked, 1, "one live session ended (the chain); pointers count for nothing");
+    for k in [&a, &b, &c, &e] {
+        assert!(raw_row(store, k).await.is_none(), "the user's rows are gone");
+    }
+    assert!(matches!(store.lookup(&keep).await.expect("lookup"), Some(Stored::Retired(_))), "the kept pointer stays");
+    assert!(store.load(&keep2).await.expect("load").is_some(), "the kept session stays");
+    assert!(store.load(&d2).await.expect("load").is_some(), "another user's session stays");
+    assert_eq!(store.list_user(&other).await.expect("list_user").len(), 1);
+
+    // By handle, through a pointer: the live session counts once.
+    let (f, f2) = (key(), key());
+    let record = user_record_at(now, &user);
+    assert!(store.create(&f, &record).await.expect("create"));
+    assert_eq!(store.rotate(&f, &f2, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
+    assert!(store.delete_by_handle(&user, &record.meta.handle).await.expect("delete_by_handle"));
+    assert!(raw_row(store, &f).await.is_none() && raw_row(store, &f2).await.is_none());
+    assert!(!store.delete_by_handle(&user, &record.meta.handle).await.expect("delete_by_handle"), "nothing left");
+    assert!(!store.delete_by_handle(&other, &kept.meta.handle).await.expect("delete_by_handle"), "not theirs");
+    assert_eq!(store.delete_user(&user, None).await.expect("delete_user"), 1, "the kept session, at last");
+    assert!(raw_row(store, &keep).await.is_none() && raw_row(store, &keep2).await.is_none());
+    store.delete(&d).await.expect("delete");
+    assert!(store.load(&d2).await.expect("load").is_none(), "a logout on the retired key ended its unused successor");
 }
 
 /// A logout on a retired key while its successor is being rotated ends the

@@ -31,12 +31,64 @@
 //!   same row as before). The rest is an empty record that expired at 0: a
 //!   process still on an earlier version reads the row as an expired
 //!   session (no session, and no decoding error) during a rolling upgrade.
-//! - `absolute_deadline` is 0, so that `touch` (and any expiry check) never
-//!   takes the row for a session; `user_id` is `NULL` and `handle` empty, so
-//!   the per-user operations never list, count or delete it.
+//! - `absolute_deadline` is 0: this marks a pointer in SQL. `touch` (and
+//!   any expiry check) never takes the row for a session, and every query on
+//!   sessions leaves it out (`list_user`: `absolute_deadline <> 0`; the
+//!   counts of the revocations and of cleanup count only session rows).
+//! - `user_id` and `handle` are the **successor's** (for a rotation without
+//!   a login, the old row's): a revocation that found the old row as a
+//!   session of the user and waited for the rotation's lock still matches
+//!   the row the rotation left, and follows it (see *Revocations* below).
+//!   An earlier version's `delete_user` deletes such rows too (and counts
+//!   them) during a rolling upgrade.
 //! - `expires_at` is the pointer's [`until`](Retired::until): `load` returns
 //!   it until then, `create` and `rotate` do not overwrite it until then, and
 //!   cleanup removes it afterwards like an expired session.
+//!
+//! # Logout on a retired key
+//!
+//! [`delete`](SessionStore::delete) follows a retired pointer only while it
+//! is live (`expires_at`, its `until`, after the store's clock), from pointer
+//! to pointer (at most 16 rows visited); the pointers it visits are deleted,
+//! live or not. The live session at the end is deleted only if its
+//! `predecessor` (in the record's JSON) is the last pointer followed: a
+//! successor that its client has used (the layer's `close_overlap` cleared
+//! the predecessor) survives a logout through the old ID, and so does any
+//! session once the pointer expired.
+//!
+//! # Revocations
+//!
+//! `delete_user` and `delete_by_handle` must end a session even when a
+//! rotation moves it to a new key while they run. A single `DELETE ... WHERE
+//! user_id = ?` cannot: in PostgreSQL it sees the rows of its snapshot, so
+//! it finds the old row, waits for the rotation's lock, and never sees the
+//! successor, inserted after its snapshot. So a revocation is one
+//! transaction (PostgreSQL: `READ COMMITTED`, whatever the server's default;
+//! SQLite: `BEGIN IMMEDIATE`):
+//!
+//! 1. one `DELETE ... RETURNING` of the rows that carry the user (and the
+//!    handle, or not the handle to keep): the live sessions, which it
+//!    counts, and the retired pointers, whatever their `until`;
+//! 2. for each pointer deleted whose successor step 1 did not delete, one
+//!    `DELETE ... RETURNING` of the successor's row under the same
+//!    conditions (user, handle), a statement of its own, that sees what
+//!    committed before it; a pointer there is followed in turn (at most 16
+//!    hops). Its live session is counted.
+//!
+//! Every row deleted matches the revocation when it is deleted: a session
+//! that became another user's by a login is not ended. A rotation racing
+//! the revocation either commits before step 1's snapshot (step 1 sees the
+//! successor), or step 1 reaches the old row after the rotation locked it:
+//! PostgreSQL waits for the rotation, then checks step 1's conditions again
+//! on the row the rotation left (READ COMMITTED), which still matches
+//! (same user and handle, a pointer), deletes it, and step 2 deletes the
+//! successor. A rotation that locks the row after step 1 finds it deleted
+//! and creates nothing. In SQLite, writers run one at a time, so step 1
+//! sees either the rotation's result or the session as it was.
+//!
+//! Two such transactions (or one and a logout's chain) may lock shared rows
+//! in different orders; PostgreSQL then aborts one of them (a deadlock,
+//! SQLSTATE `40P01`), which changed nothing and runs again (3 attempts).
 //!
 //! # Operations
 //!
@@ -44,8 +96,8 @@
 //! into the library on the connection's thread.
 //!
 //! - `create`: `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE expires_at <= now`,
-//!   so a live row (a retired one included) is never overwritten and an
-//!   expired one may be replaced. 1 statement.
+//!   so a live row (a live retired pointer included) is never overwritten
+//!   and an expired one may be replaced. 1 statement.
 //! - `load` / `lookup`: `SELECT ... WHERE id = ? AND expires_at > now`; the
 //!   row is a record or a pointer. 1 statement.
 //! - `apply`: the record is merged in Rust with [`Record::try_apply`] (which
@@ -66,26 +118,33 @@
 //!   row (a live record, or the answer is [`Rotated::Gone`] /
 //!   [`Rotated::Retired`]), the successor built in Rust by
 //!   [`Rotation::successor`] from that row, `INSERT` of the successor with
-//!   the statement of `create` (nothing inserted: [`Rotated::Taken`]), an
-//!   `UPDATE` that turns the old row into the pointer, `COMMIT`: 5 round
-//!   trips. `Gone` and `Retired` take 3 (`BEGIN`, `SELECT`, `ROLLBACK`),
-//!   `Taken` 4; a successor refused by the data cap (or the record size
-//!   cap) takes 4 too: a `SELECT` of the new key answers `Taken` first,
-//!   as the contract orders it.
+//!   the statement of `create` (a live row or live pointer there:
+//!   [`Rotated::Taken`]), an `UPDATE` that turns the old row into the
+//!   pointer, `COMMIT`: 5 round trips. `Gone` and `Retired` take 3 (`BEGIN`,
+//!   `SELECT`, `ROLLBACK`), `Taken` 4; a successor refused by the data cap
+//!   (or the record size cap) takes 4 too: a `SELECT` of the new key
+//!   answers `Taken` first, as the contract orders it.
 //! - `delete`: `DELETE ... WHERE id = ? AND absolute_deadline <> 0`: a
-//!   session's row goes in 1 statement. When nothing was deleted (the key is
-//!   absent or retired, also by a rotation that committed while the
-//!   statement waited), one transaction follows the pointers: `BEGIN`, then
-//!   per row `DELETE ... RETURNING record` (at most 16), `COMMIT`: 4 round
-//!   trips for an absent key, 5 for a retired key and its successor, all or
-//!   nothing. Each `DELETE` sees the row as last committed, so a successor
-//!   that was rotated meanwhile is followed to its own successor.
-//! - `list_user`, `delete_by_handle`, `delete_user`: 1 statement on
-//!   `user_id`, which only session rows have.
+//!   session's row goes in 1 statement (in PostgreSQL, a rotation that
+//!   commits while the statement waits for the row leaves a pointer, which
+//!   the statement then skips). When nothing was deleted (the key is absent
+//!   or retired), one transaction follows the chain (see *Logout on a
+//!   retired key*): `BEGIN`, `DELETE ... RETURNING` of the key's row, then
+//!   per row followed `SELECT ... FOR UPDATE` (which waits for a rotation of
+//!   it under way, and reads its result) and, if it goes, `DELETE`;
+//!   `COMMIT`. An absent key or an expired pointer: 4 round trips in all; a
+//!   retired key and its unused successor: 6; a used successor: 5; each
+//!   further pointer of a chain: 2 more. All or nothing.
+//! - `list_user`: 1 `SELECT` on `user_id`, of session rows only.
+//! - `delete_by_handle`, `delete_user`: `BEGIN`, 1 `DELETE ... RETURNING`,
+//!   `COMMIT` (3 round trips), plus 1 `DELETE ... RETURNING` per hop from a
+//!   deleted pointer whose successor the first statement did not delete (a
+//!   rotation that committed meanwhile; a successor already gone, until
+//!   cleanup removes its pointer; a successor that is another user's).
 //!
 //! Expired rows (and retired ones past their `until`) are removed by
 //! [`SqlStore::delete_expired`] (in batches) or by the task of
-//! [`SqlStore::spawn_cleanup`].
+//! [`SqlStore::spawn_cleanup`]; it counts the sessions among them.
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -256,29 +315,63 @@ struct Queries {
     retire: String,
     /// Deletes a row unless it is a retired pointer.
     delete: String,
-    /// Deletes a row, whatever it holds, and returns its text.
-    delete_returning: String,
+    /// The transaction of `delete`'s chain and of the revocations:
+    /// PostgreSQL's READ COMMITTED whatever the server's default (each
+    /// statement sees what committed before it), SQLite's write lock.
+    begin_follow: &'static str,
+    /// Deletes a row, whatever it holds, and returns its `expires_at` and,
+    /// for a retired pointer, its text.
+    delete_first: String,
+    /// Deletes a row, whatever it holds.
+    delete_key: String,
+    /// Deletes expired rows (see [`SqlStore::delete_expired`]); answers how
+    /// many rows, and how many of them were sessions.
     delete_expired_batch: String,
     delete_expired_all: String,
     delete_expired_locks: String,
     list_user: String,
-    delete_by_handle: String,
-    delete_user: String,
-    delete_user_except: String,
+    /// The revocations: `delete_user` without and with a handle to keep,
+    /// and `delete_by_handle`.
+    revoke_user: Revoke,
+    revoke_others: Revoke,
+    revoke_handle: Revoke,
     try_lock_insert: String,
     try_lock_update: String,
     unlock: String,
 }
+
+/// One revocation's statements: `main` deletes the rows it matches, and
+/// `follow` deletes one more row (its key bound last) if it matches too.
+#[derive(Debug)]
+struct Revoke {
+    main: String,
+    follow: String,
+}
+
+/// What differs between the dialects: `BEGIN` and the transaction of the
+/// chains, `FOR UPDATE`, `GREATEST`, `LEAST`, the batch cleanup, how a
+/// cleanup statement counts what it deleted, and the placeholders.
+type Dialected = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    String,
+    fn(String) -> String,
+    fn(String) -> String,
+);
 
 impl Queries {
     fn new(dialect: Dialect, table: &str) -> Self {
         let t = format!("\"{table}\"");
         let locks = format!("\"{table}_locks\"");
         let cols = "expires_at, absolute_deadline, last_seen, record";
-        let (begin, for_update, greatest, least, batch, sql): (_, _, _, _, _, fn(String) -> String) = match dialect {
+        let (begin, begin_follow, for_update, greatest, least, batch, counted, sql): Dialected = match dialect {
             #[cfg(feature = "postgres")]
             Dialect::Postgres => (
                 "BEGIN",
+                "BEGIN ISOLATION LEVEL READ COMMITTED",
                 " FOR UPDATE",
                 "GREATEST",
                 "LEAST",
@@ -289,18 +382,41 @@ impl Queries {
                      SELECT ctid FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)) \
                      AND expires_at <= $1"
                 ),
+                // One row back: how many rows, how many of them sessions.
+                |delete| {
+                    format!(
+                        "WITH d AS ({delete} RETURNING absolute_deadline) \
+                         SELECT count(*), count(*) FILTER (WHERE absolute_deadline <> 0) FROM d"
+                    )
+                },
                 |s| s,
             ),
             // SQLite numbers its parameters `?1`, `?2`, ...
             #[cfg(feature = "sqlite")]
             Dialect::Sqlite => (
                 "BEGIN IMMEDIATE",
+                "BEGIN IMMEDIATE",
                 "",
                 "MAX",
                 "MIN",
                 format!("DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE expires_at <= $1 LIMIT $2)"),
+                // No DELETE in a WITH: a row per deleted row (in process).
+                |delete| format!("{delete} RETURNING absolute_deadline"),
                 |s| s.replace('$', "?"),
             ),
+        };
+        // A revocation deletes the rows of the user's sessions (live ones:
+        // those it counts) and the retired pointers that carry the user
+        // (whatever their `until`: a pointer names the session it points
+        // to, not a session), and follows each pointer (see `revoke`).
+        let revoke = |filter: &str, id: &str| {
+            let rows = format!("user_id = $1 AND (expires_at > $2 OR absolute_deadline = 0){filter}");
+            let returning =
+                "RETURNING id, expires_at, absolute_deadline, CASE WHEN absolute_deadline = 0 THEN record END";
+            Revoke {
+                main: sql(format!("DELETE FROM {t} WHERE {rows} {returning}")),
+                follow: sql(format!("DELETE FROM {t} WHERE id = {id} AND {rows} {returning}")),
+            }
         };
         Self {
             begin,
@@ -323,22 +439,32 @@ impl Queries {
                  expires_at = {least}($3, absolute_deadline) \
                  WHERE id = $1 AND expires_at > $4 AND absolute_deadline > $4"
             )),
-            // A retired row: no user, no handle, and an absolute deadline of
-            // 0, so that `touch` (and `Record::is_expired`) never take it
-            // for a session; `expires_at` is when it may be forgotten.
+            // A retired row: an absolute deadline of 0, so that `touch` (and
+            // `Record::is_expired`) never take it for a session, and every
+            // query on sessions leaves it out; `expires_at` is when it may
+            // be forgotten; the user and handle of the successor, so that a
+            // revocation blocked on this row while it was retired still
+            // matches it (see `revoke`).
             retire: sql(format!(
                 "UPDATE {t} SET expires_at = $2, absolute_deadline = 0, last_seen = $3, record = $4, \
-                 user_id = NULL, handle = '' WHERE id = $1"
+                 user_id = $5, handle = $6 WHERE id = $1"
             )),
             delete: sql(format!("DELETE FROM {t} WHERE id = $1 AND absolute_deadline <> 0")),
-            delete_returning: sql(format!("DELETE FROM {t} WHERE id = $1 RETURNING record")),
-            delete_expired_batch: sql(batch),
-            delete_expired_all: sql(format!("DELETE FROM {t} WHERE expires_at <= $1")),
+            begin_follow,
+            delete_first: sql(format!(
+                "DELETE FROM {t} WHERE id = $1 RETURNING expires_at, CASE WHEN absolute_deadline = 0 THEN record END"
+            )),
+            delete_key: sql(format!("DELETE FROM {t} WHERE id = $1")),
+            delete_expired_batch: sql(counted(batch)),
+            delete_expired_all: sql(counted(format!("DELETE FROM {t} WHERE expires_at <= $1"))),
             delete_expired_locks: sql(format!("DELETE FROM {locks} WHERE lease_until <= $1")),
-            list_user: sql(format!("SELECT {cols} FROM {t} WHERE user_id = $1 AND expires_at > $2")),
-            delete_by_handle: sql(format!("DELETE FROM {t} WHERE user_id = $1 AND handle = $2 AND expires_at > $3")),
-            delete_user: sql(format!("DELETE FROM {t} WHERE user_id = $1 AND expires_at > $2")),
-            delete_user_except: sql(format!("DELETE FROM {t} WHERE user_id = $1 AND expires_at > $2 AND handle <> $3")),
+            // Sessions only: a retired pointer carries a user too.
+            list_user: sql(format!(
+                "SELECT {cols} FROM {t} WHERE user_id = $1 AND expires_at > $2 AND absolute_deadline <> 0"
+            )),
+            revoke_user: revoke("", "$3"),
+            revoke_others: revoke(" AND handle <> $3", "$4"),
+            revoke_handle: revoke(" AND handle = $3", "$4"),
             // Two statements, so that a poll that fails writes nothing: an
             // upsert whose condition is false still locks and logs the row
             // in PostgreSQL (a WAL flush per failed poll).
@@ -641,8 +767,9 @@ impl SqlStore {
         dispatch!(&self.pool, p => sqlx::raw_sql(&sql).execute(p).await.map(|_| ())).map_err(|e| self.err(&e))
     }
 
-    /// Deletes every expired session row (and expired lease) and returns how
-    /// many sessions were deleted. Runs in
+    /// Deletes every expired session row, retired pointer past its `until`
+    /// and expired lease, and returns how many sessions (not pointers) were
+    /// deleted. Runs in
     /// batches (see [`with_cleanup_batch`](Self::with_cleanup_batch)); in
     /// PostgreSQL, rows locked by a concurrent `apply` or another cleanup are
     /// skipped, so several processes can clean up at once.
@@ -659,19 +786,42 @@ impl SqlStore {
         dispatch!(&self.pool, p => sqlx::query(&q.delete_expired_locks).bind(now).execute(p).await.map(|_| ()))
             .map_err(|e| self.err(&e))?;
         if self.cleanup_batch == 0 {
-            return dispatch!(&self.pool, p => sqlx::query(&q.delete_expired_all).bind(now).execute(p).await
-                .map(|r| r.rows_affected()))
-            .map_err(|e| self.err(&e));
+            return self.delete_expired_step(&q.delete_expired_all, now, None).await.map(|(_, sessions)| sessions);
         }
         let batch = i64::from(self.cleanup_batch);
         let mut total = 0u64;
         loop {
-            let n = dispatch!(&self.pool, p => sqlx::query(&q.delete_expired_batch).bind(now).bind(batch)
-                .execute(p).await.map(|r| r.rows_affected()))
-            .map_err(|e| self.err(&e))?;
-            total += n;
-            if n < u64::from(self.cleanup_batch) {
+            let (rows, sessions) = self.delete_expired_step(&q.delete_expired_batch, now, Some(batch)).await?;
+            total += sessions;
+            if rows < u64::from(self.cleanup_batch) {
                 return Ok(total);
+            }
+        }
+    }
+
+    /// One cleanup statement: how many rows it deleted, and how many of
+    /// them were sessions (not retired pointers).
+    async fn delete_expired_step(&self, sql: &str, now: i64, batch: Option<i64>) -> Result<(u64, u64), StoreError> {
+        match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => {
+                let mut query = sqlx::query_as::<_, (i64, i64)>(sql).bind(now);
+                if let Some(batch) = batch {
+                    query = query.bind(batch);
+                }
+                let (rows, sessions) = query.fetch_one(p).await.map_err(|e| self.err(&e))?;
+                let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                Ok((count(rows), count(sessions)))
+            }
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => {
+                let mut query = sqlx::query_scalar::<_, i64>(sql).bind(now);
+                if let Some(batch) = batch {
+                    query = query.bind(batch);
+                }
+                let deadlines = query.fetch_all(p).await.map_err(|e| self.err(&e))?;
+                let sessions = deadlines.iter().filter(|d| **d != 0).count();
+                Ok((deadlines.len() as u64, sessions as u64))
             }
         }
     }
@@ -891,6 +1041,8 @@ macro_rules! rotate_locked {
             .bind(to_i64(retired.until))
             .bind(to_i64(retired.at))
             .bind(encode_retired(&retired)?)
+            .bind(meta.user())
+            .bind(meta.handle.to_string())
             .execute(&mut *tx)
             .await
             .map_err(|e| $store.err(&e))?;
@@ -899,41 +1051,247 @@ macro_rules! rotate_locked {
     }};
 }
 
-/// The longest chain of retired keys a `delete` follows (rows deleted, the
-/// first included).
+/// The longest chain of retired keys a `delete` follows (rows visited, the
+/// first included), and the most hops a revocation follows from one
+/// retired pointer it deleted.
 const MAX_CHAIN: usize = 16;
 
+/// How many times `delete`'s chain and a revocation run their transaction
+/// when PostgreSQL aborts it to break a deadlock (two of them, or one and a
+/// logout, locking the same rows in another order): an aborted transaction
+/// changed nothing.
+const TX_ATTEMPTS: usize = 3;
+
+/// An error in one of the transactions that [`TX_ATTEMPTS`] runs again.
+enum TxError {
+    Db(sqlx::Error),
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for TxError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl TxError {
+    /// PostgreSQL aborted the transaction (a deadlock, or a serialization
+    /// failure): it changed nothing, and may run again.
+    fn retryable(&self) -> bool {
+        let code = match self {
+            Self::Db(e) => e.as_database_error().and_then(|d| d.code()),
+            Self::Store(_) => None,
+        };
+        code.is_some_and(|c| c == "40P01" || c == "40001")
+    }
+}
+
+/// Runs `$run` (an expression that runs one transaction and answers a
+/// `Result<_, TxError>`) up to [`TX_ATTEMPTS`] times while it fails with a
+/// retryable error; the error of the last attempt is mapped for the caller.
+macro_rules! retrying {
+    ($store:ident, $run:expr) => {{
+        let mut attempt = 1;
+        loop {
+            match $run {
+                Err(e) if attempt < TX_ATTEMPTS && e.retryable() => attempt += 1,
+                done => break done.map_err(|e| $store.tx_err(e)),
+            }
+        }
+    }};
+}
+
+/// The successor of a retired pointer deleted by `delete`'s chain, if it
+/// is to be followed: the row was a pointer (`text` is its text) that is
+/// still live (`until`, its `expires_at`, is after `now`).
+fn live_pointer(until: i64, text: Option<&str>, now: u64) -> Option<StorageKey> {
+    let text = text.filter(|t| t.starts_with(RETIRED_PREFIX))?;
+    match decode_retired(text) {
+        Ok(retired) => (until > to_i64(now)).then_some(retired.successor),
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable retired session row");
+            None
+        }
+    }
+}
+
 /// The body of `delete` for a key that may be retired, for one backend's
-/// connection type: one transaction of `DELETE ... RETURNING record` per
-/// hop, following each retired pointer it deletes to the successor. Each
-/// hop deletes (and reports) the row as committed when it got its lock, so
-/// a rotation of the successor that commits meanwhile is followed too.
+/// connection type: one transaction (PostgreSQL: READ COMMITTED, so that
+/// each statement sees what committed before it; SQLite: the write lock).
+///
+/// - The first key's row goes, whatever it holds (`DELETE ... RETURNING`);
+///   the chain goes on only if it was a live retired pointer.
+/// - Each successor is read and locked (`SELECT ... FOR UPDATE`: a
+///   rotation of it that is under way is waited for, and its result
+///   read): a retired pointer goes, and is followed while live; a session
+///   goes only if its `predecessor` is the last pointer followed (its
+///   client never used it), and the chain ends there.
+///
+/// At most [`MAX_CHAIN`] rows are visited.
 macro_rules! delete_chain {
     ($store:ident, $conn:ident, $key:ident) => {{
         use sqlx::Connection as _;
         let q = &*$store.queries;
-        let mut tx = $conn.begin_with(q.begin).await.map_err(|e| $store.err(&e))?;
-        let mut key = *$key;
-        for _ in 0..MAX_CHAIN {
-            let text: Option<String> = sqlx::query_scalar(&q.delete_returning)
-                .bind(key.as_bytes().as_slice())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| $store.err(&e))?;
-            match text.filter(|t| t.starts_with(RETIRED_PREFIX)) {
-                // An unreadable pointer ends the chain (its row is deleted).
-                Some(t) => match decode_retired(&t) {
-                    Ok(retired) => key = retired.successor,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "unreadable retired session row");
-                        break;
+        let now = $store.clock.now_ms();
+        let mut tx = $conn.begin_with(q.begin_follow).await?;
+        let first: Option<(i64, Option<String>)> =
+            sqlx::query_as(&q.delete_first).bind($key.as_bytes().as_slice()).fetch_optional(&mut *tx).await?;
+        let mut next = first.and_then(|(until, text)| live_pointer(until, text.as_deref(), now));
+        let mut pointer = *$key;
+        for _ in 1..MAX_CHAIN {
+            let Some(key) = next.take() else { break };
+            let id = key.as_bytes().as_slice();
+            let Some(row) = sqlx::query(&q.select_for_update).bind(id).fetch_optional(&mut *tx).await? else {
+                break;
+            };
+            let (expires_at, deadline, last_seen, text) = columns(&row)?;
+            match $store.decode_row(expires_at, deadline, last_seen, &text) {
+                Ok(Stored::Retired(retired)) => {
+                    sqlx::query(&q.delete_key).bind(id).execute(&mut *tx).await?;
+                    if !retired.is_expired(now) {
+                        pointer = key;
+                        next = Some(retired.successor);
                     }
-                },
-                None => break,
+                }
+                // Unused: the logout on the old ID ends it. Used (or another
+                // session's): it stays.
+                Ok(Stored::Live(record)) => {
+                    if record.meta.predecessor == Some(pointer) {
+                        sqlx::query(&q.delete_key).bind(id).execute(&mut *tx).await?;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "unreadable session row left by a logout on a retired key"),
             }
         }
-        tx.commit().await.map_err(|e| $store.err(&e))?;
+        tx.commit().await?;
         Ok(())
+    }};
+}
+
+/// Which sessions of a user a revocation ends.
+#[derive(Debug, Clone, Copy)]
+enum Revocation<'a> {
+    /// All (`delete_user` without a handle to keep).
+    All,
+    /// All but the one with this handle (`delete_user`).
+    AllBut(&'a str),
+    /// The one with this handle (`delete_by_handle`).
+    Only(&'a str),
+}
+
+/// A row a revocation deleted: `id, expires_at, absolute_deadline`, and the
+/// text of a retired pointer.
+type RevokedRow = (Vec<u8>, i64, i64, Option<String>);
+
+/// What a revocation did so far: the live sessions it deleted, the keys it
+/// deleted or visited, and the successors of the retired pointers it
+/// deleted that it has still to visit (with the hops from the first).
+struct Revoked {
+    now: u64,
+    live: usize,
+    visited: std::collections::HashSet<StorageKey>,
+    pending: Vec<(StorageKey, usize)>,
+}
+
+impl Revoked {
+    fn new(now: u64) -> Self {
+        Self { now, live: 0, visited: std::collections::HashSet::new(), pending: Vec::new() }
+    }
+
+    /// Counts a deleted row if it was a live session; a retired pointer's
+    /// successor is to be visited (unless `hops` reached [`MAX_CHAIN`]).
+    fn deleted(&mut self, (id, expires_at, deadline, text): RevokedRow, hops: usize) {
+        if let Ok(id) = <[u8; 32]>::try_from(id) {
+            self.visited.insert(StorageKey::from_bytes(id));
+        }
+        match text.filter(|t| t.starts_with(RETIRED_PREFIX)) {
+            Some(text) => match decode_retired(&text) {
+                Ok(retired) if hops < MAX_CHAIN => self.pending.push((retired.successor, hops + 1)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "unreadable retired session row"),
+            },
+            None if deadline != 0 && expires_at > to_i64(self.now) => self.live += 1,
+            None => {}
+        }
+    }
+
+    /// The next successor to visit: one that no statement of this
+    /// revocation deleted or visited yet.
+    fn next(&mut self) -> Option<(StorageKey, usize)> {
+        while let Some((key, hops)) = self.pending.pop() {
+            if self.visited.insert(key) {
+                return Some((key, hops));
+            }
+        }
+        None
+    }
+}
+
+/// The body of a revocation (`delete_user`, `delete_by_handle`), for one
+/// backend's connection type: one transaction (PostgreSQL: READ
+/// COMMITTED; SQLite: the write lock) of
+///
+/// 1. one `DELETE ... RETURNING` of the rows that carry the user (and the
+///    handle, or not the handle to keep): the live sessions, and the
+///    retired pointers, which carry the user and handle of their successor;
+/// 2. for each retired pointer deleted whose successor step 1 did not
+///    delete, one `DELETE ... RETURNING` of the successor's row if it
+///    matches the same conditions, following on from a pointer found there
+///    (at most [`MAX_CHAIN`] hops).
+///
+/// Every row deleted matches the revocation, when it is deleted. Answers
+/// how many live sessions were deleted.
+///
+/// Why a rotation cannot save a session from a revocation that saw it: in
+/// PostgreSQL, the rotation holds the old row's lock from its `SELECT ...
+/// FOR UPDATE` to its commit, and makes the successor and the retired
+/// pointer visible at once. If it commits before step 1's snapshot, step 1
+/// sees the successor and deletes it. If not, step 1 sees the old row as a
+/// session of the user; reaching it, it waits for the rotation's lock (or
+/// finds the row updated since its snapshot) and, in READ COMMITTED,
+/// checks its conditions again on the row as the rotation left it (the
+/// pointer, which still matches: the user, the handle, `absolute_deadline =
+/// 0`), deletes it and returns its text; step 2, a statement of its own,
+/// sees what committed before it, the successor included, and deletes it. A
+/// rotation that comes after step 1 reached the row finds it deleted and
+/// creates nothing. In SQLite, writers run one at a time: step 1 sees the
+/// rotation's result or the rotation sees nothing.
+macro_rules! revoke {
+    ($store:ident, $conn:ident, $user:ident, $which:ident) => {{
+        use sqlx::Connection as _;
+        let q = &*$store.queries;
+        let now = $store.clock.now_ms();
+        let (statements, handle) = match $which {
+            Revocation::All => (&q.revoke_user, None),
+            Revocation::AllBut(h) => (&q.revoke_others, Some(h)),
+            Revocation::Only(h) => (&q.revoke_handle, Some(h)),
+        };
+        let mut tx = $conn.begin_with(q.begin_follow).await?;
+        let mut main = sqlx::query_as::<_, RevokedRow>(&statements.main).bind($user).bind(to_i64(now));
+        if let Some(h) = handle {
+            main = main.bind(h);
+        }
+        let mut revoked = Revoked::new(now);
+        for row in main.fetch_all(&mut *tx).await? {
+            revoked.deleted(row, 0);
+        }
+        while let Some((key, hops)) = revoked.next() {
+            let mut follow = sqlx::query_as::<_, RevokedRow>(&statements.follow).bind($user).bind(to_i64(now));
+            if let Some(h) = handle {
+                follow = follow.bind(h);
+            }
+            if let Some(row) = follow.bind(key.as_bytes().as_slice()).fetch_optional(&mut *tx).await? {
+                revoked.deleted(row, hops);
+            }
+        }
+        tx.commit().await?;
+        Ok(revoked.live)
     }};
 }
 
@@ -1015,14 +1373,59 @@ impl SqlStore {
 
     /// `delete` of a key that may be retired, on PostgreSQL (see [`delete_chain`]).
     #[cfg(feature = "postgres")]
-    async fn delete_chain_pg(&self, conn: &mut sqlx::PgConnection, key: &StorageKey) -> Result<(), StoreError> {
+    async fn delete_chain_pg(&self, conn: &mut sqlx::PgConnection, key: &StorageKey) -> Result<(), TxError> {
         delete_chain!(self, conn, key)
     }
 
     /// `delete` of a key that may be retired, on SQLite (see [`delete_chain`]).
     #[cfg(feature = "sqlite")]
-    async fn delete_chain_sqlite(&self, conn: &mut sqlx::SqliteConnection, key: &StorageKey) -> Result<(), StoreError> {
+    async fn delete_chain_sqlite(&self, conn: &mut sqlx::SqliteConnection, key: &StorageKey) -> Result<(), TxError> {
         delete_chain!(self, conn, key)
+    }
+
+    /// A revocation on PostgreSQL (see [`revoke`]).
+    #[cfg(feature = "postgres")]
+    async fn revoke_pg(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        user: &str,
+        which: Revocation<'_>,
+    ) -> Result<usize, TxError> {
+        revoke!(self, conn, user, which)
+    }
+
+    /// A revocation on SQLite (see [`revoke`]).
+    #[cfg(feature = "sqlite")]
+    async fn revoke_sqlite(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        user: &str,
+        which: Revocation<'_>,
+    ) -> Result<usize, TxError> {
+        revoke!(self, conn, user, which)
+    }
+
+    /// A revocation, run again when PostgreSQL aborts it to break a deadlock.
+    async fn revoke(&self, user: &str, which: Revocation<'_>) -> Result<usize, StoreError> {
+        match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                retrying!(self, self.revoke_pg(&mut conn, user, which).await)
+            }
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                retrying!(self, self.revoke_sqlite(&mut conn, user, which).await)
+            }
+        }
+    }
+
+    fn tx_err(&self, e: TxError) -> StoreError {
+        match e {
+            TxError::Db(e) => self.err(&e),
+            TxError::Store(e) => e,
+        }
     }
 
     /// `rotate` on PostgreSQL (see [`rotate_locked`]).
@@ -1209,12 +1612,12 @@ impl SessionStore for SqlStore {
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
-                self.delete_chain_pg(&mut conn, key).await
+                retrying!(self, self.delete_chain_pg(&mut conn, key).await)
             }
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
-                self.delete_chain_sqlite(&mut conn, key).await
+                retrying!(self, self.delete_chain_sqlite(&mut conn, key).await)
             }
         }
     }
@@ -1241,39 +1644,15 @@ impl SessionStore for SqlStore {
     }
 
     async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
-        let now = to_i64(self.clock.now_ms());
-        let q = &*self.queries;
-        let n = dispatch!(&self.pool, p => sqlx::query(&q.delete_by_handle)
-            .bind(user)
-            .bind(handle.to_string())
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(|e| self.err(&e))?;
-        Ok(n > 0)
+        let handle = handle.to_string();
+        Ok(self.revoke(user, Revocation::Only(&handle)).await? > 0)
     }
 
     async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
-        let now = to_i64(self.clock.now_ms());
-        let q = &*self.queries;
-        let n = match keep {
-            None => dispatch!(&self.pool, p => sqlx::query(&q.delete_user)
-                .bind(user)
-                .bind(now)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())),
-            Some(keep) => dispatch!(&self.pool, p => sqlx::query(&q.delete_user_except)
-                .bind(user)
-                .bind(now)
-                .bind(keep.to_string())
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())),
+        match keep {
+            None => self.revoke(user, Revocation::All).await,
+            Some(keep) => self.revoke(user, Revocation::AllBut(&keep.to_string())).await,
         }
-        .map_err(|e| self.err(&e))?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
@@ -1354,6 +1733,37 @@ mod tests {
         let mut record = Record::new(Metadata::new(0, 1, 2));
         record.meta.auth = Some(crate::Auth::new("r", 0));
         assert!(!serde_json::to_string(&record).unwrap().starts_with(RETIRED_PREFIX));
+    }
+
+    #[test]
+    fn a_logout_follows_live_pointers_only() {
+        let to = StorageKey::from_bytes([2; 32]);
+        let text = encode_retired(&Retired::new(to, 0, 0, 5_000)).unwrap();
+        assert_eq!(live_pointer(5_000, Some(&text), 4_999), Some(to));
+        assert_eq!(live_pointer(5_000, Some(&text), 5_000), None, "expired at its until");
+        assert_eq!(live_pointer(5_000, None, 0), None, "a session's row");
+        assert_eq!(live_pointer(5_000, Some("{\"r\":{}}"), 0), None, "an unreadable pointer");
+    }
+
+    #[test]
+    fn a_revocation_counts_live_sessions_and_follows_each_pointer_once() {
+        let k = |b: u8| StorageKey::from_bytes([b; 32]);
+        let id = |b: u8| vec![b; 32];
+        let pointer = |to: u8| Some(encode_retired(&Retired::new(k(to), 0, 0, 10)).unwrap());
+        let mut revoked = Revoked::new(1_000);
+        revoked.deleted((id(1), 0, 0, pointer(2)), 0); // a pointer to 2, deleted by the same statement
+        revoked.deleted((id(2), 2_000, 3_000, None), 0); // a live session
+        revoked.deleted((id(3), 1_000, 3_000, None), 0); // an expired session
+        revoked.deleted((id(4), 0, 0, pointer(5)), 0); // a pointer to a row not deleted yet
+        revoked.deleted((id(6), 0, 0, pointer(5)), 0); // another pointer to it
+        revoked.deleted((id(7), 0, 0, None), 0); // a record with no deadline: no session
+        assert_eq!(revoked.live, 1, "pointers and expired rows count for nothing");
+        assert_eq!(revoked.next(), Some((k(5), 1)));
+        assert_eq!(revoked.next(), None, "2 was deleted, 5 is visited once");
+        revoked.deleted((id(5), 0, 0, pointer(8)), MAX_CHAIN);
+        assert_eq!(revoked.next(), None, "no hop past the bound");
+        revoked.deleted((id(9), 0, 0, pointer(8)), MAX_CHAIN - 1);
+        assert_eq!(revoked.next(), Some((k(8), MAX_CHAIN)));
     }
 
     #[test]
