@@ -238,7 +238,12 @@ impl Rotation {
     /// assert_eq!(next.meta.absolute_deadline, 7_201_000);
     /// ```
     pub fn successor(&self, old: &Record, old_key: &StorageKey) -> Result<Record, StoreError> {
-        let mut next = old.clone();
+        self.successor_of(old.clone(), old_key)
+    }
+
+    /// [`successor`](Self::successor), from an owned copy of the old record
+    /// (no second copy for a store that already made one).
+    pub(crate) fn successor_of(&self, mut next: Record, old_key: &StorageKey) -> Result<Record, StoreError> {
         if let Some(keep) = &self.retain {
             next.data.retain(keep);
         }

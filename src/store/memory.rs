@@ -100,8 +100,22 @@ struct Extra {
 }
 
 impl Entry {
+    /// An entry from an owned record (its packed data moves, no copy).
+    fn from_owned(record: Record) -> Self {
+        let Record { meta, data, .. } = record;
+        let mut entry = Self::with_meta(&meta);
+        entry.data = data.into_packed();
+        entry
+    }
+
     fn from_record(record: &Record) -> Result<Self, StoreError> {
-        let m = &record.meta;
+        let mut entry = Self::with_meta(&record.meta);
+        entry.data = record.data.packed().into();
+        Ok(entry)
+    }
+
+    /// An entry with `meta` and no data.
+    fn with_meta(m: &Metadata) -> Self {
         let extra = (m.auth.is_some()
             || m.user_agent.is_some()
             || m.ip.is_some()
@@ -118,15 +132,15 @@ impl Entry {
                 renewed_at: m.renewed_at,
             })
         });
-        Ok(Self {
+        Self {
             created_at: m.created_at,
             last_seen: m.last_seen,
             absolute_deadline: m.absolute_deadline,
             expires_at: m.expires_at,
             handle: m.handle,
             extra,
-            data: record.data.packed().into(),
-        })
+            data: Box::default(),
+        }
     }
 
     fn meta(&self) -> Metadata {
@@ -474,14 +488,23 @@ impl Inner {
     }
 
     /// The rotation itself, under the locks of both shards.
-    fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation, now: u64) -> Result<Rotated, StoreError> {
+    /// The rotation itself, under the locks of both shards. Also returns the
+    /// old record's user, for the index.
+    fn rotate(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        rotation: &Rotation,
+        now: u64,
+    ) -> Result<(Rotated, Option<String>), StoreError> {
         let (mut first, mut second) = self.lock_two(old, new);
         let old_shard = &mut *first;
         let Some(current) = self.with_live(old_shard, old, now, |e| e.to_record()) else {
-            return Ok(match Self::retired(old_shard, old, now) {
+            let outcome = match Self::retired(old_shard, old, now) {
                 Some(r) => Rotated::Retired(r),
                 None => Rotated::Gone,
-            });
+            };
+            return Ok((outcome, None));
         };
         let new_shard = match second.as_deref_mut() {
             Some(s) => s,
@@ -490,10 +513,10 @@ impl Inner {
         let taken =
             new_shard.map.get(new).is_some_and(|e| !e.is_expired(now)) || Self::retired(new_shard, new, now).is_some();
         if taken {
-            return Ok(Rotated::Taken);
+            return Ok((Rotated::Taken, None));
         }
-        let successor = rotation.successor(&current, old)?;
-        let entry = Entry::from_record(&successor)?;
+        let before = current.meta.user().map(str::to_string);
+        let entry = Entry::from_owned(rotation.successor_of(current, old)?);
         if new_shard.map.insert(*new, entry).is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
@@ -502,7 +525,7 @@ impl Inner {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
         old_shard.retired.insert(*old, rotation.retired(*new));
-        Ok(Rotated::Done)
+        Ok((Rotated::Done, before))
     }
 
     /// Runs `f` on the live entry under `key` (one hash lookup when it is
@@ -579,37 +602,24 @@ impl SessionStore for MemoryStore {
     async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
         let inner = &*self.inner;
         let now = inner.clock.now_ms();
-        // The successor's user is indexed before it exists (the index is a
-        // superset of the live sessions), the old key unindexed after.
-        let user = rotation.login.as_ref().map(|l| l.auth.user.clone());
-        if let Some(user) = &user {
-            inner.users(user).entry(user.clone()).or_default().push(*new);
-        }
-        let before = inner.lookup(old, now).and_then(Stored::live).and_then(|r| r.meta.user().map(str::to_string));
-        if let (None, Some(before)) = (&user, &before) {
-            inner.users(before).entry(before.clone()).or_default().push(*new);
-        }
-        let outcome = inner.rotate(old, new, rotation, now);
-        let indexed = user.as_ref().or(before.as_ref());
-        match (&outcome, indexed) {
-            (Ok(Rotated::Done), indexed) => {
-                if let Some(before) = &before {
-                    inner.unindex(before, &[*old]);
-                }
-                // Again after the successor exists: a listing that ran in
-                // between may have dropped it as dead.
-                if let Some(u) = indexed {
-                    let mut users = inner.users(u);
-                    let list = users.entry(u.clone()).or_default();
-                    if !list.contains(new) {
-                        list.push(*new);
-                    }
+        let (outcome, before) = inner.rotate(old, new, rotation, now)?;
+        if outcome == Rotated::Done {
+            // The successor is indexed first, the old key unindexed after:
+            // until then a listing or a revocation reaches the session
+            // through the old key's pointer, so none misses it.
+            let user = rotation.login.as_ref().map(|l| l.auth.user.as_str()).or(before.as_deref());
+            if let Some(user) = user {
+                let mut users = inner.users(user);
+                let list = users.entry(user.to_string()).or_default();
+                if !list.contains(new) {
+                    list.push(*new);
                 }
             }
-            (_, Some(u)) => inner.unindex(u, &[*new]),
-            (_, None) => {}
+            if let Some(before) = &before {
+                inner.unindex(before, &[*old]);
+            }
         }
-        outcome
+        Ok(outcome)
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {

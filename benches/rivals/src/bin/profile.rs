@@ -2,7 +2,8 @@
 //!
 //! Usage: `profile sessionware|tower-sessions|bare|noop-layer SCENARIO [ITERS]` where
 //! SCENARIO is `plain` (untouched, cookie sent), `nocookie` (untouched, no
-//! cookie), `read`, `write`, `new`; `bare` is sent the same requests (a
+//! cookie), `read`, `write`, `new`, `renew` (each request sends the cookie
+//! the previous response set); `bare` is sent the same requests (a
 //! cookie of the same length where the scenario has one);
 //! ITERS defaults to 1,000,000. Prints ns/request at the end.
 //!
@@ -24,7 +25,7 @@ fn main() {
         Some("noop-layer") => Lib::Noop,
         _ => {
             eprintln!(
-                "usage: profile sessionware|tower-sessions|bare|noop-layer plain|nocookie|read|write|new [ITERS]"
+                "usage: profile sessionware|tower-sessions|bare|noop-layer plain|nocookie|read|write|new|renew [ITERS]"
             );
             std::process::exit(2)
         }
@@ -35,6 +36,7 @@ fn main() {
         Some("read") => "/read",
         Some("write") => "/write",
         Some("new") => "/new",
+        Some("renew") => "/renew",
         _ => {
             eprintln!("unknown scenario");
             std::process::exit(2)
@@ -45,7 +47,8 @@ fn main() {
     rt.block_on(async {
         let router = lib.router();
         // Bare gets a cookie of the same length, so differences are the layer's.
-        let cookie = match (scenario.as_deref(), lib) {
+        let renew = scenario.as_deref() == Some("renew") && matches!(lib, Lib::Ours | Lib::Theirs);
+        let mut cookie = match (scenario.as_deref(), lib) {
             (Some("new" | "nocookie"), _) => None,
             (_, Lib::Bare | Lib::Noop) => Some(dummy_cookie()),
             _ => Some(make_session(&router).await),
@@ -60,6 +63,9 @@ fn main() {
                 .await
                 .expect("infallible");
             assert!(res.status().is_success());
+            if renew {
+                cookie = Some(sessionware_rivals::cookie_from(&res).expect("renewal sets a cookie"));
+            }
             std::hint::black_box(res);
         }
         let ns = start.elapsed().as_nanos() as f64 / iters as f64;
