@@ -602,6 +602,8 @@ impl SessionStore for MemoryStore {
     async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
         let inner = &*self.inner;
         let now = inner.clock.now_ms();
+        // Rotations drive the sweeping too (they leave retired pointers).
+        inner.sweep_step(Inner::shard_of(old), now, false);
         let (outcome, before) = inner.rotate(old, new, rotation, now)?;
         if outcome == Rotated::Done {
             // The successor is indexed first, the old key unindexed after:
