@@ -6,14 +6,14 @@
 
 mod common;
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::time::Duration;
 
 use axum::{
     routing::{get, post},
     Router,
 };
 use common::*;
-use http::{header, StatusCode};
+use http::StatusCode;
 use sessionware::{Session, SessionConfig, SessionError, SessionLayer};
 use tokio::task::JoinHandle;
 
@@ -42,34 +42,6 @@ fn routes(layer: &SessionLayer) -> Router {
         .route("/persistent", get(persistent))
         .route("/login-lock-keys/{user}", post(login_lock_keys))
         .layer(layer.clone())
-}
-
-async fn hold(
-    h: &Harness,
-    app: &Router,
-    method: &str,
-    uri: &str,
-    cookie: &str,
-) -> JoinHandle<http::Response<axum::body::Body>> {
-    h.store.pause_load.store(true, Ordering::SeqCst);
-    let task = {
-        let app = app.clone();
-        let request = req(method, uri, Some(cookie));
-        tokio::spawn(async move { send(&app, request).await })
-    };
-    tokio::time::timeout(Duration::from_secs(5), h.store.loaded.notified())
-        .await
-        .expect("the request reached its session lookup");
-    h.store.pause_load.store(false, Ordering::SeqCst);
-    task
-}
-
-fn release(h: &Harness) {
-    h.store.release.notify_one();
-}
-
-fn no_cookie(res: &http::Response<axum::body::Body>) -> bool {
-    res.headers().get(header::SET_COOKIE).is_none()
 }
 
 fn long_lived() -> SessionConfig {

@@ -8,16 +8,13 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
-
 use axum::{
     routing::{get, post},
     Router,
 };
 use common::*;
-use http::{header, StatusCode};
+use http::StatusCode;
 use sessionware::{Session, SessionError, SessionLayer, SessionStore};
-use tokio::task::JoinHandle;
 
 async fn revoke_others(session: Session) -> Result<String, SessionError> {
     Ok(session.revoke_others().await?.to_string())
@@ -57,36 +54,6 @@ fn routes(layer: &SessionLayer) -> Router {
         .route("/keys", get(keys))
         .route("/read-then-logout", post(read_then_logout))
         .layer(layer.clone())
-}
-
-/// Starts `request` and holds it inside its session lookup; returns once it
-/// is held. `release` lets it go on.
-async fn hold(
-    h: &Harness,
-    app: &Router,
-    method: &str,
-    uri: &str,
-    cookie: &str,
-) -> JoinHandle<http::Response<axum::body::Body>> {
-    h.store.pause_load.store(true, Ordering::SeqCst);
-    let task = {
-        let app = app.clone();
-        let request = req(method, uri, Some(cookie));
-        tokio::spawn(async move { send(&app, request).await })
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(5), h.store.loaded.notified())
-        .await
-        .expect("the request reached its session lookup");
-    h.store.pause_load.store(false, Ordering::SeqCst);
-    task
-}
-
-fn release(h: &Harness) {
-    h.store.release.notify_one();
-}
-
-fn no_cookie(res: &http::Response<axum::body::Body>) -> bool {
-    res.headers().get(header::SET_COOKIE).is_none()
 }
 
 async fn live_sessions(h: &Harness) -> usize {

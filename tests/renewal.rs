@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::{routing::get, Router};
 use common::*;
-use http::{header, StatusCode};
+use http::StatusCode;
 use sessionware::{Session, SessionConfig, SessionError, SessionLayer};
 
 const RENEW_AFTER: Duration = Duration::from_secs(600);
@@ -31,10 +31,6 @@ async fn keys(session: Session) -> Result<String, SessionError> {
 
 fn routes(layer: &SessionLayer) -> Router {
     handlers::routes().route("/keys", get(keys)).layer(layer.clone())
-}
-
-fn no_cookie(res: &http::Response<axum::body::Body>) -> bool {
-    res.headers().get(header::SET_COOKIE).is_none()
 }
 
 /// Creates a session with n = 1 at `T0`.
@@ -222,26 +218,6 @@ async fn read(app: &Router, cookie: &str) -> (String, Option<String>) {
 }
 
 // ------------------------------------- interleavings around a periodic renewal
-
-/// Starts `request` and holds it inside its session lookup.
-async fn hold(
-    h: &Harness,
-    app: &Router,
-    method: &str,
-    uri: &str,
-    cookie: &str,
-) -> tokio::task::JoinHandle<http::Response<axum::body::Body>> {
-    use std::sync::atomic::Ordering;
-    h.store.pause_load.store(true, Ordering::SeqCst);
-    let task = {
-        let app = app.clone();
-        let request = req(method, uri, Some(cookie));
-        tokio::spawn(async move { send(&app, request).await })
-    };
-    tokio::time::timeout(Duration::from_secs(5), h.store.loaded.notified()).await.expect("held in its lookup");
-    h.store.pause_load.store(false, Ordering::SeqCst);
-    task
-}
 
 /// A write that loaded before a periodic renewal and commits after it
 /// (its `apply` finds the key retired) lands in the successor: the pair

@@ -207,6 +207,39 @@ pub fn session_cookie(res: &Response<Body>) -> Option<String> {
     cookies.first().filter(|c| !c.value().is_empty()).map(|c| format!("{}={}", c.name(), c.value()))
 }
 
+/// Starts `method uri` with `cookie` on a task and holds it inside its
+/// session lookup (the `MockStore` pause); returns once it is held.
+/// [`release`] lets it go on: the racing request runs in between.
+pub async fn hold(
+    h: &Harness,
+    app: &Router,
+    method: &str,
+    uri: &str,
+    cookie: &str,
+) -> tokio::task::JoinHandle<Response<Body>> {
+    h.store.pause_load.store(true, Ordering::SeqCst);
+    let task = {
+        let app = app.clone();
+        let request = req(method, uri, Some(cookie));
+        tokio::spawn(async move { send(&app, request).await })
+    };
+    tokio::time::timeout(Duration::from_secs(5), h.store.loaded.notified())
+        .await
+        .expect("the request reached its session lookup");
+    h.store.pause_load.store(false, Ordering::SeqCst);
+    task
+}
+
+/// Lets the request held by [`hold`] go on.
+pub fn release(h: &Harness) {
+    h.store.release.notify_one();
+}
+
+/// True when the response sets no cookie at all.
+pub fn no_cookie(res: &Response<Body>) -> bool {
+    res.headers().get(header::SET_COOKIE).is_none()
+}
+
 pub fn is_removal(res: &Response<Body>) -> bool {
     let cookies = set_cookies(res);
     cookies.len() == 1 && cookies[0].value().is_empty() && cookies[0].max_age() == Some(cookie::time::Duration::ZERO)
