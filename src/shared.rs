@@ -76,11 +76,6 @@ impl Shared {
             started: std::time::Instant::now(),
         }
     }
-
-    /// The idle deadline of activity at `now`, capped by the absolute one.
-    pub(crate) fn expires_at(&self, now: u64, absolute_deadline: u64) -> u64 {
-        self.config.expires_at(now, absolute_deadline)
-    }
 }
 
 /// A store call's future, as the store trait (`async_trait`) returns it.

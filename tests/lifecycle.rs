@@ -30,10 +30,6 @@ async fn elevate(session: Session) -> Result<(), SessionError> {
     session.renew().await
 }
 
-async fn keys(session: Session) -> Result<String, SessionError> {
-    Ok(session.keys().await?.join(","))
-}
-
 /// A logout whose handler reads the session first (so it can be held).
 async fn read_then_logout(session: Session) -> Result<(), SessionError> {
     session.user().await?;
@@ -51,7 +47,6 @@ fn routes(layer: &SessionLayer) -> Router {
         .route("/revoke-others", post(revoke_others))
         .route("/sessions", get(sessions))
         .route("/elevate", post(elevate))
-        .route("/keys", get(keys))
         .route("/read-then-logout", post(read_then_logout))
         .layer(layer.clone())
 }

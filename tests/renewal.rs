@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use axum::{routing::get, Router};
+use axum::Router;
 use common::*;
 use http::StatusCode;
 use sessionware::{Session, SessionConfig, SessionError, SessionLayer};
@@ -25,12 +25,8 @@ fn renewing(overlap: Duration) -> Harness {
     )
 }
 
-async fn keys(session: Session) -> Result<String, SessionError> {
-    Ok(session.keys().await?.join(","))
-}
-
 fn routes(layer: &SessionLayer) -> Router {
-    handlers::routes().route("/keys", get(keys)).layer(layer.clone())
+    handlers::routes().layer(layer.clone())
 }
 
 /// Creates a session with n = 1 at `T0`.
@@ -156,10 +152,7 @@ async fn login_keeping_cart(session: Session) -> Result<(), SessionError> {
 }
 
 fn policy_routes(layer: &SessionLayer) -> Router {
-    handlers::routes()
-        .route("/keys", get(keys))
-        .route("/login-keeping-cart", axum::routing::post(login_keeping_cart))
-        .layer(layer.clone())
+    handlers::routes().route("/login-keeping-cart", axum::routing::post(login_keeping_cart)).layer(layer.clone())
 }
 
 async fn visitor_with(app: &Router, keys: &[&str]) -> String {

@@ -51,10 +51,6 @@ pub(crate) enum Step {
     Purge { key: StorageKey, reply: Reply },
 }
 
-fn expires_at(config: &SessionConfig, now: u64, absolute_deadline: u64) -> u64 {
-    config.expires_at(now, absolute_deadline)
-}
-
 /// Decides the commit step, taking what it writes out of `state`.
 pub(crate) fn plan(state: &mut State, req: &Presented, config: &SessionConfig) -> Step {
     let now = req.now;
@@ -146,13 +142,13 @@ fn write_back(
     let close_overlap = origin == Origin::Live && view.meta.predecessor.is_some();
     if !changes.is_empty() || close_overlap {
         changes.last_seen = now;
-        changes.expires_at = expires_at(config, now, view.meta.absolute_deadline);
+        changes.expires_at = config.expires_at(now, view.meta.absolute_deadline);
         changes.close_overlap = close_overlap;
         changes.max_data_bytes = config.max_data_bytes;
         return Step::Apply { key, changes, reply };
     }
     if now.saturating_sub(view.meta.last_seen) >= config.touch_after_ms {
-        return Step::Touch { key, expires_at: expires_at(config, now, view.meta.absolute_deadline), reply };
+        return Step::Touch { key, expires_at: config.expires_at(now, view.meta.absolute_deadline), reply };
     }
     Step::Reply(reply)
 }
@@ -178,7 +174,7 @@ fn rotate(
         _ => None,
     };
     changes.last_seen = now;
-    changes.expires_at = expires_at(config, now, meta.absolute_deadline);
+    changes.expires_at = config.expires_at(now, meta.absolute_deadline);
     // `persistent` travels only if this request changed it: the store keeps
     // whatever a concurrent "remember me" set.
     changes.max_data_bytes = config.max_data_bytes;
@@ -197,7 +193,7 @@ fn rotate(
 /// A new record's clock starts now.
 fn fresh(mut record: Record, config: &SessionConfig, now: u64) -> Record {
     record.meta.last_seen = now;
-    record.meta.expires_at = expires_at(config, now, record.meta.absolute_deadline);
+    record.meta.expires_at = config.expires_at(now, record.meta.absolute_deadline);
     record.meta.predecessor = None;
     record
 }

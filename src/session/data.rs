@@ -276,7 +276,7 @@ impl Session {
     pub async fn expires_at(&self) -> Result<Option<SystemTime>, SessionError> {
         let now = self.now();
         Ok(self.metadata().await?.map(|m| {
-            let at = self.shared().expires_at(now, m.absolute_deadline);
+            let at = self.shared().config.expires_at(now, m.absolute_deadline);
             UNIX_EPOCH + Duration::from_millis(at)
         }))
     }

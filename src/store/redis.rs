@@ -269,6 +269,14 @@ local function expire_at(key, at)
   if lt('9007199254740991', at) then at = '9007199254740991' end
   redis.call('PEXPIREAT', key, at)
 end
+-- HSET of the field/value pairs `list[from..]` on `key`, 1000 arguments a call.
+local function hset_all(key, list, from)
+  while from <= #list do
+    local last = math.min(from + 999, #list)
+    redis.call('HSET', key, unpack(list, from, last))
+    from = last + 1
+  end
+end
 -- The data size of KEYS[1], counted field by field (see `Data::size`).
 local function data_size()
   local n = 0
@@ -289,12 +297,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if live(ARGV[1]) then return 0 end
   redis.call('DEL', KEYS[1])
 end
-local i = 3
-while i <= #ARGV do
-  local last = math.min(i + 999, #ARGV)
-  redis.call('HSET', KEYS[1], unpack(ARGV, i, last))
-  i = last + 1
-end
+hset_all(KEYS[1], ARGV, 3)
 expire_at(KEYS[1], ARGV[2])
 return 1
 "#
@@ -475,12 +478,7 @@ for f, v in pairs(data) do
   out[#out + 1] = v
 end
 redis.call('DEL', KEYS[2])
-local from = 1
-while from <= #out do
-  local last = math.min(from + 999, #out)
-  redis.call('HSET', KEYS[2], unpack(out, from, last))
-  from = last + 1
-end
+hset_all(KEYS[2], out, 1)
 expire_at(KEYS[2], exp)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'retired', ARGV[2], 'at', ARGV[12], 'overlap_until', ARGV[13], 'until', ARGV[14])

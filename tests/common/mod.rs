@@ -286,6 +286,10 @@ pub mod handlers {
     pub async fn remember(session: Session) -> Result<(), SessionError> {
         session.set_persistent(true).await
     }
+    /// The session's keys, comma-separated.
+    pub async fn keys(session: Session) -> Result<String, SessionError> {
+        Ok(session.keys().await?.join(","))
+    }
     pub async fn contains(session: Session) -> Result<String, SessionError> {
         Ok(session.contains("x").await?.to_string())
     }
@@ -306,6 +310,7 @@ pub mod handlers {
             .route("/renew", post(renew))
             .route("/remember", post(remember))
             .route("/contains", get(contains))
+            .route("/keys", get(keys))
             .route("/careless", get(careless))
     }
 }
