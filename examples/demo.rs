@@ -39,7 +39,10 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sessionware::{Keys, MemoryStore, Session, SessionConfig, SessionError, SessionHandle, SessionLayer, SessionStore};
+use sessionware::{
+    store::{FullStore, MemoryStore},
+    Keys, Session, SessionConfig, SessionError, SessionHandle, SessionLayer,
+};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -147,7 +150,7 @@ impl Settings {
 /// `memory` (the embedded default), `redis://…`, `postgres://…` or
 /// `sqlite://path`. The Redis and SQL stores need the crate features of the
 /// same name (`cargo run --example demo --features redis,postgres,sqlite`).
-async fn make_store() -> Result<Arc<dyn SessionStore>, String> {
+async fn make_store() -> Result<Arc<dyn FullStore>, String> {
     let choice = env_var("SESSION_STORE")?;
     let choice = choice.as_deref().map(str::trim).unwrap_or("");
     if choice.is_empty() || choice == "memory" {
@@ -163,46 +166,48 @@ async fn make_store() -> Result<Arc<dyn SessionStore>, String> {
 }
 
 #[cfg(feature = "redis")]
-async fn redis_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
-    let store = sessionware::RedisStore::connect(url).await.map_err(|e| format!("SESSION_STORE (redis): {e}"))?;
+async fn redis_store(url: &str) -> Result<Arc<dyn FullStore>, String> {
+    let store =
+        sessionware::store::RedisStore::connect(url).await.map_err(|e| format!("SESSION_STORE (redis): {e}"))?;
     Ok(Arc::new(store))
 }
 
 #[cfg(not(feature = "redis"))]
-async fn redis_store(_: &str) -> Result<Arc<dyn SessionStore>, String> {
+async fn redis_store(_: &str) -> Result<Arc<dyn FullStore>, String> {
     Err("SESSION_STORE=redis://… needs the `redis` feature: cargo run --example demo --features redis".into())
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
-    let store = sessionware::SqlStore::postgres(url).await.map_err(|e| format!("SESSION_STORE (postgres): {e}"))?;
+async fn postgres_store(url: &str) -> Result<Arc<dyn FullStore>, String> {
+    let store =
+        sessionware::store::SqlStore::postgres(url).await.map_err(|e| format!("SESSION_STORE (postgres): {e}"))?;
     store.migrate().await.map_err(|e| format!("SESSION_STORE (postgres migration): {e}"))?;
     store.spawn_cleanup(Duration::from_secs(60));
     Ok(Arc::new(store))
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn postgres_store(_: &str) -> Result<Arc<dyn SessionStore>, String> {
+async fn postgres_store(_: &str) -> Result<Arc<dyn FullStore>, String> {
     Err("SESSION_STORE=postgres://… needs the `postgres` feature: cargo run --example demo --features postgres".into())
 }
 
 #[cfg(feature = "sqlite")]
-async fn sqlite_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
-    let store = sessionware::SqlStore::sqlite(url).await.map_err(|e| format!("SESSION_STORE (sqlite): {e}"))?;
+async fn sqlite_store(url: &str) -> Result<Arc<dyn FullStore>, String> {
+    let store = sessionware::store::SqlStore::sqlite(url).await.map_err(|e| format!("SESSION_STORE (sqlite): {e}"))?;
     store.migrate().await.map_err(|e| format!("SESSION_STORE (sqlite migration): {e}"))?;
     store.spawn_cleanup(Duration::from_secs(60));
     Ok(Arc::new(store))
 }
 
 #[cfg(not(feature = "sqlite"))]
-async fn sqlite_store(_: &str) -> Result<Arc<dyn SessionStore>, String> {
+async fn sqlite_store(_: &str) -> Result<Arc<dyn FullStore>, String> {
     Err("SESSION_STORE=sqlite://… needs the `sqlite` feature: cargo run --example demo --features sqlite".into())
 }
 
 // ---------------------------------------------------------------------------
 // App
 
-fn app(store: Arc<dyn SessionStore>, keys: Keys, config: SessionConfig) -> Router {
+fn app(store: Arc<dyn FullStore>, keys: Keys, config: SessionConfig) -> Router {
     let api = Router::new()
         .route("/counter", get(get_counter).post(increment))
         .route("/kv", get(list_values))

@@ -47,6 +47,7 @@ pub struct SessionConfig {
     pub(crate) renew_after_ms: Option<u64>,
     pub(crate) renew_overlap_ms: u64,
     pub(crate) keep_on_login: Vec<String>,
+    pub(crate) max_listed_sessions: usize,
     /// `"; Path=/; Secure; HttpOnly; SameSite=Lax"`: the attributes of every
     /// session cookie, rendered once by the `cookie` crate.
     pub(crate) attributes: String,
@@ -162,6 +163,7 @@ pub struct SessionConfigBuilder {
     renew_after: Option<Duration>,
     renew_overlap: Duration,
     keep_on_login: Vec<String>,
+    max_listed_sessions: usize,
 }
 
 impl Default for SessionConfigBuilder {
@@ -185,6 +187,7 @@ impl Default for SessionConfigBuilder {
             renew_after: None,
             renew_overlap: DEFAULT_RENEW_OVERLAP,
             keep_on_login: Vec::new(),
+            max_listed_sessions: 100,
         }
     }
 }
@@ -436,6 +439,21 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// The most sessions [`Session::sessions`](crate::Session::sessions)
+    /// lists (default 100; the most recently used are kept). A listing is
+    /// one store call that reads every listed record: the bound keeps a user
+    /// with many sessions from making it unbounded.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().max_listed_sessions(10).build().is_ok());
+    /// assert!(SessionConfig::builder().max_listed_sessions(0).build().is_err());
+    /// ```
+    pub fn max_listed_sessions(mut self, max: usize) -> Self {
+        self.max_listed_sessions = max;
+        self
+    }
+
     /// Validates and builds the configuration.
     ///
     /// # Errors
@@ -512,6 +530,9 @@ impl SessionConfigBuilder {
         if self.renew_overlap > MAX_RENEW_OVERLAP {
             return Err(ConfigError::Limit("renew_overlap must be at most 60 seconds"));
         }
+        if self.max_listed_sessions == 0 {
+            return Err(ConfigError::Limit("max_listed_sessions must be greater than zero"));
+        }
 
         let mut template = Cookie::build((self.name.clone(), ""))
             .path(self.path.clone())
@@ -545,6 +566,7 @@ impl SessionConfigBuilder {
             renew_after_ms: self.renew_after.map(ms),
             renew_overlap_ms: ms(self.renew_overlap),
             keep_on_login: self.keep_on_login,
+            max_listed_sessions: self.max_listed_sessions,
             attributes,
             removal: removal.to_string(),
         })

@@ -9,7 +9,7 @@ use std::fmt;
 /// logs, never for HTTP responses (the layer answers with a generic response).
 ///
 /// ```
-/// use sessionware::StoreError;
+/// use sessionware::store::StoreError;
 /// let err = StoreError::Backend("connection refused".into());
 /// assert!(err.to_string().contains("connection refused"));
 /// ```
@@ -34,10 +34,6 @@ pub enum StoreError {
     /// nothing was changed.
     #[error("session data would exceed its size cap")]
     TooLarge,
-    /// The store does not implement this optional capability (the per-user
-    /// index or exclusive locks).
-    #[error("session store does not support {0}")]
-    Unsupported(&'static str),
 }
 
 /// An error seen by a handler or by the layer while using a session.
@@ -47,7 +43,7 @@ pub enum StoreError {
 /// generic and never reveals store details.
 ///
 /// ```
-/// use sessionware::{SessionError, StoreError};
+/// use sessionware::{SessionError, store::StoreError};
 /// let err = SessionError::Load(StoreError::Timeout);
 /// assert!(err.is_store_failure());
 /// ```
@@ -100,6 +96,11 @@ pub enum SessionError {
     /// revoking sessions, locking).
     #[error("session store call failed: {0}")]
     Store(#[source] StoreError),
+    /// The layer was built over a store without this capability
+    /// ([`SessionLayer::with_capabilities`](crate::SessionLayer::with_capabilities)),
+    /// so the call that needs it cannot be made.
+    #[error("the session layer's store does not provide {0}")]
+    Unsupported(crate::store::Capability),
 }
 
 impl SessionError {
@@ -116,7 +117,7 @@ impl SessionError {
     /// The HTTP status this error maps to by default.
     ///
     /// ```
-    /// use sessionware::{SessionError, StoreError};
+    /// use sessionware::{SessionError, store::StoreError};
     /// assert_eq!(SessionError::Load(StoreError::Timeout).status().as_u16(), 503);
     /// ```
     pub fn status(&self) -> http::StatusCode {

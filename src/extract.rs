@@ -13,7 +13,7 @@ use crate::{Session, SessionError};
 ///
 /// ```
 /// use axum::{routing::get, Router};
-/// use sessionware::{Keys, MemoryStore, Session, SessionError, SessionLayer};
+/// use sessionware::{Keys, Session, SessionError, SessionLayer, store::MemoryStore};
 ///
 /// async fn whoami(session: Session) -> Result<String, SessionError> {
 ///     Ok(session.user().await?.unwrap_or_else(|| "anonymous".into()))

@@ -214,7 +214,7 @@ impl StorageKey {
     /// Wraps digest bytes (for stores that read keys back).
     ///
     /// ```
-    /// # use sessionware::StorageKey;
+    /// # use sessionware::store::StorageKey;
     /// assert_eq!(StorageKey::from_bytes([0; 32]).as_bytes(), &[0; 32]);
     /// ```
     pub const fn from_bytes(bytes: [u8; 32]) -> Self {
@@ -224,7 +224,7 @@ impl StorageKey {
     /// The digest bytes.
     ///
     /// ```
-    /// # use sessionware::StorageKey;
+    /// # use sessionware::store::StorageKey;
     /// assert_eq!(StorageKey::from_bytes([9; 32]).as_bytes()[0], 9);
     /// ```
     pub fn as_bytes(&self) -> &[u8; 32] {
@@ -234,7 +234,7 @@ impl StorageKey {
     /// Lower-case hex of the whole digest (for text-keyed stores such as Redis).
     ///
     /// ```
-    /// # use sessionware::StorageKey;
+    /// # use sessionware::store::StorageKey;
     /// assert!(StorageKey::from_bytes([255; 32]).to_hex().starts_with("ffff"));
     /// ```
     pub fn to_hex(&self) -> String {
@@ -244,7 +244,7 @@ impl StorageKey {
     /// Parses the lower- or upper-case hex form of [`to_hex`](Self::to_hex).
     ///
     /// ```
-    /// # use sessionware::StorageKey;
+    /// # use sessionware::store::StorageKey;
     /// let key = StorageKey::from_bytes([7; 32]);
     /// assert_eq!(StorageKey::from_hex(&key.to_hex()), Some(key));
     /// assert!(StorageKey::from_hex("00").is_none());
@@ -267,7 +267,7 @@ impl StorageKey {
     /// used in log events to correlate a session without revealing it.
     ///
     /// ```
-    /// # use sessionware::StorageKey;
+    /// # use sessionware::store::StorageKey;
     /// assert_eq!(StorageKey::from_bytes([0xab; 32]).fingerprint(), "abababababab");
     /// ```
     pub fn fingerprint(&self) -> String {

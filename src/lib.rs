@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use axum::{routing::get, Router};
-//! use sessionware::{Keys, MemoryStore, Session, SessionError, SessionLayer};
+//! use sessionware::{Keys, Session, SessionError, SessionLayer, store::MemoryStore};
 //!
 //! async fn handler(session: Session) -> Result<String, SessionError> {
 //!     let n: u64 = session.get("n").await?.unwrap_or(0);
@@ -106,13 +106,13 @@
 //! | `sqlite` | no | `SqlStore` on SQLite (sqlx) |
 //! | `metrics` | no | event counters and a store-latency histogram through the `metrics` crate |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
 mod clock;
 mod config;
-pub mod conformance;
 mod cookie;
 mod error;
 mod events;
@@ -131,20 +131,17 @@ pub mod store;
 pub use ::cookie::SameSite;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SessionConfig, SessionConfigBuilder};
-pub use error::{ConfigError, KeyError, SessionError, SharedError, StoreError};
+pub use error::{ConfigError, KeyError, SessionError, SharedError};
 pub use events::{Deadline, Event, EventHook, EventKind, RejectReason, RenewReason};
-pub use id::{SessionId, StorageKey, ID_ENCODED_LEN, ID_LEN};
+pub use id::{SessionId, ID_ENCODED_LEN, ID_LEN};
 pub use keys::{Key, Keys};
-pub use record::{Auth, ChangeSet, Data, Metadata, Record, SessionHandle, RECORD_FORMAT};
-pub use rotation::{Login, Retired, Rotated, Rotation, Stored, RETIRED_KEEP_MS};
+pub use record::SessionHandle;
 pub use service::{ResponseFuture, SessionLayer, SessionService};
 pub use session::{Session, SessionInfo};
 pub use shared::ErrorResponder;
-#[cfg(feature = "redis")]
-pub use store::redis::RedisStore;
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
-pub use store::sql::SqlStore;
-pub use store::{
-    memory::{MemoryStore, MemoryStoreBuilder},
-    SessionStore,
+
+// Crate-internal shorthands for the store's types (their public path is
+// `sessionware::store::…`).
+pub(crate) use store::{
+    Auth, ChangeSet, Login, Metadata, Record, Retired, Rotated, Rotation, SessionStore, StorageKey, StoreError, Stored,
 };

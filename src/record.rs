@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 /// Version of the stored record format.
 ///
 /// ```
-/// use sessionware::{Metadata, Record, RECORD_FORMAT};
+/// use sessionware::store::{Metadata, Record, RECORD_FORMAT};
 /// assert_eq!(Record::new(Metadata::new(0, 1, 1)).format, RECORD_FORMAT);
 /// ```
 pub const RECORD_FORMAT: u8 = 1;
@@ -21,7 +21,7 @@ pub const RECORD_FORMAT: u8 = 1;
 /// `Debug` shows keys only, never values.
 ///
 /// ```
-/// use sessionware::Data;
+/// use sessionware::store::Data;
 /// let mut data = Data::default();
 /// data.insert("n", &serde_json::value::to_raw_value(&5).unwrap());
 /// assert_eq!(data.get("n").unwrap().get(), "5");
@@ -124,7 +124,7 @@ impl Data {
     /// The raw JSON of `key`.
     ///
     /// ```
-    /// # use sessionware::Data;
+    /// # use sessionware::store::Data;
     /// assert!(Data::default().get("x").is_none());
     /// ```
     pub fn get(&self, key: &str) -> Option<&RawValue> {
@@ -134,7 +134,7 @@ impl Data {
     /// Sets `key`; true if it replaced a value.
     ///
     /// ```
-    /// # use sessionware::Data;
+    /// # use sessionware::store::Data;
     /// let mut d = Data::default();
     /// let v = serde_json::value::to_raw_value(&1).unwrap();
     /// assert!(!d.insert("a", &v));
@@ -157,7 +157,7 @@ impl Data {
     /// Removes `key`; true if it was set.
     ///
     /// ```
-    /// # use sessionware::Data;
+    /// # use sessionware::store::Data;
     /// let mut d = Data::default();
     /// d.insert("a", &serde_json::value::to_raw_value(&1).unwrap());
     /// assert!(d.remove("a"));
@@ -177,7 +177,7 @@ impl Data {
     /// Removes every key.
     ///
     /// ```
-    /// # use sessionware::Data;
+    /// # use sessionware::store::Data;
     /// let mut d = Data::default();
     /// d.clear();
     /// assert_eq!(d.len(), 0);
@@ -189,7 +189,7 @@ impl Data {
     /// Number of keys.
     ///
     /// ```
-    /// # use sessionware::Data;
+    /// # use sessionware::store::Data;
     /// assert_eq!(Data::default().len(), 0);
     /// ```
     pub fn len(&self) -> usize {
@@ -199,7 +199,7 @@ impl Data {
     /// True when there are no keys.
     ///
     /// ```
-    /// # use sessionware::Data;
+    /// # use sessionware::store::Data;
     /// assert!(Data::default().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -209,7 +209,7 @@ impl Data {
     /// Keys and raw values, sorted by key.
     ///
     /// ```
-    /// # use sessionware::Data;
+    /// # use sessionware::store::Data;
     /// assert_eq!(Data::default().iter().count(), 0);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, &RawValue)> {
@@ -219,7 +219,7 @@ impl Data {
     /// The keys, sorted.
     ///
     /// ```
-    /// # use sessionware::Data;
+    /// # use sessionware::store::Data;
     /// let mut d = Data::default();
     /// d.insert("b", &serde_json::value::to_raw_value(&1).unwrap());
     /// d.insert("a", &serde_json::value::to_raw_value(&2).unwrap());
@@ -232,7 +232,7 @@ impl Data {
     /// An upper bound of the serialized size in bytes.
     ///
     /// ```
-    /// # use sessionware::Data;
+    /// # use sessionware::store::Data;
     /// assert_eq!(Data::default().encoded_len(), 2);
     /// ```
     pub fn encoded_len(&self) -> usize {
@@ -246,7 +246,7 @@ impl Data {
     /// lengths, SQL from the decoded record).
     ///
     /// ```
-    /// # use sessionware::Data;
+    /// # use sessionware::store::Data;
     /// let mut d = Data::default();
     /// d.insert("ab", &serde_json::value::to_raw_value(&"xy").unwrap()); // 2 + 4 bytes
     /// assert_eq!(d.size(), 6);
@@ -265,7 +265,7 @@ impl Data {
     /// change per key): the semantics every store's `apply` has.
     ///
     /// ```
-    /// # use sessionware::{ChangeSet, Data};
+    /// # use sessionware::store::{ChangeSet, Data};
     /// let mut d = Data::default();
     /// d.insert("a", &serde_json::value::to_raw_value(&1).unwrap());
     /// let mut c = ChangeSet::new(0, 1);
@@ -373,7 +373,7 @@ impl<'de> Deserialize<'de> for Data {
 /// [`Session::insert`](crate::Session::insert) cannot write.
 ///
 /// ```
-/// use sessionware::Auth;
+/// use sessionware::store::Auth;
 /// let auth = Auth::new("alice", 0);
 /// assert_eq!(auth.user, "alice");
 /// ```
@@ -390,7 +390,7 @@ impl Auth {
     /// A new authentication record.
     ///
     /// ```
-    /// # use sessionware::Auth;
+    /// # use sessionware::store::Auth;
     /// assert_eq!(Auth::new("bob", 5).at_ms, 5);
     /// ```
     pub fn new(user: impl Into<String>, at_ms: u64) -> Self {
@@ -401,7 +401,7 @@ impl Auth {
 /// A session's metadata. Times are milliseconds since the Unix epoch.
 ///
 /// ```
-/// use sessionware::Metadata;
+/// use sessionware::store::Metadata;
 /// let m = Metadata::new(1_000, 60_000, 3_600_000);
 /// assert_eq!(m.expires_at, 61_000);
 /// assert_eq!(m.absolute_deadline, 3_601_000);
@@ -514,7 +514,7 @@ impl Metadata {
     /// Metadata of a session created at `now` with the given timeouts (ms).
     ///
     /// ```
-    /// # use sessionware::Metadata;
+    /// # use sessionware::store::Metadata;
     /// assert_eq!(Metadata::new(0, 10, 5).expires_at, 5);
     /// ```
     pub fn new(now: u64, idle_ms: u64, absolute_ms: u64) -> Self {
@@ -537,7 +537,7 @@ impl Metadata {
     /// When the session's current ID was issued: its last rotation, or its creation.
     ///
     /// ```
-    /// # use sessionware::Metadata;
+    /// # use sessionware::store::Metadata;
     /// let mut m = Metadata::new(5, 10, 20);
     /// assert_eq!(m.id_issued_at(), 5);
     /// m.renewed_at = Some(8);
@@ -550,7 +550,7 @@ impl Metadata {
     /// The authenticated user, if any.
     ///
     /// ```
-    /// # use sessionware::Metadata;
+    /// # use sessionware::store::Metadata;
     /// assert!(Metadata::new(0, 1, 1).user().is_none());
     /// ```
     pub fn user(&self) -> Option<&str> {
@@ -561,7 +561,7 @@ impl Metadata {
 /// A stored session: format version, metadata and data.
 ///
 /// ```
-/// use sessionware::{Metadata, Record};
+/// use sessionware::store::{Metadata, Record};
 /// let record = Record::new(Metadata::new(0, 1_000, 2_000));
 /// let json = serde_json::to_string(&record).unwrap();
 /// let back: Record = serde_json::from_str(&json).unwrap();
@@ -585,7 +585,7 @@ impl Record {
     /// An empty record.
     ///
     /// ```
-    /// # use sessionware::{Metadata, Record};
+    /// # use sessionware::store::{Metadata, Record};
     /// assert!(Record::new(Metadata::new(0, 1, 1)).data.is_empty());
     /// ```
     pub fn new(meta: Metadata) -> Self {
@@ -595,7 +595,7 @@ impl Record {
     /// True when the record is expired at `now`.
     ///
     /// ```
-    /// # use sessionware::{Metadata, Record};
+    /// # use sessionware::store::{Metadata, Record};
     /// let r = Record::new(Metadata::new(0, 10, 100));
     /// assert!(!r.is_expired(9));
     /// assert!(r.is_expired(10));
@@ -608,7 +608,7 @@ impl Record {
     /// `apply` must have (see [`SessionStore::apply`](crate::SessionStore::apply)).
     ///
     /// ```
-    /// # use sessionware::{ChangeSet, Metadata, Record};
+    /// # use sessionware::store::{ChangeSet, Metadata, Record};
     /// let mut r = Record::new(Metadata::new(0, 10, 100));
     /// let mut c = ChangeSet::new(5, 15);
     /// c.set("k", serde_json::value::to_raw_value(&1).unwrap());
@@ -634,7 +634,7 @@ impl Record {
     /// whatever concurrent writers added.
     ///
     /// ```
-    /// # use sessionware::{ChangeSet, Metadata, Record};
+    /// # use sessionware::store::{ChangeSet, Metadata, Record};
     /// let mut r = Record::new(Metadata::new(0, 10, 100));
     /// let mut c = ChangeSet::new(5, 15);
     /// c.set("k", serde_json::value::to_raw_value(&"0123456789").unwrap());
@@ -661,7 +661,7 @@ impl Record {
 /// concurrent requests that write different keys both keep their writes.
 ///
 /// ```
-/// use sessionware::ChangeSet;
+/// use sessionware::store::ChangeSet;
 /// let mut c = ChangeSet::new(0, 10);
 /// c.remove("a");
 /// assert!(!c.is_empty());
@@ -693,7 +693,7 @@ impl ChangeSet {
     /// An empty change set that only moves the activity times.
     ///
     /// ```
-    /// # use sessionware::ChangeSet;
+    /// # use sessionware::store::ChangeSet;
     /// assert!(ChangeSet::new(1, 2).is_empty());
     /// ```
     pub fn new(last_seen: u64, expires_at: u64) -> Self {
@@ -703,7 +703,7 @@ impl ChangeSet {
     /// Records a set of `key`.
     ///
     /// ```
-    /// # use sessionware::ChangeSet;
+    /// # use sessionware::store::ChangeSet;
     /// let mut c = ChangeSet::new(0, 1);
     /// c.set("a", serde_json::value::to_raw_value(&true).unwrap());
     /// assert_eq!(c.changes.len(), 1);
@@ -715,7 +715,7 @@ impl ChangeSet {
     /// Records a removal of `key`.
     ///
     /// ```
-    /// # use sessionware::ChangeSet;
+    /// # use sessionware::store::ChangeSet;
     /// let mut c = ChangeSet::new(0, 1);
     /// c.remove("a");
     /// assert!(c.changes[0].1.is_none());
@@ -727,7 +727,7 @@ impl ChangeSet {
     /// Records a clear: earlier per-key changes are dropped.
     ///
     /// ```
-    /// # use sessionware::ChangeSet;
+    /// # use sessionware::store::ChangeSet;
     /// let mut c = ChangeSet::new(0, 1);
     /// c.remove("a");
     /// c.clear();
@@ -741,7 +741,7 @@ impl ChangeSet {
     /// True when it changes no data and no flag.
     ///
     /// ```
-    /// # use sessionware::ChangeSet;
+    /// # use sessionware::store::ChangeSet;
     /// assert!(ChangeSet::default().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -751,7 +751,7 @@ impl ChangeSet {
     /// True when it sets, removes or clears data.
     ///
     /// ```
-    /// # use sessionware::ChangeSet;
+    /// # use sessionware::store::ChangeSet;
     /// let mut c = ChangeSet::new(0, 1);
     /// assert!(!c.touches_data());
     /// c.persistent = Some(true);

@@ -24,7 +24,7 @@ use crate::{Auth, ChangeSet, Record, StorageKey, StoreError};
 /// What a store holds under a storage key.
 ///
 /// ```
-/// use sessionware::{Metadata, Record, Stored};
+/// use sessionware::store::{Metadata, Record, Stored};
 /// let stored = Stored::Live(Record::new(Metadata::new(0, 10, 20)));
 /// assert!(stored.live().is_some());
 /// ```
@@ -41,7 +41,7 @@ impl Stored {
     /// The live record, if this is one.
     ///
     /// ```
-    /// use sessionware::{Retired, StorageKey, Stored};
+    /// use sessionware::store::{Retired, StorageKey, Stored};
     /// let gone = Stored::Retired(Retired::new(StorageKey::from_bytes([1; 32]), 0, 0, 10));
     /// assert!(gone.live().is_none());
     /// ```
@@ -57,7 +57,7 @@ impl Stored {
 /// still be used in its place. Times are milliseconds since the Unix epoch.
 ///
 /// ```
-/// use sessionware::{Retired, StorageKey};
+/// use sessionware::store::{Retired, StorageKey};
 /// let r = Retired::new(StorageKey::from_bytes([1; 32]), 1_000, 31_000, 121_000);
 /// assert!(r.overlaps(30_999));
 /// assert!(!r.overlaps(31_000));
@@ -81,7 +81,7 @@ impl Retired {
     /// A retired key pointing at `successor`.
     ///
     /// ```
-    /// use sessionware::{Retired, StorageKey};
+    /// use sessionware::store::{Retired, StorageKey};
     /// assert_eq!(Retired::new(StorageKey::from_bytes([1; 32]), 5, 5, 9).until, 9);
     /// ```
     pub fn new(successor: StorageKey, at: u64, overlap_until: u64, until: u64) -> Self {
@@ -91,7 +91,7 @@ impl Retired {
     /// True while the overlap window is open at `now`.
     ///
     /// ```
-    /// use sessionware::{Retired, StorageKey};
+    /// use sessionware::store::{Retired, StorageKey};
     /// assert!(!Retired::new(StorageKey::from_bytes([1; 32]), 5, 5, 9).overlaps(5));
     /// ```
     pub fn overlaps(&self, now: u64) -> bool {
@@ -101,7 +101,7 @@ impl Retired {
     /// True when the store may drop it at `now`.
     ///
     /// ```
-    /// use sessionware::{Retired, StorageKey};
+    /// use sessionware::store::{Retired, StorageKey};
     /// assert!(Retired::new(StorageKey::from_bytes([1; 32]), 5, 5, 9).is_expired(9));
     /// ```
     pub fn is_expired(&self, now: u64) -> bool {
@@ -113,7 +113,7 @@ impl Retired {
 /// client it was seen from, and restarts the absolute timeout.
 ///
 /// ```
-/// use sessionware::{Auth, Login};
+/// use sessionware::store::{Auth, Login};
 /// let login = Login::new(Auth::new("alice", 5), 1_000);
 /// assert_eq!(login.absolute_deadline, 1_000);
 /// ```
@@ -134,7 +134,7 @@ impl Login {
     /// A login without client details.
     ///
     /// ```
-    /// use sessionware::{Auth, Login};
+    /// use sessionware::store::{Auth, Login};
     /// assert!(Login::new(Auth::new("bob", 0), 9).ip.is_none());
     /// ```
     pub fn new(auth: Auth, absolute_deadline: u64) -> Self {
@@ -145,7 +145,7 @@ impl Login {
 /// One rotation, as the layer asks a store to perform it.
 ///
 /// ```
-/// use sessionware::{ChangeSet, Metadata, Record, Rotation, StorageKey};
+/// use sessionware::store::{ChangeSet, Metadata, Record, Rotation, StorageKey};
 /// let old = Record::new(Metadata::new(0, 60_000, 3_600_000));
 /// let rotation = Rotation::new(1_000, ChangeSet::new(1_000, 61_000));
 /// let next = rotation.successor(&old, &StorageKey::from_bytes([1; 32])).unwrap();
@@ -179,7 +179,7 @@ impl Rotation {
     /// retired key kept for [`RETIRED_KEEP_MS`].
     ///
     /// ```
-    /// use sessionware::{ChangeSet, Rotation};
+    /// use sessionware::store::{ChangeSet, Rotation};
     /// let r = Rotation::new(10, ChangeSet::new(10, 20));
     /// assert_eq!(r.overlap_until, 10);
     /// ```
@@ -197,7 +197,7 @@ impl Rotation {
     /// The retired record a store leaves under the old key.
     ///
     /// ```
-    /// use sessionware::{ChangeSet, Rotation, StorageKey};
+    /// use sessionware::store::{ChangeSet, Rotation, StorageKey};
     /// let r = Rotation::new(10, ChangeSet::new(10, 20));
     /// assert_eq!(r.retired(StorageKey::from_bytes([2; 32])).at, 10);
     /// ```
@@ -225,7 +225,7 @@ impl Rotation {
     /// [`ChangeSet::max_data_bytes`].
     ///
     /// ```
-    /// use sessionware::{Auth, ChangeSet, Login, Metadata, Record, Rotation, StorageKey};
+    /// use sessionware::store::{Auth, ChangeSet, Login, Metadata, Record, Rotation, StorageKey};
     /// let mut old = Record::new(Metadata::new(0, 60_000, 3_600_000));
     /// old.data.insert("cart", &serde_json::value::to_raw_value(&3).unwrap());
     /// old.data.insert("theme", &serde_json::value::to_raw_value(&"dark").unwrap());
@@ -271,14 +271,14 @@ impl Rotation {
 /// enough that a stolen old ID is useless soon after.
 ///
 /// ```
-/// assert_eq!(sessionware::RETIRED_KEEP_MS, 120_000);
+/// assert_eq!(sessionware::store::RETIRED_KEEP_MS, 120_000);
 /// ```
 pub const RETIRED_KEEP_MS: u64 = 120_000;
 
 /// What [`SessionStore::rotate`](crate::SessionStore::rotate) did.
 ///
 /// ```
-/// use sessionware::Rotated;
+/// use sessionware::store::Rotated;
 /// assert_ne!(Rotated::Done, Rotated::Gone);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,6 +25,7 @@ use crate::{
         write::{finish, reply_outcome, Commit, Outcome},
     },
     shared::{error_response, Shared},
+    store::{Capabilities, Leases, UserIndex},
     Clock, Keys, Session, SessionConfig, SessionError, SessionStore, SystemClock,
 };
 
@@ -36,7 +37,7 @@ use crate::{
 ///
 /// ```
 /// use axum::{routing::get, Router};
-/// use sessionware::{Keys, MemoryStore, SessionLayer};
+/// use sessionware::{Keys, SessionLayer, store::MemoryStore};
 ///
 /// let app: Router = Router::new()
 ///     .route("/", get(|| async { "hello" }))
@@ -48,7 +49,7 @@ use crate::{
 /// ```
 /// use std::convert::Infallible;
 /// use http::{Request, Response};
-/// use sessionware::{Keys, MemoryStore, Session, SessionLayer};
+/// use sessionware::{Keys, Session, SessionLayer, store::MemoryStore};
 /// use tower::{service_fn, ServiceBuilder, ServiceExt};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -92,16 +93,41 @@ fn status_response(status: StatusCode) -> Response<()> {
 }
 
 impl SessionLayer {
-    /// A layer with the secure default [`SessionConfig`].
+    /// A layer with the secure default [`SessionConfig`], over a store with
+    /// every capability ([`UserIndex`] and [`Leases`]), as every store of
+    /// this crate has. For a store with fewer, see
+    /// [`with_capabilities`](Self::with_capabilities).
     ///
     /// ```
-    /// # use sessionware::{Keys, MemoryStore, SessionLayer};
+    /// # use sessionware::{Keys, SessionLayer, store::MemoryStore};
     /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
     /// ```
-    pub fn new(store: impl SessionStore, keys: Keys) -> Self {
+    pub fn new<S: UserIndex + Leases>(store: S, keys: Keys) -> Self {
+        Self::with_capabilities(Capabilities::full(store), keys)
+    }
+
+    /// A layer over a store that has only some of the capabilities beyond the
+    /// core contract. Calls that need a missing one
+    /// ([`Session::sessions`](crate::Session::sessions),
+    /// [`revoke`](crate::Session::revoke) and
+    /// [`revoke_others`](crate::Session::revoke_others) without a
+    /// [`UserIndex`]; [`Session::lock`](crate::Session::lock) without
+    /// [`Leases`]) fail with [`SessionError::Unsupported`], and settings that
+    /// need one are refused when the layer is built (see
+    /// [`with_config`](Self::with_config)).
+    ///
+    /// ```
+    /// # use sessionware::{Keys, SessionLayer, store::{Capabilities, MemoryStore}};
+    /// let store = Capabilities::new(MemoryStore::default()).with_leases(); // no per-user index
+    /// let layer = SessionLayer::with_capabilities(store, Keys::generate().unwrap());
+    /// ```
+    pub fn with_capabilities<S: SessionStore>(store: Capabilities<S>, keys: Keys) -> Self {
+        let Capabilities { store, index, leases } = store;
         Self {
             shared: Arc::new(Shared {
-                store: Arc::new(store),
+                store,
+                index,
+                leases,
                 keys,
                 config: SessionConfig::default(),
                 clock: Arc::new(SystemClock),
@@ -117,6 +143,8 @@ impl SessionLayer {
         if Arc::get_mut(&mut self.shared).is_none() {
             self.shared = Arc::new(Shared {
                 store: Arc::clone(&self.shared.store),
+                index: self.shared.index.clone(),
+                leases: self.shared.leases.clone(),
                 keys: self.shared.keys.clone(),
                 config: self.shared.config.clone(),
                 clock: Arc::clone(&self.shared.clock),
@@ -135,7 +163,7 @@ impl SessionLayer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use sessionware::{Keys, MemoryStore, SessionConfig, SessionLayer};
+    /// # use sessionware::{Keys, SessionConfig, SessionLayer, store::MemoryStore};
     /// let config = SessionConfig::builder().idle_timeout(Duration::from_secs(600)).build().unwrap();
     /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()).with_config(config);
     /// ```
@@ -147,7 +175,7 @@ impl SessionLayer {
     /// Uses `clock` as the time source (tests use [`ManualClock`](crate::ManualClock)).
     ///
     /// ```
-    /// # use sessionware::{Keys, ManualClock, MemoryStore, SessionLayer};
+    /// # use sessionware::{Keys, ManualClock, SessionLayer, store::MemoryStore};
     /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap())
     ///     .with_clock(ManualClock::new(0));
     /// ```
@@ -162,7 +190,7 @@ impl SessionLayer {
     ///
     /// ```
     /// # use http::{Response, StatusCode};
-    /// # use sessionware::{Keys, MemoryStore, SessionLayer};
+    /// # use sessionware::{Keys, SessionLayer, store::MemoryStore};
     /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap())
     ///     .on_load_error(|_err| {
     ///         let mut res = Response::new(());
@@ -181,7 +209,7 @@ impl SessionLayer {
     ///
     /// ```
     /// # use http::{Response, StatusCode};
-    /// # use sessionware::{Keys, MemoryStore, SessionLayer};
+    /// # use sessionware::{Keys, SessionLayer, store::MemoryStore};
     /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap())
     ///     .on_save_error(|_err| {
     ///         let mut res = Response::new(());
@@ -204,7 +232,7 @@ impl SessionLayer {
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
-    /// use sessionware::{EventKind, Keys, MemoryStore, Session, SessionLayer};
+    /// use sessionware::{EventKind, Keys, Session, SessionLayer, store::MemoryStore};
     /// use tower::{service_fn, ServiceExt, Layer};
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -230,7 +258,7 @@ impl SessionLayer {
     /// The configuration in use.
     ///
     /// ```
-    /// # use sessionware::{Keys, MemoryStore, SessionLayer};
+    /// # use sessionware::{Keys, SessionLayer, store::MemoryStore};
     /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
     /// assert_eq!(layer.config().cookie_name(), "__Host-sid");
     /// ```
@@ -250,7 +278,7 @@ impl<S> Layer<S> for SessionLayer {
 /// The session middleware; made by [`SessionLayer`].
 ///
 /// ```
-/// use sessionware::{Keys, MemoryStore, SessionLayer, SessionService};
+/// use sessionware::{Keys, SessionLayer, SessionService, store::MemoryStore};
 /// use tower::Layer;
 ///
 /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
@@ -268,7 +296,7 @@ impl<S> SessionService<S> {
     /// Wraps `inner` with the sessions of `layer`.
     ///
     /// ```
-    /// # use sessionware::{Keys, MemoryStore, SessionLayer, SessionService};
+    /// # use sessionware::{Keys, SessionLayer, SessionService, store::MemoryStore};
     /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
     /// let svc = SessionService::new(tower::service_fn(|_: http::Request<String>| async {
     ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
@@ -282,7 +310,7 @@ impl<S> SessionService<S> {
     /// The inner service.
     ///
     /// ```
-    /// # use sessionware::{Keys, MemoryStore, SessionLayer, SessionService};
+    /// # use sessionware::{Keys, SessionLayer, SessionService, store::MemoryStore};
     /// # let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
     /// let svc = SessionService::new(5u8, layer);
     /// assert_eq!(*svc.get_ref(), 5);
@@ -294,7 +322,7 @@ impl<S> SessionService<S> {
     /// The inner service, mutably.
     ///
     /// ```
-    /// # use sessionware::{Keys, MemoryStore, SessionLayer, SessionService};
+    /// # use sessionware::{Keys, SessionLayer, SessionService, store::MemoryStore};
     /// # let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
     /// let mut svc = SessionService::new(5u8, layer);
     /// *svc.get_mut() = 6;
@@ -307,7 +335,7 @@ impl<S> SessionService<S> {
     /// Unwraps the inner service.
     ///
     /// ```
-    /// # use sessionware::{Keys, MemoryStore, SessionLayer, SessionService};
+    /// # use sessionware::{Keys, SessionLayer, SessionService, store::MemoryStore};
     /// # let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
     /// assert_eq!(SessionService::new(1u8, layer).into_inner(), 1);
     /// ```

@@ -8,6 +8,7 @@ use http::{header, HeaderValue, Response};
 
 use crate::{
     events::{Emitter, EventHook},
+    store::{Capability, Leases, UserIndex},
     Clock, Keys, SessionConfig, SessionError, SessionStore, SharedError, StorageKey, StoreError,
 };
 
@@ -31,6 +32,10 @@ pub type ErrorResponder = Arc<dyn Fn(&SessionError) -> Response<()> + Send + Syn
 /// What every request of one layer shares.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn SessionStore>,
+    /// The store's per-user index, if the layer was given one.
+    pub(crate) index: Option<Arc<dyn UserIndex>>,
+    /// The store's exclusive leases, if the layer was given them.
+    pub(crate) leases: Option<Arc<dyn Leases>>,
     pub(crate) keys: Keys,
     pub(crate) config: SessionConfig,
     pub(crate) clock: Arc<dyn Clock>,
@@ -55,6 +60,16 @@ impl Shared {
     /// call's future twice.
     pub(crate) fn store(&self) -> &dyn SessionStore {
         &*self.store
+    }
+
+    /// The per-user index, or the typed error a layer without one gives.
+    pub(crate) fn index(&self) -> Result<&dyn UserIndex, SessionError> {
+        self.index.as_deref().ok_or(SessionError::Unsupported(Capability::UserIndex))
+    }
+
+    /// The exclusive leases, or the typed error a layer without them gives.
+    pub(crate) fn leases(&self) -> Result<&dyn Leases, SessionError> {
+        self.leases.as_deref().ok_or(SessionError::Unsupported(Capability::Leases))
     }
 
     /// Runs one store call under the configured timeout, reporting a failure.
@@ -144,7 +159,6 @@ pub(crate) fn clone_store_error(e: &StoreError) -> StoreError {
         StoreError::Timeout => StoreError::Timeout,
         StoreError::Codec(s) => StoreError::Codec(s.clone()),
         StoreError::Capacity => StoreError::Capacity,
-        StoreError::Unsupported(s) => StoreError::Unsupported(s),
         StoreError::TooLarge => StoreError::TooLarge,
     }
 }

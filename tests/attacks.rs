@@ -250,8 +250,8 @@ mod stores {
     use std::sync::Arc;
 
     use sessionware::{
-        Auth, ChangeSet, Clock, MemoryStore, Metadata, Record, Rotated, Rotation, SessionId, SessionStore, StorageKey,
-        SystemClock,
+        store::{Auth, ChangeSet, MemoryStore, Metadata, Record, Rotated, Rotation, SessionStore, StorageKey, UserIndex},
+        Clock, SessionId, SystemClock,
     };
 
     const MINUTE: u64 = 60_000;
@@ -311,15 +311,15 @@ mod stores {
             let ra = record_of(&user, now);
             let keep = ra.meta.handle;
             rt.block_on(async {
-                assert!(store.create(&a, &ra).await.unwrap());
-                assert!(store.create(&b, &record_of(&user, now)).await.unwrap());
+                assert!(store.create(&a, &ra, now).await.unwrap());
+                assert!(store.create(&b, &record_of(&user, now), now).await.unwrap());
             });
             let barrier = Arc::new(std::sync::Barrier::new(2));
             let (s1, b1, u1) = (store.clone(), barrier.clone(), user.clone());
             let t1 = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
                 b1.wait();
-                rt.block_on(s1.delete_user(&u1, Some(&keep))).unwrap()
+                rt.block_on(s1.delete_user(&u1, Some(&keep), now)).unwrap()
             });
             let (s2, b2c) = (store.clone(), barrier.clone());
             let t2 = std::thread::spawn(move || {
@@ -329,7 +329,7 @@ mod stores {
             });
             let _ = t1.join().unwrap();
             let rotated = t2.join().unwrap();
-            if rotated == Rotated::Done && rt.block_on(store.load(&b2)).unwrap().is_some() {
+            if rotated == Rotated::Done && rt.block_on(store.load(&b2, now)).unwrap().is_some() {
                 survived += 1;
             }
         }
@@ -350,13 +350,13 @@ mod stores {
             let user = format!("u{i}");
             let now = SystemClock.now_ms();
             let (b, b2) = (key(), key());
-            rt.block_on(async { assert!(store.create(&b, &record_of(&user, now)).await.unwrap()) });
+            rt.block_on(async { assert!(store.create(&b, &record_of(&user, now), now).await.unwrap()) });
             let barrier = Arc::new(std::sync::Barrier::new(2));
             let (s1, b1, u1) = (store.clone(), barrier.clone(), user.clone());
             let t1 = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
                 b1.wait();
-                rt.block_on(s1.list_user(&u1)).unwrap()
+                rt.block_on(s1.list_user(&u1, now, usize::MAX)).unwrap()
             });
             let (s2, b2c) = (store.clone(), barrier.clone());
             let t2 = std::thread::spawn(move || {
@@ -366,9 +366,9 @@ mod stores {
             });
             let _ = t1.join().unwrap();
             assert_eq!(t2.join().unwrap(), Rotated::Done);
-            let listed = rt.block_on(store.list_user(&user)).unwrap().len();
-            let revoked = rt.block_on(store.delete_user(&user, None)).unwrap();
-            if listed == 0 || revoked == 0 || rt.block_on(store.load(&b2)).unwrap().is_some() {
+            let listed = rt.block_on(store.list_user(&user, now, usize::MAX)).unwrap().len();
+            let revoked = rt.block_on(store.delete_user(&user, None, now)).unwrap();
+            if listed == 0 || revoked == 0 || rt.block_on(store.load(&b2, now)).unwrap().is_some() {
                 lost += 1;
             }
         }
@@ -446,7 +446,7 @@ mod stores {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn attack_redis_revoke_others_racing_a_rotation_leaves_the_session_alive() {
         let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let store = match sessionware::RedisStore::connect(&url).await {
+        let store = match sessionware::store::RedisStore::connect(&url).await {
             Ok(store) => store,
             Err(e) => {
                 super::store_fixtures::skip_or_fail("redis", "attack", &url, &e.to_string());
@@ -471,8 +471,8 @@ mod stores {
     }
 
     #[cfg(feature = "postgres")]
-    async fn pg() -> Option<sessionware::SqlStore> {
-        match sessionware::SqlStore::postgres(&pg_url()).await {
+    async fn pg() -> Option<sessionware::store::SqlStore> {
+        match sessionware::store::SqlStore::postgres(&pg_url()).await {
             Ok(store) => {
                 let store = store.with_table(&super::store_fixtures::unique("sw_attack")).unwrap();
                 store.migrate().await.unwrap();
@@ -486,7 +486,7 @@ mod stores {
     }
 
     #[cfg(feature = "postgres")]
-    async fn drop_pg(store: &sessionware::SqlStore) {
+    async fn drop_pg(store: &sessionware::store::SqlStore) {
         super::store_fixtures::drop_postgres_tables(store).await;
     }
 }

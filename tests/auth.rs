@@ -60,7 +60,7 @@ async fn login_keeping_drops_other_pre_login_data() {
     assert_eq!(body(res).await, "carol");
     let record = {
         let key = h.store.inner.keys()[0];
-        sessionware::SessionStore::load(&h.store.inner, &key).await.unwrap().unwrap()
+        sessionware::store::SessionStore::load(&h.store.inner, &key, h.clock.now_ms()).await.unwrap().unwrap()
     };
     let keys: Vec<_> = record.data.iter().map(|(k, _)| k.to_string()).collect();
     assert_eq!(keys, vec!["cart"]);

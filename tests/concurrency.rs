@@ -26,7 +26,7 @@ async fn hundred_concurrent_writers_keep_all_keys() {
         t.await.unwrap();
     }
     let key = h.store.inner.keys()[0];
-    let record = sessionware::SessionStore::load(&h.store.inner, &key).await.unwrap().unwrap();
+    let record = sessionware::store::SessionStore::load(&h.store.inner, &key, h.clock.now_ms()).await.unwrap().unwrap();
     for i in 0..100 {
         assert!(record.data.get(&format!("k{i}")).is_some(), "lost k{i}");
     }

@@ -109,7 +109,7 @@ async fn slow_store_times_out() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(start.elapsed() < Duration::from_secs(1), "answered after the 100 ms timeout");
     let err = res.extensions().get::<SharedError>().unwrap();
-    assert!(matches!(err.error(), SessionError::Load(sessionware::StoreError::Timeout)));
+    assert!(matches!(err.error(), SessionError::Load(sessionware::store::StoreError::Timeout)));
 }
 
 #[tokio::test]
@@ -130,7 +130,7 @@ async fn oversized_data_is_refused() {
 
 #[tokio::test]
 async fn memory_store_capacity_is_a_typed_error() {
-    use sessionware::{Keys, MemoryStore, SessionLayer};
+    use sessionware::{store::MemoryStore, Keys, SessionLayer};
     let store = MemoryStore::builder().max_sessions(2).build();
     let app = app(&SessionLayer::new(store.clone(), Keys::generate().unwrap()));
     for _ in 0..2 {
@@ -140,7 +140,7 @@ async fn memory_store_capacity_is_a_typed_error() {
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(matches!(
         res.extensions().get::<SharedError>().unwrap().error(),
-        SessionError::Save(sessionware::StoreError::Capacity)
+        SessionError::Save(sessionware::store::StoreError::Capacity)
     ));
     assert_eq!(store.len(), 2);
 }

@@ -42,7 +42,7 @@ async fn the_hook_receives_typed_lifecycle_events() {
     // A store that lags behind the deadline (it still returns the record):
     // the layer's own expiry check catches it.
     let key = h.store.inner.keys()[0];
-    let record = sessionware::SessionStore::load(&h.store.inner, &key).await.unwrap().unwrap();
+    let record = sessionware::store::SessionStore::load(&h.store.inner, &key, h.clock.now_ms()).await.unwrap().unwrap();
     h.store.raw.lock().unwrap().insert(key, record);
     h.clock.advance(std::time::Duration::from_secs(601));
     send(&app, req("GET", "/read", Some(&idle))).await;

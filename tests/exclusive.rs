@@ -7,7 +7,10 @@ use std::time::Duration;
 use axum::{routing::post, Router};
 use common::*;
 use http::StatusCode;
-use sessionware::{Keys, MemoryStore, Session, SessionConfig, SessionError, SessionLayer, SessionStore};
+use sessionware::{
+    store::{MemoryStore, SessionStore},
+    Keys, Session, SessionConfig, SessionError, SessionLayer,
+};
 
 async fn locked_incr(session: Session) -> Result<String, SessionError> {
     session.lock().await?;
@@ -49,7 +52,7 @@ async fn two_hundred_increments_through_two_instances_end_at_200() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
     }
-    let record = store.load(&store.keys()[0]).await.unwrap().unwrap();
+    let record = store.load(&store.keys()[0], SystemClock.now_ms()).await.unwrap().unwrap();
     assert_eq!(record.data.get("n").unwrap().get(), "200", "no increment lost");
 }
 
@@ -65,7 +68,7 @@ async fn a_dead_holder_blocks_only_until_its_lease_ends() {
     let cookie = session_cookie(&send(&app, req("POST", "/plain-incr", None)).await).unwrap();
     // A holder that never releases: take the lease directly, as a crashed process would leave it.
     let key = store.keys()[0];
-    assert!(store.try_lock(&key, "crashed-process", 200).await.unwrap());
+    assert!(store.try_lock(&key, "crashed-process", 200, SystemClock.now_ms()).await.unwrap());
     let started = std::time::Instant::now();
     let res = send(&app, req("POST", "/incr", Some(&cookie))).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -79,10 +82,10 @@ async fn lock_wait_times_out_with_a_typed_error() {
     let config = SessionConfig::builder().lock_wait(Duration::from_millis(50)).build().unwrap();
     let app = instance(store.clone(), Keys::generate().unwrap(), config);
     let cookie = session_cookie(&send(&app, req("POST", "/plain-incr", None)).await).unwrap();
-    assert!(store.try_lock(&store.keys()[0], "other", 10_000).await.unwrap());
+    assert!(store.try_lock(&store.keys()[0], "other", 10_000, SystemClock.now_ms()).await.unwrap());
     let res = send(&app, req("POST", "/incr", Some(&cookie))).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    store.unlock(&store.keys()[0], "other").await.unwrap();
+    store.unlock(&store.keys()[0], "other", SystemClock.now_ms()).await.unwrap();
     assert_eq!(send(&app, req("POST", "/incr", Some(&cookie))).await.status(), StatusCode::OK);
 }
 
@@ -98,7 +101,7 @@ async fn a_locked_request_that_changes_nothing_releases_its_lock() {
     let cookie = session_cookie(&send(&app, req("POST", "/plain-incr", None)).await).unwrap();
     let res = send(&app, req("POST", "/locked-read", Some(&cookie))).await;
     assert_eq!(body(res).await, "1");
-    assert!(store.try_lock(&store.keys()[0], "next", 1000).await.unwrap(), "the lease was released");
+    assert!(store.try_lock(&store.keys()[0], "next", 1000, SystemClock.now_ms()).await.unwrap(), "the lease was released");
 }
 
 #[tokio::test]
@@ -110,7 +113,7 @@ async fn a_cancelled_request_releases_its_lock() {
     // Drop the request while it holds the lock.
     let _ = tokio::time::timeout(Duration::from_millis(50), fut).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert!(store.try_lock(&store.keys()[0], "next", 1000).await.unwrap(), "released on drop");
+    assert!(store.try_lock(&store.keys()[0], "next", 1000, SystemClock.now_ms()).await.unwrap(), "released on drop");
 }
 
 /// A client that goes away while its response is being committed (the
@@ -136,5 +139,5 @@ async fn a_request_dropped_during_its_commit_releases_its_lock() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     h.store.heal();
     let key = h.store.inner.keys()[0];
-    assert!(h.store.inner.try_lock(&key, "next", 1000).await.unwrap(), "released when the commit was dropped");
+    assert!(h.store.inner.try_lock(&key, "next", 1000, SystemClock.now_ms()).await.unwrap(), "released when the commit was dropped");
 }

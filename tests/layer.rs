@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use axum::{body::Body, routing::get, Router};
 use common::*;
 use http::{header, Request, Response, StatusCode};
-use sessionware::{Keys, MemoryStore, Session, SessionError, SessionLayer};
+use sessionware::{store::MemoryStore, Keys, Session, SessionError, SessionLayer};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 
 #[tokio::test]

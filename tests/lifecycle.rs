@@ -14,7 +14,7 @@ use axum::{
 };
 use common::*;
 use http::StatusCode;
-use sessionware::{Session, SessionError, SessionLayer, SessionStore};
+use sessionware::{store::SessionStore, Session, SessionError, SessionLayer};
 
 async fn revoke_others(session: Session) -> Result<String, SessionError> {
     Ok(session.revoke_others().await?.to_string())
@@ -54,7 +54,7 @@ fn routes(layer: &SessionLayer) -> Router {
 async fn live_sessions(h: &Harness) -> usize {
     let mut live = 0;
     for key in h.store.inner.keys() {
-        if h.store.inner.load(&key).await.unwrap().is_some() {
+        if h.store.inner.load(&key, h.clock.now_ms()).await.unwrap().is_some() {
             live += 1;
         }
     }
@@ -115,7 +115,7 @@ async fn a_login_racing_a_revocation_by_handle_leaves_nothing() {
     let login = hold(&h, &app, "POST", "/login/bob", &victim).await;
     // The record is revoked underneath (an admin, another device).
     for key in h.store.inner.keys() {
-        h.store.inner.delete(&key).await.unwrap();
+        h.store.inner.delete(&key, h.clock.now_ms()).await.unwrap();
     }
     release(&h);
     let res = login.await.unwrap();
@@ -218,7 +218,7 @@ async fn concurrent_writers_cannot_grow_a_session_past_its_cap() {
     let res = second.await.unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let key = h.store.inner.keys()[0];
-    let data = h.store.inner.load(&key).await.unwrap().unwrap().data;
+    let data = h.store.inner.load(&key, h.clock.now_ms()).await.unwrap().unwrap().data;
     assert!(data.size() <= 64 * 1024, "the stored record stays within the cap: {}", data.size());
     assert!(data.get("a").is_some() && data.get("b").is_none());
 }

@@ -29,8 +29,8 @@ use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::value::to_raw_value;
 use sessionware::{
-    conformance, Auth, ChangeSet, Clock, Keys, Metadata, Record, RedisStore, Rotated, Rotation, Session, SessionError,
-    SessionId, SessionLayer, SessionStore, Stored, SystemClock,
+    store::{conformance, Auth, ChangeSet, Metadata, Record, RedisStore, Rotated, Rotation, SessionStore, Stored},
+    Clock, Keys, Session, SessionError, SessionId, SessionLayer, SystemClock,
 };
 use tower::ServiceExt;
 
@@ -183,7 +183,7 @@ fn user_record(user: &str) -> Record {
     r
 }
 
-fn fresh_key() -> sessionware::StorageKey {
+fn fresh_key() -> sessionware::store::StorageKey {
     SessionId::generate().expect("rng").storage_key()
 }
 

@@ -30,7 +30,7 @@ use axum::{
 };
 use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
-use sessionware::{Keys, RedisStore, Session, SessionConfig, SessionError, SessionLayer, SharedError};
+use sessionware::{store::RedisStore, Keys, Session, SessionConfig, SessionError, SessionLayer, SharedError};
 use tower::ServiceExt;
 
 #[path = "common/redis_proc.rs"]

@@ -5,7 +5,7 @@ mod common;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use common::*;
 use http::{header, StatusCode};
-use sessionware::{Key, Keys, SessionConfig, SessionId, SessionStore};
+use sessionware::{store::SessionStore, Key, Keys, SessionConfig, SessionId};
 
 const NAME: &str = "__Host-sid";
 
@@ -27,7 +27,7 @@ async fn unknown_ids_are_never_adopted() {
     let res = send(&app, req("POST", "/set/x", Some(&cookie))).await;
     let issued = session_cookie(&res).unwrap();
     assert_ne!(issued, cookie, "a write under an unknown ID gets a new ID");
-    assert!(h.store.inner.load(&planted.storage_key()).await.unwrap().is_none(), "no record under the planted ID");
+    assert!(h.store.inner.load(&planted.storage_key(), h.clock.now_ms()).await.unwrap().is_none(), "no record under the planted ID");
     assert_eq!(h.store.inner.len(), 1);
     let res = send(&app, req("GET", "/contains", Some(&cookie))).await;
     assert_eq!(body(res).await, "false", "the planted ID still sees an empty session");
@@ -242,7 +242,7 @@ async fn store_sees_only_digests() {
     let id = SessionId::from_bytes(raw[5..21].try_into().unwrap());
     let keys = h.store.inner.keys();
     assert_eq!(keys, vec![id.storage_key()]);
-    let record = h.store.inner.load(&keys[0]).await.unwrap().unwrap();
+    let record = h.store.inner.load(&keys[0], h.clock.now_ms()).await.unwrap().unwrap();
     let dump = format!("{} {:?}", serde_json::to_string(&record).unwrap(), keys);
     assert!(!dump.contains(&id.expose_secret()) && !dump.contains(token));
     // R2: the cookie carries no user data.

@@ -26,7 +26,7 @@ use axum::{
 };
 use common::*;
 use http::StatusCode;
-use sessionware::{Keys, Session, SessionConfig, SessionError, SessionLayer, SessionStore};
+use sessionware::{store::SessionStore, Keys, Session, SessionConfig, SessionError, SessionLayer};
 
 /// Requests in all, the first one included.
 const INCREMENTS: u64 = 200;
@@ -147,28 +147,28 @@ struct Pair {
 }
 
 enum Backend {
-    Memory(sessionware::MemoryStore),
+    Memory(sessionware::store::MemoryStore),
     #[cfg(feature = "redis")]
     Redis {
         url: String,
         prefix: String,
     },
     #[cfg(feature = "postgres")]
-    Postgres(sessionware::SqlStore),
+    Postgres(sessionware::store::SqlStore),
     #[cfg(feature = "sqlite")]
-    Sqlite(sessionware::SqlStore, sessionware::SqlStore, std::path::PathBuf),
+    Sqlite(sessionware::store::SqlStore, sessionware::store::SqlStore, std::path::PathBuf),
 }
 
 impl Pair {
     /// One process, one `MemoryStore` shared by both layers.
     fn memory() -> Self {
-        let store = sessionware::MemoryStore::default();
+        let store = sessionware::store::MemoryStore::default();
         Self { name: "memory", a: Arc::new(store.clone()), b: Arc::new(store.clone()), backend: Backend::Memory(store) }
     }
 
     #[cfg(feature = "redis")]
     async fn redis(tag: &str) -> Option<Self> {
-        use sessionware::RedisStore;
+        use sessionware::store::RedisStore;
         let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let host = url.rsplit('@').next().unwrap_or_default().to_string();
         let prefix = format!("sw-{tag}-{}-{:x}:", std::process::id(), rand::random::<u64>());
@@ -196,7 +196,7 @@ impl Pair {
 
     #[cfg(feature = "postgres")]
     async fn postgres(tag: &str) -> Option<Self> {
-        use sessionware::SqlStore;
+        use sessionware::store::SqlStore;
         use sqlx::Connection;
         let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let host = url.rsplit('@').next().unwrap_or_default().to_string();
@@ -227,7 +227,7 @@ impl Pair {
 
     #[cfg(feature = "sqlite")]
     async fn sqlite(tag: &str) -> Self {
-        use sessionware::SqlStore;
+        use sessionware::store::SqlStore;
         let path = std::env::temp_dir().join(format!("{}.db", unique(&format!("sessionware-{tag}"))));
         let path_text = path.to_str().expect("utf-8 temp dir").to_string();
         let table = unique(&format!("sw_{tag}"));

@@ -9,8 +9,10 @@ use std::{io::Write, sync::Arc, time::Duration};
 use redis::aio::ConnectionManager;
 use serde_json::value::to_raw_value;
 use sessionware::{
-    conformance, Auth, ChangeSet, Clock, Login, ManualClock, Metadata, Record, RedisStore, Rotated, Rotation,
-    SessionId, SessionStore, Stored, SystemClock,
+    store::{
+        conformance, Auth, ChangeSet, Login, Metadata, Record, RedisStore, Rotated, Rotation, SessionStore, Stored,
+    },
+    Clock, ManualClock, SessionId, SystemClock,
 };
 
 fn url() -> String {
@@ -103,7 +105,7 @@ async fn redis_user_index_and_lease_keys_reveal_no_id_or_user() {
     let key = id.storage_key();
     let user = "alice@example.com";
     let mut record = record_now();
-    record.meta.auth = Some(sessionware::Auth::new(user, SystemClock.now_ms()));
+    record.meta.auth = Some(sessionware::store::Auth::new(user, SystemClock.now_ms()));
     assert!(store.create(&key, &record).await.expect("create"));
     assert!(store.try_lock(&key, "token", 60_000).await.expect("lock"));
 
@@ -250,11 +252,11 @@ async fn redis_store_refuses_oversized_records() {
     let key = SessionId::generate().expect("rng").storage_key();
     let mut record = record_now();
     record.data.insert("big", &to_raw_value(&"x".repeat(2_000)).expect("json"));
-    assert!(matches!(store.create(&key, &record).await, Err(sessionware::StoreError::Codec(_))));
+    assert!(matches!(store.create(&key, &record).await, Err(sessionware::store::StoreError::Codec(_))));
     // Written by a store with a larger cap, refused when read.
     let big = store.clone().with_max_record_bytes(1 << 20);
     assert!(big.create(&key, &record).await.expect("create"));
-    assert!(matches!(store.load(&key).await, Err(sessionware::StoreError::Codec(_))));
+    assert!(matches!(store.load(&key).await, Err(sessionware::store::StoreError::Codec(_))));
     cleanup(&store).await;
 }
 
@@ -285,7 +287,7 @@ async fn redis_logins_racing_listings_stay_indexed() {
             tokio::spawn(async move {
                 let key = SessionId::generate().expect("rng").storage_key();
                 let mut r = record_now();
-                r.meta.auth = Some(sessionware::Auth::new(&user, SystemClock.now_ms()));
+                r.meta.auth = Some(sessionware::store::Auth::new(&user, SystemClock.now_ms()));
                 assert!(store.create(&key, &r).await.expect("create"));
                 if i % 3 == 0 {
                     store.delete(&key).await.expect("delete");
@@ -368,7 +370,7 @@ async fn redis_rotation_matches_the_reference_merge() {
             let mut record = record_now();
             record.data.insert("cart", &raw("[1,2,3]"));
             if !anonymous {
-                record.meta.auth = Some(sessionware::Auth::new("alice", now));
+                record.meta.auth = Some(sessionware::store::Auth::new("alice", now));
                 record.meta.user_agent = Some("old agent".into());
             }
             assert!(store.create(&old, &record).await.expect("create"));
@@ -454,7 +456,10 @@ async fn redis_apply_cap_counts_the_data() {
                 redis::cmd("HSET").arg(&rkey).arg("size").arg(v).query_async::<()>(&mut conn).await.expect("hset")
             }
         }
-        assert!(matches!(store.apply(&key, &too_big).await, Err(sessionware::StoreError::TooLarge)), "{field:?}");
+        assert!(
+            matches!(store.apply(&key, &too_big).await, Err(sessionware::store::StoreError::TooLarge)),
+            "{field:?}"
+        );
         assert_eq!(store.load(&key).await.expect("load").expect("live").data, data, "nothing changed");
         let fits = change(&[("d", Some("1"))], false, 20);
         assert!(store.apply(&key, &fits).await.expect("apply"), "{field:?}: counted afresh, it fits");
@@ -705,7 +710,7 @@ async fn redis_round_trips() {
     measure!("unlock", store.unlock(&key, "t"));
     let user = format!("user-{:x}", rand::random::<u64>());
     let mut authed = record_now();
-    authed.meta.auth = Some(sessionware::Auth::new(&user, now));
+    authed.meta.auth = Some(sessionware::store::Auth::new(&user, now));
     let keys: Vec<_> = (0..3).map(|_| SessionId::generate().expect("rng").storage_key()).collect();
     measure!("create (authenticated)", store.create(&keys[0], &authed));
     for k in &keys[1..] {

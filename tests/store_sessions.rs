@@ -27,7 +27,7 @@ use axum::{
     Json, Router,
 };
 use common::*;
-use sessionware::{Keys, Session, SessionError, SessionHandle, SessionInfo, SessionLayer, SessionStore};
+use sessionware::{store::SessionStore, Keys, Session, SessionError, SessionHandle, SessionInfo, SessionLayer};
 use tokio::sync::Notify;
 
 // ------------------------------------------------------------------ fixtures
@@ -43,17 +43,17 @@ struct Fixture {
 
 #[derive(Clone)]
 enum Kind {
-    Memory(sessionware::MemoryStore),
+    Memory(sessionware::store::MemoryStore),
     #[cfg(feature = "redis")]
     Redis {
         url: String,
         prefix: String,
-        store: sessionware::RedisStore,
+        store: sessionware::store::RedisStore,
     },
     #[cfg(feature = "postgres")]
-    Postgres(sessionware::SqlStore),
+    Postgres(sessionware::store::SqlStore),
     #[cfg(feature = "sqlite")]
-    Sqlite(sessionware::SqlStore, std::path::PathBuf),
+    Sqlite(sessionware::store::SqlStore, std::path::PathBuf),
 }
 
 fn skip_or_fail(what: &str, host: &str, err: &str) {
@@ -62,7 +62,7 @@ fn skip_or_fail(what: &str, host: &str, err: &str) {
 
 impl Fixture {
     fn memory() -> Self {
-        let store = sessionware::MemoryStore::default();
+        let store = sessionware::store::MemoryStore::default();
         Self { name: "memory", store: Arc::new(store.clone()), kind: Kind::Memory(store) }
     }
 
@@ -79,7 +79,7 @@ impl Fixture {
                 Ok(Err(e)) => return Err(e.to_string()),
                 Err(_) => return Err("connection timed out".to_string()),
             }
-            sessionware::RedisStore::connect(&url).await.map_err(|e| e.to_string())
+            sessionware::store::RedisStore::connect(&url).await.map_err(|e| e.to_string())
         };
         match probe.await {
             Ok(store) => {
@@ -107,7 +107,7 @@ impl Fixture {
                 Ok(Err(e)) => return Err(e.to_string()),
                 Err(_) => return Err("connection timed out".to_string()),
             }
-            sessionware::SqlStore::postgres(&url).await.map_err(|e| e.to_string())
+            sessionware::store::SqlStore::postgres(&url).await.map_err(|e| e.to_string())
         };
         match probe.await {
             Ok(store) => {
@@ -125,7 +125,7 @@ impl Fixture {
     #[cfg(feature = "sqlite")]
     async fn sqlite() -> Self {
         let path = std::env::temp_dir().join(format!("{}.db", unique("sessionware-list")));
-        let store = sessionware::SqlStore::sqlite(path.to_str().expect("utf-8 temp dir"))
+        let store = sessionware::store::SqlStore::sqlite(path.to_str().expect("utf-8 temp dir"))
             .await
             .expect("open sqlite")
             .with_table(&unique("sw_list"))
@@ -137,7 +137,7 @@ impl Fixture {
     /// How many live sessions the store holds (user indexes, leases and the
     /// retired pointers that renewals leave for a while not counted).
     async fn session_records(&self) -> usize {
-        let keys: Vec<sessionware::StorageKey> = match &self.kind {
+        let keys: Vec<sessionware::store::StorageKey> = match &self.kind {
             Kind::Memory(store) => store.keys(),
             #[cfg(feature = "redis")]
             Kind::Redis { url, prefix, .. } => redis_keys(url, prefix)
@@ -145,7 +145,7 @@ impl Fixture {
                 .iter()
                 .filter_map(|k| k.strip_prefix(prefix.as_str()))
                 .filter_map(|r| r.strip_prefix('{').and_then(|r| r.strip_suffix('}')))
-                .filter_map(sessionware::StorageKey::from_hex)
+                .filter_map(sessionware::store::StorageKey::from_hex)
                 .collect(),
             #[cfg(feature = "postgres")]
             Kind::Postgres(store) => {
@@ -153,7 +153,7 @@ impl Fixture {
                 let ids: Vec<Vec<u8>> =
                     sqlx::query_scalar(&sql).fetch_all(store.postgres_pool().expect("pg")).await.expect("ids");
                 ids.into_iter()
-                    .filter_map(|id| Some(sessionware::StorageKey::from_bytes(id.try_into().ok()?)))
+                    .filter_map(|id| Some(sessionware::store::StorageKey::from_bytes(id.try_into().ok()?)))
                     .collect()
             }
             #[cfg(feature = "sqlite")]
@@ -162,7 +162,7 @@ impl Fixture {
                 let ids: Vec<Vec<u8>> =
                     sqlx::query_scalar(&sql).fetch_all(store.sqlite_pool().expect("lite")).await.expect("ids");
                 ids.into_iter()
-                    .filter_map(|id| Some(sessionware::StorageKey::from_bytes(id.try_into().ok()?)))
+                    .filter_map(|id| Some(sessionware::store::StorageKey::from_bytes(id.try_into().ok()?)))
                     .collect()
             }
         };

@@ -11,8 +11,11 @@ use std::{io::Write, path::PathBuf, sync::Arc, time::Duration};
 
 use serde_json::value::to_raw_value;
 use sessionware::{
-    conformance, Auth, ChangeSet, Clock, Login, ManualClock, Metadata, Record, Rotated, Rotation, SessionId,
-    SessionStore, SqlStore, StorageKey, StoreError, Stored, SystemClock,
+    store::{
+        conformance, Auth, ChangeSet, Login, Metadata, Record, Rotated, Rotation, SessionStore, SqlStore, StorageKey,
+        StoreError, Stored,
+    },
+    Clock, ManualClock, SessionId, SystemClock,
 };
 
 const MINUTE: u64 = 60_000;

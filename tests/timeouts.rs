@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use common::*;
 use http::StatusCode;
-use sessionware::{Metadata, Record, SessionConfig, SessionId};
+use sessionware::{
+    store::{Metadata, Record},
+    SessionConfig, SessionId,
+};
 
 const MIN: Duration = Duration::from_secs(60);
 

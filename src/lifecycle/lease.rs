@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
-use crate::{shared::Shared, SessionStore, StorageKey};
+use crate::{shared::Shared, store::Leases, Clock, StorageKey};
 
 /// The lease one request holds on a session.
 pub(crate) struct Lease {
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn Leases>,
+    clock: Arc<dyn Clock>,
     key: StorageKey,
     token: String,
     released: bool,
@@ -23,8 +24,8 @@ impl std::fmt::Debug for Lease {
 
 impl Lease {
     /// A lease taken with `token` on `key`.
-    pub(crate) fn new(store: Arc<dyn SessionStore>, key: StorageKey, token: String) -> Self {
-        Self { store, key, token, released: false }
+    pub(crate) fn new(store: Arc<dyn Leases>, clock: Arc<dyn Clock>, key: StorageKey, token: String) -> Self {
+        Self { store, clock, key, token, released: false }
     }
 
     /// Releases the lease (compare and delete in the store). A failed
@@ -36,7 +37,7 @@ impl Lease {
                 crate::events::Emitter::SILENT,
                 "unlock",
                 Some(&self.key),
-                shared.store().unlock(&self.key, &self.token),
+                self.store.unlock(&self.key, &self.token, self.clock.now_ms()),
             )
             .await;
     }
@@ -49,10 +50,11 @@ impl Drop for Lease {
         }
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let store = Arc::clone(&self.store);
+            let now = self.clock.now_ms();
             let key = self.key;
             let token = std::mem::take(&mut self.token);
             handle.spawn(async move {
-                let _ = store.unlock(&key, &token).await;
+                let _ = store.unlock(&key, &token, now).await;
             });
         }
     }

@@ -112,7 +112,7 @@ impl Commit {
             }
             Step::Apply { key, changes, reply } => self.apply(key, changes, *reply).await,
             Step::Purge { key, reply } => {
-                match shared.timed(self.emitter(), "delete", Some(key), store.delete(key)).await {
+                match shared.timed(self.emitter(), "delete", Some(key), store.delete(key, self.now)).await {
                     Ok(()) => {
                         self.emit(EventKind::Purged, key);
                         self.reply(*reply)
@@ -122,7 +122,8 @@ impl Commit {
             }
             Step::Create { record, creation, purge_first, max_age } => {
                 if let Some(old) = purge_first {
-                    if let Err(e) = shared.timed(self.emitter(), "delete", Some(old), store.delete(old)).await {
+                    if let Err(e) = shared.timed(self.emitter(), "delete", Some(old), store.delete(old, self.now)).await
+                    {
                         return failed(e);
                     }
                     self.emit(EventKind::Purged, old);
@@ -138,18 +139,18 @@ impl Commit {
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet, reply: Reply) -> Outcome {
         let shared = &*self.shared;
         let store = shared.store();
-        match shared.timed(self.emitter(), "apply", Some(key), store.apply(key, changes)).await {
+        match shared.timed(self.emitter(), "apply", Some(key), store.apply(key, changes, self.now)).await {
             Ok(true) => return self.reply(reply),
             Ok(false) => {}
             Err(e) => return failed(e),
         }
         // Ended or retired by a concurrent request since this one loaded.
-        match shared.timed(self.emitter(), "lookup", Some(key), store.lookup(key)).await {
+        match shared.timed(self.emitter(), "lookup", Some(key), store.lookup(key, self.now)).await {
             Ok(Some(Stored::Retired(r))) if r.overlaps(self.now) => {
                 let mut forwarded = changes.clone();
                 forwarded.close_overlap = false;
                 match shared
-                    .timed(self.emitter(), "apply", Some(&r.successor), store.apply(&r.successor, &forwarded))
+                    .timed(self.emitter(), "apply", Some(&r.successor), store.apply(&r.successor, &forwarded, self.now))
                     .await
                 {
                     Ok(true) => Outcome::default(),
@@ -184,7 +185,10 @@ impl Commit {
                 Err(e) => return Outcome { set_cookie: None, error: Some(e) },
             };
             let key = id.storage_key();
-            match shared.timed(self.emitter(), "create", Some(&key), shared.store().create(&key, record)).await {
+            match shared
+                .timed(self.emitter(), "create", Some(&key), shared.store().create(&key, record, self.now))
+                .await
+            {
                 Ok(true) => {
                     let kind = if creation == Creation::Login { EventKind::LoggedIn } else { EventKind::Created };
                     self.emitter().emit(kind, Some(&key), record.meta.user());
@@ -232,7 +236,7 @@ impl Commit {
                     if *renewal == Renewal::Periodic {
                         // Its response carries the new cookie; this one's
                         // changes join the successor, and the cookie stays.
-                        let apply = store.apply(&r.successor, &rotation.changes);
+                        let apply = store.apply(&r.successor, &rotation.changes, self.now);
                         return match shared.timed(self.emitter(), "apply", Some(&r.successor), apply).await {
                             Ok(_) => Outcome::default(),
                             Err(e) => failed(e),
@@ -328,7 +332,7 @@ mod tests {
     /// The commit future is boxed once per committing request.
     #[test]
     fn the_boxed_commit_stays_small() {
-        let layer = crate::SessionLayer::new(crate::MemoryStore::default(), crate::Keys::generate().unwrap());
+        let layer = crate::SessionLayer::new(crate::store::MemoryStore::default(), crate::Keys::generate().unwrap());
         let commit = Commit {
             shared: Arc::clone(&layer.shared),
             step: Step::Reply(Reply::Plain),

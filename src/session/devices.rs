@@ -57,8 +57,10 @@ impl Session {
         Ok((user, handle))
     }
 
-    /// The logged-in user's live sessions (on every device), oldest first,
-    /// with the current one marked.
+    /// The logged-in user's live sessions (on every device), the most
+    /// recently used first, with the current one marked: at most
+    /// [`max_listed_sessions`](crate::SessionConfigBuilder::max_listed_sessions)
+    /// of them (default 100).
     ///
     /// # Errors
     ///
@@ -73,8 +75,10 @@ impl Session {
     pub async fn sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
         let (user, current) = self.current_user().await?;
         let shared = self.shared();
+        let index = shared.index()?;
+        let limit = shared.config.max_listed_sessions;
         let list = shared
-            .timed(self.emitter(), "list_user", None, shared.store().list_user(&user))
+            .timed(self.emitter(), "list_user", None, index.list_user(&user, self.now(), limit))
             .await
             .map_err(SessionError::Store)?;
         Ok(list
@@ -111,8 +115,9 @@ impl Session {
             return Ok(true);
         }
         let shared = self.shared();
+        let index = shared.index()?;
         let ended = shared
-            .timed(self.emitter(), "delete_by_handle", None, shared.store().delete_by_handle(&user, handle))
+            .timed(self.emitter(), "delete_by_handle", None, index.delete_by_handle(&user, handle, self.now()))
             .await
             .map_err(SessionError::Store)?;
         if ended {
@@ -137,8 +142,9 @@ impl Session {
     pub async fn revoke_others(&self) -> Result<usize, SessionError> {
         let (user, current) = self.current_user().await?;
         let shared = self.shared();
+        let index = shared.index()?;
         let count = shared
-            .timed(self.emitter(), "delete_user", None, shared.store().delete_user(&user, current.as_ref()))
+            .timed(self.emitter(), "delete_user", None, index.delete_user(&user, current.as_ref(), self.now()))
             .await
             .map_err(SessionError::Store)?;
         if count > 0 {

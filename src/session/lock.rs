@@ -50,6 +50,7 @@ impl Session {
             }
         };
         let shared = self.shared();
+        let leases = shared.leases()?;
         let token = crate::record::SessionHandle::generate().to_string();
         let deadline = tokio::time::Instant::now() + shared.config.lock_wait;
         let mut backoff = Duration::from_millis(1);
@@ -59,7 +60,7 @@ impl Session {
                     self.emitter(),
                     "try_lock",
                     Some(&key),
-                    shared.store().try_lock(&key, &token, shared.config.lock_lease_ms),
+                    leases.try_lock(&key, &token, shared.config.lock_lease_ms, shared.clock.now_ms()),
                 )
                 .await
                 .map_err(SessionError::Store)?;
@@ -76,10 +77,12 @@ impl Session {
         }
         // From here the lease is released after the commit, or when the
         // request is dropped before it.
-        self.state().lease = Some(Lease::new(Arc::clone(&self.inner.shared.store), key, token));
+        if let Some(leases) = &shared.leases {
+            self.state().lease = Some(Lease::new(Arc::clone(leases), Arc::clone(&shared.clock), key, token));
+        }
         // Re-read under the lock: the previous holder may have written.
         let fresh = shared
-            .timed(self.emitter(), "load", Some(&key), shared.store().load(&key))
+            .timed(self.emitter(), "load", Some(&key), shared.store().load(&key, self.now()))
             .await
             .map_err(SessionError::Store)?;
         let now = self.now();

@@ -87,7 +87,7 @@ pub(crate) struct Inner {
 ///
 /// ```
 /// use axum::{routing::get, Router};
-/// use sessionware::{Keys, MemoryStore, Session, SessionError, SessionLayer};
+/// use sessionware::{Keys, Session, SessionError, SessionLayer, store::MemoryStore};
 ///
 /// async fn handler(session: Session) -> Result<String, SessionError> {
 ///     let n: u64 = session.get("n").await?.unwrap_or(0);
@@ -178,7 +178,7 @@ impl Session {
     /// extensions records nothing.
     ///
     /// ```
-    /// use sessionware::{Keys, MemoryStore, Session, SessionLayer};
+    /// use sessionware::{Keys, Session, SessionLayer, store::MemoryStore};
     /// use tower::{service_fn, Layer};
     ///
     /// let svc = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()).layer(service_fn(
@@ -283,7 +283,7 @@ impl Session {
         let store = self.shared().store();
         let now = self.now();
         let key = &incoming.key;
-        let stored = match store.lookup_now(key, now)? {
+        let stored = match store.lookup_ready(key, now)? {
             Ok(stored) => stored,
             Err(e) => {
                 self.emitter().store_error("lookup", Some(key), &e);
@@ -291,7 +291,7 @@ impl Session {
             }
         };
         let successor = match &stored {
-            Some(Stored::Retired(r)) if r.overlaps(now) => match store.lookup_now(&r.successor, now)? {
+            Some(Stored::Retired(r)) if r.overlaps(now) => match store.lookup_ready(&r.successor, now)? {
                 Ok(s) => s,
                 Err(e) => return Some(Err(e)),
             },
@@ -311,10 +311,13 @@ impl Session {
         };
         let shared = self.shared();
         let key = &incoming.key;
-        let stored = shared.timed(self.emitter(), "lookup", Some(key), shared.store().lookup(key)).await?;
+        let now = self.now();
+        let stored = shared.timed(self.emitter(), "lookup", Some(key), shared.store().lookup(key, now)).await?;
         let successor = match &stored {
-            Some(Stored::Retired(r)) if r.overlaps(self.now()) => {
-                shared.timed(self.emitter(), "lookup", Some(&r.successor), shared.store().lookup(&r.successor)).await?
+            Some(Stored::Retired(r)) if r.overlaps(now) => {
+                shared
+                    .timed(self.emitter(), "lookup", Some(&r.successor), shared.store().lookup(&r.successor, now))
+                    .await?
             }
             _ => None,
         };
@@ -322,7 +325,7 @@ impl Session {
             Ok(found) => Ok(found),
             Err(expired_key) => {
                 let _ = shared
-                    .timed(self.emitter(), "delete", Some(&expired_key), shared.store().delete(&expired_key))
+                    .timed(self.emitter(), "delete", Some(&expired_key), shared.store().delete(&expired_key, now))
                     .await;
                 Ok((Origin::Stale, None))
             }

@@ -13,8 +13,9 @@ use async_trait::async_trait;
 
 use crate::{
     record::{Auth, Data},
-    ChangeSet, Clock, Metadata, Record, Retired, Rotated, Rotation, SessionHandle, SessionStore, StorageKey,
-    StoreError, Stored, SystemClock,
+    store::{Leases, UserIndex},
+    ChangeSet, Metadata, Record, Retired, Rotated, Rotation, SessionHandle, SessionStore, StorageKey, StoreError,
+    Stored,
 };
 
 /// The longest chain of retired keys a `delete` follows.
@@ -39,7 +40,7 @@ const SWEEP_BATCH: usize = 256;
 /// one process.
 ///
 /// ```
-/// use sessionware::{Keys, MemoryStore, SessionLayer};
+/// use sessionware::{Keys, SessionLayer, store::MemoryStore};
 /// let store = MemoryStore::builder().max_sessions(10_000).build();
 /// let layer = SessionLayer::new(store.clone(), Keys::generate().unwrap());
 /// assert_eq!(store.len(), 0);
@@ -54,15 +55,14 @@ struct Inner {
     shards: Box<[Mutex<Shard>]>,
     /// user → storage keys of their sessions; entries of deleted or expired
     /// sessions are dropped lazily (listing filters on the live records).
-    users: Box<[Mutex<UserIndex>]>,
+    users: Box<[Mutex<UserMap>]>,
     count: AtomicUsize,
     max_sessions: usize,
     sweep_interval_ms: u64,
-    clock: Arc<dyn Clock>,
 }
 
 /// user → storage keys of their sessions.
-type UserIndex = HashMap<String, Vec<StorageKey>>;
+type UserMap = HashMap<String, Vec<StorageKey>>;
 
 #[derive(Debug, Default)]
 struct Shard {
@@ -245,22 +245,18 @@ impl MemoryStore {
     /// A builder for the limits and the clock.
     ///
     /// ```
-    /// # use sessionware::MemoryStore;
+    /// # use sessionware::store::MemoryStore;
     /// let store = MemoryStore::builder().max_sessions(5).build();
     /// assert!(store.is_empty());
     /// ```
     pub fn builder() -> MemoryStoreBuilder {
-        MemoryStoreBuilder {
-            max_sessions: DEFAULT_MAX_SESSIONS,
-            sweep_interval_ms: DEFAULT_SWEEP_INTERVAL_MS,
-            clock: Arc::new(SystemClock),
-        }
+        MemoryStoreBuilder { max_sessions: DEFAULT_MAX_SESSIONS, sweep_interval_ms: DEFAULT_SWEEP_INTERVAL_MS }
     }
 
     /// Number of records held (including expired ones not yet swept).
     ///
     /// ```
-    /// # use sessionware::MemoryStore;
+    /// # use sessionware::store::MemoryStore;
     /// assert_eq!(MemoryStore::default().len(), 0);
     /// ```
     pub fn len(&self) -> usize {
@@ -270,7 +266,7 @@ impl MemoryStore {
     /// True when no record is held.
     ///
     /// ```
-    /// # use sessionware::MemoryStore;
+    /// # use sessionware::store::MemoryStore;
     /// assert!(MemoryStore::default().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -281,11 +277,10 @@ impl MemoryStore {
     /// held only for its own sweep). Returns how many were removed.
     ///
     /// ```
-    /// # use sessionware::MemoryStore;
+    /// # use sessionware::store::MemoryStore;
     /// assert_eq!(MemoryStore::default().sweep_expired(), 0);
     /// ```
-    pub fn sweep_expired(&self) -> usize {
-        let now = self.inner.clock.now_ms();
+    pub fn sweep_expired(&self, now: u64) -> usize {
         let mut total = 0;
         for i in 0..self.inner.shards.len() {
             loop {
@@ -305,7 +300,7 @@ impl MemoryStore {
     /// The storage keys held, for tests and audits (they are digests, not IDs).
     ///
     /// ```
-    /// # use sessionware::MemoryStore;
+    /// # use sessionware::store::MemoryStore;
     /// assert!(MemoryStore::default().keys().is_empty());
     /// ```
     pub fn keys(&self) -> Vec<StorageKey> {
@@ -362,7 +357,7 @@ impl Inner {
         (removed.len(), done)
     }
 
-    fn users(&self, user: &str) -> MutexGuard<'_, UserIndex> {
+    fn users(&self, user: &str) -> MutexGuard<'_, UserMap> {
         let mut h = DefaultHasher::new();
         user.hash(&mut h);
         let i = usize::try_from(h.finish() % (self.users.len() as u64)).unwrap_or(0);
@@ -395,8 +390,7 @@ impl Inner {
     /// A listed key that a rotation retired meanwhile is followed to its
     /// successor: a revocation racing a renewal ends the renewed session,
     /// and a listing never misses it.
-    fn scan_user(&self, user: &str, mut visit: impl FnMut(Metadata) -> bool) -> usize {
-        let now = self.clock.now_ms();
+    fn scan_user(&self, user: &str, now: u64, mut visit: impl FnMut(Metadata) -> bool) -> usize {
         let mut seen: Vec<StorageKey> = Vec::new();
         let mut gone = Vec::new();
         let mut deleted = 0;
@@ -554,9 +548,8 @@ impl Inner {
 
 #[async_trait]
 impl SessionStore for MemoryStore {
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+    async fn create(&self, key: &StorageKey, record: &Record, now: u64) -> Result<bool, StoreError> {
         let inner = &*self.inner;
-        let now = inner.clock.now_ms();
         let i = Inner::shard_of(key);
         let entry = Entry::from_record(record)?;
         // Writes drive the sweeping, one bounded step at a time.
@@ -588,20 +581,19 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
-    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
-        let now = self.inner.clock.now_ms();
+    async fn lookup(&self, key: &StorageKey, now: u64) -> Result<Option<Stored>, StoreError> {
         Ok(self.inner.lookup(key, now))
     }
 
     /// Always answers at once, judging expiry by the caller's `now` (through
     /// a [`SessionLayer`](crate::SessionLayer), the layer's clock).
-    fn lookup_now(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Stored>, StoreError>> {
+    fn lookup_ready(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Stored>, StoreError>> {
         Some(Ok(self.inner.lookup(key, now)))
     }
 
     async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
         let inner = &*self.inner;
-        let now = inner.clock.now_ms();
+        let now = rotation.now;
         // Rotations drive the sweeping too (they leave retired pointers).
         inner.sweep_step(Inner::shard_of(old), now, false);
         let (outcome, before) = inner.rotate(old, new, rotation, now)?;
@@ -624,26 +616,23 @@ impl SessionStore for MemoryStore {
         Ok(outcome)
     }
 
-    async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
-        let now = self.inner.clock.now_ms();
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
         let mut shard = self.inner.lock(Inner::shard_of(key));
         self.inner.with_live(&mut shard, key, now, |entry| entry.apply(changes).map(|()| true)).unwrap_or(Ok(false))
     }
 
-    async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
-        let now = self.inner.clock.now_ms();
+    async fn touch(&self, key: &StorageKey, now: u64, expires_at: u64) -> Result<bool, StoreError> {
         let mut shard = self.inner.lock(Inner::shard_of(key));
         Ok(self
             .inner
             .with_live(&mut shard, key, now, |entry| {
-                entry.last_seen = entry.last_seen.max(last_seen);
+                entry.last_seen = entry.last_seen.max(now);
                 entry.expires_at = expires_at.min(entry.absolute_deadline);
             })
             .is_some())
     }
 
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        let now = self.inner.clock.now_ms();
+    async fn delete(&self, key: &StorageKey, now: u64) -> Result<(), StoreError> {
         let mut key = *key;
         let mut pointer: Option<StorageKey> = None;
         for _ in 0..MAX_CHAIN {
@@ -670,27 +659,32 @@ impl SessionStore for MemoryStore {
         }
         Ok(())
     }
+}
 
-    async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
+#[async_trait]
+impl UserIndex for MemoryStore {
+    async fn list_user(&self, user: &str, now: u64, limit: usize) -> Result<Vec<Metadata>, StoreError> {
         let mut out = Vec::new();
-        self.inner.scan_user(user, |meta| {
+        self.inner.scan_user(user, now, |meta| {
             out.push(meta);
             false
         });
-        out.sort_by_key(|m| m.created_at);
+        crate::store::most_recent(&mut out, limit);
         Ok(out)
     }
 
-    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
-        Ok(self.inner.scan_user(user, |meta| meta.handle == *handle) > 0)
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle, now: u64) -> Result<bool, StoreError> {
+        Ok(self.inner.scan_user(user, now, |meta| meta.handle == *handle) > 0)
     }
 
-    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
-        Ok(self.inner.scan_user(user, |meta| Some(&meta.handle) != keep))
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>, now: u64) -> Result<usize, StoreError> {
+        Ok(self.inner.scan_user(user, now, |meta| Some(&meta.handle) != keep))
     }
+}
 
-    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
-        let now = self.inner.clock.now_ms();
+#[async_trait]
+impl Leases for MemoryStore {
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64, now: u64) -> Result<bool, StoreError> {
         let mut shard = self.inner.lock(Inner::shard_of(key));
         if let Some((holder, until)) = shard.locks.get(key) {
             if *until > now && **holder != *token {
@@ -701,7 +695,7 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
-    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
+    async fn unlock(&self, key: &StorageKey, token: &str, _now: u64) -> Result<(), StoreError> {
         let mut shard = self.inner.lock(Inner::shard_of(key));
         if shard.locks.get(key).is_some_and(|(holder, _)| **holder == *token) {
             shard.locks.remove(key);
@@ -713,7 +707,7 @@ impl SessionStore for MemoryStore {
 /// Builder of a [`MemoryStore`].
 ///
 /// ```
-/// use sessionware::{ManualClock, MemoryStore};
+/// use sessionware::{ManualClock, store::MemoryStore};
 /// let store = MemoryStore::builder().max_sessions(100).clock(ManualClock::new(0)).build();
 /// assert!(store.is_empty());
 /// ```
@@ -722,14 +716,13 @@ impl SessionStore for MemoryStore {
 pub struct MemoryStoreBuilder {
     max_sessions: usize,
     sweep_interval_ms: u64,
-    clock: Arc<dyn Clock>,
 }
 
 impl MemoryStoreBuilder {
     /// The most sessions held at once (default 1,000,000).
     ///
     /// ```
-    /// # use sessionware::MemoryStore;
+    /// # use sessionware::store::MemoryStore;
     /// let _ = MemoryStore::builder().max_sessions(1).build();
     /// ```
     pub fn max_sessions(mut self, max: usize) -> Self {
@@ -742,7 +735,7 @@ impl MemoryStoreBuilder {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use sessionware::MemoryStore;
+    /// # use sessionware::store::MemoryStore;
     /// let _ = MemoryStore::builder().sweep_interval(Duration::from_secs(5)).build();
     /// ```
     pub fn sweep_interval(mut self, every: std::time::Duration) -> Self {
@@ -750,21 +743,10 @@ impl MemoryStoreBuilder {
         self
     }
 
-    /// The clock used to decide expiry (share it with the layer in tests).
-    ///
-    /// ```
-    /// # use sessionware::{ManualClock, MemoryStore};
-    /// let _ = MemoryStore::builder().clock(ManualClock::new(0)).build();
-    /// ```
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
     /// Builds the store.
     ///
     /// ```
-    /// # use sessionware::MemoryStore;
+    /// # use sessionware::store::MemoryStore;
     /// assert!(MemoryStore::builder().build().is_empty());
     /// ```
     pub fn build(self) -> MemoryStore {
@@ -777,7 +759,6 @@ impl MemoryStoreBuilder {
                 count: AtomicUsize::new(0),
                 max_sessions: self.max_sessions,
                 sweep_interval_ms: self.sweep_interval_ms,
-                clock: self.clock,
             }),
         }
     }

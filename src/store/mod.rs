@@ -41,29 +41,56 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{ChangeSet, Metadata, Record, Rotated, Rotation, SessionHandle, StorageKey, StoreError, Stored};
+use crate::SessionHandle;
 
-pub mod memory;
+pub mod conformance;
+mod memory;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 pub mod sql;
 
-/// An async session store.
+pub use crate::error::StoreError;
+pub use crate::id::StorageKey;
+pub use crate::record::{Auth, ChangeSet, Data, Metadata, Record, RECORD_FORMAT};
+pub use crate::rotation::{Login, Retired, Rotated, Rotation, Stored, RETIRED_KEEP_MS};
+pub use memory::{MemoryStore, MemoryStoreBuilder};
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use sql::SqlStore;
+
+/// What every store implements: the session records themselves.
 ///
-/// Implement it for a new backend and run
-/// [`conformance::run_all`](crate::conformance::run_all) against it.
+/// Five methods are required ([`create`](Self::create),
+/// [`lookup`](Self::lookup), [`apply`](Self::apply),
+/// [`rotate`](Self::rotate), [`delete`](Self::delete)); the rest have
+/// defaults. Every call receives the request's time, `now` (milliseconds since
+/// the Unix epoch, from the layer's [`Clock`](crate::Clock)): a store judges
+/// expiry by it and never reads a clock of its own, so a test's
+/// [`ManualClock`](crate::ManualClock) given to the layer reaches every store.
+///
+/// The per-user index and exclusive leases are separate traits,
+/// [`UserIndex`] and [`Leases`]; [`SessionLayer::new`](crate::SessionLayer::new)
+/// needs a store with both, and
+/// [`SessionLayer::with_capabilities`](crate::SessionLayer::with_capabilities)
+/// takes one with fewer, so that a missing capability is a compile error or
+/// a choice made when the layer is built, never a failure found at run time.
 ///
 /// ```
-/// use sessionware::{MemoryStore, Metadata, Record, SessionId, SessionStore};
+/// use sessionware::store::{MemoryStore, Metadata, Record, SessionStore};
+/// use sessionware::SessionId;
 /// # tokio_test_block_on(async {
 /// let store = MemoryStore::default();
 /// let key = SessionId::generate().unwrap().storage_key();
-/// let now = sessionware::Clock::now_ms(&sessionware::SystemClock);
+/// let now = 1_700_000_000_000;
 /// let record = Record::new(Metadata::new(now, 60_000, 3_600_000));
-/// assert!(store.create(&key, &record).await.unwrap());
-/// assert!(!store.create(&key, &record).await.unwrap()); // never overwrites
-/// assert!(store.load(&key).await.unwrap().is_some());
+/// assert!(store.create(&key, &record, now).await.unwrap());
+/// assert!(!store.create(&key, &record, now).await.unwrap()); // never overwrites
+/// assert!(store.load(&key, now).await.unwrap().is_some());
+/// assert!(store.load(&key, now + 60_000).await.unwrap().is_none()); // idle: expired
 /// # });
 /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
@@ -71,38 +98,25 @@ pub mod sql;
 /// ```
 #[async_trait]
 pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Inserts `record` under `key` only if no live record has that key.
-    /// Returns `Ok(false)` (and changes nothing) when one exists.
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError>;
+    /// Inserts `record` under `key` only if no live record (and no live
+    /// retired pointer) has that key at `now`. Returns `Ok(false)` (and
+    /// changes nothing) when one exists.
+    async fn create(&self, key: &StorageKey, record: &Record, now: u64) -> Result<bool, StoreError>;
 
-    /// What the store holds under `key`: the live record, the pointer a
-    /// rotation left ([`Stored::Retired`], until its
-    /// [`until`](crate::Retired::until)), or `None` if the key is absent or
-    /// expired.
-    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError>;
+    /// What the store holds under `key` at `now`: the live record, the
+    /// pointer a rotation left ([`Stored::Retired`], until its
+    /// [`until`](crate::store::Retired::until)), or `None` if the key is
+    /// absent or expired.
+    async fn lookup(&self, key: &StorageKey, now: u64) -> Result<Option<Stored>, StoreError>;
 
-    /// The live record under `key`, or `None` if it is absent, retired or expired.
-    async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
-        Ok(self.lookup(key).await?.and_then(Stored::live))
-    }
+    /// Merges `changes` into the live record under `key` atomically (see
+    /// [`Record::try_apply`] for the semantics, the data cap included).
+    /// Returns `Ok(false)` and creates nothing when no live record is under
+    /// `key` at `now` (any more; a retired key included).
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError>;
 
-    /// Answers [`lookup`](Self::lookup) at once, for a store that can do so
-    /// without waiting (one that keeps its records in process): `Some` with
-    /// the result. The default, `None`, makes the layer call `lookup`. `now`
-    /// is the request's time (ms since the epoch), which the store uses for
-    /// its expiry check instead of reading its own clock.
-    ///
-    /// ```
-    /// use sessionware::{MemoryStore, SessionId, SessionStore};
-    /// let key = SessionId::generate().unwrap().storage_key();
-    /// assert!(matches!(MemoryStore::default().lookup_now(&key, 0), Some(Ok(None))));
-    /// ```
-    fn lookup_now(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Stored>, StoreError>> {
-        let _ = (key, now);
-        None
-    }
-
-    /// Rotates the session under `old` to `new` in one atomic step:
+    /// Rotates the session under `old` to `new` in one atomic step, at
+    /// [`rotation.now`](Rotation::now):
     ///
     /// - if `old` holds no live record, nothing changes: [`Rotated::Gone`],
     ///   or [`Rotated::Retired`] with the pointer if another rotation
@@ -118,13 +132,53 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// [`StoreError::TooLarge`] and changes nothing.
     async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError>;
 
+    /// Deletes the record under `key` (no error if it is absent). When `key`
+    /// holds a live retired pointer, its successor is deleted too, following
+    /// the pointers (a chain of at most 16), as long as the live successor
+    /// at the end still names the last pointer as its
+    /// [`predecessor`](crate::store::Metadata::predecessor): a logout on an
+    /// ID that a rotation retired moments ago ends the session it became, but
+    /// once the new ID was used (or the pointer expired), the old ID ends
+    /// nothing.
+    async fn delete(&self, key: &StorageKey, now: u64) -> Result<(), StoreError>;
+
+    /// Moves `last_seen` to `now` and `expires_at` (capped at the absolute
+    /// deadline) without rewriting the data. Returns `Ok(false)` when the
+    /// record is gone. The default applies an empty [`ChangeSet`]; stores
+    /// override it when they have a cheaper way.
+    async fn touch(&self, key: &StorageKey, now: u64, expires_at: u64) -> Result<bool, StoreError> {
+        self.apply(key, &ChangeSet::new(now, expires_at), now).await
+    }
+
+    /// The live record under `key` at `now`, or `None` if it is absent,
+    /// retired or expired.
+    async fn load(&self, key: &StorageKey, now: u64) -> Result<Option<Record>, StoreError> {
+        Ok(self.lookup(key, now).await?.and_then(Stored::live))
+    }
+
+    /// Answers [`lookup`](Self::lookup) at once, for a store that can do so
+    /// without waiting (one that keeps its records in process): `Some` with
+    /// the result. The default, `None`, makes the layer call `lookup`.
+    ///
+    /// ```
+    /// use sessionware::store::{MemoryStore, SessionStore};
+    /// use sessionware::SessionId;
+    /// let key = SessionId::generate().unwrap().storage_key();
+    /// assert!(matches!(MemoryStore::default().lookup_ready(&key, 0), Some(Ok(None))));
+    /// ```
+    fn lookup_ready(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Stored>, StoreError>> {
+        let _ = (key, now);
+        None
+    }
+
     /// Whether `new` may succeed `old` in a [`rotate`](Self::rotate). The
     /// layer draws new IDs until one is accepted. The default accepts every
     /// key; a store that can only rotate atomically between co-located keys
     /// (Redis Cluster: one slot) accepts those only.
     ///
     /// ```
-    /// use sessionware::{MemoryStore, SessionId, SessionStore};
+    /// use sessionware::store::{MemoryStore, SessionStore};
+    /// use sessionware::SessionId;
     /// let (a, b) = (SessionId::generate().unwrap().storage_key(), SessionId::generate().unwrap().storage_key());
     /// assert!(MemoryStore::default().accepts_successor(&a, &b));
     /// ```
@@ -132,108 +186,217 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
         let _ = (old, new);
         true
     }
+}
 
-    /// Merges `changes` into the record under `key` atomically (see
-    /// [`Record::try_apply`] for the semantics, the data cap included).
-    /// Returns `Ok(false)` and creates nothing when no live record is under
-    /// `key` (any more; a retired key included).
-    async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError>;
-
-    /// Moves `last_seen` and `expires_at` (capped at the absolute deadline)
-    /// without rewriting the data. Returns `Ok(false)` when the record is gone.
-    async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError>;
-
-    /// Deletes the record under `key` (no error if it is absent). When `key`
-    /// holds a live retired pointer, its successor is deleted too, following
-    /// the pointers (a chain of at most 16), as long as the live successor
-    /// at the end still names the last pointer as its
-    /// [`predecessor`](crate::Metadata::predecessor): a logout on an ID that
-    /// a rotation retired moments ago ends the session it became, but once
-    /// the new ID was used (or the pointer expired), the old ID ends nothing.
-    ///
-    /// [`delete_user`](Self::delete_user) and
-    /// [`delete_by_handle`](Self::delete_by_handle) also follow a listed key
-    /// that a rotation retired meanwhile to its live successor (whatever its
-    /// predecessor): a revocation racing a renewal ends the renewed session.
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError>;
-
-    /// The metadata of every live session of `user`.
-    async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
-        let _ = user;
-        Err(StoreError::Unsupported("a per-user session index"))
-    }
+/// A store that keeps a per-user index: the sessions of each signed-in user
+/// can be listed and revoked ([`Session::sessions`](crate::Session::sessions),
+/// [`revoke`](crate::Session::revoke),
+/// [`revoke_others`](crate::Session::revoke_others)).
+///
+/// A record whose metadata names a user ([`Metadata::auth`]) is listed until
+/// it is deleted or expires. Revocations also follow a listed key that a
+/// rotation retired meanwhile to the same user's live successor (whatever its
+/// predecessor): a revocation racing a renewal ends the renewed session.
+#[async_trait]
+pub trait UserIndex: SessionStore {
+    /// The metadata of at most `limit` live sessions of `user` at `now`, the
+    /// most recently seen first.
+    async fn list_user(&self, user: &str, now: u64, limit: usize) -> Result<Vec<Metadata>, StoreError>;
 
     /// Deletes the live session of `user` named `handle`. `Ok(false)` when
     /// `user` has no such session (another user's handle included).
-    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
-        let _ = (user, handle);
-        Err(StoreError::Unsupported("a per-user session index"))
-    }
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle, now: u64) -> Result<bool, StoreError>;
 
     /// Deletes every session of `user` except the one named `keep`, and
     /// returns how many were deleted.
-    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
-        let _ = (user, keep);
-        Err(StoreError::Unsupported("a per-user session index"))
-    }
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>, now: u64) -> Result<usize, StoreError>;
+}
 
-    /// Takes the exclusive lease of the session under `key` for `ttl_ms`
-    /// milliseconds with `token`, unless another token holds a live lease
+/// A store that grants exclusive leases, which serialise the
+/// read-modify-write requests of one session across processes
+/// ([`Session::lock`](crate::Session::lock)).
+#[async_trait]
+pub trait Leases: SessionStore {
+    /// Takes the exclusive lease of the session under `key` until
+    /// `now + ttl_ms` with `token`, unless another token holds a live lease
     /// (`Ok(false)`). A holder that dies blocks nobody beyond its lease.
-    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
-        let _ = (key, token, ttl_ms);
-        Err(StoreError::Unsupported("exclusive session locks"))
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64, now: u64) -> Result<bool, StoreError>;
+
+    /// Releases the lease of `key` if `token` still holds it (compare and
+    /// delete).
+    async fn unlock(&self, key: &StorageKey, token: &str, now: u64) -> Result<(), StoreError>;
+}
+
+/// A store with every capability, as one trait: `Arc<dyn FullStore>` is
+/// how an application picks its store at run time and still builds the layer
+/// with [`SessionLayer::new`](crate::SessionLayer::new).
+///
+/// ```
+/// use std::sync::Arc;
+/// use sessionware::{Keys, SessionLayer, store::{FullStore, MemoryStore}};
+/// let store: Arc<dyn FullStore> = Arc::new(MemoryStore::default());
+/// let layer = SessionLayer::new(store, Keys::generate().unwrap());
+/// ```
+pub trait FullStore: UserIndex + Leases {}
+
+impl<T: UserIndex + Leases + ?Sized> FullStore for T {}
+
+/// Keeps the `limit` most recently seen of `sessions`, the most recent first:
+/// the order and the bound of [`UserIndex::list_user`], for a store that
+/// cannot sort or limit in its backend.
+///
+/// ```
+/// use sessionware::store::{most_recent, Metadata};
+/// let mut sessions: Vec<Metadata> = (0..5).map(|t| Metadata::new(t, 60_000, 600_000)).collect();
+/// most_recent(&mut sessions, 2);
+/// assert_eq!(sessions.iter().map(|m| m.last_seen).collect::<Vec<_>>(), [4, 3]);
+/// ```
+pub fn most_recent(sessions: &mut Vec<Metadata>, limit: usize) {
+    sessions.sort_unstable_by(|a, b| b.last_seen.cmp(&a.last_seen).then(b.created_at.cmp(&a.created_at)));
+    sessions.truncate(limit);
+}
+
+/// A capability beyond the core [`SessionStore`] contract.
+///
+/// ```
+/// use sessionware::store::Capability;
+/// assert_eq!(Capability::UserIndex.to_string(), "a per-user session index");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Capability {
+    /// [`UserIndex`]: listing and revoking a user's sessions.
+    UserIndex,
+    /// [`Leases`]: exclusive sessions.
+    Leases,
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Capability::UserIndex => "a per-user session index",
+            Capability::Leases => "exclusive session leases",
+        })
+    }
+}
+
+/// A store and the capabilities a layer may use, for a store that lacks some
+/// of them ([`SessionLayer::with_capabilities`](crate::SessionLayer::with_capabilities)).
+/// Each capability is added by a method that compiles only for a store that
+/// implements its trait.
+///
+/// ```
+/// use sessionware::store::{Capabilities, Capability, MemoryStore};
+/// let caps = Capabilities::new(MemoryStore::default()).with_leases();
+/// assert!(caps.has(Capability::Leases));
+/// assert!(!caps.has(Capability::UserIndex));
+/// ```
+pub struct Capabilities<S> {
+    pub(crate) store: Arc<S>,
+    pub(crate) index: Option<Arc<dyn UserIndex>>,
+    pub(crate) leases: Option<Arc<dyn Leases>>,
+}
+
+impl<S> std::fmt::Debug for Capabilities<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capabilities")
+            .field("user_index", &self.index.is_some())
+            .field("leases", &self.leases.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: SessionStore> Capabilities<S> {
+    /// The core contract only.
+    pub fn new(store: S) -> Self {
+        Self { store: Arc::new(store), index: None, leases: None }
     }
 
-    /// Releases the lease of `key` if `token` still holds it (compare and delete).
-    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
-        let _ = (key, token);
-        Err(StoreError::Unsupported("exclusive session locks"))
+    /// Adds the store's per-user index.
+    pub fn with_user_index(mut self) -> Self
+    where
+        S: UserIndex,
+    {
+        self.index = Some(self.store.clone());
+        self
+    }
+
+    /// Adds the store's exclusive leases.
+    pub fn with_leases(mut self) -> Self
+    where
+        S: Leases,
+    {
+        self.leases = Some(self.store.clone());
+        self
+    }
+
+    /// All capabilities.
+    pub fn full(store: S) -> Self
+    where
+        S: UserIndex + Leases,
+    {
+        Self::new(store).with_user_index().with_leases()
+    }
+
+    /// Whether `capability` was added.
+    pub fn has(&self, capability: Capability) -> bool {
+        match capability {
+            Capability::UserIndex => self.index.is_some(),
+            Capability::Leases => self.leases.is_some(),
+        }
     }
 }
 
 #[async_trait]
 impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
-        (**self).create(key, record).await
+    async fn create(&self, key: &StorageKey, record: &Record, now: u64) -> Result<bool, StoreError> {
+        (**self).create(key, record, now).await
     }
-    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
-        (**self).lookup(key).await
+    async fn lookup(&self, key: &StorageKey, now: u64) -> Result<Option<Stored>, StoreError> {
+        (**self).lookup(key, now).await
     }
-    async fn load(&self, key: &StorageKey) -> Result<Option<Record>, StoreError> {
-        (**self).load(key).await
-    }
-    fn lookup_now(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Stored>, StoreError>> {
-        (**self).lookup_now(key, now)
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
+        (**self).apply(key, changes, now).await
     }
     async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
         (**self).rotate(old, new, rotation).await
     }
+    async fn delete(&self, key: &StorageKey, now: u64) -> Result<(), StoreError> {
+        (**self).delete(key, now).await
+    }
+    async fn touch(&self, key: &StorageKey, now: u64, expires_at: u64) -> Result<bool, StoreError> {
+        (**self).touch(key, now, expires_at).await
+    }
+    async fn load(&self, key: &StorageKey, now: u64) -> Result<Option<Record>, StoreError> {
+        (**self).load(key, now).await
+    }
+    fn lookup_ready(&self, key: &StorageKey, now: u64) -> Option<Result<Option<Stored>, StoreError>> {
+        (**self).lookup_ready(key, now)
+    }
     fn accepts_successor(&self, old: &StorageKey, new: &StorageKey) -> bool {
         (**self).accepts_successor(old, new)
     }
-    async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
-        (**self).apply(key, changes).await
+}
+
+#[async_trait]
+impl<T: UserIndex + ?Sized> UserIndex for Arc<T> {
+    async fn list_user(&self, user: &str, now: u64, limit: usize) -> Result<Vec<Metadata>, StoreError> {
+        (**self).list_user(user, now, limit).await
     }
-    async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
-        (**self).touch(key, last_seen, expires_at).await
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle, now: u64) -> Result<bool, StoreError> {
+        (**self).delete_by_handle(user, handle, now).await
     }
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        (**self).delete(key).await
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>, now: u64) -> Result<usize, StoreError> {
+        (**self).delete_user(user, keep, now).await
     }
-    async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
-        (**self).list_user(user).await
+}
+
+#[async_trait]
+impl<T: Leases + ?Sized> Leases for Arc<T> {
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64, now: u64) -> Result<bool, StoreError> {
+        (**self).try_lock(key, token, ttl_ms, now).await
     }
-    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
-        (**self).delete_by_handle(user, handle).await
-    }
-    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
-        (**self).delete_user(user, keep).await
-    }
-    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
-        (**self).try_lock(key, token, ttl_ms).await
-    }
-    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
-        (**self).unlock(key, token).await
+    async fn unlock(&self, key: &StorageKey, token: &str, now: u64) -> Result<(), StoreError> {
+        (**self).unlock(key, token, now).await
     }
 }

@@ -14,8 +14,11 @@ use axum::{body::Body, Router};
 use http::{header, Request, Response};
 use http_body_util::BodyExt;
 use sessionware::{
-    ChangeSet, Keys, ManualClock, MemoryStore, Record, Rotated, Rotation, SessionConfig, SessionLayer, SessionStore,
-    StorageKey, StoreError, Stored,
+    store::{
+        ChangeSet, Leases, MemoryStore, Metadata, Record, Rotated, Rotation, SessionStore, StorageKey, StoreError,
+        Stored, UserIndex,
+    },
+    Keys, ManualClock, SessionConfig, SessionHandle, SessionLayer,
 };
 use tokio::sync::Notify;
 use tower::ServiceExt;
@@ -48,9 +51,9 @@ pub struct MockStore {
 }
 
 impl MockStore {
-    pub fn new(clock: ManualClock) -> Self {
+    pub fn new() -> Self {
         Self {
-            inner: MemoryStore::builder().clock(clock).build(),
+            inner: MemoryStore::default(),
             calls: Arc::new(Default::default()),
             fail: Arc::default(),
             stall: Arc::default(),
@@ -91,20 +94,20 @@ impl MockStore {
 
 #[async_trait]
 impl SessionStore for MockStore {
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+    async fn create(&self, key: &StorageKey, record: &Record, now: u64) -> Result<bool, StoreError> {
         self.enter(Op::Create).await?;
         if self.conflicts.load(Ordering::SeqCst) > 0 {
             self.conflicts.fetch_sub(1, Ordering::SeqCst);
             return Ok(false);
         }
-        self.inner.create(key, record).await
+        self.inner.create(key, record, now).await
     }
-    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
+    async fn lookup(&self, key: &StorageKey, now: u64) -> Result<Option<Stored>, StoreError> {
         self.enter(Op::Load).await?;
         if let Some(r) = self.raw.lock().unwrap().get(key) {
             return Ok(Some(Stored::Live(r.clone())));
         }
-        let r = self.inner.lookup(key).await;
+        let r = self.inner.lookup(key, now).await;
         if self.pause_load.load(Ordering::SeqCst) {
             self.loaded.notify_one();
             self.release.notified().await;
@@ -119,35 +122,50 @@ impl SessionStore for MockStore {
         }
         self.inner.rotate(old, new, rotation).await
     }
-    async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
         self.enter(Op::Apply).await?;
-        self.inner.apply(key, changes).await
+        self.inner.apply(key, changes, now).await
     }
-    async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
+    async fn touch(&self, key: &StorageKey, now: u64, expires_at: u64) -> Result<bool, StoreError> {
         self.enter(Op::Touch).await?;
-        self.inner.touch(key, last_seen, expires_at).await
+        self.inner.touch(key, now, expires_at).await
     }
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+    async fn delete(&self, key: &StorageKey, now: u64) -> Result<(), StoreError> {
         self.enter(Op::Delete).await?;
         self.raw.lock().unwrap().remove(key);
-        self.inner.delete(key).await
-    }
-    async fn list_user(&self, user: &str) -> Result<Vec<sessionware::Metadata>, StoreError> {
-        self.inner.list_user(user).await
-    }
-    async fn delete_by_handle(&self, user: &str, handle: &sessionware::SessionHandle) -> Result<bool, StoreError> {
-        self.inner.delete_by_handle(user, handle).await
-    }
-    async fn delete_user(&self, user: &str, keep: Option<&sessionware::SessionHandle>) -> Result<usize, StoreError> {
-        self.inner.delete_user(user, keep).await
-    }
-    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
-        self.inner.try_lock(key, token, ttl_ms).await
-    }
-    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
-        self.inner.unlock(key, token).await
+        self.inner.delete(key, now).await
     }
 }
+
+#[async_trait]
+impl UserIndex for MockStore {
+    async fn list_user(&self, user: &str, now: u64, limit: usize) -> Result<Vec<Metadata>, StoreError> {
+        self.inner.list_user(user, now, limit).await
+    }
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle, now: u64) -> Result<bool, StoreError> {
+        self.inner.delete_by_handle(user, handle, now).await
+    }
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>, now: u64) -> Result<usize, StoreError> {
+        self.inner.delete_user(user, keep, now).await
+    }
+}
+
+#[async_trait]
+impl Leases for MockStore {
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64, now: u64) -> Result<bool, StoreError> {
+        self.inner.try_lock(key, token, ttl_ms, now).await
+    }
+    async fn unlock(&self, key: &StorageKey, token: &str, now: u64) -> Result<(), StoreError> {
+        self.inner.unlock(key, token, now).await
+    }
+}
+
+// The traits tests call store methods through.
+#[allow(unused_imports)]
+pub use sessionware::{
+    store::{Leases as _, SessionStore as _, UserIndex as _},
+    Clock as _, SystemClock,
+};
 
 /// Start of the manual clock in tests (a realistic epoch time).
 pub const T0: u64 = 1_800_000_000_000;
@@ -168,7 +186,7 @@ impl Harness {
     }
     pub fn with(config: SessionConfig, keys: Keys) -> Self {
         let clock = ManualClock::new(T0);
-        let store = MockStore::new(clock.clone());
+        let store = MockStore::new();
         let layer = SessionLayer::new(store.clone(), keys.clone()).with_config(config).with_clock(clock.clone());
         Self { store, clock, keys, layer }
     }

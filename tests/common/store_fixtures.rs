@@ -40,7 +40,7 @@ pub async fn drop_redis_prefix(url: &str, prefix: &str) {
 
 /// Drops the store's session and lease tables.
 #[cfg(feature = "postgres")]
-pub async fn drop_postgres_tables(store: &sessionware::SqlStore) {
+pub async fn drop_postgres_tables(store: &sessionware::store::SqlStore) {
     let t = store.table();
     let sql = format!("DROP TABLE IF EXISTS \"{t}\", \"{t}_locks\"");
     let _ = sqlx::raw_sql(&sql).execute(store.postgres_pool().expect("postgres")).await;
@@ -48,7 +48,7 @@ pub async fn drop_postgres_tables(store: &sessionware::SqlStore) {
 
 /// Closes the stores' pools and removes the SQLite file with its WAL files.
 #[cfg(feature = "sqlite")]
-pub async fn remove_sqlite(stores: &[&sessionware::SqlStore], path: &std::path::Path) {
+pub async fn remove_sqlite(stores: &[&sessionware::store::SqlStore], path: &std::path::Path) {
     for store in stores {
         if let Some(pool) = store.sqlite_pool() {
             pool.close().await;

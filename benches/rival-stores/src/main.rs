@@ -492,7 +492,7 @@ mod redis_side {
     /// The three routers on the Redis server at `url`.
     async fn make_libs(url: &str) -> Result<[Lib; 3], String> {
         let config = Config::from_url(url).map_err(|e| format!("{url}: {e}"))?;
-        let ours_store = sessionware::RedisStore::connect(url).await.map_err(|e| format!("sessionware: {e}"))?;
+        let ours_store = sessionware::store::RedisStore::connect(url).await.map_err(|e| format!("sessionware: {e}"))?;
         let client = fred_client(&config).await?;
         let pool = Builder::from_config(config).build_pool(6).map_err(|e| e.to_string())?;
         pool.init().await.map_err(|e| e.to_string())?;
@@ -627,7 +627,7 @@ mod pg_side {
 
     /// The routers of both libraries on the database at `url`.
     async fn make_libs(url: &str, table: &str, schema: &str) -> Result<[Lib; 2], String> {
-        let ours_store = sessionware::SqlStore::postgres(url)
+        let ours_store = sessionware::store::SqlStore::postgres(url)
             .await
             .and_then(|s| s.with_table(table))
             .map_err(|e| format!("sessionware: {e}"))?;
@@ -713,7 +713,7 @@ mod pg_side {
             println!("PostgreSQL: nothing selected (STORES_LIBS, STORES_SCENARIOS)");
             return Ok(());
         }
-        sessionware::SqlStore::from_postgres_pool(admin.clone())
+        sessionware::store::SqlStore::from_postgres_pool(admin.clone())
             .with_table(table)
             .map_err(|e| e.to_string())?
             .migrate()

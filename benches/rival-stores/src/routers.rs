@@ -22,7 +22,7 @@ include!("../../common/handlers.rs");
 /// sessionware with its default (secure) configuration, on any store.
 pub mod ours {
     use super::*;
-    use sessionware::{Keys, Session, SessionLayer, SessionStore};
+    use sessionware::{store::SessionStore, Keys, Session, SessionLayer};
 
     handlers!(Session, renew);
 

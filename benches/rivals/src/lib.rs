@@ -57,7 +57,7 @@ pub mod noop {
 /// sessionware with its `MemoryStore` and default (secure) configuration.
 pub mod ours {
     use super::*;
-    pub use sessionware::{Keys, MemoryStore, Session, SessionLayer};
+    pub use sessionware::{store::MemoryStore, Keys, Session, SessionLayer};
 
     handlers!(Session, renew);
 
@@ -308,7 +308,10 @@ pub mod populate {
 
     use axum::Router;
     use http::HeaderValue;
-    use sessionware::{Keys, ManualClock, MemoryStore, Metadata, Record, SessionId, SessionLayer, SessionStore};
+    use sessionware::{
+        store::{MemoryStore, Metadata, Record, SessionStore},
+        Keys, ManualClock, SessionId, SessionLayer,
+    };
 
     use super::ours;
 
