@@ -302,33 +302,122 @@ impl Data {
         }
     }
 
-    /// Data from key and value pairs in any order; `None` if a key repeats.
-    pub(crate) fn from_pairs(mut entries: Vec<(String, Box<RawValue>)>) -> Option<Self> {
+    /// Data from key and value pairs in any order, built in one allocation
+    /// (what a store uses to decode a record); `None` if a key repeats.
+    ///
+    /// ```
+    /// use serde_json::value::to_raw_value;
+    /// use sessionware::store::Data;
+    /// let pairs = vec![("b".to_string(), to_raw_value(&2).unwrap()), ("a".to_string(), to_raw_value(&1).unwrap())];
+    /// let data = Data::from_pairs(pairs).unwrap();
+    /// assert_eq!(data.keys().collect::<Vec<_>>(), ["a", "b"]);
+    /// let twice = vec![("a".to_string(), to_raw_value(&1).unwrap()), ("a".to_string(), to_raw_value(&2).unwrap())];
+    /// assert!(Data::from_pairs(twice).is_none());
+    /// ```
+    pub fn from_pairs(mut entries: Vec<(String, Box<RawValue>)>) -> Option<Self> {
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         if entries.windows(2).any(|w| w[0].0 == w[1].0) {
             return None;
         }
-        let mut buf = Vec::with_capacity(entries.iter().map(|(k, v)| packed_len(k, v.get())).sum());
-        for (k, v) in &entries {
-            push_entry(&mut buf, k, v.get());
-        }
-        Some(Self { buf })
+        Some(Self::from_sorted(&entries))
     }
 
-    /// The packed form, for stores that keep data in memory.
-    pub(crate) fn packed(&self) -> &[u8] {
+    /// Data from entries sorted by key with no key twice.
+    fn from_sorted(entries: &[(String, Box<RawValue>)]) -> Self {
+        let mut buf = Vec::with_capacity(entries.iter().map(|(k, v)| packed_len(k, v.get())).sum());
+        for (k, v) in entries {
+            push_entry(&mut buf, k, v.get());
+        }
+        Self { buf }
+    }
+
+    /// The packed form: every entry, sorted by key, as the key's length (u32,
+    /// little-endian), the key, the value's length and the value's JSON text.
+    /// It is canonical (equal data, equal bytes), so a store may keep it as
+    /// it is and hand it back to [`from_packed`](Self::from_packed).
+    ///
+    /// ```
+    /// use sessionware::store::Data;
+    /// let mut data = Data::default();
+    /// data.insert("n", &serde_json::value::to_raw_value(&5).unwrap());
+    /// assert_eq!(data.packed(), b"\x01\0\0\0n\x01\0\0\05");
+    /// assert_eq!(Data::from_packed(data.packed().to_vec()), Some(data));
+    /// ```
+    pub fn packed(&self) -> &[u8] {
         &self.buf
     }
 
     /// The packed form, owned (no copy when the buffer has no spare room,
     /// as after an insert).
-    pub(crate) fn into_packed(self) -> Box<[u8]> {
+    ///
+    /// ```
+    /// use sessionware::store::Data;
+    /// assert!(Data::default().into_packed().is_empty());
+    /// ```
+    pub fn into_packed(self) -> Box<[u8]> {
         self.buf.into_boxed_slice()
     }
 
-    /// Data from its packed form, as [`packed`](Self::packed) gave it.
-    pub(crate) fn from_packed(buf: Vec<u8>) -> Self {
+    /// Data from its [`packed`](Self::packed) form, checked: `None` unless
+    /// every entry is whole, its key UTF-8, and the keys strictly ascending.
+    /// (Values are checked as JSON when they are read.)
+    ///
+    /// ```
+    /// use sessionware::store::Data;
+    /// assert_eq!(Data::from_packed(Vec::new()), Some(Data::default()));
+    /// assert_eq!(Data::from_packed(b"\x05\0\0\0ab".to_vec()), None); // cut short
+    /// let twice = b"\x01\0\0\0a\x01\0\0\01\x01\0\0\0a\x01\0\0\02".to_vec();
+    /// assert_eq!(Data::from_packed(twice), None);
+    /// ```
+    pub fn from_packed(buf: Vec<u8>) -> Option<Self> {
+        let data = Self { buf };
+        let mut entries = data.entries();
+        let mut previous: Option<&[u8]> = None;
+        for e in entries.by_ref() {
+            std::str::from_utf8(e.key).ok()?;
+            if previous.is_some_and(|p| p >= e.key) {
+                return None;
+            }
+            previous = Some(e.key);
+        }
+        // The iteration stops early at a malformed entry.
+        let whole = data.entries().last().map_or(0, |e| e.end) == data.buf.len();
+        whole.then_some(data)
+    }
+
+    /// Data from a packed form this process wrote itself (a store keeping
+    /// [`packed`](Self::packed) bytes in memory), unchecked.
+    pub(crate) fn from_own_packed(buf: Vec<u8>) -> Self {
         Self { buf }
+    }
+}
+
+/// Collects key and value pairs in any order; a key that repeats keeps its
+/// last value.
+///
+/// ```
+/// use serde_json::value::to_raw_value;
+/// use sessionware::store::Data;
+/// let data: Data = [("a", 1), ("b", 2), ("a", 3)]
+///     .into_iter()
+///     .map(|(k, v)| (k.to_string(), to_raw_value(&v).unwrap()))
+///     .collect();
+/// assert_eq!(data.get("a").unwrap().get(), "3");
+/// assert_eq!(data.len(), 2);
+/// ```
+impl FromIterator<(String, Box<RawValue>)> for Data {
+    fn from_iter<I: IntoIterator<Item = (String, Box<RawValue>)>>(iter: I) -> Self {
+        let mut entries: Vec<_> = iter.into_iter().collect();
+        // Stable: among equal keys the later stays later, and is the one kept.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut unique: Vec<(String, Box<RawValue>)> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match unique.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => unique.push(entry),
+            }
+        }
+        Self::from_sorted(&unique)
     }
 }
 

@@ -162,7 +162,7 @@ impl Entry {
 
     fn to_record(&self) -> Record {
         let mut record = Record::new(self.meta());
-        record.data = Data::from_packed(self.data.to_vec());
+        record.data = Data::from_own_packed(self.data.to_vec());
         record
     }
 
@@ -182,7 +182,7 @@ impl Entry {
     /// (nothing changes when the merged data would pass the cap).
     fn apply(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
         if changes.touches_data() {
-            let mut data = if changes.clear { Data::default() } else { Data::from_packed(self.data.to_vec()) };
+            let mut data = if changes.clear { Data::default() } else { Data::from_own_packed(self.data.to_vec()) };
             for (k, v) in &changes.changes {
                 data.apply_change(k, v.as_deref());
             }
@@ -273,12 +273,12 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    /// Removes every expired record now, shard by shard (each shard's lock is
+    /// Removes every record expired at `now` (ms since the epoch), shard by shard (each shard's lock is
     /// held only for its own sweep). Returns how many were removed.
     ///
     /// ```
     /// # use sessionware::store::MemoryStore;
-    /// assert_eq!(MemoryStore::default().sweep_expired(), 0);
+    /// assert_eq!(MemoryStore::default().sweep_expired(1_700_000_000_000), 0);
     /// ```
     pub fn sweep_expired(&self, now: u64) -> usize {
         let mut total = 0;
@@ -707,8 +707,8 @@ impl Leases for MemoryStore {
 /// Builder of a [`MemoryStore`].
 ///
 /// ```
-/// use sessionware::{ManualClock, store::MemoryStore};
-/// let store = MemoryStore::builder().max_sessions(100).clock(ManualClock::new(0)).build();
+/// use sessionware::store::MemoryStore;
+/// let store = MemoryStore::builder().max_sessions(100).build();
 /// assert!(store.is_empty());
 /// ```
 #[derive(Debug)]

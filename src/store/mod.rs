@@ -1,41 +1,182 @@
-//! The store contract and the stores that implement it.
+//! The store contract, the stores that implement it, and what you need to
+//! write your own.
+//!
+//! # The contract
 //!
 //! Every store keys records by [`StorageKey`] (a digest of the session ID,
-//! never the ID) and must keep these promises, which the
-//! [`conformance`](crate::conformance) suite checks:
+//! never the ID) and keeps these promises, which the [`conformance`] suite
+//! checks:
 //!
 //! - [`create`](SessionStore::create) inserts only if absent: it never
 //!   overwrites another session.
 //! - [`lookup`](SessionStore::lookup) returns the live record, the
-//!   [`Retired`](crate::Retired) pointer a rotation left, or `None` if the key
-//!   is absent or expired.
+//!   [`Retired`] pointer a rotation left, or `None` if the key is absent or
+//!   expired at the request's time.
 //! - [`apply`](SessionStore::apply) merges one request's change set into the
 //!   stored record atomically, per key, and **only if the record still
 //!   exists**: a request that loaded the session before a logout cannot bring
 //!   it back, and two requests writing different keys both keep their writes.
-//! - [`touch`](SessionStore::touch) moves the activity times without rewriting
-//!   the data.
+//!   [`Record::try_apply`] is that merge.
 //! - [`rotate`](SessionStore::rotate) gives a session a new key in one
 //!   atomic step: only while the old record is live, from its current stored
-//!   data merged with the request's changes ([`Rotation::successor`](crate::Rotation::successor)),
-//!   leaving a [`Retired`](crate::Retired) pointer under the old key. See
-//!   [`rotation`](crate::Rotation) for why this is one step.
+//!   data merged with the request's changes ([`Rotation::successor`]),
+//!   leaving a [`Retired`] pointer under the old key. See [`Rotation`] for why
+//!   this is one step.
 //! - [`delete`](SessionStore::delete) is final, and follows a retired key to
-//!   its successor: a logout through an ID a rotation just retired ends the
-//!   session it became.
+//!   a successor nobody used yet: a logout through an ID a rotation just
+//!   retired ends the session it became.
 //! - `apply` and `rotate` keep the merged data within
-//!   [`ChangeSet::max_data_bytes`](crate::ChangeSet::max_data_bytes).
+//!   [`ChangeSet::max_data_bytes`].
+//! - Every call gets the request's time, `now`: stores judge expiry by it
+//!   and keep no clock of their own.
 //!
-//! Two capabilities have default methods that answer
-//! [`StoreError::Unsupported`], so that a minimal third-party store still
-//! compiles; every store of this crate implements them:
+//! Two capabilities are separate traits: [`UserIndex`] (list and revoke a
+//! user's sessions) and [`Leases`] (exclusive sessions). Every store of this
+//! crate has both; [`SessionLayer::new`](crate::SessionLayer::new) needs
+//! both, and [`SessionLayer::with_capabilities`](crate::SessionLayer::with_capabilities)
+//! takes a store with fewer, chosen when the layer is built.
 //!
-//! - the **per-user index**: a record whose metadata names a user
-//!   ([`Metadata::auth`]) is listed by [`list_user`](SessionStore::list_user)
-//!   until it is deleted or expires, and can be deleted by its public handle;
-//! - **exclusive leases** ([`try_lock`](SessionStore::try_lock) /
-//!   [`unlock`](SessionStore::unlock)) that serialise read-modify-write
-//!   requests of one session across processes.
+//! # Writing a store
+//!
+//! A whole store: records in a `HashMap` behind a mutex, with leases, run
+//! through the conformance suite and put behind a layer. A real backend
+//! does the same steps, each as one atomic operation of its own (a
+//! transaction, a script); the types it needs to encode records are all
+//! public: [`Record`], [`Metadata`], [`Data`] (its
+//! [`packed`](Data::packed) form is one byte string, and
+//! [`Data::from_pairs`] or `collect()` build it in one allocation), and
+//! [`Retired`].
+//!
+//! ```
+//! use std::{collections::HashMap, sync::{Arc, Mutex}};
+//! use async_trait::async_trait;
+//! use sessionware::store::{
+//!     conformance, Capabilities, ChangeSet, Leases, Record, Rotated, Rotation, SessionStore, StorageKey,
+//!     StoreError, Stored,
+//! };
+//! use sessionware::{Keys, SessionLayer};
+//!
+//! #[derive(Debug, Default)]
+//! struct MapStore {
+//!     map: Mutex<HashMap<StorageKey, Stored>>,
+//!     leases: Mutex<HashMap<StorageKey, (String, u64)>>,
+//! }
+//!
+//! /// What is under `key` at `now`; an expired entry is dropped.
+//! fn live(map: &mut HashMap<StorageKey, Stored>, key: &StorageKey, now: u64) -> Option<Stored> {
+//!     let expired = match map.get(key)? {
+//!         Stored::Live(r) => r.is_expired(now),
+//!         Stored::Retired(p) => p.is_expired(now),
+//!         _ => true,
+//!     };
+//!     if expired {
+//!         map.remove(key);
+//!         return None;
+//!     }
+//!     map.get(key).cloned()
+//! }
+//!
+//! #[async_trait]
+//! impl SessionStore for MapStore {
+//!     async fn create(&self, key: &StorageKey, record: &Record, now: u64) -> Result<bool, StoreError> {
+//!         let mut map = self.map.lock().unwrap();
+//!         if live(&mut map, key, now).is_some() {
+//!             return Ok(false); // never overwrite
+//!         }
+//!         map.insert(*key, Stored::Live(record.clone()));
+//!         Ok(true)
+//!     }
+//!
+//!     async fn lookup(&self, key: &StorageKey, now: u64) -> Result<Option<Stored>, StoreError> {
+//!         Ok(live(&mut self.map.lock().unwrap(), key, now))
+//!     }
+//!
+//!     async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
+//!         let mut map = self.map.lock().unwrap();
+//!         if !matches!(live(&mut map, key, now), Some(Stored::Live(_))) {
+//!             return Ok(false); // ended or retired: never resurrect
+//!         }
+//!         match map.get_mut(key) {
+//!             Some(Stored::Live(record)) => record.try_apply(changes).map(|()| true),
+//!             _ => Ok(false),
+//!         }
+//!     }
+//!
+//!     async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
+//!         let now = rotation.now;
+//!         let mut map = self.map.lock().unwrap();
+//!         let current = match live(&mut map, old, now) {
+//!             Some(Stored::Live(record)) => record,
+//!             Some(Stored::Retired(pointer)) => return Ok(Rotated::Retired(pointer)),
+//!             _ => return Ok(Rotated::Gone),
+//!         };
+//!         if live(&mut map, new, now).is_some() {
+//!             return Ok(Rotated::Taken);
+//!         }
+//!         // Built from the record as stored now, not as the request loaded it.
+//!         let successor = rotation.successor(&current, old)?;
+//!         map.insert(*new, Stored::Live(successor));
+//!         map.insert(*old, Stored::Retired(rotation.retired(*new)));
+//!         Ok(Rotated::Done)
+//!     }
+//!
+//!     async fn delete(&self, key: &StorageKey, now: u64) -> Result<(), StoreError> {
+//!         let mut map = self.map.lock().unwrap();
+//!         let mut next = live(&mut map, key, now);
+//!         let mut pointer = *key;
+//!         map.remove(key);
+//!         // Follow retired keys to a successor that was not used yet.
+//!         for _ in 0..16 {
+//!             let Some(Stored::Retired(r)) = next else { break };
+//!             next = live(&mut map, &r.successor, now);
+//!             let ends = match &next {
+//!                 Some(Stored::Live(s)) => s.meta.predecessor == Some(pointer),
+//!                 _ => true,
+//!             };
+//!             if ends {
+//!                 map.remove(&r.successor);
+//!             }
+//!             pointer = r.successor;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! #[async_trait]
+//! impl Leases for MapStore {
+//!     async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64, now: u64) -> Result<bool, StoreError> {
+//!         let mut leases = self.leases.lock().unwrap();
+//!         if let Some((holder, until)) = leases.get(key) {
+//!             if *until > now && holder != token {
+//!                 return Ok(false);
+//!             }
+//!         }
+//!         leases.insert(*key, (token.to_string(), now + ttl_ms));
+//!         Ok(true)
+//!     }
+//!
+//!     async fn unlock(&self, key: &StorageKey, token: &str, _now: u64) -> Result<(), StoreError> {
+//!         let mut leases = self.leases.lock().unwrap();
+//!         if leases.get(key).is_some_and(|(holder, _)| holder == token) {
+//!             leases.remove(key);
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! // The suite panics, naming the broken promise, if the store breaks one.
+//! conformance::run_core(Arc::new(MapStore::default())).await;
+//! conformance::run_leases(&MapStore::default()).await;
+//!
+//! // No per-user index: `SessionLayer::new` would not compile. The layer
+//! // is built with what the store has; `Session::sessions()` and the
+//! // revocations then answer `SessionError::Unsupported`.
+//! let store = Capabilities::new(MapStore::default()).with_leases();
+//! let layer = SessionLayer::with_capabilities(store, Keys::generate().unwrap());
+//! # let _ = layer;
+//! # });
+//! ```
 
 use std::sync::Arc;
 

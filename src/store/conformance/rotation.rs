@@ -12,13 +12,13 @@ use crate::{
     store::UserIndex, Auth, ChangeSet, Login, Rotated, Rotation, SessionStore, StorageKey, StoreError, Stored,
 };
 
-/// Runs every rotation check against `store`.
+/// Runs the rotation checks of the core contract against `store`.
 ///
 /// ```
 /// # use std::sync::Arc;
 /// use sessionware::store::{conformance, MemoryStore};
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
-/// conformance::rotation::run_all(Arc::new(MemoryStore::default())).await;
+/// conformance::rotation::run_core(Arc::new(MemoryStore::default())).await;
 /// # });
 /// ```
 pub async fn run_core(store: Arc<dyn SessionStore>) {
