@@ -102,6 +102,23 @@ impl SessionLayer {
     /// # use sessionware::{Keys, SessionLayer, store::MemoryStore};
     /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
     /// ```
+    ///
+    /// A store without a capability is refused at compile time:
+    ///
+    /// ```compile_fail
+    /// # use sessionware::{Keys, SessionLayer, store::*};
+    /// #[derive(Debug)]
+    /// struct CoreOnly;
+    /// #[async_trait::async_trait]
+    /// impl SessionStore for CoreOnly {
+    ///     async fn create(&self, _: &StorageKey, _: &Record, _: u64) -> Result<bool, StoreError> { Ok(false) }
+    ///     async fn lookup(&self, _: &StorageKey, _: u64) -> Result<Option<Stored>, StoreError> { Ok(None) }
+    ///     async fn apply(&self, _: &StorageKey, _: &ChangeSet, _: u64) -> Result<bool, StoreError> { Ok(false) }
+    ///     async fn rotate(&self, _: &StorageKey, _: &StorageKey, _: &Rotation) -> Result<Rotated, StoreError> { Ok(Rotated::Gone) }
+    ///     async fn delete(&self, _: &StorageKey, _: u64) -> Result<(), StoreError> { Ok(()) }
+    /// }
+    /// let layer = SessionLayer::new(CoreOnly, Keys::generate().unwrap()); // no UserIndex, no Leases
+    /// ```
     pub fn new<S: UserIndex + Leases>(store: S, keys: Keys) -> Self {
         Self::with_capabilities(Capabilities::full(store), keys)
     }

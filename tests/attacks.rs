@@ -250,7 +250,9 @@ mod stores {
     use std::sync::Arc;
 
     use sessionware::{
-        store::{Auth, ChangeSet, MemoryStore, Metadata, Record, Rotated, Rotation, SessionStore, StorageKey, UserIndex},
+        store::{
+            Auth, ChangeSet, MemoryStore, Metadata, Record, Rotated, Rotation, SessionStore, StorageKey, UserIndex,
+        },
         Clock, SessionId, SystemClock,
     };
 

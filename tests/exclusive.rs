@@ -101,7 +101,10 @@ async fn a_locked_request_that_changes_nothing_releases_its_lock() {
     let cookie = session_cookie(&send(&app, req("POST", "/plain-incr", None)).await).unwrap();
     let res = send(&app, req("POST", "/locked-read", Some(&cookie))).await;
     assert_eq!(body(res).await, "1");
-    assert!(store.try_lock(&store.keys()[0], "next", 1000, SystemClock.now_ms()).await.unwrap(), "the lease was released");
+    assert!(
+        store.try_lock(&store.keys()[0], "next", 1000, SystemClock.now_ms()).await.unwrap(),
+        "the lease was released"
+    );
 }
 
 #[tokio::test]
@@ -139,5 +142,8 @@ async fn a_request_dropped_during_its_commit_releases_its_lock() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     h.store.heal();
     let key = h.store.inner.keys()[0];
-    assert!(h.store.inner.try_lock(&key, "next", 1000, SystemClock.now_ms()).await.unwrap(), "released when the commit was dropped");
+    assert!(
+        h.store.inner.try_lock(&key, "next", 1000, SystemClock.now_ms()).await.unwrap(),
+        "released when the commit was dropped"
+    );
 }

@@ -27,7 +27,10 @@ async fn unknown_ids_are_never_adopted() {
     let res = send(&app, req("POST", "/set/x", Some(&cookie))).await;
     let issued = session_cookie(&res).unwrap();
     assert_ne!(issued, cookie, "a write under an unknown ID gets a new ID");
-    assert!(h.store.inner.load(&planted.storage_key(), h.clock.now_ms()).await.unwrap().is_none(), "no record under the planted ID");
+    assert!(
+        h.store.inner.load(&planted.storage_key(), h.clock.now_ms()).await.unwrap().is_none(),
+        "no record under the planted ID"
+    );
     assert_eq!(h.store.inner.len(), 1);
     let res = send(&app, req("GET", "/contains", Some(&cookie))).await;
     assert_eq!(body(res).await, "false", "the planted ID still sees an empty session");
