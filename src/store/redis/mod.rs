@@ -1,0 +1,679 @@
+//! [`RedisStore`]: sessions in Redis (or Redis Cluster), one hash per session.
+//!
+//! Needs **Redis 7.0 or newer** (the scripts use `PEXPIRETIME`):
+//! [`connect`](RedisStore::connect) and
+//! [`connect_cluster`](RedisStore::connect_cluster) read the version with
+//! `INFO server` and fail with [`StoreError::Backend`] on an older server (a
+//! server that refuses `INFO` is let through with a warning).
+//!
+//! # Layout
+//!
+//! Each session is one Redis hash under `{prefix}{<hex digest>}` (the default
+//! prefix is `sessionware:`). The braces are a Redis Cluster hash tag: every
+//! key of one session (the hash and its lease) reuses the tag and hashes to
+//! the same slot. The key holds the SHA-256 digest of the session ID, never
+//! the ID.
+//!
+//! | field | value |
+//! |---|---|
+//! | `v` | record format ([`RECORD_FORMAT`](crate::RECORD_FORMAT)) |
+//! | `meta` | JSON of the metadata that never changes while the key is live (`created_at`, `handle`, `auth`, …) |
+//! | `last_seen`, `expires_at`, `absolute_deadline` | decimal milliseconds since the Unix epoch |
+//! | `persistent` | `0` or `1` |
+//! | `predecessor` | hex storage key of the key this one was rotated from, until the successor is first used ([`Metadata::predecessor`], cleared by `close_overlap`); absent otherwise |
+//! | `size` | the data size ([`Data::size`](crate::Data::size): the bytes of every key and raw value), kept by every write for the data cap |
+//! | `d:<key>` | the raw JSON of session value `<key>` |
+//!
+//! A hash makes the per-key merge of [`SessionStore::apply`] natural: the
+//! script sets and deletes single fields and never parses a value, so values
+//! come back byte for byte (a JSON blob merged with Lua's `cjson` would
+//! re-encode numbers and lose precision).
+//!
+//! A key that a rotation retired holds a different hash, the pointer
+//! ([`Retired`](crate::Retired)) and nothing else, with its TTL at `until`:
+//!
+//! | field | value |
+//! |---|---|
+//! | `retired` | hex storage key of the successor |
+//! | `at`, `overlap_until`, `until` | decimal milliseconds since the Unix epoch |
+//!
+//! It has no `expires_at`, so the session scripts see no live record there:
+//! `apply` and `touch` on a retired key change nothing.
+//!
+//! # Data cap
+//!
+//! `apply` refuses a change set whose merged data would pass
+//! [`ChangeSet::max_data_bytes`] ([`StoreError::TooLarge`], nothing
+//! changed), inside its script: the new size is the `size` field moved by
+//! the change set's delta (one `HSTRLEN` per changed key), so the check costs
+//! nothing per stored key. A record without the field (written before it
+//! existed) is counted field by field when a cap needs it; a size that would
+//! refuse the change is counted again before refusing, so a wrong field
+//! never refuses a write that fits.
+//!
+//! # Rotation
+//!
+//! [`SessionStore::rotate`] is one script on the old and the new session
+//! keys, atomic: it acts only if the old record is live by the store's
+//! clock (else it answers gone, or the pointer of a live retired key) and
+//! nothing live is under the new key; it builds the successor from the old
+//! hash *as stored now* with the semantics of [`Rotation::successor`]
+//! (retained and cleared `d:` fields, the change set, a login's user and
+//! deadline, the times, the predecessor: always the old key, until the
+//! successor is first used), refuses it past the data cap, writes
+//! it under the new key with its TTL and replaces the old hash by the pointer.
+//! Fields are copied as stored, never re-encoded.
+//!
+//! The script never parses JSON, so a login's new `meta` (user, client) is
+//! built in Rust from the `meta` that `rotate` reads first (one `HMGET`,
+//! which also answers for a key that is not live without running the
+//! script); the script compares the stored `meta` with the one read and, if
+//! the key holds another record by then (deleted and created again), does
+//! nothing and `rotate` starts over.
+//!
+//! The user index follows the rule below: the successor is indexed under
+//! its user (the login's, or the old record's) before the script, and again
+//! after it; the old key's member is removed after it. Those after-steps are
+//! best effort (a failure is logged): the index stays a superset of the live
+//! sessions either way.
+//!
+//! # Delete and revocation
+//!
+//! [`SessionStore::delete`] is one script: it deletes the key and, if that
+//! held a retired pointer that is still live (Redis' TTL expires it at
+//! `until`, and the script also compares `until` with the store's clock,
+//! which may run ahead of Redis'), follows it. A pointer found there is
+//! deleted and followed in turn; the record at the end of the chain is
+//! deleted only if its `predecessor` field is the hex of the last pointer
+//! followed, i.e. only a successor that was never used: once its client
+//! used the new ID (`close_overlap` clears the field), or once the pointer
+//! expired, a logout on the old ID ends nothing but the pointer. At most 16
+//! keys.
+//!
+//! [`SessionStore::delete_user`] and [`SessionStore::delete_by_handle`]
+//! list the user's sessions, choose some, and end each with the revocation
+//! script, which follows a key that a rotation retired since the listing
+//! (a live pointer, at most 16 keys) to the live session it became and
+//! deletes it *whatever its predecessor*: a revocation racing a renewal
+//! ends the renewed session. The script reads the user from the record's
+//! `meta` (with `cjson`) and deletes only a session of the user being
+//! revoked: a login rotation to another user takes the session out of
+//! reach. `delete_user` counts the live sessions it ended, not the keys.
+//! The index members of both the listed keys and the successors reached
+//! are removed afterwards (in the same script on a single server).
+//!
+//! A listing follows retired members too (see the index below), so a
+//! session is listed once, under its live key, whether the index holds its
+//! old member, its new one, or both.
+//!
+//! # Per-user index and leases
+//!
+//! - `{prefix}user:{<hex SHA-256 of the user>}` is a sorted set of the
+//!   sessions (hex digests) of one user, scored by their absolute deadline
+//!   (no session outlives it), with a TTL at the latest deadline. `create`
+//!   and `rotate` add an authenticated session to it *before* writing the
+//!   session, so the index is always a superset of the user's live sessions;
+//!   listing loads the candidates and drops stale members (deleted, expired,
+//!   retired), so `delete` never touches the index. A retired member is
+//!   first followed to the session it became (which is listed once, and
+//!   indexed again if its own member was missing: a listing that ran in
+//!   the middle of the rotation may have dropped it); two live records with
+//!   one handle (one session read before and after a rotation) are listed
+//!   once, as the later one.
+//! - `{prefix}{<hex digest>}:lock` holds the token of a session's exclusive
+//!   lease (`SET ... PX`); it shares the session's hash tag, so the session
+//!   and its lease live in one slot.
+//!
+//! # Redis Cluster
+//!
+//! [`RedisStore::connect_cluster`] talks to a cluster. The rules that make
+//! the layout work there:
+//!
+//! - **One slot per session.** The hash, and the lease, hash on the tag
+//!   `{<hex digest>}`: every session operation (`load`, `create`, `apply`,
+//!   `touch`, `delete`, `try_lock`, `unlock`) is one command or one script on
+//!   one key, so the cluster routes it to the slot's primary unchanged.
+//! - **A rotation stays in one slot.** The rotation script needs the old and
+//!   the new key on one node, so on a cluster
+//!   [`accepts_successor`](SessionStore::accepts_successor) accepts a new key
+//!   only in the old key's slot (CRC16 of the tags, as Redis computes key
+//!   slots) and the layer draws new IDs until one is accepted (about 16,384
+//!   draws on average, a few milliseconds of CPU per rotation). `rotate`
+//!   refuses keys in two slots with [`StoreError::Backend`], before changing
+//!   anything. A session thus keeps its slot across rotations, and `delete`'s
+//!   chain of retired keys stays in one slot: one script.
+//! - **Scripts touch one slot.** The session scripts get the session hash
+//!   (the rotation script: both co-located hashes; the delete and
+//!   revocation scripts: the hash and the successors it points to, which a
+//!   rotation kept in its slot), the lease scripts the lease, the index
+//!   script the user index. On a cluster the revocation script runs once
+//!   per session; on a single server, where slots do not matter, once for
+//!   all of them, with the user index as one more key.
+//! - **The user index is in another slot.** Its tag is the user's digest,
+//!   so it almost never shares a slot with the user's sessions. Nothing
+//!   updates both at once; the guarantee (the index is a superset of the
+//!   live sessions) comes from the order of single-slot commands instead:
+//!   `create` and `rotate` index, write the session, then index again;
+//!   revocation deletes the sessions, then their members; a listing that
+//!   finds a member without a session removes it, then checks the session
+//!   again and re-indexes it if a `create` wrote it meanwhile; a listing
+//!   that reaches a session only through a retired member indexes it before
+//!   removing that member. A crash
+//!   between two steps leaves at worst a stale member, which the next
+//!   listing drops.
+//! - **No cross-slot pipelines.** Where a single server gets one pipeline
+//!   or one script (the `HGETALL`s of a listing, the revocation script), a
+//!   cluster gets one command or script per key, all in flight at once, so
+//!   each batch still costs about one round trip of latency.
+//!
+//! # Round trips
+//!
+//! Every session operation but `rotate` is one command: `load` (and
+//! `lookup`) is `HGETALL`; `create` (of an anonymous session), `apply`,
+//! `touch` and `delete` are one `EVALSHA` each (a script loaded on first use,
+//! see [`redis::Script`]). The scripts check the record's own `expires_at`
+//! against the store's clock (so a record that Redis has not expired yet
+//! because of clock skew is still treated as gone), act only if the hash
+//! exists (`apply` and `touch` never resurrect a session), and move the
+//! key's TTL with `PEXPIREAT` to the new `expires_at`. `try_lock` and
+//! `unlock` are one `EVALSHA` each. The creation of an authenticated session
+//! adds two `EVALSHA`s (the index, before and after).
+//!
+//! `rotate` is an `HMGET` (which alone answers for a key that is gone or
+//! retired), then the rotation's `EVALSHA`: two round trips for an anonymous
+//! session. When the successor has a user, the index's `EVALSHA` comes
+//! before and again after, together with the `ZREM` of the old member when
+//! the old record had a user: four round trips.
+//!
+//! `delete` is one `EVALSHA` whatever the chain it follows (one `HMGET` and
+//! one `DEL` per key inside the script).
+//!
+//! `list_user` is one `ZRANGE` plus one pipelined batch of `HGETALL`s (plus
+//! a `ZREM`, an `EXISTS` batch and maybe an `EVALSHA` when stale members are
+//! dropped). A retired member whose successor is not listed costs one more
+//! batch of `HGETALL`s per step along its chain, and the `EVALSHA` that
+//! indexes the successor: only when a listing races a rotation (or a
+//! member was lost), since a rotation indexes its successor and unindexes
+//! the old key itself. `delete_by_handle` and `delete_user` add one
+//! `EVALSHA` of the revocation script, which deletes the sessions and then
+//! removes their members: three round trips in all on a single server. On
+//! a cluster they add one `EVALSHA` per session (all in flight at once)
+//! and then the `ZREM`: four.
+
+mod codec;
+mod connection;
+mod rotation;
+mod scripts;
+mod slots;
+mod user_index;
+
+use std::{fmt, sync::Arc};
+
+use ::redis::{aio::ConnectionManager, cluster_async::ClusterConnection, Value};
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use self::{
+    codec::{codec, decode, encode, flag, DATA_PREFIX, MAX_AT},
+    connection::{Conn, Secrets},
+    scripts::Scripts,
+    slots::key_slot,
+    user_index::Listed,
+};
+use crate::{
+    ChangeSet, Clock, Metadata, Record, Rotated, Rotation, SessionHandle, SessionStore, StorageKey, StoreError, Stored,
+    SystemClock,
+};
+
+/// The default key prefix.
+///
+/// ```
+/// assert!(sessionware::store::redis::DEFAULT_PREFIX.ends_with(':'));
+/// ```
+pub const DEFAULT_PREFIX: &str = "sessionware:";
+
+/// The default cap on the size of one record, in bytes (1 MiB).
+///
+/// ```
+/// assert_eq!(sessionware::store::redis::DEFAULT_MAX_RECORD_BYTES, 1 << 20);
+/// ```
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// A [`SessionStore`] on Redis or Redis Cluster, through `redis`'s
+/// [`ConnectionManager`] (one multiplexed connection that reconnects by
+/// itself) or its cluster connection.
+///
+/// One command per session operation (two for a rotation); see the
+/// [module documentation](self) for the key layout, the scripts, the
+/// rotation and the cluster slot rules. Needs Redis 7.0 or newer. Expiry is
+/// enforced twice: by Redis (the key's TTL is `expires_at`) and by the
+/// store's own clock on every call.
+///
+/// Errors are [`StoreError::Backend`] with the driver's message (any password
+/// of the URLs is scrubbed from it) and [`StoreError::Codec`] for a record that
+/// cannot be decoded or is larger than the cap (1 MiB by default).
+///
+/// ```no_run
+/// use sessionware::{Keys, RedisStore, SessionLayer};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?.with_prefix("myapp:")?;
+/// let layer = SessionLayer::new(store, Keys::generate()?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Conn,
+    prefix: Arc<str>,
+    clock: Arc<dyn Clock>,
+    max_record_bytes: usize,
+    scripts: Arc<Scripts>,
+    /// Passwords of the URLs, scrubbed from error messages.
+    secrets: Secrets,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("cluster", &self.is_cluster())
+            .field("prefix", &self.prefix)
+            .field("max_record_bytes", &self.max_record_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis server at `url` (`redis://[user:password@]host[:port][/db]`,
+    /// or `rediss://` when the `redis` crate's TLS features are enabled).
+    ///
+    /// Each connection attempt times out after 5 seconds, and a failed one is
+    /// retried 3 times, 1 to 2 seconds apart. Once connected, the manager
+    /// reconnects by itself after a failure, on the same schedule: commands
+    /// sent meanwhile wait for the reconnection (the layer's
+    /// [`store_timeout`](crate::SessionConfigBuilder::store_timeout) bounds
+    /// the wait) or, once the retries are spent, fail at once and start the
+    /// next round. A server that comes back is used again within about two
+    /// seconds, without rebuilding the store.
+    ///
+    /// Fails with [`StoreError::Backend`] ("Redis 7.0 or newer is required")
+    /// when the server is older than the scripts need.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let (conn, secrets) = connection::single(url).await?;
+        Self::connected(conn, secrets).await
+    }
+
+    /// Connects to the Redis Cluster that `nodes` belong to (URLs as for
+    /// [`connect`](Self::connect); one reachable node is enough, the others
+    /// are discovered). Session operations stay one command each: all keys
+    /// of one session share one hash slot; see the
+    /// [module documentation](self#redis-cluster) for what touches several
+    /// slots and how.
+    ///
+    /// Each connection attempt times out after 5 seconds. The connection
+    /// follows slot migrations and failovers and reconnects by itself.
+    /// Fails with [`StoreError::Backend`] when a primary runs a Redis older
+    /// than 7.0.
+    ///
+    /// ```no_run
+    /// use sessionware::{Keys, RedisStore, SessionLayer};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect_cluster(&[
+    ///     "redis://10.0.0.1:6379",
+    ///     "redis://10.0.0.2:6379",
+    ///     "redis://10.0.0.3:6379",
+    /// ])
+    /// .await?
+    /// .with_prefix("myapp:")?;
+    /// let layer = SessionLayer::new(store, Keys::generate()?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_cluster(nodes: &[&str]) -> Result<Self, StoreError> {
+        let (conn, secrets) = connection::cluster(nodes).await?;
+        Self::connected(conn, secrets).await
+    }
+
+    /// A store on an existing connection manager (for custom TLS, timeouts or
+    /// retry settings).
+    ///
+    /// Mind the retry settings: with `redis` 0.32's defaults the manager waits
+    /// 60 to 120 seconds before its third reconnection attempt, so a server
+    /// that was down for more than a second or two stays unused that long
+    /// after it is back. [`connect`](Self::connect) sets the factor to 1
+    /// (an attempt every 1 to 2 seconds), as below.
+    ///
+    /// Unlike `connect`, it does not check the server's version (Redis 7.0
+    /// or newer is required).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let config = redis::aio::ConnectionManagerConfig::new().set_factor(1).set_max_delay(2_000);
+    /// let conn = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+    /// let store = sessionware::RedisStore::new(conn);
+    /// # Ok(()) }
+    /// ```
+    pub fn new(conn: ConnectionManager) -> Self {
+        Self::with_conn(Conn::Single(conn))
+    }
+
+    /// A store on an existing Redis Cluster connection (for custom TLS,
+    /// timeouts or retry settings). Unlike `connect_cluster`, it does not
+    /// check the servers' version (Redis 7.0 or newer is required).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::cluster::ClusterClient::builder(["redis://127.0.0.1:7000"])
+    ///     .response_timeout(std::time::Duration::from_secs(1))
+    ///     .build()?;
+    /// let store = sessionware::RedisStore::new_cluster(client.get_async_connection().await?);
+    /// # Ok(()) }
+    /// ```
+    pub fn new_cluster(conn: ClusterConnection) -> Self {
+        Self::with_conn(Conn::Cluster(conn))
+    }
+
+    /// A store on a new connection, with the passwords to scrub from its
+    /// errors, once the server's version is checked.
+    async fn connected(conn: Conn, secrets: Secrets) -> Result<Self, StoreError> {
+        let mut store = Self::with_conn(conn);
+        store.secrets = secrets;
+        store.check_version().await?;
+        Ok(store)
+    }
+
+    fn with_conn(conn: Conn) -> Self {
+        Self {
+            conn,
+            prefix: Arc::from(DEFAULT_PREFIX),
+            clock: Arc::new(SystemClock),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            scripts: Arc::new(Scripts::new()),
+            secrets: Arc::from([]),
+        }
+    }
+
+    /// Whether the store talks to a Redis Cluster.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?;
+    /// assert!(!store.is_cluster());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
+    /// Sets the key prefix (default `sessionware:`), to share one Redis
+    /// database between applications. It must not contain `{` or `}` (they
+    /// would break the cluster hash tag) and must be at most 128 bytes.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?.with_prefix("shop:sess:")?;
+    /// assert_eq!(store.prefix(), "shop:sess:");
+    /// assert!(store.clone().with_prefix("bad{").is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn with_prefix(mut self, prefix: &str) -> Result<Self, StoreError> {
+        if prefix.len() > 128 || prefix.contains(['{', '}']) {
+            return Err(StoreError::Backend("invalid redis key prefix: at most 128 bytes, without '{' or '}'".into()));
+        }
+        self.prefix = Arc::from(prefix);
+        Ok(self)
+    }
+
+    /// Sets the clock used for the store's own expiry checks (share it with
+    /// the layer in tests). Redis' TTL still follows the server's clock.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let clock = sessionware::ManualClock::new(0);
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?.with_clock(clock);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets the largest record, in bytes, that `create` writes and `load`
+    /// accepts (default 1 MiB); larger ones fail with [`StoreError::Codec`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?.with_max_record_bytes(64 * 1024);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_max_record_bytes(mut self, max: usize) -> Self {
+        self.max_record_bytes = max;
+        self
+    }
+
+    /// The key prefix.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?;
+    /// assert_eq!(store.prefix(), "sessionware:");
+    /// # Ok(()) }
+    /// ```
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The Redis key of a session: `{prefix}{<hex digest>}`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?;
+    /// let key = sessionware::StorageKey::from_bytes([0xab; 32]);
+    /// assert_eq!(store.redis_key(&key), format!("sessionware:{{{}}}", "ab".repeat(32)));
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_key(&self, key: &StorageKey) -> String {
+        let hex = key.to_hex();
+        let mut out = String::with_capacity(self.prefix.len() + hex.len() + 2);
+        out.push_str(&self.prefix);
+        out.push('{');
+        out.push_str(&hex);
+        out.push('}');
+        out
+    }
+
+    /// The key of `user`'s session index: `{prefix}user:{<hex SHA-256 of the user>}`
+    /// (user names never appear in key names).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?;
+    /// assert!(store.user_index_key("alice").starts_with("sessionware:user:{"));
+    /// # Ok(()) }
+    /// ```
+    pub fn user_index_key(&self, user: &str) -> String {
+        let digest = StorageKey::from_bytes(Sha256::digest(user.as_bytes()).into());
+        format!("{}user:{{{}}}", self.prefix, digest.to_hex())
+    }
+
+    fn lock_key(&self, key: &StorageKey) -> String {
+        let mut k = self.redis_key(key);
+        k.push_str(":lock");
+        k
+    }
+
+    /// The session key of an index member (a storage key in hex).
+    fn member_key(&self, member: &str) -> String {
+        format!("{}{{{member}}}", self.prefix)
+    }
+
+    fn now(&self) -> String {
+        self.clock.now_ms().to_string()
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+        let fields = encode(record)?;
+        let size: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > self.max_record_bytes {
+            return Err(codec(format_args!("larger than {} bytes", self.max_record_bytes)));
+        }
+        let now = self.now();
+        let user = record.meta.user();
+        let entry = [(record.meta.absolute_deadline, key.to_hex())];
+        if let Some(user) = user {
+            // Indexed first: the index never misses a live session.
+            self.index(user, &entry).await?;
+        }
+        let mut inv = self.scripts.create.key(self.redis_key(key));
+        inv.arg(now);
+        inv.arg(record.meta.expires_at.min(record.meta.absolute_deadline).to_string());
+        for (k, v) in &fields {
+            inv.arg(k).arg(v);
+        }
+        let created: i64 = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+        if let (Some(user), 1) = (user, created) {
+            // ...and again once written: a listing that ran between the two
+            // steps may have dropped the member as stale (see `user_sessions`).
+            self.index(user, &entry).await?;
+        }
+        Ok(created == 1)
+    }
+
+    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
+        let reply: Value = ::redis::cmd("HGETALL")
+            .arg(self.redis_key(key))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))?;
+        let now = self.clock.now_ms();
+        Ok(decode(reply, self.max_record_bytes)?.filter(|stored| match stored {
+            Stored::Live(r) => !r.is_expired(now),
+            Stored::Retired(r) => !r.is_expired(now),
+        }))
+    }
+
+    /// One `HMGET` of the old record; when it is live, one `EVALSHA` of the
+    /// rotation script on both keys, with the user index updated around it
+    /// (see the [module documentation](self#rotation)).
+    async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        if !self.accepts_successor(old, new) {
+            return Err(StoreError::Backend(
+                "rotation needs co-located keys on Redis Cluster (one hash slot): draw the new ID until \
+                 accepts_successor(old, new) is true"
+                    .into(),
+            ));
+        }
+        self.rotate_record(old, new, rotation).await
+    }
+
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
+        let mut inv = self.scripts.apply.key(self.redis_key(key));
+        inv.arg(self.now())
+            .arg(changes.last_seen.to_string())
+            .arg(changes.expires_at.to_string())
+            .arg(changes.persistent.map_or("", flag))
+            .arg(flag(changes.clear))
+            .arg(changes.max_data_bytes)
+            .arg(flag(changes.close_overlap));
+        for (k, v) in &changes.changes {
+            inv.arg(format!("{DATA_PREFIX}{k}")).arg(v.as_deref().map_or("", RawValue::get));
+        }
+        let applied: i64 = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+        match applied {
+            -1 => Err(StoreError::TooLarge),
+            n => Ok(n == 1),
+        }
+    }
+
+    async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
+        let touched: i64 = self
+            .scripts
+            .touch
+            .key(self.redis_key(key))
+            .arg(self.now())
+            .arg(last_seen.to_string())
+            .arg(expires_at.to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))?;
+        Ok(touched == 1)
+    }
+
+    /// One `EVALSHA`: the key and, along live retired pointers, its
+    /// successor while unused (see the [module documentation](self#delete-and-revocation)).
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        self.scripts
+            .delete
+            .key(self.redis_key(key))
+            .arg(&*self.prefix)
+            .arg(self.now())
+            .arg(key.to_hex())
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Always on a single server; on a cluster, when both session keys hash
+    /// to one slot (the rotation script needs both keys on one node).
+    fn accepts_successor(&self, old: &StorageKey, new: &StorageKey) -> bool {
+        match self.conn {
+            Conn::Single(_) => true,
+            Conn::Cluster(_) => key_slot(old) == key_slot(new),
+        }
+    }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
+        let mut list: Vec<Metadata> = self.user_sessions(user).await?.into_iter().map(|l| l.record.meta).collect();
+        list.sort_by_key(|m| m.created_at);
+        Ok(list)
+    }
+
+    /// The listing, then one `EVALSHA` (on a cluster: one per session
+    /// key, then a `ZREM`); a session that a rotation moved since the
+    /// listing is followed to its new key.
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
+        let listed = self.user_sessions(user).await?;
+        let chosen: Vec<&Listed> = listed.iter().filter(|l| l.record.meta.handle == *handle).collect();
+        Ok(self.end_sessions(user, &chosen).await? > 0)
+    }
+
+    /// As `delete_by_handle`; counts the sessions ended.
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
+        let listed = self.user_sessions(user).await?;
+        let chosen: Vec<&Listed> = listed.iter().filter(|l| Some(&l.record.meta.handle) != keep).collect();
+        self.end_sessions(user, &chosen).await
+    }
+
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let taken: i64 = self
+            .scripts
+            .lock
+            .key(self.lock_key(key))
+            .arg(token)
+            .arg(ttl_ms.clamp(1, MAX_AT))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))?;
+        Ok(taken == 1)
+    }
+
+    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
+        self.scripts
+            .unlock
+            .key(self.lock_key(key))
+            .arg(token)
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(&e))
+    }
+}
