@@ -941,11 +941,14 @@ mod tests {
             }
         }
 
-        /// A packed buffer that this module did not write (it never hands
-        /// one out) is read without panicking.
+        /// A packed buffer that this module did not write is refused by
+        /// `from_packed`, or read without panicking when taken unchecked.
         #[test]
         fn garbage_packed_data_does_not_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
-            let d = Data::from_packed(bytes);
+            if let Some(d) = Data::from_packed(bytes.clone()) {
+                proptest::prop_assert_eq!(Data::from_packed(d.packed().to_vec()), Some(d));
+            }
+            let d = Data::from_own_packed(bytes);
             let _ = (d.len(), d.iter().count(), d.get("a"), d.encoded_len(), format!("{d:?}"));
             let mut d = d;
             d.insert("a", &raw(1));

@@ -276,16 +276,16 @@ mod stores {
     /// `rotate(B -> B2)` runs. Returns true when B2 is live afterwards (the
     /// revoked session survived under a new key).
     #[cfg(feature = "redis")]
-    pub(crate) async fn revoke_others_vs_rotate<S: SessionStore + Clone>(store: &S, user: &str, yields: usize) -> bool {
+    pub(crate) async fn revoke_others_vs_rotate<S: UserIndex + Clone>(store: &S, user: &str, yields: usize) -> bool {
         let now = SystemClock.now_ms();
         let (a, b, b2) = (key(), key(), key());
         let ra = record_of(user, now);
         let keep: sessionware::SessionHandle = ra.meta.handle;
-        assert!(store.create(&a, &ra).await.unwrap());
-        assert!(store.create(&b, &record_of(user, now)).await.unwrap());
+        assert!(store.create(&a, &ra, SystemClock.now_ms()).await.unwrap());
+        assert!(store.create(&b, &record_of(user, now), SystemClock.now_ms()).await.unwrap());
         let s1 = store.clone();
         let u = user.to_string();
-        let revoke = tokio::spawn(async move { s1.delete_user(&u, Some(&keep)).await.unwrap() });
+        let revoke = tokio::spawn(async move { s1.delete_user(&u, Some(&keep), now).await.unwrap() });
         let s2 = store.clone();
         let rot = tokio::spawn(async move {
             for _ in 0..yields {
@@ -295,7 +295,7 @@ mod stores {
         });
         let _ = revoke.await.unwrap();
         let rotated = rot.await.unwrap();
-        rotated == Rotated::Done && store.load(&b2).await.unwrap().is_some()
+        rotated == Rotated::Done && store.load(&b2, SystemClock.now_ms()).await.unwrap().is_some()
     }
 
     /// The memory store: `scan_user` snapshots the index, then visits each

@@ -29,7 +29,10 @@ use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::value::to_raw_value;
 use sessionware::{
-    store::{conformance, Auth, ChangeSet, Metadata, Record, RedisStore, Rotated, Rotation, SessionStore, Stored},
+    store::{
+        conformance, Auth, ChangeSet, Leases, Metadata, Record, RedisStore, Rotated, Rotation, SessionStore, Stored,
+        UserIndex,
+    },
     Clock, Keys, Session, SessionError, SessionId, SessionLayer, SystemClock,
 };
 use tower::ServiceExt;
@@ -210,8 +213,8 @@ async fn send(app: &Router, method: &str, uri: &str, cookie: Option<&str>) -> (S
 async fn slot_rules(cluster: &Cluster, store: &RedisStore) {
     let key = fresh_key();
     let user = format!("slots-{:x}", rand::random::<u64>());
-    assert!(store.create(&key, &user_record(&user)).await.expect("create"));
-    assert!(store.try_lock(&key, "token", 60_000).await.expect("lock"));
+    assert!(store.create(&key, &user_record(&user), SystemClock.now_ms()).await.expect("create"));
+    assert!(store.try_lock(&key, "token", 60_000, SystemClock.now_ms()).await.expect("lock"));
     let session = store.redis_key(&key);
     let lease = format!("{session}:lock");
     assert_eq!(cluster.keyslot(&session), cluster.keyslot(&lease), "a session and its lease share a slot");
@@ -225,9 +228,9 @@ async fn slot_rules(cluster: &Cluster, store: &RedisStore) {
         cluster.keyslot(&lease),
         cluster.keyslot(&index)
     );
-    store.unlock(&key, "token").await.expect("unlock");
-    store.delete(&key).await.expect("delete");
-    assert!(store.list_user(&user).await.expect("list").is_empty());
+    store.unlock(&key, "token", SystemClock.now_ms()).await.expect("unlock");
+    store.delete(&key, SystemClock.now_ms()).await.expect("delete");
+    assert!(store.list_user(&user, SystemClock.now_ms(), usize::MAX).await.expect("list").is_empty());
 }
 
 /// `accepts_successor` agrees with the cluster's `CLUSTER KEYSLOT`; a
@@ -243,7 +246,7 @@ async fn rotation_slots(cluster: &Cluster, store: &RedisStore) {
     }
     let user = format!("rotate-{:x}", rand::random::<u64>());
     let record = user_record(&user);
-    assert!(store.create(&old, &record).await.expect("create"));
+    assert!(store.create(&old, &record, SystemClock.now_ms()).await.expect("create"));
     let elsewhere = loop {
         let key = fresh_key();
         if !store.accepts_successor(&old, &key) {
@@ -254,8 +257,8 @@ async fn rotation_slots(cluster: &Cluster, store: &RedisStore) {
     let rotation = Rotation::new(now, ChangeSet::new(now, now + 60_000));
     let err = store.rotate(&old, &elsewhere, &rotation).await.expect_err("keys in two slots");
     assert!(err.to_string().contains("co-located"), "{err}");
-    assert!(store.lookup(&elsewhere).await.expect("lookup").is_none(), "nothing is created");
-    assert!(store.load(&old).await.expect("load").is_some(), "the old session is untouched");
+    assert!(store.lookup(&elsewhere, SystemClock.now_ms()).await.expect("lookup").is_none(), "nothing is created");
+    assert!(store.load(&old, SystemClock.now_ms()).await.expect("load").is_some(), "the old session is untouched");
 
     let new = loop {
         let key = fresh_key();
@@ -265,12 +268,23 @@ async fn rotation_slots(cluster: &Cluster, store: &RedisStore) {
     };
     assert_eq!(cluster.keyslot(&store.redis_key(&old)), cluster.keyslot(&store.redis_key(&new)));
     assert_eq!(store.rotate(&old, &new, &rotation).await.expect("rotate"), Rotated::Done);
-    assert!(matches!(store.lookup(&old).await.expect("lookup"), Some(Stored::Retired(r)) if r.successor == new));
-    let listed: Vec<_> = store.list_user(&user).await.expect("list").into_iter().map(|m| m.handle).collect();
+    assert!(
+        matches!(store.lookup(&old, SystemClock.now_ms()).await.expect("lookup"), Some(Stored::Retired(r)) if r.successor == new)
+    );
+    let listed: Vec<_> = store
+        .list_user(&user, SystemClock.now_ms(), usize::MAX)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.handle)
+        .collect();
     assert_eq!(listed, vec![record.meta.handle], "the successor is listed, once");
-    store.delete(&old).await.expect("delete");
-    assert!(store.lookup(&new).await.expect("lookup").is_none(), "a delete of the retired key ends the successor");
-    assert!(store.list_user(&user).await.expect("list").is_empty());
+    store.delete(&old, SystemClock.now_ms()).await.expect("delete");
+    assert!(
+        store.lookup(&new, SystemClock.now_ms()).await.expect("lookup").is_none(),
+        "a delete of the retired key ends the successor"
+    );
+    assert!(store.list_user(&user, SystemClock.now_ms(), usize::MAX).await.expect("list").is_empty());
 }
 
 /// One user's sessions spread over every node: listing, revoking one by
@@ -281,19 +295,24 @@ async fn user_sessions_across_nodes(cluster: &Cluster, store: &RedisStore) {
     for _ in 0..30 {
         let key = fresh_key();
         let r = user_record(&user);
-        assert!(store.create(&key, &r).await.expect("create"));
+        assert!(store.create(&key, &r, SystemClock.now_ms()).await.expect("create"));
         made.push((key, r.meta.handle));
     }
     let per_node = cluster.keys_per_node(store.prefix());
     assert!(per_node.iter().all(|n| *n > 0), "sessions on every node: {per_node:?}");
-    let listed: BTreeSet<String> =
-        store.list_user(&user).await.expect("list").into_iter().map(|m| m.handle.to_string()).collect();
+    let listed: BTreeSet<String> = store
+        .list_user(&user, SystemClock.now_ms(), usize::MAX)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.handle.to_string())
+        .collect();
     let expected: BTreeSet<String> = made.iter().map(|(_, h)| h.to_string()).collect();
     assert_eq!(listed, expected, "every session of the user is listed, whichever node holds it");
 
     // Deleted behind the index's back: the listing drops the member.
-    store.delete(&made[0].0).await.expect("delete");
-    assert_eq!(store.list_user(&user).await.expect("list").len(), 29);
+    store.delete(&made[0].0, SystemClock.now_ms()).await.expect("delete");
+    assert_eq!(store.list_user(&user, SystemClock.now_ms(), usize::MAX).await.expect("list").len(), 29);
     let index: Vec<String> = {
         let slot_owner = cluster
             .ports()
@@ -304,15 +323,15 @@ async fn user_sessions_across_nodes(cluster: &Cluster, store: &RedisStore) {
     };
     assert_eq!(index.len(), 29, "the stale member is gone");
 
-    assert!(store.delete_by_handle(&user, &made[1].1).await.expect("delete_by_handle"));
-    assert!(store.load(&made[1].0).await.expect("load").is_none());
-    let n = store.delete_user(&user, Some(&made[2].1)).await.expect("delete_user");
+    assert!(store.delete_by_handle(&user, &made[1].1, SystemClock.now_ms()).await.expect("delete_by_handle"));
+    assert!(store.load(&made[1].0, SystemClock.now_ms()).await.expect("load").is_none());
+    let n = store.delete_user(&user, Some(&made[2].1), SystemClock.now_ms()).await.expect("delete_user");
     assert_eq!(n, 27, "all but the kept one");
     for (i, (key, _)) in made.iter().enumerate() {
-        assert_eq!(store.load(key).await.expect("load").is_some(), i == 2, "session {i}");
+        assert_eq!(store.load(key, SystemClock.now_ms()).await.expect("load").is_some(), i == 2, "session {i}");
     }
-    assert_eq!(store.delete_user(&user, None).await.expect("delete_user"), 1);
-    assert!(store.list_user(&user).await.expect("list").is_empty());
+    assert_eq!(store.delete_user(&user, None, SystemClock.now_ms()).await.expect("delete_user"), 1);
+    assert!(store.list_user(&user, SystemClock.now_ms(), usize::MAX).await.expect("list").is_empty());
 }
 
 /// Logins of one user while listings run: a listing may see a member whose
@@ -327,7 +346,7 @@ async fn logins_racing_listings(store: &RedisStore) {
             tokio::spawn(async move {
                 let mut n = 0;
                 while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                    store.list_user(&user).await.expect("list");
+                    store.list_user(&user, SystemClock.now_ms(), usize::MAX).await.expect("list");
                     n += 1;
                 }
                 n
@@ -340,9 +359,9 @@ async fn logins_racing_listings(store: &RedisStore) {
             tokio::spawn(async move {
                 let key = fresh_key();
                 let r = user_record(&user);
-                assert!(store.create(&key, &r).await.expect("create"));
+                assert!(store.create(&key, &r, SystemClock.now_ms()).await.expect("create"));
                 if i % 3 == 0 {
-                    store.delete(&key).await.expect("delete");
+                    store.delete(&key, SystemClock.now_ms()).await.expect("delete");
                     None
                 } else {
                     Some(r.meta.handle.to_string())
@@ -359,10 +378,15 @@ async fn logins_racing_listings(store: &RedisStore) {
     for t in listers {
         listings += t.await.expect("task");
     }
-    let listed: BTreeSet<String> =
-        store.list_user(&user).await.expect("list").into_iter().map(|m| m.handle.to_string()).collect();
+    let listed: BTreeSet<String> = store
+        .list_user(&user, SystemClock.now_ms(), usize::MAX)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.handle.to_string())
+        .collect();
     assert_eq!(listed, live, "the index holds every live session after {listings} racing listings");
-    assert_eq!(store.delete_user(&user, None).await.expect("delete_user"), live.len());
+    assert_eq!(store.delete_user(&user, None, SystemClock.now_ms()).await.expect("delete_user"), live.len());
 }
 
 /// Through the layer: logins, locked increments from concurrent requests

@@ -16,6 +16,7 @@ mod store_fixtures;
 
 #[cfg(feature = "redis")]
 use store_fixtures::redis_keys;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 use store_fixtures::unique;
 
 use std::{io::Write, sync::Arc, time::Duration};
@@ -26,7 +27,7 @@ use axum::{
 };
 use common::*;
 use http::StatusCode;
-use sessionware::{store::SessionStore, Keys, Session, SessionConfig, SessionError, SessionLayer};
+use sessionware::{store::FullStore, Keys, Session, SessionConfig, SessionError, SessionLayer};
 
 /// Requests in all, the first one included.
 const INCREMENTS: u64 = 200;
@@ -60,7 +61,7 @@ fn config() -> SessionConfig {
 }
 
 /// One "app instance": its own layer on its own store object.
-fn instance(store: impl SessionStore, keys: Keys) -> Router {
+fn instance(store: impl FullStore, keys: Keys) -> Router {
     Router::new()
         .route("/incr", post(locked_incr))
         .route("/n", get(read))
@@ -141,8 +142,8 @@ async fn a_read_only_lock_is_released(name: &'static str, a: Router, b: Router) 
 /// Two independent store objects on one server, database or file.
 struct Pair {
     name: &'static str,
-    a: Arc<dyn SessionStore>,
-    b: Arc<dyn SessionStore>,
+    a: Arc<dyn FullStore>,
+    b: Arc<dyn FullStore>,
     backend: Backend,
 }
 
@@ -248,8 +249,8 @@ impl Pair {
                 let mut leases = 0;
                 for key in &keys {
                     // A free lease can be taken (and is given back at once).
-                    if store.try_lock(key, "probe", 1_000).await.expect("try_lock") {
-                        store.unlock(key, "probe").await.expect("unlock");
+                    if store.try_lock(key, "probe", 1_000, SystemClock.now_ms()).await.expect("try_lock") {
+                        store.unlock(key, "probe", SystemClock.now_ms()).await.expect("unlock");
                     } else {
                         leases += 1;
                     }

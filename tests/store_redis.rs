@@ -10,9 +10,10 @@ use redis::aio::ConnectionManager;
 use serde_json::value::to_raw_value;
 use sessionware::{
     store::{
-        conformance, Auth, ChangeSet, Login, Metadata, Record, RedisStore, Rotated, Rotation, SessionStore, Stored,
+        conformance, Auth, ChangeSet, Leases, Login, Metadata, Record, RedisStore, Rotated, Rotation, SessionStore,
+        Stored, UserIndex,
     },
-    Clock, ManualClock, SessionId, SystemClock,
+    Clock, SessionId, SystemClock,
 };
 
 fn url() -> String {
@@ -106,8 +107,8 @@ async fn redis_user_index_and_lease_keys_reveal_no_id_or_user() {
     let user = "alice@example.com";
     let mut record = record_now();
     record.meta.auth = Some(sessionware::store::Auth::new(user, SystemClock.now_ms()));
-    assert!(store.create(&key, &record).await.expect("create"));
-    assert!(store.try_lock(&key, "token", 60_000).await.expect("lock"));
+    assert!(store.create(&key, &record, SystemClock.now_ms()).await.expect("create"));
+    assert!(store.try_lock(&key, "token", 60_000, SystemClock.now_ms()).await.expect("lock"));
 
     let mut conn = raw_conn().await;
     let mut keys = keys_with_prefix(&mut conn, store.prefix()).await;
@@ -131,13 +132,13 @@ async fn redis_user_index_and_lease_keys_reveal_no_id_or_user() {
         .await
         .expect("zrange");
     assert_eq!(members, vec![hex]);
-    let listed = store.list_user(user).await.expect("list");
+    let listed = store.list_user(user, SystemClock.now_ms(), usize::MAX).await.expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].handle, record.meta.handle);
-    store.unlock(&key, "token").await.expect("unlock");
-    store.delete(&key).await.expect("delete");
+    store.unlock(&key, "token", SystemClock.now_ms()).await.expect("unlock");
+    store.delete(&key, SystemClock.now_ms()).await.expect("delete");
     // The stale member is dropped by the next listing.
-    assert!(store.list_user(user).await.expect("list").is_empty());
+    assert!(store.list_user(user, SystemClock.now_ms(), usize::MAX).await.expect("list").is_empty());
     let mut conn = raw_conn().await;
     assert!(keys_with_prefix(&mut conn, store.prefix()).await.is_empty(), "nothing is left behind");
 }
@@ -148,7 +149,7 @@ async fn redis_keys_hold_the_digest_never_the_id() {
     let id = SessionId::generate().expect("rng");
     let secret = id.expose_secret();
     let key = id.storage_key();
-    assert!(store.create(&key, &record_now()).await.expect("create"));
+    assert!(store.create(&key, &record_now(), SystemClock.now_ms()).await.expect("create"));
 
     let mut conn = raw_conn().await;
     let keys = keys_with_prefix(&mut conn, store.prefix()).await;
@@ -159,7 +160,7 @@ async fn redis_keys_hold_the_digest_never_the_id() {
         assert!(fields.iter().all(|(f, v)| !f.contains(&secret) && !v.contains(&secret)));
         // The TTL follows expires_at.
         let at: i64 = redis::cmd("PEXPIRETIME").arg(k).query_async(&mut conn).await.expect("pexpiretime");
-        let record = store.load(&key).await.expect("load").expect("live");
+        let record = store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live");
         assert_eq!(u64::try_from(at).ok(), Some(record.meta.expires_at));
     }
     cleanup(&store).await;
@@ -170,7 +171,7 @@ async fn redis_ttl_moves_with_touch_and_apply() {
     let Some(store) = store().await else { return };
     let key = SessionId::generate().expect("rng").storage_key();
     let record = record_now();
-    assert!(store.create(&key, &record).await.expect("create"));
+    assert!(store.create(&key, &record, SystemClock.now_ms()).await.expect("create"));
     let mut conn = raw_conn().await;
     let rkey = store.redis_key(&key);
     let pexpiretime = |conn: &mut ConnectionManager| {
@@ -184,9 +185,9 @@ async fn redis_ttl_moves_with_touch_and_apply() {
     let mut c = ChangeSet::new(now, now + 240_000);
     c.set("x", to_raw_value(&1).expect("json"));
     c.persistent = Some(true);
-    assert!(store.apply(&key, &c).await.expect("apply"));
+    assert!(store.apply(&key, &c, SystemClock.now_ms()).await.expect("apply"));
     assert_eq!(pexpiretime(&mut conn).await, i64::try_from(now + 240_000).expect("fits"));
-    let loaded = store.load(&key).await.expect("load").expect("live");
+    let loaded = store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live");
     assert!(loaded.meta.persistent);
     assert_eq!(loaded.data.get("greeting").map(|v| v.get()), Some("\"hello\""));
     cleanup(&store).await;
@@ -202,15 +203,15 @@ async fn redis_large_change_sets_land_whole() {
     for i in 0..1_500 {
         record.data.insert(&format!("old{i}"), &to_raw_value(&i).expect("json"));
     }
-    assert!(store.create(&key, &record).await.expect("create"));
+    assert!(store.create(&key, &record, SystemClock.now_ms()).await.expect("create"));
     let now = SystemClock.now_ms();
     // Removals only: 1,200 keys.
     let mut c = ChangeSet::new(now, now + 60_000);
     for i in 0..1_200 {
         c.remove(&format!("old{i}"));
     }
-    assert!(store.apply(&key, &c).await.expect("apply"));
-    let loaded = store.load(&key).await.expect("load").expect("live");
+    assert!(store.apply(&key, &c, SystemClock.now_ms()).await.expect("apply"));
+    let loaded = store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live");
     assert_eq!(loaded.data.len(), 301);
     assert_eq!(loaded.data.get("old1200").map(|v| v.get()), Some("1200"));
     // A clear, then 1,500 sets, some of them of cleared keys.
@@ -219,8 +220,8 @@ async fn redis_large_change_sets_land_whole() {
     for i in 1_000..2_500 {
         c.set(&format!("old{i}"), to_raw_value(&format!("new{i}")).expect("json"));
     }
-    assert!(store.apply(&key, &c).await.expect("apply"));
-    let loaded = store.load(&key).await.expect("load").expect("live");
+    assert!(store.apply(&key, &c, SystemClock.now_ms()).await.expect("apply"));
+    let loaded = store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live");
     assert_eq!(loaded.data.len(), 1_500);
     assert!(loaded.data.get("greeting").is_none());
     assert_eq!(loaded.data.get("old1499").map(|v| v.get()), Some("\"new1499\""));
@@ -235,13 +236,13 @@ async fn redis_store_checks_expiry_with_its_own_clock() {
     let Some(store) = store().await else { return };
     let key = SessionId::generate().expect("rng").storage_key();
     let record = record_now();
-    assert!(store.create(&key, &record).await.expect("create"));
-    let skewed = store.clone().with_clock(ManualClock::new(record.meta.expires_at));
-    assert!(skewed.load(&key).await.expect("load").is_none());
-    assert!(!skewed.apply(&key, &ChangeSet::new(0, u64::MAX)).await.expect("apply"));
-    assert!(!skewed.touch(&key, 0, u64::MAX).await.expect("touch"));
+    assert!(store.create(&key, &record, SystemClock.now_ms()).await.expect("create"));
+    let skewed = record.meta.expires_at;
+    assert!(store.load(&key, skewed).await.expect("load").is_none());
+    assert!(!store.apply(&key, &ChangeSet::new(0, u64::MAX), skewed).await.expect("apply"));
+    assert!(!store.touch(&key, skewed, u64::MAX).await.expect("touch"));
     // ...and `create` may replace it.
-    assert!(skewed.create(&key, &record).await.expect("create"));
+    assert!(store.create(&key, &record, skewed).await.expect("create"));
     cleanup(&store).await;
 }
 
@@ -252,11 +253,14 @@ async fn redis_store_refuses_oversized_records() {
     let key = SessionId::generate().expect("rng").storage_key();
     let mut record = record_now();
     record.data.insert("big", &to_raw_value(&"x".repeat(2_000)).expect("json"));
-    assert!(matches!(store.create(&key, &record).await, Err(sessionware::store::StoreError::Codec(_))));
+    assert!(matches!(
+        store.create(&key, &record, SystemClock.now_ms()).await,
+        Err(sessionware::store::StoreError::Codec(_))
+    ));
     // Written by a store with a larger cap, refused when read.
     let big = store.clone().with_max_record_bytes(1 << 20);
-    assert!(big.create(&key, &record).await.expect("create"));
-    assert!(matches!(store.load(&key).await, Err(sessionware::store::StoreError::Codec(_))));
+    assert!(big.create(&key, &record, SystemClock.now_ms()).await.expect("create"));
+    assert!(matches!(store.load(&key, SystemClock.now_ms()).await, Err(sessionware::store::StoreError::Codec(_))));
     cleanup(&store).await;
 }
 
@@ -274,7 +278,7 @@ async fn redis_logins_racing_listings_stay_indexed() {
             tokio::spawn(async move {
                 let mut n = 0u32;
                 while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                    store.list_user(&user).await.expect("list");
+                    store.list_user(&user, SystemClock.now_ms(), usize::MAX).await.expect("list");
                     n += 1;
                 }
                 n
@@ -288,9 +292,9 @@ async fn redis_logins_racing_listings_stay_indexed() {
                 let key = SessionId::generate().expect("rng").storage_key();
                 let mut r = record_now();
                 r.meta.auth = Some(sessionware::store::Auth::new(&user, SystemClock.now_ms()));
-                assert!(store.create(&key, &r).await.expect("create"));
+                assert!(store.create(&key, &r, SystemClock.now_ms()).await.expect("create"));
                 if i % 3 == 0 {
-                    store.delete(&key).await.expect("delete");
+                    store.delete(&key, SystemClock.now_ms()).await.expect("delete");
                     None
                 } else {
                     Some(r.meta.handle.to_string())
@@ -307,10 +311,15 @@ async fn redis_logins_racing_listings_stay_indexed() {
     for t in listers {
         listings += t.await.expect("task");
     }
-    let listed: std::collections::BTreeSet<String> =
-        store.list_user(&user).await.expect("list").into_iter().map(|m| m.handle.to_string()).collect();
+    let listed: std::collections::BTreeSet<String> = store
+        .list_user(&user, SystemClock.now_ms(), usize::MAX)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.handle.to_string())
+        .collect();
     assert_eq!(listed, live, "the index holds every live session after {listings} racing listings");
-    assert_eq!(store.delete_user(&user, None).await.expect("delete_user"), live.len());
+    assert_eq!(store.delete_user(&user, None, SystemClock.now_ms()).await.expect("delete_user"), live.len());
     cleanup(&store).await;
 }
 
@@ -373,16 +382,16 @@ async fn redis_rotation_matches_the_reference_merge() {
                 record.meta.auth = Some(sessionware::store::Auth::new("alice", now));
                 record.meta.user_agent = Some("old agent".into());
             }
-            assert!(store.create(&old, &record).await.expect("create"));
+            assert!(store.create(&old, &record, SystemClock.now_ms()).await.expect("create"));
             // A write after "our" request loaded: the rotation builds on it.
             let mut other = ChangeSet::new(now, now + 60_000);
             other.set("other", raw("7"));
-            assert!(store.apply(&old, &other).await.expect("apply"));
-            let current = store.load(&old).await.expect("load").expect("live");
+            assert!(store.apply(&old, &other, SystemClock.now_ms()).await.expect("apply"));
+            let current = store.load(&old, SystemClock.now_ms()).await.expect("load").expect("live");
             let want = rotation.successor(&current, &old).expect("within the cap");
 
             assert_eq!(store.rotate(&old, &new, rotation).await.expect("rotate"), Rotated::Done, "{what}");
-            let got = store.load(&new).await.expect("load").expect("live successor");
+            let got = store.load(&new, SystemClock.now_ms()).await.expect("load").expect("live successor");
             assert_eq!(got, want, "{what} (anonymous: {anonymous})");
             let new_key = store.redis_key(&new);
             assert_eq!(pexpiretime(&mut conn, &new_key).await, want.meta.expires_at, "{what}");
@@ -390,16 +399,23 @@ async fn redis_rotation_matches_the_reference_merge() {
             assert_eq!(stored.get("size").map(String::as_str), Some(want.data.size().to_string().as_str()));
 
             let retired = rotation.retired(new);
-            assert_eq!(store.lookup(&old).await.expect("lookup"), Some(Stored::Retired(retired)), "{what}");
+            assert_eq!(
+                store.lookup(&old, SystemClock.now_ms()).await.expect("lookup"),
+                Some(Stored::Retired(retired)),
+                "{what}"
+            );
             let old_key = store.redis_key(&old);
             let pointer: Vec<String> = fields(&mut conn, &old_key).await.into_keys().collect();
             assert_eq!(pointer, ["at", "overlap_until", "retired", "until"], "{what}: a pointer, no session data");
             assert_eq!(pexpiretime(&mut conn, &old_key).await, retired.until, "{what}");
             // Past `until` (by the store's clock), the pointer is gone.
-            let later = store.clone().with_clock(ManualClock::new(retired.until));
-            assert!(later.lookup(&old).await.expect("lookup").is_none(), "{what}");
-            store.delete(&old).await.expect("delete");
-            assert!(store.lookup(&new).await.expect("lookup").is_none(), "{what}: delete follows the pointer");
+            let later = retired.until;
+            assert!(store.lookup(&old, later).await.expect("lookup").is_none(), "{what}");
+            store.delete(&old, SystemClock.now_ms()).await.expect("delete");
+            assert!(
+                store.lookup(&new, SystemClock.now_ms()).await.expect("lookup").is_none(),
+                "{what}: delete follows the pointer"
+            );
         }
     }
     cleanup(&store).await;
@@ -414,7 +430,7 @@ async fn redis_apply_cap_counts_the_data() {
     let mut conn = raw_conn().await;
     let key = SessionId::generate().expect("rng").storage_key();
     let rkey = store.redis_key(&key);
-    assert!(store.create(&key, &record_now()).await.expect("create"));
+    assert!(store.create(&key, &record_now(), SystemClock.now_ms()).await.expect("create"));
     let now = SystemClock.now_ms();
     let change = |ops: &[(&str, Option<&str>)], clear: bool, cap: usize| {
         let mut c = ChangeSet::new(now, now + 60_000);
@@ -441,12 +457,12 @@ async fn redis_apply_cap_counts_the_data() {
         change(&[("d", Some("\"0123456789\""))], false, 100),
     ];
     for c in &steps {
-        assert!(store.apply(&key, c).await.expect("apply"));
-        let data = store.load(&key).await.expect("load").expect("live").data;
+        assert!(store.apply(&key, c, SystemClock.now_ms()).await.expect("apply"));
+        let data = store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live").data;
         assert_eq!(size_field(&mut conn).await, Some(data.size() as u64));
     }
     // 3 + 12 bytes now ("c": "[]", "d": "\"0123456789\"").
-    let data = store.load(&key).await.expect("load").expect("live").data;
+    let data = store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live").data;
     assert_eq!(data.size(), 16);
     let too_big = change(&[("e", Some("\"0123456789\""))], false, 20);
     for field in [None, Some("999999"), Some("garbage")] {
@@ -457,14 +473,24 @@ async fn redis_apply_cap_counts_the_data() {
             }
         }
         assert!(
-            matches!(store.apply(&key, &too_big).await, Err(sessionware::store::StoreError::TooLarge)),
+            matches!(
+                store.apply(&key, &too_big, SystemClock.now_ms()).await,
+                Err(sessionware::store::StoreError::TooLarge)
+            ),
             "{field:?}"
         );
-        assert_eq!(store.load(&key).await.expect("load").expect("live").data, data, "nothing changed");
+        assert_eq!(
+            store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live").data,
+            data,
+            "nothing changed"
+        );
         let fits = change(&[("d", Some("1"))], false, 20);
-        assert!(store.apply(&key, &fits).await.expect("apply"), "{field:?}: counted afresh, it fits");
+        assert!(
+            store.apply(&key, &fits, SystemClock.now_ms()).await.expect("apply"),
+            "{field:?}: counted afresh, it fits"
+        );
         let back = change(&[("d", Some("\"0123456789\""))], false, 20);
-        assert!(store.apply(&key, &back).await.expect("apply"));
+        assert!(store.apply(&key, &back, SystemClock.now_ms()).await.expect("apply"));
         assert_eq!(size_field(&mut conn).await, Some(16), "{field:?}");
     }
     cleanup(&store).await;
@@ -475,23 +501,23 @@ async fn redis_apply_cap_counts_the_data() {
 async fn redis_delete_follows_at_most_16_keys() {
     let Some(store) = store().await else { return };
     let keys: Vec<_> = (0..18).map(|_| SessionId::generate().expect("rng").storage_key()).collect();
-    assert!(store.create(&keys[0], &record_now()).await.expect("create"));
+    assert!(store.create(&keys[0], &record_now(), SystemClock.now_ms()).await.expect("create"));
     for pair in keys.windows(2) {
         let now = SystemClock.now_ms();
         let rotation = Rotation::new(now, ChangeSet::new(now, now + 60_000));
         assert_eq!(store.rotate(&pair[0], &pair[1], &rotation).await.expect("rotate"), Rotated::Done);
     }
-    store.delete(&keys[0]).await.expect("delete");
+    store.delete(&keys[0], SystemClock.now_ms()).await.expect("delete");
     for (i, key) in keys.iter().enumerate() {
-        let stored = store.lookup(key).await.expect("lookup");
+        let stored = store.lookup(key, SystemClock.now_ms()).await.expect("lookup");
         match i {
             0..=15 => assert!(stored.is_none(), "key {i} is deleted"),
             16 => assert!(matches!(stored, Some(Stored::Retired(_))), "key {i} is past the bound"),
             _ => assert!(matches!(stored, Some(Stored::Live(_))), "key {i} is past the bound"),
         }
     }
-    store.delete(&keys[16]).await.expect("delete");
-    assert!(store.lookup(&keys[17]).await.expect("lookup").is_none());
+    store.delete(&keys[16], SystemClock.now_ms()).await.expect("delete");
+    assert!(store.lookup(&keys[17], SystemClock.now_ms()).await.expect("lookup").is_none());
     cleanup(&store).await;
 }
 
@@ -511,13 +537,16 @@ async fn redis_delete_follows_live_pointers_to_unused_successors() {
         }
     };
     let keys: Vec<_> = (0..3).map(|_| SessionId::generate().expect("rng").storage_key()).collect();
-    assert!(store.create(&keys[0], &record_now()).await.expect("create"));
+    assert!(store.create(&keys[0], &record_now(), SystemClock.now_ms()).await.expect("create"));
     let retired = rotate(keys[0], keys[1]).await;
     // Past `until` by the store's clock, before Redis expires the pointer.
-    let later = store.clone().with_clock(ManualClock::new(retired.until));
-    later.delete(&keys[0]).await.expect("delete");
+    let later = retired.until;
+    store.delete(&keys[0], later).await.expect("delete");
     assert!(fields(&mut conn, &store.redis_key(&keys[0])).await.is_empty(), "the pointer itself is deleted");
-    assert!(store.load(&keys[1]).await.expect("load").is_some(), "an expired pointer ends nothing");
+    assert!(
+        store.load(&keys[1], SystemClock.now_ms()).await.expect("load").is_some(),
+        "an expired pointer ends nothing"
+    );
     // A successor that names another predecessor (it was used, then
     // renamed by hand here) is not ended either.
     let _ = rotate(keys[1], keys[2]).await;
@@ -525,10 +554,10 @@ async fn redis_delete_follows_live_pointers_to_unused_successors() {
     let other = SessionId::generate().expect("rng").storage_key().to_hex();
     let () =
         redis::cmd("HSET").arg(&successor).arg("predecessor").arg(&other).query_async(&mut conn).await.expect("hset");
-    store.delete(&keys[1]).await.expect("delete");
-    assert!(store.lookup(&keys[1]).await.expect("lookup").is_none(), "the pointer is gone");
-    assert!(store.load(&keys[2]).await.expect("load").is_some(), "a used successor survives");
-    store.delete(&keys[2]).await.expect("delete");
+    store.delete(&keys[1], SystemClock.now_ms()).await.expect("delete");
+    assert!(store.lookup(&keys[1], SystemClock.now_ms()).await.expect("lookup").is_none(), "the pointer is gone");
+    assert!(store.load(&keys[2], SystemClock.now_ms()).await.expect("load").is_some(), "a used successor survives");
+    store.delete(&keys[2], SystemClock.now_ms()).await.expect("delete");
     cleanup(&store).await;
 }
 
@@ -563,44 +592,57 @@ async fn redis_revocations_follow_retired_members_of_the_same_user() {
     let mut record = record_now();
     record.meta.auth = Some(Auth::new(&alice, now));
     let (a, b) = (SessionId::generate().expect("rng").storage_key(), SessionId::generate().expect("rng").storage_key());
-    assert!(store.create(&a, &record).await.expect("create"));
+    assert!(store.create(&a, &record, SystemClock.now_ms()).await.expect("create"));
     let rotation = Rotation::new(now, ChangeSet::new(now, now + 60_000));
     assert_eq!(store.rotate(&a, &b, &rotation).await.expect("rotate"), Rotated::Done);
     assert_eq!(members(&conn).await, [b.to_hex()]);
     // Both the retired and the live member: listed once.
     zadd(&conn, a.to_hex()).await;
-    let listed = store.list_user(&alice).await.expect("list");
+    let listed = store.list_user(&alice, SystemClock.now_ms(), usize::MAX).await.expect("list");
     assert_eq!(listed.len(), 1, "one session, listed once");
     assert_eq!(listed[0].handle, record.meta.handle);
     assert_eq!(members(&conn).await, [b.to_hex()], "the retired member is dropped");
     // Only the retired member: followed, and the successor indexed again.
     let () = redis::cmd("ZREM").arg(&index).arg(b.to_hex()).query_async(&mut conn).await.expect("zrem");
     zadd(&conn, a.to_hex()).await;
-    assert_eq!(store.list_user(&alice).await.expect("list").len(), 1, "reached through the retired member");
+    assert_eq!(
+        store.list_user(&alice, SystemClock.now_ms(), usize::MAX).await.expect("list").len(),
+        1,
+        "reached through the retired member"
+    );
     assert_eq!(members(&conn).await, [b.to_hex()], "the successor is indexed again");
     // A revocation through the retired member alone ends it, once.
     let () = redis::cmd("ZREM").arg(&index).arg(b.to_hex()).query_async(&mut conn).await.expect("zrem");
     zadd(&conn, a.to_hex()).await;
-    assert_eq!(store.delete_user(&alice, None).await.expect("delete_user"), 1);
-    assert!(store.load(&b).await.expect("load").is_none(), "the renewed session is ended");
+    assert_eq!(store.delete_user(&alice, None, SystemClock.now_ms()).await.expect("delete_user"), 1);
+    assert!(store.load(&b, SystemClock.now_ms()).await.expect("load").is_none(), "the renewed session is ended");
     assert!(members(&conn).await.is_empty(), "neither member is left");
 
     // A login rotation to bob: alice's stale member reaches bob's session,
     // which she neither lists nor ends.
     let (c, d) = (SessionId::generate().expect("rng").storage_key(), SessionId::generate().expect("rng").storage_key());
-    assert!(store.create(&c, &record).await.expect("create"));
+    assert!(store.create(&c, &record, SystemClock.now_ms()).await.expect("create"));
     let mut login = Rotation::new(now, ChangeSet::new(now, now + 60_000));
     login.login = Some(Login::new(Auth::new(&bob, now), now + 3_600_000));
     assert_eq!(store.rotate(&c, &d, &login).await.expect("rotate"), Rotated::Done);
     zadd(&conn, c.to_hex()).await;
-    assert!(store.list_user(&alice).await.expect("list").is_empty(), "bob's session is not alice's");
+    assert!(
+        store.list_user(&alice, SystemClock.now_ms(), usize::MAX).await.expect("list").is_empty(),
+        "bob's session is not alice's"
+    );
     zadd(&conn, c.to_hex()).await;
-    assert_eq!(store.delete_user(&alice, None).await.expect("delete_user"), 0);
+    assert_eq!(store.delete_user(&alice, None, SystemClock.now_ms()).await.expect("delete_user"), 0);
     zadd(&conn, c.to_hex()).await;
-    assert!(!store.delete_by_handle(&alice, &record.meta.handle).await.expect("delete_by_handle"));
-    assert!(store.load(&d).await.expect("load").is_some(), "bob's session survives alice's revocations");
-    assert_eq!(store.list_user(&bob).await.expect("list").len(), 1);
-    assert_eq!(store.delete_user(&bob, None).await.expect("delete_user"), 1);
+    assert!(!store
+        .delete_by_handle(&alice, &record.meta.handle, SystemClock.now_ms())
+        .await
+        .expect("delete_by_handle"));
+    assert!(
+        store.load(&d, SystemClock.now_ms()).await.expect("load").is_some(),
+        "bob's session survives alice's revocations"
+    );
+    assert_eq!(store.list_user(&bob, SystemClock.now_ms(), usize::MAX).await.expect("list").len(), 1);
+    assert_eq!(store.delete_user(&bob, None, SystemClock.now_ms()).await.expect("delete_user"), 1);
     cleanup(&store).await;
 }
 
@@ -617,11 +659,12 @@ async fn redis_revocations_racing_a_login_rotation_spare_the_new_user() {
         record.meta.auth = Some(Auth::new(&alice, now));
         let (c, d) =
             (SessionId::generate().expect("rng").storage_key(), SessionId::generate().expect("rng").storage_key());
-        assert!(store.create(&c, &record).await.expect("create"));
+        assert!(store.create(&c, &record, SystemClock.now_ms()).await.expect("create"));
         let mut login = Rotation::new(now, ChangeSet::new(now, now + 60_000));
         login.login = Some(Login::new(Auth::new(&bob, now), now + 3_600_000));
         let (s1, s2) = (store.clone(), store.clone());
-        let revoke = tokio::spawn(async move { s1.delete_user(&alice, None).await.expect("delete_user") });
+        let revoke =
+            tokio::spawn(async move { s1.delete_user(&alice, None, SystemClock.now_ms()).await.expect("delete_user") });
         let rotate = tokio::spawn(async move {
             for _ in 0..i % 5 {
                 tokio::task::yield_now().await;
@@ -632,7 +675,10 @@ async fn redis_revocations_racing_a_login_rotation_spare_the_new_user() {
         match rotate.await.expect("task") {
             Rotated::Done => {
                 assert_eq!(ended, 0, "round {i}: the revocation came after the login");
-                assert!(store.load(&d).await.expect("load").is_some(), "round {i}: bob's session was ended");
+                assert!(
+                    store.load(&d, SystemClock.now_ms()).await.expect("load").is_some(),
+                    "round {i}: bob's session was ended"
+                );
             }
             Rotated::Gone => assert_eq!(ended, 1, "round {i}"),
             other => panic!("round {i}: {other:?}"),
@@ -654,13 +700,13 @@ async fn redis_round_trips() {
     // Load the scripts first so that EVALSHA never misses.
     let warm = store.clone();
     let warm_key = SessionId::generate().expect("rng").storage_key();
-    warm.create(&warm_key, &record_now()).await.expect("create");
-    warm.apply(&warm_key, &ChangeSet::new(0, 1)).await.expect("apply");
+    warm.create(&warm_key, &record_now(), SystemClock.now_ms()).await.expect("create");
+    warm.apply(&warm_key, &ChangeSet::new(0, 1), SystemClock.now_ms()).await.expect("apply");
     warm.touch(&warm_key, 0, 1).await.expect("touch");
     let warm_new = SessionId::generate().expect("rng").storage_key();
     let t = SystemClock.now_ms();
     warm.rotate(&warm_key, &warm_new, &Rotation::new(t, ChangeSet::new(t, t + 60_000))).await.expect("rotate");
-    warm.delete(&warm_key).await.expect("delete");
+    warm.delete(&warm_key, SystemClock.now_ms()).await.expect("delete");
 
     async fn stats(conn: &mut ConnectionManager) -> std::collections::BTreeMap<String, u64> {
         let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.expect("info");
@@ -701,37 +747,37 @@ async fn redis_round_trips() {
     change.set("a", to_raw_value(&1).expect("json"));
     change.set("b", to_raw_value(&2).expect("json"));
     change.remove("greeting");
-    measure!("create", store.create(&key, &record_now()));
-    measure!("load", store.load(&key));
-    measure!("apply (2 sets, 1 removal)", store.apply(&key, &change));
+    measure!("create", store.create(&key, &record_now(), SystemClock.now_ms()));
+    measure!("load", store.load(&key, SystemClock.now_ms()));
+    measure!("apply (2 sets, 1 removal)", store.apply(&key, &change, SystemClock.now_ms()));
     measure!("touch", store.touch(&key, now, now + 60_000));
-    measure!("delete", store.delete(&key));
-    measure!("try_lock", store.try_lock(&key, "t", 10_000));
-    measure!("unlock", store.unlock(&key, "t"));
+    measure!("delete", store.delete(&key, SystemClock.now_ms()));
+    measure!("try_lock", store.try_lock(&key, "t", 10_000, SystemClock.now_ms()));
+    measure!("unlock", store.unlock(&key, "t", SystemClock.now_ms()));
     let user = format!("user-{:x}", rand::random::<u64>());
     let mut authed = record_now();
     authed.meta.auth = Some(sessionware::store::Auth::new(&user, now));
     let keys: Vec<_> = (0..3).map(|_| SessionId::generate().expect("rng").storage_key()).collect();
-    measure!("create (authenticated)", store.create(&keys[0], &authed));
+    measure!("create (authenticated)", store.create(&keys[0], &authed, SystemClock.now_ms()));
     for k in &keys[1..] {
         let mut r = authed.clone();
         r.meta.handle = sessionware::SessionHandle::generate();
-        store.create(k, &r).await.expect("create");
+        store.create(k, &r, SystemClock.now_ms()).await.expect("create");
     }
-    measure!("list_user (3 sessions)", store.list_user(&user));
-    measure!("delete_by_handle", store.delete_by_handle(&user, &authed.meta.handle));
-    measure!("delete_user (2 sessions)", store.delete_user(&user, None));
+    measure!("list_user (3 sessions)", store.list_user(&user, SystemClock.now_ms(), usize::MAX));
+    measure!("delete_by_handle", store.delete_by_handle(&user, &authed.meta.handle, SystemClock.now_ms()));
+    measure!("delete_user (2 sessions)", store.delete_user(&user, None, SystemClock.now_ms()));
 
     let rotation = Rotation::new(now, change.clone());
     let keys: Vec<_> = (0..4).map(|_| SessionId::generate().expect("rng").storage_key()).collect();
-    store.create(&keys[0], &record_now()).await.expect("create");
+    store.create(&keys[0], &record_now(), SystemClock.now_ms()).await.expect("create");
     measure!("rotate (anonymous, 2 sets, 1 removal)", store.rotate(&keys[0], &keys[1], &rotation));
     measure!("rotate (retired key)", store.rotate(&keys[0], &keys[2], &rotation));
-    measure!("delete (retired key and its successor)", store.delete(&keys[0]));
+    measure!("delete (retired key and its successor)", store.delete(&keys[0], SystemClock.now_ms()));
     measure!("rotate (gone)", store.rotate(&keys[0], &keys[2], &rotation));
     let mut login = rotation.clone();
     login.login = Some(Login::new(Auth::new(&user, now), now + 3_600_000));
-    store.create(&keys[2], &record_now()).await.expect("create");
+    store.create(&keys[2], &record_now(), SystemClock.now_ms()).await.expect("create");
     measure!("rotate (login)", store.rotate(&keys[2], &keys[3], &login));
     cleanup(&store).await;
 }

@@ -16,6 +16,7 @@ mod store_fixtures;
 
 #[cfg(feature = "redis")]
 use store_fixtures::redis_keys;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 use store_fixtures::unique;
 
 use std::{sync::Arc, time::Duration};
@@ -27,7 +28,10 @@ use axum::{
     Json, Router,
 };
 use common::*;
-use sessionware::{store::SessionStore, Keys, Session, SessionError, SessionHandle, SessionInfo, SessionLayer};
+use sessionware::{
+    store::{FullStore, UserIndex},
+    Keys, Session, SessionError, SessionHandle, SessionInfo, SessionLayer,
+};
 use tokio::sync::Notify;
 
 // ------------------------------------------------------------------ fixtures
@@ -37,7 +41,7 @@ use tokio::sync::Notify;
 #[derive(Clone)]
 struct Fixture {
     name: &'static str,
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn FullStore>,
     kind: Kind,
 }
 
@@ -168,7 +172,7 @@ impl Fixture {
         };
         let mut live = 0;
         for key in keys {
-            if self.store.load(&key).await.expect("load").is_some() {
+            if self.store.load(&key, SystemClock.now_ms()).await.expect("load").is_some() {
                 live += 1;
             }
         }
@@ -226,7 +230,7 @@ struct Gate {
     release: Notify,
 }
 
-fn app(store: Arc<dyn SessionStore>, gate: Arc<Gate>) -> Router {
+fn app(store: Arc<dyn FullStore>, gate: Arc<Gate>) -> Router {
     // Reads the session, waits to be released, then writes to it.
     let writer = Arc::clone(&gate);
     let slow_write = move |session: Session| async move {
@@ -305,7 +309,7 @@ async fn devices_and_revocation(fx: Fixture) {
     handles.sort_unstable();
     handles.dedup();
     assert_eq!(handles.len(), 3, "{name}: distinct handles");
-    assert_eq!(store.list_user("alice").await.expect("list").len(), 3);
+    assert_eq!(store.list_user("alice", SystemClock.now_ms(), usize::MAX).await.expect("list").len(), 3);
     let bobs = list_of(&app, &bob).await;
     assert_eq!(bobs.len(), 1, "{name}: bob sees only his own session");
 
@@ -360,7 +364,7 @@ async fn devices_and_revocation(fx: Fixture) {
     assert_eq!(current.len(), 1, "{name}");
     assert_eq!(current[0]["user_agent"], "Tablet", "{name}");
     assert_eq!(list_of(&app, &laptop).await.len(), 2, "{name}");
-    assert_eq!(store.list_user("alice").await.expect("list").len(), 2, "{name}");
+    assert_eq!(store.list_user("alice", SystemClock.now_ms(), usize::MAX).await.expect("list").len(), 2, "{name}");
 
     // Revoking the current session by its own handle logs this device out.
     let own = current[0]["handle"].as_str().expect("handle").to_string();
@@ -374,8 +378,8 @@ async fn devices_and_revocation(fx: Fixture) {
     for cookie in [&laptop, &bob] {
         send(&app, req("POST", "/logout", Some(cookie))).await;
     }
-    assert!(store.list_user("alice").await.expect("list").is_empty(), "{name}");
-    assert!(store.list_user("bob").await.expect("list").is_empty(), "{name}");
+    assert!(store.list_user("alice", SystemClock.now_ms(), usize::MAX).await.expect("list").is_empty(), "{name}");
+    assert!(store.list_user("bob", SystemClock.now_ms(), usize::MAX).await.expect("list").is_empty(), "{name}");
 }
 
 /// R54: request A loads the session, B ends it (logout, or "log out other
@@ -428,7 +432,10 @@ async fn no_resurrection(fx: Fixture) {
             assert_eq!(me(&app, &device).await, (StatusCode::OK, "dave".into()), "{name}/{ender}");
             send(&app, req("POST", "/logout", Some(&device))).await;
         }
-        assert!(store.list_user("dave").await.expect("list").is_empty(), "{name}/{ender}");
+        assert!(
+            store.list_user("dave", SystemClock.now_ms(), usize::MAX).await.expect("list").is_empty(),
+            "{name}/{ender}"
+        );
     }
 }
 
@@ -447,7 +454,7 @@ async fn redis_ttls(fx: Fixture) {
     };
 
     let cookie = login(&app, "erin", "Desk").await;
-    let listed = fx.store.list_user("erin").await.expect("list");
+    let listed = fx.store.list_user("erin", SystemClock.now_ms(), usize::MAX).await.expect("list");
     assert_eq!(listed.len(), 1);
     let session_keys: Vec<String> = redis_keys(url, prefix)
         .await

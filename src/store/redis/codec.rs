@@ -7,7 +7,7 @@ use std::fmt;
 use ::redis::Value;
 use serde_json::{value::RawValue, Map};
 
-use crate::{Data, Metadata, Record, Retired, StorageKey, StoreError, Stored, RECORD_FORMAT};
+use crate::store::{Data, Metadata, Record, Retired, StorageKey, StoreError, Stored, RECORD_FORMAT};
 
 /// Hash fields holding the metadata. Data fields start with [`DATA_PREFIX`].
 pub(super) const F_FORMAT: &str = "v";
@@ -213,7 +213,7 @@ mod tests {
     #[test]
     fn encode_decode_round_trip_keeps_values_byte_for_byte() {
         let mut meta = Metadata::new(1_700_000_000_000, 60_000, u64::MAX);
-        meta.auth = Some(crate::Auth::new("alice", 5));
+        meta.auth = Some(crate::store::Auth::new("alice", 5));
         meta.persistent = true;
         let mut record = Record::new(meta);
         record.data.insert("n", &raw("1.000000000000000000001"));
@@ -255,7 +255,7 @@ mod tests {
     #[test]
     fn metadata_is_read_straight_or_through_a_map_alike() {
         let mut meta = Metadata::new(1_000, 60_000, 120_000);
-        meta.auth = Some(crate::Auth::new("alice", 5));
+        meta.auth = Some(crate::store::Auth::new("alice", 5));
         meta.ip = Some("10.0.0.0".into());
         let mut fixed = match serde_json::to_value(&meta).unwrap() {
             serde_json::Value::Object(map) => map,

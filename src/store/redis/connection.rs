@@ -11,7 +11,7 @@ use ::redis::{
 };
 
 use super::RedisStore;
-use crate::StoreError;
+use crate::store::StoreError;
 
 /// The connection: one server (or a primary with its replicas behind one
 /// address) or a Redis Cluster. Both are multiplexed and cheap to clone.

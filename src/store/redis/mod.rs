@@ -16,12 +16,12 @@
 //!
 //! | field | value |
 //! |---|---|
-//! | `v` | record format ([`RECORD_FORMAT`](crate::RECORD_FORMAT)) |
+//! | `v` | record format ([`RECORD_FORMAT`](crate::store::RECORD_FORMAT)) |
 //! | `meta` | JSON of the metadata that never changes while the key is live (`created_at`, `handle`, `auth`, …) |
 //! | `last_seen`, `expires_at`, `absolute_deadline` | decimal milliseconds since the Unix epoch |
 //! | `persistent` | `0` or `1` |
 //! | `predecessor` | hex storage key of the key this one was rotated from, until the successor is first used ([`Metadata::predecessor`], cleared by `close_overlap`); absent otherwise |
-//! | `size` | the data size ([`Data::size`](crate::Data::size): the bytes of every key and raw value), kept by every write for the data cap |
+//! | `size` | the data size ([`Data::size`](crate::store::Data::size): the bytes of every key and raw value), kept by every write for the data cap |
 //! | `d:<key>` | the raw JSON of session value `<key>` |
 //!
 //! A hash makes the per-key merge of [`SessionStore::apply`] natural: the
@@ -30,7 +30,7 @@
 //! re-encode numbers and lose precision).
 //!
 //! A key that a rotation retired holds a different hash, the pointer
-//! ([`Retired`](crate::Retired)) and nothing else, with its TTL at `until`:
+//! ([`Retired`](crate::store::Retired)) and nothing else, with its TTL at `until`:
 //!
 //! | field | value |
 //! |---|---|
@@ -54,8 +54,8 @@
 //! # Rotation
 //!
 //! [`SessionStore::rotate`] is one script on the old and the new session
-//! keys, atomic: it acts only if the old record is live by the store's
-//! clock (else it answers gone, or the pointer of a live retired key) and
+//! keys, atomic: it acts only if the old record is live at the request's
+//! time (else it answers gone, or the pointer of a live retired key) and
 //! nothing live is under the new key; it builds the successor from the old
 //! hash *as stored now* with the semantics of [`Rotation::successor`]
 //! (retained and cleared `d:` fields, the change set, a login's user and
@@ -81,8 +81,8 @@
 //!
 //! [`SessionStore::delete`] is one script: it deletes the key and, if that
 //! held a retired pointer that is still live (Redis' TTL expires it at
-//! `until`, and the script also compares `until` with the store's clock,
-//! which may run ahead of Redis'), follows it. A pointer found there is
+//! `until`, and the script also compares `until` with the request's time,
+//! which may run ahead of Redis' clock), follows it. A pointer found there is
 //! deleted and followed in turn; the record at the end of the chain is
 //! deleted only if its `predecessor` field is the hex of the last pointer
 //! followed, i.e. only a successor that was never used: once its client
@@ -172,10 +172,11 @@
 //! `lookup`) is `HGETALL`; `create` (of an anonymous session), `apply`,
 //! `touch` and `delete` are one `EVALSHA` each (a script loaded on first use,
 //! see [`redis::Script`]). The scripts check the record's own `expires_at`
-//! against the store's clock (so a record that Redis has not expired yet
-//! because of clock skew is still treated as gone), act only if the hash
-//! exists (`apply` and `touch` never resurrect a session), and move the
-//! key's TTL with `PEXPIREAT` to the new `expires_at`. `try_lock` and
+//! against the request's time (`now`, from the layer's clock), act only if
+//! the hash exists (`apply` and `touch` never resurrect a session), and set
+//! the key's TTL with `PEXPIRE` to `expires_at - now`: the server's clock
+//! only counts the TTL down, and never decides on its own when a session
+//! ends. `try_lock` and
 //! `unlock` are one `EVALSHA` each. The creation of an authenticated session
 //! adds two `EVALSHA`s (the index, before and after).
 //!
@@ -222,8 +223,11 @@ use self::{
     user_index::Listed,
 };
 use crate::{
-    ChangeSet, Clock, Metadata, Record, Rotated, Rotation, SessionHandle, SessionStore, StorageKey, StoreError, Stored,
-    SystemClock,
+    store::{
+        most_recent, ChangeSet, Leases, Metadata, Record, Rotated, Rotation, SessionStore, StorageKey, StoreError,
+        Stored, UserIndex,
+    },
+    SessionHandle,
 };
 
 /// The default key prefix.
@@ -247,15 +251,15 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 /// One command per session operation (two for a rotation); see the
 /// [module documentation](self) for the key layout, the scripts, the
 /// rotation and the cluster slot rules. Needs Redis 7.0 or newer. Expiry is
-/// enforced twice: by Redis (the key's TTL is `expires_at`) and by the
-/// store's own clock on every call.
+/// enforced twice: by Redis (the key's TTL runs out at `expires_at`, counted
+/// from the request's time) and on every call against the request's time.
 ///
 /// Errors are [`StoreError::Backend`] with the driver's message (any password
 /// of the URLs is scrubbed from it) and [`StoreError::Codec`] for a record that
 /// cannot be decoded or is larger than the cap (1 MiB by default).
 ///
 /// ```no_run
-/// use sessionware::{Keys, RedisStore, SessionLayer};
+/// use sessionware::{Keys, SessionLayer, store::RedisStore};
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?.with_prefix("myapp:")?;
 /// let layer = SessionLayer::new(store, Keys::generate()?);
@@ -265,7 +269,6 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 pub struct RedisStore {
     conn: Conn,
     prefix: Arc<str>,
-    clock: Arc<dyn Clock>,
     max_record_bytes: usize,
     scripts: Arc<Scripts>,
     /// Passwords of the URLs, scrubbed from error messages.
@@ -299,8 +302,8 @@ impl RedisStore {
     /// when the server is older than the scripts need.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::RedisStore::connect("redis://127.0.0.1:6379").await?;
     /// # Ok(()) }
     /// ```
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -321,7 +324,7 @@ impl RedisStore {
     /// than 7.0.
     ///
     /// ```no_run
-    /// use sessionware::{Keys, RedisStore, SessionLayer};
+    /// use sessionware::{Keys, SessionLayer, store::RedisStore};
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let store = RedisStore::connect_cluster(&[
     ///     "redis://10.0.0.1:6379",
@@ -355,7 +358,7 @@ impl RedisStore {
     /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
     /// let config = redis::aio::ConnectionManagerConfig::new().set_factor(1).set_max_delay(2_000);
     /// let conn = redis::aio::ConnectionManager::new_with_config(client, config).await?;
-    /// let store = sessionware::RedisStore::new(conn);
+    /// let store = sessionware::store::RedisStore::new(conn);
     /// # Ok(()) }
     /// ```
     pub fn new(conn: ConnectionManager) -> Self {
@@ -371,7 +374,7 @@ impl RedisStore {
     /// let client = redis::cluster::ClusterClient::builder(["redis://127.0.0.1:7000"])
     ///     .response_timeout(std::time::Duration::from_secs(1))
     ///     .build()?;
-    /// let store = sessionware::RedisStore::new_cluster(client.get_async_connection().await?);
+    /// let store = sessionware::store::RedisStore::new_cluster(client.get_async_connection().await?);
     /// # Ok(()) }
     /// ```
     pub fn new_cluster(conn: ClusterConnection) -> Self {
@@ -391,7 +394,6 @@ impl RedisStore {
         Self {
             conn,
             prefix: Arc::from(DEFAULT_PREFIX),
-            clock: Arc::new(SystemClock),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             scripts: Arc::new(Scripts::new()),
             secrets: Arc::from([]),
@@ -401,8 +403,8 @@ impl RedisStore {
     /// Whether the store talks to a Redis Cluster.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::RedisStore::connect("redis://127.0.0.1").await?;
     /// assert!(!store.is_cluster());
     /// # Ok(()) }
     /// ```
@@ -415,8 +417,8 @@ impl RedisStore {
     /// would break the cluster hash tag) and must be at most 128 bytes.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?.with_prefix("shop:sess:")?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::RedisStore::connect("redis://127.0.0.1").await?.with_prefix("shop:sess:")?;
     /// assert_eq!(store.prefix(), "shop:sess:");
     /// assert!(store.clone().with_prefix("bad{").is_err());
     /// # Ok(()) }
@@ -429,26 +431,12 @@ impl RedisStore {
         Ok(self)
     }
 
-    /// Sets the clock used for the store's own expiry checks (share it with
-    /// the layer in tests). Redis' TTL still follows the server's clock.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let clock = sessionware::ManualClock::new(0);
-    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?.with_clock(clock);
-    /// # Ok(()) }
-    /// ```
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
     /// Sets the largest record, in bytes, that `create` writes and `load`
     /// accepts (default 1 MiB); larger ones fail with [`StoreError::Codec`].
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?.with_max_record_bytes(64 * 1024);
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::RedisStore::connect("redis://127.0.0.1").await?.with_max_record_bytes(64 * 1024);
     /// # Ok(()) }
     /// ```
     pub fn with_max_record_bytes(mut self, max: usize) -> Self {
@@ -459,8 +447,8 @@ impl RedisStore {
     /// The key prefix.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::RedisStore::connect("redis://127.0.0.1").await?;
     /// assert_eq!(store.prefix(), "sessionware:");
     /// # Ok(()) }
     /// ```
@@ -471,9 +459,9 @@ impl RedisStore {
     /// The Redis key of a session: `{prefix}{<hex digest>}`.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?;
-    /// let key = sessionware::StorageKey::from_bytes([0xab; 32]);
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::RedisStore::connect("redis://127.0.0.1").await?;
+    /// let key = sessionware::store::StorageKey::from_bytes([0xab; 32]);
     /// assert_eq!(store.redis_key(&key), format!("sessionware:{{{}}}", "ab".repeat(32)));
     /// # Ok(()) }
     /// ```
@@ -491,8 +479,8 @@ impl RedisStore {
     /// (user names never appear in key names).
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::RedisStore::connect("redis://127.0.0.1").await?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::RedisStore::connect("redis://127.0.0.1").await?;
     /// assert!(store.user_index_key("alice").starts_with("sessionware:user:{"));
     /// # Ok(()) }
     /// ```
@@ -511,29 +499,24 @@ impl RedisStore {
     fn member_key(&self, member: &str) -> String {
         format!("{}{{{member}}}", self.prefix)
     }
-
-    fn now(&self) -> String {
-        self.clock.now_ms().to_string()
-    }
 }
 
 #[async_trait]
 impl SessionStore for RedisStore {
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+    async fn create(&self, key: &StorageKey, record: &Record, now: u64) -> Result<bool, StoreError> {
         let fields = encode(record)?;
         let size: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
         if size > self.max_record_bytes {
             return Err(codec(format_args!("larger than {} bytes", self.max_record_bytes)));
         }
-        let now = self.now();
         let user = record.meta.user();
         let entry = [(record.meta.absolute_deadline, key.to_hex())];
         if let Some(user) = user {
             // Indexed first: the index never misses a live session.
-            self.index(user, &entry).await?;
+            self.index(user, &entry, now).await?;
         }
         let mut inv = self.scripts.create.key(self.redis_key(key));
-        inv.arg(now);
+        inv.arg(now.to_string());
         inv.arg(record.meta.expires_at.min(record.meta.absolute_deadline).to_string());
         for (k, v) in &fields {
             inv.arg(k).arg(v);
@@ -542,18 +525,17 @@ impl SessionStore for RedisStore {
         if let (Some(user), 1) = (user, created) {
             // ...and again once written: a listing that ran between the two
             // steps may have dropped the member as stale (see `user_sessions`).
-            self.index(user, &entry).await?;
+            self.index(user, &entry, now).await?;
         }
         Ok(created == 1)
     }
 
-    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
+    async fn lookup(&self, key: &StorageKey, now: u64) -> Result<Option<Stored>, StoreError> {
         let reply: Value = ::redis::cmd("HGETALL")
             .arg(self.redis_key(key))
             .query_async(&mut self.conn.clone())
             .await
             .map_err(|e| self.err(&e))?;
-        let now = self.clock.now_ms();
         Ok(decode(reply, self.max_record_bytes)?.filter(|stored| match stored {
             Stored::Live(r) => !r.is_expired(now),
             Stored::Retired(r) => !r.is_expired(now),
@@ -574,9 +556,9 @@ impl SessionStore for RedisStore {
         self.rotate_record(old, new, rotation).await
     }
 
-    async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
         let mut inv = self.scripts.apply.key(self.redis_key(key));
-        inv.arg(self.now())
+        inv.arg(now.to_string())
             .arg(changes.last_seen.to_string())
             .arg(changes.expires_at.to_string())
             .arg(changes.persistent.map_or("", flag))
@@ -593,13 +575,13 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
+    async fn touch(&self, key: &StorageKey, now: u64, expires_at: u64) -> Result<bool, StoreError> {
         let touched: i64 = self
             .scripts
             .touch
             .key(self.redis_key(key))
-            .arg(self.now())
-            .arg(last_seen.to_string())
+            .arg(now.to_string())
+            .arg(now.to_string())
             .arg(expires_at.to_string())
             .invoke_async(&mut self.conn.clone())
             .await
@@ -609,12 +591,12 @@ impl SessionStore for RedisStore {
 
     /// One `EVALSHA`: the key and, along live retired pointers, its
     /// successor while unused (see the [module documentation](self#delete-and-revocation)).
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+    async fn delete(&self, key: &StorageKey, now: u64) -> Result<(), StoreError> {
         self.scripts
             .delete
             .key(self.redis_key(key))
             .arg(&*self.prefix)
-            .arg(self.now())
+            .arg(now.to_string())
             .arg(key.to_hex())
             .invoke_async::<i64>(&mut self.conn.clone())
             .await
@@ -630,30 +612,38 @@ impl SessionStore for RedisStore {
             Conn::Cluster(_) => key_slot(old) == key_slot(new),
         }
     }
+}
 
-    async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
-        let mut list: Vec<Metadata> = self.user_sessions(user).await?.into_iter().map(|l| l.record.meta).collect();
-        list.sort_by_key(|m| m.created_at);
+#[async_trait]
+impl UserIndex for RedisStore {
+    async fn list_user(&self, user: &str, now: u64, limit: usize) -> Result<Vec<Metadata>, StoreError> {
+        let mut list: Vec<Metadata> = self.user_sessions(user, now).await?.into_iter().map(|l| l.record.meta).collect();
+        most_recent(&mut list, limit);
         Ok(list)
     }
 
     /// The listing, then one `EVALSHA` (on a cluster: one per session
     /// key, then a `ZREM`); a session that a rotation moved since the
     /// listing is followed to its new key.
-    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
-        let listed = self.user_sessions(user).await?;
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle, now: u64) -> Result<bool, StoreError> {
+        let listed = self.user_sessions(user, now).await?;
         let chosen: Vec<&Listed> = listed.iter().filter(|l| l.record.meta.handle == *handle).collect();
-        Ok(self.end_sessions(user, &chosen).await? > 0)
+        Ok(self.end_sessions(user, &chosen, now).await? > 0)
     }
 
     /// As `delete_by_handle`; counts the sessions ended.
-    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
-        let listed = self.user_sessions(user).await?;
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>, now: u64) -> Result<usize, StoreError> {
+        let listed = self.user_sessions(user, now).await?;
         let chosen: Vec<&Listed> = listed.iter().filter(|l| Some(&l.record.meta.handle) != keep).collect();
-        self.end_sessions(user, &chosen).await
+        self.end_sessions(user, &chosen, now).await
     }
+}
 
-    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+/// Leases are keys with a TTL (`SET … NX PX`): the server's clock only
+/// measures the lease's length.
+#[async_trait]
+impl Leases for RedisStore {
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64, _now: u64) -> Result<bool, StoreError> {
         let taken: i64 = self
             .scripts
             .lock
@@ -666,7 +656,7 @@ impl SessionStore for RedisStore {
         Ok(taken == 1)
     }
 
-    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
+    async fn unlock(&self, key: &StorageKey, token: &str, _now: u64) -> Result<(), StoreError> {
         self.scripts
             .unlock
             .key(self.lock_key(key))

@@ -13,10 +13,10 @@ use super::{
     connection::join_all,
     RedisStore,
 };
-use crate::{Metadata, Retired, Rotated, Rotation, StorageKey, StoreError};
+use crate::store::{Metadata, Retired, Rotated, Rotation, StorageKey, StoreError};
 
 impl RedisStore {
-    /// Rotates `old` into `new` (keys that [`accepts_successor`](crate::SessionStore::accepts_successor)
+    /// Rotates `old` into `new` (keys that [`accepts_successor`](crate::store::SessionStore::accepts_successor)
     /// accepted), reading the old record again when it changed between the
     /// read and the script.
     pub(super) async fn rotate_record(
@@ -26,7 +26,7 @@ impl RedisStore {
         rotation: &Rotation,
     ) -> Result<Rotated, StoreError> {
         for _ in 0..ROTATE_ATTEMPTS {
-            let now = self.clock.now_ms();
+            let now = rotation.now;
             let current = match self.rotation_source(old, now).await? {
                 Source::Live(current) => current,
                 Source::Retired(r) => return Ok(Rotated::Retired(r)),
@@ -107,7 +107,7 @@ impl RedisStore {
         let entry = [(score, member.clone())];
         if let Some(user) = user {
             // Indexed first: the index never misses a live session.
-            self.index(user, &entry).await?;
+            self.index(user, &entry, now).await?;
         }
         let changes = &rotation.changes;
         let retired = rotation.retired(*new);
@@ -174,7 +174,7 @@ impl RedisStore {
                 }
                 if let Some(user) = user {
                     // ...and indexed again once written (as `create` does).
-                    steps.push(Box::pin(self.index(user, &entry)));
+                    steps.push(Box::pin(self.index(user, &entry, now)));
                 }
             }
             // Another session holds `new`: its member stays (a superset).

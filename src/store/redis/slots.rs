@@ -1,8 +1,8 @@
 //! Redis Cluster key slots, for
-//! [`accepts_successor`](crate::SessionStore::accepts_successor): a rotation
+//! [`accepts_successor`](crate::store::SessionStore::accepts_successor): a rotation
 //! needs the old and the new key in one slot.
 
-use crate::StorageKey;
+use crate::store::StorageKey;
 
 /// The CRC16 of Redis Cluster's key slots (CRC-16/XMODEM: polynomial
 /// 0x1021, no reflection, initial value 0), one byte at a time.

@@ -9,7 +9,7 @@ use super::{
     connection::{join_all, Conn},
     RedisStore,
 };
-use crate::{Record, StoreError, Stored};
+use crate::store::{Record, StoreError, Stored};
 
 /// The longest chain of retired keys the scripts and listings follow.
 const MAX_CHAIN: usize = 16;
@@ -54,9 +54,9 @@ impl RedisStore {
     /// Adds `(absolute deadline, member)` pairs to `user`'s index (one script
     /// on the index key alone) and moves the index's TTL to the latest
     /// deadline.
-    pub(super) async fn index(&self, user: &str, entries: &[(u64, String)]) -> Result<(), StoreError> {
+    pub(super) async fn index(&self, user: &str, entries: &[(u64, String)], now: u64) -> Result<(), StoreError> {
         let mut inv = self.scripts.index.key(self.user_index_key(user));
-        inv.arg(self.now());
+        inv.arg(now.to_string());
         for (deadline, member) in entries {
             inv.arg((*deadline).min(MAX_AT)).arg(member);
         }
@@ -78,9 +78,8 @@ impl RedisStore {
     /// dropped, if it was not: a listing that ran in the middle of the
     /// rotation may have dropped it). Two live records with one handle are
     /// one session read on both sides of a rotation: listed once.
-    pub(super) async fn user_sessions(&self, user: &str) -> Result<Vec<Listed>, StoreError> {
+    pub(super) async fn user_sessions(&self, user: &str, now: u64) -> Result<Vec<Listed>, StoreError> {
         let index = self.user_index_key(user);
-        let now = self.clock.now_ms();
         let scored: Vec<(String, f64)> = ::redis::cmd("ZRANGE")
             .arg(&index)
             .arg(format!("({now}"))
@@ -172,7 +171,7 @@ impl RedisStore {
         if !reindex.is_empty() {
             // Before the retired members are dropped: the index never
             // misses a live session.
-            self.index(user, &reindex).await?;
+            self.index(user, &reindex, now).await?;
         }
         if stale.is_empty() {
             return Ok(found);
@@ -188,7 +187,7 @@ impl RedisStore {
                 .map(|(entry, _)| entry)
                 .collect();
             if !back.is_empty() {
-                self.index(user, &back).await?;
+                self.index(user, &back, now).await?;
             }
         }
         Ok(found)
@@ -213,7 +212,7 @@ impl RedisStore {
     /// On a single server, one script does it all, the index included; on
     /// a cluster, one script per session (all in flight at once), then one
     /// `ZREM`.
-    pub(super) async fn end_sessions(&self, user: &str, sessions: &[&Listed]) -> Result<usize, StoreError> {
+    pub(super) async fn end_sessions(&self, user: &str, sessions: &[&Listed], now: u64) -> Result<usize, StoreError> {
         if sessions.is_empty() {
             return Ok(0);
         }
@@ -227,7 +226,7 @@ impl RedisStore {
             for k in keys {
                 inv.key(self.member_key(k));
             }
-            inv.arg(&*self.prefix).arg(self.now()).arg(user).arg(keys.len());
+            inv.arg(&*self.prefix).arg(now.to_string()).arg(user).arg(keys.len());
             for k in keys {
                 inv.arg(k.as_str());
             }

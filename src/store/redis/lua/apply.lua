@@ -72,5 +72,5 @@ if size then
   list[#list + 1] = string.format('%d', size)
 end
 redis.call('HSET', KEYS[1], unpack(list))
-expire_at(KEYS[1], exp)
+expire_at(KEYS[1], exp, ARGV[1])
 return 1

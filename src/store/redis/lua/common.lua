@@ -10,9 +10,13 @@ local function live(now, key)
   if lt(now, t[1]) and lt(now, t[2]) then return t end
   return nil
 end
-local function expire_at(key, at)
+-- Expires `key` at `at`, counted from the request's time `now` (a TTL,
+-- so the server's clock never decides when a session ends).
+local function expire_at(key, at, now)
   if lt('9007199254740991', at) then at = '9007199254740991' end
-  redis.call('PEXPIREAT', key, at)
+  local ttl = tonumber(at) - tonumber(now)
+  if ttl < 1 then ttl = 1 end
+  redis.call('PEXPIRE', key, ttl)
 end
 -- HSET of the field/value pairs `list[from..]` on `key`, 1000 arguments a call.
 local function hset_all(key, list, from)

@@ -3,5 +3,5 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('DEL', KEYS[1])
 end
 hset_all(KEYS[1], ARGV, 3)
-expire_at(KEYS[1], ARGV[2])
+expire_at(KEYS[1], ARGV[2], ARGV[1])
 return 1

@@ -55,8 +55,8 @@ for f, v in pairs(data) do
 end
 redis.call('DEL', KEYS[2])
 hset_all(KEYS[2], out, 1)
-expire_at(KEYS[2], exp)
+expire_at(KEYS[2], exp, now)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'retired', ARGV[2], 'at', ARGV[12], 'overlap_until', ARGV[13], 'until', ARGV[14])
-expire_at(KEYS[1], ARGV[14])
+expire_at(KEYS[1], ARGV[14], now)
 return {'done'}
