@@ -1,0 +1,157 @@
+//! `apply`: a change set merged in Rust and written back, on PostgreSQL as
+//! a compare-and-set on the row version (then, when contended, in a
+//! transaction that locks the row), on SQLite in a transaction.
+
+#[cfg(feature = "postgres")]
+use sqlx::Row;
+
+use super::{
+    codec::{columns, to_i64},
+    connection::Pool,
+    SqlStore,
+};
+use crate::{ChangeSet, StorageKey, StoreError, Stored};
+
+/// How many times `apply` on PostgreSQL reads and conditionally writes a
+/// row that keeps changing under it before it falls back to the row lock.
+#[cfg(feature = "postgres")]
+const OPTIMISTIC_ATTEMPTS: usize = 3;
+
+/// The body of the locking `apply`, for one backend's connection type.
+macro_rules! apply_locked {
+    ($store:ident, $conn:ident, $key:ident, $changes:ident) => {{
+        use sqlx::Connection as _;
+        let q = &*$store.queries;
+        let id = $key.as_bytes().as_slice();
+        let mut tx = $conn.begin_with(q.begin).await.map_err(|e| $store.err(&e))?;
+        let row =
+            sqlx::query(&q.select_for_update).bind(id).fetch_optional(&mut *tx).await.map_err(|e| $store.err(&e))?;
+        let Some(row) = row else {
+            tx.rollback().await.map_err(|e| $store.err(&e))?;
+            return Ok(false);
+        };
+        let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| $store.err(&e))?;
+        let mut record = match $store.decode_row(expires_at, deadline, last_seen, &text)? {
+            Stored::Live(record) if !record.is_expired($store.clock.now_ms()) => record,
+            // Expired, or a retired key: no session to write to.
+            _ => {
+                tx.rollback().await.map_err(|e| $store.err(&e))?;
+                return Ok(false);
+            }
+        };
+        let merged = record.try_apply($changes).and_then(|()| $store.encode(&record));
+        let text = match merged {
+            Ok(text) => text,
+            Err(e) => {
+                tx.rollback().await.map_err(|e| $store.err(&e))?;
+                return Err(e);
+            }
+        };
+        sqlx::query(&q.update)
+            .bind(id)
+            .bind(to_i64(record.meta.expires_at))
+            .bind(to_i64(record.meta.last_seen))
+            .bind(&text)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| $store.err(&e))?;
+        tx.commit().await.map_err(|e| $store.err(&e))?;
+        Ok(true)
+    }};
+}
+
+impl SqlStore {
+    /// `apply` on one pooled connection: on PostgreSQL, up to
+    /// `OPTIMISTIC_ATTEMPTS` compare-and-sets, then the locking transaction;
+    /// on SQLite, the transaction.
+    pub(super) async fn apply_changes(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
+        match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                for _ in 0..OPTIMISTIC_ATTEMPTS {
+                    if let Some(applied) = self.apply_optimistic(&mut conn, key, changes).await? {
+                        return Ok(applied);
+                    }
+                }
+                // Contended: wait for the row lock instead of reading again.
+                self.apply_locked_pg(&mut conn, key, changes).await
+            }
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                self.apply_locked_sqlite(&mut conn, key, changes).await
+            }
+        }
+    }
+
+    /// `apply` as a compare-and-set on the row version, two statements and
+    /// no transaction: read the row and its `xmin`, merge in Rust, and
+    /// write only if the row still has that `xmin`. Any write in between
+    /// (another `apply`, a `touch`, a `delete`, a replacing `create`) gives
+    /// the row a new version (or removes it), so the update then matches
+    /// nothing and `None` says "read again": no change set is lost, and a
+    /// deleted row is never written back. An `UPDATE` that finds the row
+    /// locked by a writer waits for it and re-checks `xmin` on the version
+    /// that writer committed (PostgreSQL's read-committed rule).
+    #[cfg(feature = "postgres")]
+    async fn apply_optimistic(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        key: &StorageKey,
+        changes: &ChangeSet,
+    ) -> Result<Option<bool>, StoreError> {
+        let q = &*self.queries;
+        let id = key.as_bytes().as_slice();
+        let row =
+            sqlx::query(&q.select_versioned).bind(id).fetch_optional(&mut *conn).await.map_err(|e| self.err(&e))?;
+        let Some(row) = row else { return Ok(Some(false)) };
+        let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| self.err(&e))?;
+        let version: String = row.try_get(4).map_err(|e| self.err(&e))?;
+        let mut record = match self.decode_row(expires_at, deadline, last_seen, &text)? {
+            Stored::Live(record) if !record.is_expired(self.clock.now_ms()) => record,
+            // Expired, or a retired key: no session to write to.
+            _ => return Ok(Some(false)),
+        };
+        // The cap is checked on the record as read; a write that got in
+        // between makes the update below miss, and the next attempt checks
+        // the cap again on the newer record.
+        record.try_apply(changes)?;
+        let text = self.encode(&record)?;
+        let n = sqlx::query(&q.update_versioned)
+            .bind(id)
+            .bind(to_i64(record.meta.expires_at))
+            .bind(to_i64(record.meta.last_seen))
+            .bind(&text)
+            .bind(&version)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| self.err(&e))?
+            .rows_affected();
+        Ok((n == 1).then_some(true))
+    }
+
+    /// `apply` in one transaction that locks the row (`SELECT ... FOR
+    /// UPDATE` in PostgreSQL, `BEGIN IMMEDIATE` in SQLite): merge in Rust,
+    /// one `UPDATE`, commit.
+    #[cfg(feature = "postgres")]
+    async fn apply_locked_pg(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        key: &StorageKey,
+        changes: &ChangeSet,
+    ) -> Result<bool, StoreError> {
+        apply_locked!(self, conn, key, changes)
+    }
+
+    /// See [`apply_locked_pg`](Self::apply_locked_pg).
+    #[cfg(feature = "sqlite")]
+    async fn apply_locked_sqlite(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        key: &StorageKey,
+        changes: &ChangeSet,
+    ) -> Result<bool, StoreError> {
+        apply_locked!(self, conn, key, changes)
+    }
+}

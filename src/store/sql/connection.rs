@@ -1,0 +1,127 @@
+//! The connection pool of a [`SqlStore`]: connecting to PostgreSQL or
+//! SQLite, running a statement on whichever pool it is, and mapping errors
+//! (with the URL's password scrubbed).
+
+use std::{sync::Arc, time::Duration};
+
+use super::SqlStore;
+use crate::StoreError;
+
+#[cfg(feature = "postgres")]
+use sqlx::postgres::{PgPool, PgPoolOptions};
+#[cfg(feature = "sqlite")]
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+#[derive(Clone)]
+pub(super) enum Pool {
+    #[cfg(feature = "postgres")]
+    Postgres(PgPool),
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqlitePool),
+}
+
+/// Runs `$body` with `$p` bound to the pool, whatever the backend: the body's
+/// tokens are compiled once per backend.
+macro_rules! dispatch {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres($p) => $body,
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite($p) => $body,
+        }
+    };
+}
+pub(super) use dispatch;
+
+/// Connects a pool (10 connections, 5 s acquire timeout) to the PostgreSQL
+/// database at `url`; `secret` is scrubbed from its errors.
+#[cfg(feature = "postgres")]
+pub(super) async fn postgres(url: &str, secret: Option<&str>) -> Result<PgPool, StoreError> {
+    // No ping when a connection leaves the pool (`test_before_acquire`,
+    // on by default in sqlx): it costs a round trip per statement. A
+    // connection that died while idle (server restart, idle timeout of
+    // a proxy) fails its next statement instead, which surfaces as
+    // `StoreError::Backend` (the layer fails closed: an error, never a
+    // fresh session), and sqlx closes it rather than return it to the
+    // pool, whose ping on release fails; the next acquisition opens a
+    // new connection.
+    PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .connect(url)
+        .await
+        .map_err(|e| db_err(&e, secret))
+}
+
+/// Opens (and creates if missing) the SQLite database at `path` (a plain
+/// path or a `sqlite:` URL), in WAL mode, with a 5 s busy timeout.
+#[cfg(feature = "sqlite")]
+pub(super) async fn sqlite(path: &str) -> Result<SqlitePool, StoreError> {
+    let options = if path.starts_with("sqlite:") {
+        path.parse::<SqliteConnectOptions>().map_err(|e| db_err(&e, None))?
+    } else {
+        SqliteConnectOptions::new().filename(path)
+    };
+    let options =
+        options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).busy_timeout(Duration::from_secs(5));
+    // A SQLite connection is a file handle in this process: there is no
+    // peer to lose, so the pool skips its ping on acquire (a hop to the
+    // connection's worker thread per statement).
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .map_err(|e| db_err(&e, None))
+}
+
+impl SqlStore {
+    pub(super) fn err(&self, e: &sqlx::Error) -> StoreError {
+        db_err(e, self.secret.as_deref())
+    }
+}
+
+/// The password of a `scheme://user:password@host` or `...?password=` URL,
+/// to scrub it from errors.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(super) fn url_password(url: &str) -> Option<Arc<str>> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (authority, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let in_userinfo = authority
+        .split('/')
+        .next()
+        .and_then(|a| a.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password);
+    let in_query = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("password=")));
+    in_userinfo.or(in_query).filter(|p| !p.is_empty()).map(Arc::from)
+}
+
+pub(super) fn db_err(e: &sqlx::Error, secret: Option<&str>) -> StoreError {
+    let mut text = format!("sql: {e}");
+    if let Some(s) = secret {
+        text = text.replace(s, "<redacted>");
+    }
+    StoreError::Backend(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_found_for_scrubbing() {
+        assert_eq!(url_password("postgres://u:s3cret@h/db").as_deref(), Some("s3cret"));
+        assert_eq!(url_password("postgres://u:p@ss@h:5432/db?x=1").as_deref(), Some("p@ss"));
+        assert_eq!(url_password("postgres://u@h/db"), None);
+        assert_eq!(url_password("postgres://h/db?sslmode=disable&password=xyz").as_deref(), Some("xyz"));
+        let e = db_err(&sqlx::Error::Protocol("auth failed for s3cret".into()), Some("s3cret"));
+        assert!(!e.to_string().contains("s3cret"));
+    }
+}

@@ -1,0 +1,52 @@
+//! The exclusive leases of sessions (`try_lock`, `unlock`), in the
+//! `<table>_locks` table.
+
+use super::{
+    codec::to_i64,
+    connection::{dispatch, Pool},
+    SqlStore,
+};
+use crate::{StorageKey, StoreError};
+
+impl SqlStore {
+    /// `try_lock`: takes a free, expired or own lease.
+    pub(super) async fn take_lease(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let q = &*self.queries;
+        let until = to_i64(now.saturating_add(ttl_ms));
+        let inserted = dispatch!(&self.pool, p => sqlx::query(&q.try_lock_insert)
+            .bind(key.as_bytes().as_slice())
+            .bind(token)
+            .bind(until)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.err(&e))?;
+        if inserted == 1 {
+            return Ok(true);
+        }
+        // A lease exists: take it over only if it ran out (or is ours).
+        let updated = dispatch!(&self.pool, p => sqlx::query(&q.try_lock_update)
+            .bind(key.as_bytes().as_slice())
+            .bind(token)
+            .bind(until)
+            .bind(to_i64(now))
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.err(&e))?;
+        Ok(updated == 1)
+    }
+
+    /// `unlock`: releases the lease if it is still `token`'s.
+    pub(super) async fn release_lease(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
+        let q = &*self.queries;
+        dispatch!(&self.pool, p => sqlx::query(&q.unlock)
+            .bind(key.as_bytes().as_slice())
+            .bind(token)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(|e| self.err(&e))
+    }
+}

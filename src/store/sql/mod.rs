@@ -1,0 +1,576 @@
+//! [`SqlStore`]: sessions in PostgreSQL or SQLite (through `sqlx`).
+//!
+//! # Schema
+//!
+//! One row per session (see [`SqlStore::migration_sql`]; the default table is
+//! `sessionware_sessions`, and `migrations/` holds the same text as files):
+//!
+//! | column | type | what |
+//! |---|---|---|
+//! | `id` | `BYTEA` / `BLOB`, primary key | the 32-byte SHA-256 digest of the session ID, never the ID |
+//! | `expires_at` | `BIGINT`, indexed | ms since the Unix epoch: the earlier of the idle and absolute deadlines |
+//! | `absolute_deadline` | `BIGINT` | ms since the Unix epoch |
+//! | `last_seen` | `BIGINT` | ms since the Unix epoch |
+//! | `user_id` | `TEXT`, indexed, `NULL` when anonymous | the logged-in user (the per-user index) |
+//! | `handle` | `TEXT` | the session's public [`SessionHandle`] |
+//! | `record` | `TEXT` | the JSON of the [`Record`], byte for byte |
+//!
+//! The time columns are authoritative: `touch` updates only them, and a loaded
+//! record takes its times from them. Times past `i64::MAX` are stored as
+//! `i64::MAX`.
+//!
+//! # Retired keys
+//!
+//! A key that [`rotate`](SessionStore::rotate) retired keeps its row, turned
+//! into the [`Retired`] pointer, with no schema change (no migration: a table
+//! created by an earlier version is used as it is):
+//!
+//! - `record` holds `{"r":{<the Retired pointer>},"v":1,"m":{...},"d":{}}`.
+//!   A record's JSON always starts with `{"v":`, so the `{"r":` prefix tells
+//!   a pointer apart at no cost on the hot paths (`load`, `apply` read the
+//!   same row as before). The rest is an empty record that expired at 0: a
+//!   process still on an earlier version reads the row as an expired
+//!   session (no session, and no decoding error) during a rolling upgrade.
+//! - `absolute_deadline` is 0: this marks a pointer in SQL. `touch` (and
+//!   any expiry check) never takes the row for a session, and every query on
+//!   sessions leaves it out (`list_user`: `absolute_deadline <> 0`; the
+//!   counts of the revocations and of cleanup count only session rows).
+//! - `user_id` and `handle` are the **successor's** (for a rotation without
+//!   a login, the old row's): a revocation that found the old row as a
+//!   session of the user and waited for the rotation's lock still matches
+//!   the row the rotation left, and follows it (see *Revocations* below).
+//!   An earlier version's `delete_user` deletes such rows too (and counts
+//!   them) during a rolling upgrade.
+//! - `expires_at` is the pointer's [`until`](Retired::until): `load` returns
+//!   it until then, `create` and `rotate` do not overwrite it until then, and
+//!   cleanup removes it afterwards like an expired session.
+//!
+//! # Logout on a retired key
+//!
+//! [`delete`](SessionStore::delete) follows a retired pointer only while it
+//! is live (`expires_at`, its `until`, after the store's clock), from pointer
+//! to pointer (at most 16 rows visited); the pointers it visits are deleted,
+//! live or not. The live session at the end is deleted only if its
+//! `predecessor` (in the record's JSON) is the last pointer followed: a
+//! successor that its client has used (the layer's `close_overlap` cleared
+//! the predecessor) survives a logout through the old ID, and so does any
+//! session once the pointer expired.
+//!
+//! # Revocations
+//!
+//! `delete_user` and `delete_by_handle` must end a session even when a
+//! rotation moves it to a new key while they run. A single `DELETE ... WHERE
+//! user_id = ?` cannot: in PostgreSQL it sees the rows of its snapshot, so
+//! it finds the old row, waits for the rotation's lock, and never sees the
+//! successor, inserted after its snapshot. So a revocation is one
+//! transaction (PostgreSQL: `READ COMMITTED`, whatever the server's default;
+//! SQLite: `BEGIN IMMEDIATE`):
+//!
+//! 1. one `DELETE ... RETURNING` of the rows that carry the user (and the
+//!    handle, or not the handle to keep): the live sessions, which it
+//!    counts, and the retired pointers, whatever their `until`;
+//! 2. for each pointer deleted whose successor step 1 did not delete, one
+//!    `DELETE ... RETURNING` of the successor's row under the same
+//!    conditions (user, handle), a statement of its own, that sees what
+//!    committed before it; a pointer there is followed in turn (at most 16
+//!    hops). Its live session is counted.
+//!
+//! Every row deleted matches the revocation when it is deleted: a session
+//! that became another user's by a login is not ended. A rotation racing
+//! the revocation either commits before step 1's snapshot (step 1 sees the
+//! successor), or step 1 reaches the old row after the rotation locked it:
+//! PostgreSQL waits for the rotation, then checks step 1's conditions again
+//! on the row the rotation left (READ COMMITTED), which still matches
+//! (same user and handle, a pointer), deletes it, and step 2 deletes the
+//! successor. A rotation that locks the row after step 1 finds it deleted
+//! and creates nothing. In SQLite, writers run one at a time, so step 1
+//! sees either the rotation's result or the session as it was.
+//!
+//! Two such transactions (or one and a logout's chain) may lock shared rows
+//! in different orders; PostgreSQL then aborts one of them (a deadlock,
+//! SQLSTATE `40P01`), which changed nothing and runs again (3 attempts).
+//!
+//! # Operations
+//!
+//! Round trips are to the server (PostgreSQL); in SQLite each is a call
+//! into the library on the connection's thread.
+//!
+//! - `create`: `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE expires_at <= now`,
+//!   so a live row (a live retired pointer included) is never overwritten
+//!   and an expired one may be replaced. 1 statement.
+//! - `load` / `lookup`: `SELECT ... WHERE id = ? AND expires_at > now`; the
+//!   row is a record or a pointer. 1 statement.
+//! - `apply`: the record is merged in Rust with [`Record::try_apply`] (which
+//!   refuses a merged record past [`ChangeSet::max_data_bytes`] with
+//!   [`StoreError::TooLarge`], writing nothing) and written back with one
+//!   `UPDATE`, only if the row exists, is not expired and is no pointer. In
+//!   PostgreSQL, without a transaction, as a compare-and-set on the row
+//!   version: `SELECT ..., xmin` then `UPDATE ... WHERE id = ? AND xmin = ?`
+//!   (2 statements), read again when another write got in between, and after
+//!   3 such attempts one transaction that locks the row (`BEGIN` + `SELECT
+//!   ... FOR UPDATE` + `UPDATE` + `COMMIT`). In SQLite, always the
+//!   transaction (`BEGIN IMMEDIATE` + `SELECT` + `UPDATE` + `COMMIT`). Both
+//!   run on one pooled connection.
+//! - `touch`: one `UPDATE` of `last_seen` and `expires_at` (capped at
+//!   `absolute_deadline` in SQL), only on a live row (never a pointer).
+//! - `rotate`: one transaction on one pooled connection: `BEGIN` (SQLite:
+//!   `BEGIN IMMEDIATE`, the write lock), `SELECT ... FOR UPDATE` of the old
+//!   row (a live record, or the answer is [`Rotated::Gone`] /
+//!   [`Rotated::Retired`]), the successor built in Rust by
+//!   [`Rotation::successor`] from that row, `INSERT` of the successor with
+//!   the statement of `create` (a live row or live pointer there:
+//!   [`Rotated::Taken`]), an `UPDATE` that turns the old row into the
+//!   pointer, `COMMIT`: 5 round trips. `Gone` and `Retired` take 3 (`BEGIN`,
+//!   `SELECT`, `ROLLBACK`), `Taken` 4; a successor refused by the data cap
+//!   (or the record size cap) takes 4 too: a `SELECT` of the new key
+//!   answers `Taken` first, as the contract orders it.
+//! - `delete`: `DELETE ... WHERE id = ? AND absolute_deadline <> 0`: a
+//!   session's row goes in 1 statement (in PostgreSQL, a rotation that
+//!   commits while the statement waits for the row leaves a pointer, which
+//!   the statement then skips). When nothing was deleted (the key is absent
+//!   or retired), one transaction follows the chain (see *Logout on a
+//!   retired key*): `BEGIN`, `DELETE ... RETURNING` of the key's row, then
+//!   per row followed `SELECT ... FOR UPDATE` (which waits for a rotation of
+//!   it under way, and reads its result) and, if it goes, `DELETE`;
+//!   `COMMIT`. An absent key or an expired pointer: 4 round trips in all; a
+//!   retired key and its unused successor: 6; a used successor: 5; each
+//!   further pointer of a chain: 2 more. All or nothing.
+//! - `list_user`: 1 `SELECT` on `user_id`, of session rows only.
+//! - `delete_by_handle`, `delete_user`: `BEGIN`, 1 `DELETE ... RETURNING`,
+//!   `COMMIT` (3 round trips), plus 1 `DELETE ... RETURNING` per hop from a
+//!   deleted pointer whose successor the first statement did not delete (a
+//!   rotation that committed meanwhile; a successor already gone, until
+//!   cleanup removes its pointer; a successor that is another user's).
+//!
+//! Expired rows (and retired ones past their `until`) are removed by
+//! [`SqlStore::delete_expired`] (in batches) or by the task of
+//! [`SqlStore::spawn_cleanup`]; it counts the sessions among them.
+
+mod apply;
+mod cleanup;
+mod codec;
+mod connection;
+mod delete;
+mod dialect;
+mod lease;
+mod queries;
+mod rotate;
+mod row;
+mod tx;
+mod user_index;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+#[cfg(doc)]
+use crate::Retired;
+use crate::{
+    ChangeSet, Clock, Metadata, Record, Rotated, Rotation, SessionHandle, SessionStore, StorageKey, StoreError, Stored,
+    SystemClock,
+};
+use connection::{dispatch, Pool};
+use dialect::validate_table;
+pub use dialect::Dialect;
+use queries::Queries;
+use user_index::Revocation;
+
+#[cfg(feature = "postgres")]
+use sqlx::postgres::PgPool;
+#[cfg(feature = "sqlite")]
+use sqlx::sqlite::SqlitePool;
+
+/// The default table name.
+///
+/// ```
+/// assert_eq!(sessionware::store::sql::DEFAULT_TABLE, "sessionware_sessions");
+/// ```
+pub const DEFAULT_TABLE: &str = "sessionware_sessions";
+
+/// The default cap on the size of one record's JSON, in bytes (1 MiB).
+///
+/// ```
+/// assert_eq!(sessionware::store::sql::DEFAULT_MAX_RECORD_BYTES, 1 << 20);
+/// ```
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// The default number of rows [`SqlStore::delete_expired`] deletes per statement.
+///
+/// ```
+/// assert!(sessionware::store::sql::DEFAULT_CLEANUP_BATCH > 0);
+/// ```
+pub const DEFAULT_CLEANUP_BATCH: u32 = 10_000;
+
+/// The PostgreSQL migration for the default table (the text of
+/// `migrations/postgres/0001_sessionware_sessions.sql`).
+///
+/// ```
+/// assert!(sessionware::store::sql::POSTGRES_MIGRATION.contains("BYTEA PRIMARY KEY"));
+/// ```
+#[cfg(feature = "postgres")]
+pub const POSTGRES_MIGRATION: &str = include_str!("../../../migrations/postgres/0001_sessionware_sessions.sql");
+
+/// The SQLite migration for the default table (the text of
+/// `migrations/sqlite/0001_sessionware_sessions.sql`).
+///
+/// ```
+/// assert!(sessionware::store::sql::SQLITE_MIGRATION.contains("BLOB PRIMARY KEY"));
+/// ```
+#[cfg(feature = "sqlite")]
+pub const SQLITE_MIGRATION: &str = include_str!("../../../migrations/sqlite/0001_sessionware_sessions.sql");
+
+/// A [`SessionStore`] on PostgreSQL or SQLite, through a `sqlx` pool.
+///
+/// One type for both databases: the SQL differs in a handful of words
+/// (placeholders, `FOR UPDATE`, `GREATEST`), so an internal enum picks the
+/// dialect and everything else (encoding, expiry checks, cleanup) is shared.
+/// See the [module documentation](self) for the schema and the statements.
+///
+/// Run [`migrate`](Self::migrate) once (it is idempotent), or apply
+/// [`migration_sql`](Self::migration_sql) with your own migration tool.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use sessionware::{Keys, SessionLayer, SqlStore};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = SqlStore::postgres("postgres://app@localhost/app").await?;
+/// store.migrate().await?;
+/// let _cleanup = store.spawn_cleanup(Duration::from_secs(300));
+/// let layer = SessionLayer::new(store, Keys::generate()?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: Pool,
+    dialect: Dialect,
+    table: Arc<str>,
+    queries: Arc<Queries>,
+    clock: Arc<dyn Clock>,
+    max_record_bytes: usize,
+    cleanup_batch: u32,
+    secret: Option<Arc<str>>,
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("dialect", &self.dialect)
+            .field("table", &self.table)
+            .field("max_record_bytes", &self.max_record_bytes)
+            .field("cleanup_batch", &self.cleanup_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlStore {
+    fn with_pool(pool: Pool, dialect: Dialect) -> Self {
+        Self {
+            pool,
+            dialect,
+            table: Arc::from(DEFAULT_TABLE),
+            queries: Arc::new(Queries::new(dialect, DEFAULT_TABLE)),
+            clock: Arc::new(SystemClock),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            cleanup_batch: DEFAULT_CLEANUP_BATCH,
+            secret: None,
+        }
+    }
+
+    /// Connects a pool (10 connections, 5 s acquire timeout) to the
+    /// PostgreSQL database at `url`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::postgres("postgres://postgres@127.0.0.1:5432/test").await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub async fn postgres(url: &str) -> Result<Self, StoreError> {
+        let secret = connection::url_password(url);
+        let pool = connection::postgres(url, secret.as_deref()).await?;
+        let mut store = Self::from_postgres_pool(pool);
+        store.secret = secret;
+        Ok(store)
+    }
+
+    /// A store on an existing PostgreSQL pool.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect("postgres://localhost/app").await?;
+    /// let store = sessionware::SqlStore::from_postgres_pool(pool);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub fn from_postgres_pool(pool: PgPool) -> Self {
+        Self::with_pool(Pool::Postgres(pool), Dialect::Postgres)
+    }
+
+    /// Opens (and creates if missing) the SQLite database file at `path`:
+    /// a plain path, or a URL such as `sqlite://sessions.db` or
+    /// `sqlite:///var/lib/app/sessions.db`. The database is switched to WAL
+    /// mode, and a connection waits up to 5 s for a locked database.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sqlite://sessions.db").await?;
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sqlite")]
+    pub async fn sqlite(path: &str) -> Result<Self, StoreError> {
+        Ok(Self::from_sqlite_pool(connection::sqlite(path).await?))
+    }
+
+    /// A store on an existing SQLite pool. Give it a busy timeout: `apply`
+    /// takes the write lock with `BEGIN IMMEDIATE` and waits for it.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::sqlite::SqlitePoolOptions::new().connect("sqlite://sessions.db?mode=rwc").await?;
+    /// let store = sessionware::SqlStore::from_sqlite_pool(pool);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sqlite")]
+    pub fn from_sqlite_pool(pool: SqlitePool) -> Self {
+        Self::with_pool(Pool::Sqlite(pool), Dialect::Sqlite)
+    }
+
+    /// Uses `table` instead of `sessionware_sessions` (validated as a plain
+    /// identifier, see [`Dialect::migration`]).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_table("app_sessions")?;
+    /// assert_eq!(store.table(), "app_sessions");
+    /// assert!(store.clone().with_table("a-b").is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn with_table(mut self, table: &str) -> Result<Self, StoreError> {
+        validate_table(table)?;
+        self.table = Arc::from(table);
+        self.queries = Arc::new(Queries::new(self.dialect, table));
+        Ok(self)
+    }
+
+    /// Sets the clock used for expiry (share it with the layer in tests).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_clock(sessionware::ManualClock::new(0));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets the largest record JSON, in bytes, that the store writes or
+    /// accepts when reading (default 1 MiB); larger ones fail with
+    /// [`StoreError::Codec`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_max_record_bytes(64 * 1024);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_max_record_bytes(mut self, max: usize) -> Self {
+        self.max_record_bytes = max;
+        self
+    }
+
+    /// Sets how many rows one statement of [`delete_expired`](Self::delete_expired)
+    /// deletes (default 10,000), so that a large cleanup never holds locks
+    /// (or SQLite's write lock) for long. `0` deletes everything in one statement.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_cleanup_batch(1_000);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_cleanup_batch(mut self, rows: u32) -> Self {
+        self.cleanup_batch = rows;
+        self
+    }
+
+    /// The table name.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// assert_eq!(sessionware::SqlStore::sqlite("sessions.db").await?.table(), "sessionware_sessions");
+    /// # Ok(()) }
+    /// ```
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The database this store talks to.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// use sessionware::store::sql::Dialect;
+    /// assert_eq!(sessionware::SqlStore::sqlite("sessions.db").await?.dialect(), Dialect::Sqlite);
+    /// # Ok(()) }
+    /// ```
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The PostgreSQL pool, if this store is on PostgreSQL.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::postgres("postgres://localhost/app").await?;
+    /// assert!(store.postgres_pool().is_some());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(p) => Some(p),
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_) => None,
+        }
+    }
+
+    /// The SQLite pool, if this store is on SQLite.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?;
+    /// assert!(store.sqlite_pool().is_some());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.pool {
+            Pool::Sqlite(p) => Some(p),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    /// The migration for this store's dialect and table: one
+    /// `CREATE TABLE IF NOT EXISTS` and one `CREATE INDEX IF NOT EXISTS`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_table("s")?;
+    /// assert!(store.migration_sql().contains("CREATE TABLE IF NOT EXISTS \"s\""));
+    /// # Ok(()) }
+    /// ```
+    pub fn migration_sql(&self) -> String {
+        // The table name was validated when it was set.
+        self.dialect.migration(&self.table).unwrap_or_default()
+    }
+
+    /// Runs [`migration_sql`](Self::migration_sql) (idempotent).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// sessionware::SqlStore::sqlite("sessions.db").await?.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let sql = self.dialect.migration(&self.table)?;
+        dispatch!(&self.pool, p => sqlx::raw_sql(&sql).execute(p).await.map(|_| ())).map_err(|e| self.err(&e))
+    }
+
+    /// Deletes every expired session row, retired pointer past its `until`
+    /// and expired lease, and returns how many sessions (not pointers) were
+    /// deleted. Runs in
+    /// batches (see [`with_cleanup_batch`](Self::with_cleanup_batch)); in
+    /// PostgreSQL, rows locked by a concurrent `apply` or another cleanup are
+    /// skipped, so several processes can clean up at once.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let removed = sessionware::SqlStore::sqlite("sessions.db").await?.delete_expired().await?;
+    /// println!("{removed} expired sessions removed");
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_expired(&self) -> Result<u64, StoreError> {
+        self.delete_expired_rows().await
+    }
+
+    /// Spawns a Tokio task that calls [`delete_expired`](Self::delete_expired)
+    /// every `every` (first call right away). A failed run is logged (a
+    /// `tracing` warning) and the task carries on; abort the returned handle
+    /// to stop it. Must be called within a Tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?;
+    /// let task = store.spawn_cleanup(std::time::Duration::from_secs(600));
+    /// // at shutdown:
+    /// task.abort();
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn_cleanup(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        self.spawn_cleanup_task(every)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+        self.insert_row(key, record).await
+    }
+
+    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
+        self.select_row(key).await
+    }
+
+    async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        self.rotate_tx(old, new, rotation).await
+    }
+
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
+        self.apply_changes(key, changes).await
+    }
+
+    async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
+        self.touch_row(key, last_seen, expires_at).await
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        self.delete_with_chain(key).await
+    }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
+        self.list_sessions(user).await
+    }
+
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
+        let handle = handle.to_string();
+        Ok(self.revoke(user, Revocation::Only(&handle)).await? > 0)
+    }
+
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
+        match keep {
+            None => self.revoke(user, Revocation::All).await,
+            Some(keep) => self.revoke(user, Revocation::AllBut(&keep.to_string())).await,
+        }
+    }
+
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        self.take_lease(key, token, ttl_ms).await
+    }
+
+    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
+        self.release_lease(key, token).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_files_match_the_generated_sql() {
+        #[cfg(feature = "postgres")]
+        assert_eq!(Dialect::Postgres.migration(DEFAULT_TABLE).unwrap(), POSTGRES_MIGRATION);
+        #[cfg(feature = "sqlite")]
+        assert_eq!(Dialect::Sqlite.migration(DEFAULT_TABLE).unwrap(), SQLITE_MIGRATION);
+    }
+}
