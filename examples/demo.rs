@@ -182,7 +182,7 @@ async fn postgres_store(url: &str) -> Result<Arc<dyn FullStore>, String> {
     let store =
         sessionware::store::SqlStore::postgres(url).await.map_err(|e| format!("SESSION_STORE (postgres): {e}"))?;
     store.migrate().await.map_err(|e| format!("SESSION_STORE (postgres migration): {e}"))?;
-    store.spawn_cleanup(Duration::from_secs(60));
+    store.spawn_cleanup(Duration::from_secs(60), sessionware::SystemClock);
     Ok(Arc::new(store))
 }
 
@@ -195,7 +195,7 @@ async fn postgres_store(_: &str) -> Result<Arc<dyn FullStore>, String> {
 async fn sqlite_store(url: &str) -> Result<Arc<dyn FullStore>, String> {
     let store = sessionware::store::SqlStore::sqlite(url).await.map_err(|e| format!("SESSION_STORE (sqlite): {e}"))?;
     store.migrate().await.map_err(|e| format!("SESSION_STORE (sqlite migration): {e}"))?;
-    store.spawn_cleanup(Duration::from_secs(60));
+    store.spawn_cleanup(Duration::from_secs(60), sessionware::SystemClock);
     Ok(Arc::new(store))
 }
 

@@ -385,16 +385,14 @@ mod stores {
     #[tokio::test]
     async fn attack_postgres_delete_follows_an_expired_retired_pointer() {
         let Some(store) = pg().await else { return };
-        let clock = sessionware::ManualClock::new(SystemClock.now_ms());
-        let store = store.with_clock(clock.clone());
-        let now = clock.now_ms();
+        let now = SystemClock.now_ms();
         let (old, new) = (key(), key());
-        assert!(store.create(&old, &record_of("victim", now)).await.unwrap());
+        assert!(store.create(&old, &record_of("victim", now), now).await.unwrap());
         assert_eq!(store.rotate(&old, &new, &rotation(now)).await.unwrap(), Rotated::Done);
-        clock.advance(std::time::Duration::from_secs(600));
-        assert!(store.lookup(&old).await.unwrap().is_none(), "the pointer is expired: an unknown ID");
-        store.delete(&old).await.unwrap();
-        let alive = store.load(&new).await.unwrap().is_some();
+        let later = now + 600_000;
+        assert!(store.lookup(&old, later).await.unwrap().is_none(), "the pointer is expired: an unknown ID");
+        store.delete(&old, later).await.unwrap();
+        let alive = store.load(&new, now).await.unwrap().is_some();
         drop_pg(&store).await;
         assert!(alive, "a delete through an expired retired ID ended its successor");
     }
@@ -412,8 +410,8 @@ mod stores {
         let (a, b, b2) = (key(), key(), key());
         let ra = record_of("alice", now);
         let keep = ra.meta.handle;
-        assert!(store.create(&a, &ra).await.unwrap());
-        assert!(store.create(&b, &record_of("alice", now)).await.unwrap());
+        assert!(store.create(&a, &ra, SystemClock.now_ms()).await.unwrap());
+        assert!(store.create(&b, &record_of("alice", now), SystemClock.now_ms()).await.unwrap());
         let mut blocker = sqlx::postgres::PgConnection::connect(&pg_url()).await.unwrap();
         let mut tx = blocker.begin().await.unwrap();
         sqlx::query(&format!("SELECT 1 FROM \"{}\" WHERE id = $1 FOR UPDATE", store.table()))
@@ -425,13 +423,14 @@ mod stores {
         let rot = tokio::spawn(async move { s.rotate(&b, &b2, &rotation(now)).await.unwrap() });
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let s = store.clone();
-        let revoke = tokio::spawn(async move { s.delete_user("alice", Some(&keep)).await.unwrap() });
+        let revoke =
+            tokio::spawn(async move { s.delete_user("alice", Some(&keep), SystemClock.now_ms()).await.unwrap() });
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         tx.commit().await.unwrap();
         let rotated = rot.await.unwrap();
         let revoked = revoke.await.unwrap();
-        let alive = store.load(&b2).await.unwrap().is_some();
-        let listed = store.list_user("alice").await.unwrap().len();
+        let alive = store.load(&b2, SystemClock.now_ms()).await.unwrap().is_some();
+        let listed = store.list_user("alice", SystemClock.now_ms(), usize::MAX).await.unwrap().len();
         drop_pg(&store).await;
         assert_eq!(rotated, Rotated::Done);
         assert!(

@@ -158,10 +158,9 @@ async fn redis_keys_hold_the_digest_never_the_id() {
         assert!(!k.contains(&secret), "a Redis key holds the raw session ID");
         let fields: Vec<(String, String)> = redis::cmd("HGETALL").arg(k).query_async(&mut conn).await.expect("hgetall");
         assert!(fields.iter().all(|(f, v)| !f.contains(&secret) && !v.contains(&secret)));
-        // The TTL follows expires_at.
-        let at: i64 = redis::cmd("PEXPIRETIME").arg(k).query_async(&mut conn).await.expect("pexpiretime");
+        // The TTL runs out at expires_at, counted from the request's time.
         let record = store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live");
-        assert_eq!(u64::try_from(at).ok(), Some(record.meta.expires_at));
+        assert_ttl(&mut conn, k, record.meta.expires_at - record.meta.created_at).await;
     }
     cleanup(&store).await;
 }
@@ -174,20 +173,17 @@ async fn redis_ttl_moves_with_touch_and_apply() {
     assert!(store.create(&key, &record, SystemClock.now_ms()).await.expect("create"));
     let mut conn = raw_conn().await;
     let rkey = store.redis_key(&key);
-    let pexpiretime = |conn: &mut ConnectionManager| {
-        let rkey = rkey.clone();
-        let mut conn = conn.clone();
-        async move { redis::cmd("PEXPIRETIME").arg(rkey).query_async::<i64>(&mut conn).await.expect("ttl") }
-    };
-    let now = SystemClock.now_ms();
+    // The request's time runs 10 minutes behind the server's clock: the TTL
+    // is still counted from it (with PEXPIREAT the key would be gone at once).
+    let now = SystemClock.now_ms() - 600_000;
     assert!(store.touch(&key, now, now + 120_000).await.expect("touch"));
-    assert_eq!(pexpiretime(&mut conn).await, i64::try_from(now + 120_000).expect("fits"));
+    assert_ttl(&mut conn, &rkey, 120_000).await;
     let mut c = ChangeSet::new(now, now + 240_000);
     c.set("x", to_raw_value(&1).expect("json"));
     c.persistent = Some(true);
-    assert!(store.apply(&key, &c, SystemClock.now_ms()).await.expect("apply"));
-    assert_eq!(pexpiretime(&mut conn).await, i64::try_from(now + 240_000).expect("fits"));
-    let loaded = store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live");
+    assert!(store.apply(&key, &c, now).await.expect("apply"));
+    assert_ttl(&mut conn, &rkey, 240_000).await;
+    let loaded = store.load(&key, now).await.expect("load").expect("live");
     assert!(loaded.meta.persistent);
     assert_eq!(loaded.data.get("greeting").map(|v| v.get()), Some("\"hello\""));
     cleanup(&store).await;
@@ -331,9 +327,12 @@ async fn fields(conn: &mut ConnectionManager, key: &str) -> std::collections::BT
     redis::cmd("HGETALL").arg(key).query_async(conn).await.expect("hgetall")
 }
 
-async fn pexpiretime(conn: &mut ConnectionManager, key: &str) -> u64 {
-    let at: i64 = redis::cmd("PEXPIRETIME").arg(key).query_async(conn).await.expect("pexpiretime");
-    u64::try_from(at).expect("a key with a TTL")
+/// Asserts that `key`'s TTL is `want` ms, less the time the test took since
+/// the write (at most 2 s).
+async fn assert_ttl(conn: &mut ConnectionManager, key: &str, want: u64) {
+    let ttl: i64 = redis::cmd("PTTL").arg(key).query_async(conn).await.expect("pttl");
+    let ttl = u64::try_from(ttl).expect("a key with a TTL");
+    assert!(ttl <= want && ttl + 2_000 > want, "TTL {ttl} ms, want {want} ms");
 }
 
 /// The rotation script builds exactly the record that the reference merge
@@ -394,7 +393,7 @@ async fn redis_rotation_matches_the_reference_merge() {
             let got = store.load(&new, SystemClock.now_ms()).await.expect("load").expect("live successor");
             assert_eq!(got, want, "{what} (anonymous: {anonymous})");
             let new_key = store.redis_key(&new);
-            assert_eq!(pexpiretime(&mut conn, &new_key).await, want.meta.expires_at, "{what}");
+            assert_ttl(&mut conn, &new_key, want.meta.expires_at - rotation.now).await;
             let stored = fields(&mut conn, &new_key).await;
             assert_eq!(stored.get("size").map(String::as_str), Some(want.data.size().to_string().as_str()));
 
@@ -407,7 +406,7 @@ async fn redis_rotation_matches_the_reference_merge() {
             let old_key = store.redis_key(&old);
             let pointer: Vec<String> = fields(&mut conn, &old_key).await.into_keys().collect();
             assert_eq!(pointer, ["at", "overlap_until", "retired", "until"], "{what}: a pointer, no session data");
-            assert_eq!(pexpiretime(&mut conn, &old_key).await, retired.until, "{what}");
+            assert_ttl(&mut conn, &old_key, retired.until - rotation.now).await;
             // Past `until` (by the store's clock), the pointer is gone.
             let later = retired.until;
             assert!(store.lookup(&old, later).await.expect("lookup").is_none(), "{what}");

@@ -13,9 +13,9 @@ use serde_json::value::to_raw_value;
 use sessionware::{
     store::{
         conformance, Auth, ChangeSet, Login, Metadata, Record, Rotated, Rotation, SessionStore, SqlStore, StorageKey,
-        StoreError, Stored,
+        StoreError, Stored, UserIndex,
     },
-    Clock, ManualClock, SessionId, SystemClock,
+    Clock, SessionId, SystemClock,
 };
 
 const MINUTE: u64 = 60_000;
@@ -103,7 +103,11 @@ async fn postgres_rows_hold_the_digest_never_the_id() {
     let Some(pg) = pg::store().await else { return };
     let pool = pg.store.postgres_pool().expect("postgres").clone();
     let id = SessionId::generate().expect("rng");
-    assert!(pg.store.create(&id.storage_key(), &record_at(SystemClock.now_ms())).await.expect("create"));
+    assert!(pg
+        .store
+        .create(&id.storage_key(), &record_at(SystemClock.now_ms()), SystemClock.now_ms())
+        .await
+        .expect("create"));
     let rows: Vec<(Vec<u8>, String)> = sqlx::query_as(&format!("SELECT id, record FROM \"{}\"", pg.store.table()))
         .fetch_all(&pool)
         .await
@@ -174,9 +178,9 @@ async fn ending_queued_with_a_rotation(store: &SqlStore, ending: Ending, rotatio
     let user = unique("queued");
     let (mine, retired, old, new) = (key(), key(), key(), key());
     let kept = user_record_at(now, &user);
-    assert!(store.create(&mine, &kept).await.expect("create"));
+    assert!(store.create(&mine, &kept, SystemClock.now_ms()).await.expect("create"));
     let record = user_record_at(now, &user);
-    assert!(store.create(&retired, &record).await.expect("create"));
+    assert!(store.create(&retired, &record, SystemClock.now_ms()).await.expect("create"));
     assert_eq!(store.rotate(&retired, &old, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
 
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -195,10 +199,16 @@ async fn ending_queued_with_a_rotation(store: &SqlStore, ending: Ending, rotatio
         let (store, user, handle, keep) = (store.clone(), user.clone(), record.meta.handle, kept.meta.handle);
         async move {
             match ending {
-                Ending::Handle => assert!(store.delete_by_handle(&user, &handle).await.expect("delete_by_handle")),
-                Ending::Others => assert_eq!(store.delete_user(&user, Some(&keep)).await.expect("delete_user"), 1),
-                Ending::Logout => store.delete(&old).await.expect("delete"),
-                Ending::LogoutRetired => store.delete(&retired).await.expect("delete"),
+                Ending::Handle => assert!(store
+                    .delete_by_handle(&user, &handle, SystemClock.now_ms())
+                    .await
+                    .expect("delete_by_handle")),
+                Ending::Others => assert_eq!(
+                    store.delete_user(&user, Some(&keep), SystemClock.now_ms()).await.expect("delete_user"),
+                    1
+                ),
+                Ending::Logout => store.delete(&old, SystemClock.now_ms()).await.expect("delete"),
+                Ending::LogoutRetired => store.delete(&retired, SystemClock.now_ms()).await.expect("delete"),
             }
         }
     };
@@ -221,12 +231,18 @@ async fn ending_queued_with_a_rotation(store: &SqlStore, ending: Ending, rotatio
     let what = format!("{ending:?}, rotation first: {rotation_first}");
     assert_eq!(rotated, if rotation_first { Rotated::Done } else { Rotated::Gone }, "{what}");
     for k in [&retired, &old, &new] {
-        assert!(store.load(k).await.expect("load").is_none(), "a session survived ({what})");
+        assert!(store.load(k, SystemClock.now_ms()).await.expect("load").is_none(), "a session survived ({what})");
     }
-    let listed: Vec<_> = store.list_user(&user).await.expect("list_user").into_iter().map(|m| m.handle).collect();
+    let listed: Vec<_> = store
+        .list_user(&user, SystemClock.now_ms(), usize::MAX)
+        .await
+        .expect("list_user")
+        .into_iter()
+        .map(|m| m.handle)
+        .collect();
     assert_eq!(listed, vec![kept.meta.handle], "only the other session is left ({what})");
     for k in [&mine, &retired, &old, &new] {
-        store.delete(k).await.expect("delete");
+        store.delete(k, SystemClock.now_ms()).await.expect("delete");
     }
 }
 
@@ -295,7 +311,7 @@ async fn postgres_dead_connections_fail_closed_then_recover() {
         let (store, k) = (store.clone(), key());
         async move {
             for _ in 0..10 {
-                if store.load(&k).await.is_ok() {
+                if store.load(&k, SystemClock.now_ms()).await.is_ok() {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -305,26 +321,29 @@ async fn postgres_dead_connections_fail_closed_then_recover() {
     };
 
     let k = key();
-    assert!(store.create(&k, &record_at(SystemClock.now_ms())).await.expect("create"));
+    assert!(store.create(&k, &record_at(SystemClock.now_ms()), SystemClock.now_ms()).await.expect("create"));
     kill().await;
-    match store.load(&k).await {
+    match store.load(&k, SystemClock.now_ms()).await {
         Err(StoreError::Backend(_)) => {}
         other => panic!("a load on a dead connection must fail, got {other:?}"),
     }
     recovers("load").await;
-    assert!(store.load(&k).await.expect("load").is_some(), "the session is still there");
+    assert!(store.load(&k, SystemClock.now_ms()).await.expect("load").is_some(), "the session is still there");
 
     kill().await;
     let now = SystemClock.now_ms();
     let mut c = ChangeSet::new(now, now + MINUTE);
     c.set("after", to_raw_value(&1).expect("json"));
-    match store.apply(&k, &c).await {
+    match store.apply(&k, &c, SystemClock.now_ms()).await {
         Err(StoreError::Backend(_)) => {}
         other => panic!("an apply on a dead connection must fail, got {other:?}"),
     }
     recovers("apply").await;
-    assert!(store.apply(&k, &c).await.expect("apply"));
-    assert_eq!(store.load(&k).await.expect("load").expect("live").data.get("after").map(|v| v.get()), Some("1"));
+    assert!(store.apply(&k, &c, SystemClock.now_ms()).await.expect("apply"));
+    assert_eq!(
+        store.load(&k, SystemClock.now_ms()).await.expect("load").expect("live").data.get("after").map(|v| v.get()),
+        Some("1")
+    );
     store.postgres_pool().expect("postgres").close().await;
     pg.drop().await;
 }
@@ -380,8 +399,8 @@ async fn sqlite_opens_urls_and_creates_missing_files() {
     store.migrate().await.expect("migrate is idempotent");
     assert!(path.exists());
     let k = key();
-    assert!(store.create(&k, &record_at(SystemClock.now_ms())).await.expect("create"));
-    assert!(store.load(&k).await.expect("load").is_some());
+    assert!(store.create(&k, &record_at(SystemClock.now_ms()), SystemClock.now_ms()).await.expect("create"));
+    assert!(store.load(&k, SystemClock.now_ms()).await.expect("load").is_some());
     if let Some(pool) = store.sqlite_pool() {
         pool.close().await;
     }
@@ -394,7 +413,11 @@ async fn sqlite_rows_hold_the_digest_never_the_id() {
     let lite = Lite::new().await;
     let pool = lite.store.sqlite_pool().expect("sqlite").clone();
     let id = SessionId::generate().expect("rng");
-    assert!(lite.store.create(&id.storage_key(), &record_at(SystemClock.now_ms())).await.expect("create"));
+    assert!(lite
+        .store
+        .create(&id.storage_key(), &record_at(SystemClock.now_ms()), SystemClock.now_ms())
+        .await
+        .expect("create"));
     let rows: Vec<(Vec<u8>, String)> = sqlx::query_as(&format!("SELECT id, record FROM \"{}\"", lite.store.table()))
         .fetch_all(&pool)
         .await
@@ -434,7 +457,7 @@ async fn cleanup_task_survives_errors() {
     let pool = store.sqlite_pool().expect("sqlite").clone();
     // The table disappears: every run fails, and the task keeps going.
     sqlx::raw_sql(&format!("DROP TABLE \"{}\"", store.table())).execute(&pool).await.expect("drop");
-    let task = store.spawn_cleanup(Duration::from_millis(20));
+    let task = store.spawn_cleanup(Duration::from_millis(20), SystemClock);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!task.is_finished(), "the cleanup task stopped after an error");
     // It comes back: the next runs remove expired rows again.
@@ -442,8 +465,8 @@ async fn cleanup_task_survives_errors() {
     let expired = key();
     let live = key();
     let past = SystemClock.now_ms() - 200 * MINUTE;
-    store.create(&expired, &record_at(past)).await.expect("create");
-    store.create(&live, &record_at(SystemClock.now_ms())).await.expect("create");
+    store.create(&expired, &record_at(past), SystemClock.now_ms()).await.expect("create");
+    store.create(&live, &record_at(SystemClock.now_ms()), SystemClock.now_ms()).await.expect("create");
     let table = store.table().to_string();
     let mut left = i64::MAX;
     for _ in 0..100 {
@@ -454,7 +477,7 @@ async fn cleanup_task_survives_errors() {
         }
     }
     assert_eq!(left, 1, "the cleanup task did not remove the expired row");
-    assert!(store.load(&live).await.expect("load").is_some());
+    assert!(store.load(&live, SystemClock.now_ms()).await.expect("load").is_some());
     task.abort();
     lite.drop().await;
 }
@@ -478,46 +501,47 @@ async fn delete_expired_removes_only_expired(store: &SqlStore) {
     let live: Vec<_> = (0..5).map(|_| key()).collect();
     let expired: Vec<_> = (0..25).map(|_| key()).collect();
     for k in &live {
-        assert!(store.create(k, &record_at(now)).await.expect("create"));
+        assert!(store.create(k, &record_at(now), SystemClock.now_ms()).await.expect("create"));
     }
     for k in &expired {
-        store.create(k, &record_at(now - 200 * MINUTE)).await.expect("create");
+        store.create(k, &record_at(now - 200 * MINUTE), SystemClock.now_ms()).await.expect("create");
     }
     // Small batches: several statements.
-    let removed = store.clone().with_cleanup_batch(7).delete_expired().await.expect("delete_expired");
+    let removed =
+        store.clone().with_cleanup_batch(7).delete_expired(SystemClock.now_ms()).await.expect("delete_expired");
     assert_eq!(removed, 25);
-    assert_eq!(store.delete_expired().await.expect("delete_expired"), 0);
+    assert_eq!(store.delete_expired(SystemClock.now_ms()).await.expect("delete_expired"), 0);
     for k in &live {
-        assert!(store.load(k).await.expect("load").is_some(), "a live session was cleaned up");
+        assert!(store.load(k, SystemClock.now_ms()).await.expect("load").is_some(), "a live session was cleaned up");
     }
     for k in live.iter().chain(&expired) {
-        store.delete(k).await.expect("delete");
+        store.delete(k, SystemClock.now_ms()).await.expect("delete");
     }
 }
 
 async fn own_clock_decides_expiry(store: &SqlStore) {
     let k = key();
     let record = record_at(SystemClock.now_ms());
-    assert!(store.create(&k, &record).await.expect("create"));
-    let later = store.clone().with_clock(ManualClock::new(record.meta.expires_at));
-    assert!(later.load(&k).await.expect("load").is_none());
-    assert!(!later.apply(&k, &ChangeSet::new(0, u64::MAX)).await.expect("apply"));
-    assert!(!later.touch(&k, 0, u64::MAX).await.expect("touch"));
+    assert!(store.create(&k, &record, SystemClock.now_ms()).await.expect("create"));
+    let later = record.meta.expires_at;
+    assert!(store.load(&k, later).await.expect("load").is_none());
+    assert!(!store.apply(&k, &ChangeSet::new(0, u64::MAX), later).await.expect("apply"));
+    assert!(!store.touch(&k, later, u64::MAX).await.expect("touch"));
     // An expired row may be replaced by `create`; a live one never.
     let mut replacement = record_at(record.meta.expires_at);
     replacement.data.insert("new", &to_raw_value(&true).expect("json"));
-    assert!(!store.create(&k, &replacement).await.expect("create"));
-    assert!(later.create(&k, &replacement).await.expect("create"));
-    let loaded = later.load(&k).await.expect("load").expect("replaced");
+    assert!(!store.create(&k, &replacement, SystemClock.now_ms()).await.expect("create"));
+    assert!(store.create(&k, &replacement, later).await.expect("create"));
+    let loaded = store.load(&k, later).await.expect("load").expect("replaced");
     assert_eq!(loaded.data, replacement.data);
     // Touch moves only the time columns, capped at the absolute deadline.
     let t = record.meta.expires_at + 1;
-    assert!(later.touch(&k, t, u64::MAX).await.expect("touch"));
-    let touched = later.load(&k).await.expect("load").expect("live");
+    assert!(store.touch(&k, t, u64::MAX).await.expect("touch"));
+    let touched = store.load(&k, later).await.expect("load").expect("live");
     assert_eq!(touched.meta.last_seen, t);
     assert_eq!(touched.meta.expires_at, replacement.meta.absolute_deadline);
     assert_eq!(touched.data, replacement.data);
-    store.delete(&k).await.expect("delete");
+    store.delete(&k, SystemClock.now_ms()).await.expect("delete");
 }
 
 async fn oversized_records_are_refused(store: &SqlStore) {
@@ -525,20 +549,20 @@ async fn oversized_records_are_refused(store: &SqlStore) {
     let k = key();
     let mut record = record_at(SystemClock.now_ms());
     record.data.insert("big", &to_raw_value(&"x".repeat(2_000)).expect("json"));
-    assert!(matches!(small.create(&k, &record).await, Err(StoreError::Codec(_))));
-    assert!(store.create(&k, &record).await.expect("create"));
-    assert!(matches!(small.load(&k).await, Err(StoreError::Codec(_))));
+    assert!(matches!(small.create(&k, &record, SystemClock.now_ms()).await, Err(StoreError::Codec(_))));
+    assert!(store.create(&k, &record, SystemClock.now_ms()).await.expect("create"));
+    assert!(matches!(small.load(&k, SystemClock.now_ms()).await, Err(StoreError::Codec(_))));
     // A change set that would grow a record past the cap is refused, and the
     // row stays as it was.
     let k2 = key();
-    assert!(small.create(&k2, &record_at(SystemClock.now_ms())).await.expect("create"));
+    assert!(small.create(&k2, &record_at(SystemClock.now_ms()), SystemClock.now_ms()).await.expect("create"));
     let now = SystemClock.now_ms();
     let mut grow = ChangeSet::new(now, now + MINUTE);
     grow.set("big", to_raw_value(&"x".repeat(2_000)).expect("json"));
-    assert!(matches!(small.apply(&k2, &grow).await, Err(StoreError::Codec(_))));
-    assert!(small.load(&k2).await.expect("load").expect("live").data.get("big").is_none());
-    store.delete(&k).await.expect("delete");
-    store.delete(&k2).await.expect("delete");
+    assert!(matches!(small.apply(&k2, &grow, SystemClock.now_ms()).await, Err(StoreError::Codec(_))));
+    assert!(small.load(&k2, SystemClock.now_ms()).await.expect("load").expect("live").data.get("big").is_none());
+    store.delete(&k, SystemClock.now_ms()).await.expect("delete");
+    store.delete(&k2, SystemClock.now_ms()).await.expect("delete");
 }
 
 /// The columns of the row under `key`: `expires_at, absolute_deadline,
@@ -582,7 +606,7 @@ async fn retired_rows(store: &SqlStore) {
     let user = unique("retired");
     let (old, new) = (key(), key());
     let record = user_record_at(now, &user);
-    assert!(store.create(&old, &record).await.expect("create"));
+    assert!(store.create(&old, &record, SystemClock.now_ms()).await.expect("create"));
     let mut rotation = plain_rotation(now);
     rotation.overlap_until = now + 30_000;
     assert_eq!(store.rotate(&old, &new, &rotation).await.expect("rotate"), Rotated::Done);
@@ -595,35 +619,35 @@ async fn retired_rows(store: &SqlStore) {
     assert_eq!(handle, record.meta.handle.to_string(), "and its handle");
     let before: Record = serde_json::from_str(&text).expect("an earlier version reads a record");
     assert!(before.is_expired(now) && before.data.is_empty(), "an earlier version sees an expired session");
-    match store.lookup(&old).await.expect("lookup") {
+    match store.lookup(&old, SystemClock.now_ms()).await.expect("lookup") {
         Some(Stored::Retired(r)) => assert_eq!(r, retired),
         other => panic!("expected the pointer, found {other:?}"),
     }
     let (_, _, user_id, handle, _) = raw_row(store, &new).await.expect("the successor's row");
     assert_eq!(user_id.as_deref(), Some(user.as_str()), "the successor is indexed under its user");
     assert_eq!(handle, record.meta.handle.to_string());
-    assert_eq!(store.list_user(&user).await.expect("list_user").len(), 1);
+    assert_eq!(store.list_user(&user, SystemClock.now_ms(), usize::MAX).await.expect("list_user").len(), 1);
 
     // Until `until`, nothing is created over it.
     let other = key();
-    assert!(store.create(&other, &record_at(now)).await.expect("create"));
+    assert!(store.create(&other, &record_at(now), SystemClock.now_ms()).await.expect("create"));
     assert_eq!(store.rotate(&other, &old, &plain_rotation(now)).await.expect("rotate"), Rotated::Taken);
-    assert!(!store.create(&old, &record_at(now)).await.expect("create"));
+    assert!(!store.create(&old, &record_at(now), SystemClock.now_ms()).await.expect("create"));
     // From `until` on, it is gone: a rotation may replace it, and cleanup removes it.
-    let later = store.clone().with_clock(ManualClock::new(retired.until));
-    assert!(later.lookup(&old).await.expect("lookup").is_none());
-    assert_eq!(later.rotate(&old, &key(), &plain_rotation(retired.until)).await.expect("rotate"), Rotated::Gone);
-    assert_eq!(later.rotate(&other, &old, &plain_rotation(retired.until)).await.expect("rotate"), Rotated::Done);
-    assert!(matches!(later.lookup(&old).await.expect("lookup"), Some(Stored::Live(_))));
+    let later = retired.until;
+    assert!(store.lookup(&old, later).await.expect("lookup").is_none());
+    assert_eq!(store.rotate(&old, &key(), &plain_rotation(retired.until)).await.expect("rotate"), Rotated::Gone);
+    assert_eq!(store.rotate(&other, &old, &plain_rotation(retired.until)).await.expect("rotate"), Rotated::Done);
+    assert!(matches!(store.lookup(&old, later).await.expect("lookup"), Some(Stored::Live(_))));
     let (successor, gone) = (key(), key());
-    assert_eq!(later.rotate(&old, &successor, &plain_rotation(retired.until)).await.expect("rotate"), Rotated::Done);
-    assert!(store.create(&gone, &record_at(now)).await.expect("create"));
+    assert_eq!(store.rotate(&old, &successor, &plain_rotation(retired.until)).await.expect("rotate"), Rotated::Done);
+    assert!(store.create(&gone, &record_at(now), SystemClock.now_ms()).await.expect("create"));
     assert_eq!(store.rotate(&gone, &key(), &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
-    let much_later = store.clone().with_clock(ManualClock::new(retired.until + 2 * MINUTE + 1));
-    much_later.delete_expired().await.expect("delete_expired");
+    let much_later = retired.until + 2 * MINUTE + 1;
+    store.delete_expired(much_later).await.expect("delete_expired");
     assert!(raw_row(store, &gone).await.is_none(), "cleanup removes a retired row after its until");
     for k in [&old, &new, &successor, &other] {
-        store.delete(k).await.expect("delete");
+        store.delete(k, SystemClock.now_ms()).await.expect("delete");
     }
 }
 
@@ -632,8 +656,8 @@ async fn retired_rows(store: &SqlStore) {
 async fn rotation_edges(store: &SqlStore) {
     let now = SystemClock.now_ms();
     let (old, taken) = (key(), key());
-    assert!(store.create(&old, &record_at(now)).await.expect("create"));
-    assert!(store.create(&taken, &record_at(now)).await.expect("create"));
+    assert!(store.create(&old, &record_at(now), SystemClock.now_ms()).await.expect("create"));
+    assert!(store.create(&taken, &record_at(now), SystemClock.now_ms()).await.expect("create"));
     let mut big = ChangeSet::new(now, now + 30 * MINUTE);
     big.set("big", to_raw_value(&"x".repeat(100)).expect("json"));
     big.max_data_bytes = 50;
@@ -646,31 +670,34 @@ async fn rotation_edges(store: &SqlStore) {
     long.set("long", to_raw_value(&"x".repeat(400)).expect("json"));
     let fresh = key();
     assert!(matches!(small.rotate(&old, &fresh, &Rotation::new(now, long)).await, Err(StoreError::Codec(_))));
-    assert!(store.lookup(&fresh).await.expect("lookup").is_none());
+    assert!(store.lookup(&fresh, SystemClock.now_ms()).await.expect("lookup").is_none());
     assert_eq!(store.rotate(&old, &old, &plain_rotation(now)).await.expect("rotate"), Rotated::Taken);
     assert_eq!(store.rotate(&key(), &key(), &plain_rotation(now)).await.expect("rotate"), Rotated::Gone);
-    let expired = store.clone().with_clock(ManualClock::new(now + 30 * MINUTE));
-    assert_eq!(expired.rotate(&old, &fresh, &plain_rotation(now)).await.expect("rotate"), Rotated::Gone);
-    assert!(matches!(store.lookup(&old).await.expect("lookup"), Some(Stored::Live(_))), "nothing changed");
-    store.delete(&old).await.expect("delete");
-    store.delete(&taken).await.expect("delete");
+    let expired = now + 30 * MINUTE;
+    assert_eq!(store.rotate(&old, &fresh, &plain_rotation(expired)).await.expect("rotate"), Rotated::Gone);
+    assert!(
+        matches!(store.lookup(&old, SystemClock.now_ms()).await.expect("lookup"), Some(Stored::Live(_))),
+        "nothing changed"
+    );
+    store.delete(&old, SystemClock.now_ms()).await.expect("delete");
+    store.delete(&taken, SystemClock.now_ms()).await.expect("delete");
 }
 
 /// `delete` follows at most 16 rows of a chain of retired keys.
 async fn delete_chain_is_bounded(store: &SqlStore) {
     let now = SystemClock.now_ms();
     let keys: Vec<StorageKey> = (0..18).map(|_| key()).collect();
-    assert!(store.create(&keys[0], &record_at(now)).await.expect("create"));
+    assert!(store.create(&keys[0], &record_at(now), SystemClock.now_ms()).await.expect("create"));
     for pair in keys.windows(2) {
         assert_eq!(store.rotate(&pair[0], &pair[1], &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
     }
-    store.delete(&keys[0]).await.expect("delete");
+    store.delete(&keys[0], SystemClock.now_ms()).await.expect("delete");
     for k in &keys[..16] {
         assert!(raw_row(store, k).await.is_none(), "the first 16 rows of the chain are deleted");
     }
-    assert!(matches!(store.lookup(&keys[16]).await.expect("lookup"), Some(Stored::Retired(_))));
-    assert!(matches!(store.lookup(&keys[17]).await.expect("lookup"), Some(Stored::Live(_))));
-    store.delete(&keys[16]).await.expect("delete");
+    assert!(matches!(store.lookup(&keys[16], SystemClock.now_ms()).await.expect("lookup"), Some(Stored::Retired(_))));
+    assert!(matches!(store.lookup(&keys[17], SystemClock.now_ms()).await.expect("lookup"), Some(Stored::Live(_))));
+    store.delete(&keys[16], SystemClock.now_ms()).await.expect("delete");
     assert!(raw_row(store, &keys[17]).await.is_none());
 }
 
@@ -685,53 +712,73 @@ async fn revocations_on_retired_rows(store: &SqlStore) {
     // The kept session, renewed: its pointer carries the kept handle.
     let (keep, keep2) = (key(), key());
     let kept = user_record_at(now, &user);
-    assert!(store.create(&keep, &kept).await.expect("create"));
+    assert!(store.create(&keep, &kept, SystemClock.now_ms()).await.expect("create"));
     assert_eq!(store.rotate(&keep, &keep2, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
     // A chain a -> b -> c.
     let (a, b, c) = (key(), key(), key());
-    assert!(store.create(&a, &user_record_at(now, &user)).await.expect("create"));
+    assert!(store.create(&a, &user_record_at(now, &user), SystemClock.now_ms()).await.expect("create"));
     assert_eq!(store.rotate(&a, &b, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
     assert_eq!(store.rotate(&b, &c, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
     // A session that a login gave to another user.
     let (d, d2) = (key(), key());
-    assert!(store.create(&d, &user_record_at(now, &user)).await.expect("create"));
+    assert!(store.create(&d, &user_record_at(now, &user), SystemClock.now_ms()).await.expect("create"));
     let mut login = plain_rotation(now);
     login.login = Some(Login::new(Auth::new(other.clone(), now), now + 60 * MINUTE));
     assert_eq!(store.rotate(&d, &d2, &login).await.expect("rotate"), Rotated::Done);
     assert_eq!(raw_row(store, &d).await.expect("row").2.as_deref(), Some(other.as_str()), "the successor's user");
     // A stale pointer: expired at once, its successor logged out.
     let (e, e2) = (key(), key());
-    assert!(store.create(&e, &user_record_at(now, &user)).await.expect("create"));
+    assert!(store.create(&e, &user_record_at(now, &user), SystemClock.now_ms()).await.expect("create"));
     let mut dead = plain_rotation(now);
     dead.retired_until = now;
     assert_eq!(store.rotate(&e, &e2, &dead).await.expect("rotate"), Rotated::Done);
-    store.delete(&e2).await.expect("delete");
+    store.delete(&e2, SystemClock.now_ms()).await.expect("delete");
     assert!(raw_row(store, &e).await.is_some(), "the stale pointer waits for cleanup");
 
-    assert_eq!(store.list_user(&user).await.expect("list_user").len(), 2, "pointers are never listed");
-    let revoked = store.delete_user(&user, Some(&kept.meta.handle)).await.expect("delete_user");
+    assert_eq!(
+        store.list_user(&user, SystemClock.now_ms(), usize::MAX).await.expect("list_user").len(),
+        2,
+        "pointers are never listed"
+    );
+    let revoked = store.delete_user(&user, Some(&kept.meta.handle), SystemClock.now_ms()).await.expect("delete_user");
     assert_eq!(revoked, 1, "one live session ended (the chain); pointers count for nothing");
     for k in [&a, &b, &c, &e] {
         assert!(raw_row(store, k).await.is_none(), "the user's rows are gone");
     }
-    assert!(matches!(store.lookup(&keep).await.expect("lookup"), Some(Stored::Retired(_))), "the kept pointer stays");
-    assert!(store.load(&keep2).await.expect("load").is_some(), "the kept session stays");
-    assert!(store.load(&d2).await.expect("load").is_some(), "another user's session stays");
-    assert_eq!(store.list_user(&other).await.expect("list_user").len(), 1);
+    assert!(
+        matches!(store.lookup(&keep, SystemClock.now_ms()).await.expect("lookup"), Some(Stored::Retired(_))),
+        "the kept pointer stays"
+    );
+    assert!(store.load(&keep2, SystemClock.now_ms()).await.expect("load").is_some(), "the kept session stays");
+    assert!(store.load(&d2, SystemClock.now_ms()).await.expect("load").is_some(), "another user's session stays");
+    assert_eq!(store.list_user(&other, SystemClock.now_ms(), usize::MAX).await.expect("list_user").len(), 1);
 
     // By handle, through a pointer: the live session counts once.
     let (f, f2) = (key(), key());
     let record = user_record_at(now, &user);
-    assert!(store.create(&f, &record).await.expect("create"));
+    assert!(store.create(&f, &record, SystemClock.now_ms()).await.expect("create"));
     assert_eq!(store.rotate(&f, &f2, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
-    assert!(store.delete_by_handle(&user, &record.meta.handle).await.expect("delete_by_handle"));
+    assert!(store.delete_by_handle(&user, &record.meta.handle, SystemClock.now_ms()).await.expect("delete_by_handle"));
     assert!(raw_row(store, &f).await.is_none() && raw_row(store, &f2).await.is_none());
-    assert!(!store.delete_by_handle(&user, &record.meta.handle).await.expect("delete_by_handle"), "nothing left");
-    assert!(!store.delete_by_handle(&other, &kept.meta.handle).await.expect("delete_by_handle"), "not theirs");
-    assert_eq!(store.delete_user(&user, None).await.expect("delete_user"), 1, "the kept session, at last");
+    assert!(
+        !store.delete_by_handle(&user, &record.meta.handle, SystemClock.now_ms()).await.expect("delete_by_handle"),
+        "nothing left"
+    );
+    assert!(
+        !store.delete_by_handle(&other, &kept.meta.handle, SystemClock.now_ms()).await.expect("delete_by_handle"),
+        "not theirs"
+    );
+    assert_eq!(
+        store.delete_user(&user, None, SystemClock.now_ms()).await.expect("delete_user"),
+        1,
+        "the kept session, at last"
+    );
     assert!(raw_row(store, &keep).await.is_none() && raw_row(store, &keep2).await.is_none());
-    store.delete(&d).await.expect("delete");
-    assert!(store.load(&d2).await.expect("load").is_none(), "a logout on the retired key ended its unused successor");
+    store.delete(&d, SystemClock.now_ms()).await.expect("delete");
+    assert!(
+        store.load(&d2, SystemClock.now_ms()).await.expect("load").is_none(),
+        "a logout on the retired key ended its unused successor"
+    );
 }
 
 /// A logout on a retired key while its successor is being rotated ends the
@@ -741,20 +788,23 @@ async fn logout_racing_a_rotation_of_the_successor(store: &SqlStore, rounds: usi
     for _ in 0..rounds {
         let now = SystemClock.now_ms();
         let (a, b, c) = (key(), key(), key());
-        assert!(store.create(&a, &user_record_at(now, &user)).await.expect("create"));
+        assert!(store.create(&a, &user_record_at(now, &user), SystemClock.now_ms()).await.expect("create"));
         assert_eq!(store.rotate(&a, &b, &plain_rotation(now)).await.expect("rotate"), Rotated::Done);
         let (s1, s2) = (store.clone(), store.clone());
-        let logout = tokio::spawn(async move { s1.delete(&a).await });
+        let logout = tokio::spawn(async move { s1.delete(&a, SystemClock.now_ms()).await });
         let rotate = tokio::spawn(async move { s2.rotate(&b, &c, &plain_rotation(now)).await });
         logout.await.expect("task").expect("delete");
         let rotated = rotate.await.expect("task").expect("rotate");
         assert!(matches!(rotated, Rotated::Done | Rotated::Gone), "{rotated:?}");
         for k in [&a, &b, &c] {
-            assert!(store.load(k).await.expect("load").is_none(), "a session survived its logout ({rotated:?})");
+            assert!(
+                store.load(k, SystemClock.now_ms()).await.expect("load").is_none(),
+                "a session survived its logout ({rotated:?})"
+            );
         }
-        assert!(store.list_user(&user).await.expect("list_user").is_empty());
+        assert!(store.list_user(&user, SystemClock.now_ms(), usize::MAX).await.expect("list_user").is_empty());
         for k in [&a, &b, &c] {
-            store.delete(k).await.expect("delete");
+            store.delete(k, SystemClock.now_ms()).await.expect("delete");
         }
     }
 }
@@ -765,7 +815,7 @@ async fn logout_racing_a_rotation_of_the_successor(store: &SqlStore, rounds: usi
 async fn writes_racing_a_rotation_land_in_the_successor(store: &SqlStore, writers: usize) {
     let now = SystemClock.now_ms();
     let (old, new) = (key(), key());
-    assert!(store.create(&old, &record_at(now)).await.expect("create"));
+    assert!(store.create(&old, &record_at(now), SystemClock.now_ms()).await.expect("create"));
     let tasks: Vec<_> = (0..writers)
         .map(|i| {
             let store = store.clone();
@@ -775,7 +825,7 @@ async fn writes_racing_a_rotation_land_in_the_successor(store: &SqlStore, writer
                     let name = format!("w{i}_{n}");
                     let mut c = ChangeSet::new(now, now + 30 * MINUTE);
                     c.set(&name, to_raw_value(&n).expect("json"));
-                    if !store.apply(&old, &c).await.expect("apply") {
+                    if !store.apply(&old, &c, SystemClock.now_ms()).await.expect("apply") {
                         break;
                     }
                     landed.push(name);
@@ -791,12 +841,12 @@ async fn writes_racing_a_rotation_land_in_the_successor(store: &SqlStore, writer
         landed.extend(t.await.expect("task"));
     }
     assert!(!landed.is_empty(), "no write landed before the rotation");
-    let data = store.load(&new).await.expect("load").expect("the successor").data;
+    let data = store.load(&new, SystemClock.now_ms()).await.expect("load").expect("the successor").data;
     for name in &landed {
         assert!(data.get(name).is_some(), "an acknowledged write {name} is missing from the successor");
     }
     assert_eq!(data.len(), landed.len() + 1, "only acknowledged writes (and the seed) are in the successor");
-    store.delete(&old).await.expect("delete");
+    store.delete(&old, SystemClock.now_ms()).await.expect("delete");
 }
 
 // ------------------------------------------------ timings (ignored by default)
@@ -826,7 +876,7 @@ async fn postgres_delete_expired_1m() {
         let _ = writeln!(std::io::stderr(), "postgres: inserted 1,000,000 expired rows in {:.2?}", started.elapsed());
         let store = pg.store.clone().with_cleanup_batch(batch);
         let started = std::time::Instant::now();
-        let removed = store.delete_expired().await.expect("delete_expired");
+        let removed = store.delete_expired(SystemClock.now_ms()).await.expect("delete_expired");
         let elapsed = started.elapsed();
         assert_eq!(removed, 1_000_000);
         let _ =
@@ -857,7 +907,7 @@ async fn sqlite_delete_expired_1m() {
         let _ = writeln!(std::io::stderr(), "sqlite: inserted 1,000,000 expired rows in {:.2?}", started.elapsed());
         let store = lite.store.clone().with_cleanup_batch(batch);
         let started = std::time::Instant::now();
-        let removed = store.delete_expired().await.expect("delete_expired");
+        let removed = store.delete_expired(SystemClock.now_ms()).await.expect("delete_expired");
         let elapsed = started.elapsed();
         assert_eq!(removed, 1_000_000);
         let _ = writeln!(std::io::stderr(), "sqlite: delete_expired ({label}) removed {removed} rows in {elapsed:.2?}");

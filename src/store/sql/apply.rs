@@ -10,7 +10,7 @@ use super::{
     connection::Pool,
     SqlStore,
 };
-use crate::{ChangeSet, StorageKey, StoreError, Stored};
+use crate::store::{ChangeSet, StorageKey, StoreError, Stored};
 
 /// How many times `apply` on PostgreSQL reads and conditionally writes a
 /// row that keeps changing under it before it falls back to the row lock.
@@ -19,7 +19,7 @@ const OPTIMISTIC_ATTEMPTS: usize = 3;
 
 /// The body of the locking `apply`, for one backend's connection type.
 macro_rules! apply_locked {
-    ($store:ident, $conn:ident, $key:ident, $changes:ident) => {{
+    ($store:ident, $conn:ident, $key:ident, $changes:ident, $now:ident) => {{
         use sqlx::Connection as _;
         let q = &*$store.queries;
         let id = $key.as_bytes().as_slice();
@@ -32,7 +32,7 @@ macro_rules! apply_locked {
         };
         let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| $store.err(&e))?;
         let mut record = match $store.decode_row(expires_at, deadline, last_seen, &text)? {
-            Stored::Live(record) if !record.is_expired($store.clock.now_ms()) => record,
+            Stored::Live(record) if !record.is_expired($now) => record,
             // Expired, or a retired key: no session to write to.
             _ => {
                 tx.rollback().await.map_err(|e| $store.err(&e))?;
@@ -64,23 +64,28 @@ impl SqlStore {
     /// `apply` on one pooled connection: on PostgreSQL, up to
     /// `OPTIMISTIC_ATTEMPTS` compare-and-sets, then the locking transaction;
     /// on SQLite, the transaction.
-    pub(super) async fn apply_changes(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
+    pub(super) async fn apply_changes(
+        &self,
+        key: &StorageKey,
+        changes: &ChangeSet,
+        now: u64,
+    ) -> Result<bool, StoreError> {
         match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
                 for _ in 0..OPTIMISTIC_ATTEMPTS {
-                    if let Some(applied) = self.apply_optimistic(&mut conn, key, changes).await? {
+                    if let Some(applied) = self.apply_optimistic(&mut conn, key, changes, now).await? {
                         return Ok(applied);
                     }
                 }
                 // Contended: wait for the row lock instead of reading again.
-                self.apply_locked_pg(&mut conn, key, changes).await
+                self.apply_locked_pg(&mut conn, key, changes, now).await
             }
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
-                self.apply_locked_sqlite(&mut conn, key, changes).await
+                self.apply_locked_sqlite(&mut conn, key, changes, now).await
             }
         }
     }
@@ -100,6 +105,7 @@ impl SqlStore {
         conn: &mut sqlx::PgConnection,
         key: &StorageKey,
         changes: &ChangeSet,
+        now: u64,
     ) -> Result<Option<bool>, StoreError> {
         let q = &*self.queries;
         let id = key.as_bytes().as_slice();
@@ -109,7 +115,7 @@ impl SqlStore {
         let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| self.err(&e))?;
         let version: String = row.try_get(4).map_err(|e| self.err(&e))?;
         let mut record = match self.decode_row(expires_at, deadline, last_seen, &text)? {
-            Stored::Live(record) if !record.is_expired(self.clock.now_ms()) => record,
+            Stored::Live(record) if !record.is_expired(now) => record,
             // Expired, or a retired key: no session to write to.
             _ => return Ok(Some(false)),
         };
@@ -140,8 +146,9 @@ impl SqlStore {
         conn: &mut sqlx::PgConnection,
         key: &StorageKey,
         changes: &ChangeSet,
+        now: u64,
     ) -> Result<bool, StoreError> {
-        apply_locked!(self, conn, key, changes)
+        apply_locked!(self, conn, key, changes, now)
     }
 
     /// See [`apply_locked_pg`](Self::apply_locked_pg).
@@ -151,7 +158,8 @@ impl SqlStore {
         conn: &mut sqlx::SqliteConnection,
         key: &StorageKey,
         changes: &ChangeSet,
+        now: u64,
     ) -> Result<bool, StoreError> {
-        apply_locked!(self, conn, key, changes)
+        apply_locked!(self, conn, key, changes, now)
     }
 }

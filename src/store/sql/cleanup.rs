@@ -1,19 +1,19 @@
 //! Cleanup: deleting expired rows (sessions, retired pointers past their
 //! `until`, leases), in batches, once or from a task.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use super::{
     codec::to_i64,
     connection::{dispatch, Pool},
     SqlStore,
 };
-use crate::StoreError;
+use crate::{store::StoreError, Clock};
 
 impl SqlStore {
     /// See [`delete_expired`](Self::delete_expired).
-    pub(super) async fn delete_expired_rows(&self) -> Result<u64, StoreError> {
-        let now = to_i64(self.clock.now_ms());
+    pub(super) async fn delete_expired_rows(&self, now: u64) -> Result<u64, StoreError> {
+        let now = to_i64(now);
         let q = &*self.queries;
         dispatch!(&self.pool, p => sqlx::query(&q.delete_expired_locks).bind(now).execute(p).await.map(|_| ()))
             .map_err(|e| self.err(&e))?;
@@ -59,14 +59,14 @@ impl SqlStore {
     }
 
     /// See [`spawn_cleanup`](Self::spawn_cleanup).
-    pub(super) fn spawn_cleanup_task(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+    pub(super) fn spawn_cleanup_task(&self, every: Duration, clock: Arc<dyn Clock>) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match store.delete_expired().await {
+                match store.delete_expired(clock.now_ms()).await {
                     Ok(n) => tracing::debug!(removed = n, table = %store.table, "expired sessions removed"),
                     Err(e) => tracing::warn!(error = %e, table = %store.table, "session cleanup failed; will retry"),
                 }

@@ -6,7 +6,7 @@ use std::fmt;
 use sqlx::Row;
 
 use super::SqlStore;
-use crate::{Record, Retired, StorageKey, StoreError, Stored};
+use crate::store::{Record, Retired, StorageKey, StoreError, Stored};
 
 impl SqlStore {
     pub(super) fn encode(&self, record: &Record) -> Result<String, StoreError> {
@@ -30,7 +30,7 @@ impl SqlStore {
             return Err(codec(&format_args!("larger than {} bytes", self.max_record_bytes)));
         }
         let mut record: Record = serde_json::from_str(text).map_err(|e| codec(&e))?;
-        if record.format != crate::RECORD_FORMAT {
+        if record.format != crate::store::RECORD_FORMAT {
             return Err(codec(&format_args!("unsupported record format {}", record.format)));
         }
         let time = |v: i64| u64::try_from(v).map_err(|_| codec(&"negative time"));
@@ -73,7 +73,7 @@ pub(super) fn encode_retired(retired: &Retired) -> Result<String, StoreError> {
     Ok(format!(
         "{RETIRED_PREFIX}{pointer},\"v\":{format},\"m\":{{\"created_at\":{at},\"last_seen\":{at},\
          \"absolute_deadline\":0,\"expires_at\":0}},\"d\":{{}}}}",
-        format = crate::RECORD_FORMAT
+        format = crate::store::RECORD_FORMAT
     ))
 }
 
@@ -119,7 +119,7 @@ pub(super) fn to_i64(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Metadata;
+    use crate::store::Metadata;
 
     #[test]
     fn retired_text_is_a_pointer_here_and_an_expired_record_before() {
@@ -129,13 +129,13 @@ mod tests {
         assert_eq!(decode_retired(&text).unwrap(), retired);
         // What a reader of an earlier version (a `Record`) makes of it.
         let before: Record = serde_json::from_str(&text).unwrap();
-        assert_eq!(before.format, crate::RECORD_FORMAT);
+        assert_eq!(before.format, crate::store::RECORD_FORMAT);
         assert!(before.is_expired(0));
         assert!(before.data.is_empty());
         assert!(before.meta.user().is_none());
         // A record's JSON never starts like a pointer.
         let mut record = Record::new(Metadata::new(0, 1, 2));
-        record.meta.auth = Some(crate::Auth::new("r", 0));
+        record.meta.auth = Some(crate::store::Auth::new("r", 0));
         assert!(!serde_json::to_string(&record).unwrap().starts_with(RETIRED_PREFIX));
     }
 

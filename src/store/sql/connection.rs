@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use super::SqlStore;
-use crate::StoreError;
+use crate::store::StoreError;
 
 #[cfg(feature = "postgres")]
 use sqlx::postgres::{PgPool, PgPoolOptions};

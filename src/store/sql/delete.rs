@@ -7,7 +7,7 @@ use super::{
     tx::{retrying, TxError, MAX_CHAIN, TX_ATTEMPTS},
     SqlStore,
 };
-use crate::{StorageKey, StoreError, Stored};
+use crate::store::{StorageKey, StoreError, Stored};
 
 /// The body of `delete` for a key that may be retired, for one backend's
 /// connection type: one transaction (PostgreSQL: READ COMMITTED, so that
@@ -23,10 +23,10 @@ use crate::{StorageKey, StoreError, Stored};
 ///
 /// At most [`MAX_CHAIN`] rows are visited.
 macro_rules! delete_chain {
-    ($store:ident, $conn:ident, $key:ident) => {{
+    ($store:ident, $conn:ident, $key:ident, $now:ident) => {{
         use sqlx::Connection as _;
         let q = &*$store.queries;
-        let now = $store.clock.now_ms();
+        let now = $now;
         let mut tx = $conn.begin_with(q.begin_follow).await?;
         let first: Option<(i64, Option<String>)> =
             sqlx::query_as(&q.delete_first).bind($key.as_bytes().as_slice()).fetch_optional(&mut *tx).await?;
@@ -64,7 +64,7 @@ macro_rules! delete_chain {
 
 impl SqlStore {
     /// `delete`: the common case in one statement, else the chain.
-    pub(super) async fn delete_with_chain(&self, key: &StorageKey) -> Result<(), StoreError> {
+    pub(super) async fn delete_with_chain(&self, key: &StorageKey, now: u64) -> Result<(), StoreError> {
         let q = &*self.queries;
         // The common case, a session's row, in one statement; it leaves a
         // retired row alone (also one that a rotation committed while this
@@ -83,25 +83,30 @@ impl SqlStore {
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
-                retrying!(self, self.delete_chain_pg(&mut conn, key).await)
+                retrying!(self, self.delete_chain_pg(&mut conn, key, now).await)
             }
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
-                retrying!(self, self.delete_chain_sqlite(&mut conn, key).await)
+                retrying!(self, self.delete_chain_sqlite(&mut conn, key, now).await)
             }
         }
     }
 
     /// `delete` of a key that may be retired, on PostgreSQL (see [`delete_chain`]).
     #[cfg(feature = "postgres")]
-    async fn delete_chain_pg(&self, conn: &mut sqlx::PgConnection, key: &StorageKey) -> Result<(), TxError> {
-        delete_chain!(self, conn, key)
+    async fn delete_chain_pg(&self, conn: &mut sqlx::PgConnection, key: &StorageKey, now: u64) -> Result<(), TxError> {
+        delete_chain!(self, conn, key, now)
     }
 
     /// `delete` of a key that may be retired, on SQLite (see [`delete_chain`]).
     #[cfg(feature = "sqlite")]
-    async fn delete_chain_sqlite(&self, conn: &mut sqlx::SqliteConnection, key: &StorageKey) -> Result<(), TxError> {
-        delete_chain!(self, conn, key)
+    async fn delete_chain_sqlite(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        key: &StorageKey,
+        now: u64,
+    ) -> Result<(), TxError> {
+        delete_chain!(self, conn, key, now)
     }
 }

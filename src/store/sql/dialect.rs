@@ -1,7 +1,7 @@
 //! [`Dialect`]: which database a [`SqlStore`](super::SqlStore) talks to, the
 //! words of SQL that differ between them, and the migration.
 
-use crate::StoreError;
+use crate::store::StoreError;
 
 /// Which database a [`SqlStore`](super::SqlStore) talks to.
 ///

@@ -6,12 +6,17 @@ use super::{
     connection::{dispatch, Pool},
     SqlStore,
 };
-use crate::{StorageKey, StoreError};
+use crate::store::{StorageKey, StoreError};
 
 impl SqlStore {
     /// `try_lock`: takes a free, expired or own lease.
-    pub(super) async fn take_lease(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
-        let now = self.clock.now_ms();
+    pub(super) async fn take_lease(
+        &self,
+        key: &StorageKey,
+        token: &str,
+        ttl_ms: u64,
+        now: u64,
+    ) -> Result<bool, StoreError> {
         let q = &*self.queries;
         let until = to_i64(now.saturating_add(ttl_ms));
         let inserted = dispatch!(&self.pool, p => sqlx::query(&q.try_lock_insert)

@@ -48,7 +48,7 @@
 //! # Logout on a retired key
 //!
 //! [`delete`](SessionStore::delete) follows a retired pointer only while it
-//! is live (`expires_at`, its `until`, after the store's clock), from pointer
+//! is live (`expires_at`, its `until`, after the request's time), from pointer
 //! to pointer (at most 16 rows visited); the pointers it visits are deleted,
 //! live or not. The live session at the end is deleted only if its
 //! `predecessor` (in the record's JSON) is the last pointer followed: a
@@ -164,10 +164,12 @@ use std::{fmt, sync::Arc, time::Duration};
 use async_trait::async_trait;
 
 #[cfg(doc)]
-use crate::Retired;
+use crate::store::Retired;
 use crate::{
-    ChangeSet, Clock, Metadata, Record, Rotated, Rotation, SessionHandle, SessionStore, StorageKey, StoreError, Stored,
-    SystemClock,
+    store::{
+        ChangeSet, Leases, Metadata, Record, Rotated, Rotation, SessionStore, StorageKey, StoreError, Stored, UserIndex,
+    },
+    Clock, SessionHandle,
 };
 use connection::{dispatch, Pool};
 use dialect::validate_table;
@@ -231,11 +233,11 @@ pub const SQLITE_MIGRATION: &str = include_str!("../../../migrations/sqlite/0001
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use sessionware::{Keys, SessionLayer, SqlStore};
+/// use sessionware::{Keys, SessionLayer, store::SqlStore};
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = SqlStore::postgres("postgres://app@localhost/app").await?;
 /// store.migrate().await?;
-/// let _cleanup = store.spawn_cleanup(Duration::from_secs(300));
+/// let _cleanup = store.spawn_cleanup(Duration::from_secs(300), sessionware::SystemClock);
 /// let layer = SessionLayer::new(store, Keys::generate()?);
 /// # Ok(()) }
 /// ```
@@ -245,7 +247,6 @@ pub struct SqlStore {
     dialect: Dialect,
     table: Arc<str>,
     queries: Arc<Queries>,
-    clock: Arc<dyn Clock>,
     max_record_bytes: usize,
     cleanup_batch: u32,
     secret: Option<Arc<str>>,
@@ -269,7 +270,6 @@ impl SqlStore {
             dialect,
             table: Arc::from(DEFAULT_TABLE),
             queries: Arc::new(Queries::new(dialect, DEFAULT_TABLE)),
-            clock: Arc::new(SystemClock),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             cleanup_batch: DEFAULT_CLEANUP_BATCH,
             secret: None,
@@ -280,8 +280,8 @@ impl SqlStore {
     /// PostgreSQL database at `url`.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::SqlStore::postgres("postgres://postgres@127.0.0.1:5432/test").await?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::SqlStore::postgres("postgres://postgres@127.0.0.1:5432/test").await?;
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "postgres")]
@@ -298,7 +298,7 @@ impl SqlStore {
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect("postgres://localhost/app").await?;
-    /// let store = sessionware::SqlStore::from_postgres_pool(pool);
+    /// let store = sessionware::store::SqlStore::from_postgres_pool(pool);
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "postgres")]
@@ -312,8 +312,8 @@ impl SqlStore {
     /// mode, and a connection waits up to 5 s for a locked database.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::SqlStore::sqlite("sqlite://sessions.db").await?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::SqlStore::sqlite("sqlite://sessions.db").await?;
     /// store.migrate().await?;
     /// # Ok(()) }
     /// ```
@@ -328,7 +328,7 @@ impl SqlStore {
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let pool = sqlx::sqlite::SqlitePoolOptions::new().connect("sqlite://sessions.db?mode=rwc").await?;
-    /// let store = sessionware::SqlStore::from_sqlite_pool(pool);
+    /// let store = sessionware::store::SqlStore::from_sqlite_pool(pool);
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "sqlite")]
@@ -340,8 +340,8 @@ impl SqlStore {
     /// identifier, see [`Dialect::migration`]).
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_table("app_sessions")?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::SqlStore::sqlite("sessions.db").await?.with_table("app_sessions")?;
     /// assert_eq!(store.table(), "app_sessions");
     /// assert!(store.clone().with_table("a-b").is_err());
     /// # Ok(()) }
@@ -353,25 +353,13 @@ impl SqlStore {
         Ok(self)
     }
 
-    /// Sets the clock used for expiry (share it with the layer in tests).
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_clock(sessionware::ManualClock::new(0));
-    /// # Ok(()) }
-    /// ```
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
     /// Sets the largest record JSON, in bytes, that the store writes or
     /// accepts when reading (default 1 MiB); larger ones fail with
     /// [`StoreError::Codec`].
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_max_record_bytes(64 * 1024);
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::SqlStore::sqlite("sessions.db").await?.with_max_record_bytes(64 * 1024);
     /// # Ok(()) }
     /// ```
     pub fn with_max_record_bytes(mut self, max: usize) -> Self {
@@ -384,8 +372,8 @@ impl SqlStore {
     /// (or SQLite's write lock) for long. `0` deletes everything in one statement.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_cleanup_batch(1_000);
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::SqlStore::sqlite("sessions.db").await?.with_cleanup_batch(1_000);
     /// # Ok(()) }
     /// ```
     pub fn with_cleanup_batch(mut self, rows: u32) -> Self {
@@ -396,8 +384,8 @@ impl SqlStore {
     /// The table name.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// assert_eq!(sessionware::SqlStore::sqlite("sessions.db").await?.table(), "sessionware_sessions");
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// assert_eq!(sessionware::store::SqlStore::sqlite("sessions.db").await?.table(), "sessionware_sessions");
     /// # Ok(()) }
     /// ```
     pub fn table(&self) -> &str {
@@ -407,9 +395,9 @@ impl SqlStore {
     /// The database this store talks to.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
     /// use sessionware::store::sql::Dialect;
-    /// assert_eq!(sessionware::SqlStore::sqlite("sessions.db").await?.dialect(), Dialect::Sqlite);
+    /// assert_eq!(sessionware::store::SqlStore::sqlite("sessions.db").await?.dialect(), Dialect::Sqlite);
     /// # Ok(()) }
     /// ```
     pub fn dialect(&self) -> Dialect {
@@ -419,8 +407,8 @@ impl SqlStore {
     /// The PostgreSQL pool, if this store is on PostgreSQL.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::SqlStore::postgres("postgres://localhost/app").await?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::SqlStore::postgres("postgres://localhost/app").await?;
     /// assert!(store.postgres_pool().is_some());
     /// # Ok(()) }
     /// ```
@@ -436,8 +424,8 @@ impl SqlStore {
     /// The SQLite pool, if this store is on SQLite.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::SqlStore::sqlite("sessions.db").await?;
     /// assert!(store.sqlite_pool().is_some());
     /// # Ok(()) }
     /// ```
@@ -454,8 +442,8 @@ impl SqlStore {
     /// `CREATE TABLE IF NOT EXISTS` and one `CREATE INDEX IF NOT EXISTS`.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?.with_table("s")?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::SqlStore::sqlite("sessions.db").await?.with_table("s")?;
     /// assert!(store.migration_sql().contains("CREATE TABLE IF NOT EXISTS \"s\""));
     /// # Ok(()) }
     /// ```
@@ -467,8 +455,8 @@ impl SqlStore {
     /// Runs [`migration_sql`](Self::migration_sql) (idempotent).
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// sessionware::SqlStore::sqlite("sessions.db").await?.migrate().await?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// sessionware::store::SqlStore::sqlite("sessions.db").await?.migrate().await?;
     /// # Ok(()) }
     /// ```
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -476,88 +464,98 @@ impl SqlStore {
         dispatch!(&self.pool, p => sqlx::raw_sql(&sql).execute(p).await.map(|_| ())).map_err(|e| self.err(&e))
     }
 
-    /// Deletes every expired session row, retired pointer past its `until`
-    /// and expired lease, and returns how many sessions (not pointers) were
+    /// Deletes every session row expired at `now` (ms since the epoch),
+    /// retired pointer past its `until` and expired lease, and returns how many sessions (not pointers) were
     /// deleted. Runs in
     /// batches (see [`with_cleanup_batch`](Self::with_cleanup_batch)); in
     /// PostgreSQL, rows locked by a concurrent `apply` or another cleanup are
     /// skipped, so several processes can clean up at once.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let removed = sessionware::SqlStore::sqlite("sessions.db").await?.delete_expired().await?;
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// use sessionware::{Clock, SystemClock};
+    /// let store = sessionware::store::SqlStore::sqlite("sessions.db").await?;
+    /// let removed = store.delete_expired(SystemClock.now_ms()).await?;
     /// println!("{removed} expired sessions removed");
     /// # Ok(()) }
     /// ```
-    pub async fn delete_expired(&self) -> Result<u64, StoreError> {
-        self.delete_expired_rows().await
+    pub async fn delete_expired(&self, now: u64) -> Result<u64, StoreError> {
+        self.delete_expired_rows(now).await
     }
 
     /// Spawns a Tokio task that calls [`delete_expired`](Self::delete_expired)
-    /// every `every` (first call right away). A failed run is logged (a
+    /// every `every` (first call right away), with the time `clock` gives
+    /// (the store keeps no clock; pass [`SystemClock`](crate::SystemClock),
+    /// or the layer's clock in tests). A failed run is logged (a
     /// `tracing` warning) and the task carries on; abort the returned handle
     /// to stop it. Must be called within a Tokio runtime.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = sessionware::SqlStore::sqlite("sessions.db").await?;
-    /// let task = store.spawn_cleanup(std::time::Duration::from_secs(600));
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::SqlStore::sqlite("sessions.db").await?;
+    /// let task = store.spawn_cleanup(std::time::Duration::from_secs(600), sessionware::SystemClock);
     /// // at shutdown:
     /// task.abort();
     /// # Ok(()) }
     /// ```
-    pub fn spawn_cleanup(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        self.spawn_cleanup_task(every)
+    pub fn spawn_cleanup(&self, every: Duration, clock: impl Clock) -> tokio::task::JoinHandle<()> {
+        self.spawn_cleanup_task(every, Arc::new(clock))
     }
 }
 
 #[async_trait]
 impl SessionStore for SqlStore {
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
-        self.insert_row(key, record).await
+    async fn create(&self, key: &StorageKey, record: &Record, now: u64) -> Result<bool, StoreError> {
+        self.insert_row(key, record, now).await
     }
 
-    async fn lookup(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
-        self.select_row(key).await
+    async fn lookup(&self, key: &StorageKey, now: u64) -> Result<Option<Stored>, StoreError> {
+        self.select_row(key, now).await
     }
 
     async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
         self.rotate_tx(old, new, rotation).await
     }
 
-    async fn apply(&self, key: &StorageKey, changes: &ChangeSet) -> Result<bool, StoreError> {
-        self.apply_changes(key, changes).await
+    async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
+        self.apply_changes(key, changes, now).await
     }
 
-    async fn touch(&self, key: &StorageKey, last_seen: u64, expires_at: u64) -> Result<bool, StoreError> {
-        self.touch_row(key, last_seen, expires_at).await
+    async fn touch(&self, key: &StorageKey, now: u64, expires_at: u64) -> Result<bool, StoreError> {
+        self.touch_row(key, now, expires_at).await
     }
 
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        self.delete_with_chain(key).await
+    async fn delete(&self, key: &StorageKey, now: u64) -> Result<(), StoreError> {
+        self.delete_with_chain(key, now).await
+    }
+}
+
+#[async_trait]
+impl UserIndex for SqlStore {
+    async fn list_user(&self, user: &str, now: u64, limit: usize) -> Result<Vec<Metadata>, StoreError> {
+        self.list_sessions(user, now, limit).await
     }
 
-    async fn list_user(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
-        self.list_sessions(user).await
-    }
-
-    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
+    async fn delete_by_handle(&self, user: &str, handle: &SessionHandle, now: u64) -> Result<bool, StoreError> {
         let handle = handle.to_string();
-        Ok(self.revoke(user, Revocation::Only(&handle)).await? > 0)
+        Ok(self.revoke(user, Revocation::Only(&handle), now).await? > 0)
     }
 
-    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>) -> Result<usize, StoreError> {
+    async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>, now: u64) -> Result<usize, StoreError> {
         match keep {
-            None => self.revoke(user, Revocation::All).await,
-            Some(keep) => self.revoke(user, Revocation::AllBut(&keep.to_string())).await,
+            None => self.revoke(user, Revocation::All, now).await,
+            Some(keep) => self.revoke(user, Revocation::AllBut(&keep.to_string()), now).await,
         }
     }
+}
 
-    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
-        self.take_lease(key, token, ttl_ms).await
+#[async_trait]
+impl Leases for SqlStore {
+    async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64, now: u64) -> Result<bool, StoreError> {
+        self.take_lease(key, token, ttl_ms, now).await
     }
 
-    async fn unlock(&self, key: &StorageKey, token: &str) -> Result<(), StoreError> {
+    async fn unlock(&self, key: &StorageKey, token: &str, _now: u64) -> Result<(), StoreError> {
         self.release_lease(key, token).await
     }
 }

@@ -6,7 +6,7 @@ use super::{
     connection::Pool,
     SqlStore,
 };
-use crate::{Rotated, Rotation, StorageKey, StoreError, Stored};
+use crate::store::{Rotated, Rotation, StorageKey, StoreError, Stored};
 
 /// The body of `rotate`, for one backend's connection type: one
 /// transaction that locks the old row (`SELECT ... FOR UPDATE` in
@@ -17,7 +17,7 @@ macro_rules! rotate_locked {
     ($store:ident, $conn:ident, $old:ident, $new:ident, $rotation:ident) => {{
         use sqlx::Connection as _;
         let q = &*$store.queries;
-        let now = $store.clock.now_ms();
+        let now = $rotation.now;
         let (old_id, new_id) = ($old.as_bytes().as_slice(), $new.as_bytes().as_slice());
         let mut tx = $conn.begin_with(q.begin).await.map_err(|e| $store.err(&e))?;
         let row = sqlx::query(&q.select_for_update)

@@ -5,14 +5,14 @@ use super::{
     connection::{dispatch, Pool},
     SqlStore,
 };
-use crate::{Record, StorageKey, StoreError, Stored};
+use crate::store::{Record, StorageKey, StoreError, Stored};
 
 impl SqlStore {
     /// `create`: an insert that replaces only an expired row.
-    pub(super) async fn insert_row(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+    pub(super) async fn insert_row(&self, key: &StorageKey, record: &Record, now: u64) -> Result<bool, StoreError> {
         let text = self.encode(record)?;
         let meta = &record.meta;
-        let now = to_i64(self.clock.now_ms());
+        let now = to_i64(now);
         let id = key.as_bytes().as_slice();
         let q = &*self.queries;
         let n = dispatch!(&self.pool, p => sqlx::query(&q.create)
@@ -32,8 +32,7 @@ impl SqlStore {
     }
 
     /// `lookup`: the live record or the live retired pointer at `key`.
-    pub(super) async fn select_row(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
-        let now = self.clock.now_ms();
+    pub(super) async fn select_row(&self, key: &StorageKey, now: u64) -> Result<Option<Stored>, StoreError> {
         let q = &*self.queries;
         let row = dispatch!(&self.pool, p => {
             let row = sqlx::query(&q.load)
@@ -55,13 +54,9 @@ impl SqlStore {
     }
 
     /// `touch`: the time columns of a live session's row.
-    pub(super) async fn touch_row(
-        &self,
-        key: &StorageKey,
-        last_seen: u64,
-        expires_at: u64,
-    ) -> Result<bool, StoreError> {
-        let now = to_i64(self.clock.now_ms());
+    pub(super) async fn touch_row(&self, key: &StorageKey, now: u64, expires_at: u64) -> Result<bool, StoreError> {
+        let last_seen = now;
+        let now = to_i64(now);
         let q = &*self.queries;
         let n = dispatch!(&self.pool, p => sqlx::query(&q.touch)
             .bind(key.as_bytes().as_slice())

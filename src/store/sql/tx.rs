@@ -3,7 +3,7 @@
 //! deadlock ([`retrying`]).
 
 use super::SqlStore;
-use crate::StoreError;
+use crate::store::StoreError;
 
 /// The longest chain of retired keys a `delete` follows (rows visited, the
 /// first included), and the most hops a revocation follows from one

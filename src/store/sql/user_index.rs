@@ -10,7 +10,7 @@ use super::{
     tx::{retrying, TxError, MAX_CHAIN, TX_ATTEMPTS},
     SqlStore,
 };
-use crate::{Metadata, StorageKey, StoreError};
+use crate::store::{most_recent, Metadata, StorageKey, StoreError};
 
 /// Which sessions of a user a revocation ends.
 #[derive(Debug, Clone, Copy)]
@@ -101,10 +101,10 @@ impl Revoked {
 /// creates nothing. In SQLite, writers run one at a time: step 1 sees the
 /// rotation's result or the rotation sees nothing.
 macro_rules! revoke {
-    ($store:ident, $conn:ident, $user:ident, $which:ident) => {{
+    ($store:ident, $conn:ident, $user:ident, $which:ident, $now:ident) => {{
         use sqlx::Connection as _;
         let q = &*$store.queries;
-        let now = $store.clock.now_ms();
+        let now = $now;
         let (statements, handle) = match $which {
             Revocation::All => (&q.revoke_user, None),
             Revocation::AllBut(h) => (&q.revoke_others, Some(h)),
@@ -134,9 +134,9 @@ macro_rules! revoke {
 }
 
 impl SqlStore {
-    /// `list_user`: the user's live sessions, oldest first.
-    pub(super) async fn list_sessions(&self, user: &str) -> Result<Vec<Metadata>, StoreError> {
-        let now = self.clock.now_ms();
+    /// `list_user`: the user's live sessions, the `limit` most recently
+    /// used.
+    pub(super) async fn list_sessions(&self, user: &str, now: u64, limit: usize) -> Result<Vec<Metadata>, StoreError> {
         let q = &*self.queries;
         let rows = dispatch!(&self.pool, p => {
             let rows = sqlx::query(&q.list_user).bind(user).bind(to_i64(now)).fetch_all(p).await;
@@ -152,22 +152,22 @@ impl SqlStore {
                 Err(e) => tracing::warn!(error = %e, "unreadable session row of a user"),
             }
         }
-        list.sort_by_key(|m| m.created_at);
+        most_recent(&mut list, limit);
         Ok(list)
     }
 
     /// A revocation, run again when PostgreSQL aborts it to break a deadlock.
-    pub(super) async fn revoke(&self, user: &str, which: Revocation<'_>) -> Result<usize, StoreError> {
+    pub(super) async fn revoke(&self, user: &str, which: Revocation<'_>, now: u64) -> Result<usize, StoreError> {
         match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
-                retrying!(self, self.revoke_pg(&mut conn, user, which).await)
+                retrying!(self, self.revoke_pg(&mut conn, user, which, now).await)
             }
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
-                retrying!(self, self.revoke_sqlite(&mut conn, user, which).await)
+                retrying!(self, self.revoke_sqlite(&mut conn, user, which, now).await)
             }
         }
     }
@@ -179,8 +179,9 @@ impl SqlStore {
         conn: &mut sqlx::PgConnection,
         user: &str,
         which: Revocation<'_>,
+        now: u64,
     ) -> Result<usize, TxError> {
-        revoke!(self, conn, user, which)
+        revoke!(self, conn, user, which, now)
     }
 
     /// A revocation on SQLite (see [`revoke`]).
@@ -190,8 +191,9 @@ impl SqlStore {
         conn: &mut sqlx::SqliteConnection,
         user: &str,
         which: Revocation<'_>,
+        now: u64,
     ) -> Result<usize, TxError> {
-        revoke!(self, conn, user, which)
+        revoke!(self, conn, user, which, now)
     }
 }
 
@@ -199,7 +201,7 @@ impl SqlStore {
 mod tests {
     use super::super::codec::encode_retired;
     use super::*;
-    use crate::Retired;
+    use crate::store::Retired;
 
     #[test]
     fn a_revocation_counts_live_sessions_and_follows_each_pointer_once() {
