@@ -3,6 +3,9 @@
 
 Usage: benches/lifecycle-ab.py BASE_PROFILE NEW_PROFILE [ROUNDS] [ITERS]
 
+SCENARIOS (space-separated, environment) picks the scenarios; default
+all seven (plain nocookie read write new renew renew-steady).
+
 Each round runs, for every scenario, bare (the same request without a
 layer), the base build and the new build, one process each, back to back,
 and records ns/request. Alternating within a round cancels the slow drift
@@ -10,6 +13,7 @@ of a shared VM; the medians over rounds are printed, with each build's
 overhead over the bare run of the same round and the ratio new/base of the
 sessionware time per request.
 """
+import os
 import statistics
 import subprocess
 import sys
@@ -17,7 +21,7 @@ import sys
 base, new = sys.argv[1], sys.argv[2]
 rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 9
 iters = sys.argv[4] if len(sys.argv) > 4 else "100000"
-scenarios = ["plain", "nocookie", "read", "write", "new", "renew"]
+scenarios = os.environ.get("SCENARIOS", "plain nocookie read write new renew renew-steady").split()
 
 
 def ns(binary, lib, scenario):

@@ -66,13 +66,38 @@ type UserMap = HashMap<String, Vec<StorageKey>>;
 
 #[derive(Debug, Default)]
 struct Shard {
-    map: HashMap<StorageKey, Entry, BuildHasherDefault<DigestHasher>>,
+    /// Sessions and retired keys in one table: a rotation turns the old
+    /// key's slot into its pointer in place (the slot it has just read),
+    /// and one probe of the new key finds either kind, so a renewal touches
+    /// no more of the table than a create and a delete did.
+    map: HashMap<StorageKey, Slot, BuildHasherDefault<DigestHasher>>,
     /// Exclusive leases: token and expiry.
     locks: HashMap<StorageKey, (Box<str>, u64), BuildHasherDefault<DigestHasher>>,
-    /// Keys retired by a rotation (few and short-lived: an empty map costs
-    /// a lookup nothing).
-    retired: HashMap<StorageKey, Retired, BuildHasherDefault<DigestHasher>>,
     next_sweep: u64,
+}
+
+/// What a shard holds under a key: a session, or the pointer a rotation
+/// left (kept until its `until`; not counted as a session).
+#[derive(Debug)]
+enum Slot {
+    Live(Entry),
+    Retired(Retired),
+}
+
+impl Slot {
+    fn live(&self) -> Option<&Entry> {
+        match self {
+            Slot::Live(e) => Some(e),
+            Slot::Retired(_) => None,
+        }
+    }
+
+    fn is_expired(&self, now: u64) -> bool {
+        match self {
+            Slot::Live(e) => e.is_expired(now),
+            Slot::Retired(r) => r.is_expired(now),
+        }
+    }
 }
 
 /// A record as the memory store keeps it: the times and the handle inline,
@@ -304,7 +329,12 @@ impl MemoryStore {
     /// assert!(MemoryStore::default().keys().is_empty());
     /// ```
     pub fn keys(&self) -> Vec<StorageKey> {
-        (0..self.inner.shards.len()).flat_map(|i| self.inner.lock(i).map.keys().copied().collect::<Vec<_>>()).collect()
+        (0..self.inner.shards.len())
+            .flat_map(|i| {
+                let shard = self.inner.lock(i);
+                shard.map.iter().filter(|(_, s)| s.live().is_some()).map(|(k, _)| *k).collect::<Vec<_>>()
+            })
+            .collect()
     }
 }
 
@@ -320,7 +350,7 @@ impl Inner {
     }
 
     /// One bounded sweep step of shard `i`: removes at most [`SWEEP_BATCH`]
-    /// expired records (and the expired leases) while holding the shard's
+    /// expired records and retired keys (and the expired leases) while holding the shard's
     /// lock, and frees them after releasing it, so a sweep never holds a
     /// shard for long. Returns how many were removed and whether the shard
     /// is clean; a shard that is not clean stays due, so the next write to it
@@ -335,12 +365,11 @@ impl Inner {
             let expired: Vec<StorageKey> =
                 shard.map.iter().filter(|(_, e)| e.is_expired(now)).map(|(k, _)| *k).take(SWEEP_BATCH).collect();
             for key in &expired {
-                if let Some(entry) = shard.map.remove(key) {
+                if let Some(Slot::Live(entry)) = shard.map.remove(key) {
                     removed.push((*key, entry));
                 }
             }
             shard.locks.retain(|_, (_, until)| *until > now);
-            shard.retired.retain(|_, r| !r.is_expired(now));
             self.count.fetch_sub(removed.len(), Ordering::Relaxed);
             let done = expired.len() < SWEEP_BATCH;
             if done {
@@ -402,7 +431,7 @@ impl Inner {
                 match self.with_live(&mut shard, &key, now, |r| r.user() == Some(user)) {
                     Some(true) if !seen.contains(&key) => {
                         seen.push(key);
-                        if shard.map.get(&key).is_some_and(|r| visit(r.meta())) {
+                        if shard.map.get(&key).and_then(Slot::live).is_some_and(|r| visit(r.meta())) {
                             shard.map.remove(&key);
                             self.count.fetch_sub(1, Ordering::Relaxed);
                             gone.push(key);
@@ -436,7 +465,8 @@ impl Inner {
     fn unindex_dead(&self, user: &str, keys: &[StorageKey], now: u64) {
         for key in keys {
             let shard = self.lock(Self::shard_of(key));
-            let live = shard.map.get(key).is_some_and(|e| !e.is_expired(now) && e.user() == Some(user));
+            let live =
+                shard.map.get(key).and_then(Slot::live).is_some_and(|e| !e.is_expired(now) && e.user() == Some(user));
             if !live {
                 // Shard, then index: the order `with_live` takes them in.
                 self.unindex(user, &[*key]);
@@ -456,13 +486,13 @@ impl Inner {
 
     /// The live retired pointer under `key`, dropping it if expired.
     fn retired(shard: &mut Shard, key: &StorageKey, now: u64) -> Option<Retired> {
-        match shard.retired.get(key) {
-            Some(r) if !r.is_expired(now) => Some(*r),
-            None => None,
-            Some(_) => {
-                shard.retired.remove(key);
+        match shard.map.get(key) {
+            Some(Slot::Retired(r)) if !r.is_expired(now) => Some(*r),
+            Some(Slot::Retired(_)) => {
+                shard.map.remove(key);
                 None
             }
+            _ => None,
         }
     }
 
@@ -504,21 +534,21 @@ impl Inner {
             Some(s) => s,
             None => &mut *old_shard,
         };
-        let taken =
-            new_shard.map.get(new).is_some_and(|e| !e.is_expired(now)) || Self::retired(new_shard, new, now).is_some();
-        if taken {
+        // A live session or a live pointer: taken (one probe finds either).
+        if new_shard.map.get(new).is_some_and(|s| !s.is_expired(now)) {
             return Ok((Rotated::Taken, None));
         }
         let before = current.meta.user().map(str::to_string);
         let entry = Entry::from_owned(rotation.successor_of(current, old)?);
-        if new_shard.map.insert(*new, entry).is_none() {
+        if !matches!(new_shard.map.insert(*new, Slot::Live(entry)), Some(Slot::Live(_))) {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
+        // The old key's slot (live, just read) becomes its pointer in place.
         let old_shard = &mut *first;
-        if old_shard.map.remove(old).is_some() {
+        if let Some(slot) = old_shard.map.get_mut(old) {
+            *slot = Slot::Retired(rotation.retired(*new));
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
-        old_shard.retired.insert(*old, rotation.retired(*new));
         Ok((Rotated::Done, before))
     }
 
@@ -532,11 +562,11 @@ impl Inner {
         f: impl FnOnce(&mut Entry) -> R,
     ) -> Option<R> {
         match shard.map.get_mut(key) {
-            Some(e) if !e.is_expired(now) => return Some(f(e)),
-            None => return None,
-            Some(_) => {}
+            Some(Slot::Live(e)) if !e.is_expired(now) => return Some(f(e)),
+            Some(Slot::Live(_)) => {}
+            Some(Slot::Retired(_)) | None => return None,
         }
-        if let Some(entry) = shard.map.remove(key) {
+        if let Some(Slot::Live(entry)) = shard.map.remove(key) {
             self.count.fetch_sub(1, Ordering::Relaxed);
             if let Some(user) = entry.user() {
                 self.unindex(user, &[*key]);
@@ -561,12 +591,21 @@ impl SessionStore for MemoryStore {
             }
         }
         let mut shard = inner.lock(i);
-        // One lookup: an expired record under the key is replaced in place.
+        // One lookup: an expired record or retired key under the key is
+        // replaced in place (a live one, of either kind, takes the key).
         let replaced = match shard.map.entry(*key) {
             std::collections::hash_map::Entry::Occupied(e) if !e.get().is_expired(now) => return Ok(false),
-            std::collections::hash_map::Entry::Occupied(mut e) => Some(std::mem::replace(e.get_mut(), entry)),
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                match std::mem::replace(e.get_mut(), Slot::Live(entry)) {
+                    Slot::Live(old) => Some(old),
+                    Slot::Retired(_) => {
+                        inner.count.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                }
+            }
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(entry);
+                v.insert(Slot::Live(entry));
                 inner.count.fetch_add(1, Ordering::Relaxed);
                 None
             }
@@ -639,9 +678,17 @@ impl SessionStore for MemoryStore {
             let mut shard = self.inner.lock(Inner::shard_of(&key));
             // A successor is ended only while its client has not used it
             // (it still names the pointer as its predecessor).
-            let ends = pointer.is_none() || shard.map.get(&key).is_some_and(|e| e.predecessor() == pointer);
-            let removed = if ends { shard.map.remove(&key) } else { None };
-            let retired = shard.retired.remove(&key).filter(|r| !r.is_expired(now));
+            let (removed, retired) = match shard.map.get(&key) {
+                Some(Slot::Live(e)) if pointer.is_none() || e.predecessor() == pointer => {
+                    (shard.map.remove(&key).and_then(|s| if let Slot::Live(e) = s { Some(e) } else { None }), None)
+                }
+                Some(Slot::Retired(r)) => {
+                    let r = *r;
+                    shard.map.remove(&key);
+                    (None, Some(r).filter(|r| !r.is_expired(now)))
+                }
+                _ => (None, None),
+            };
             drop(shard);
             if let Some(entry) = removed {
                 self.inner.count.fetch_sub(1, Ordering::Relaxed);
@@ -761,5 +808,15 @@ impl MemoryStoreBuilder {
                 sweep_interval_ms: self.sweep_interval_ms,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod slot_size {
+    /// A retired key costs a slot no bigger than a session's (the enum's
+    /// tag lives in the entry's niche), so sessions cost what they did.
+    #[test]
+    fn a_pointer_fits_in_a_session_slot() {
+        assert_eq!(std::mem::size_of::<super::Slot>(), std::mem::size_of::<super::Entry>());
     }
 }
