@@ -22,12 +22,12 @@ include!("../../common/handlers.rs");
 /// sessionware with its default (secure) configuration, on any store.
 pub mod ours {
     use super::*;
-    use sessionware::{store::SessionStore, Keys, Session, SessionLayer};
+    use sessionware::{store::FullStore, Keys, Session, SessionLayer};
 
     handlers!(Session, renew);
 
     /// The routes under a fresh layer (fresh key) on `store`.
-    pub fn router<S: SessionStore>(store: S) -> Router {
+    pub fn router<S: FullStore>(store: S) -> Router {
         routes().layer(SessionLayer::new(store, Keys::generate().expect("OS RNG")))
     }
 }

@@ -349,7 +349,7 @@ pub mod populate {
         let mut kept = Vec::with_capacity(keep);
         for i in 0..count {
             let id = SessionId::generate().expect("OS RNG");
-            let created = store.create(&id.storage_key(), &record).await.expect("create");
+            let created = store.create(&id.storage_key(), &record, now).await.expect("create");
             assert!(created, "fresh random id collided");
             if i < keep {
                 kept.push(id);
@@ -364,7 +364,7 @@ pub mod populate {
     pub async fn populated(live: usize, bulk: usize, bulk_idle_ms: u64) -> Populated {
         let t0 = now_ms();
         let clock = ManualClock::new(t0);
-        let store = MemoryStore::builder().max_sessions(usize::MAX).clock(clock.clone()).build();
+        let store = MemoryStore::builder().max_sessions(usize::MAX).build();
         let keys = Keys::generate().expect("OS RNG");
         let layer = SessionLayer::new(store.clone(), keys.clone()).with_clock(clock.clone());
         let ids = add(&store, live, t0, LIVE_IDLE_MS, live).await;

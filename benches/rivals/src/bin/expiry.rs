@@ -108,7 +108,7 @@ fn main() {
         let store = p.store.clone();
         let sweeper = std::thread::spawn(move || {
             let t = Instant::now();
-            let removed = store.sweep_expired();
+            let removed = store.sweep_expired(now + 120_000);
             (removed, t.elapsed())
         });
         let mut svc = p.router.clone();

@@ -61,7 +61,7 @@ fn main() {
         let clock = (steady && lib == Lib::Ours).then(|| ManualClock::new(sessionware_rivals::populate::now_ms()));
         let router = match &clock {
             Some(clock) => {
-                let store = ours::MemoryStore::builder().clock(clock.clone()).build();
+                let store = ours::MemoryStore::builder().build();
                 let keys = ours::Keys::generate().expect("OS RNG");
                 ours::router_with(ours::SessionLayer::new(store, keys).with_clock(clock.clone()))
             }
