@@ -149,7 +149,8 @@ impl RedisStore {
     }
 }
 
-/// The oldest Redis the scripts run on (`PEXPIRETIME` came with 7.0).
+/// The oldest Redis the scripts are tested on; older servers are refused
+/// rather than trusted.
 const MIN_VERSION: (u32, u32, u32) = (7, 0, 0);
 
 /// The texts of an `INFO` reply: one per server (a cluster answers with a
