@@ -25,7 +25,7 @@ pub enum StoreError {
     /// A record could not be encoded or decoded.
     #[error("session record could not be encoded or decoded: {0}")]
     Codec(String),
-    /// The store is full (for example [`MemoryStore`](crate::MemoryStore)'s
+    /// The store is full (for example [`MemoryStore`](crate::store::MemoryStore)'s
     /// maximum number of sessions was reached); no new session is created.
     #[error("session store is at capacity")]
     Capacity,
@@ -133,6 +133,7 @@ impl SessionError {
 }
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl axum_core::response::IntoResponse for SessionError {
     fn into_response(self) -> axum_core::response::Response {
         let status = self.status();

@@ -22,6 +22,7 @@ use crate::{Session, SessionError};
 ///     .route("/me", get(whoami))
 ///     .layer(SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()));
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionError;
 

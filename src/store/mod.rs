@@ -199,8 +199,10 @@ pub use crate::record::{Auth, ChangeSet, Data, Metadata, Record, RECORD_FORMAT};
 pub use crate::rotation::{Login, Retired, Rotated, Rotation, Stored, RETIRED_KEEP_MS};
 pub use memory::{MemoryStore, MemoryStoreBuilder};
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisStore;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 pub use sql::SqlStore;
 
 /// What every store implements: the session records themselves.

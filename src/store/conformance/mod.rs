@@ -348,7 +348,7 @@ pub async fn load_of_unknown_is_none(store: &dyn SessionStore) {
     assert!(ok(store.load(&fresh_key(), now()).await, "load").await.is_none());
 }
 
-/// A store that answers [`SessionStore::lookup_now`] gives what `lookup` gives:
+/// A store that answers [`SessionStore::lookup_ready`] gives what `lookup` gives:
 /// the live record, `None` for an unknown key, and `None` once `now` is past
 /// the record's expiry. Stores without it (`None`) pass trivially.
 ///

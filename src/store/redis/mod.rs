@@ -90,7 +90,7 @@
 //! expired, a logout on the old ID ends nothing but the pointer. At most 16
 //! keys.
 //!
-//! [`SessionStore::delete_user`] and [`SessionStore::delete_by_handle`]
+//! [`UserIndex::delete_user`] and [`UserIndex::delete_by_handle`]
 //! list the user's sessions, choose some, and end each with the revocation
 //! script, which follows a key that a rotation retired since the listing
 //! (a live pointer, at most 16 keys) to the live session it became and
