@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use sessionware::{
-    store::{conformance, MemoryStore, Metadata, Record, SessionStore},
+    store::{conformance, MemoryStore, Metadata, Record, SessionStore, WhenFull},
     Clock, ManualClock, SessionId,
 };
 
@@ -36,7 +36,7 @@ async fn memory_store_sweeps_expired_records_by_itself() {
 #[tokio::test]
 async fn memory_store_capacity_frees_expired_first() {
     let clock = ManualClock::new(0);
-    let store = MemoryStore::builder().max_sessions(10).build();
+    let store = MemoryStore::builder().max_sessions(10).when_full(WhenFull::Refuse).build();
     let record = Record::new(Metadata::new(0, 1_000, 2_000));
     for _ in 0..10 {
         store.create(&SessionId::generate().unwrap().storage_key(), &record, clock.now_ms()).await.unwrap();

@@ -23,6 +23,7 @@ const MAX_CHAIN: usize = 16;
 
 const SHARDS: usize = 64;
 const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
+const DEFAULT_MAX_BYTES: usize = 1 << 30;
 const DEFAULT_SWEEP_INTERVAL_MS: u64 = 60_000;
 /// Most records one sweep step removes under a shard's lock.
 const SWEEP_BATCH: usize = 256;
@@ -33,8 +34,12 @@ const SWEEP_BATCH: usize = 256;
 /// lock, never held across an `.await`). Expired records are dropped when
 /// seen, and each shard sweeps out its expired records at most once a minute
 /// when it is written to, so memory stays bounded without a background task.
-/// The number of live sessions is capped (default one million): past the cap,
-/// `create` fails with [`StoreError::Capacity`] instead of evicting anyone.
+/// The live sessions are capped in number (default one million) and in
+/// bytes (default 1 GiB). At the cap, expired records are freed first; then,
+/// by default, the least recently used *anonymous* sessions are evicted, so
+/// a client that floods the store with new sessions cannot lock users out:
+/// logins and signed-in sessions keep working ([`WhenFull`]). When only
+/// signed-in sessions are left, a new one fails with [`StoreError::Capacity`].
 ///
 /// Sessions are lost when the process exits; use a durable store for more than
 /// one process.
@@ -57,9 +62,47 @@ struct Inner {
     /// sessions are dropped lazily (listing filters on the live records).
     users: Box<[Mutex<UserMap>]>,
     count: AtomicUsize,
+    /// The approximate bytes of the live sessions ([`Entry::footprint`]).
+    bytes: AtomicUsize,
     max_sessions: usize,
+    max_bytes: usize,
+    when_full: WhenFull,
+    /// The shard the next eviction scan starts at.
+    evict_cursor: AtomicUsize,
     sweep_interval_ms: u64,
 }
+
+/// What a full [`MemoryStore`] does when a new session needs room (at
+/// [`max_sessions`](MemoryStoreBuilder::max_sessions) or
+/// [`max_bytes`](MemoryStoreBuilder::max_bytes), after freeing the expired
+/// records first).
+///
+/// ```
+/// use sessionware::store::{MemoryStore, WhenFull};
+/// let store = MemoryStore::builder().max_sessions(1_000).when_full(WhenFull::Refuse).build();
+/// # let _ = store;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WhenFull {
+    /// Ends the least recently used *anonymous* sessions (no user signed
+    /// in) to make room; signed-in sessions are never evicted. A client
+    /// that floods the store with new sessions only pushes out other
+    /// anonymous sessions, and logins keep working. When only signed-in
+    /// sessions are left, the new one is refused. (Least recently used is
+    /// approximate: the oldest of one shard, a 64th of the store, at a time.)
+    #[default]
+    EvictAnonymous,
+    /// Refuses the new session ([`StoreError::Capacity`]); nobody is evicted.
+    Refuse,
+}
+
+/// Anonymous sessions evicted per shard scan (one scan makes room for the
+/// next several new sessions).
+const EVICT_BATCH: usize = 16;
+/// What a session costs beyond its data and strings: its slot, key and the
+/// table's control byte, rounded up.
+const ENTRY_OVERHEAD: usize = 128;
 
 /// user → storage keys of their sessions.
 type UserMap = HashMap<String, Vec<StorageKey>>;
@@ -203,6 +246,18 @@ impl Entry {
         now >= self.expires_at || now >= self.absolute_deadline
     }
 
+    /// The bytes the session takes, approximately: the slot and its key,
+    /// the packed data and the boxed metadata with its strings.
+    fn footprint(&self) -> usize {
+        let extra = self.extra.as_deref().map_or(0, |x| {
+            std::mem::size_of::<Extra>()
+                + x.auth.as_ref().map_or(0, |a| a.user.len())
+                + x.user_agent.as_ref().map_or(0, |u| u.len())
+                + x.ip.as_ref().map_or(0, |i| i.len())
+        });
+        ENTRY_OVERHEAD + self.data.len() + extra
+    }
+
     /// Merges a change set with the semantics of [`Record::try_apply`]
     /// (nothing changes when the merged data would pass the cap).
     fn apply(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
@@ -275,7 +330,12 @@ impl MemoryStore {
     /// assert!(store.is_empty());
     /// ```
     pub fn builder() -> MemoryStoreBuilder {
-        MemoryStoreBuilder { max_sessions: DEFAULT_MAX_SESSIONS, sweep_interval_ms: DEFAULT_SWEEP_INTERVAL_MS }
+        MemoryStoreBuilder {
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_bytes: DEFAULT_MAX_BYTES,
+            when_full: WhenFull::default(),
+            sweep_interval_ms: DEFAULT_SWEEP_INTERVAL_MS,
+        }
     }
 
     /// Number of records held (including expired ones not yet swept).
@@ -286,6 +346,17 @@ impl MemoryStore {
     /// ```
     pub fn len(&self) -> usize {
         self.inner.count.load(Ordering::Relaxed)
+    }
+
+    /// The approximate bytes the live sessions take (what
+    /// [`max_bytes`](MemoryStoreBuilder::max_bytes) caps).
+    ///
+    /// ```
+    /// # use sessionware::store::MemoryStore;
+    /// assert_eq!(MemoryStore::default().bytes(), 0);
+    /// ```
+    pub fn bytes(&self) -> usize {
+        self.inner.bytes.load(Ordering::Relaxed)
     }
 
     /// True when no record is held.
@@ -366,11 +437,11 @@ impl Inner {
                 shard.map.iter().filter(|(_, e)| e.is_expired(now)).map(|(k, _)| *k).take(SWEEP_BATCH).collect();
             for key in &expired {
                 if let Some(Slot::Live(entry)) = shard.map.remove(key) {
+                    self.removed(&entry);
                     removed.push((*key, entry));
                 }
             }
             shard.locks.retain(|_, (_, until)| *until > now);
-            self.count.fetch_sub(removed.len(), Ordering::Relaxed);
             let done = expired.len() < SWEEP_BATCH;
             if done {
                 shard.next_sweep = now.saturating_add(self.sweep_interval_ms);
@@ -384,6 +455,78 @@ impl Inner {
             }
         }
         (removed.len(), done)
+    }
+
+    /// Counts a session in (its slot is about to be filled).
+    fn added(&self, entry: &Entry) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(entry.footprint(), Ordering::Relaxed);
+    }
+
+    /// Counts a session out (its slot was emptied or retired).
+    fn removed(&self, entry: &Entry) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(entry.footprint(), Ordering::Relaxed);
+    }
+
+    fn is_full(&self, extra_bytes: usize) -> bool {
+        self.count.load(Ordering::Relaxed) >= self.max_sessions
+            || self.bytes.load(Ordering::Relaxed).saturating_add(extra_bytes) > self.max_bytes
+    }
+
+    /// Makes room for a new session of `extra_bytes` (shard `i` is the new
+    /// key's): the expired records of the shard go first, then, under
+    /// [`WhenFull::EvictAnonymous`], the least recently used anonymous
+    /// sessions, one shard at a time.
+    fn make_room(&self, i: usize, now: u64, extra_bytes: usize) -> Result<(), StoreError> {
+        if !self.is_full(extra_bytes) {
+            return Ok(());
+        }
+        self.sweep_step(i, now, true);
+        if !self.is_full(extra_bytes) {
+            return Ok(());
+        }
+        if self.when_full == WhenFull::EvictAnonymous {
+            for _ in 0..SHARDS {
+                let j = self.evict_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
+                self.sweep_step(j, now, true);
+                self.evict_anonymous(j, now);
+                if !self.is_full(extra_bytes) {
+                    return Ok(());
+                }
+            }
+        }
+        Err(StoreError::Capacity)
+    }
+
+    /// Ends up to [`EVICT_BATCH`] of the least recently used anonymous
+    /// sessions of shard `j`.
+    fn evict_anonymous(&self, j: usize, now: u64) {
+        let evicted: Vec<Entry> = {
+            let mut shard = self.lock(j);
+            let mut anonymous: Vec<(u64, StorageKey)> = shard
+                .map
+                .iter()
+                .filter_map(|(k, s)| match s {
+                    Slot::Live(e) if e.user().is_none() && !e.is_expired(now) => Some((e.last_seen, *k)),
+                    _ => None,
+                })
+                .collect();
+            if anonymous.len() > EVICT_BATCH {
+                anonymous.select_nth_unstable(EVICT_BATCH - 1);
+                anonymous.truncate(EVICT_BATCH);
+            }
+            let mut out = Vec::with_capacity(anonymous.len());
+            for (_, key) in anonymous {
+                if let Some(Slot::Live(entry)) = shard.map.remove(&key) {
+                    self.removed(&entry);
+                    out.push(entry);
+                }
+            }
+            out
+        };
+        // Freed after the shard's lock is released.
+        drop(evicted);
     }
 
     fn users(&self, user: &str) -> MutexGuard<'_, UserMap> {
@@ -432,8 +575,9 @@ impl Inner {
                     Some(true) if !seen.contains(&key) => {
                         seen.push(key);
                         if shard.map.get(&key).and_then(Slot::live).is_some_and(|r| visit(r.meta())) {
-                            shard.map.remove(&key);
-                            self.count.fetch_sub(1, Ordering::Relaxed);
+                            if let Some(Slot::Live(entry)) = shard.map.remove(&key) {
+                                self.removed(&entry);
+                            }
                             gone.push(key);
                             deleted += 1;
                         }
@@ -540,14 +684,16 @@ impl Inner {
         }
         let before = current.meta.user().map(str::to_string);
         let entry = Entry::from_owned(rotation.successor_of(current, old)?);
-        if !matches!(new_shard.map.insert(*new, Slot::Live(entry)), Some(Slot::Live(_))) {
-            self.count.fetch_add(1, Ordering::Relaxed);
+        self.added(&entry);
+        if let Some(Slot::Live(replaced)) = new_shard.map.insert(*new, Slot::Live(entry)) {
+            self.removed(&replaced);
         }
         // The old key's slot (live, just read) becomes its pointer in place.
         let old_shard = &mut *first;
         if let Some(slot) = old_shard.map.get_mut(old) {
-            *slot = Slot::Retired(rotation.retired(*new));
-            self.count.fetch_sub(1, Ordering::Relaxed);
+            if let Slot::Live(entry) = std::mem::replace(slot, Slot::Retired(rotation.retired(*new))) {
+                self.removed(&entry);
+            }
         }
         Ok((Rotated::Done, before))
     }
@@ -567,7 +713,7 @@ impl Inner {
             Some(Slot::Retired(_)) | None => return None,
         }
         if let Some(Slot::Live(entry)) = shard.map.remove(key) {
-            self.count.fetch_sub(1, Ordering::Relaxed);
+            self.removed(&entry);
             if let Some(user) = entry.user() {
                 self.unindex(user, &[*key]);
             }
@@ -584,29 +730,27 @@ impl SessionStore for MemoryStore {
         let entry = Entry::from_record(record)?;
         // Writes drive the sweeping, one bounded step at a time.
         inner.sweep_step(i, now, false);
-        if inner.count.load(Ordering::Relaxed) >= inner.max_sessions {
-            inner.sweep_step(i, now, true);
-            if inner.count.load(Ordering::Relaxed) >= inner.max_sessions {
-                return Err(StoreError::Capacity);
-            }
-        }
+        inner.make_room(i, now, entry.footprint())?;
+        inner.added(&entry);
         let mut shard = inner.lock(i);
         // One lookup: an expired record or retired key under the key is
         // replaced in place (a live one, of either kind, takes the key).
         let replaced = match shard.map.entry(*key) {
-            std::collections::hash_map::Entry::Occupied(e) if !e.get().is_expired(now) => return Ok(false),
+            std::collections::hash_map::Entry::Occupied(e) if !e.get().is_expired(now) => {
+                inner.removed(&entry);
+                return Ok(false);
+            }
             std::collections::hash_map::Entry::Occupied(mut e) => {
                 match std::mem::replace(e.get_mut(), Slot::Live(entry)) {
-                    Slot::Live(old) => Some(old),
-                    Slot::Retired(_) => {
-                        inner.count.fetch_add(1, Ordering::Relaxed);
-                        None
+                    Slot::Live(old) => {
+                        inner.removed(&old);
+                        Some(old)
                     }
+                    Slot::Retired(_) => None,
                 }
             }
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(Slot::Live(entry));
-                inner.count.fetch_add(1, Ordering::Relaxed);
                 None
             }
         };
@@ -657,7 +801,20 @@ impl SessionStore for MemoryStore {
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
         let mut shard = self.inner.lock(Inner::shard_of(key));
-        self.inner.with_live(&mut shard, key, now, |entry| entry.apply(changes).map(|()| true)).unwrap_or(Ok(false))
+        let inner = &*self.inner;
+        inner
+            .with_live(&mut shard, key, now, |entry| {
+                let before = entry.footprint();
+                entry.apply(changes)?;
+                let after = entry.footprint();
+                if after >= before {
+                    inner.bytes.fetch_add(after - before, Ordering::Relaxed);
+                } else {
+                    inner.bytes.fetch_sub(before - after, Ordering::Relaxed);
+                }
+                Ok(true)
+            })
+            .unwrap_or(Ok(false))
     }
 
     async fn touch(&self, key: &StorageKey, now: u64, expires_at: u64) -> Result<bool, StoreError> {
@@ -691,7 +848,7 @@ impl SessionStore for MemoryStore {
             };
             drop(shard);
             if let Some(entry) = removed {
-                self.inner.count.fetch_sub(1, Ordering::Relaxed);
+                self.inner.removed(&entry);
                 if let Some(user) = entry.user() {
                     self.inner.unindex(user, &[key]);
                 }
@@ -762,6 +919,8 @@ impl Leases for MemoryStore {
 #[must_use]
 pub struct MemoryStoreBuilder {
     max_sessions: usize,
+    max_bytes: usize,
+    when_full: WhenFull,
     sweep_interval_ms: u64,
 }
 
@@ -774,6 +933,32 @@ impl MemoryStoreBuilder {
     /// ```
     pub fn max_sessions(mut self, max: usize) -> Self {
         self.max_sessions = max;
+        self
+    }
+
+    /// The most bytes the live sessions take, approximately (default 1 GiB):
+    /// their data, their metadata's strings and 128 bytes each for the rest.
+    /// A write may pass it by its own size; the next new session then needs
+    /// room.
+    ///
+    /// ```
+    /// # use sessionware::store::MemoryStore;
+    /// let _ = MemoryStore::builder().max_bytes(256 << 20).build();
+    /// ```
+    pub fn max_bytes(mut self, max: usize) -> Self {
+        self.max_bytes = max;
+        self
+    }
+
+    /// What a full store does with a new session (default
+    /// [`WhenFull::EvictAnonymous`]).
+    ///
+    /// ```
+    /// # use sessionware::store::{MemoryStore, WhenFull};
+    /// let _ = MemoryStore::builder().when_full(WhenFull::Refuse).build();
+    /// ```
+    pub fn when_full(mut self, policy: WhenFull) -> Self {
+        self.when_full = policy;
         self
     }
 
@@ -804,7 +989,11 @@ impl MemoryStoreBuilder {
                 shards,
                 users,
                 count: AtomicUsize::new(0),
+                bytes: AtomicUsize::new(0),
                 max_sessions: self.max_sessions,
+                max_bytes: self.max_bytes,
+                when_full: self.when_full,
+                evict_cursor: AtomicUsize::new(0),
                 sweep_interval_ms: self.sweep_interval_ms,
             }),
         }

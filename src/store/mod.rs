@@ -197,7 +197,7 @@ pub use crate::error::StoreError;
 pub use crate::id::StorageKey;
 pub use crate::record::{Auth, ChangeSet, Data, Metadata, Record, RECORD_FORMAT};
 pub use crate::rotation::{Login, Retired, Rotated, Rotation, Stored, RETIRED_KEEP_MS};
-pub use memory::{MemoryStore, MemoryStoreBuilder};
+pub use memory::{MemoryStore, MemoryStoreBuilder, WhenFull};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisStore;
