@@ -196,7 +196,7 @@ pub(super) fn time(v: &str) -> Result<u64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::redis::DEFAULT_MAX_RECORD_BYTES;
+    use super::super::DEFAULT_MAX_RECORD_BYTES;
 
     fn raw(s: &str) -> Box<RawValue> {
         RawValue::from_string(s.to_string()).unwrap()

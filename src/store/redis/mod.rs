@@ -1,205 +1,4 @@
 //! [`RedisStore`]: sessions in Redis (or Redis Cluster), one hash per session.
-//!
-//! Needs **Redis 7.0 or newer** (the scripts use `PEXPIRETIME`):
-//! [`connect`](RedisStore::connect) and
-//! [`connect_cluster`](RedisStore::connect_cluster) read the version with
-//! `INFO server` and fail with [`StoreError::Backend`] on an older server (a
-//! server that refuses `INFO` is let through with a warning).
-//!
-//! # Layout
-//!
-//! Each session is one Redis hash under `{prefix}{<hex digest>}` (the default
-//! prefix is `sessionware:`). The braces are a Redis Cluster hash tag: every
-//! key of one session (the hash and its lease) reuses the tag and hashes to
-//! the same slot. The key holds the SHA-256 digest of the session ID, never
-//! the ID.
-//!
-//! | field | value |
-//! |---|---|
-//! | `v` | record format ([`RECORD_FORMAT`](crate::store::RECORD_FORMAT)) |
-//! | `meta` | JSON of the metadata that never changes while the key is live (`created_at`, `handle`, `auth`, …) |
-//! | `last_seen`, `expires_at`, `absolute_deadline` | decimal milliseconds since the Unix epoch |
-//! | `persistent` | `0` or `1` |
-//! | `predecessor` | hex storage key of the key this one was rotated from, until the successor is first used ([`Metadata::predecessor`], cleared by `close_overlap`); absent otherwise |
-//! | `size` | the data size ([`Data::size`](crate::store::Data::size): the bytes of every key and raw value), kept by every write for the data cap |
-//! | `d:<key>` | the raw JSON of session value `<key>` |
-//!
-//! A hash makes the per-key merge of [`SessionStore::apply`] natural: the
-//! script sets and deletes single fields and never parses a value, so values
-//! come back byte for byte (a JSON blob merged with Lua's `cjson` would
-//! re-encode numbers and lose precision).
-//!
-//! A key that a rotation retired holds a different hash, the pointer
-//! ([`Retired`](crate::store::Retired)) and nothing else, with its TTL at `until`:
-//!
-//! | field | value |
-//! |---|---|
-//! | `retired` | hex storage key of the successor |
-//! | `at`, `overlap_until`, `until` | decimal milliseconds since the Unix epoch |
-//!
-//! It has no `expires_at`, so the session scripts see no live record there:
-//! `apply` and `touch` on a retired key change nothing.
-//!
-//! # Data cap
-//!
-//! `apply` refuses a change set whose merged data would pass
-//! [`ChangeSet::max_data_bytes`] ([`StoreError::TooLarge`], nothing
-//! changed), inside its script: the new size is the `size` field moved by
-//! the change set's delta (one `HSTRLEN` per changed key), so the check costs
-//! nothing per stored key. A record without the field (written before it
-//! existed) is counted field by field when a cap needs it; a size that would
-//! refuse the change is counted again before refusing, so a wrong field
-//! never refuses a write that fits.
-//!
-//! # Rotation
-//!
-//! [`SessionStore::rotate`] is one script on the old and the new session
-//! keys, atomic: it acts only if the old record is live at the request's
-//! time (else it answers gone, or the pointer of a live retired key) and
-//! nothing live is under the new key; it builds the successor from the old
-//! hash *as stored now* with the semantics of [`Rotation::successor`]
-//! (retained and cleared `d:` fields, the change set, a login's user and
-//! deadline, the times, the predecessor: always the old key, until the
-//! successor is first used), refuses it past the data cap, writes
-//! it under the new key with its TTL and replaces the old hash by the pointer.
-//! Fields are copied as stored, never re-encoded.
-//!
-//! The script never parses JSON, so a login's new `meta` (user, client) is
-//! built in Rust from the `meta` that `rotate` reads first (one `HMGET`,
-//! which also answers for a key that is not live without running the
-//! script); the script compares the stored `meta` with the one read and, if
-//! the key holds another record by then (deleted and created again), does
-//! nothing and `rotate` starts over.
-//!
-//! The user index follows the rule below: the successor is indexed under
-//! its user (the login's, or the old record's) before the script, and again
-//! after it; the old key's member is removed after it. Those after-steps are
-//! best effort (a failure is logged): the index stays a superset of the live
-//! sessions either way.
-//!
-//! # Delete and revocation
-//!
-//! [`SessionStore::delete`] is one script: it deletes the key and, if that
-//! held a retired pointer that is still live (Redis' TTL expires it at
-//! `until`, and the script also compares `until` with the request's time,
-//! which may run ahead of Redis' clock), follows it. A pointer found there is
-//! deleted and followed in turn; the record at the end of the chain is
-//! deleted only if its `predecessor` field is the hex of the last pointer
-//! followed, i.e. only a successor that was never used: once its client
-//! used the new ID (`close_overlap` clears the field), or once the pointer
-//! expired, a logout on the old ID ends nothing but the pointer. At most 16
-//! keys.
-//!
-//! [`UserIndex::delete_user`] and [`UserIndex::delete_by_handle`]
-//! list the user's sessions, choose some, and end each with the revocation
-//! script, which follows a key that a rotation retired since the listing
-//! (a live pointer, at most 16 keys) to the live session it became and
-//! deletes it *whatever its predecessor*: a revocation racing a renewal
-//! ends the renewed session. The script reads the user from the record's
-//! `meta` (with `cjson`) and deletes only a session of the user being
-//! revoked: a login rotation to another user takes the session out of
-//! reach. `delete_user` counts the live sessions it ended, not the keys.
-//! The index members of both the listed keys and the successors reached
-//! are removed afterwards (in the same script on a single server).
-//!
-//! A listing follows retired members too (see the index below), so a
-//! session is listed once, under its live key, whether the index holds its
-//! old member, its new one, or both.
-//!
-//! # Per-user index and leases
-//!
-//! - `{prefix}user:{<hex SHA-256 of the user>}` is a sorted set of the
-//!   sessions (hex digests) of one user, scored by their absolute deadline
-//!   (no session outlives it), with a TTL at the latest deadline. `create`
-//!   and `rotate` add an authenticated session to it *before* writing the
-//!   session, so the index is always a superset of the user's live sessions;
-//!   listing loads the candidates and drops stale members (deleted, expired,
-//!   retired), so `delete` never touches the index. A retired member is
-//!   first followed to the session it became (which is listed once, and
-//!   indexed again if its own member was missing: a listing that ran in
-//!   the middle of the rotation may have dropped it); two live records with
-//!   one handle (one session read before and after a rotation) are listed
-//!   once, as the later one.
-//! - `{prefix}{<hex digest>}:lock` holds the token of a session's exclusive
-//!   lease (`SET ... PX`); it shares the session's hash tag, so the session
-//!   and its lease live in one slot.
-//!
-//! # Redis Cluster
-//!
-//! [`RedisStore::connect_cluster`] talks to a cluster. The rules that make
-//! the layout work there:
-//!
-//! - **One slot per session.** The hash, and the lease, hash on the tag
-//!   `{<hex digest>}`: every session operation (`load`, `create`, `apply`,
-//!   `touch`, `delete`, `try_lock`, `unlock`) is one command or one script on
-//!   one key, so the cluster routes it to the slot's primary unchanged.
-//! - **A rotation stays in one slot.** The rotation script needs the old and
-//!   the new key on one node, so on a cluster
-//!   [`accepts_successor`](SessionStore::accepts_successor) accepts a new key
-//!   only in the old key's slot (CRC16 of the tags, as Redis computes key
-//!   slots) and the layer draws new IDs until one is accepted (about 16,384
-//!   draws on average, a few milliseconds of CPU per rotation). `rotate`
-//!   refuses keys in two slots with [`StoreError::Backend`], before changing
-//!   anything. A session thus keeps its slot across rotations, and `delete`'s
-//!   chain of retired keys stays in one slot: one script.
-//! - **Scripts touch one slot.** The session scripts get the session hash
-//!   (the rotation script: both co-located hashes; the delete and
-//!   revocation scripts: the hash and the successors it points to, which a
-//!   rotation kept in its slot), the lease scripts the lease, the index
-//!   script the user index. On a cluster the revocation script runs once
-//!   per session; on a single server, where slots do not matter, once for
-//!   all of them, with the user index as one more key.
-//! - **The user index is in another slot.** Its tag is the user's digest,
-//!   so it almost never shares a slot with the user's sessions. Nothing
-//!   updates both at once; the guarantee (the index is a superset of the
-//!   live sessions) comes from the order of single-slot commands instead:
-//!   `create` and `rotate` index, write the session, then index again;
-//!   revocation deletes the sessions, then their members; a listing that
-//!   finds a member without a session removes it, then checks the session
-//!   again and re-indexes it if a `create` wrote it meanwhile; a listing
-//!   that reaches a session only through a retired member indexes it before
-//!   removing that member. A crash
-//!   between two steps leaves at worst a stale member, which the next
-//!   listing drops.
-//! - **No cross-slot pipelines.** Where a single server gets one pipeline
-//!   or one script (the `HGETALL`s of a listing, the revocation script), a
-//!   cluster gets one command or script per key, all in flight at once, so
-//!   each batch still costs about one round trip of latency.
-//!
-//! # Round trips
-//!
-//! Every session operation but `rotate` is one command: `load` (and
-//! `lookup`) is `HGETALL`; `create` (of an anonymous session), `apply`,
-//! `touch` and `delete` are one `EVALSHA` each (a script loaded on first use,
-//! see [`redis::Script`]). The scripts check the record's own `expires_at`
-//! against the request's time (`now`, from the layer's clock), act only if
-//! the hash exists (`apply` and `touch` never resurrect a session), and set
-//! the key's TTL with `PEXPIRE` to `expires_at - now`: the server's clock
-//! only counts the TTL down, and never decides on its own when a session
-//! ends. `try_lock` and
-//! `unlock` are one `EVALSHA` each. The creation of an authenticated session
-//! adds two `EVALSHA`s (the index, before and after).
-//!
-//! `rotate` is an `HMGET` (which alone answers for a key that is gone or
-//! retired), then the rotation's `EVALSHA`: two round trips for an anonymous
-//! session. When the successor has a user, the index's `EVALSHA` comes
-//! before and again after, together with the `ZREM` of the old member when
-//! the old record had a user: four round trips.
-//!
-//! `delete` is one `EVALSHA` whatever the chain it follows (one `HMGET` and
-//! one `DEL` per key inside the script).
-//!
-//! `list_user` is one `ZRANGE` plus one pipelined batch of `HGETALL`s (plus
-//! a `ZREM`, an `EXISTS` batch and maybe an `EVALSHA` when stale members are
-//! dropped). A retired member whose successor is not listed costs one more
-//! batch of `HGETALL`s per step along its chain, and the `EVALSHA` that
-//! indexes the successor: only when a listing races a rotation (or a
-//! member was lost), since a rotation indexes its successor and unindexes
-//! the old key itself. `delete_by_handle` and `delete_user` add one
-//! `EVALSHA` of the revocation script, which deletes the sessions and then
-//! removes their members: three round trips in all on a single server. On
-//! a cluster they add one `EVALSHA` per session (all in flight at once)
-//! and then the `ZREM`: four.
 
 mod codec;
 mod connection;
@@ -230,27 +29,16 @@ use crate::{
     SessionHandle,
 };
 
-/// The default key prefix.
-///
-/// ```
-/// assert!(sessionware::store::redis::DEFAULT_PREFIX.ends_with(':'));
-/// ```
-pub const DEFAULT_PREFIX: &str = "sessionware:";
-
-/// The default cap on the size of one record, in bytes (1 MiB).
-///
-/// ```
-/// assert_eq!(sessionware::store::redis::DEFAULT_MAX_RECORD_BYTES, 1 << 20);
-/// ```
-pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+const DEFAULT_PREFIX: &str = "sessionware:";
+pub(super) const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// A [`SessionStore`] on Redis or Redis Cluster, through `redis`'s
 /// [`ConnectionManager`] (one multiplexed connection that reconnects by
 /// itself) or its cluster connection.
 ///
 /// One command per session operation (two for a rotation); see the
-/// [module documentation](self) for the key layout, the scripts, the
-/// rotation and the cluster slot rules. Needs Redis 7.0 or newer. Expiry is
+/// [sections below](RedisStore#layout) for the key layout, the scripts, the
+/// rotation and the cluster slot rules. Expiry is
 /// enforced twice: by Redis (the key's TTL runs out at `expires_at`, counted
 /// from the request's time) and on every call against the request's time.
 ///
@@ -265,6 +53,207 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 /// let layer = SessionLayer::new(store, Keys::generate()?);
 /// # Ok(()) }
 /// ```
+///
+/// Needs **Redis 7.0 or newer** (the version the scripts are tested on):
+/// [`connect`](RedisStore::connect) and
+/// [`connect_cluster`](RedisStore::connect_cluster) read the version with
+/// `INFO server` and fail with [`StoreError::Backend`] on an older server (a
+/// server that refuses `INFO` is let through with a warning).
+///
+/// # Layout
+///
+/// Each session is one Redis hash under `{prefix}{<hex digest>}` (the default
+/// prefix is `sessionware:`). The braces are a Redis Cluster hash tag: every
+/// key of one session (the hash and its lease) reuses the tag and hashes to
+/// the same slot. The key holds the SHA-256 digest of the session ID, never
+/// the ID.
+///
+/// | field | value |
+/// |---|---|
+/// | `v` | record format ([`RECORD_FORMAT`](crate::store::RECORD_FORMAT)) |
+/// | `meta` | JSON of the metadata that never changes while the key is live (`created_at`, `handle`, `auth`, …) |
+/// | `last_seen`, `expires_at`, `absolute_deadline` | decimal milliseconds since the Unix epoch |
+/// | `persistent` | `0` or `1` |
+/// | `predecessor` | hex storage key of the key this one was rotated from, until the successor is first used ([`Metadata::predecessor`], cleared by `close_overlap`); absent otherwise |
+/// | `size` | the data size ([`Data::size`](crate::store::Data::size): the bytes of every key and raw value), kept by every write for the data cap |
+/// | `d:<key>` | the raw JSON of session value `<key>` |
+///
+/// A hash makes the per-key merge of [`SessionStore::apply`] natural: the
+/// script sets and deletes single fields and never parses a value, so values
+/// come back byte for byte (a JSON blob merged with Lua's `cjson` would
+/// re-encode numbers and lose precision).
+///
+/// A key that a rotation retired holds a different hash, the pointer
+/// ([`Retired`](crate::store::Retired)) and nothing else, with its TTL at `until`:
+///
+/// | field | value |
+/// |---|---|
+/// | `retired` | hex storage key of the successor |
+/// | `at`, `overlap_until`, `until` | decimal milliseconds since the Unix epoch |
+///
+/// It has no `expires_at`, so the session scripts see no live record there:
+/// `apply` and `touch` on a retired key change nothing.
+///
+/// # Data cap
+///
+/// `apply` refuses a change set whose merged data would pass
+/// [`ChangeSet::max_data_bytes`] ([`StoreError::TooLarge`], nothing
+/// changed), inside its script: the new size is the `size` field moved by
+/// the change set's delta (one `HSTRLEN` per changed key), so the check costs
+/// nothing per stored key. A record without the field (written before it
+/// existed) is counted field by field when a cap needs it; a size that would
+/// refuse the change is counted again before refusing, so a wrong field
+/// never refuses a write that fits.
+///
+/// # Rotation
+///
+/// [`SessionStore::rotate`] is one script on the old and the new session
+/// keys, atomic: it acts only if the old record is live at the request's
+/// time (else it answers gone, or the pointer of a live retired key) and
+/// nothing live is under the new key; it builds the successor from the old
+/// hash *as stored now* with the semantics of [`Rotation::successor`]
+/// (retained and cleared `d:` fields, the change set, a login's user and
+/// deadline, the times, the predecessor: always the old key, until the
+/// successor is first used), refuses it past the data cap, writes
+/// it under the new key with its TTL and replaces the old hash by the pointer.
+/// Fields are copied as stored, never re-encoded.
+///
+/// The script never parses JSON, so a login's new `meta` (user, client) is
+/// built in Rust from the `meta` that `rotate` reads first (one `HMGET`,
+/// which also answers for a key that is not live without running the
+/// script); the script compares the stored `meta` with the one read and, if
+/// the key holds another record by then (deleted and created again), does
+/// nothing and `rotate` starts over.
+///
+/// The user index follows the rule below: the successor is indexed under
+/// its user (the login's, or the old record's) before the script, and again
+/// after it; the old key's member is removed after it. Those after-steps are
+/// best effort (a failure is logged): the index stays a superset of the live
+/// sessions either way.
+///
+/// # Delete and revocation
+///
+/// [`SessionStore::delete`] is one script: it deletes the key and, if that
+/// held a retired pointer that is still live (Redis' TTL expires it at
+/// `until`, and the script also compares `until` with the request's time,
+/// which may run ahead of Redis' clock), follows it. A pointer found there is
+/// deleted and followed in turn; the record at the end of the chain is
+/// deleted only if its `predecessor` field is the hex of the last pointer
+/// followed, i.e. only a successor that was never used: once its client
+/// used the new ID (`close_overlap` clears the field), or once the pointer
+/// expired, a logout on the old ID ends nothing but the pointer. At most 16
+/// keys.
+///
+/// [`UserIndex::delete_user`] and [`UserIndex::delete_by_handle`]
+/// list the user's sessions, choose some, and end each with the revocation
+/// script, which follows a key that a rotation retired since the listing
+/// (a live pointer, at most 16 keys) to the live session it became and
+/// deletes it *whatever its predecessor*: a revocation racing a renewal
+/// ends the renewed session. The script reads the user from the record's
+/// `meta` (with `cjson`) and deletes only a session of the user being
+/// revoked: a login rotation to another user takes the session out of
+/// reach. `delete_user` counts the live sessions it ended, not the keys.
+/// The index members of both the listed keys and the successors reached
+/// are removed afterwards (in the same script on a single server).
+///
+/// A listing follows retired members too (see the index below), so a
+/// session is listed once, under its live key, whether the index holds its
+/// old member, its new one, or both.
+///
+/// # Per-user index and leases
+///
+/// - `{prefix}user:{<hex SHA-256 of the user>}` is a sorted set of the
+///   sessions (hex digests) of one user, scored by their absolute deadline
+///   (no session outlives it), with a TTL at the latest deadline. `create`
+///   and `rotate` add an authenticated session to it *before* writing the
+///   session, so the index is always a superset of the user's live sessions;
+///   listing loads the candidates and drops stale members (deleted, expired,
+///   retired), so `delete` never touches the index. A retired member is
+///   first followed to the session it became (which is listed once, and
+///   indexed again if its own member was missing: a listing that ran in
+///   the middle of the rotation may have dropped it); two live records with
+///   one handle (one session read before and after a rotation) are listed
+///   once, as the later one.
+/// - `{prefix}{<hex digest>}:lock` holds the token of a session's exclusive
+///   lease (`SET ... PX`); it shares the session's hash tag, so the session
+///   and its lease live in one slot.
+///
+/// # Redis Cluster
+///
+/// [`RedisStore::connect_cluster`] talks to a cluster. The rules that make
+/// the layout work there:
+///
+/// - **One slot per session.** The hash, and the lease, hash on the tag
+///   `{<hex digest>}`: every session operation (`load`, `create`, `apply`,
+///   `touch`, `delete`, `try_lock`, `unlock`) is one command or one script on
+///   one key, so the cluster routes it to the slot's primary unchanged.
+/// - **A rotation stays in one slot.** The rotation script needs the old and
+///   the new key on one node, so on a cluster
+///   [`accepts_successor`](SessionStore::accepts_successor) accepts a new key
+///   only in the old key's slot (CRC16 of the tags, as Redis computes key
+///   slots) and the layer draws new IDs until one is accepted (about 16,384
+///   draws on average, a few milliseconds of CPU per rotation). `rotate`
+///   refuses keys in two slots with [`StoreError::Backend`], before changing
+///   anything. A session thus keeps its slot across rotations, and `delete`'s
+///   chain of retired keys stays in one slot: one script.
+/// - **Scripts touch one slot.** The session scripts get the session hash
+///   (the rotation script: both co-located hashes; the delete and
+///   revocation scripts: the hash and the successors it points to, which a
+///   rotation kept in its slot), the lease scripts the lease, the index
+///   script the user index. On a cluster the revocation script runs once
+///   per session; on a single server, where slots do not matter, once for
+///   all of them, with the user index as one more key.
+/// - **The user index is in another slot.** Its tag is the user's digest,
+///   so it almost never shares a slot with the user's sessions. Nothing
+///   updates both at once; the guarantee (the index is a superset of the
+///   live sessions) comes from the order of single-slot commands instead:
+///   `create` and `rotate` index, write the session, then index again;
+///   revocation deletes the sessions, then their members; a listing that
+///   finds a member without a session removes it, then checks the session
+///   again and re-indexes it if a `create` wrote it meanwhile; a listing
+///   that reaches a session only through a retired member indexes it before
+///   removing that member. A crash
+///   between two steps leaves at worst a stale member, which the next
+///   listing drops.
+/// - **No cross-slot pipelines.** Where a single server gets one pipeline
+///   or one script (the `HGETALL`s of a listing, the revocation script), a
+///   cluster gets one command or script per key, all in flight at once, so
+///   each batch still costs about one round trip of latency.
+///
+/// # Round trips
+///
+/// Every session operation but `rotate` is one command: `load` (and
+/// `lookup`) is `HGETALL`; `create` (of an anonymous session), `apply`,
+/// `touch` and `delete` are one `EVALSHA` each (a script loaded on first use,
+/// see [`redis::Script`]). The scripts check the record's own `expires_at`
+/// against the request's time (`now`, from the layer's clock), act only if
+/// the hash exists (`apply` and `touch` never resurrect a session), and set
+/// the key's TTL with `PEXPIRE` to `expires_at - now`: the server's clock
+/// only counts the TTL down, and never decides on its own when a session
+/// ends. `try_lock` and
+/// `unlock` are one `EVALSHA` each. The creation of an authenticated session
+/// adds two `EVALSHA`s (the index, before and after).
+///
+/// `rotate` is an `HMGET` (which alone answers for a key that is gone or
+/// retired), then the rotation's `EVALSHA`: two round trips for an anonymous
+/// session. When the successor has a user, the index's `EVALSHA` comes
+/// before and again after, together with the `ZREM` of the old member when
+/// the old record had a user: four round trips.
+///
+/// `delete` is one `EVALSHA` whatever the chain it follows (one `HMGET` and
+/// one `DEL` per key inside the script).
+///
+/// `list_user` is one `ZRANGE` plus one pipelined batch of `HGETALL`s (plus
+/// a `ZREM`, an `EXISTS` batch and maybe an `EVALSHA` when stale members are
+/// dropped). A retired member whose successor is not listed costs one more
+/// batch of `HGETALL`s per step along its chain, and the `EVALSHA` that
+/// indexes the successor: only when a listing races a rotation (or a
+/// member was lost), since a rotation indexes its successor and unindexes
+/// the old key itself. `delete_by_handle` and `delete_user` add one
+/// `EVALSHA` of the revocation script, which deletes the sessions and then
+/// removes their members: three round trips in all on a single server. On
+/// a cluster they add one `EVALSHA` per session (all in flight at once)
+/// and then the `ZREM`: four.
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Conn,
@@ -286,6 +275,20 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
+    /// The default key prefix.
+    ///
+    /// ```
+    /// assert!(sessionware::store::RedisStore::DEFAULT_PREFIX.ends_with(':'));
+    /// ```
+    pub const DEFAULT_PREFIX: &'static str = DEFAULT_PREFIX;
+
+    /// The default cap on the size of one record, in bytes (1 MiB).
+    ///
+    /// ```
+    /// assert_eq!(sessionware::store::RedisStore::DEFAULT_MAX_RECORD_BYTES, 1 << 20);
+    /// ```
+    pub const DEFAULT_MAX_RECORD_BYTES: usize = DEFAULT_MAX_RECORD_BYTES;
+
     /// Connects to the Redis server at `url` (`redis://[user:password@]host[:port][/db]`,
     /// or `rediss://` when the `redis` crate's TLS features are enabled).
     ///
@@ -315,7 +318,7 @@ impl RedisStore {
     /// [`connect`](Self::connect); one reachable node is enough, the others
     /// are discovered). Session operations stay one command each: all keys
     /// of one session share one hash slot; see the
-    /// [module documentation](self#redis-cluster) for what touches several
+    /// [module documentation](RedisStore#redis-cluster) for what touches several
     /// slots and how.
     ///
     /// Each connection attempt times out after 5 seconds. The connection
@@ -544,7 +547,7 @@ impl SessionStore for RedisStore {
 
     /// One `HMGET` of the old record; when it is live, one `EVALSHA` of the
     /// rotation script on both keys, with the user index updated around it
-    /// (see the [module documentation](self#rotation)).
+    /// (see the [module documentation](RedisStore#rotation)).
     async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
         if !self.accepts_successor(old, new) {
             return Err(StoreError::Backend(
@@ -590,7 +593,7 @@ impl SessionStore for RedisStore {
     }
 
     /// One `EVALSHA`: the key and, along live retired pointers, its
-    /// successor while unused (see the [module documentation](self#delete-and-revocation)).
+    /// successor while unused (see the [module documentation](RedisStore#delete-and-revocation)).
     async fn delete(&self, key: &StorageKey, now: u64) -> Result<(), StoreError> {
         self.scripts
             .delete
