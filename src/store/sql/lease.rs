@@ -3,7 +3,7 @@
 
 use super::{
     codec::to_i64,
-    connection::{dispatch, Pool},
+    connection::{dispatch, duplicate_key, Pool},
     SqlStore,
 };
 use crate::store::{StorageKey, StoreError};
@@ -19,23 +19,29 @@ impl SqlStore {
     ) -> Result<bool, StoreError> {
         let q = &*self.queries;
         let until = to_i64(now.saturating_add(ttl_ms));
-        let inserted = dispatch!(&self.pool, p => sqlx::query(&q.try_lock_insert)
+        // MySQL has no `ON CONFLICT DO NOTHING`: a duplicate key is a lease there.
+        let inserted = dispatch!(&self.pool, p => match sqlx::query(&q.try_lock_insert)
             .bind(key.as_bytes().as_slice())
             .bind(token)
             .bind(until)
             .execute(p)
             .await
-            .map(|r| r.rows_affected()))
+        {
+            Ok(r) => Ok(r.rows_affected()),
+            Err(e) if duplicate_key(&e) => Ok(0),
+            Err(e) => Err(e),
+        })
         .map_err(|e| self.err(&e))?;
         if inserted == 1 {
             return Ok(true);
         }
         // A lease exists: take it over only if it ran out (or is ours).
         let updated = dispatch!(&self.pool, p => sqlx::query(&q.try_lock_update)
-            .bind(key.as_bytes().as_slice())
             .bind(token)
             .bind(until)
+            .bind(key.as_bytes().as_slice())
             .bind(to_i64(now))
+            .bind(token)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))

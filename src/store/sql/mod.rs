@@ -177,6 +177,8 @@ pub use dialect::Dialect;
 use queries::Queries;
 use user_index::Revocation;
 
+#[cfg(feature = "mysql")]
+use sqlx::mysql::MySqlPool;
 #[cfg(feature = "postgres")]
 use sqlx::postgres::PgPool;
 #[cfg(feature = "sqlite")]
@@ -220,6 +222,15 @@ pub const POSTGRES_MIGRATION: &str = include_str!("../../../migrations/postgres/
 /// ```
 #[cfg(feature = "sqlite")]
 pub const SQLITE_MIGRATION: &str = include_str!("../../../migrations/sqlite/0001_sessionware_sessions.sql");
+
+/// The MySQL/MariaDB migration for the default table (the text of
+/// `migrations/mysql/0001_sessionware_sessions.sql`).
+///
+/// ```
+/// assert!(sessionware::store::sql::MYSQL_MIGRATION.contains("BINARY(32) NOT NULL PRIMARY KEY"));
+/// ```
+#[cfg(feature = "mysql")]
+pub const MYSQL_MIGRATION: &str = include_str!("../../../migrations/mysql/0001_sessionware_sessions.sql");
 
 /// A [`SessionStore`] on PostgreSQL or SQLite, through a `sqlx` pool.
 ///
@@ -336,6 +347,39 @@ impl SqlStore {
         Self::with_pool(Pool::Sqlite(pool), Dialect::Sqlite)
     }
 
+    /// Connects a pool (10 connections, 5 s acquire timeout) to the MySQL
+    /// 8 or MariaDB 10.5+ database at `url` (`mysql://user:password@host:3306/db`;
+    /// `mariadb://` is accepted for `mysql://`). The tables are InnoDB; the
+    /// store's transactions run in READ COMMITTED.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::SqlStore::mysql("mysql://root@127.0.0.1:3306/test").await?;
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "mysql")]
+    pub async fn mysql(url: &str) -> Result<Self, StoreError> {
+        let secret = connection::url_password(url);
+        let pool = connection::mysql(url, secret.as_deref()).await?;
+        let mut store = Self::from_mysql_pool(pool);
+        store.secret = secret;
+        Ok(store)
+    }
+
+    /// A store on an existing MySQL/MariaDB pool.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::mysql::MySqlPoolOptions::new().max_connections(4).connect("mysql://app@localhost/app").await?;
+    /// let store = sessionware::store::SqlStore::from_mysql_pool(pool);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "mysql")]
+    pub fn from_mysql_pool(pool: MySqlPool) -> Self {
+        Self::with_pool(Pool::Mysql(pool), Dialect::Mysql)
+    }
+
     /// Uses `table` instead of `sessionware_sessions` (validated as a plain
     /// identifier, see [`Dialect::migration`]).
     ///
@@ -416,8 +460,8 @@ impl SqlStore {
     pub fn postgres_pool(&self) -> Option<&PgPool> {
         match &self.pool {
             Pool::Postgres(p) => Some(p),
-            #[cfg(feature = "sqlite")]
-            Pool::Sqlite(_) => None,
+            #[allow(unreachable_patterns)]
+            _ => None,
         }
     }
 
@@ -433,8 +477,25 @@ impl SqlStore {
     pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
         match &self.pool {
             Pool::Sqlite(p) => Some(p),
-            #[cfg(feature = "postgres")]
-            Pool::Postgres(_) => None,
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    /// The MySQL/MariaDB pool, if this store is on MySQL or MariaDB.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionware::store::StoreError> {
+    /// let store = sessionware::store::SqlStore::mysql("mysql://root@127.0.0.1:3306/test").await?;
+    /// assert!(store.mysql_pool().is_some());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "mysql")]
+    pub fn mysql_pool(&self) -> Option<&MySqlPool> {
+        match &self.pool {
+            Pool::Mysql(p) => Some(p),
+            #[allow(unreachable_patterns)]
+            _ => None,
         }
     }
 
@@ -570,5 +631,7 @@ mod tests {
         assert_eq!(Dialect::Postgres.migration(DEFAULT_TABLE).unwrap(), POSTGRES_MIGRATION);
         #[cfg(feature = "sqlite")]
         assert_eq!(Dialect::Sqlite.migration(DEFAULT_TABLE).unwrap(), SQLITE_MIGRATION);
+        #[cfg(feature = "mysql")]
+        assert_eq!(Dialect::Mysql.migration(DEFAULT_TABLE).unwrap(), MYSQL_MIGRATION);
     }
 }
