@@ -42,14 +42,22 @@ impl TxError {
     /// dropped, before the connection runs anything else): it changed
     /// nothing, and may run again.
     pub(super) fn retryable(&self) -> bool {
-        let Self::Db(e) = self else { return false };
-        let Some(db) = e.as_database_error() else { return false };
-        #[cfg(feature = "mysql")]
-        if db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| m.number() == 1205) {
-            return true;
+        match self {
+            Self::Db(e) => aborted(e),
+            Self::Store(_) => false,
         }
-        db.code().is_some_and(|c| c == "40P01" || c == "40001")
     }
+}
+
+/// See [`TxError::retryable`]: the statement (or its transaction) was
+/// aborted and changed nothing.
+pub(super) fn aborted(e: &sqlx::Error) -> bool {
+    let Some(db) = e.as_database_error() else { return false };
+    #[cfg(feature = "mysql")]
+    if db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| m.number() == 1205) {
+        return true;
+    }
+    db.code().is_some_and(|c| c == "40P01" || c == "40001")
 }
 
 impl SqlStore {
