@@ -17,7 +17,7 @@ mod store_fixtures;
 
 #[cfg(feature = "redis")]
 use store_fixtures::redis_keys;
-#[cfg(any(feature = "postgres", feature = "sqlite", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 use store_fixtures::unique;
 
 use std::{io::Write, sync::Arc, time::Duration};

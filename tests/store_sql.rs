@@ -9,7 +9,9 @@
 //! skipped or required like PostgreSQL.
 #![cfg(any(feature = "postgres", feature = "sqlite", feature = "mysql"))]
 
-use std::{io::Write, path::PathBuf, sync::Arc, time::Duration};
+#[cfg(feature = "sqlite")]
+use std::path::PathBuf;
+use std::{io::Write, sync::Arc, time::Duration};
 
 use serde_json::value::to_raw_value;
 use sessionware::{
@@ -794,6 +796,7 @@ async fn oversized_records_are_refused(store: &SqlStore) {
 type RawRow = (i64, i64, Option<String>, String, String);
 
 async fn raw_row(store: &SqlStore, key: &StorageKey) -> Option<RawRow> {
+    #[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(unused_variables))]
     let sql = format!(
         "SELECT expires_at, absolute_deadline, user_id, handle, record FROM \"{}\" WHERE id = $1",
         store.table()
@@ -1085,6 +1088,7 @@ async fn writes_racing_a_rotation_land_in_the_successor(store: &SqlStore, writer
 
 // ------------------------------------------------ timings (ignored by default)
 
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 const BULK_RECORD: &str = r#"{"v":1,"m":{"created_at":1000,"last_seen":1000,"absolute_deadline":2000,"expires_at":1500},"d":{"cart":[1,2,3],"theme":"dark","user_pref":{"lang":"en","tz":"UTC"}}}"#;
 
 /// `cargo test --release --features postgres --test store_sql -- --ignored --nocapture postgres_delete_expired_1m`

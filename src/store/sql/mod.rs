@@ -1,4 +1,4 @@
-//! [`SqlStore`]: sessions in PostgreSQL or SQLite (through `sqlx`).
+//! [`SqlStore`]: sessions in PostgreSQL, SQLite or MySQL/MariaDB (through `sqlx`).
 //!
 //! # Schema
 //!
@@ -142,6 +142,33 @@
 //!   rotation that committed meanwhile; a successor already gone, until
 //!   cleanup removes its pointer; a successor that is another user's).
 //!
+//! # MySQL and MariaDB
+//!
+//! The same rows and guarantees, with what MySQL 8 and MariaDB 10.5+ both
+//! have (see [`MYSQL_MIGRATION`] for the InnoDB schema; the user, handle
+//! and lease token are binary strings, compared byte for byte):
+//!
+//! - No `ON CONFLICT`: `create` (and a rotation's successor) is an
+//!   `INSERT`; on a duplicate key, a `DELETE` of that row only if it
+//!   expired, and, if it went, the `INSERT` again (a duplicate key then
+//!   means another writer took the key: nothing written). 1 statement when
+//!   the key is free.
+//! - No `xmin`: `apply` is always the locking transaction (`BEGIN` +
+//!   `SELECT ... FOR UPDATE` + `UPDATE` + `COMMIT`).
+//! - No `RETURNING`: each `DELETE ... RETURNING` of `delete`'s chain and of
+//!   the revocations is a `SELECT ... FOR UPDATE` of the same rows, then a
+//!   `DELETE` of each by key, in the same transaction; cleanup deletes
+//!   expired sessions and expired pointers by two batched statements
+//!   (`DELETE ... LIMIT`; no `SKIP LOCKED`: a row locked by a writer is
+//!   waited for).
+//! - Every transaction runs in READ COMMITTED (`SET TRANSACTION ISOLATION
+//!   LEVEL READ COMMITTED; BEGIN`): its reads are locking reads, which see
+//!   the latest committed row (what PostgreSQL's READ COMMITTED re-check
+//!   gives a revocation queued behind a rotation), and no gap locks are
+//!   taken. A transaction that InnoDB aborts for a deadlock (1213) or a
+//!   lock wait timeout (1205) runs again (3 attempts); a lease poll that
+//!   is a deadlock's victim takes nothing, and is polled again.
+//!
 //! Expired rows (and retired ones past their `until`) are removed by
 //! [`SqlStore::delete_expired`] (in batches) or by the task of
 //! [`SqlStore::spawn_cleanup`]; it counts the sessions among them.
@@ -232,9 +259,10 @@ pub const SQLITE_MIGRATION: &str = include_str!("../../../migrations/sqlite/0001
 #[cfg(feature = "mysql")]
 pub const MYSQL_MIGRATION: &str = include_str!("../../../migrations/mysql/0001_sessionware_sessions.sql");
 
-/// A [`SessionStore`] on PostgreSQL or SQLite, through a `sqlx` pool.
+/// A [`SessionStore`] on PostgreSQL, SQLite or MySQL/MariaDB, through a
+/// `sqlx` pool.
 ///
-/// One type for both databases: the SQL differs in a handful of words
+/// One type for all three databases: the SQL differs in a handful of words
 /// (placeholders, `FOR UPDATE`, `GREATEST`), so an internal enum picks the
 /// dialect and everything else (encoding, expiry checks, cleanup) is shared.
 /// See the [module documentation](self) for the schema and the statements.
