@@ -14,12 +14,15 @@ use crate::store::StoreError;
 pub enum Dialect {
     /// PostgreSQL (feature `postgres`).
     #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     Postgres,
     /// SQLite (feature `sqlite`).
     #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     Sqlite,
     /// MySQL 8 or MariaDB 10.5+ (feature `mysql`), on InnoDB.
     #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
     Mysql,
 }
 

@@ -239,6 +239,7 @@ pub const DEFAULT_CLEANUP_BATCH: u32 = 10_000;
 /// assert!(sessionware::store::sql::POSTGRES_MIGRATION.contains("BYTEA PRIMARY KEY"));
 /// ```
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub const POSTGRES_MIGRATION: &str = include_str!("../../../migrations/postgres/0001_sessionware_sessions.sql");
 
 /// The SQLite migration for the default table (the text of
@@ -248,6 +249,7 @@ pub const POSTGRES_MIGRATION: &str = include_str!("../../../migrations/postgres/
 /// assert!(sessionware::store::sql::SQLITE_MIGRATION.contains("BLOB PRIMARY KEY"));
 /// ```
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub const SQLITE_MIGRATION: &str = include_str!("../../../migrations/sqlite/0001_sessionware_sessions.sql");
 
 /// The MySQL/MariaDB migration for the default table (the text of
@@ -257,6 +259,7 @@ pub const SQLITE_MIGRATION: &str = include_str!("../../../migrations/sqlite/0001
 /// assert!(sessionware::store::sql::MYSQL_MIGRATION.contains("BINARY(32) NOT NULL PRIMARY KEY"));
 /// ```
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub const MYSQL_MIGRATION: &str = include_str!("../../../migrations/mysql/0001_sessionware_sessions.sql");
 
 /// A [`SessionStore`] on PostgreSQL, SQLite or MySQL/MariaDB, through a
@@ -324,6 +327,7 @@ impl SqlStore {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn postgres(url: &str) -> Result<Self, StoreError> {
         let secret = connection::url_password(url);
         let pool = connection::postgres(url, secret.as_deref()).await?;
@@ -341,6 +345,7 @@ impl SqlStore {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub fn from_postgres_pool(pool: PgPool) -> Self {
         Self::with_pool(Pool::Postgres(pool), Dialect::Postgres)
     }
@@ -357,6 +362,7 @@ impl SqlStore {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub async fn sqlite(path: &str) -> Result<Self, StoreError> {
         Ok(Self::from_sqlite_pool(connection::sqlite(path).await?))
     }
@@ -371,6 +377,7 @@ impl SqlStore {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub fn from_sqlite_pool(pool: SqlitePool) -> Self {
         Self::with_pool(Pool::Sqlite(pool), Dialect::Sqlite)
     }
@@ -387,6 +394,7 @@ impl SqlStore {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
     pub async fn mysql(url: &str) -> Result<Self, StoreError> {
         let secret = connection::url_password(url);
         let pool = connection::mysql(url, secret.as_deref()).await?;
@@ -404,6 +412,7 @@ impl SqlStore {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
     pub fn from_mysql_pool(pool: MySqlPool) -> Self {
         Self::with_pool(Pool::Mysql(pool), Dialect::Mysql)
     }
@@ -485,6 +494,7 @@ impl SqlStore {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub fn postgres_pool(&self) -> Option<&PgPool> {
         match &self.pool {
             Pool::Postgres(p) => Some(p),
@@ -502,6 +512,7 @@ impl SqlStore {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
         match &self.pool {
             Pool::Sqlite(p) => Some(p),
@@ -519,6 +530,7 @@ impl SqlStore {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
     pub fn mysql_pool(&self) -> Option<&MySqlPool> {
         match &self.pool {
             Pool::Mysql(p) => Some(p),
