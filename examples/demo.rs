@@ -16,7 +16,7 @@
 //! | `SESSION_RENEW_AFTER` | periodic renewal: give a session in use a new ID once its ID is this many seconds old (unset: no periodic renewal) |
 //! | `SESSION_RENEW_OVERLAP` | seconds the old ID keeps working after a periodic renewal, until the new one is first used (default 10, at most 60; `0`: none) |
 //! | `SESSION_INSECURE_DEV_COOKIES` | `1`: plain-HTTP cookie `sid` without `Secure` (development only) |
-//! | `SESSION_STORE` | `memory` (default), `redis://…`, `postgres://…` or `sqlite://path` (the last three need the crate features of the same name) |
+//! | `SESSION_STORE` | `memory` (default), `redis://…`, `postgres://…`, `sqlite://path` or `mysql://…` (`mariadb://…` too; the last four need the crate features `redis`, `postgres`, `sqlite`, `mysql`) |
 //! | `RUST_LOG` | log filter (default `info`) |
 //!
 //! JSON API (a contract that `../shared/contract/demo_smoke.py` checks):
@@ -147,9 +147,11 @@ impl Settings {
 }
 
 /// The one place that picks the session store: `SESSION_STORE` unset or
-/// `memory` (the embedded default), `redis://…`, `postgres://…` or
-/// `sqlite://path`. The Redis and SQL stores need the crate features of the
-/// same name (`cargo run --example demo --features redis,postgres,sqlite`).
+/// `memory` (the embedded default), `redis://…`, `postgres://…`,
+/// `sqlite://path` or `mysql://…` (or `mariadb://…`). The Redis and SQL
+/// stores need the crate features of the same name (`mysql` for both
+/// MySQL and MariaDB): `cargo run --example demo --features
+/// redis,postgres,sqlite,mysql`.
 async fn make_store() -> Result<Arc<dyn FullStore>, String> {
     let choice = env_var("SESSION_STORE")?;
     let choice = choice.as_deref().map(str::trim).unwrap_or("");
@@ -161,7 +163,8 @@ async fn make_store() -> Result<Arc<dyn FullStore>, String> {
         "redis" | "rediss" => redis_store(choice).await,
         "postgres" | "postgresql" => postgres_store(choice).await,
         "sqlite" => sqlite_store(choice).await,
-        _ => Err("SESSION_STORE must be memory, redis://…, postgres://… or sqlite://path".into()),
+        "mysql" | "mariadb" => mysql_store(choice).await,
+        _ => Err("SESSION_STORE must be memory, redis://…, postgres://…, sqlite://path or mysql://…".into()),
     }
 }
 
@@ -189,6 +192,19 @@ async fn postgres_store(url: &str) -> Result<Arc<dyn FullStore>, String> {
 #[cfg(not(feature = "postgres"))]
 async fn postgres_store(_: &str) -> Result<Arc<dyn FullStore>, String> {
     Err("SESSION_STORE=postgres://… needs the `postgres` feature: cargo run --example demo --features postgres".into())
+}
+
+#[cfg(feature = "mysql")]
+async fn mysql_store(url: &str) -> Result<Arc<dyn FullStore>, String> {
+    let store = sessionware::store::SqlStore::mysql(url).await.map_err(|e| format!("SESSION_STORE (mysql): {e}"))?;
+    store.migrate().await.map_err(|e| format!("SESSION_STORE (mysql migration): {e}"))?;
+    store.spawn_cleanup(Duration::from_secs(60), sessionware::SystemClock);
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "mysql"))]
+async fn mysql_store(_: &str) -> Result<Arc<dyn FullStore>, String> {
+    Err("SESSION_STORE=mysql://… needs the `mysql` feature: cargo run --example demo --features mysql".into())
 }
 
 #[cfg(feature = "sqlite")]

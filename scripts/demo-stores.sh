@@ -17,14 +17,15 @@
 #   redis://127.0.0.1:6379                      (REDIS_URL overrides it)
 #   postgres://postgres@127.0.0.1:5432/test     (DATABASE_URL overrides it)
 #   sqlite://<a file in a temporary folder>
+#   mysql://root@127.0.0.1:3306/test            (MYSQL_URL overrides it; MariaDB here)
 # A store whose server does not answer is skipped with a message, or fails the
 # script when SESSIONWARE_REQUIRE_STORES=1. Exits non-zero on any failure.
 #
 # Environment:
-#   DEMO_STORES_CARGO_ARGS  `cargo build` arguments (default --features redis,postgres,sqlite,
+#   DEMO_STORES_CARGO_ARGS  `cargo build` arguments (default --features redis,postgres,sqlite,mysql,
 #                           the same feature set as --all-features, so `cargo test --all-features`
 #                           artifacts are reused)
-#   DEMO_STORES             space-separated SESSION_STORE values instead of the three above
+#   DEMO_STORES             space-separated SESSION_STORE values instead of the four above
 #   DEMO_SMOKE_CONTRACT     the contract script (default ../shared/contract/demo_smoke.py)
 #   SESSIONWARE_REQUIRE_STORES=1  fail instead of skipping a store that is not running
 set -euo pipefail
@@ -47,7 +48,7 @@ command -v curl >/dev/null || die "curl is needed"
 # --- build --------------------------------------------------------------------
 step "building the demo"
 # shellcheck disable=SC2086 # word splitting of the extra arguments is intended
-exe="$(cargo build --example demo ${DEMO_STORES_CARGO_ARGS:---features redis,postgres,sqlite} \
+exe="$(cargo build --example demo ${DEMO_STORES_CARGO_ARGS:---features redis,postgres,sqlite,mysql} \
     --message-format=json-render-diagnostics | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)"
 [[ -n "$exe" && -x "$exe" ]] || die "could not find the demo executable after the build"
 echo "built $exe"
@@ -265,6 +266,7 @@ else
         "${REDIS_URL:-redis://127.0.0.1:6379}"
         "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
         "sqlite://$work/sessions.db"
+        "${MYSQL_URL:-mysql://root@127.0.0.1:3306/test}"
     )
 fi
 

@@ -5,10 +5,11 @@
 //!
 //! Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`). PostgreSQL:
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! MySQL/MariaDB: `MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`).
 //! Without a server those tests print `SKIPPED: ...` and pass, unless
 //! `SESSIONWARE_REQUIRE_STORES=1`. SQLite uses a file in the temp directory.
 //! Each test prints its wall time (`--nocapture` shows it).
-#![cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+#![cfg(any(feature = "redis", feature = "postgres", feature = "sqlite", feature = "mysql"))]
 
 mod common;
 #[path = "common/store_fixtures.rs"]
@@ -158,6 +159,8 @@ enum Backend {
     Postgres(sessionware::store::SqlStore),
     #[cfg(feature = "sqlite")]
     Sqlite(sessionware::store::SqlStore, sessionware::store::SqlStore, std::path::PathBuf),
+    #[cfg(feature = "mysql")]
+    Mysql(sessionware::store::SqlStore),
 }
 
 impl Pair {
@@ -226,6 +229,29 @@ impl Pair {
         }
     }
 
+    /// Two pools on one MySQL/MariaDB database, one table.
+    #[cfg(feature = "mysql")]
+    async fn mysql(tag: &str) -> Option<Self> {
+        let connect = || async {
+            let a = store_fixtures::mysql_store(&format!("sw_{tag}")).await?;
+            let b = sessionware::store::SqlStore::mysql(&store_fixtures::mysql_url())
+                .await
+                .map_err(|e| e.to_string())?
+                .with_table(a.table())
+                .expect("table name");
+            Ok::<_, String>((a, b))
+        };
+        match connect().await {
+            Ok((a, b)) => {
+                Some(Self { name: "mysql", a: Arc::new(a.clone()), b: Arc::new(b), backend: Backend::Mysql(a) })
+            }
+            Err(e) => {
+                skip_or_fail("mysql", &store_fixtures::mysql_host(), &e);
+                None
+            }
+        }
+    }
+
     #[cfg(feature = "sqlite")]
     async fn sqlite(tag: &str) -> Self {
         use sessionware::store::SqlStore;
@@ -276,6 +302,19 @@ impl Pair {
                     count(format!("SELECT count(*) FROM \"{t}_locks\"")).await,
                 )
             }
+            #[cfg(feature = "mysql")]
+            Backend::Mysql(store) => {
+                let pool = store.mysql_pool().expect("mysql");
+                let count = |sql: String| async move {
+                    let n: i64 = sqlx::query_scalar(&sql).fetch_one(pool).await.expect("count");
+                    usize::try_from(n).expect("count")
+                };
+                let t = store.table();
+                (
+                    count(format!("SELECT count(*) FROM `{t}`")).await,
+                    count(format!("SELECT count(*) FROM `{t}_locks`")).await,
+                )
+            }
             #[cfg(feature = "sqlite")]
             Backend::Sqlite(store, _, _) => {
                 let pool = store.sqlite_pool().expect("sqlite");
@@ -301,6 +340,8 @@ impl Pair {
             Backend::Postgres(store) => store_fixtures::drop_postgres_tables(store).await,
             #[cfg(feature = "sqlite")]
             Backend::Sqlite(a, b, path) => store_fixtures::remove_sqlite(&[a, b], path).await,
+            #[cfg(feature = "mysql")]
+            Backend::Mysql(store) => store_fixtures::drop_mysql_tables(store).await,
         }
     }
 
@@ -370,4 +411,18 @@ async fn postgres_a_locked_request_that_writes_nothing_releases_its_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_locked_request_that_writes_nothing_releases_its_lease() {
     Pair::sqlite("lease").await.run(a_read_only_lock_is_released).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_two_instances_lose_no_increment() {
+    let Some(pair) = Pair::mysql("excl").await else { return };
+    pair.run(two_instances_count_to_200).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_locked_request_that_writes_nothing_releases_its_lease() {
+    let Some(pair) = Pair::mysql("lease").await else { return };
+    pair.run(a_read_only_lock_is_released).await;
 }

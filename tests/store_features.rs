@@ -11,6 +11,7 @@ fn store_suites_left_out_of_this_build() {
         ("redis", cfg!(feature = "redis")),
         ("postgres", cfg!(feature = "postgres")),
         ("sqlite", cfg!(feature = "sqlite")),
+        ("mysql", cfg!(feature = "mysql")),
     ];
     let missing: Vec<&str> = features.iter().filter(|(_, on)| !on).map(|(name, _)| *name).collect();
     if missing.is_empty() {

@@ -1,14 +1,15 @@
 //! The per-user session list through the layer on every store (memory, and
-//! the real Redis, PostgreSQL and SQLite): several devices, revocation by
+//! the real Redis, PostgreSQL, SQLite and MySQL/MariaDB): several devices, revocation by
 //! handle (never across users), "log out other devices", logout, renewal; and
 //! R54: a request that loaded the session before it was ended (logout, or a
 //! revocation from another device) cannot bring it back.
 //!
 //! Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`). PostgreSQL:
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! MySQL/MariaDB: `MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`).
 //! Without a server those tests print `SKIPPED: ...` and pass, unless
 //! `SESSIONWARE_REQUIRE_STORES=1`. SQLite uses a file in the temp directory.
-#![cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+#![cfg(any(feature = "redis", feature = "postgres", feature = "sqlite", feature = "mysql"))]
 
 mod common;
 #[path = "common/store_fixtures.rs"]
@@ -58,6 +59,8 @@ enum Kind {
     Postgres(sessionware::store::SqlStore),
     #[cfg(feature = "sqlite")]
     Sqlite(sessionware::store::SqlStore, std::path::PathBuf),
+    #[cfg(feature = "mysql")]
+    Mysql(sessionware::store::SqlStore),
 }
 
 fn skip_or_fail(what: &str, host: &str, err: &str) {
@@ -126,6 +129,17 @@ impl Fixture {
         }
     }
 
+    #[cfg(feature = "mysql")]
+    async fn mysql() -> Option<Self> {
+        match store_fixtures::mysql_store("sw_list").await {
+            Ok(store) => Some(Self { name: "mysql", store: Arc::new(store.clone()), kind: Kind::Mysql(store) }),
+            Err(e) => {
+                skip_or_fail("mysql", &store_fixtures::mysql_host(), &e);
+                None
+            }
+        }
+    }
+
     #[cfg(feature = "sqlite")]
     async fn sqlite() -> Self {
         let path = std::env::temp_dir().join(format!("{}.db", unique("sessionware-list")));
@@ -160,6 +174,15 @@ impl Fixture {
                     .filter_map(|id| Some(sessionware::store::StorageKey::from_bytes(id.try_into().ok()?)))
                     .collect()
             }
+            #[cfg(feature = "mysql")]
+            Kind::Mysql(store) => {
+                let sql = format!("SELECT id FROM `{}`", store.table());
+                let ids: Vec<Vec<u8>> =
+                    sqlx::query_scalar(&sql).fetch_all(store.mysql_pool().expect("mysql")).await.expect("ids");
+                ids.into_iter()
+                    .filter_map(|id| Some(sessionware::store::StorageKey::from_bytes(id.try_into().ok()?)))
+                    .collect()
+            }
             #[cfg(feature = "sqlite")]
             Kind::Sqlite(store, _) => {
                 let sql = format!("SELECT id FROM \"{}\"", store.table());
@@ -188,6 +211,8 @@ impl Fixture {
             Kind::Postgres(store) => store_fixtures::drop_postgres_tables(store).await,
             #[cfg(feature = "sqlite")]
             Kind::Sqlite(store, path) => store_fixtures::remove_sqlite(&[store], path).await,
+            #[cfg(feature = "mysql")]
+            Kind::Mysql(store) => store_fixtures::drop_mysql_tables(store).await,
         }
     }
 
@@ -546,4 +571,18 @@ async fn sqlite_lists_and_revokes_a_users_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_request_that_loaded_before_a_logout_cannot_resurrect() {
     Fixture::sqlite().await.run(no_resurrection).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_lists_and_revokes_a_users_sessions() {
+    let Some(fx) = Fixture::mysql().await else { return };
+    fx.run(devices_and_revocation).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_request_that_loaded_before_a_logout_cannot_resurrect() {
+    let Some(fx) = Fixture::mysql().await else { return };
+    fx.run(no_resurrection).await;
 }

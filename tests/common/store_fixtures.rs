@@ -60,3 +60,43 @@ pub async fn remove_sqlite(stores: &[&sessionware::store::SqlStore], path: &std:
         let _ = std::fs::remove_file(p);
     }
 }
+
+/// The MySQL/MariaDB test database: `MYSQL_URL`, by default the local
+/// MariaDB's `test` database as root.
+#[cfg(feature = "mysql")]
+pub fn mysql_url() -> String {
+    std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+/// A migrated MySQL store on a table of its own (`tag` and a random
+/// suffix), after one quick connection attempt without the pool's retries.
+#[cfg(feature = "mysql")]
+pub async fn mysql_store(tag: &str) -> Result<sessionware::store::SqlStore, String> {
+    use sqlx::Connection;
+    let url = mysql_url();
+    match tokio::time::timeout(std::time::Duration::from_secs(3), sqlx::mysql::MySqlConnection::connect(&url)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+        }
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err("connection timed out".into()),
+    }
+    let store = sessionware::store::SqlStore::mysql(&url).await.map_err(|e| e.to_string())?;
+    let store = store.with_table(&unique(tag)).expect("table name");
+    store.migrate().await.map_err(|e| e.to_string())?;
+    Ok(store)
+}
+
+/// The host part of [`mysql_url`], for skip messages.
+#[cfg(feature = "mysql")]
+pub fn mysql_host() -> String {
+    mysql_url().rsplit('@').next().unwrap_or_default().to_string()
+}
+
+/// Drops the store's session and lease tables (MySQL).
+#[cfg(feature = "mysql")]
+pub async fn drop_mysql_tables(store: &sessionware::store::SqlStore) {
+    let t = store.table();
+    let sql = format!("DROP TABLE IF EXISTS `{t}`, `{t}_locks`");
+    let _ = sqlx::raw_sql(&sql).execute(store.mysql_pool().expect("mysql")).await;
+}

@@ -195,8 +195,8 @@ pub(super) fn time(v: &str) -> Result<u64, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::DEFAULT_MAX_RECORD_BYTES;
+    use super::*;
 
     fn raw(s: &str) -> Box<RawValue> {
         RawValue::from_string(s.to_string()).unwrap()

@@ -1,6 +1,6 @@
 //! `apply`: a change set merged in Rust and written back, on PostgreSQL as
 //! a compare-and-set on the row version (then, when contended, in a
-//! transaction that locks the row), on SQLite in a transaction.
+//! transaction that locks the row), on SQLite and MySQL in a transaction.
 
 #[cfg(feature = "postgres")]
 use sqlx::Row;
@@ -8,6 +8,7 @@ use sqlx::Row;
 use super::{
     codec::{columns, to_i64},
     connection::Pool,
+    tx::{retrying, TxError, TX_ATTEMPTS},
     SqlStore,
 };
 use crate::store::{ChangeSet, StorageKey, StoreError, Stored};
@@ -23,19 +24,18 @@ macro_rules! apply_locked {
         use sqlx::Connection as _;
         let q = &*$store.queries;
         let id = $key.as_bytes().as_slice();
-        let mut tx = $conn.begin_with(q.begin).await.map_err(|e| $store.err(&e))?;
-        let row =
-            sqlx::query(&q.select_for_update).bind(id).fetch_optional(&mut *tx).await.map_err(|e| $store.err(&e))?;
+        let mut tx = $conn.begin_with(q.begin).await?;
+        let row = sqlx::query(&q.select_for_update).bind(id).fetch_optional(&mut *tx).await?;
         let Some(row) = row else {
-            tx.rollback().await.map_err(|e| $store.err(&e))?;
+            tx.rollback().await?;
             return Ok(false);
         };
-        let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| $store.err(&e))?;
+        let (expires_at, deadline, last_seen, text) = columns(&row)?;
         let mut record = match $store.decode_row(expires_at, deadline, last_seen, &text)? {
             Stored::Live(record) if !record.is_expired($now) => record,
             // Expired, or a retired key: no session to write to.
             _ => {
-                tx.rollback().await.map_err(|e| $store.err(&e))?;
+                tx.rollback().await?;
                 return Ok(false);
             }
         };
@@ -43,19 +43,18 @@ macro_rules! apply_locked {
         let text = match merged {
             Ok(text) => text,
             Err(e) => {
-                tx.rollback().await.map_err(|e| $store.err(&e))?;
-                return Err(e);
+                tx.rollback().await?;
+                return Err(e.into());
             }
         };
         sqlx::query(&q.update)
-            .bind(id)
             .bind(to_i64(record.meta.expires_at))
             .bind(to_i64(record.meta.last_seen))
             .bind(&text)
+            .bind(id)
             .execute(&mut *tx)
-            .await
-            .map_err(|e| $store.err(&e))?;
-        tx.commit().await.map_err(|e| $store.err(&e))?;
+            .await?;
+        tx.commit().await?;
         Ok(true)
     }};
 }
@@ -80,12 +79,19 @@ impl SqlStore {
                     }
                 }
                 // Contended: wait for the row lock instead of reading again.
-                self.apply_locked_pg(&mut conn, key, changes, now).await
+                retrying!(self, self.apply_locked_pg(&mut conn, key, changes, now).await)
             }
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
-                self.apply_locked_sqlite(&mut conn, key, changes, now).await
+                retrying!(self, self.apply_locked_sqlite(&mut conn, key, changes, now).await)
+            }
+            // No row version to compare (no `xmin`): the transaction that
+            // locks the row, every time.
+            #[cfg(feature = "mysql")]
+            Pool::Mysql(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                retrying!(self, self.apply_locked_mysql(&mut conn, key, changes, now).await)
             }
         }
     }
@@ -138,8 +144,9 @@ impl SqlStore {
     }
 
     /// `apply` in one transaction that locks the row (`SELECT ... FOR
-    /// UPDATE` in PostgreSQL, `BEGIN IMMEDIATE` in SQLite): merge in Rust,
-    /// one `UPDATE`, commit.
+    /// UPDATE` in PostgreSQL and MySQL, `BEGIN IMMEDIATE` in SQLite): merge
+    /// in Rust, one `UPDATE`, commit. Run again (see [`retrying`]) when
+    /// the database aborts it to break a deadlock.
     #[cfg(feature = "postgres")]
     async fn apply_locked_pg(
         &self,
@@ -147,7 +154,7 @@ impl SqlStore {
         key: &StorageKey,
         changes: &ChangeSet,
         now: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, TxError> {
         apply_locked!(self, conn, key, changes, now)
     }
 
@@ -159,7 +166,19 @@ impl SqlStore {
         key: &StorageKey,
         changes: &ChangeSet,
         now: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, TxError> {
+        apply_locked!(self, conn, key, changes, now)
+    }
+
+    /// See [`apply_locked_pg`](Self::apply_locked_pg).
+    #[cfg(feature = "mysql")]
+    async fn apply_locked_mysql(
+        &self,
+        conn: &mut sqlx::MySqlConnection,
+        key: &StorageKey,
+        changes: &ChangeSet,
+        now: u64,
+    ) -> Result<bool, TxError> {
         apply_locked!(self, conn, key, changes, now)
     }
 }

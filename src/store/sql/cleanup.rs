@@ -55,6 +55,24 @@ impl SqlStore {
                 let sessions = deadlines.iter().filter(|d| **d != 0).count();
                 Ok((deadlines.len() as u64, sessions as u64))
             }
+            // No `RETURNING`: `sql` deletes expired sessions, and a second
+            // statement retired pointers past their `until`; the step
+            // counts the larger of the two as its rows, so that the batches
+            // go on while either is full.
+            #[cfg(feature = "mysql")]
+            Pool::Mysql(p) => {
+                let q = &*self.queries;
+                let retired_sql = if batch.is_some() { &q.delete_retired_batch } else { &q.delete_retired_all };
+                let mut counts = [0u64; 2];
+                for (count, sql) in counts.iter_mut().zip([sql, retired_sql.as_str()]) {
+                    let mut query = sqlx::query(sql).bind(now);
+                    if let Some(batch) = batch {
+                        query = query.bind(batch);
+                    }
+                    *count = query.execute(p).await.map_err(|e| self.err(&e))?.rows_affected();
+                }
+                Ok((counts[0].max(counts[1]), counts[0]))
+            }
         }
     }
 

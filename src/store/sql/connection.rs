@@ -1,5 +1,5 @@
-//! The connection pool of a [`SqlStore`]: connecting to PostgreSQL or
-//! SQLite, running a statement on whichever pool it is, and mapping errors
+//! The connection pool of a [`SqlStore`]: connecting to PostgreSQL,
+//! SQLite or MySQL/MariaDB, running a statement on whichever pool it is, and mapping errors
 //! (with the URL's password scrubbed).
 
 use std::{sync::Arc, time::Duration};
@@ -7,6 +7,8 @@ use std::{sync::Arc, time::Duration};
 use super::SqlStore;
 use crate::store::StoreError;
 
+#[cfg(feature = "mysql")]
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 #[cfg(feature = "postgres")]
 use sqlx::postgres::{PgPool, PgPoolOptions};
 #[cfg(feature = "sqlite")]
@@ -18,6 +20,8 @@ pub(super) enum Pool {
     Postgres(PgPool),
     #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
+    #[cfg(feature = "mysql")]
+    Mysql(MySqlPool),
 }
 
 /// Runs `$body` with `$p` bound to the pool, whatever the backend: the body's
@@ -29,6 +33,8 @@ macro_rules! dispatch {
             Pool::Postgres($p) => $body,
             #[cfg(feature = "sqlite")]
             Pool::Sqlite($p) => $body,
+            #[cfg(feature = "mysql")]
+            Pool::Mysql($p) => $body,
         }
     };
 }
@@ -53,6 +59,32 @@ pub(super) async fn postgres(url: &str, secret: Option<&str>) -> Result<PgPool, 
         .connect(url)
         .await
         .map_err(|e| db_err(&e, secret))
+}
+
+/// Connects a pool (10 connections, 5 s acquire timeout) to the MySQL or
+/// MariaDB database at `url` (`mysql://user:password@host:3306/db`; a
+/// `mariadb://` scheme is taken for `mysql://`); `secret` is scrubbed from
+/// its errors. No ping on acquire, as for PostgreSQL.
+#[cfg(feature = "mysql")]
+pub(super) async fn mysql(url: &str, secret: Option<&str>) -> Result<MySqlPool, StoreError> {
+    let url = match url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => url.to_owned(),
+    };
+    MySqlPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .connect(&url)
+        .await
+        .map_err(|e| db_err(&e, secret))
+}
+
+/// Whether a statement failed on a duplicate key (MySQL's `INSERT`
+/// without `ON CONFLICT`).
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+pub(super) fn duplicate_key(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
 /// Opens (and creates if missing) the SQLite database at `path` (a plain
@@ -86,7 +118,7 @@ impl SqlStore {
 
 /// The password of a `scheme://user:password@host` or `...?password=` URL,
 /// to scrub it from errors.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 pub(super) fn url_password(url: &str) -> Option<Arc<str>> {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let (authority, query) = match rest.split_once('?') {
@@ -121,6 +153,7 @@ mod tests {
         assert_eq!(url_password("postgres://u:p@ss@h:5432/db?x=1").as_deref(), Some("p@ss"));
         assert_eq!(url_password("postgres://u@h/db"), None);
         assert_eq!(url_password("postgres://h/db?sslmode=disable&password=xyz").as_deref(), Some("xyz"));
+        assert_eq!(url_password("mysql://root:pw@127.0.0.1:3306/test").as_deref(), Some("pw"));
         let e = db_err(&sqlx::Error::Protocol("auth failed for s3cret".into()), Some("s3cret"));
         assert!(!e.to_string().contains("s3cret"));
     }

@@ -11,10 +11,13 @@ use crate::store::{StorageKey, StoreError, Stored};
 
 /// The body of `delete` for a key that may be retired, for one backend's
 /// connection type: one transaction (PostgreSQL: READ COMMITTED, so that
-/// each statement sees what committed before it; SQLite: the write lock).
+/// each statement sees what committed before it; SQLite: the write lock;
+/// MySQL: every read is a locking read, which sees the latest committed
+/// row).
 ///
-/// - The first key's row goes, whatever it holds (`DELETE ... RETURNING`);
-///   the chain goes on only if it was a live retired pointer.
+/// - The first key's row goes, whatever it holds (`DELETE ... RETURNING`;
+///   MySQL: `SELECT ... FOR UPDATE`, then `DELETE`); the chain goes on
+///   only if it was a live retired pointer.
 /// - Each successor is read and locked (`SELECT ... FOR UPDATE`: a
 ///   rotation of it that is under way is waited for, and its result
 ///   read): a retired pointer goes, and is followed while live; a session
@@ -28,8 +31,13 @@ macro_rules! delete_chain {
         let q = &*$store.queries;
         let now = $now;
         let mut tx = $conn.begin_with(q.begin_follow).await?;
+        let first_id = $key.as_bytes().as_slice();
         let first: Option<(i64, Option<String>)> =
-            sqlx::query_as(&q.delete_first).bind($key.as_bytes().as_slice()).fetch_optional(&mut *tx).await?;
+            sqlx::query_as(&q.delete_first).bind(first_id).fetch_optional(&mut *tx).await?;
+        if !q.returning && first.is_some() {
+            // Read and locked: now deleted.
+            sqlx::query(&q.delete_key).bind(first_id).execute(&mut *tx).await?;
+        }
         let mut next = first.and_then(|(until, text)| live_pointer(until, text.as_deref(), now));
         let mut pointer = *$key;
         for _ in 1..MAX_CHAIN {
@@ -90,6 +98,11 @@ impl SqlStore {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
                 retrying!(self, self.delete_chain_sqlite(&mut conn, key, now).await)
             }
+            #[cfg(feature = "mysql")]
+            Pool::Mysql(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                retrying!(self, self.delete_chain_mysql(&mut conn, key, now).await)
+            }
         }
     }
 
@@ -104,6 +117,17 @@ impl SqlStore {
     async fn delete_chain_sqlite(
         &self,
         conn: &mut sqlx::SqliteConnection,
+        key: &StorageKey,
+        now: u64,
+    ) -> Result<(), TxError> {
+        delete_chain!(self, conn, key, now)
+    }
+
+    /// `delete` of a key that may be retired, on MySQL (see [`delete_chain`]).
+    #[cfg(feature = "mysql")]
+    async fn delete_chain_mysql(
+        &self,
+        conn: &mut sqlx::MySqlConnection,
         key: &StorageKey,
         now: u64,
     ) -> Result<(), TxError> {

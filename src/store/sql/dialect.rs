@@ -14,10 +14,16 @@ use crate::store::StoreError;
 pub enum Dialect {
     /// PostgreSQL (feature `postgres`).
     #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     Postgres,
     /// SQLite (feature `sqlite`).
     #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     Sqlite,
+    /// MySQL 8 or MariaDB 10.5+ (feature `mysql`), on InnoDB.
+    #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+    Mysql,
 }
 
 impl Dialect {
@@ -27,13 +33,17 @@ impl Dialect {
     ///
     /// ```
     /// # #[cfg(feature = "postgres")] {
-    /// use sessionware::store::sql::{Dialect, POSTGRES_MIGRATION};
-    /// assert_eq!(Dialect::Postgres.migration("sessionware_sessions").unwrap(), POSTGRES_MIGRATION);
+    /// use sessionware::store::{Dialect, SqlStore};
+    /// assert_eq!(Dialect::Postgres.migration("sessionware_sessions").unwrap(), SqlStore::POSTGRES_MIGRATION);
     /// assert!(Dialect::Postgres.migration("x; DROP TABLE users").is_err());
     /// # }
     /// ```
     pub fn migration(self, table: &str) -> Result<String, StoreError> {
         validate_table(table)?;
+        #[cfg(feature = "mysql")]
+        if self == Self::Mysql {
+            return Ok(mysql_migration(table));
+        }
         let Syntax { id, blob, text, .. } = self.syntax();
         Ok(format!(
             "-- sessionware session tables. Times are milliseconds since the Unix epoch.\n\
@@ -68,8 +78,45 @@ impl Dialect {
             Self::Postgres => &POSTGRES,
             #[cfg(feature = "sqlite")]
             Self::Sqlite => &SQLITE,
+            #[cfg(feature = "mysql")]
+            Self::Mysql => &MYSQL,
         }
     }
+}
+
+/// The MySQL/MariaDB migration: the same columns in InnoDB, with the
+/// indexes inside `CREATE TABLE` (MySQL has no `CREATE INDEX IF NOT
+/// EXISTS`). The user, the handle and the lease token are binary strings,
+/// compared byte for byte: under the default collations `'Alice' =
+/// 'alice '` holds, and a revocation must never match another user's
+/// sessions. The user ID has no length limit; its index covers the first
+/// 255 bytes.
+#[cfg(feature = "mysql")]
+fn mysql_migration(table: &str) -> String {
+    format!(
+        "-- sessionware session tables (MySQL 8, MariaDB 10.5+). Times are milliseconds since the Unix epoch.\n\
+         CREATE TABLE IF NOT EXISTS `{table}` (\n    \
+         -- SHA-256 digest of the session ID (32 bytes), never the ID itself\n    \
+         id                BINARY(32) NOT NULL PRIMARY KEY,\n    \
+         -- the earlier of the idle and absolute deadlines\n    \
+         expires_at        BIGINT NOT NULL,\n    \
+         absolute_deadline BIGINT NOT NULL,\n    \
+         last_seen         BIGINT NOT NULL,\n    \
+         -- the logged-in user (NULL when anonymous) and the session's public handle, compared byte for byte\n    \
+         user_id           BLOB,\n    \
+         handle            VARBINARY(255) NOT NULL,\n    \
+         -- JSON of the record (format, metadata, data); the columns above are authoritative\n    \
+         record            LONGTEXT CHARACTER SET utf8mb4 NOT NULL,\n    \
+         INDEX `{table}_expires_at_idx` (expires_at),\n    \
+         INDEX `{table}_user_id_idx` (user_id(255))\n\
+         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n\
+         -- exclusive leases of sessions (Session::lock), keyed like the sessions\n\
+         CREATE TABLE IF NOT EXISTS `{table}_locks` (\n    \
+         id          BINARY(32) NOT NULL PRIMARY KEY,\n    \
+         token       VARBINARY(255) NOT NULL,\n    \
+         lease_until BIGINT NOT NULL\n\
+         ) ENGINE=InnoDB;\n"
+    )
 }
 
 pub(super) fn validate_table(table: &str) -> Result<(), StoreError> {
@@ -90,6 +137,14 @@ pub(super) fn validate_table(table: &str) -> Result<(), StoreError> {
 /// deleted, and the placeholders. Everything else in
 /// [`Queries`](super::queries::Queries) is shared.
 pub(super) struct Syntax {
+    /// How identifiers are quoted (`"` or MySQL's backtick).
+    pub(super) quote: char,
+    /// Whether `DELETE` has `RETURNING` and `INSERT` has `ON CONFLICT`
+    /// (PostgreSQL, SQLite). Without them (MySQL), a deletion that must see
+    /// what it deletes is a `SELECT ... FOR UPDATE` then a `DELETE` in the
+    /// same transaction, and `create` is an `INSERT` that, on a duplicate
+    /// key, deletes the row only if it expired and inserts once more.
+    pub(super) returning: bool,
     /// The migration's `id` column (type and constraints), the type of the
     /// leases' `id`, and the type of `record`.
     pub(super) id: &'static str,
@@ -108,6 +163,8 @@ pub(super) struct Syntax {
 
 #[cfg(feature = "postgres")]
 const POSTGRES: Syntax = Syntax {
+    quote: '"',
+    returning: true,
     id: "BYTEA PRIMARY KEY CHECK (octet_length(id) = 32)",
     blob: "BYTEA",
     text: "TEXT",
@@ -138,6 +195,8 @@ const POSTGRES: Syntax = Syntax {
 // SQLite numbers its parameters `?1`, `?2`, ...
 #[cfg(feature = "sqlite")]
 const SQLITE: Syntax = Syntax {
+    quote: '"',
+    returning: true,
     id: "BLOB PRIMARY KEY CHECK (length(id) = 32)",
     blob: "BLOB",
     text: "TEXT",
@@ -151,6 +210,56 @@ const SQLITE: Syntax = Syntax {
     counted: |delete| format!("{delete} RETURNING absolute_deadline"),
     sql: |s| s.replace('$', "?"),
 };
+
+// MySQL and MariaDB: InnoDB, one `?` per parameter in the order they are
+// bound (see `positional`). Every transaction runs in READ COMMITTED:
+// each of its reads that a guarantee depends on is a locking read (`FOR
+// UPDATE`, `UPDATE`, `DELETE`), which reads the latest committed row in
+// any isolation level, and READ COMMITTED takes no gap locks, so a
+// revocation's scan of a user's rows does not block the insertion of a
+// rotation's successor (a deadlock in REPEATABLE READ).
+#[cfg(feature = "mysql")]
+const MYSQL: Syntax = Syntax {
+    quote: '`',
+    returning: false,
+    id: "",
+    blob: "",
+    text: "",
+    begin: "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; BEGIN",
+    begin_follow: "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; BEGIN",
+    for_update: " FOR UPDATE",
+    greatest: "GREATEST",
+    least: "LEAST",
+    // Sessions only: the statement of retired pointers is
+    // `Queries::delete_retired_batch` (no `RETURNING` to tell them apart).
+    batch: |t| format!("DELETE FROM {t} WHERE expires_at <= $1 AND absolute_deadline <> 0 LIMIT $2"),
+    counted: |delete| delete,
+    sql: positional,
+};
+
+/// MySQL's placeholders: `$1`, `$2`, ... become `?`, which must therefore
+/// appear in the order they are bound, each once.
+#[cfg(feature = "mysql")]
+pub(super) fn positional(s: String) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut expected = 1;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut n = 0u32;
+        while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+            n = n * 10 + d;
+            chars.next();
+        }
+        assert_eq!(n, expected, "MySQL parameters must be bound in order, each once: {s}");
+        expected += 1;
+        out.push('?');
+    }
+    out
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,9 @@
 
 use super::{
     codec::{columns, encode_retired, to_i64},
-    connection::Pool,
+    connection::{duplicate_key, Pool},
+    row::insert_new,
+    tx::{retrying, TxError, TX_ATTEMPTS},
     SqlStore,
 };
 use crate::store::{Rotated, Rotation, StorageKey, StoreError, Stored};
@@ -19,15 +21,11 @@ macro_rules! rotate_locked {
         let q = &*$store.queries;
         let now = $rotation.now;
         let (old_id, new_id) = ($old.as_bytes().as_slice(), $new.as_bytes().as_slice());
-        let mut tx = $conn.begin_with(q.begin).await.map_err(|e| $store.err(&e))?;
-        let row = sqlx::query(&q.select_for_update)
-            .bind(old_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| $store.err(&e))?;
+        let mut tx = $conn.begin_with(q.begin).await?;
+        let row = sqlx::query(&q.select_for_update).bind(old_id).fetch_optional(&mut *tx).await?;
         let stored = match row {
             Some(row) => {
-                let (expires_at, deadline, last_seen, text) = columns(&row).map_err(|e| $store.err(&e))?;
+                let (expires_at, deadline, last_seen, text) = columns(&row)?;
                 Some($store.decode_row(expires_at, deadline, last_seen, &text)?)
             }
             None => None,
@@ -35,7 +33,7 @@ macro_rules! rotate_locked {
         let current = match stored {
             Some(Stored::Live(record)) if !record.is_expired(now) => record,
             other => {
-                tx.rollback().await.map_err(|e| $store.err(&e))?;
+                tx.rollback().await?;
                 return Ok(match other {
                     Some(Stored::Retired(retired)) if !retired.is_expired(now) => Rotated::Retired(retired),
                     _ => Rotated::Gone,
@@ -48,53 +46,36 @@ macro_rules! rotate_locked {
             Err(e) => {
                 // A taken key is answered first, as if it had been checked
                 // before the successor was built (the order of the contract).
-                let taken = sqlx::query(&q.load)
-                    .bind(new_id)
-                    .bind(to_i64(now))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| $store.err(&e))?
-                    .is_some();
-                tx.rollback().await.map_err(|e| $store.err(&e))?;
-                return if taken { Ok(Rotated::Taken) } else { Err(e) };
+                let taken =
+                    sqlx::query(&q.load).bind(new_id).bind(to_i64(now)).fetch_optional(&mut *tx).await?.is_some();
+                tx.rollback().await?;
+                return if taken { Ok(Rotated::Taken) } else { Err(e.into()) };
             }
         };
         let meta = &next.meta;
-        let inserted = sqlx::query(&q.create)
-            .bind(new_id)
-            .bind(to_i64(meta.expires_at.min(meta.absolute_deadline)))
-            .bind(to_i64(meta.absolute_deadline))
-            .bind(to_i64(meta.last_seen))
-            .bind(&text)
-            .bind(meta.user())
-            .bind(meta.handle.to_string())
-            .bind(to_i64(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| $store.err(&e))?
-            .rows_affected();
-        if inserted != 1 {
-            tx.rollback().await.map_err(|e| $store.err(&e))?;
+        let inserted = insert_new!(q, &mut *tx, new_id, meta, &text, to_i64(now))?;
+        if !inserted {
+            tx.rollback().await?;
             return Ok(Rotated::Taken);
         }
         let retired = $rotation.retired(*$new);
         sqlx::query(&q.retire)
-            .bind(old_id)
             .bind(to_i64(retired.until))
             .bind(to_i64(retired.at))
             .bind(encode_retired(&retired)?)
             .bind(meta.user())
             .bind(meta.handle.to_string())
+            .bind(old_id)
             .execute(&mut *tx)
-            .await
-            .map_err(|e| $store.err(&e))?;
-        tx.commit().await.map_err(|e| $store.err(&e))?;
+            .await?;
+        tx.commit().await?;
         Ok(Rotated::Done)
     }};
 }
 
 impl SqlStore {
-    /// `rotate` on one pooled connection.
+    /// `rotate` on one pooled connection, run again when the database
+    /// aborts it to break a deadlock.
     pub(super) async fn rotate_tx(
         &self,
         old: &StorageKey,
@@ -105,12 +86,17 @@ impl SqlStore {
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
-                self.rotate_pg(&mut conn, old, new, rotation).await
+                retrying!(self, self.rotate_pg(&mut conn, old, new, rotation).await)
             }
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
-                self.rotate_sqlite(&mut conn, old, new, rotation).await
+                retrying!(self, self.rotate_sqlite(&mut conn, old, new, rotation).await)
+            }
+            #[cfg(feature = "mysql")]
+            Pool::Mysql(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                retrying!(self, self.rotate_mysql(&mut conn, old, new, rotation).await)
             }
         }
     }
@@ -123,7 +109,7 @@ impl SqlStore {
         old: &StorageKey,
         new: &StorageKey,
         rotation: &Rotation,
-    ) -> Result<Rotated, StoreError> {
+    ) -> Result<Rotated, TxError> {
         rotate_locked!(self, conn, old, new, rotation)
     }
 
@@ -135,7 +121,19 @@ impl SqlStore {
         old: &StorageKey,
         new: &StorageKey,
         rotation: &Rotation,
-    ) -> Result<Rotated, StoreError> {
+    ) -> Result<Rotated, TxError> {
+        rotate_locked!(self, conn, old, new, rotation)
+    }
+
+    /// `rotate` on MySQL (see [`rotate_locked`]).
+    #[cfg(feature = "mysql")]
+    async fn rotate_mysql(
+        &self,
+        conn: &mut sqlx::MySqlConnection,
+        old: &StorageKey,
+        new: &StorageKey,
+        rotation: &Rotation,
+    ) -> Result<Rotated, TxError> {
         rotate_locked!(self, conn, old, new, rotation)
     }
 }

@@ -10,8 +10,8 @@ use crate::store::StoreError;
 /// retired pointer it deleted.
 pub(super) const MAX_CHAIN: usize = 16;
 
-/// How many times `delete`'s chain and a revocation run their transaction
-/// when PostgreSQL aborts it to break a deadlock (two of them, or one and a
+/// How many times a transaction runs when the database aborts it to
+/// break a deadlock (two of them, or one and a
 /// logout, locking the same rows in another order): an aborted transaction
 /// changed nothing.
 pub(super) const TX_ATTEMPTS: usize = 3;
@@ -35,15 +35,29 @@ impl From<StoreError> for TxError {
 }
 
 impl TxError {
-    /// PostgreSQL aborted the transaction (a deadlock, or a serialization
-    /// failure): it changed nothing, and may run again.
+    /// The database aborted the transaction (PostgreSQL: a deadlock, or a
+    /// serialization failure; MySQL: a deadlock, SQLSTATE `40001`, error
+    /// 1213) or gave up waiting for a lock (MySQL: error 1205, which rolls
+    /// back only the statement; the transaction is rolled back when it is
+    /// dropped, before the connection runs anything else): it changed
+    /// nothing, and may run again.
     pub(super) fn retryable(&self) -> bool {
-        let code = match self {
-            Self::Db(e) => e.as_database_error().and_then(|d| d.code()),
-            Self::Store(_) => None,
-        };
-        code.is_some_and(|c| c == "40P01" || c == "40001")
+        match self {
+            Self::Db(e) => aborted(e),
+            Self::Store(_) => false,
+        }
     }
+}
+
+/// See [`TxError::retryable`]: the statement (or its transaction) was
+/// aborted and changed nothing.
+pub(super) fn aborted(e: &sqlx::Error) -> bool {
+    let Some(db) = e.as_database_error() else { return false };
+    #[cfg(feature = "mysql")]
+    if db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| m.number() == 1205) {
+        return true;
+    }
+    db.code().is_some_and(|c| c == "40P01" || c == "40001")
 }
 
 impl SqlStore {

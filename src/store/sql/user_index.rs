@@ -86,6 +86,11 @@ impl Revoked {
 /// Every row deleted matches the revocation, when it is deleted. Answers
 /// how many live sessions were deleted.
 ///
+/// MySQL has no `DELETE ... RETURNING`: each statement is a `SELECT ...
+/// FOR UPDATE` of the same rows (a locking read: it waits for a row's lock
+/// and reads the row as last committed, like PostgreSQL's READ COMMITTED
+/// re-check), and each row it returns is deleted by key, still locked.
+///
 /// Why a rotation cannot save a session from a revocation that saw it: in
 /// PostgreSQL, the rotation holds the old row's lock from its `SELECT ...
 /// FOR UPDATE` to its commit, and makes the successor and the retired
@@ -117,6 +122,10 @@ macro_rules! revoke {
         }
         let mut revoked = Revoked::new(now);
         for row in main.fetch_all(&mut *tx).await? {
+            if !q.returning {
+                // Read and locked: now deleted.
+                sqlx::query(&q.delete_key).bind(row.0.as_slice()).execute(&mut *tx).await?;
+            }
             revoked.deleted(row, 0);
         }
         while let Some((key, hops)) = revoked.next() {
@@ -125,6 +134,9 @@ macro_rules! revoke {
                 follow = follow.bind(h);
             }
             if let Some(row) = follow.bind(key.as_bytes().as_slice()).fetch_optional(&mut *tx).await? {
+                if !q.returning {
+                    sqlx::query(&q.delete_key).bind(row.0.as_slice()).execute(&mut *tx).await?;
+                }
                 revoked.deleted(row, hops);
             }
         }
@@ -169,6 +181,11 @@ impl SqlStore {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
                 retrying!(self, self.revoke_sqlite(&mut conn, user, which, now).await)
             }
+            #[cfg(feature = "mysql")]
+            Pool::Mysql(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                retrying!(self, self.revoke_mysql(&mut conn, user, which, now).await)
+            }
         }
     }
 
@@ -189,6 +206,18 @@ impl SqlStore {
     async fn revoke_sqlite(
         &self,
         conn: &mut sqlx::SqliteConnection,
+        user: &str,
+        which: Revocation<'_>,
+        now: u64,
+    ) -> Result<usize, TxError> {
+        revoke!(self, conn, user, which, now)
+    }
+
+    /// A revocation on MySQL (see [`revoke`]).
+    #[cfg(feature = "mysql")]
+    async fn revoke_mysql(
+        &self,
+        conn: &mut sqlx::MySqlConnection,
         user: &str,
         which: Revocation<'_>,
         now: u64,

@@ -1,0 +1,22 @@
+-- sessionware session tables (MySQL 8, MariaDB 10.5+). Times are milliseconds since the Unix epoch.
+CREATE TABLE IF NOT EXISTS `sessionware_sessions` (
+    -- SHA-256 digest of the session ID (32 bytes), never the ID itself
+    id                BINARY(32) NOT NULL PRIMARY KEY,
+    -- the earlier of the idle and absolute deadlines
+    expires_at        BIGINT NOT NULL,
+    absolute_deadline BIGINT NOT NULL,
+    last_seen         BIGINT NOT NULL,
+    -- the logged-in user (NULL when anonymous) and the session's public handle, compared byte for byte
+    user_id           BLOB,
+    handle            VARBINARY(255) NOT NULL,
+    -- JSON of the record (format, metadata, data); the columns above are authoritative
+    record            LONGTEXT CHARACTER SET utf8mb4 NOT NULL,
+    INDEX `sessionware_sessions_expires_at_idx` (expires_at),
+    INDEX `sessionware_sessions_user_id_idx` (user_id(255))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+-- exclusive leases of sessions (Session::lock), keyed like the sessions
+CREATE TABLE IF NOT EXISTS `sessionware_sessions_locks` (
+    id          BINARY(32) NOT NULL PRIMARY KEY,
+    token       VARBINARY(255) NOT NULL,
+    lease_until BIGINT NOT NULL
+) ENGINE=InnoDB;
