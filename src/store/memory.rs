@@ -296,6 +296,16 @@ impl Entry {
     }
 }
 
+/// The most bytes `changes` can add to a session's footprint: every value it
+/// sets, packed as a new entry (a replaced or removed one only makes it
+/// smaller), and the boxed metadata a persistence flag may allocate.
+fn growth_bound(changes: &ChangeSet) -> usize {
+    let data: usize =
+        changes.changes.iter().filter_map(|(k, v)| v.as_ref().map(|v| 8 + k.len() + v.get().len())).sum();
+    let extra = if changes.persistent == Some(true) { std::mem::size_of::<Extra>() } else { 0 };
+    data + extra
+}
+
 /// Storage keys are SHA-256 digests already: hash by taking 8 of their bytes.
 #[derive(Default)]
 struct DigestHasher(u64);
@@ -497,6 +507,15 @@ impl Inner {
             }
         }
         Err(StoreError::Capacity)
+    }
+
+    /// Makes room for a write that may grow a session by up to `growth`
+    /// bytes (nothing to do for one that cannot grow it).
+    fn make_room_for_growth(&self, i: usize, now: u64, growth: usize) -> Result<(), StoreError> {
+        if growth == 0 {
+            return Ok(());
+        }
+        self.make_room(i, now, growth)
     }
 
     /// Ends up to [`EVICT_BATCH`] of the least recently used anonymous
@@ -779,6 +798,8 @@ impl SessionStore for MemoryStore {
         let now = rotation.now;
         // Rotations drive the sweeping too (they leave retired pointers).
         inner.sweep_step(Inner::shard_of(old), now, false);
+        // The rotation's data changes grow the successor as an apply would.
+        inner.make_room_for_growth(Inner::shard_of(new), now, growth_bound(&rotation.changes))?;
         let (outcome, before) = inner.rotate(old, new, rotation, now)?;
         if outcome == Rotated::Done {
             // The successor is indexed first, the old key unindexed after:
@@ -800,8 +821,12 @@ impl SessionStore for MemoryStore {
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
-        let mut shard = self.inner.lock(Inner::shard_of(key));
         let inner = &*self.inner;
+        // A write that grows a session needs room as a new session does
+        // (made before the shard's lock is taken), or the byte budget would
+        // bound only the sessions' first writes.
+        inner.make_room_for_growth(Inner::shard_of(key), now, growth_bound(changes))?;
+        let mut shard = self.inner.lock(Inner::shard_of(key));
         inner
             .with_live(&mut shard, key, now, |entry| {
                 let before = entry.footprint();
@@ -938,8 +963,8 @@ impl MemoryStoreBuilder {
 
     /// The most bytes the live sessions take, approximately (default 1 GiB):
     /// their data, their metadata's strings and 128 bytes each for the rest.
-    /// A write may pass it by its own size; the next new session then needs
-    /// room.
+    /// A write that may grow a session needs room as a new session does
+    /// (concurrent writes may pass the budget by their own sizes).
     ///
     /// ```
     /// # use sessionware::store::MemoryStore;
