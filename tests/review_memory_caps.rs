@@ -100,3 +100,50 @@ async fn a_flood_evicts_the_pre_login_state_of_a_login_in_progress() {
     let res = send(&app, req("GET", "/state", Some(&alice))).await;
     assert_eq!(body(res).await, "s3cr3t", "alice's pre-login state was evicted by the flood");
 }
+
+/// A login whose anonymous session a flood evicts while the handler checks
+/// the password: the handler's `login()` returned Ok and the response is a
+/// 200, yet nobody is signed in (the rotation finds the session gone, the
+/// write is dropped without an error and the cookie removed). The
+/// application told the user "welcome" and cannot know.
+#[tokio::test]
+async fn a_login_whose_session_is_evicted_in_flight_fails_silently() {
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+    let store = MemoryStore::builder().max_sessions(CAP).build();
+    let go = Arc::new(Notify::new());
+    let entered = Arc::new(Notify::new());
+    let (g, e) = (go.clone(), entered.clone());
+    let app = Router::new()
+        .route("/incr", post(handlers::incr))
+        .route("/me", get(handlers::me))
+        .route("/state/{v}", post(put_state))
+        .route(
+            "/slow-login",
+            post(move |session: Session| {
+                let (g, e) = (g.clone(), e.clone());
+                async move {
+                    let _ = session.get::<String>("oauth_state").await?; // loaded
+                    e.notify_one();
+                    g.notified().await; // checking the password
+                    session.login("alice").await
+                }
+            }),
+        )
+        .layer(SessionLayer::new(store.clone(), Keys::generate().unwrap()));
+    let alice = session_cookie(&send(&app, req("POST", "/state/s3cr3t", None)).await).unwrap();
+    let app2 = app.clone();
+    let login = tokio::spawn(async move { send(&app2, req("POST", "/slow-login", Some(&alice))).await });
+    entered.notified().await;
+    for _ in 0..8 * CAP {
+        send(&app, req("POST", "/incr", None)).await;
+    }
+    go.notify_one();
+    let res = login.await.unwrap();
+    let status = res.status();
+    let cookie = session_cookie(&res);
+    if status == StatusCode::OK {
+        let cookie = cookie.expect("a 200 login without a session cookie: the login was dropped silently");
+        assert_eq!(body(send(&app, req("GET", "/me", Some(&cookie))).await).await, "alice");
+    }
+}
