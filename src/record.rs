@@ -359,8 +359,9 @@ impl Data {
     }
 
     /// Data from its [`packed`](Self::packed) form, checked: `None` unless
-    /// every entry is whole, its key UTF-8, and the keys strictly ascending.
-    /// (Values are checked as JSON when they are read.)
+    /// every entry is whole, its key UTF-8, its value one JSON value exactly
+    /// as a `RawValue` holds it (no padding), and the keys strictly
+    /// ascending: the bytes [`packed`](Self::packed) would give.
     ///
     /// ```
     /// use sessionware::store::Data;
@@ -375,6 +376,11 @@ impl Data {
         let mut previous: Option<&[u8]> = None;
         for e in entries.by_ref() {
             std::str::from_utf8(e.key).ok()?;
+            // A value `get` could not read (or would read as other bytes)
+            // would be listed by `keys` yet be absent to every reader.
+            if raw(e.value)?.get().len() != e.value.len() {
+                return None;
+            }
             if previous.is_some_and(|p| p >= e.key) {
                 return None;
             }

@@ -130,8 +130,12 @@ async fn oversized_data_is_refused() {
 
 #[tokio::test]
 async fn memory_store_capacity_is_a_typed_error() {
-    use sessionware::{store::MemoryStore, Keys, SessionLayer};
-    let store = MemoryStore::builder().max_sessions(2).build();
+    use sessionware::{
+        store::{MemoryStore, WhenFull},
+        Keys, SessionLayer,
+    };
+    // The default policy evicts anonymous sessions instead: refuse here.
+    let store = MemoryStore::builder().max_sessions(2).when_full(WhenFull::Refuse).build();
     let app = app(&SessionLayer::new(store.clone(), Keys::generate().unwrap()));
     for _ in 0..2 {
         assert_eq!(send(&app, req("POST", "/incr", None)).await.status(), StatusCode::OK);

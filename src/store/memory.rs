@@ -296,6 +296,16 @@ impl Entry {
     }
 }
 
+/// The most bytes `changes` can add to a session's footprint: every value it
+/// sets, packed as a new entry (a replaced or removed one only makes it
+/// smaller), and the boxed metadata a persistence flag may allocate.
+fn growth_bound(changes: &ChangeSet) -> usize {
+    let data: usize =
+        changes.changes.iter().filter_map(|(k, v)| v.as_ref().map(|v| 8 + k.len() + v.get().len())).sum();
+    let extra = if changes.persistent == Some(true) { std::mem::size_of::<Extra>() } else { 0 };
+    data + extra
+}
+
 /// Storage keys are SHA-256 digests already: hash by taking 8 of their bytes.
 #[derive(Default)]
 struct DigestHasher(u64);
@@ -497,6 +507,15 @@ impl Inner {
             }
         }
         Err(StoreError::Capacity)
+    }
+
+    /// Makes room for a write that may grow a session by up to `growth`
+    /// bytes (nothing to do for one that cannot grow it).
+    fn make_room_for_growth(&self, i: usize, now: u64, growth: usize) -> Result<(), StoreError> {
+        if growth == 0 {
+            return Ok(());
+        }
+        self.make_room(i, now, growth)
     }
 
     /// Ends up to [`EVICT_BATCH`] of the least recently used anonymous
@@ -779,6 +798,8 @@ impl SessionStore for MemoryStore {
         let now = rotation.now;
         // Rotations drive the sweeping too (they leave retired pointers).
         inner.sweep_step(Inner::shard_of(old), now, false);
+        // The rotation's data changes grow the successor as an apply would.
+        inner.make_room_for_growth(Inner::shard_of(new), now, growth_bound(&rotation.changes))?;
         let (outcome, before) = inner.rotate(old, new, rotation, now)?;
         if outcome == Rotated::Done {
             // The successor is indexed first, the old key unindexed after:
@@ -800,8 +821,12 @@ impl SessionStore for MemoryStore {
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
-        let mut shard = self.inner.lock(Inner::shard_of(key));
         let inner = &*self.inner;
+        // A write that grows a session needs room as a new session does
+        // (made before the shard's lock is taken), or the byte budget would
+        // bound only the sessions' first writes.
+        inner.make_room_for_growth(Inner::shard_of(key), now, growth_bound(changes))?;
+        let mut shard = self.inner.lock(Inner::shard_of(key));
         inner
             .with_live(&mut shard, key, now, |entry| {
                 let before = entry.footprint();
@@ -938,8 +963,8 @@ impl MemoryStoreBuilder {
 
     /// The most bytes the live sessions take, approximately (default 1 GiB):
     /// their data, their metadata's strings and 128 bytes each for the rest.
-    /// A write may pass it by its own size; the next new session then needs
-    /// room.
+    /// A write that may grow a session needs room as a new session does
+    /// (concurrent writes may pass the budget by their own sizes).
     ///
     /// ```
     /// # use sessionware::store::MemoryStore;
@@ -1007,5 +1032,197 @@ mod slot_size {
     #[test]
     fn a_pointer_fits_in_a_session_slot() {
         assert_eq!(std::mem::size_of::<super::Slot>(), std::mem::size_of::<super::Entry>());
+    }
+}
+
+#[cfg(test)]
+mod accounting {
+    //! The counters (`len`, `bytes`) against what the shards really hold,
+    //! after random sequences of every write path.
+    use super::*;
+    use crate::{
+        record::{Auth, Metadata},
+        rotation::Login,
+    };
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// The live sessions and their bytes, recounted from the shards.
+    fn recount(store: &MemoryStore) -> (usize, usize) {
+        let mut n = 0;
+        let mut bytes = 0;
+        for i in 0..SHARDS {
+            let shard = store.inner.lock(i);
+            for slot in shard.map.values() {
+                if let Slot::Live(e) = slot {
+                    n += 1;
+                    bytes += e.footprint();
+                }
+            }
+        }
+        (n, bytes)
+    }
+
+    /// Every live signed-in session is reachable from its user's index
+    /// (directly or through live retired pointers): what revocations scan.
+    fn assert_indexed(store: &MemoryStore, now: u64, seed: u64, step: usize, op: u64) {
+        let mut live = Vec::new();
+        for i in 0..SHARDS {
+            let shard = store.inner.lock(i);
+            for (k, slot) in &shard.map {
+                if let Slot::Live(e) = slot {
+                    if !e.is_expired(now) {
+                        if let Some(u) = e.user() {
+                            live.push((*k, u.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        for (k, user) in live {
+            let mut reached = false;
+            for listed in store.inner.user_keys(&user) {
+                let mut at = listed;
+                for _ in 0..MAX_CHAIN {
+                    if at == k {
+                        reached = true;
+                        break;
+                    }
+                    let shard = store.inner.lock(Inner::shard_of(&at));
+                    match shard.map.get(&at) {
+                        Some(Slot::Retired(r)) if !r.is_expired(now) => at = r.successor,
+                        _ => break,
+                    }
+                }
+            }
+            assert!(reached, "seed {seed}, step {step} (op {op}): a live session of {user} is not in the index");
+        }
+    }
+
+    fn key(rng: &mut Rng) -> StorageKey {
+        // Few keys over few shards: creates and rotations land on expired,
+        // retired and live slots alike.
+        let mut b = [0u8; 32];
+        b[0] = rng.below(3) as u8;
+        b[8] = rng.below(12) as u8;
+        StorageKey::from_bytes(b)
+    }
+
+    fn value(rng: &mut Rng) -> Box<serde_json::value::RawValue> {
+        serde_json::value::to_raw_value(&"x".repeat(rng.below(300) as usize)).unwrap()
+    }
+
+    async fn run(seed: u64, store: &MemoryStore) {
+        let mut rng = Rng(seed | 1);
+        let mut now = 1_000_000u64;
+        for step in 0..400 {
+            now += rng.below(20_000);
+            let k = key(&mut rng);
+            let op = rng.below(9);
+            match op {
+                0 | 1 => {
+                    let mut r = Record::new(Metadata::new(now, 1 + rng.below(60_000), 1 + rng.below(120_000)));
+                    if rng.below(2) == 0 {
+                        r.meta.auth = Some(Auth::new(format!("u{}", rng.below(3)), now));
+                    }
+                    if rng.below(2) == 0 {
+                        r.meta.user_agent = Some("agent".repeat(rng.below(5) as usize).into());
+                    }
+                    r.data.insert("a", &value(&mut rng));
+                    let _ = store.create(&k, &r, now).await;
+                }
+                2 => {
+                    let mut c = ChangeSet::new(now, now + rng.below(60_000));
+                    if rng.below(4) == 0 {
+                        c.clear();
+                    }
+                    for _ in 0..rng.below(3) {
+                        let name = format!("k{}", rng.below(4));
+                        if rng.below(3) == 0 {
+                            c.remove(&name);
+                        } else {
+                            c.set(&name, value(&mut rng));
+                        }
+                    }
+                    if rng.below(3) == 0 {
+                        c.persistent = Some(rng.below(2) == 0);
+                    }
+                    c.max_data_bytes = if rng.below(2) == 0 { 0 } else { rng.below(900) as usize };
+                    let _ = store.apply(&k, &c, now).await;
+                }
+                3 => {
+                    let _ = store.touch(&k, now, now + rng.below(60_000)).await;
+                }
+                4 | 5 => {
+                    let new = key(&mut rng);
+                    let mut c = ChangeSet::new(now, now + rng.below(60_000));
+                    if rng.below(2) == 0 {
+                        c.set("r", value(&mut rng));
+                    }
+                    c.max_data_bytes = if rng.below(2) == 0 { 0 } else { rng.below(900) as usize };
+                    let mut rot = Rotation::new(now, c);
+                    rot.overlap_until = now + rng.below(10_000);
+                    rot.retired_until = now + rng.below(30_000);
+                    if rng.below(2) == 0 {
+                        rot.login = Some(Login::new(Auth::new(format!("u{}", rng.below(3)), now), now + 120_000));
+                    }
+                    if rng.below(3) == 0 {
+                        rot.retain = Some(vec!["a".into()]);
+                    }
+                    let _ = store.rotate(&k, &new, &rot).await;
+                }
+                6 => {
+                    let _ = store.delete(&k, now).await;
+                }
+                7 => {
+                    let user = format!("u{}", rng.below(3));
+                    if rng.below(2) == 0 {
+                        let _ = store.delete_user(&user, None, now).await;
+                    } else {
+                        let _ = store.list_user(&user, now, 100).await;
+                    }
+                }
+                _ => {
+                    if rng.below(2) == 0 {
+                        store.sweep_expired(now);
+                    } else {
+                        let _ = store.lookup(&k, now).await;
+                    }
+                }
+            }
+            assert_indexed(store, now, seed, step, op);
+            let (n, bytes) = recount(store);
+            assert_eq!(
+                (store.len(), store.bytes()),
+                (n, bytes),
+                "seed {seed}, step {step} (op {op}): counters (len, bytes) drifted from the shards"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_counters_match_the_shards_on_every_path() {
+        for seed in 1..300u64 {
+            run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), &MemoryStore::default()).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_counters_match_the_shards_at_the_caps() {
+        for seed in 1..300u64 {
+            let store = MemoryStore::builder().max_sessions(6).max_bytes(2_000).build();
+            run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), &store).await;
+        }
     }
 }
