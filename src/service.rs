@@ -129,9 +129,8 @@ impl SessionLayer {
     /// [`revoke`](crate::Session::revoke) and
     /// [`revoke_others`](crate::Session::revoke_others) without a
     /// [`UserIndex`]; [`Session::lock`](crate::Session::lock) without
-    /// [`Leases`]) fail with [`SessionError::Unsupported`], and settings that
-    /// need one are refused when the layer is built (see
-    /// [`with_config`](Self::with_config)).
+    /// [`Leases`]) fail with [`SessionError::Unsupported`]. Which
+    /// capabilities a layer has is decided here, when it is built.
     ///
     /// ```
     /// # use sessionware::{Keys, SessionLayer, store::{Capabilities, MemoryStore}};

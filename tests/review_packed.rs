@@ -19,10 +19,7 @@ fn pack(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
 /// Keys and values near the valid ones: short, sometimes not UTF-8,
 /// values sometimes not JSON or padded.
 fn entry() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
-    let key = prop_oneof![
-        "[a-d]{0,3}".prop_map(String::into_bytes),
-        proptest::collection::vec(any::<u8>(), 0..4),
-    ];
+    let key = prop_oneof!["[a-d]{0,3}".prop_map(String::into_bytes), proptest::collection::vec(any::<u8>(), 0..4),];
     let value = prop_oneof![
         4 => (0u32..1000).prop_map(|n| n.to_string().into_bytes()),
         1 => "\"[a-z]{0,4}\"".prop_map(String::into_bytes),

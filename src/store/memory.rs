@@ -300,8 +300,7 @@ impl Entry {
 /// sets, packed as a new entry (a replaced or removed one only makes it
 /// smaller), and the boxed metadata a persistence flag may allocate.
 fn growth_bound(changes: &ChangeSet) -> usize {
-    let data: usize =
-        changes.changes.iter().filter_map(|(k, v)| v.as_ref().map(|v| 8 + k.len() + v.get().len())).sum();
+    let data: usize = changes.changes.iter().filter_map(|(k, v)| v.as_ref().map(|v| 8 + k.len() + v.get().len())).sum();
     let extra = if changes.persistent == Some(true) { std::mem::size_of::<Extra>() } else { 0 };
     data + extra
 }
