@@ -7,7 +7,7 @@ use crate::store::StoreError;
 ///
 /// ```
 /// # #[cfg(feature = "sqlite")]
-/// assert_eq!(format!("{:?}", sessionware::store::sql::Dialect::Sqlite), "Sqlite");
+/// assert_eq!(format!("{:?}", sessionware::store::Dialect::Sqlite), "Sqlite");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

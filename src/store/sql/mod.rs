@@ -492,7 +492,7 @@ impl SqlStore {
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), sessionware::store::StoreError> {
-    /// use sessionware::store::sql::Dialect;
+    /// use sessionware::store::Dialect;
     /// assert_eq!(sessionware::store::SqlStore::sqlite("sessions.db").await?.dialect(), Dialect::Sqlite);
     /// # Ok(()) }
     /// ```
