@@ -27,9 +27,7 @@ async fn the_hook_receives_typed_lifecycle_events() {
 
     let anon = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
     let authed = session_cookie(&send(&app, req("POST", "/login/alice", Some(&anon))).await).unwrap();
-    let mut tampered = authed.clone();
-    tampered.pop();
-    tampered.push(if authed.ends_with('A') { 'B' } else { 'A' });
+    let tampered = tamper(&authed);
     send(&app, req("GET", "/read", Some(&tampered))).await;
     send(&app, req("GET", "/read", Some(&anon))).await; // retired by the login
     h.clock.advance(std::time::Duration::from_secs(301));

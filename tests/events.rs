@@ -49,9 +49,7 @@ async fn events_use_fingerprints_and_never_secrets() {
     let authed = session_cookie(&send(&app, req("POST", "/login/alice", Some(&anon))).await).unwrap();
     secrets.push(authed.clone());
     // Tampered, unknown, duplicated, and a store failure.
-    let mut tampered = authed.clone();
-    tampered.pop();
-    tampered.push('A');
+    let tampered = tamper(&authed);
     send(&app, req("GET", "/read", Some(&tampered))).await;
     send(&app, req("GET", "/read", Some(&anon))).await;
     let other = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();

@@ -167,6 +167,17 @@ pub use sessionware::{
     Clock as _, SystemClock,
 };
 
+/// `cookie` (`name=value`) with one character of its signature changed.
+/// Not the last one: the last base64 character carries unused bits, so
+/// changing it may only make the encoding non-canonical (a malformed
+/// cookie, not a bad signature).
+pub fn tamper(cookie: &str) -> String {
+    let mut bytes = cookie.as_bytes().to_vec();
+    let i = bytes.len() - 5;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).unwrap()
+}
+
 /// Start of the manual clock in tests (a realistic epoch time).
 pub const T0: u64 = 1_800_000_000_000;
 
