@@ -104,6 +104,7 @@
 //! | `redis` | no | `RedisStore`: Redis or Redis Cluster, one hash per session |
 //! | `postgres` | no | `SqlStore` on PostgreSQL (sqlx) |
 //! | `sqlite` | no | `SqlStore` on SQLite (sqlx) |
+//! | `mysql` | no | `SqlStore` on MySQL 8 or MariaDB 10.5+ (sqlx) |
 //! | `metrics` | no | event counters and a store-latency histogram through the `metrics` crate |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
