@@ -136,3 +136,23 @@ async fn the_byte_count_returns_to_zero() {
     assert_eq!(store.len(), 0);
     assert_eq!(store.bytes(), 0, "the byte count drifted");
 }
+
+/// The session count caps new sessions only: at the cap, with nothing to
+/// evict, a signed-in user's write still lands (it adds no session).
+#[tokio::test]
+async fn at_the_count_cap_existing_sessions_still_write() {
+    let store = MemoryStore::builder().max_sessions(8).build();
+    let now = SystemClock.now_ms();
+    let mut keys = Vec::new();
+    for i in 0..8 {
+        let mut record = Record::new(Metadata::new(now, 60_000, 600_000));
+        record.meta.auth = Some(Auth::new(format!("user{i}"), now));
+        let key = SessionId::generate().unwrap().storage_key();
+        assert!(store.create(&key, &record, now).await.unwrap());
+        keys.push(key);
+    }
+    let mut write = sessionware::store::ChangeSet::new(now, now + 60_000);
+    write.set("cart", serde_json::value::to_raw_value(&[1, 2, 3]).unwrap());
+    assert!(store.apply(&keys[0], &write, now).await.expect("a write at the count cap"));
+    assert!(store.load(&keys[0], now).await.unwrap().unwrap().data.get("cart").is_some());
+}

@@ -296,6 +296,13 @@ impl Entry {
     }
 }
 
+/// What a write needs from the caps: a session more (a new one) and bytes.
+#[derive(Debug, Clone, Copy)]
+struct Room {
+    session: bool,
+    bytes: usize,
+}
+
 /// The most bytes `changes` can add to a session's footprint: every value it
 /// sets, packed as a new entry (a replaced or removed one only makes it
 /// smaller), and the boxed metadata a persistence flag may allocate.
@@ -478,21 +485,22 @@ impl Inner {
         self.bytes.fetch_sub(entry.footprint(), Ordering::Relaxed);
     }
 
-    fn is_full(&self, extra_bytes: usize) -> bool {
-        self.count.load(Ordering::Relaxed) >= self.max_sessions
-            || self.bytes.load(Ordering::Relaxed).saturating_add(extra_bytes) > self.max_bytes
+    /// Whether `room` does not fit: one more session (if it adds one) and
+    /// its bytes.
+    fn is_full(&self, room: Room) -> bool {
+        (room.session && self.count.load(Ordering::Relaxed) >= self.max_sessions)
+            || self.bytes.load(Ordering::Relaxed).saturating_add(room.bytes) > self.max_bytes
     }
 
-    /// Makes room for a new session of `extra_bytes` (shard `i` is the new
-    /// key's): the expired records of the shard go first, then, under
+    /// Makes `room` (shard `i` is the key's): the expired records of the shard go first, then, under
     /// [`WhenFull::EvictAnonymous`], the least recently used anonymous
     /// sessions, one shard at a time.
-    fn make_room(&self, i: usize, now: u64, extra_bytes: usize) -> Result<(), StoreError> {
-        if !self.is_full(extra_bytes) {
+    fn make_room(&self, i: usize, now: u64, room: Room) -> Result<(), StoreError> {
+        if !self.is_full(room) {
             return Ok(());
         }
         self.sweep_step(i, now, true);
-        if !self.is_full(extra_bytes) {
+        if !self.is_full(room) {
             return Ok(());
         }
         if self.when_full == WhenFull::EvictAnonymous {
@@ -500,7 +508,7 @@ impl Inner {
                 let j = self.evict_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
                 self.sweep_step(j, now, true);
                 self.evict_anonymous(j, now);
-                if !self.is_full(extra_bytes) {
+                if !self.is_full(room) {
                     return Ok(());
                 }
             }
@@ -514,7 +522,8 @@ impl Inner {
         if growth == 0 {
             return Ok(());
         }
-        self.make_room(i, now, growth)
+        // The session is there already: only its bytes need room.
+        self.make_room(i, now, Room { session: false, bytes: growth })
     }
 
     /// Ends up to [`EVICT_BATCH`] of the least recently used anonymous
@@ -748,7 +757,7 @@ impl SessionStore for MemoryStore {
         let entry = Entry::from_record(record)?;
         // Writes drive the sweeping, one bounded step at a time.
         inner.sweep_step(i, now, false);
-        inner.make_room(i, now, entry.footprint())?;
+        inner.make_room(i, now, Room { session: true, bytes: entry.footprint() })?;
         inner.added(&entry);
         let mut shard = inner.lock(i);
         // One lookup: an expired record or retired key under the key is
