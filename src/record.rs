@@ -372,9 +372,9 @@ impl Data {
     /// ```
     pub fn from_packed(buf: Vec<u8>) -> Option<Self> {
         let data = Self { buf };
-        let mut entries = data.entries();
         let mut previous: Option<&[u8]> = None;
-        for e in entries.by_ref() {
+        let mut end = 0;
+        for e in data.entries() {
             std::str::from_utf8(e.key).ok()?;
             // A value `get` could not read (or would read as other bytes)
             // would be listed by `keys` yet be absent to every reader.
@@ -385,10 +385,10 @@ impl Data {
                 return None;
             }
             previous = Some(e.key);
+            end = e.end;
         }
         // The iteration stops early at a malformed entry.
-        let whole = data.entries().last().map_or(0, |e| e.end) == data.buf.len();
-        whole.then_some(data)
+        (end == data.buf.len()).then_some(data)
     }
 
     /// Data from a packed form this process wrote itself (a store keeping
