@@ -156,3 +156,30 @@ async fn at_the_count_cap_existing_sessions_still_write() {
     assert!(store.apply(&keys[0], &write, now).await.expect("a write at the count cap"));
     assert!(store.load(&keys[0], now).await.unwrap().unwrap().data.get("cart").is_some());
 }
+
+/// An eviction that lands between a request's load and its commit: the
+/// request's write does not bring the evicted session back, and its
+/// response does not set a cookie for it.
+#[tokio::test]
+async fn a_write_held_across_its_sessions_eviction_does_not_resurrect_it() {
+    let h = Harness::over(
+        sessionware::SessionConfig::default(),
+        Keys::generate().unwrap(),
+        MemoryStore::builder().max_sessions(4).build(),
+    );
+    let app = common::app(&h.layer);
+    let victim = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
+    let held = hold(&h, &app, "POST", "/incr", &victim).await;
+    // Newer anonymous sessions fill the store and push the victim out.
+    h.clock.advance(std::time::Duration::from_secs(1));
+    let before = h.store.inner.keys();
+    for _ in 0..200 {
+        assert_eq!(send(&app, req("POST", "/incr", None)).await.status(), StatusCode::OK);
+    }
+    assert!(before.iter().all(|k| !h.store.inner.keys().contains(k)), "the victim was evicted");
+    release(&h);
+    let res = held.await.unwrap();
+    assert!(no_cookie(&res) || is_removal(&res), "no cookie for an evicted session");
+    assert!(h.store.inner.len() <= 4);
+    assert_eq!(body(send(&app, req("GET", "/read", Some(&victim))).await).await, "none", "not resurrected");
+}

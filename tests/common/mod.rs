@@ -52,8 +52,12 @@ pub struct MockStore {
 
 impl MockStore {
     pub fn new() -> Self {
+        Self::over(MemoryStore::default())
+    }
+    /// A mock over `inner` (a store with its own caps).
+    pub fn over(inner: MemoryStore) -> Self {
         Self {
-            inner: MemoryStore::default(),
+            inner,
             calls: Arc::new(Default::default()),
             fail: Arc::default(),
             stall: Arc::default(),
@@ -196,8 +200,11 @@ impl Harness {
         Self::with(config, Keys::generate().unwrap())
     }
     pub fn with(config: SessionConfig, keys: Keys) -> Self {
+        Self::over(config, keys, MemoryStore::default())
+    }
+    pub fn over(config: SessionConfig, keys: Keys, inner: MemoryStore) -> Self {
         let clock = ManualClock::new(T0);
-        let store = MockStore::new();
+        let store = MockStore::over(inner);
         let layer = SessionLayer::new(store.clone(), keys.clone()).with_config(config).with_clock(clock.clone());
         Self { store, clock, keys, layer }
     }
