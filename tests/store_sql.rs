@@ -305,13 +305,16 @@ async fn waiting(store: &SqlStore) -> i64 {
     }
     // MariaDB does not always list a statement that waits for a row lock
     // while it plans (a primary-key lookup reads the row then) in
-    // `innodb_trx` as `LOCK WAIT`: count the statements on the table still
-    // running, as only a waiting one does for long.
+    // `innodb_trx` as `LOCK WAIT`: count the statements on the table that
+    // have been running for 200 ms, as only a waiting one does. (Counting
+    // every running statement let a short one of the first caller, before
+    // the one that waits, pass for its wait: the second caller then queued
+    // first, and CI saw the other order.)
     #[cfg(feature = "mysql")]
     if let Some(pool) = store.mysql_pool() {
         return sqlx::query_scalar(
             "SELECT count(*) FROM information_schema.processlist WHERE command <> 'Sleep' AND info LIKE ? \
-             AND info NOT LIKE '%processlist%'",
+             AND info NOT LIKE '%processlist%' AND time_ms >= 200",
         )
         .bind(&pattern)
         .fetch_one(pool)
