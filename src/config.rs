@@ -102,6 +102,14 @@ impl SessionConfig {
         now.saturating_add(self.idle_ms).min(absolute_deadline)
     }
 
+    /// Until when a store keeps a cutoff at `not_before`: by then, every
+    /// session that began before it is past its absolute deadline anyway
+    /// (a session's absolute deadline is at most the absolute timeout after
+    /// its creation or its sign-in, the times cutoffs compare).
+    pub(crate) fn cutoff_kept_until(&self, not_before: u64) -> u64 {
+        not_before.saturating_add(self.absolute_ms)
+    }
+
     /// The keys of pre-login data that survive a login.
     ///
     /// ```

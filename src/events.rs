@@ -92,6 +92,14 @@ pub enum EventKind {
     /// A request's change was not saved because another request ended or
     /// renewed the session first.
     WriteDropped,
+    /// Sessions were ended at once by a cutoff
+    /// ([`Session::credentials_changed`](crate::Session::credentials_changed),
+    /// [`SessionControl`](crate::SessionControl)): every session that
+    /// began before it (`all`), or the event's user's.
+    CutOff {
+        /// Every session, not one user's.
+        all: bool,
+    },
 }
 
 /// Why a session got a new ID.
@@ -201,6 +209,7 @@ impl EventKind {
             Self::LockTimeout => "session.lock_timeout",
             Self::StoreError { .. } => "session.store_error",
             Self::WriteDropped => "session.write_dropped",
+            Self::CutOff { .. } => "session.cut_off",
         }
     }
 
@@ -211,6 +220,8 @@ impl EventKind {
             Self::Expired(d) => d.as_str(),
             Self::Rejected(r) => r.as_str(),
             Self::StoreError { op } => op,
+            Self::CutOff { all: true } => "all",
+            Self::CutOff { all: false } => "user",
             _ => "",
         }
     }
@@ -319,7 +330,11 @@ fn trace(kind: EventKind, key: Option<&StorageKey>) {
         EventKind::StoreError { op } => {
             tracing::error!(target: "sessionware", event = name, op, session = %session);
         }
-        EventKind::LoggedIn | EventKind::Purged | EventKind::Revoked { .. } | EventKind::Renewed(_) => {
+        EventKind::LoggedIn
+        | EventKind::Purged
+        | EventKind::Revoked { .. }
+        | EventKind::Renewed(_)
+        | EventKind::CutOff { .. } => {
             tracing::info!(target: "sessionware", event = name, session = %session);
         }
         EventKind::WriteDropped => tracing::debug!(

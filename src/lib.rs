@@ -114,6 +114,7 @@
 
 mod clock;
 mod config;
+mod control;
 mod cookie;
 mod error;
 mod events;
@@ -132,6 +133,7 @@ pub mod store;
 pub use ::cookie::SameSite;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SessionConfig, SessionConfigBuilder};
+pub use control::SessionControl;
 pub use error::{ConfigError, KeyError, SessionError, SharedError};
 pub use events::{Deadline, Event, EventHook, EventKind, RejectReason, RenewReason};
 pub use id::{SessionId, ID_ENCODED_LEN, ID_LEN};

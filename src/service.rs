@@ -26,7 +26,7 @@ use crate::{
     },
     shared::{error_response, Shared},
     store::{Capabilities, Leases, UserIndex},
-    Clock, Keys, Session, SessionConfig, SessionError, SessionStore, SystemClock,
+    Clock, Keys, Session, SessionConfig, SessionControl, SessionError, SessionStore, SystemClock,
 };
 
 /// Adds sessions to a Tower service.
@@ -138,12 +138,13 @@ impl SessionLayer {
     /// let layer = SessionLayer::with_capabilities(store, Keys::generate().unwrap());
     /// ```
     pub fn with_capabilities<S: SessionStore>(store: Capabilities<S>, keys: Keys) -> Self {
-        let Capabilities { store, index, leases } = store;
+        let Capabilities { store, index, leases, cutoffs } = store;
         Self {
             shared: Arc::new(Shared {
                 store,
                 index,
                 leases,
+                cutoffs,
                 keys,
                 config: SessionConfig::default(),
                 clock: Arc::new(SystemClock),
@@ -161,6 +162,7 @@ impl SessionLayer {
                 store: Arc::clone(&self.shared.store),
                 index: self.shared.index.clone(),
                 leases: self.shared.leases.clone(),
+                cutoffs: self.shared.cutoffs.clone(),
                 keys: self.shared.keys.clone(),
                 config: self.shared.config.clone(),
                 clock: Arc::clone(&self.shared.clock),
@@ -269,6 +271,19 @@ impl SessionLayer {
         let hook: EventHook = Arc::new(hook);
         self.shared_mut().on_event = Some(hook);
         self
+    }
+
+    /// A handle that ends sessions from outside a request: every session at
+    /// once, or one user's ([`SessionControl`]).
+    ///
+    /// ```
+    /// # use sessionware::{Keys, SessionLayer, store::MemoryStore};
+    /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
+    /// let control = layer.control(); // for the application's state
+    /// # let _ = control;
+    /// ```
+    pub fn control(&self) -> SessionControl {
+        SessionControl::new(Arc::clone(&self.shared))
     }
 
     /// The configuration in use.
@@ -492,19 +507,21 @@ fn commit(session: &Session) -> Option<Done> {
     };
     let step = plan(&mut state, &presented, &shared.config);
     let lease = state.lease.take();
+    let cut = state.cut.take();
     drop(state);
     let presented_id = resolved.incoming.as_ref().map(|i| &i.id);
-    match (step, lease) {
-        (Step::LoadFailed(e), _) => Some(Done::Failed(SessionError::Load(e))),
-        (Step::Untouched, None) => None,
-        (Step::Reply(reply), None) => Some(Done::Now(reply_outcome(shared, presented_id, reply))),
-        (step, lease) => Some(Done::Later(Commit {
+    match (step, lease, cut) {
+        (Step::LoadFailed(e), _, _) => Some(Done::Failed(SessionError::Load(e))),
+        (Step::Untouched, None, None) => None,
+        (Step::Reply(reply), None, None) => Some(Done::Now(reply_outcome(shared, presented_id, reply))),
+        (step, lease, cut) => Some(Done::Later(Commit {
             events: shared.on_event.as_ref().map(|_| Box::new((session.inner.route.clone(), user))),
             shared: Arc::clone(shared),
             presented: resolved.incoming.as_ref().map(|i| (i.id.clone(), i.key)),
             now: presented.now,
             step,
             lease: lease.map(Box::new),
+            cut: cut.map(Box::new),
         })),
     }
 }

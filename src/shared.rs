@@ -8,7 +8,7 @@ use http::{header, HeaderValue, Response};
 
 use crate::{
     events::{Emitter, EventHook},
-    store::{Capability, Leases, UserIndex},
+    store::{Capability, Cutoffs, Leases, UserIndex},
     Clock, Keys, SessionConfig, SessionError, SessionStore, SharedError, StorageKey, StoreError,
 };
 
@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) index: Option<Arc<dyn UserIndex>>,
     /// The store's exclusive leases, if the layer was given them.
     pub(crate) leases: Option<Arc<dyn Leases>>,
+    /// The store's cutoffs, if the layer was given them.
+    pub(crate) cutoffs: Option<Arc<dyn Cutoffs>>,
     pub(crate) keys: Keys,
     pub(crate) config: SessionConfig,
     pub(crate) clock: Arc<dyn Clock>,
@@ -70,6 +72,11 @@ impl Shared {
     /// The exclusive leases, or the typed error a layer without them gives.
     pub(crate) fn leases(&self) -> Result<&dyn Leases, SessionError> {
         self.leases.as_deref().ok_or(SessionError::Unsupported(Capability::Leases))
+    }
+
+    /// The cutoffs, or the typed error a layer without them gives.
+    pub(crate) fn cutoffs(&self) -> Result<&dyn Cutoffs, SessionError> {
+        self.cutoffs.as_deref().ok_or(SessionError::Unsupported(Capability::Cutoffs))
     }
 
     /// Runs one store call under the configured timeout, reporting a failure.

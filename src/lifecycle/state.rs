@@ -78,6 +78,18 @@ pub(crate) enum Intent {
     Purge(Option<Creation>),
 }
 
+/// A cutoff of the user's sessions to make once the request's own write is
+/// done ([`Session::credentials_changed`](crate::Session::credentials_changed)):
+/// after the rotation that re-signs the caller in, so that a concurrent
+/// request on the caller's old ID finds a retired key (and no removal
+/// cookie), not an ended session. It survives a later logout in the same
+/// request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cut {
+    pub(crate) user: String,
+    pub(crate) not_before: u64,
+}
+
 /// The per-request state behind a [`Session`](crate::Session).
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -89,6 +101,8 @@ pub(crate) struct State {
     pub(crate) intent: Intent,
     /// The exclusive lease this request holds (its token).
     pub(crate) lease: Option<super::lease::Lease>,
+    /// The user's cutoff to make after the write.
+    pub(crate) cut: Option<Cut>,
 }
 
 impl State {

@@ -20,12 +20,13 @@ use http::Response;
 use super::{
     lease::Lease,
     plan::{Reply, Step},
-    state::{Creation, Renewal},
+    state::{Creation, Cut, Renewal},
 };
 use crate::{
     cookie::write::{add_headers, removal, session_cookie},
     events::{Emitter, Route},
     shared::{error_response, Shared},
+    store::Scope,
     ChangeSet, EventKind, Record, RenewReason, Rotated, Rotation, SessionError, SessionId, StorageKey, StoreError,
     Stored,
 };
@@ -54,6 +55,8 @@ pub(crate) struct Commit {
     pub(crate) now: u64,
     /// The exclusive lease to release after the write (or when dropped).
     pub(crate) lease: Option<Box<Lease>>,
+    /// The user's cutoff to make after the write.
+    pub(crate) cut: Option<Box<Cut>>,
     /// For the event hook (installed only): the request's method and path,
     /// and the session's user.
     pub(crate) events: Option<Box<(Option<Route>, Option<String>)>>,
@@ -72,7 +75,14 @@ impl Commit {
         res: Response<B>,
     ) -> impl std::future::Future<Output = Response<B>> + Send {
         async move {
-            let out = self.write().await;
+            let mut out = self.write().await;
+            if let Some(cut) = self.cut.take() {
+                // Made whatever the write did (a failed renewal included):
+                // the credentials changed. Its failure fails the response.
+                if let Err(e) = self.cut(&cut).await {
+                    out.error.get_or_insert(e);
+                }
+            }
             if let Some(lease) = self.lease.take() {
                 (*lease).release(&self.shared).await;
             }
@@ -263,6 +273,17 @@ impl Commit {
         }
     }
 
+    /// Moves the user's cutoff forward (after the write: see [`Cut`]).
+    async fn cut(&self, cut: &Cut) -> Result<(), SessionError> {
+        let shared = &*self.shared;
+        let cutoffs = shared.cutoffs()?;
+        let keep_until = shared.config.cutoff_kept_until(cut.not_before);
+        let call = cutoffs.cut(Scope::User(&cut.user), cut.not_before, keep_until, self.now);
+        shared.timed(self.emitter(), "cut", None, call).await.map_err(SessionError::Save)?;
+        self.emitter().emit(EventKind::CutOff { all: false }, None, Some(&cut.user));
+        Ok(())
+    }
+
     /// The reply when the session under `key` turned out to be ended: the
     /// removal cookie only if `key` is the presented one. A successor reached
     /// through a retired ID (an alias, or a renewal that moved on) may have
@@ -339,6 +360,7 @@ mod tests {
             presented: None,
             now: 0,
             lease: None,
+            cut: None,
             events: None,
         };
         let fut = commit.respond(Response::new(axum::body::Body::empty()));

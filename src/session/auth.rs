@@ -4,7 +4,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Session;
-use crate::{clock::ms, lifecycle::state::Phase, record::Auth, SessionError};
+use crate::{
+    clock::ms,
+    lifecycle::state::{Cut, Phase},
+    record::Auth,
+    SessionError,
+};
 
 /// Longest user agent kept in a session's metadata.
 const MAX_USER_AGENT: usize = 256;
@@ -93,7 +98,7 @@ impl Session {
     /// }
     /// ```
     pub async fn login(&self, user: impl Into<String>) -> Result<(), SessionError> {
-        self.login_inner(user.into(), None).await
+        self.login_inner(user.into(), None, self.now()).await
     }
 
     /// Like [`login`](Self::login), but the keys that survive are the ones
@@ -111,10 +116,50 @@ impl Session {
     /// }
     /// ```
     pub async fn login_keeping(&self, user: impl Into<String>, keep: &[&str]) -> Result<(), SessionError> {
-        self.login_inner(user.into(), Some(keep)).await
+        self.login_inner(user.into(), Some(keep), self.now()).await
     }
 
-    async fn login_inner(&self, user: String, keep: Option<&[&str]>) -> Result<(), SessionError> {
+    /// The user's credentials changed (a new password, a removed second
+    /// factor): every other session of the user ends at once, on its next
+    /// request, on every process, and this one stays signed in under a new
+    /// ID.
+    ///
+    /// When the response is sent, the session is renewed as by a new login
+    /// of the same user (its data kept, its absolute timeout restarted,
+    /// signed in now), and then the store's cutoff for the user moves to
+    /// now: every session the user signed in to before this millisecond is
+    /// ended, without listing them (see
+    /// [`store::Cutoffs`](crate::store::Cutoffs)). The cutoff is made even if
+    /// the request then logs out, or the renewal fails; a failure to make it
+    /// turns the response into an error. A [`CutOff`](crate::EventKind::CutOff)
+    /// event names the user.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::NotAuthenticated`] when no user is signed in;
+    /// [`SessionError::Unsupported`] on a layer without
+    /// [`Cutoffs`](crate::store::Cutoffs); a store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn change_password(session: Session) -> Result<(), SessionError> {
+    ///     // ... after checking the old password and storing the new one:
+    ///     session.credentials_changed().await
+    /// }
+    /// ```
+    pub async fn credentials_changed(&self) -> Result<(), SessionError> {
+        self.shared().cutoffs()?;
+        let user = self.user().await?.ok_or(SessionError::NotAuthenticated)?;
+        // Signed in now, and the cutoff now: of the user's sessions, it ends
+        // all but this one (and any signed in within this millisecond).
+        let now = self.now();
+        self.login_inner(user.clone(), None, now).await?;
+        self.state().cut = Some(Cut { user, not_before: now });
+        Ok(())
+    }
+
+    /// A login of `user` signed in at `at`.
+    async fn login_inner(&self, user: String, keep: Option<&[&str]>, at: u64) -> Result<(), SessionError> {
         let now = self.now();
         let config = &self.shared().config;
         let mut state = self.ensure_loaded().await?;
@@ -143,7 +188,7 @@ impl Session {
         if let Some(retain) = &retain {
             record.data.retain(retain);
         }
-        record.meta.auth = Some(Auth::new(user, now));
+        record.meta.auth = Some(Auth::new(user, at));
         record.meta.absolute_deadline = now.saturating_add(config.absolute_ms);
         record.meta.user_agent = user_agent;
         record.meta.ip = ip;

@@ -185,6 +185,7 @@ use async_trait::async_trait;
 use crate::SessionHandle;
 
 pub mod conformance;
+mod cutoff;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -195,6 +196,7 @@ pub use crate::error::StoreError;
 pub use crate::id::StorageKey;
 pub use crate::record::{Auth, ChangeSet, Data, Metadata, Record, RECORD_FORMAT};
 pub use crate::rotation::{Login, Retired, Rotated, Rotation, Stored, RETIRED_KEEP_MS};
+pub use cutoff::{Cutoff, Cutoffs, Scope};
 pub use memory::{MemoryStore, MemoryStoreBuilder, WhenFull};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -410,6 +412,8 @@ pub enum Capability {
     UserIndex,
     /// [`Leases`]: exclusive sessions.
     Leases,
+    /// [`Cutoffs`]: ending sessions at once by when they began.
+    Cutoffs,
 }
 
 impl std::fmt::Display for Capability {
@@ -417,6 +421,7 @@ impl std::fmt::Display for Capability {
         f.write_str(match self {
             Capability::UserIndex => "a per-user session index",
             Capability::Leases => "exclusive session leases",
+            Capability::Cutoffs => "session cutoffs",
         })
     }
 }
@@ -436,6 +441,7 @@ pub struct Capabilities<S> {
     pub(crate) store: Arc<S>,
     pub(crate) index: Option<Arc<dyn UserIndex>>,
     pub(crate) leases: Option<Arc<dyn Leases>>,
+    pub(crate) cutoffs: Option<Arc<dyn Cutoffs>>,
 }
 
 impl<S> std::fmt::Debug for Capabilities<S> {
@@ -443,6 +449,7 @@ impl<S> std::fmt::Debug for Capabilities<S> {
         f.debug_struct("Capabilities")
             .field("user_index", &self.index.is_some())
             .field("leases", &self.leases.is_some())
+            .field("cutoffs", &self.cutoffs.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -450,7 +457,7 @@ impl<S> std::fmt::Debug for Capabilities<S> {
 impl<S: SessionStore> Capabilities<S> {
     /// The core contract only.
     pub fn new(store: S) -> Self {
-        Self { store: Arc::new(store), index: None, leases: None }
+        Self { store: Arc::new(store), index: None, leases: None, cutoffs: None }
     }
 
     /// Adds the store's per-user index.
@@ -471,6 +478,15 @@ impl<S: SessionStore> Capabilities<S> {
         self
     }
 
+    /// Adds the store's cutoffs.
+    pub fn with_cutoffs(mut self) -> Self
+    where
+        S: Cutoffs,
+    {
+        self.cutoffs = Some(self.store.clone());
+        self
+    }
+
     /// All capabilities.
     pub fn full(store: S) -> Self
     where
@@ -484,6 +500,7 @@ impl<S: SessionStore> Capabilities<S> {
         match capability {
             Capability::UserIndex => self.index.is_some(),
             Capability::Leases => self.leases.is_some(),
+            Capability::Cutoffs => self.cutoffs.is_some(),
         }
     }
 }

@@ -15,8 +15,8 @@ use http::{header, Request, Response};
 use http_body_util::BodyExt;
 use sessionware::{
     store::{
-        ChangeSet, Leases, MemoryStore, Metadata, Record, Rotated, Rotation, SessionStore, StorageKey, StoreError,
-        Stored, UserIndex,
+        Capabilities, ChangeSet, Cutoff, Cutoffs, Leases, MemoryStore, Metadata, Record, Rotated, Rotation, Scope,
+        SessionStore, StorageKey, StoreError, Stored, UserIndex,
     },
     Keys, ManualClock, SessionConfig, SessionHandle, SessionLayer,
 };
@@ -32,6 +32,7 @@ pub enum Op {
     Touch,
     Delete,
     Rotate,
+    Cut,
 }
 
 /// A store that counts calls, can fail or stall chosen operations, and can
@@ -39,7 +40,7 @@ pub enum Op {
 #[derive(Debug, Clone)]
 pub struct MockStore {
     pub inner: MemoryStore,
-    pub calls: Arc<[AtomicUsize; 6]>,
+    pub calls: Arc<[AtomicUsize; 7]>,
     pub fail: Arc<Mutex<Vec<Op>>>,
     pub stall: Arc<Mutex<Vec<Op>>>,
     pub conflicts: Arc<AtomicUsize>,
@@ -164,6 +165,17 @@ impl Leases for MockStore {
     }
 }
 
+#[async_trait]
+impl Cutoffs for MockStore {
+    async fn cut(&self, scope: Scope<'_>, not_before: u64, keep_until: u64, now: u64) -> Result<(), StoreError> {
+        self.enter(Op::Cut).await?;
+        self.inner.cut(scope, not_before, keep_until, now).await
+    }
+    async fn cutoff(&self, user: Option<&str>, now: u64) -> Result<Cutoff, StoreError> {
+        self.inner.cutoff(user, now).await
+    }
+}
+
 // The traits tests call store methods through.
 #[allow(unused_imports)]
 pub use sessionware::{
@@ -205,7 +217,8 @@ impl Harness {
     pub fn over(config: SessionConfig, keys: Keys, inner: MemoryStore) -> Self {
         let clock = ManualClock::new(T0);
         let store = MockStore::over(inner);
-        let layer = SessionLayer::new(store.clone(), keys.clone()).with_config(config).with_clock(clock.clone());
+        let caps = Capabilities::full(store.clone()).with_cutoffs();
+        let layer = SessionLayer::with_capabilities(caps, keys.clone()).with_config(config).with_clock(clock.clone());
         Self { store, clock, keys, layer }
     }
 }

@@ -556,4 +556,7 @@ pub async fn logout_racing_writers_leaves_nothing(store: Arc<dyn SessionStore>, 
     assert!(ok(store.load(&key, now()).await, "load").await.is_none(), "a writer resurrected a deleted session");
 }
 
+pub mod cutoffs;
 pub mod rotation;
+
+pub use cutoffs::run_cutoffs;

@@ -13,10 +13,12 @@ use async_trait::async_trait;
 
 use crate::{
     record::{Auth, Data},
-    store::{Leases, UserIndex},
+    store::{Cutoff, Cutoffs, Leases, Scope, UserIndex},
     ChangeSet, Metadata, Record, Retired, Rotated, Rotation, SessionHandle, SessionStore, StorageKey, StoreError,
     Stored,
 };
+
+mod cutoffs;
 
 /// The longest chain of retired keys a `delete` follows.
 const MAX_CHAIN: usize = 16;
@@ -70,6 +72,7 @@ struct Inner {
     /// The shard the next eviction scan starts at.
     evict_cursor: AtomicUsize,
     sweep_interval_ms: u64,
+    cuts: cutoffs::Cuts,
 }
 
 /// What a full [`MemoryStore`] does when a new session needs room (at
@@ -646,13 +649,20 @@ impl Inner {
         }
     }
 
-    /// What is under `key`, dropping it if expired.
+    /// What is under `key`, dropping it if expired; nothing for a session
+    /// a cutoff ended.
     fn lookup(&self, key: &StorageKey, now: u64) -> Option<Stored> {
         let mut shard = self.lock(Self::shard_of(key));
-        if let Some(record) = self.with_live(&mut shard, key, now, |e| e.to_record()) {
-            return Some(Stored::Live(record));
+        match self.with_live(&mut shard, key, now, |e| (!self.is_cut(e)).then(|| e.to_record())) {
+            Some(Some(record)) => Some(Stored::Live(record)),
+            Some(None) => None,
+            None => Self::retired(&mut shard, key, now).map(Stored::Retired),
         }
-        Self::retired(&mut shard, key, now).map(Stored::Retired)
+    }
+
+    /// Whether a cutoff ended the session `entry`.
+    fn is_cut(&self, entry: &Entry) -> bool {
+        self.cuts.ends(entry.created_at, entry.extra.as_ref().and_then(|x| x.auth.as_ref()))
     }
 
     /// The live retired pointer under `key`, dropping it if expired.
@@ -902,8 +912,11 @@ impl SessionStore for MemoryStore {
 impl UserIndex for MemoryStore {
     async fn list_user(&self, user: &str, now: u64, limit: usize) -> Result<Vec<Metadata>, StoreError> {
         let mut out = Vec::new();
+        let cutoff = self.inner.cuts.cutoff(Some(user));
         self.inner.scan_user(user, now, |meta| {
-            out.push(meta);
+            if !cutoff.ends(&meta) {
+                out.push(meta);
+            }
             false
         });
         crate::store::most_recent(&mut out, limit);
@@ -916,6 +929,18 @@ impl UserIndex for MemoryStore {
 
     async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>, now: u64) -> Result<usize, StoreError> {
         Ok(self.inner.scan_user(user, now, |meta| Some(&meta.handle) != keep))
+    }
+}
+
+#[async_trait]
+impl Cutoffs for MemoryStore {
+    async fn cut(&self, scope: Scope<'_>, not_before: u64, keep_until: u64, now: u64) -> Result<(), StoreError> {
+        self.inner.cuts.cut(scope, not_before, keep_until, now);
+        Ok(())
+    }
+
+    async fn cutoff(&self, user: Option<&str>, _now: u64) -> Result<Cutoff, StoreError> {
+        Ok(self.inner.cuts.cutoff(user))
     }
 }
 
@@ -1028,6 +1053,7 @@ impl MemoryStoreBuilder {
                 when_full: self.when_full,
                 evict_cursor: AtomicUsize::new(0),
                 sweep_interval_ms: self.sweep_interval_ms,
+                cuts: cutoffs::Cuts::default(),
             }),
         }
     }

@@ -1,0 +1,92 @@
+//! [`SessionControl`]: ending sessions from outside a request (an admin
+//! route, a job, an incident script): every session at once, or all of one
+//! user's.
+
+use std::sync::Arc;
+
+use crate::{
+    events::Emitter,
+    shared::Shared,
+    store::{Cutoffs, Scope},
+    EventKind, SessionError,
+};
+
+/// Ends sessions at once through the layer's store, by cutoff (see
+/// [`store::Cutoffs`](crate::store::Cutoffs)): no session is listed, and
+/// each ended one is refused on its next request, on every process that
+/// shares the store. Made by
+/// [`SessionLayer::control`](crate::SessionLayer::control); cheap to clone
+/// (keep one in the application's state).
+///
+/// ```
+/// use sessionware::{Keys, SessionLayer, store::{Capabilities, MemoryStore}};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = Capabilities::full(MemoryStore::default()).with_cutoffs();
+/// let layer = SessionLayer::with_capabilities(store, Keys::generate().unwrap());
+/// let control = layer.control();
+/// control.end_user_sessions("mallory").await.unwrap(); // an account disabled
+/// control.end_all_sessions().await.unwrap(); // after an incident: everyone signs in again
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct SessionControl {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SessionControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionControl").field("cutoffs", &self.shared.cutoffs.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl SessionControl {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Ends every session that exists now, signed in or not (R49): each is
+    /// refused on its next request, and its visitor starts afresh. A
+    /// [`CutOff`](EventKind::CutOff) event with `all` is emitted.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Unsupported`] on a layer without cutoffs;
+    /// [`SessionError::Store`] when the store call fails or times out.
+    pub async fn end_all_sessions(&self) -> Result<(), SessionError> {
+        self.cut(Scope::All).await
+    }
+
+    /// Ends every session of `user`, this moment's included (an account
+    /// disabled or deleted, an administrator's "sign out everywhere"). To
+    /// keep the caller's own session after a password change, use
+    /// [`Session::credentials_changed`](crate::Session::credentials_changed)
+    /// instead. A [`CutOff`](EventKind::CutOff) event names the user.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Unsupported`] on a layer without cutoffs;
+    /// [`SessionError::Store`] when the store call fails or times out.
+    pub async fn end_user_sessions(&self, user: &str) -> Result<(), SessionError> {
+        self.cut(Scope::User(user)).await
+    }
+
+    /// Moves `scope`'s cutoff past now: every session that began at or
+    /// before this millisecond is ended (one that begins later within it
+    /// too: it signs in again).
+    async fn cut(&self, scope: Scope<'_>) -> Result<(), SessionError> {
+        let shared = &*self.shared;
+        let cutoffs: &dyn Cutoffs = shared.cutoffs()?;
+        let now = shared.clock.now_ms();
+        let not_before = now.saturating_add(1);
+        let keep_until = shared.config.cutoff_kept_until(not_before);
+        let emitter = Emitter { hook: shared.on_event.as_ref(), route: None, now };
+        let call = cutoffs.cut(scope, not_before, keep_until, now);
+        shared.timed(emitter, "cut", None, call).await.map_err(SessionError::Store)?;
+        let (all, user) = match scope {
+            Scope::User(user) => (false, Some(user)),
+            _ => (true, None),
+        };
+        emitter.emit(EventKind::CutOff { all }, None, user);
+        Ok(())
+    }
+}
