@@ -53,7 +53,9 @@ mod pg {
         pub(crate) async fn drop(self) {
             let pool = self.store.postgres_pool().expect("postgres");
             let t = self.store.table();
-            let _ = sqlx::raw_sql(&format!("DROP TABLE IF EXISTS \"{t}\", \"{t}_locks\"")).execute(pool).await;
+            let _ = sqlx::raw_sql(&format!("DROP TABLE IF EXISTS \"{t}\", \"{t}_locks\", \"{t}_cutoffs\""))
+                .execute(pool)
+                .await;
         }
     }
 
@@ -98,6 +100,7 @@ mod pg {
 async fn postgres_store_passes_conformance() {
     let Some(pg) = pg::store().await else { return };
     conformance::run_all(Arc::new(pg.store.clone())).await;
+    conformance::run_cutoffs(&pg.store).await;
     pg.drop().await;
 }
 
@@ -437,7 +440,8 @@ mod my {
         pub(crate) async fn drop(self) {
             let pool = self.store.mysql_pool().expect("mysql");
             let t = self.store.table();
-            let _ = sqlx::raw_sql(&format!("DROP TABLE IF EXISTS `{t}`, `{t}_locks`")).execute(pool).await;
+            let _ =
+                sqlx::raw_sql(&format!("DROP TABLE IF EXISTS `{t}`, `{t}_locks`, `{t}_cutoffs`")).execute(pool).await;
         }
     }
 
@@ -482,6 +486,7 @@ mod my {
 async fn mysql_store_passes_conformance() {
     let Some(my) = my::store().await else { return };
     conformance::run_all(Arc::new(my.store.clone())).await;
+    conformance::run_cutoffs(&my.store).await;
     my.drop().await;
 }
 
@@ -615,6 +620,7 @@ impl Lite {
 async fn sqlite_store_passes_conformance() {
     let lite = Lite::new().await;
     conformance::run_all(Arc::new(lite.store.clone())).await;
+    conformance::run_cutoffs(&lite.store).await;
     lite.drop().await;
 }
 

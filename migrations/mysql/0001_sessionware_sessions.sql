@@ -20,3 +20,12 @@ CREATE TABLE IF NOT EXISTS `sessionware_sessions_locks` (
     token       VARBINARY(255) NOT NULL,
     lease_until BIGINT NOT NULL
 ) ENGINE=InnoDB;
+-- cutoffs (store::Cutoffs): scope 0 ends every session created before not_before (user_id ''),
+-- scope 1 the sessions user_id signed in to before it; kept until keep_until
+CREATE TABLE IF NOT EXISTS `sessionware_sessions_cutoffs` (
+    scope      SMALLINT NOT NULL,
+    user_id    VARBINARY(3000) NOT NULL,
+    not_before BIGINT NOT NULL,
+    keep_until BIGINT NOT NULL,
+    PRIMARY KEY (scope, user_id)
+) ENGINE=InnoDB;

@@ -42,7 +42,7 @@ pub async fn drop_redis_prefix(url: &str, prefix: &str) {
 #[cfg(feature = "postgres")]
 pub async fn drop_postgres_tables(store: &sessionware::store::SqlStore) {
     let t = store.table();
-    let sql = format!("DROP TABLE IF EXISTS \"{t}\", \"{t}_locks\"");
+    let sql = format!("DROP TABLE IF EXISTS \"{t}\", \"{t}_locks\", \"{t}_cutoffs\"");
     let _ = sqlx::raw_sql(&sql).execute(store.postgres_pool().expect("postgres")).await;
 }
 
@@ -97,6 +97,6 @@ pub fn mysql_host() -> String {
 #[cfg(feature = "mysql")]
 pub async fn drop_mysql_tables(store: &sessionware::store::SqlStore) {
     let t = store.table();
-    let sql = format!("DROP TABLE IF EXISTS `{t}`, `{t}_locks`");
+    let sql = format!("DROP TABLE IF EXISTS `{t}`, `{t}_locks`, `{t}_cutoffs`");
     let _ = sqlx::raw_sql(&sql).execute(store.mysql_pool().expect("mysql")).await;
 }

@@ -691,7 +691,7 @@ mod pg_side {
         let table = format!("bench_sw_{pid}");
         let schema = format!("bench_ts_{pid}");
         let drop_all =
-            format!("DROP TABLE IF EXISTS \"{table}\", \"{table}_locks\"; DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            format!("DROP TABLE IF EXISTS \"{table}\", \"{table}_locks\", \"{table}_cutoffs\"; DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
         let result = measure(s, &url, &authority, &addr, &admin, &table, &schema, &version).await;
         let dropped = exec(&admin, &drop_all).await;
         result.and(dropped)

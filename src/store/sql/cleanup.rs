@@ -15,8 +15,10 @@ impl SqlStore {
     pub(super) async fn delete_expired_rows(&self, now: u64) -> Result<u64, StoreError> {
         let now = to_i64(now);
         let q = &*self.queries;
-        dispatch!(&self.pool, p => sqlx::query(&q.delete_expired_locks).bind(now).execute(p).await.map(|_| ()))
-            .map_err(|e| self.err(&e))?;
+        for sql in [&q.delete_expired_locks, &q.delete_expired_cutoffs] {
+            dispatch!(&self.pool, p => sqlx::query(sql).bind(now).execute(p).await.map(|_| ()))
+                .map_err(|e| self.err(&e))?;
+        }
         if self.cleanup_batch == 0 {
             return self.delete_expired_step(&q.delete_expired_all, now, None).await.map(|(_, sessions)| sessions);
         }

@@ -67,6 +67,15 @@ impl Dialect {
              id          {blob} PRIMARY KEY,\n    \
              token       TEXT NOT NULL,\n    \
              lease_until BIGINT NOT NULL\n\
+             );\n\
+             -- cutoffs (store::Cutoffs): scope 0 ends every session created before not_before (user_id ''),\n\
+             -- scope 1 the sessions user_id signed in to before it; kept until keep_until\n\
+             CREATE TABLE IF NOT EXISTS \"{table}_cutoffs\" (\n    \
+             scope      SMALLINT NOT NULL,\n    \
+             user_id    TEXT NOT NULL,\n    \
+             not_before BIGINT NOT NULL,\n    \
+             keep_until BIGINT NOT NULL,\n    \
+             PRIMARY KEY (scope, user_id)\n\
              );\n"
         ))
     }
@@ -115,6 +124,15 @@ fn mysql_migration(table: &str) -> String {
          id          BINARY(32) NOT NULL PRIMARY KEY,\n    \
          token       VARBINARY(255) NOT NULL,\n    \
          lease_until BIGINT NOT NULL\n\
+         ) ENGINE=InnoDB;\n\
+         -- cutoffs (store::Cutoffs): scope 0 ends every session created before not_before (user_id ''),\n\
+         -- scope 1 the sessions user_id signed in to before it; kept until keep_until\n\
+         CREATE TABLE IF NOT EXISTS `{table}_cutoffs` (\n    \
+         scope      SMALLINT NOT NULL,\n    \
+         user_id    VARBINARY(3000) NOT NULL,\n    \
+         not_before BIGINT NOT NULL,\n    \
+         keep_until BIGINT NOT NULL,\n    \
+         PRIMARY KEY (scope, user_id)\n\
          ) ENGINE=InnoDB;\n"
     )
 }

@@ -4,6 +4,7 @@ mod apply;
 mod cleanup;
 mod codec;
 mod connection;
+mod cutoffs;
 mod delete;
 mod dialect;
 mod lease;
@@ -21,7 +22,8 @@ use async_trait::async_trait;
 use crate::store::Retired;
 use crate::{
     store::{
-        ChangeSet, Leases, Metadata, Record, Rotated, Rotation, SessionStore, StorageKey, StoreError, Stored, UserIndex,
+        ChangeSet, Cutoff, Cutoffs, Leases, Metadata, Record, Rotated, Rotation, Scope, SessionStore, StorageKey,
+        StoreError, Stored, UserIndex,
     },
     Clock, SessionHandle,
 };
@@ -643,6 +645,17 @@ impl SessionStore for SqlStore {
 
     async fn delete(&self, key: &StorageKey, now: u64) -> Result<(), StoreError> {
         self.delete_with_chain(key, now).await
+    }
+}
+
+#[async_trait]
+impl Cutoffs for SqlStore {
+    async fn cut(&self, scope: Scope<'_>, not_before: u64, keep_until: u64, _now: u64) -> Result<(), StoreError> {
+        self.cut_scope(scope, not_before, keep_until).await
+    }
+
+    async fn cutoff(&self, user: Option<&str>, _now: u64) -> Result<Cutoff, StoreError> {
+        self.read_cutoff(user).await
     }
 }
 

@@ -14,6 +14,8 @@ pub(super) struct Queries {
     /// Without `ON CONFLICT` (MySQL): deletes the row if it expired.
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(super) delete_dead: String,
+    /// The row's columns, then the global and the row user's cutoffs
+    /// (see [`cut_columns`](super::cutoffs::cut_columns)).
     pub(super) load: String,
     pub(super) select_for_update: String,
     pub(super) update: String,
@@ -50,7 +52,15 @@ pub(super) struct Queries {
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(super) delete_retired_all: String,
     pub(super) delete_expired_locks: String,
+    /// The cutoffs past their `keep_until`.
+    pub(super) delete_expired_cutoffs: String,
+    /// The user's session rows, each with the cutoffs as `load` reads them.
     pub(super) list_user: String,
+    /// Moves a cutoff forward (`$1` scope, `$2` user, `$3` not before, `$4`
+    /// keep until), never back.
+    pub(super) cut: String,
+    /// The global cutoff and the cutoff of user `$1`.
+    pub(super) cutoff: String,
     /// The revocations: `delete_user` without and with a handle to keep,
     /// and `delete_by_handle`.
     pub(super) revoke_user: Revoke,
@@ -77,7 +87,16 @@ impl Queries {
             dialect.syntax();
         let t = format!("{quote}{table}{quote}");
         let locks = format!("{quote}{table}_locks{quote}");
+        let cuts = format!("{quote}{table}_cutoffs{quote}");
         let cols = "expires_at, absolute_deadline, last_seen, record";
+        // The global cutoff, and the one of the user `user` (an expression).
+        let cutoffs = |user: &str| {
+            format!(
+                "(SELECT not_before FROM {cuts} WHERE scope = 0 AND user_id = ''), \
+                 (SELECT not_before FROM {cuts} WHERE scope = 1 AND user_id = {user})"
+            )
+        };
+        let row_cutoffs = cutoffs(&format!("{t}.user_id"));
         // A revocation deletes the rows of the user's sessions (live ones:
         // those it counts) and the retired pointers that carry the user
         // (whatever their `until`: a pointer names the session it points
@@ -116,7 +135,7 @@ impl Queries {
             returning,
             create: sql(create),
             delete_dead: sql(format!("DELETE FROM {t} WHERE id = $1 AND expires_at <= $2")),
-            load: sql(format!("SELECT {cols} FROM {t} WHERE id = $1 AND expires_at > $2")),
+            load: sql(format!("SELECT {cols}, {row_cutoffs} FROM {t} WHERE id = $1 AND expires_at > $2")),
             select_for_update: sql(format!("SELECT {cols} FROM {t} WHERE id = $1{for_update}")),
             update: sql(format!("UPDATE {t} SET expires_at = $1, last_seen = $2, record = $3 WHERE id = $4")),
             select_versioned: if returning {
@@ -170,10 +189,27 @@ impl Queries {
             )),
             delete_retired_all: sql(format!("DELETE FROM {t} WHERE expires_at <= $1 AND absolute_deadline = 0")),
             delete_expired_locks: sql(format!("DELETE FROM {locks} WHERE lease_until <= $1")),
+            delete_expired_cutoffs: sql(format!("DELETE FROM {cuts} WHERE keep_until <= $1")),
             // Sessions only: a retired pointer carries a user too.
             list_user: sql(format!(
-                "SELECT {cols} FROM {t} WHERE user_id = $1 AND expires_at > $2 AND absolute_deadline <> 0"
+                "SELECT {cols}, {row_cutoffs} FROM {t} WHERE user_id = $1 AND expires_at > $2 AND absolute_deadline <> 0"
             )),
+            // With `ON CONFLICT` (PostgreSQL, SQLite), as `create`; MySQL: `ON DUPLICATE KEY`.
+            cut: sql(if returning {
+                format!(
+                    "INSERT INTO {cuts} (scope, user_id, not_before, keep_until) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (scope, user_id) DO UPDATE SET \
+                     not_before = {greatest}({cuts}.not_before, excluded.not_before), \
+                     keep_until = {greatest}({cuts}.keep_until, excluded.keep_until)"
+                )
+            } else {
+                format!(
+                    "INSERT INTO {cuts} (scope, user_id, not_before, keep_until) VALUES ($1, $2, $3, $4) \
+                     ON DUPLICATE KEY UPDATE not_before = GREATEST(not_before, VALUES(not_before)), \
+                     keep_until = GREATEST(keep_until, VALUES(keep_until))"
+                )
+            }),
+            cutoff: sql(format!("SELECT {}", cutoffs("$1"))),
             revoke_user: revoke("", "$3"),
             revoke_others: revoke(" AND handle <> $3", "$4"),
             revoke_handle: revoke(" AND handle = $3", "$4"),

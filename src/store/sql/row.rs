@@ -3,6 +3,7 @@
 use super::{
     codec::{columns, to_i64},
     connection::{dispatch, duplicate_key, Pool},
+    cutoffs::cut_columns,
     SqlStore,
 };
 use crate::store::{Record, StorageKey, StoreError, Stored};
@@ -69,7 +70,8 @@ impl SqlStore {
         dispatch!(&self.pool, p => insert_new!(q, p, id, meta, &text, now)).map_err(|e| self.err(&e))
     }
 
-    /// `lookup`: the live record or the live retired pointer at `key`.
+    /// `lookup`: the live record or the live retired pointer at `key`;
+    /// nothing for a session a cutoff ended (read in the same statement).
     pub(super) async fn select_row(&self, key: &StorageKey, now: u64) -> Result<Option<Stored>, StoreError> {
         let q = &*self.queries;
         let row = dispatch!(&self.pool, p => {
@@ -78,14 +80,14 @@ impl SqlStore {
                 .bind(to_i64(now))
                 .fetch_optional(p)
                 .await;
-            row.and_then(|row| row.as_ref().map(columns).transpose())
+            row.and_then(|row| row.as_ref().map(|r| Ok((columns(r)?, cut_columns(r)?))).transpose())
         })
         .map_err(|e| self.err(&e))?;
-        let Some((expires_at, deadline, last_seen, text)) = row else {
+        let Some(((expires_at, deadline, last_seen, text), cutoff)) = row else {
             return Ok(None);
         };
         Ok(match self.decode_row(expires_at, deadline, last_seen, &text)? {
-            Stored::Live(record) if record.is_expired(now) => None,
+            Stored::Live(record) if record.is_expired(now) || cutoff.ends(&record.meta) => None,
             Stored::Retired(retired) if retired.is_expired(now) => None,
             stored => Some(stored),
         })

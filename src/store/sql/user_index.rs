@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use super::{
     codec::{columns, decode_retired, to_i64, RETIRED_PREFIX},
     connection::{dispatch, Pool},
+    cutoffs::cut_columns,
     tx::{retrying, TxError, MAX_CHAIN, TX_ATTEMPTS},
     SqlStore,
 };
@@ -152,14 +153,16 @@ impl SqlStore {
         let q = &*self.queries;
         let rows = dispatch!(&self.pool, p => {
             let rows = sqlx::query(&q.list_user).bind(user).bind(to_i64(now)).fetch_all(p).await;
-            rows.and_then(|rows| rows.iter().map(columns).collect::<Result<Vec<_>, _>>())
+            rows.and_then(|rows| rows.iter().map(|r| Ok((columns(r)?, cut_columns(r)?))).collect::<Result<Vec<_>, _>>())
         })
         .map_err(|e| self.err(&e))?;
         let mut list = Vec::with_capacity(rows.len());
-        for (expires_at, deadline, last_seen, text) in rows {
+        for ((expires_at, deadline, last_seen, text), cutoff) in rows {
             // One unreadable row does not hide the user's other sessions.
             match self.decode(expires_at, deadline, last_seen, &text) {
-                Ok(r) if !r.is_expired(now) && r.meta.user() == Some(user) => list.push(r.meta),
+                Ok(r) if !r.is_expired(now) && !cutoff.ends(&r.meta) && r.meta.user() == Some(user) => {
+                    list.push(r.meta)
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "unreadable session row of a user"),
             }
