@@ -2,6 +2,7 @@
 
 mod codec;
 mod connection;
+mod cutoffs;
 mod rotation;
 mod scripts;
 mod slots;

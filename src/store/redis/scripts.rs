@@ -72,6 +72,10 @@ const REVOKE_LUA: &str = with_common!("revoke.lua");
 /// member pairs. Touches the index key only (one slot).
 const INDEX_LUA: &str = include_str!("lua/index.lua");
 
+/// `KEYS[1]` = a cutoff key. `ARGV`: not_before, keep_until, now. Moves
+/// the time forward only; the key's TTL only grows.
+const CUT_LUA: &str = with_common!("cut.lua");
+
 /// `KEYS[1]` = lease key. `ARGV`: token, ttl in ms.
 const LOCK_LUA: &str = include_str!("lua/lock.lua");
 
@@ -90,6 +94,7 @@ pub(super) struct Scripts {
     pub(super) index: Script,
     pub(super) lock: Script,
     pub(super) unlock: Script,
+    pub(super) cut: Script,
 }
 
 impl Scripts {
@@ -104,6 +109,7 @@ impl Scripts {
             index: Script::new(INDEX_LUA),
             lock: Script::new(LOCK_LUA),
             unlock: Script::new(UNLOCK_LUA),
+            cut: Script::new(CUT_LUA),
         }
     }
 }

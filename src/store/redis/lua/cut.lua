@@ -1,0 +1,14 @@
+-- KEYS[1] = a cutoff key. ARGV: 1 not_before, 2 keep_until, 3 now.
+-- The not-before time only moves forward; the key is kept at least until
+-- keep_until (its TTL only grows, counted from the request's time).
+local cur = redis.call('GET', KEYS[1])
+if not cur or lt(cur, ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+end
+local want = tonumber(ARGV[2]) - tonumber(ARGV[3])
+if want < 1 then want = 1 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 or ttl < want then
+  redis.call('PEXPIRE', KEYS[1], want)
+end
+return 1
