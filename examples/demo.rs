@@ -27,6 +27,11 @@
 //! - `POST /api/login` `{"username", "password"}` → `{"user"}` or 401
 //! - `POST /api/logout` → 204
 //! - `GET /api/me` → `{"user"}` or 401
+//! - `GET /api/sessions` → `{"sessions": [...]}`, `DELETE /api/sessions/{handle}`,
+//!   `POST /api/logout-others` → `{"revoked": N}` (the caller's sessions)
+//! - `POST /api/credentials-changed` → 204: the signed-in user's credentials
+//!   changed (a new password): the caller stays signed in under a renewed
+//!   ID, every other session of the user ends; 401 when not logged in
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
@@ -234,6 +239,7 @@ fn app(store: Arc<dyn FullStore>, keys: Keys, config: SessionConfig) -> Router {
         .route("/sessions", get(list_sessions))
         .route("/sessions/{handle}", delete(revoke_session))
         .route("/logout-others", post(logout_others))
+        .route("/credentials-changed", post(credentials_changed))
         .layer(axum::middleware::map_response(no_store));
     Router::new()
         .route("/", get(index))
@@ -388,6 +394,17 @@ async fn revoke_session(session: Session, Path(handle): Path<String>) -> Result<
 async fn logout_others(session: Session) -> Result<Response, SessionError> {
     match session.revoke_others().await {
         Ok(n) => Ok(Json(json!({ "revoked": n })).into_response()),
+        Err(SessionError::NotAuthenticated) => Ok(error(StatusCode::UNAUTHORIZED, "not logged in")),
+        Err(e) => Err(e),
+    }
+}
+
+/// The user's password changed (in a real app, this handler would check
+/// the old password and store the new hash first): every other session of
+/// the user ends at once, and the caller stays signed in under a new ID.
+async fn credentials_changed(session: Session) -> Result<Response, SessionError> {
+    match session.credentials_changed().await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(SessionError::NotAuthenticated) => Ok(error(StatusCode::UNAUTHORIZED, "not logged in")),
         Err(e) => Err(e),
     }

@@ -7,8 +7,11 @@
 #      the demo with the same keys and store, reads the count back, logs out,
 #   4. drives the session list routes: GET /api/sessions, DELETE
 #      /api/sessions/{handle} (never another user's), POST /api/logout-others,
-#   5. stops the demo (SIGTERM; it must exit cleanly),
-#   6. restarts it with SESSION_RENEW_AFTER=1 and checks periodic renewal over
+#   5. drives POST /api/credentials-changed: the caller stays signed in under
+#      a new ID, the user's other sessions end, another user's do not, the
+#      caller's old ID gets no removal cookie (also on the memory store),
+#   6. stops the demo (SIGTERM; it must exit cleanly),
+#   7. restarts it with SESSION_RENEW_AFTER=1 and checks periodic renewal over
 #      HTTP: a new cookie once the ID is a second old, the old ID working
 #      within SESSION_RENEW_OVERLAP only until the new one is used, and no
 #      overlap at all with SESSION_RENEW_OVERLAP=0 (this step also runs on
@@ -217,11 +220,37 @@ check_store() {
         expect "logout" "$(http POST /api/logout "$cookie" | cut -c1-3)" 204
     done
 
+    check_credentials "$label"
+
     step "$label: stopping the demo"
     stop_cleanly
     echo "the demo stopped cleanly"
     check_renewal "$label" "$store"
     passed+=("$label")
+}
+
+# check_credentials <label>: POST /api/credentials-changed on the running demo.
+check_credentials() {
+    local label="$1" mine other bob renewed
+    step "$label: a password change ends the user's other sessions"
+    expect "not logged in: 401" "$(http POST /api/credentials-changed | cut -c1-3)" 401
+    mine="$(login alice)"
+    other="$(login alice)"
+    bob="$(login bob)"
+    # Sign-ins and the cutoff are compared in milliseconds.
+    sleep 0.01
+    expect "POST /api/credentials-changed" "$(http POST /api/credentials-changed "$mine")" "204 "
+    renewed="$(cat "$work/set-cookie")"
+    [[ -n "$renewed" && "$renewed" != "$mine" ]] || die "$label: no renewed cookie after credentials-changed"
+    expect "the caller stays signed in under the new ID" "$(http GET /api/me "$renewed")" '200 {"user":"alice"}'
+    expect "alice's other session is signed out" "$(http GET /api/me "$other" | cut -c1-3)" 401
+    expect "the caller's old ID is no session, and gets no removal cookie" \
+        "$(http GET /api/me "$mine" | cut -c1-3)$(cat "$work/set-cookie")" 401
+    expect "bob is not signed out" "$(http GET /api/me "$bob")" '200 {"user":"bob"}'
+    expect "the list shows the caller's session only" "$(count "$renewed")" 1
+    for cookie in "$renewed" "$bob"; do
+        expect "logout" "$(http POST /api/logout "$cookie" | cut -c1-3)" 204
+    done
 }
 
 # check_renewal <label> <SESSION_STORE>: periodic renewal through the HTTP API.
@@ -273,7 +302,11 @@ fi
 passed=()
 skipped=()
 check_renewal memory memory
-passed+=("memory (renewal)")
+step "memory: starting the demo"
+start_demo memory || die "memory: the demo did not start"
+check_credentials memory
+stop_cleanly
+passed+=("memory (renewal, credentials)")
 for store in "${stores[@]}"; do
     label="${store%%://*}"
     check_store "$label" "$store"
