@@ -19,10 +19,9 @@ use crate::{
 /// (keep one in the application's state).
 ///
 /// ```
-/// use sessionware::{Keys, SessionLayer, store::{Capabilities, MemoryStore}};
+/// use sessionware::{Keys, SessionLayer, store::MemoryStore};
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let store = Capabilities::full(MemoryStore::default()).with_cutoffs();
-/// let layer = SessionLayer::with_capabilities(store, Keys::generate().unwrap());
+/// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
 /// let control = layer.control();
 /// control.end_user_sessions("mallory").await.unwrap(); // an account disabled
 /// control.end_all_sessions().await.unwrap(); // after an incident: everyone signs in again

@@ -25,7 +25,7 @@ use crate::{
         write::{finish, reply_outcome, Commit, Outcome},
     },
     shared::{error_response, Shared},
-    store::{Capabilities, Leases, UserIndex},
+    store::{Capabilities, Cutoffs, Leases, UserIndex},
     Clock, Keys, Session, SessionConfig, SessionControl, SessionError, SessionStore, SystemClock,
 };
 
@@ -117,9 +117,9 @@ impl SessionLayer {
     ///     async fn rotate(&self, _: &StorageKey, _: &StorageKey, _: &Rotation) -> Result<Rotated, StoreError> { Ok(Rotated::Gone) }
     ///     async fn delete(&self, _: &StorageKey, _: u64) -> Result<(), StoreError> { Ok(()) }
     /// }
-    /// let layer = SessionLayer::new(CoreOnly, Keys::generate().unwrap()); // no UserIndex, no Leases
+    /// let layer = SessionLayer::new(CoreOnly, Keys::generate().unwrap()); // no UserIndex, Leases, Cutoffs
     /// ```
-    pub fn new<S: UserIndex + Leases>(store: S, keys: Keys) -> Self {
+    pub fn new<S: UserIndex + Leases + Cutoffs>(store: S, keys: Keys) -> Self {
         Self::with_capabilities(Capabilities::full(store), keys)
     }
 

@@ -88,7 +88,7 @@ async fn a_password_change_needs_a_signed_in_user() {
 
 #[tokio::test]
 async fn a_layer_without_cutoffs_refuses_with_a_typed_error() {
-    let store = Capabilities::full(MemoryStore::default());
+    let store = Capabilities::new(MemoryStore::default()).with_user_index().with_leases();
     let layer = SessionLayer::with_capabilities(store, Keys::generate().unwrap());
     let app = app_of(&layer);
     let alice = login(&app, "alice").await;

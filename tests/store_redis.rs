@@ -780,3 +780,38 @@ async fn redis_round_trips() {
     measure!("rotate (login)", store.rotate(&keys[2], &keys[3], &login));
     cleanup(&store).await;
 }
+
+/// Cutoffs on Redis: a record without its `uc` field (written before the
+/// field existed) is still ended by its user's cutoff (read by a second
+/// call), and a cutoff key only ever gains lifetime; user names never
+/// appear in key names.
+#[tokio::test]
+async fn redis_cutoffs_reach_records_without_their_user_field_and_only_grow() {
+    use sessionware::store::{Cutoffs, Scope};
+    let Some(store) = store().await else { return };
+    let mut conn = raw_conn().await;
+    let now = SystemClock.now_ms();
+    let user = format!("cut-legacy-{:x}@example.com", rand::random::<u64>());
+    let key = SessionId::generate().expect("rng").storage_key();
+    let mut record = record_now();
+    record.meta.auth = Some(Auth::new(user.as_str(), now - 1_000));
+    assert!(store.create(&key, &record, now).await.expect("create"));
+    let redis_key = store.redis_key(&key);
+    let removed: i64 = redis::cmd("HDEL").arg(&redis_key).arg("uc").query_async(&mut conn).await.expect("hdel");
+    assert_eq!(removed, 1, "a signed-in record names its user's cutoff key");
+    assert!(store.load(&key, now).await.expect("load").is_some());
+
+    store.cut(Scope::User(&user), now, now + 60_000, now).await.expect("cut");
+    assert!(store.load(&key, now).await.expect("load").is_none(), "the legacy record is ended by the cutoff");
+
+    let keys = keys_with_prefix(&mut conn, store.prefix()).await;
+    assert!(keys.iter().all(|k| !k.contains(&user)), "user names never appear in key names: {keys:?}");
+    let cut_key = keys.iter().find(|k| k.contains("{cutoffs}:user:")).expect("the user's cutoff key");
+    let first: i64 = redis::cmd("PTTL").arg(cut_key).query_async(&mut conn).await.expect("pttl");
+    assert!(first > 50_000 && first <= 60_000, "kept until keep_until: {first} ms");
+    store.cut(Scope::User(&user), now - 10, now + 1_000, now).await.expect("cut");
+    let second: i64 = redis::cmd("PTTL").arg(cut_key).query_async(&mut conn).await.expect("pttl");
+    assert!(second > 50_000, "a shorter keep_until never shortens the key's life: {second} ms");
+    assert_eq!(store.cutoff(Some(&user), now).await.expect("cutoff").user, now, "nor moves the time back");
+    cleanup(&store).await;
+}

@@ -100,7 +100,6 @@ mod pg {
 async fn postgres_store_passes_conformance() {
     let Some(pg) = pg::store().await else { return };
     conformance::run_all(Arc::new(pg.store.clone())).await;
-    conformance::run_cutoffs(&pg.store).await;
     pg.drop().await;
 }
 
@@ -486,7 +485,6 @@ mod my {
 async fn mysql_store_passes_conformance() {
     let Some(my) = my::store().await else { return };
     conformance::run_all(Arc::new(my.store.clone())).await;
-    conformance::run_cutoffs(&my.store).await;
     my.drop().await;
 }
 
@@ -620,7 +618,6 @@ impl Lite {
 async fn sqlite_store_passes_conformance() {
     let lite = Lite::new().await;
     conformance::run_all(Arc::new(lite.store.clone())).await;
-    conformance::run_cutoffs(&lite.store).await;
     lite.drop().await;
 }
 

@@ -30,10 +30,12 @@
 //! - Every call gets the request's time, `now`: stores judge expiry by it
 //!   and keep no clock of their own.
 //!
-//! Two capabilities are separate traits: [`UserIndex`] (list and revoke a
-//! user's sessions) and [`Leases`] (exclusive sessions). Every store of this
-//! crate has both; [`SessionLayer::new`](crate::SessionLayer::new) needs
-//! both, and [`SessionLayer::with_capabilities`](crate::SessionLayer::with_capabilities)
+//! Three capabilities are separate traits: [`UserIndex`] (list and revoke a
+//! user's sessions), [`Leases`] (exclusive sessions) and [`Cutoffs`] (end
+//! every session, or all of a user's, at once, without listing them). Every
+//! store of this crate has all three;
+//! [`SessionLayer::new`](crate::SessionLayer::new) needs all three, and
+//! [`SessionLayer::with_capabilities`](crate::SessionLayer::with_capabilities)
 //! takes a store with fewer, chosen when the layer is built.
 //!
 //! # Writing a store
@@ -370,9 +372,10 @@ pub trait Leases: SessionStore {
     async fn unlock(&self, key: &StorageKey, token: &str, now: u64) -> Result<(), StoreError>;
 }
 
-/// A store with every capability, as one trait: `Arc<dyn FullStore>` is
-/// how an application picks its store at run time and still builds the layer
-/// with [`SessionLayer::new`](crate::SessionLayer::new).
+/// A store with every capability ([`UserIndex`], [`Leases`], [`Cutoffs`]),
+/// as one trait: `Arc<dyn FullStore>` is how an application picks its store
+/// at run time and still builds the layer with
+/// [`SessionLayer::new`](crate::SessionLayer::new).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -380,9 +383,9 @@ pub trait Leases: SessionStore {
 /// let store: Arc<dyn FullStore> = Arc::new(MemoryStore::default());
 /// let layer = SessionLayer::new(store, Keys::generate().unwrap());
 /// ```
-pub trait FullStore: UserIndex + Leases {}
+pub trait FullStore: UserIndex + Leases + Cutoffs {}
 
-impl<T: UserIndex + Leases + ?Sized> FullStore for T {}
+impl<T: UserIndex + Leases + Cutoffs + ?Sized> FullStore for T {}
 
 /// Keeps the `limit` most recently seen of `sessions`, the most recent first:
 /// the order and the bound of [`UserIndex::list_user`], for a store that
@@ -490,9 +493,9 @@ impl<S: SessionStore> Capabilities<S> {
     /// All capabilities.
     pub fn full(store: S) -> Self
     where
-        S: UserIndex + Leases,
+        S: UserIndex + Leases + Cutoffs,
     {
-        Self::new(store).with_user_index().with_leases()
+        Self::new(store).with_user_index().with_leases().with_cutoffs()
     }
 
     /// Whether `capability` was added.

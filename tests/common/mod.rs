@@ -15,8 +15,8 @@ use http::{header, Request, Response};
 use http_body_util::BodyExt;
 use sessionware::{
     store::{
-        Capabilities, ChangeSet, Cutoff, Cutoffs, Leases, MemoryStore, Metadata, Record, Rotated, Rotation, Scope,
-        SessionStore, StorageKey, StoreError, Stored, UserIndex,
+        ChangeSet, Cutoff, Cutoffs, Leases, MemoryStore, Metadata, Record, Rotated, Rotation, Scope, SessionStore,
+        StorageKey, StoreError, Stored, UserIndex,
     },
     Keys, ManualClock, SessionConfig, SessionHandle, SessionLayer,
 };
@@ -217,8 +217,7 @@ impl Harness {
     pub fn over(config: SessionConfig, keys: Keys, inner: MemoryStore) -> Self {
         let clock = ManualClock::new(T0);
         let store = MockStore::over(inner);
-        let caps = Capabilities::full(store.clone()).with_cutoffs();
-        let layer = SessionLayer::with_capabilities(caps, keys.clone()).with_config(config).with_clock(clock.clone());
+        let layer = SessionLayer::new(store.clone(), keys.clone()).with_config(config).with_clock(clock.clone());
         Self { store, clock, keys, layer }
     }
 }

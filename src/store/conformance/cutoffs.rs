@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{fresh_key, handles, live_record, now, ok, unique_user, MINUTE};
+use super::{fresh_key, handles, live_record, now, ok, rotation::successor_key, unique_user, MINUTE};
 use crate::{
     store::{Cutoffs, Scope, UserIndex},
     Auth, ChangeSet, Login, Record, Rotated, Rotation, SessionStore, StorageKey,
@@ -99,7 +99,7 @@ pub async fn a_cutoff_reaches_successors_but_not_a_new_sign_in<S: Cutoffs + User
     let relogged = made(store, &record_at(t, Some((&user, t + 10)))).await;
     ok(store.cut(Scope::User(&user), t + 20, now() + 10 * MINUTE, now()).await, "cut").await;
     let n = now();
-    let successor = fresh_key();
+    let successor = successor_key(store, &ended);
     let plain = Rotation::new(n, ChangeSet::new(n, n + 30 * MINUTE));
     let rotated = ok(store.rotate(&ended, &successor, &plain).await, "rotate").await;
     assert!(
@@ -109,7 +109,7 @@ pub async fn a_cutoff_reaches_successors_but_not_a_new_sign_in<S: Cutoffs + User
     assert!(!is_live(store, &successor).await, "the successor of an ended session must be ended too");
     let mut login = Rotation::new(n, ChangeSet::new(n, n + 30 * MINUTE));
     login.login = Some(Login::new(Auth::new(user.as_str(), t + 20), n + 120 * MINUTE));
-    let signed_in = fresh_key();
+    let signed_in = successor_key(store, &relogged);
     match ok(store.rotate(&relogged, &signed_in, &login).await, "rotate").await {
         Rotated::Done => assert!(is_live(store, &signed_in).await, "a sign-in at the cutoff must stay"),
         // A store may refuse to rotate an ended session at all; then a

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde_json::value::{to_raw_value, RawValue};
 
 use crate::{
-    store::{Leases, UserIndex},
+    store::{Cutoffs, Leases, UserIndex},
     Auth, ChangeSet, Clock, Metadata, Record, SessionHandle, SessionId, SessionStore, StorageKey, SystemClock,
 };
 
@@ -52,8 +52,8 @@ fn change(key: &str, value: Option<Box<RawValue>>) -> ChangeSet {
 }
 
 /// Runs every check against a store with every capability: the core
-/// contract ([`run_core`]), the per-user index ([`run_user_index`]) and
-/// leases ([`run_leases`]).
+/// contract ([`run_core`]), the per-user index ([`run_user_index`]),
+/// leases ([`run_leases`]) and cutoffs ([`run_cutoffs`]).
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -62,10 +62,11 @@ fn change(key: &str, value: Option<Box<RawValue>>) -> ChangeSet {
 /// conformance::run_all(Arc::new(MemoryStore::default())).await;
 /// # });
 /// ```
-pub async fn run_all<S: UserIndex + Leases>(store: Arc<S>) {
+pub async fn run_all<S: UserIndex + Leases + Cutoffs>(store: Arc<S>) {
     run_core(store.clone()).await;
     run_user_index(store.clone()).await;
     run_leases(&*store).await;
+    run_cutoffs(&*store).await;
 }
 
 /// Runs the checks of the core [`SessionStore`] contract: create, lookup,

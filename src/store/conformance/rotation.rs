@@ -77,7 +77,7 @@ async fn live<S: SessionStore + ?Sized>(store: &S, key: &StorageKey) -> crate::R
 
 /// A fresh key that `store` accepts as a successor of `old` (as the layer
 /// draws one: until [`SessionStore::accepts_successor`] says yes).
-fn successor_key<S: SessionStore + ?Sized>(store: &S, old: &StorageKey) -> StorageKey {
+pub(super) fn successor_key<S: SessionStore + ?Sized>(store: &S, old: &StorageKey) -> StorageKey {
     loop {
         let key = fresh_key();
         if store.accepts_successor(old, &key) {

@@ -22,6 +22,9 @@ struct UserCut {
     keep_until: u64,
 }
 
+/// The users' cutoffs of one shard.
+type UserCuts = HashMap<Box<str>, UserCut>;
+
 /// The cutoffs of one [`MemoryStore`](super::MemoryStore).
 #[derive(Debug)]
 pub(super) struct Cuts {
@@ -29,7 +32,7 @@ pub(super) struct Cuts {
     /// Whether any user was ever cut: until then, a lookup of a signed-in
     /// session takes no lock for its user's cutoff.
     any_user: AtomicBool,
-    users: Box<[Mutex<HashMap<Box<str>, UserCut>>]>,
+    users: Box<[Mutex<UserCuts>]>,
 }
 
 impl Default for Cuts {
@@ -43,7 +46,7 @@ impl Default for Cuts {
 }
 
 impl Cuts {
-    fn shard(&self, user: &str) -> std::sync::MutexGuard<'_, HashMap<Box<str>, UserCut>> {
+    fn shard(&self, user: &str) -> std::sync::MutexGuard<'_, UserCuts> {
         let mut h = DefaultHasher::new();
         user.hash(&mut h);
         let i = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);

@@ -18,6 +18,9 @@ pub(super) const F_DEADLINE: &str = "absolute_deadline";
 pub(super) const F_PERSISTENT: &str = "persistent";
 pub(super) const F_PREDECESSOR: &str = "predecessor";
 pub(super) const F_SIZE: &str = "size";
+/// A signed-in record's user cutoff key suffix (see `cutoffs`), so that the
+/// lookup script reads the user's cutoff without parsing `meta`.
+pub(super) const F_USER_CUT: &str = "uc";
 pub(super) const DATA_PREFIX: &str = "d:";
 /// Fields of a retired key (a hash of these four only).
 pub(super) const F_RETIRED: &str = "retired";
@@ -67,6 +70,9 @@ pub(super) fn encode(record: &Record) -> Result<Vec<(String, String)>, StoreErro
         out.push((F_PREDECESSOR.to_string(), p.to_hex()));
     }
     out.push((F_SIZE.to_string(), record.data.size().to_string()));
+    if let Some(user) = meta.user() {
+        out.push((F_USER_CUT.to_string(), super::cutoffs::user_cut(user)));
+    }
     for (k, v) in record.data.iter() {
         out.push((format!("{DATA_PREFIX}{k}"), v.get().to_string()));
     }

@@ -10,13 +10,13 @@ mod user_index;
 
 use std::{fmt, sync::Arc};
 
-use ::redis::{aio::ConnectionManager, cluster_async::ClusterConnection, Value};
+use ::redis::{aio::ConnectionManager, cluster_async::ClusterConnection};
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use self::{
-    codec::{codec, decode, encode, flag, DATA_PREFIX, MAX_AT},
+    codec::{codec, encode, flag, DATA_PREFIX, MAX_AT},
     connection::{Conn, Secrets},
     scripts::Scripts,
     slots::key_slot,
@@ -24,8 +24,8 @@ use self::{
 };
 use crate::{
     store::{
-        most_recent, ChangeSet, Leases, Metadata, Record, Rotated, Rotation, SessionStore, StorageKey, StoreError,
-        Stored, UserIndex,
+        most_recent, ChangeSet, Cutoff, Cutoffs, Leases, Metadata, Record, Rotated, Rotation, Scope, SessionStore,
+        StorageKey, StoreError, Stored, UserIndex,
     },
     SessionHandle,
 };
@@ -77,6 +77,7 @@ pub(super) const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 /// | `persistent` | `0` or `1` |
 /// | `predecessor` | hex storage key of the key this one was rotated from, until the successor is first used ([`Metadata::predecessor`], cleared by `close_overlap`); absent otherwise |
 /// | `size` | the data size ([`Data::size`](crate::store::Data::size): the bytes of every key and raw value), kept by every write for the data cap |
+/// | `uc` | a signed-in session's user cutoff key suffix (hex SHA-256 of the user; see [Cutoffs](#cutoffs)); absent for a visitor |
 /// | `d:<key>` | the raw JSON of session value `<key>` |
 ///
 /// A hash makes the per-key merge of [`SessionStore::apply`] natural: the
@@ -178,6 +179,21 @@ pub(super) const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 /// - `{prefix}{<hex digest>}:lock` holds the token of a session's exclusive
 ///   lease (`SET ... PX`); it shares the session's hash tag, so the session
 ///   and its lease live in one slot.
+///
+/// # Cutoffs
+///
+/// [`Cutoffs`] keeps one string per cutoff, a not-before time with a TTL at
+/// its `keep_until` (a cut only moves the time forward and only lengthens
+/// the TTL): `{prefix}{cutoffs}:all` (the global one) and
+/// `{prefix}{cutoffs}:user:<hex SHA-256 of the user>` (user names never
+/// appear in key names). On a single server, `lookup` is one script that
+/// reads the session hash and both cutoffs (the user's through the record's
+/// `uc` field), so an ended session is never returned; a record without
+/// `uc` (written before the field existed) has its cutoffs read by one more
+/// `MGET`. On a cluster, where the cutoffs live in the slot of the tag
+/// `{cutoffs}`, `lookup` reads the hash, then the cutoffs of a live session
+/// with one `MGET`: two round trips. `list_user` reads the user's cutoffs
+/// once after the records.
 ///
 /// # Redis Cluster
 ///
@@ -535,12 +551,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn lookup(&self, key: &StorageKey, now: u64) -> Result<Option<Stored>, StoreError> {
-        let reply: Value = ::redis::cmd("HGETALL")
-            .arg(self.redis_key(key))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.err(&e))?;
-        Ok(decode(reply, self.max_record_bytes)?.filter(|stored| match stored {
+        Ok(self.lookup_cut(key).await?.filter(|stored| match stored {
             Stored::Live(r) => !r.is_expired(now),
             Stored::Retired(r) => !r.is_expired(now),
         }))
@@ -619,9 +630,25 @@ impl SessionStore for RedisStore {
 }
 
 #[async_trait]
+impl Cutoffs for RedisStore {
+    async fn cut(&self, scope: Scope<'_>, not_before: u64, keep_until: u64, now: u64) -> Result<(), StoreError> {
+        self.cut_key(scope, not_before, keep_until, now).await
+    }
+
+    async fn cutoff(&self, user: Option<&str>, _now: u64) -> Result<Cutoff, StoreError> {
+        self.read_cutoffs(user).await
+    }
+}
+
+#[async_trait]
 impl UserIndex for RedisStore {
+    /// The listing, then one `MGET` of the user's cutoffs (read after the
+    /// records: a cutoff made meanwhile is seen).
     async fn list_user(&self, user: &str, now: u64, limit: usize) -> Result<Vec<Metadata>, StoreError> {
-        let mut list: Vec<Metadata> = self.user_sessions(user, now).await?.into_iter().map(|l| l.record.meta).collect();
+        let sessions = self.user_sessions(user, now).await?;
+        let cutoff = self.read_cutoffs(Some(user)).await?;
+        let mut list: Vec<Metadata> =
+            sessions.into_iter().map(|l| l.record.meta).filter(|meta| !cutoff.ends(meta)).collect();
         most_recent(&mut list, limit);
         Ok(list)
     }

@@ -11,6 +11,7 @@ use super::{
         F_RETIRED, F_UNTIL,
     },
     connection::join_all,
+    cutoffs::user_cut,
     RedisStore,
 };
 use crate::store::{Metadata, Retired, Rotated, Rotation, StorageKey, StoreError};
@@ -128,7 +129,8 @@ impl RedisStore {
             .arg(rotation.login.as_ref().map_or_else(String::new, |l| l.absolute_deadline.to_string()))
             .arg(retired.at.to_string())
             .arg(retired.overlap_until.to_string())
-            .arg(retired.until.to_string());
+            .arg(retired.until.to_string())
+            .arg(user.map_or_else(String::new, user_cut));
         match &rotation.retain {
             Some(keep) => {
                 inv.arg(keep.len());

@@ -36,8 +36,10 @@ const TOUCH_LUA: &str = with_common!("touch.lua");
 /// expires_at, 8 persistent (`''`, `'0'` or `'1'`), 9 clear (`'0'` or
 /// `'1'`), 10 the data cap (`'0'`: none), 11 the login's absolute deadline
 /// (`''`: the old one), 12-14 the retired pointer's at, overlap_until and
-/// until, 15 the number of retained fields (`-1`: keep all), then those
-/// fields, then the change set's field/value pairs (an empty value removes).
+/// until, 15 the successor's `uc` field (its user's cutoff key suffix;
+/// `''`: none), 16 the number of retained fields (`-1`: keep all), then
+/// those fields, then the change set's field/value pairs (an empty value
+/// removes).
 ///
 /// Returns `{'done'}`, `{'gone'}`, `{'retired', successor, at,
 /// overlap_until, until}`, `{'taken'}`, `{'too_large'}` or `{'changed'}`
@@ -72,6 +74,12 @@ const REVOKE_LUA: &str = with_common!("revoke.lua");
 /// member pairs. Touches the index key only (one slot).
 const INDEX_LUA: &str = include_str!("lua/index.lua");
 
+/// `KEYS[1]` = session key (a single server: the cutoff keys live in other
+/// slots). `ARGV`: the global cutoff key, the users' cutoff key prefix.
+/// Returns `{HGETALL of the key, the global cutoff, the record's user's
+/// cutoff (read through its 'uc' field), 1 if it has that field else 0}`.
+const LOOKUP_LUA: &str = include_str!("lua/lookup.lua");
+
 /// `KEYS[1]` = a cutoff key. `ARGV`: not_before, keep_until, now. Moves
 /// the time forward only; the key's TTL only grows.
 const CUT_LUA: &str = with_common!("cut.lua");
@@ -95,6 +103,7 @@ pub(super) struct Scripts {
     pub(super) lock: Script,
     pub(super) unlock: Script,
     pub(super) cut: Script,
+    pub(super) lookup: Script,
 }
 
 impl Scripts {
@@ -110,6 +119,7 @@ impl Scripts {
             lock: Script::new(LOCK_LUA),
             unlock: Script::new(UNLOCK_LUA),
             cut: Script::new(CUT_LUA),
+            lookup: Script::new(LOOKUP_LUA),
         }
     }
 }

@@ -11,8 +11,8 @@ local all = redis.call('HGETALL', KEYS[1])
 local old, data = {}, {}
 local clear = ARGV[9] == '1'
 local keep = nil
-local i = 16
-local n = tonumber(ARGV[15]) or -1
+local i = 17
+local n = tonumber(ARGV[16]) or -1
 if n >= 0 then
   keep = {}
   for j = i, i + n - 1 do keep[ARGV[j]] = true end
@@ -48,6 +48,10 @@ local out = {'v', old['v'], 'meta', meta, 'last_seen', ARGV[6], 'expires_at', ex
 if ARGV[5] ~= '' then
   out[#out + 1] = 'predecessor'
   out[#out + 1] = ARGV[5]
+end
+if ARGV[15] ~= '' then
+  out[#out + 1] = 'uc'
+  out[#out + 1] = ARGV[15]
 end
 for f, v in pairs(data) do
   out[#out + 1] = f
