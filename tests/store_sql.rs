@@ -127,6 +127,7 @@ async fn postgres_rows_hold_the_digest_never_the_id() {
 async fn postgres_delete_expired_and_skew() {
     let Some(pg) = pg::store().await else { return };
     delete_expired_removes_only_expired(&pg.store).await;
+    cleanup_forgets_cutoffs_after_keep_until(&pg.store).await;
     own_clock_decides_expiry(&pg.store).await;
     oversized_records_are_refused(&pg.store).await;
     pg.drop().await;
@@ -513,6 +514,7 @@ async fn mysql_rows_hold_the_digest_never_the_id() {
 async fn mysql_delete_expired_and_skew() {
     let Some(my) = my::store().await else { return };
     delete_expired_removes_only_expired(&my.store).await;
+    cleanup_forgets_cutoffs_after_keep_until(&my.store).await;
     own_clock_decides_expiry(&my.store).await;
     oversized_records_are_refused(&my.store).await;
     my.drop().await;
@@ -663,6 +665,7 @@ async fn sqlite_rows_hold_the_digest_never_the_id() {
 async fn sqlite_delete_expired_and_skew() {
     let lite = Lite::new().await;
     delete_expired_removes_only_expired(&lite.store).await;
+    cleanup_forgets_cutoffs_after_keep_until(&lite.store).await;
     own_clock_decides_expiry(&lite.store).await;
     oversized_records_are_refused(&lite.store).await;
     lite.drop().await;
@@ -726,6 +729,25 @@ fn check_rows(id: &SessionId, rows: Vec<(Vec<u8>, String)>) {
         assert!(!record.contains(&secret), "a row holds the raw session ID");
         serde_json::from_str::<serde_json::Value>(&record).expect("the record column is JSON");
     }
+}
+
+/// `delete_expired` forgets a cutoff once past its `keep_until`, and not
+/// before: until then it keeps ending the sessions it ended.
+async fn cleanup_forgets_cutoffs_after_keep_until(store: &SqlStore) {
+    use sessionware::store::{Cutoffs, Scope};
+    let now = SystemClock.now_ms();
+    let user = format!("cleanup-cut-{:x}", rand::random::<u64>());
+    let key = SessionId::generate().expect("rng").storage_key();
+    let mut record = Record::new(Metadata::new(now, 60_000, 3_600_000));
+    record.meta.auth = Some(Auth::new(user.as_str(), now - 1));
+    assert!(store.create(&key, &record, now).await.expect("create"));
+    store.cut(Scope::User(&user), now, now + 1_000, now).await.expect("cut");
+    store.delete_expired(now + 999).await.expect("cleanup");
+    assert_eq!(store.cutoff(Some(&user), now).await.expect("cutoff").user, now, "kept until keep_until");
+    assert!(store.load(&key, now).await.expect("load").is_none());
+    store.delete_expired(now + 1_000).await.expect("cleanup");
+    assert_eq!(store.cutoff(Some(&user), now).await.expect("cutoff").user, 0, "forgotten after keep_until");
+    store.delete(&key, now).await.expect("delete");
 }
 
 async fn delete_expired_removes_only_expired(store: &SqlStore) {
