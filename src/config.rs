@@ -4,7 +4,11 @@ use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
 
-use crate::{clock::ms, ConfigError};
+use crate::{
+    clock::ms,
+    cross_origin::{CrossOrigin, Exempt, Origin},
+    ConfigError,
+};
 
 /// Longest timeout accepted: browsers cap cookie lifetimes at 400 days.
 const MAX_TIMEOUT: Duration = Duration::from_secs(400 * 24 * 3600);
@@ -48,6 +52,7 @@ pub struct SessionConfig {
     pub(crate) renew_overlap_ms: u64,
     pub(crate) keep_on_login: Vec<String>,
     pub(crate) max_listed_sessions: usize,
+    pub(crate) cross_origin: CrossOrigin,
     /// `"; Path=/; Secure; HttpOnly; SameSite=Lax"`: the attributes of every
     /// session cookie, rendered once by the `cookie` crate.
     pub(crate) attributes: String,
@@ -95,6 +100,16 @@ impl SessionConfig {
     /// ```
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_ms)
+    }
+
+    /// The cross-origin policy (see [`CrossOrigin`]).
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::default().cross_origin().is_enabled());
+    /// ```
+    pub fn cross_origin(&self) -> &CrossOrigin {
+        &self.cross_origin
     }
 
     /// The idle deadline of activity at `now`, never past the absolute one.
@@ -172,6 +187,9 @@ pub struct SessionConfigBuilder {
     renew_overlap: Duration,
     keep_on_login: Vec<String>,
     max_listed_sessions: usize,
+    cross_origin: bool,
+    trusted_origins: Vec<String>,
+    cross_origin_exempt: Vec<String>,
 }
 
 impl Default for SessionConfigBuilder {
@@ -196,6 +214,9 @@ impl Default for SessionConfigBuilder {
             renew_overlap: DEFAULT_RENEW_OVERLAP,
             keep_on_login: Vec::new(),
             max_listed_sessions: 100,
+            cross_origin: true,
+            trusted_origins: Vec::new(),
+            cross_origin_exempt: Vec::new(),
         }
     }
 }
@@ -462,6 +483,49 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Trusts another origin (`scheme://host[:port]`, compared whole) to
+    /// make state-changing requests with the session, for example a sibling
+    /// subdomain. Repeatable. See [`CrossOrigin`].
+    ///
+    /// ```
+    /// # use sessionware::{ConfigError, SessionConfig};
+    /// assert!(SessionConfig::builder().trusted_origin("https://admin.example").build().is_ok());
+    /// let bad = SessionConfig::builder().trusted_origin("https://admin.example/").build();
+    /// assert!(matches!(bad, Err(ConfigError::InvalidOrigin(_))));
+    /// ```
+    pub fn trusted_origin(mut self, origin: impl Into<String>) -> Self {
+        self.trusted_origins.push(origin.into());
+        self
+    }
+
+    /// Leaves a path (`/webhooks/stripe`) or a subtree (`/webhooks/*`) out
+    /// of the cross-origin check, for endpoints that other sites call by
+    /// design and that authenticate otherwise (a signed webhook). Repeatable.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert!(SessionConfig::builder().cross_origin_exempt("/webhooks/*").build().is_ok());
+    /// assert!(SessionConfig::builder().cross_origin_exempt("webhooks").build().is_err());
+    /// ```
+    pub fn cross_origin_exempt(mut self, pattern: impl Into<String>) -> Self {
+        self.cross_origin_exempt.push(pattern.into());
+        self
+    }
+
+    /// Turns the cross-origin check off: any site can then make its
+    /// visitors' browsers post to this one with their session. Only for an
+    /// application that defends every state-changing route itself.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// let config = SessionConfig::builder().dangerous_allow_cross_origin().build().unwrap();
+    /// assert!(!config.cross_origin().is_enabled());
+    /// ```
+    pub fn dangerous_allow_cross_origin(mut self) -> Self {
+        self.cross_origin = false;
+        self
+    }
+
     /// Validates and builds the configuration.
     ///
     /// # Errors
@@ -541,6 +605,17 @@ impl SessionConfigBuilder {
         if self.max_listed_sessions == 0 {
             return Err(ConfigError::Limit("max_listed_sessions must be greater than zero"));
         }
+        let trusted = self
+            .trusted_origins
+            .iter()
+            .map(|o| Origin::parse(o).ok_or_else(|| ConfigError::InvalidOrigin(o.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let exempt = self
+            .cross_origin_exempt
+            .iter()
+            .map(|p| Exempt::parse(p).ok_or_else(|| ConfigError::InvalidExemption(p.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cross_origin = CrossOrigin { enabled: self.cross_origin, trusted, exempt, allow_http: !secure };
 
         let mut template = Cookie::build((self.name.clone(), ""))
             .path(self.path.clone())
@@ -575,6 +650,7 @@ impl SessionConfigBuilder {
             renew_overlap_ms: ms(self.renew_overlap),
             keep_on_login: self.keep_on_login,
             max_listed_sessions: self.max_listed_sessions,
+            cross_origin,
             attributes,
             removal: removal.to_string(),
         })

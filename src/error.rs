@@ -225,6 +225,12 @@ pub enum ConfigError {
     /// A size limit is zero or too large.
     #[error("invalid limit: {0}")]
     Limit(&'static str),
+    /// A trusted origin is not `scheme://host[:port]` (`http` or `https`).
+    #[error("invalid trusted origin {0:?}: expected scheme://host[:port]")]
+    InvalidOrigin(String),
+    /// A cross-origin exemption is not `/path` or `/prefix/*`.
+    #[error("invalid cross-origin exemption {0:?}: expected /path or /prefix/*")]
+    InvalidExemption(String),
 }
 
 /// A key or key ring was rejected.

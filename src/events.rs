@@ -92,6 +92,9 @@ pub enum EventKind {
     /// A request's change was not saved because another request ended or
     /// renewed the session first.
     WriteDropped,
+    /// A browser's state-changing request from another origin was refused
+    /// before the handler ran (see [`CrossOrigin`](crate::CrossOrigin)).
+    CrossOriginRefused(crate::CrossOriginReason),
     /// Sessions were ended at once by a cutoff
     /// ([`Session::credentials_changed`](crate::Session::credentials_changed),
     /// [`SessionControl`](crate::SessionControl)): every session that
@@ -210,6 +213,7 @@ impl EventKind {
             Self::StoreError { .. } => "session.store_error",
             Self::WriteDropped => "session.write_dropped",
             Self::CutOff { .. } => "session.cut_off",
+            Self::CrossOriginRefused(_) => "session.cross_origin_refused",
         }
     }
 
@@ -220,6 +224,7 @@ impl EventKind {
             Self::Expired(d) => d.as_str(),
             Self::Rejected(r) => r.as_str(),
             Self::StoreError { op } => op,
+            Self::CrossOriginRefused(r) => r.as_str(),
             Self::CutOff { all: true } => "all",
             Self::CutOff { all: false } => "user",
             _ => "",
@@ -275,6 +280,12 @@ impl Emitter<'_> {
             previous = %old.fingerprint()
         );
         self.deliver(EventKind::Renewed(reason), Some(new), user);
+    }
+
+    /// A cross-origin request was refused (no session is known yet).
+    pub(crate) fn cross_origin_refused(&self, reason: crate::CrossOriginReason) {
+        trace(EventKind::CrossOriginRefused(reason), None);
+        self.deliver(EventKind::CrossOriginRefused(reason), None, None);
     }
 
     /// A token was refused while reading the cookie (`len`: its size).

@@ -116,6 +116,7 @@ mod clock;
 mod config;
 mod control;
 mod cookie;
+mod cross_origin;
 mod error;
 mod events;
 #[cfg(feature = "axum")]
@@ -134,6 +135,7 @@ pub use ::cookie::SameSite;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use control::SessionControl;
+pub use cross_origin::{CrossOrigin, CrossOriginReason, CrossOriginRefused, Origin};
 pub use error::{ConfigError, KeyError, SessionError, SharedError};
 pub use events::{Deadline, Event, EventHook, EventKind, RejectReason, RenewReason};
 pub use id::{SessionId, ID_ENCODED_LEN, ID_LEN};

@@ -18,7 +18,8 @@ use tower_service::Service;
 
 use crate::{
     cookie::read::CookieHeaders,
-    events::{Event, EventHook, Route},
+    cross_origin::CrossOriginRefused,
+    events::{Emitter, Event, EventHook, Route},
     lifecycle::{
         plan::{plan, Presented, Step},
         state::Phase,
@@ -389,13 +390,21 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let shared = &self.layer.shared;
+        // A browser's unsafe request from another origin never reaches the
+        // handler (see `cross_origin`).
+        if let Err(refused) = shared.config.cross_origin.check(req.method(), req.uri(), req.headers()) {
+            let route = shared.on_event.as_ref().map(|_| Route::of(&req));
+            let emitter = Emitter { hook: shared.on_event.as_ref(), route: route.as_ref(), now: shared.clock.now_ms() };
+            emitter.cross_origin_refused(refused.reason);
+            return ResponseFuture { inner: None, stage: Stage::Refused(refused) };
+        }
         // Only cheap clones of the `Cookie` header values: parsing, MAC
         // checks and store calls wait for the handler's first use.
-        let shared = &self.layer.shared;
         let route = shared.on_event.as_ref().map(|_| Route::of(&req));
         let session = Session::new(Arc::clone(shared), CookieHeaders::of(req.headers()), route);
         req.extensions_mut().insert(session.clone());
-        ResponseFuture { inner: self.inner.call(req), stage: Stage::Inner(session) }
+        ResponseFuture { inner: Some(self.inner.call(req)), stage: Stage::Inner(session) }
     }
 }
 
@@ -404,6 +413,8 @@ where
 type Committing<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
 
 enum Stage<B> {
+    /// The request was refused before the handler (no inner future).
+    Refused(CrossOriginRefused),
     Inner(Session),
     Committing(Committing<B>),
     Done,
@@ -422,7 +433,7 @@ pin_project! {
     /// ```
     pub struct ResponseFuture<F, B> {
         #[pin]
-        inner: F,
+        inner: Option<F>,
         stage: Stage<B>,
     }
 }
@@ -444,8 +455,12 @@ where
         let mut this = self.project();
         loop {
             match std::mem::replace(this.stage, Stage::Done) {
+                Stage::Refused(refused) => return Poll::Ready(Ok(cross_origin_response(refused))),
                 Stage::Inner(session) => {
-                    let res = match this.inner.as_mut().poll(cx) {
+                    let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+                        panic!("ResponseFuture without its inner future");
+                    };
+                    let res = match inner.poll(cx) {
                         Poll::Ready(Ok(res)) => res,
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                         Poll::Pending => {
@@ -475,6 +490,19 @@ where
             }
         }
     }
+}
+
+/// The `403` of a refused cross-origin request: no body, not cached, and
+/// varying on the headers that decided it; the typed refusal in its
+/// extensions.
+fn cross_origin_response<B: Default>(refused: CrossOriginRefused) -> Response<B> {
+    let mut res = Response::new(B::default());
+    *res.status_mut() = StatusCode::FORBIDDEN;
+    let headers = res.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::VARY, HeaderValue::from_static("Origin, Sec-Fetch-Site"));
+    res.extensions_mut().insert(refused);
+    res
 }
 
 /// How a request's commit goes on.
