@@ -63,7 +63,7 @@ fn password_change_route(layer: &SessionLayer, reached: Arc<Notify>, go: Arc<Not
         .layer(layer.clone())
 }
 
-/// Finding 1: the cutoff was the request's time, read when the handler
+/// Finding 1 (fixed): the cutoff was the request's time, read when the handler
 /// first touched the session, not when the new credentials were in place.
 /// An attacker who knows the old password and signs in while the
 /// password-change request runs (between its first session read and its
@@ -71,7 +71,6 @@ fn password_change_route(layer: &SessionLayer, reached: Arc<Notify>, go: Arc<Not
 /// password and stores the new one) signed in "after" the cutoff and keeps
 /// a session that the change should have ended.
 #[tokio::test]
-#[ignore = "open finding: the cutoff is the request's time, before the new credentials are in place"]
 async fn a_sign_in_with_the_old_password_during_the_change_is_ended() {
     let h = Harness::new();
     let (reached, go) = (Arc::new(Notify::new()), Arc::new(Notify::new()));

@@ -124,6 +124,12 @@ impl Session {
     /// request, on every process, and this one stays signed in under a new
     /// ID.
     ///
+    /// Call it once the new credentials are in place (stored): "now" below
+    /// is the time of this call, read from the clock, not the request's
+    /// time, which was read when the handler first used the session, before
+    /// the old password was checked and the new one stored (a sign-in with
+    /// the old password in between would otherwise begin after the cutoff).
+    ///
     /// When the response is sent, the session is renewed as by a new login
     /// of the same user (its data kept, its absolute timeout restarted,
     /// signed in now), and then the store's cutoff for the user moves to
@@ -152,7 +158,12 @@ impl Session {
         let user = self.user().await?.ok_or(SessionError::NotAuthenticated)?;
         // Signed in now, and the cutoff now: of the user's sessions, it ends
         // all but this one (and any signed in within this millisecond).
-        let now = self.now();
+        // Now is this call's time: the new credentials are in place, while
+        // the request's time may be seconds older (read on the handler's
+        // first use of the session, before it checked the old password and
+        // stored the new one); a sign-in with the old password in between
+        // began after the request's time but before this one.
+        let now = self.shared().clock.now_ms().max(self.now());
         self.login_inner(user.clone(), None, now).await?;
         self.state().cut = Some(Cut { user, not_before: now });
         Ok(())
