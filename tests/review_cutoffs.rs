@@ -105,13 +105,12 @@ async fn a_sign_in_with_the_old_password_during_the_change_is_ended() {
     assert_eq!(who(&app, &again).await.0, StatusCode::OK);
 }
 
-/// Finding 2: when the cutoff fails after the rotation that re-signed the
+/// Finding 2 (fixed): when the cutoff fails after the rotation that re-signed the
 /// caller in succeeded, the error response dropped the new cookie: the
 /// client kept its old ID, which the rotation had retired, so the user who
 /// just changed the password was signed out, and the new session was left
 /// in the store (listed among the user's devices) with no client.
 #[tokio::test]
-#[ignore = "open finding: a failed cutoff drops the renewed cookie and signs the caller out"]
 async fn a_failed_cutoff_does_not_sign_the_caller_out() {
     let h = Harness::new();
     let app = app_of(&h.layer);
