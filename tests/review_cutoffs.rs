@@ -138,13 +138,12 @@ async fn a_failed_cutoff_does_not_sign_the_caller_out() {
     assert_eq!(who(&app, &other).await.0, StatusCode::UNAUTHORIZED);
 }
 
-/// Finding 3: a MemoryStore keeps the records that a cutoff ended until
+/// Finding 3 (fixed): a MemoryStore kept the records that a cutoff ended until
 /// they expire, and never evicts signed-in ones, so they count against its
 /// cap: after `end_all_sessions` (an incident) on a store near its cap,
 /// every user signing in again is refused (`Capacity`) until the ended
 /// records expire.
 #[tokio::test]
-#[ignore = "open finding: ended sessions fill a MemoryStore until they expire"]
 async fn ended_sessions_do_not_keep_the_memory_store_full() {
     let h = Harness::over(
         SessionConfig::default(),
