@@ -142,9 +142,12 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`SessionError::NotAuthenticated`] when no user is signed in;
-    /// [`SessionError::Unsupported`] on a layer without
-    /// [`Cutoffs`](crate::store::Cutoffs); a store failure while loading.
+    /// [`SessionError::NotAuthenticated`] when no user is signed in, or
+    /// when a cutoff made after this request loaded its session ended it
+    /// (another device's password change: the session is gone, and no
+    /// cutoff is made); [`SessionError::Unsupported`] on a layer without
+    /// [`Cutoffs`](crate::store::Cutoffs); a store failure while loading
+    /// or reading the cutoffs.
     ///
     /// ```
     /// # use sessionware::{Session, SessionError};
@@ -154,8 +157,13 @@ impl Session {
     /// }
     /// ```
     pub async fn credentials_changed(&self) -> Result<(), SessionError> {
-        self.shared().cutoffs()?;
-        let user = self.user().await?.ok_or(SessionError::NotAuthenticated)?;
+        let cutoffs = self.shared().cutoffs()?;
+        let (user, created_at, signed_in_at) = {
+            let state = self.ensure_loaded().await?;
+            let record = state.view.as_ref();
+            let auth = record.and_then(|r| r.meta.auth.as_ref().map(|a| (a.user.clone(), r.meta.created_at, a.at_ms)));
+            auth.ok_or(SessionError::NotAuthenticated)?
+        };
         // Signed in now, and the cutoff now: of the user's sessions, it ends
         // all but this one (and any signed in within this millisecond).
         // Now is this call's time: the new credentials are in place, while
@@ -164,6 +172,16 @@ impl Session {
         // stored the new one); a sign-in with the old password in between
         // began after the request's time but before this one.
         let now = self.shared().clock.now_ms().max(self.now());
+        // A sign-in at this call's time would outlive every cutoff made
+        // since the session was loaded (another device's password change):
+        // a session one of them ended is not signed in again, and makes no
+        // cutoff that would end the sessions signed in after it.
+        let call = cutoffs.cutoff(Some(&user), now);
+        let cutoff = self.shared().timed(self.emitter(), "cutoff", None, call).await.map_err(SessionError::Store)?;
+        if cutoff.ends_times(created_at, Some(signed_in_at)) {
+            self.state().ended_by_cutoff();
+            return Err(SessionError::NotAuthenticated);
+        }
         self.login_inner(user.clone(), None, now).await?;
         self.state().cut = Some(Cut { user, not_before: now });
         Ok(())
