@@ -363,3 +363,127 @@ async fn a_password_change_in_flight_on_an_ended_session_neither_survives_nor_si
     }
     assert_eq!(who(&app, &renewed).await, (StatusCode::OK, "alice".into()), "the victim stays signed in");
 }
+
+// ------------------------------------------------------------------- SQL
+
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+mod sql {
+    use sessionware::{
+        store::{Auth, Cutoffs, Metadata, Record, Scope, SessionStore, SqlStore, StorageKey},
+        Clock, SessionId, SystemClock,
+    };
+
+    const MINUTE: u64 = 60_000;
+
+    fn key() -> StorageKey {
+        SessionId::generate().unwrap().storage_key()
+    }
+
+    /// A live session of `user`, created and signed in to at `at`.
+    async fn signed_in(store: &SqlStore, user: &str, at: u64) -> StorageKey {
+        let mut r = Record::new(Metadata::new(at, 30 * MINUTE, 120 * MINUTE));
+        r.meta.auth = Some(Auth::new(user, at));
+        let k = key();
+        assert!(store.create(&k, &r, at).await.expect("create"), "a new key");
+        k
+    }
+
+    async fn is_live(store: &SqlStore, key: &StorageKey, now: u64) -> bool {
+        store.lookup(key, now).await.expect("lookup").and_then(|s| s.live()).is_some()
+    }
+
+    /// Finding 7 (fixed): `cutoff(None)` (a visitor's cutoffs: only the
+    /// global one applies) answered the cutoff of the user named `""` as the
+    /// user's, where the MemoryStore and the contract say 0.
+    async fn a_visitors_cutoff_has_no_users_part(store: &SqlStore) {
+        let now = SystemClock.now_ms();
+        store.cut(Scope::User(""), now, now + MINUTE, now).await.expect("cut");
+        let cutoff = store.cutoff(None, now).await.expect("cutoff");
+        assert_eq!(cutoff.user, 0, "a visitor's cutoffs have no user's part: {cutoff:?}");
+        assert_eq!(store.cutoff(Some(""), now).await.expect("cutoff").user, now, "the user \"\"'s own");
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn sqlite_a_visitors_cutoff_has_no_users_part() {
+        let path = std::env::temp_dir().join(format!("{}.db", super::store_fixtures::unique("sw_review_cut")));
+        let store = SqlStore::sqlite(path.to_str().unwrap()).await.expect("open sqlite");
+        store.migrate().await.expect("migrate");
+        a_visitors_cutoff_has_no_users_part(&store).await;
+        super::store_fixtures::remove_sqlite(&[&store], &path).await;
+    }
+
+    #[cfg(feature = "mysql")]
+    async fn mysql() -> Option<SqlStore> {
+        use super::store_fixtures::{mysql_host, mysql_store, skip_or_fail};
+        match mysql_store("sw_review_cut").await {
+            Ok(store) => Some(store),
+            Err(e) => {
+                skip_or_fail("mysql", "review_cutoffs", &mysql_host(), &e);
+                None
+            }
+        }
+    }
+
+    #[cfg(feature = "mysql")]
+    #[tokio::test]
+    async fn mysql_a_visitors_cutoff_has_no_users_part() {
+        let Some(store) = mysql().await else { return };
+        a_visitors_cutoff_has_no_users_part(&store).await;
+        super::store_fixtures::drop_mysql_tables(&store).await;
+    }
+
+    /// Finding 8 (fixed): on MySQL/MariaDB a user ID has no length limit in
+    /// the sessions table (`BLOB`), but the cutoffs were keyed by a
+    /// `VARBINARY(3000)`: a user longer than 3000 bytes signs in, but no cutoff
+    /// of theirs can be made (strict mode: an error, so
+    /// `credentials_changed` and `end_user_sessions` fail for them); without
+    /// strict mode the user was cut to its first 3000 bytes, silently: the
+    /// user's sessions stayed, and another user's (the prefix) ended.
+    #[cfg(feature = "mysql")]
+    #[tokio::test]
+    async fn mysql_a_user_longer_than_the_cutoff_key_can_be_cut() {
+        let Some(store) = mysql().await else { return };
+        let now = SystemClock.now_ms();
+        let prefix = "p".repeat(3000);
+        let long = format!("{prefix}x");
+        let (mine, theirs) = (signed_in(&store, &long, now - 10).await, signed_in(&store, &prefix, now - 10).await);
+        let cut = store.cut(Scope::User(&long), now, now + MINUTE, now).await;
+        let (mine_live, theirs_live) = (is_live(&store, &mine, now).await, is_live(&store, &theirs, now).await);
+        super::store_fixtures::drop_mysql_tables(&store).await;
+        cut.expect("a cut of a user who can sign in");
+        assert!(!mine_live, "the long user's session must be ended");
+        assert!(theirs_live, "the user named by its first 3000 bytes must not be");
+    }
+
+    /// The same without strict mode (`sql_mode = ''`): a too-long value is
+    /// cut to the column's length with a warning, not refused.
+    #[cfg(feature = "mysql")]
+    #[tokio::test]
+    async fn mysql_without_strict_mode_a_long_user_cut_ends_the_right_sessions() {
+        use sqlx::Executor;
+        let Some(migrated) = mysql().await else { return };
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(2)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET SESSION sql_mode = ''").await?;
+                    Ok(())
+                })
+            })
+            .connect(&super::store_fixtures::mysql_url())
+            .await
+            .expect("connect");
+        let store = SqlStore::from_mysql_pool(pool).with_table(migrated.table()).expect("table");
+        let now = SystemClock.now_ms();
+        let prefix = "p".repeat(3000);
+        let long = format!("{prefix}x");
+        let (mine, theirs) = (signed_in(&store, &long, now - 10).await, signed_in(&store, &prefix, now - 10).await);
+        let cut = store.cut(Scope::User(&long), now, now + MINUTE, now).await;
+        let (mine_live, theirs_live) = (is_live(&store, &mine, now).await, is_live(&store, &theirs, now).await);
+        super::store_fixtures::drop_mysql_tables(&migrated).await;
+        cut.expect("cut");
+        assert!(!mine_live, "the long user's session must be ended (the cut reported success)");
+        assert!(theirs_live, "another user's session (the long user's first 3000 bytes) must not be");
+    }
+}
