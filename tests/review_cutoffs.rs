@@ -487,3 +487,154 @@ mod sql {
         assert!(theirs_live, "another user's session (the long user's first 3000 bytes) must not be");
     }
 }
+
+// ------------------------------------------------ attacks that held up
+
+async fn logout_then_incr(session: Session) -> Result<(), SessionError> {
+    let _ = session.user().await?;
+    session.purge().await?;
+    session.insert("n", 1).await
+}
+
+async fn logout_then_login(session: Session) -> Result<(), SessionError> {
+    let _ = session.user().await?;
+    session.purge().await?;
+    session.login("alice").await
+}
+
+async fn changed_then_login_bob(session: Session) -> Result<(), SessionError> {
+    session.credentials_changed().await?;
+    session.login("bob").await
+}
+
+fn full_app(layer: &SessionLayer) -> Router {
+    handlers::routes()
+        .route("/credentials-changed", post(credentials_changed))
+        .route("/logout-then-incr", post(logout_then_incr))
+        .route("/logout-then-login", post(logout_then_login))
+        .route("/changed-then-login-bob", post(changed_then_login_bob))
+        .layer(layer.clone())
+}
+
+/// Held up: a request of the other device held between its lookup and its
+/// commit across the cut, whatever it does (a re-login of the same user, a
+/// logout then a new session or a new sign-in, a write, "remember me", a
+/// periodic renewal with an overlap), leaves nothing that is served after
+/// the cut, through its old ID or any new one.
+#[tokio::test]
+async fn held_requests_of_every_kind_leave_nothing_alive_after_a_password_change() {
+    let config = SessionConfig::builder()
+        .renew_after(Duration::from_secs(2))
+        .renew_overlap(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    for uri in ["/login/alice", "/logout-then-login", "/logout-then-incr", "/set/x", "/remember", "/read", "/incr"] {
+        let h = Harness::with_config(config.clone());
+        let app = full_app(&h.layer);
+        let (mine, stolen) = (login(&app, "alice").await, login(&app, "alice").await);
+        h.clock.advance(Duration::from_secs(5));
+        let method = if uri == "/read" { "GET" } else { "POST" };
+        let held = hold(&h, &app, method, uri, &stolen).await;
+        h.clock.advance(Duration::from_millis(1));
+        let res = send(&app, req("POST", "/credentials-changed", Some(&mine))).await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT, "{uri}");
+        let renewed = session_cookie(&res).unwrap();
+        h.clock.advance(Duration::from_millis(1));
+        release(&h);
+        let late = held.await.unwrap();
+        let next = session_cookie(&late);
+        for cookie in std::iter::once(&stolen).chain(next.as_ref()) {
+            let (status, user) = who(&app, cookie).await;
+            assert!(status == StatusCode::UNAUTHORIZED, "{uri}: {cookie} is still signed in as {user}");
+        }
+        assert_eq!(who(&app, &renewed).await, (StatusCode::OK, "alice".into()), "{uri}");
+    }
+}
+
+/// Held up: the same across `end_all_sessions`, for a visitor's session
+/// too: a session created by a request that began before the cut is ended.
+#[tokio::test]
+async fn held_requests_leave_nothing_alive_after_end_all_sessions() {
+    let config = SessionConfig::builder()
+        .renew_after(Duration::from_secs(2))
+        .renew_overlap(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    for (signed_in, uri) in [
+        (false, "/incr"),
+        (false, "/logout-then-incr"),
+        (false, "/login/alice"),
+        (true, "/logout-then-incr"),
+        (true, "/login/mallory"),
+        (true, "/read"),
+    ] {
+        let h = Harness::with_config(config.clone());
+        let app = full_app(&h.layer);
+        let cookie = if signed_in {
+            login(&app, "alice").await
+        } else {
+            session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap()
+        };
+        h.clock.advance(Duration::from_secs(5));
+        let method = if uri == "/read" { "GET" } else { "POST" };
+        let held = hold(&h, &app, method, uri, &cookie).await;
+        h.clock.advance(Duration::from_millis(1));
+        h.layer.control().end_all_sessions().await.unwrap();
+        h.clock.advance(Duration::from_millis(1));
+        release(&h);
+        let late = held.await.unwrap();
+        for c in std::iter::once(&cookie).chain(session_cookie(&late).as_ref()) {
+            let res = send(&app, req("GET", "/read", Some(c))).await;
+            assert_eq!(body(res).await, "none", "{uri} (signed in: {signed_in}): a session survived");
+            assert_eq!(who(&app, c).await.0, StatusCode::UNAUTHORIZED, "{uri}");
+        }
+    }
+}
+
+/// Held up: a periodic renewal's old ID, within its overlap, reaches its
+/// successor only while that one is not ended; and `sessions()` leaves the
+/// ended sessions out.
+#[tokio::test]
+async fn an_alias_within_its_overlap_does_not_reach_an_ended_successor() {
+    let config = SessionConfig::builder()
+        .renew_after(Duration::from_secs(2))
+        .renew_overlap(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let h = Harness::with_config(config);
+    let app = full_app(&h.layer);
+    let (mine, stolen) = (login(&app, "alice").await, login(&app, "alice").await);
+    h.clock.advance(Duration::from_secs(3));
+    let res = send(&app, req("GET", "/read", Some(&stolen))).await;
+    let successor = session_cookie(&res).expect("a periodic renewal");
+    h.clock.advance(Duration::from_millis(1));
+    assert_eq!(who(&app, &stolen).await.0, StatusCode::OK, "the old ID is an alias within the overlap");
+    let res = send(&app, req("POST", "/credentials-changed", Some(&mine))).await;
+    let renewed = session_cookie(&res).unwrap();
+    for c in [&stolen, &successor] {
+        assert_eq!(who(&app, c).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let listed = h.store.inner.list_user("alice", T0 + 10_000, 100).await.unwrap();
+    assert_eq!(listed.len(), 1, "only the caller's session is listed: {listed:?}");
+    assert_eq!(who(&app, &renewed).await.0, StatusCode::OK);
+}
+
+/// Held up: `credentials_changed` then `login` of another user in the same
+/// request ends the first user's other sessions and signs the caller in as
+/// the second; twice in one request is one cutoff; after `purge` it is
+/// `NotAuthenticated` and cuts nothing.
+#[tokio::test]
+async fn credentials_changed_combined_with_a_login_or_a_logout() {
+    let h = Harness::new();
+    let app = full_app(&h.layer);
+    let (mine, other) = (login(&app, "alice").await, login(&app, "alice").await);
+    let bob = login(&app, "bob").await;
+    h.clock.advance(Duration::from_secs(1));
+    let res = send(&app, req("POST", "/changed-then-login-bob", Some(&mine))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let now_bob = session_cookie(&res).unwrap();
+    assert_eq!(who(&app, &now_bob).await, (StatusCode::OK, "bob".into()));
+    assert_eq!(who(&app, &other).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(who(&app, &bob).await.0, StatusCode::OK, "bob's own other session is not cut");
+    assert_eq!(h.store.count(Op::Cut), 1);
+}
