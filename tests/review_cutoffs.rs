@@ -507,12 +507,26 @@ async fn changed_then_login_bob(session: Session) -> Result<(), SessionError> {
     session.login("bob").await
 }
 
+async fn changed_twice(session: Session) -> Result<StatusCode, SessionError> {
+    session.credentials_changed().await?;
+    session.credentials_changed().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn logout_then_changed(session: Session) -> Result<StatusCode, SessionError> {
+    session.purge().await?;
+    session.credentials_changed().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 fn full_app(layer: &SessionLayer) -> Router {
     handlers::routes()
         .route("/credentials-changed", post(credentials_changed))
         .route("/logout-then-incr", post(logout_then_incr))
         .route("/logout-then-login", post(logout_then_login))
         .route("/changed-then-login-bob", post(changed_then_login_bob))
+        .route("/changed-twice", post(changed_twice))
+        .route("/logout-then-changed", post(logout_then_changed))
         .layer(layer.clone())
 }
 
@@ -637,4 +651,19 @@ async fn credentials_changed_combined_with_a_login_or_a_logout() {
     assert_eq!(who(&app, &other).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(who(&app, &bob).await.0, StatusCode::OK, "bob's own other session is not cut");
     assert_eq!(h.store.count(Op::Cut), 1);
+
+    let (mine, other) = (login(&app, "carol").await, login(&app, "carol").await);
+    h.clock.advance(Duration::from_secs(1));
+    let res = send(&app, req("POST", "/changed-twice", Some(&mine))).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(h.store.count(Op::Cut), 2, "one cutoff per request");
+    assert_eq!(who(&app, &session_cookie(&res).unwrap()).await, (StatusCode::OK, "carol".into()));
+    assert_eq!(who(&app, &other).await.0, StatusCode::UNAUTHORIZED);
+
+    let mine = login(&app, "dave").await;
+    h.clock.advance(Duration::from_secs(1));
+    let res = send(&app, req("POST", "/logout-then-changed", Some(&mine))).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "after a logout nobody is signed in");
+    assert_eq!(h.store.count(Op::Cut), 2, "and nothing is cut");
+    assert_eq!(who(&app, &mine).await.0, StatusCode::UNAUTHORIZED, "the logout happened");
 }
