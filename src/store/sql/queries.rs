@@ -84,7 +84,18 @@ pub(super) struct Revoke {
 impl Queries {
     pub(super) fn new(dialect: Dialect, table: &str) -> Self {
         let &Syntax {
-            quote, returning, begin, begin_follow, for_update, greatest, least, batch, counted, sql, cut_key, ..
+            quote,
+            returning,
+            begin,
+            begin_follow,
+            for_update,
+            greatest,
+            least,
+            batch,
+            counted,
+            sql,
+            cut_key,
+            ..
         } = dialect.syntax();
         let t = format!("{quote}{table}{quote}");
         let locks = format!("{quote}{table}_locks{quote}");
