@@ -183,7 +183,7 @@ async fn a_forgotten_cutoff_does_not_bring_an_ended_session_back() {
     let keys = Keys::generate().unwrap();
     let layer_with = |absolute: Duration| {
         let config = SessionConfig::builder().idle_timeout(absolute).absolute_timeout(absolute).build().unwrap();
-        SessionLayer::with_capabilities(Capabilities::full(store.clone()).with_cutoffs(), keys.clone())
+        SessionLayer::with_capabilities(Capabilities::full(store.clone()), keys.clone())
             .with_config(config)
             .with_clock(clock.clone())
     };
@@ -324,7 +324,7 @@ async fn a_session_signed_in_on_a_process_whose_clock_runs_ahead_is_ended() {
     let keys = Keys::generate().unwrap();
     let (behind, ahead) = (ManualClock::new(T0), ManualClock::new(T0 + 2_000));
     let process = |clock: &ManualClock| {
-        let caps = Capabilities::full(store.clone()).with_cutoffs();
+        let caps = Capabilities::full(store.clone());
         app_of(&SessionLayer::with_capabilities(caps, keys.clone()).with_clock(clock.clone()))
     };
     let (a, b) = (process(&behind), process(&ahead));
