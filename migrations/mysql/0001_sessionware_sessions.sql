@@ -21,10 +21,11 @@ CREATE TABLE IF NOT EXISTS `sessionware_sessions_locks` (
     lease_until BIGINT NOT NULL
 ) ENGINE=InnoDB;
 -- cutoffs (store::Cutoffs): scope 0 ends every session created before not_before (user_id ''),
--- scope 1 the sessions user_id signed in to before it; kept until keep_until
+-- scope 1 the sessions user_id signed in to before it; kept until keep_until.
+-- user_id is the SHA-256 digest of the user (UNHEX(SHA2(user, 256))): a user ID has no length limit
 CREATE TABLE IF NOT EXISTS `sessionware_sessions_cutoffs` (
     scope      SMALLINT NOT NULL,
-    user_id    VARBINARY(3000) NOT NULL,
+    user_id    BINARY(32) NOT NULL,
     not_before BIGINT NOT NULL,
     keep_until BIGINT NOT NULL,
     PRIMARY KEY (scope, user_id)

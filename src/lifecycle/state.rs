@@ -198,6 +198,17 @@ impl State {
         }
     }
 
+    /// A cutoff made after the lookup ended the session (seen by
+    /// [`credentials_changed`](crate::Session::credentials_changed)): it is
+    /// gone for this request too, but no removal cookie is sent, as for a
+    /// retired ID: the same client's concurrent request (a password form
+    /// submitted twice) may have renewed it, and the removal would replace
+    /// that request's new cookie. A next request on the ID gets the removal.
+    pub(crate) fn ended_by_cutoff(&mut self) {
+        self.ended_meanwhile();
+        self.phase = Phase::Loaded(Origin::Retired);
+    }
+
     /// Another request ended the session while this one held it (seen
     /// after taking the lock): it is gone for this request too.
     pub(crate) fn ended_meanwhile(&mut self) {

@@ -78,7 +78,8 @@ impl Commit {
             let mut out = self.write().await;
             if let Some(cut) = self.cut.take() {
                 // Made whatever the write did (a failed renewal included):
-                // the credentials changed. Its failure fails the response.
+                // the credentials changed. Its failure fails the response,
+                // which still carries the renewed ID (see `finish`).
                 if let Err(e) = self.cut(&cut).await {
                     out.error.get_or_insert(e);
                 }
@@ -331,6 +332,12 @@ fn failed(e: StoreError) -> Outcome {
 
 /// Adds the outcome's headers to the handler's response, or replaces it
 /// with the save-error response.
+///
+/// The save-error response still carries a new ID that the store already
+/// committed to (a renewal done before a later step failed: the cutoff of
+/// [`Session::credentials_changed`](crate::Session::credentials_changed)):
+/// the rotation retired the client's old ID, so without it the client
+/// would be signed out, and its renewed session left without a client.
 pub(crate) fn finish<B: Default>(mut res: Response<B>, outcome: Outcome, shared: &Shared) -> Response<B> {
     if let Some(err) = outcome.error {
         // A change past the data cap is the client's (413), not the server's.
@@ -338,7 +345,13 @@ pub(crate) fn finish<B: Default>(mut res: Response<B>, outcome: Outcome, shared:
             SessionError::Save(StoreError::TooLarge) => SessionError::TooLarge { max: shared.config.max_data_bytes },
             err => err,
         };
-        return error_response(shared, err);
+        let mut res = error_response(shared, err);
+        if outcome.set_cookie.is_some() {
+            // A cookie that is not a valid header was refused when first
+            // built; the error response stands either way.
+            let _ = add_headers(&mut res, outcome.set_cookie);
+        }
+        return res;
     }
     if !add_headers(&mut res, outcome.set_cookie) {
         return error_response(shared, SessionError::Save(StoreError::Codec("invalid cookie header".into())));

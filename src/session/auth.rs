@@ -124,6 +124,12 @@ impl Session {
     /// request, on every process, and this one stays signed in under a new
     /// ID.
     ///
+    /// Call it once the new credentials are in place (stored): "now" below
+    /// is the time of this call, read from the clock, not the request's
+    /// time, which was read when the handler first used the session, before
+    /// the old password was checked and the new one stored (a sign-in with
+    /// the old password in between would otherwise begin after the cutoff).
+    ///
     /// When the response is sent, the session is renewed as by a new login
     /// of the same user (its data kept, its absolute timeout restarted,
     /// signed in now), and then the store's cutoff for the user moves to
@@ -136,9 +142,12 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`SessionError::NotAuthenticated`] when no user is signed in;
-    /// [`SessionError::Unsupported`] on a layer without
-    /// [`Cutoffs`](crate::store::Cutoffs); a store failure while loading.
+    /// [`SessionError::NotAuthenticated`] when no user is signed in, or
+    /// when a cutoff made after this request loaded its session ended it
+    /// (another device's password change: the session is gone, and no
+    /// cutoff is made); [`SessionError::Unsupported`] on a layer without
+    /// [`Cutoffs`](crate::store::Cutoffs); a store failure while loading
+    /// or reading the cutoffs.
     ///
     /// ```
     /// # use sessionware::{Session, SessionError};
@@ -148,11 +157,31 @@ impl Session {
     /// }
     /// ```
     pub async fn credentials_changed(&self) -> Result<(), SessionError> {
-        self.shared().cutoffs()?;
-        let user = self.user().await?.ok_or(SessionError::NotAuthenticated)?;
+        let cutoffs = self.shared().cutoffs()?;
+        let (user, created_at, signed_in_at) = {
+            let state = self.ensure_loaded().await?;
+            let record = state.view.as_ref();
+            let auth = record.and_then(|r| r.meta.auth.as_ref().map(|a| (a.user.clone(), r.meta.created_at, a.at_ms)));
+            auth.ok_or(SessionError::NotAuthenticated)?
+        };
         // Signed in now, and the cutoff now: of the user's sessions, it ends
         // all but this one (and any signed in within this millisecond).
-        let now = self.now();
+        // Now is this call's time: the new credentials are in place, while
+        // the request's time may be seconds older (read on the handler's
+        // first use of the session, before it checked the old password and
+        // stored the new one); a sign-in with the old password in between
+        // began after the request's time but before this one.
+        let now = self.shared().clock.now_ms().max(self.now());
+        // A sign-in at this call's time would outlive every cutoff made
+        // since the session was loaded (another device's password change):
+        // a session one of them ended is not signed in again, and makes no
+        // cutoff that would end the sessions signed in after it.
+        let call = cutoffs.cutoff(Some(&user), now);
+        let cutoff = self.shared().timed(self.emitter(), "cutoff", None, call).await.map_err(SessionError::Store)?;
+        if cutoff.ends_times(created_at, Some(signed_in_at)) {
+            self.state().ended_by_cutoff();
+            return Err(SessionError::NotAuthenticated);
+        }
         self.login_inner(user.clone(), None, now).await?;
         self.state().cut = Some(Cut { user, not_before: now });
         Ok(())

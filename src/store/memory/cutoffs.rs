@@ -71,6 +71,11 @@ impl Cuts {
         }
     }
 
+    /// Whether any cutoff was ever made (until then, none ends anything).
+    pub(super) fn any(&self) -> bool {
+        self.all.load(Ordering::SeqCst) > 0 || self.any_user.load(Ordering::SeqCst)
+    }
+
     /// The cutoffs that apply to `user`'s sessions.
     pub(super) fn cutoff(&self, user: Option<&str>) -> Cutoff {
         let all = self.all.load(Ordering::SeqCst);

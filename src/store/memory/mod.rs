@@ -34,10 +34,11 @@ const SWEEP_BATCH: usize = 256;
 ///
 /// Records live in 64 shards, each behind its own short-held lock (no global
 /// lock, never held across an `.await`). Expired records are dropped when
-/// seen, and each shard sweeps out its expired records at most once a minute
-/// when it is written to, so memory stays bounded without a background task.
+/// seen, and each shard sweeps out its expired records (and those a
+/// [cutoff](crate::store::Cutoffs) ended) at most once a minute when it is
+/// written to, so memory stays bounded without a background task.
 /// The live sessions are capped in number (default one million) and in
-/// bytes (default 1 GiB). At the cap, expired records are freed first; then,
+/// bytes (default 1 GiB). At the cap, expired and ended records are freed first; then,
 /// by default, the least recently used *anonymous* sessions are evicted, so
 /// a client that floods the store with new sessions cannot lock users out:
 /// logins and signed-in sessions keep working ([`WhenFull`]). When only
@@ -440,7 +441,8 @@ impl Inner {
     }
 
     /// One bounded sweep step of shard `i`: removes at most [`SWEEP_BATCH`]
-    /// expired records and retired keys (and the expired leases) while holding the shard's
+    /// expired records, records a cutoff ended, and expired retired keys
+    /// (and the expired leases) while holding the shard's
     /// lock, and frees them after releasing it, so a sweep never holds a
     /// shard for long. Returns how many were removed and whether the shard
     /// is clean; a shard that is not clean stays due, so the next write to it
@@ -452,8 +454,13 @@ impl Inner {
             if !force && now < shard.next_sweep {
                 return (0, true);
             }
+            // A session a cutoff ended is never served again: it goes like
+            // an expired one, or it would hold its place against the caps
+            // (signed-in sessions are never evicted) until it expires.
+            let cuts = self.cuts.any();
+            let ended = |s: &Slot| s.is_expired(now) || (cuts && matches!(s, Slot::Live(e) if self.is_cut(e)));
             let expired: Vec<StorageKey> =
-                shard.map.iter().filter(|(_, e)| e.is_expired(now)).map(|(k, _)| *k).take(SWEEP_BATCH).collect();
+                shard.map.iter().filter(|(_, s)| ended(s)).map(|(k, _)| *k).take(SWEEP_BATCH).collect();
             for key in &expired {
                 if let Some(Slot::Live(entry)) = shard.map.remove(key) {
                     self.removed(&entry);

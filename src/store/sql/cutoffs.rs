@@ -1,7 +1,9 @@
 //! [`Cutoffs`](crate::store::Cutoffs): one row per cutoff in the
 //! `<table>_cutoffs` table (scope 0: the global one, user `''`; scope 1: a
-//! user's), read by every `load` and listing in the same statement as the
-//! sessions (two scalar subqueries).
+//! user's; on MySQL the user column holds the user's SHA-256 digest, as a
+//! user ID has no length limit there and a key has), read by every `load`
+//! and listing in the same statement as the sessions (two scalar
+//! subqueries).
 
 use sqlx::Row;
 
@@ -47,13 +49,16 @@ impl SqlStore {
     /// `cutoff`: the global cutoff and `user`'s.
     pub(super) async fn read_cutoff(&self, user: Option<&str>) -> Result<Cutoff, StoreError> {
         let q = &*self.queries;
-        // No user is `''` in scope 1 (a user's cutoff needs a sign-in).
+        let named = user.is_some();
         let user = user.unwrap_or("");
         let (all, mine) = dispatch!(&self.pool, p => {
             sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&q.cutoff).bind(user).fetch_one(p).await
         })
         .map_err(|e| self.err(&e))?;
         let time = |v: Option<i64>| v.map_or(0, |v| u64::try_from(v).unwrap_or(0));
-        Ok(Cutoff::new(time(all), time(mine)))
+        // A visitor's sessions have no user's cutoff (the row read is the
+        // user `""`'s, if one was cut).
+        let mine = if named { time(mine) } else { 0 };
+        Ok(Cutoff::new(time(all), mine))
     }
 }

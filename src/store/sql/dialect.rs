@@ -126,10 +126,11 @@ fn mysql_migration(table: &str) -> String {
          lease_until BIGINT NOT NULL\n\
          ) ENGINE=InnoDB;\n\
          -- cutoffs (store::Cutoffs): scope 0 ends every session created before not_before (user_id ''),\n\
-         -- scope 1 the sessions user_id signed in to before it; kept until keep_until\n\
+         -- scope 1 the sessions user_id signed in to before it; kept until keep_until.\n\
+         -- user_id is the SHA-256 digest of the user (UNHEX(SHA2(user, 256))): a user ID has no length limit\n\
          CREATE TABLE IF NOT EXISTS `{table}_cutoffs` (\n    \
          scope      SMALLINT NOT NULL,\n    \
-         user_id    VARBINARY(3000) NOT NULL,\n    \
+         user_id    BINARY(32) NOT NULL,\n    \
          not_before BIGINT NOT NULL,\n    \
          keep_until BIGINT NOT NULL,\n    \
          PRIMARY KEY (scope, user_id)\n\
@@ -177,6 +178,10 @@ pub(super) struct Syntax {
     pub(super) batch: fn(&str) -> String,
     pub(super) counted: fn(String) -> String,
     pub(super) sql: fn(String) -> String,
+    /// The cutoffs table's key of the user that an expression names: the
+    /// user itself, or (MySQL) its SHA-256 digest, since a user ID has no
+    /// length limit there and an index key has.
+    pub(super) cut_key: fn(&str) -> String,
 }
 
 #[cfg(feature = "postgres")]
@@ -208,6 +213,7 @@ const POSTGRES: Syntax = Syntax {
         )
     },
     sql: |s| s,
+    cut_key: |user| user.to_string(),
 };
 
 // SQLite numbers its parameters `?1`, `?2`, ...
@@ -227,6 +233,7 @@ const SQLITE: Syntax = Syntax {
     // No DELETE in a WITH: a row per deleted row (in process).
     counted: |delete| format!("{delete} RETURNING absolute_deadline"),
     sql: |s| s.replace('$', "?"),
+    cut_key: |user| user.to_string(),
 };
 
 // MySQL and MariaDB: InnoDB, one `?` per parameter in the order they are
@@ -253,6 +260,7 @@ const MYSQL: Syntax = Syntax {
     batch: |t| format!("DELETE FROM {t} WHERE expires_at <= $1 AND absolute_deadline <> 0 LIMIT $2"),
     counted: |delete| delete,
     sql: positional,
+    cut_key: |user| format!("UNHEX(SHA2({user}, 256))"),
 };
 
 /// MySQL's placeholders: `$1`, `$2`, ... become `?`, which must therefore

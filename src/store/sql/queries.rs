@@ -83,17 +83,32 @@ pub(super) struct Revoke {
 
 impl Queries {
     pub(super) fn new(dialect: Dialect, table: &str) -> Self {
-        let &Syntax { quote, returning, begin, begin_follow, for_update, greatest, least, batch, counted, sql, .. } =
-            dialect.syntax();
+        let &Syntax {
+            quote,
+            returning,
+            begin,
+            begin_follow,
+            for_update,
+            greatest,
+            least,
+            batch,
+            counted,
+            sql,
+            cut_key,
+            ..
+        } = dialect.syntax();
         let t = format!("{quote}{table}{quote}");
         let locks = format!("{quote}{table}_locks{quote}");
         let cuts = format!("{quote}{table}_cutoffs{quote}");
         let cols = "expires_at, absolute_deadline, last_seen, record";
-        // The global cutoff, and the one of the user `user` (an expression).
+        // The global cutoff, and the one of the user `user` (an expression),
+        // by the key of the cutoffs table (`cut_key`).
         let cutoffs = |user: &str| {
             format!(
-                "(SELECT not_before FROM {cuts} WHERE scope = 0 AND user_id = ''), \
-                 (SELECT not_before FROM {cuts} WHERE scope = 1 AND user_id = {user})"
+                "(SELECT not_before FROM {cuts} WHERE scope = 0 AND user_id = {}), \
+                 (SELECT not_before FROM {cuts} WHERE scope = 1 AND user_id = {})",
+                cut_key("''"),
+                cut_key(user)
             )
         };
         let row_cutoffs = cutoffs(&format!("{t}.user_id"));
@@ -197,16 +212,18 @@ impl Queries {
             // With `ON CONFLICT` (PostgreSQL, SQLite), as `create`; MySQL: `ON DUPLICATE KEY`.
             cut: sql(if returning {
                 format!(
-                    "INSERT INTO {cuts} (scope, user_id, not_before, keep_until) VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO {cuts} (scope, user_id, not_before, keep_until) VALUES ($1, {}, $3, $4) \
                      ON CONFLICT (scope, user_id) DO UPDATE SET \
                      not_before = {greatest}({cuts}.not_before, excluded.not_before), \
-                     keep_until = {greatest}({cuts}.keep_until, excluded.keep_until)"
+                     keep_until = {greatest}({cuts}.keep_until, excluded.keep_until)",
+                    cut_key("$2")
                 )
             } else {
                 format!(
-                    "INSERT INTO {cuts} (scope, user_id, not_before, keep_until) VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO {cuts} (scope, user_id, not_before, keep_until) VALUES ($1, {}, $3, $4) \
                      ON DUPLICATE KEY UPDATE not_before = GREATEST(not_before, VALUES(not_before)), \
-                     keep_until = GREATEST(keep_until, VALUES(keep_until))"
+                     keep_until = GREATEST(keep_until, VALUES(keep_until))",
+                    cut_key("$2")
                 )
             }),
             cutoff: sql(format!("SELECT {}", cutoffs("$1"))),
