@@ -117,12 +117,14 @@ impl SessionConfig {
         now.saturating_add(self.idle_ms).min(absolute_deadline)
     }
 
-    /// Until when a store keeps a cutoff at `not_before`: by then, every
-    /// session that began before it is past its absolute deadline anyway
-    /// (a session's absolute deadline is at most the absolute timeout after
-    /// its creation or its sign-in, the times cutoffs compare).
-    pub(crate) fn cutoff_kept_until(&self, not_before: u64) -> u64 {
-        not_before.saturating_add(self.absolute_ms)
+    /// Until when a store keeps a cutoff the layer makes: for good. A
+    /// session's absolute deadline comes from the configuration that signed
+    /// it in, which may not be this one (a redeploy with a shorter absolute
+    /// timeout, two applications on one store), so no time after which every
+    /// session a cutoff ended is past its deadline can be known here. A
+    /// cutoff is one small record per user who was ever cut, and one more.
+    pub(crate) fn cutoff_kept_until(&self, _not_before: u64) -> u64 {
+        u64::MAX
     }
 
     /// The keys of pre-login data that survive a login.
