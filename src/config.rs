@@ -123,7 +123,7 @@ impl SessionConfig {
     /// timeout, two applications on one store), so no time after which every
     /// session a cutoff ended is past its deadline can be known here. A
     /// cutoff is one small record per user who was ever cut, and one more.
-    pub(crate) fn cutoff_kept_until(&self, _not_before: u64) -> u64 {
+    pub(crate) fn cutoff_kept_until(&self, _value: u64) -> u64 {
         u64::MAX
     }
 

@@ -69,17 +69,26 @@ impl SessionControl {
         self.cut(Scope::User(user)).await
     }
 
-    /// Moves `scope`'s cutoff past now: every session that began at or
-    /// before this millisecond is ended (one that begins later within it
-    /// too: it signs in again).
+    /// Moves `scope`'s cutoff: the global one past now (every session
+    /// created at or before this millisecond is ended, and one created later
+    /// within it too: its visitor starts again), or the user's epoch one
+    /// past its current value (every sign-in stamped with it or an earlier
+    /// one is ended; a sign-in that read the new value is not).
     async fn cut(&self, scope: Scope<'_>) -> Result<(), SessionError> {
         let shared = &*self.shared;
         let cutoffs: &dyn Cutoffs = shared.cutoffs()?;
         let now = shared.clock.now_ms();
-        let not_before = now.saturating_add(1);
-        let keep_until = shared.config.cutoff_kept_until(not_before);
         let emitter = Emitter { hook: shared.on_event.as_ref(), route: None, now };
-        let call = cutoffs.cut(scope, not_before, keep_until, now);
+        let value = match scope {
+            Scope::User(user) => {
+                let call = cutoffs.cutoff(Some(user), now);
+                let current = shared.timed(emitter, "cutoff", None, call).await.map_err(SessionError::Store)?;
+                current.user.saturating_add(1)
+            }
+            _ => now.saturating_add(1),
+        };
+        let keep_until = shared.config.cutoff_kept_until(value);
+        let call = cutoffs.cut(scope, value, keep_until, now);
         shared.timed(emitter, "cut", None, call).await.map_err(SessionError::Store)?;
         let (all, user) = match scope {
             Scope::User(user) => (false, Some(user)),

@@ -479,6 +479,15 @@ pub struct Auth {
     pub user: String,
     /// When the user authenticated, in milliseconds since the Unix epoch.
     pub at_ms: u64,
+    /// The user's credential epoch when they signed in (see
+    /// [`Cutoff`](crate::store::Cutoff)): a session signed in under an epoch
+    /// lower than the user's current one is ended.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Auth {
@@ -489,7 +498,18 @@ impl Auth {
     /// assert_eq!(Auth::new("bob", 5).at_ms, 5);
     /// ```
     pub fn new(user: impl Into<String>, at_ms: u64) -> Self {
-        Self { user: user.into(), at_ms }
+        Self { user: user.into(), at_ms, epoch: 0 }
+    }
+
+    /// The same sign-in under the user's credential epoch `epoch`.
+    ///
+    /// ```
+    /// # use sessionware::store::Auth;
+    /// assert_eq!(Auth::new("bob", 5).with_epoch(3).epoch, 3);
+    /// ```
+    pub fn with_epoch(mut self, epoch: u64) -> Self {
+        self.epoch = epoch;
+        self
     }
 }
 

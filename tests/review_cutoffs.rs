@@ -268,7 +268,7 @@ async fn a_double_submitted_password_change_keeps_the_caller_signed_in() {
 /// rotation lost is no fix: an attacker holding the victim's cookie and the
 /// old password could make the victim's rotation lose on purpose.)
 #[tokio::test]
-#[ignore = "open finding: two password changes of one session racing to commit sign the caller out"]
+// Fixed: both changes read the same epoch and sign the caller in under the next.
 async fn a_double_submitted_password_change_racing_to_commit_keeps_the_caller_signed_in() {
     let h = Harness::new();
     // Each submission stops after its `credentials_changed`, before its commit.
@@ -316,8 +316,7 @@ async fn a_double_submitted_password_change_racing_to_commit_keeps_the_caller_si
 /// makes the cutoff carries a sign-in time after the cutoff, and survives
 /// a password change that happened after it (in real time).
 #[tokio::test]
-#[ignore = "open finding: a cutoff compares sign-in times from every process's clock with the \
-            cutting process's clock; a session signed in on a process whose clock runs ahead survives"]
+// Fixed: a user's cutoff is a credential epoch, not a time.
 async fn a_session_signed_in_on_a_process_whose_clock_runs_ahead_is_ended() {
     let store = MemoryStore::default();
     let keys = Keys::generate().unwrap();

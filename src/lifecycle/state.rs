@@ -87,7 +87,8 @@ pub(crate) enum Intent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Cut {
     pub(crate) user: String,
-    pub(crate) not_before: u64,
+    /// The user's new credential epoch.
+    pub(crate) epoch: u64,
 }
 
 /// The per-request state behind a [`Session`](crate::Session).
@@ -103,6 +104,11 @@ pub(crate) struct State {
     pub(crate) lease: Option<super::lease::Lease>,
     /// The user's cutoff to make after the write.
     pub(crate) cut: Option<Cut>,
+    /// The user of the session the lookup found, and the credential epoch
+    /// it was signed in under (the user's epoch then): a login of the same
+    /// user later in this request is stamped no later than that (see
+    /// `Session::login`), whatever the request did in between.
+    pub(crate) loaded_auth: Option<(String, u64)>,
 }
 
 impl State {
@@ -135,6 +141,7 @@ impl State {
     pub(crate) fn loaded(&mut self, origin: Origin, view: Option<Record>) {
         if matches!(self.phase, Phase::Unloaded) {
             self.phase = Phase::Loaded(origin);
+            self.loaded_auth = view.as_ref().and_then(|v| v.meta.auth.as_ref()).map(|a| (a.user.clone(), a.epoch));
             self.view = view;
         }
     }

@@ -278,8 +278,8 @@ impl Commit {
     async fn cut(&self, cut: &Cut) -> Result<(), SessionError> {
         let shared = &*self.shared;
         let cutoffs = shared.cutoffs()?;
-        let keep_until = shared.config.cutoff_kept_until(cut.not_before);
-        let call = cutoffs.cut(Scope::User(&cut.user), cut.not_before, keep_until, self.now);
+        let keep_until = shared.config.cutoff_kept_until(cut.epoch);
+        let call = cutoffs.cut(Scope::User(&cut.user), cut.epoch, keep_until, self.now);
         shared.timed(self.emitter(), "cut", None, call).await.map_err(SessionError::Save)?;
         self.emitter().emit(EventKind::CutOff { all: false }, None, Some(&cut.user));
         Ok(())

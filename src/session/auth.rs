@@ -74,8 +74,9 @@ impl Session {
         }
     }
 
-    /// Logs `user` in: records the user and the time in the reserved field
-    /// that `insert` cannot reach, restarts the absolute timeout, and renews
+    /// Logs `user` in: records the user, the time and (on a layer with
+    /// [`Cutoffs`](crate::store::Cutoffs), one store read) the user's
+    /// credential epoch in the reserved field that `insert` cannot reach, restarts the absolute timeout, and renews
     /// the session ID (fixation defence) in one atomic store operation.
     ///
     /// The login data policy: data stored before the login is dropped,
@@ -98,7 +99,7 @@ impl Session {
     /// }
     /// ```
     pub async fn login(&self, user: impl Into<String>) -> Result<(), SessionError> {
-        self.login_inner(user.into(), None, self.now()).await
+        self.login_inner(user.into(), None, self.now(), None).await
     }
 
     /// Like [`login`](Self::login), but the keys that survive are the ones
@@ -116,7 +117,7 @@ impl Session {
     /// }
     /// ```
     pub async fn login_keeping(&self, user: impl Into<String>, keep: &[&str]) -> Result<(), SessionError> {
-        self.login_inner(user.into(), Some(keep), self.now()).await
+        self.login_inner(user.into(), Some(keep), self.now(), None).await
     }
 
     /// The user's credentials changed (a new password, a removed second
@@ -124,18 +125,18 @@ impl Session {
     /// request, on every process, and this one stays signed in under a new
     /// ID.
     ///
-    /// Call it once the new credentials are in place (stored): "now" below
-    /// is the time of this call, read from the clock, not the request's
-    /// time, which was read when the handler first used the session, before
-    /// the old password was checked and the new one stored (a sign-in with
-    /// the old password in between would otherwise begin after the cutoff).
-    ///
-    /// When the response is sent, the session is renewed as by a new login
-    /// of the same user (its data kept, its absolute timeout restarted,
-    /// signed in now), and then the store's cutoff for the user moves to
-    /// now: every session the user signed in to before this millisecond is
+    /// Call it once the new credentials are in place (stored). It reads the
+    /// user's credential epoch `e` from the store (every login stamps its
+    /// session with the epoch it read). When the response is sent, the
+    /// session is renewed as by a new login of the same user (its data
+    /// kept, its absolute timeout restarted, signed in now under epoch
+    /// `e + 1`), and then the user's epoch in the store moves to `e + 1`:
+    /// every session the user signed in to under an earlier epoch (a
+    /// sign-in with the old password that raced this change included) is
     /// ended, without listing them (see
-    /// [`store::Cutoffs`](crate::store::Cutoffs)). The cutoff is made even if
+    /// [`store::Cutoffs`](crate::store::Cutoffs)). No clock is compared. A
+    /// second submission of the same change reads the same epoch and keeps
+    /// the caller signed in. The cutoff is made even if
     /// the request then logs out, or the renewal fails; a failure to make it
     /// turns the response into an error. A [`CutOff`](crate::EventKind::CutOff)
     /// event names the user.
@@ -158,38 +159,61 @@ impl Session {
     /// ```
     pub async fn credentials_changed(&self) -> Result<(), SessionError> {
         let cutoffs = self.shared().cutoffs()?;
-        let (user, created_at, signed_in_at) = {
+        let (user, created_at, epoch) = {
             let state = self.ensure_loaded().await?;
             let record = state.view.as_ref();
-            let auth = record.and_then(|r| r.meta.auth.as_ref().map(|a| (a.user.clone(), r.meta.created_at, a.at_ms)));
+            let auth = record.and_then(|r| r.meta.auth.as_ref().map(|a| (a.user.clone(), r.meta.created_at, a.epoch)));
             auth.ok_or(SessionError::NotAuthenticated)?
         };
-        // Signed in now, and the cutoff now: of the user's sessions, it ends
-        // all but this one (and any signed in within this millisecond).
-        // Now is this call's time: the new credentials are in place, while
-        // the request's time may be seconds older (read on the handler's
-        // first use of the session, before it checked the old password and
-        // stored the new one); a sign-in with the old password in between
-        // began after the request's time but before this one.
+        // The user's epoch now, read once the new credentials are in place
+        // (this call): a session that a cutoff made since this request loaded
+        // it ended (another device's password change) is not signed in
+        // again, and makes no cutoff that would end the sessions signed in
+        // after that change.
         let now = self.shared().clock.now_ms().max(self.now());
-        // A sign-in at this call's time would outlive every cutoff made
-        // since the session was loaded (another device's password change):
-        // a session one of them ended is not signed in again, and makes no
-        // cutoff that would end the sessions signed in after it.
         let call = cutoffs.cutoff(Some(&user), now);
         let cutoff = self.shared().timed(self.emitter(), "cutoff", None, call).await.map_err(SessionError::Store)?;
-        if cutoff.ends_times(created_at, Some(signed_in_at)) {
+        if cutoff.ends_parts(created_at, Some(epoch)) {
             self.state().ended_by_cutoff();
             return Err(SessionError::NotAuthenticated);
         }
-        self.login_inner(user.clone(), None, now).await?;
-        self.state().cut = Some(Cut { user, not_before: now });
+        // The caller signs in under the next epoch, which the cutoff then
+        // makes the user's: every sign-in stamped with an earlier one ends
+        // (one that read the epoch before this change included), this one
+        // and a second submission of the same change (which reads the same
+        // epoch) do not.
+        let next = cutoff.user.saturating_add(1);
+        self.login_inner(user.clone(), None, now, Some(next)).await?;
+        self.state().cut = Some(Cut { user, epoch: next });
         Ok(())
     }
 
-    /// A login of `user` signed in at `at`.
-    async fn login_inner(&self, user: String, keep: Option<&[&str]>, at: u64) -> Result<(), SessionError> {
+    /// A login of `user` signed in at `at`, under the credential epoch
+    /// `epoch` (`None`: the user's current one, read from the store's
+    /// cutoffs when the layer has them, else 0).
+    async fn login_inner(
+        &self,
+        user: String,
+        keep: Option<&[&str]>,
+        at: u64,
+        epoch: Option<u64>,
+    ) -> Result<(), SessionError> {
         let now = self.now();
+        let epoch = match (epoch, self.shared().cutoffs.as_deref()) {
+            (Some(epoch), _) => epoch,
+            (None, Some(cutoffs)) => {
+                let call = cutoffs.cutoff(Some(&user), now);
+                let current =
+                    self.shared().timed(self.emitter(), "cutoff", None, call).await.map_err(SessionError::Store)?.user;
+                // A request that began on a session of this user began under
+                // the epoch of that session: a password change since then
+                // (while the application checked the password this login
+                // follows) ends this sign-in too.
+                let began = self.state().loaded_auth.as_ref().filter(|(u, _)| *u == user).map(|(_, e)| *e);
+                began.map_or(current, |began| began.min(current))
+            }
+            (None, None) => 0,
+        };
         let config = &self.shared().config;
         let mut state = self.ensure_loaded().await?;
         let previous = state.view.as_ref().and_then(|r| r.meta.user()).map(str::to_string);
@@ -217,7 +241,7 @@ impl Session {
         if let Some(retain) = &retain {
             record.data.retain(retain);
         }
-        record.meta.auth = Some(Auth::new(user, at));
+        record.meta.auth = Some(Auth::new(user, at).with_epoch(epoch));
         record.meta.absolute_deadline = now.saturating_add(config.absolute_ms);
         record.meta.user_agent = user_agent;
         record.meta.ip = ip;

@@ -1,11 +1,21 @@
-//! Cutoffs: ending sessions at once by when they began, without listing
-//! them (R49 "end everything", and the per-user credential epoch of R44).
+//! Cutoffs: ending sessions at once, without listing them (R49 "end
+//! everything", and the per-user credential epoch of R44).
 //!
-//! A cutoff is a not-before time. The global one ends every session
-//! *created* before it (its [`created_at`](Metadata::created_at), which a
-//! renewal keeps); a user's ends every session that user *signed in to*
-//! before it (its [`Auth::at_ms`](crate::store::Auth::at_ms), which a
-//! login sets). Both only move forward. [`Cutoff::ends`] is the one rule;
+//! Two values, both only moving forward:
+//!
+//! - the **global cutoff**, a not-before time: it ends every session
+//!   *created* before it (its [`created_at`](Metadata::created_at), which a
+//!   renewal keeps);
+//! - a user's **credential epoch**, a counter: every sign-in is stamped with
+//!   the user's epoch at that moment ([`Auth::epoch`](crate::store::Auth::epoch),
+//!   read by the layer before the login), and a session signed in under a
+//!   lower epoch than the user's current one is ended. A password change
+//!   moves the epoch one past the value it read, and signs its caller in
+//!   under that new value. No clock is compared, so a process whose clock
+//!   runs ahead cannot sign a session in "after" a password change that
+//!   ended it.
+//!
+//! [`Cutoff::ends`] is the one rule;
 //! a store that implements [`Cutoffs`] applies it in
 //! [`lookup`](crate::store::SessionStore::lookup) and
 //! [`list_user`](crate::store::UserIndex::list_user), in the same atomic read
@@ -31,30 +41,34 @@ use crate::store::{Metadata, SessionStore, StoreError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Scope<'a> {
-    /// Every session, signed in or not: compared with its creation time.
+    /// Every session, signed in or not; the value is a not-before time,
+    /// compared with the session's creation time.
     All,
-    /// The sessions this user signed in to (users compare byte for byte):
-    /// compared with the sign-in time.
+    /// The sessions this user signed in to (users compare byte for byte);
+    /// the value is the user's credential epoch, compared with the epoch
+    /// each sign-in was stamped with.
     User(&'a str),
 }
 
-/// The cutoffs that apply to one session: not-before times in
-/// milliseconds, 0 when none was set.
+/// The cutoffs that apply to one session: the global not-before time (ms,
+/// 0 when none was set) and its user's credential epoch (0 until the first
+/// cut).
 ///
 /// ```
 /// use sessionware::store::{Auth, Cutoff, Metadata};
 /// let mut meta = Metadata::new(1_000, 60_000, 3_600_000);
-/// meta.auth = Some(Auth::new("alice", 2_000));
-/// assert!(!Cutoff::new(1_000, 2_000).ends(&meta)); // created and signed in at the cutoffs
+/// meta.auth = Some(Auth::new("alice", 2_000).with_epoch(4));
+/// assert!(!Cutoff::new(1_000, 4).ends(&meta)); // created at the cutoff, signed in under the epoch
 /// assert!(Cutoff::new(1_001, 0).ends(&meta)); // created before the global cutoff
-/// assert!(Cutoff::new(0, 2_001).ends(&meta)); // signed in before the user's
+/// assert!(Cutoff::new(0, 5).ends(&meta)); // signed in under an older epoch
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Cutoff {
     /// Every session created before this time is ended.
     pub all: u64,
-    /// The user's sessions signed in to before this time are ended.
+    /// The user's current credential epoch: the user's sessions signed in
+    /// under a lower one are ended.
     pub user: u64,
 }
 
@@ -62,27 +76,28 @@ impl Cutoff {
     /// No cutoff: nothing is ended.
     pub const NONE: Cutoff = Cutoff { all: 0, user: 0 };
 
-    /// The global cutoff `all` and the user's cutoff `user`.
+    /// The global cutoff `all` and the user's epoch `user`.
     pub fn new(all: u64, user: u64) -> Self {
         Self { all, user }
     }
 
     /// Whether these cutoffs end the session `meta` describes (the user's
-    /// cutoff must be the one of `meta`'s user).
+    /// epoch must be the one of `meta`'s user).
     pub fn ends(&self, meta: &Metadata) -> bool {
-        self.ends_times(meta.created_at, meta.auth.as_ref().map(|a| a.at_ms))
+        self.ends_parts(meta.created_at, meta.auth.as_ref().map(|a| a.epoch))
     }
 
-    /// [`ends`](Self::ends) from the two times it compares: the session's
-    /// creation and, when signed in, its sign-in.
+    /// [`ends`](Self::ends) from the two values it compares: the session's
+    /// creation time and, when signed in, the epoch of its sign-in.
     ///
     /// ```
     /// use sessionware::store::Cutoff;
-    /// assert!(!Cutoff::new(0, 5_000).ends_times(1_000, None)); // a visitor has no user cutoff
-    /// assert!(Cutoff::new(0, 5_000).ends_times(1_000, Some(4_999)));
+    /// assert!(!Cutoff::new(0, 5).ends_parts(1_000, None)); // a visitor has no user epoch
+    /// assert!(Cutoff::new(0, 5).ends_parts(1_000, Some(4)));
+    /// assert!(!Cutoff::new(0, 5).ends_parts(1_000, Some(5)));
     /// ```
-    pub fn ends_times(&self, created_at: u64, signed_in_at: Option<u64>) -> bool {
-        created_at < self.all || signed_in_at.is_some_and(|at| at < self.user)
+    pub fn ends_parts(&self, created_at: u64, signed_in_epoch: Option<u64>) -> bool {
+        created_at < self.all || signed_in_epoch.is_some_and(|epoch| epoch < self.user)
     }
 }
 
@@ -92,10 +107,10 @@ impl Cutoff {
 /// The contract, checked by
 /// [`conformance::run_cutoffs`](crate::store::conformance::run_cutoffs):
 ///
-/// - [`cut`](Self::cut) moves the scope's not-before time to `not_before`
-///   unless it is already later (it never moves back), and keeps it at least
-///   until `keep_until` (the layer passes a time by which every session it
-///   ends is past its absolute deadline anyway);
+/// - [`cut`](Self::cut) moves the scope's value (a time for
+///   [`Scope::All`], an epoch for [`Scope::User`]) to `value` unless it is
+///   already higher (it never moves back), and keeps it at least until
+///   `keep_until` (the layer keeps its cutoffs for good: `u64::MAX`);
 /// - from the moment `cut` returns, [`lookup`](SessionStore::lookup) answers
 ///   `None` for a live record that [`Cutoff::ends`], and
 ///   [`list_user`](crate::store::UserIndex::list_user) leaves it out, with
@@ -104,9 +119,9 @@ impl Cutoff {
 ///   sessions (for a session held outside the store, such as a token).
 #[async_trait]
 pub trait Cutoffs: SessionStore {
-    /// Ends every session of `scope` that began before `not_before` (see
+    /// Ends every session of `scope` that began before `value` (see
     /// [`Scope`]), at `now`.
-    async fn cut(&self, scope: Scope<'_>, not_before: u64, keep_until: u64, now: u64) -> Result<(), StoreError>;
+    async fn cut(&self, scope: Scope<'_>, value: u64, keep_until: u64, now: u64) -> Result<(), StoreError>;
 
     /// The cutoffs that apply at `now` to the sessions of `user` (`None`: to
     /// a visitor's, which only the global one ends).
@@ -115,8 +130,8 @@ pub trait Cutoffs: SessionStore {
 
 #[async_trait]
 impl<T: Cutoffs + ?Sized> Cutoffs for std::sync::Arc<T> {
-    async fn cut(&self, scope: Scope<'_>, not_before: u64, keep_until: u64, now: u64) -> Result<(), StoreError> {
-        (**self).cut(scope, not_before, keep_until, now).await
+    async fn cut(&self, scope: Scope<'_>, value: u64, keep_until: u64, now: u64) -> Result<(), StoreError> {
+        (**self).cut(scope, value, keep_until, now).await
     }
     async fn cutoff(&self, user: Option<&str>, now: u64) -> Result<Cutoff, StoreError> {
         (**self).cutoff(user, now).await

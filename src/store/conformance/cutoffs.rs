@@ -27,11 +27,12 @@ fn base() -> u64 {
     }
 }
 
-/// A live record created at `created_at`, signed in to by `user` at `at`.
+/// A live record created at `created_at`, signed in to by `user` under
+/// the credential epoch `epoch`.
 fn record_at(created_at: u64, signed_in: Option<(&str, u64)>) -> Record {
     let mut r = live_record();
     r.meta.created_at = created_at;
-    r.meta.auth = signed_in.map(|(user, at)| Auth::new(user, at));
+    r.meta.auth = signed_in.map(|(user, epoch)| Auth::new(user, now()).with_epoch(epoch));
     r
 }
 
@@ -59,45 +60,46 @@ pub async fn run_cutoffs<S: Cutoffs + UserIndex>(store: &S) {
     the_global_cutoff_ends_sessions_created_before_it(store).await;
 }
 
-/// A user's cutoff ends the sessions that user signed in to before it, at
-/// once and in listings; later sign-ins, other users (compared byte for
-/// byte) and visitors are untouched; it never moves back.
+/// A user's epoch ends the sessions that user signed in to under an
+/// earlier one, at once and in listings; sign-ins under it, other users
+/// (compared byte for byte) and visitors are untouched; it never moves
+/// back.
 pub async fn a_user_cutoff_ends_that_users_earlier_sign_ins_only<S: Cutoffs + UserIndex>(store: &S) {
     let t = base();
     let user = unique_user("cut");
     let (other, look_alike) = (unique_user("cut-other"), format!("{} ", user.to_uppercase()));
-    let before = made(store, &record_at(t, Some((&user, t + 10)))).await;
-    let at_cutoff = made(store, &record_at(t, Some((&user, t + 20)))).await;
-    let others = made(store, &record_at(t, Some((&other, t + 10)))).await;
-    let similar = made(store, &record_at(t, Some((&look_alike, t + 10)))).await;
+    let before = made(store, &record_at(t, Some((&user, 1)))).await;
+    let at_cutoff = made(store, &record_at(t, Some((&user, 2)))).await;
+    let others = made(store, &record_at(t, Some((&other, 0)))).await;
+    let similar = made(store, &record_at(t, Some((&look_alike, 0)))).await;
     let visitor = made(store, &record_at(t, None)).await;
     let keep = now() + 10 * MINUTE;
-    ok(store.cut(Scope::User(&user), t + 20, keep, now()).await, "cut").await;
-    assert!(!is_live(store, &before).await, "a session signed in to before the user's cutoff must be gone");
-    assert!(is_live(store, &at_cutoff).await, "a session signed in to at the cutoff must stay");
+    ok(store.cut(Scope::User(&user), 2, keep, now()).await, "cut").await;
+    assert!(!is_live(store, &before).await, "a session signed in under an earlier epoch must be gone");
+    assert!(is_live(store, &at_cutoff).await, "a session signed in under the epoch must stay");
     for (key, what) in [(&others, "another user's"), (&similar, "a look-alike user's"), (&visitor, "a visitor's")] {
         assert!(is_live(store, key).await, "{what} session must stay");
     }
     let listed = handles(store, &user).await;
     assert_eq!(listed.len(), 1, "the user's listing must leave the ended session out");
-    assert_eq!(ok(store.cutoff(Some(&user), now()).await, "cutoff").await.user, t + 20);
-    ok(store.cut(Scope::User(&user), t + 5, keep, now()).await, "cut").await;
-    assert!(!is_live(store, &before).await, "a cutoff must never move back");
-    assert_eq!(ok(store.cutoff(Some(&user), now()).await, "cutoff").await.user, t + 20, "a cutoff never moves back");
+    assert_eq!(ok(store.cutoff(Some(&user), now()).await, "cutoff").await.user, 2);
+    ok(store.cut(Scope::User(&user), 1, keep, now()).await, "cut").await;
+    assert!(!is_live(store, &before).await, "an epoch must never move back");
+    assert_eq!(ok(store.cutoff(Some(&user), now()).await, "cutoff").await.user, 2, "an epoch never moves back");
     for key in [before, at_cutoff, others, similar, visitor] {
         ok(store.delete(&key, now()).await, "delete").await;
     }
 }
 
 /// A rotation of an ended session leaves nothing live (its successor keeps
-/// the times the cutoff compares); a login after the cutoff is a new
-/// sign-in, which the cutoff does not end.
+/// the creation time and the sign-in the cutoffs compare); a login under
+/// the new epoch is a new sign-in, which the cutoff does not end.
 pub async fn a_cutoff_reaches_successors_but_not_a_new_sign_in<S: Cutoffs + UserIndex>(store: &S) {
     let t = base();
     let user = unique_user("cut-rotate");
-    let ended = made(store, &record_at(t, Some((&user, t + 10)))).await;
-    let relogged = made(store, &record_at(t, Some((&user, t + 10)))).await;
-    ok(store.cut(Scope::User(&user), t + 20, now() + 10 * MINUTE, now()).await, "cut").await;
+    let ended = made(store, &record_at(t, Some((&user, 0)))).await;
+    let relogged = made(store, &record_at(t, Some((&user, 0)))).await;
+    ok(store.cut(Scope::User(&user), 1, now() + 10 * MINUTE, now()).await, "cut").await;
     let n = now();
     let successor = successor_key(store, &ended);
     let plain = Rotation::new(n, ChangeSet::new(n, n + 30 * MINUTE));
@@ -108,15 +110,15 @@ pub async fn a_cutoff_reaches_successors_but_not_a_new_sign_in<S: Cutoffs + User
     );
     assert!(!is_live(store, &successor).await, "the successor of an ended session must be ended too");
     let mut login = Rotation::new(n, ChangeSet::new(n, n + 30 * MINUTE));
-    login.login = Some(Login::new(Auth::new(user.as_str(), t + 20), n + 120 * MINUTE));
+    login.login = Some(Login::new(Auth::new(user.as_str(), n).with_epoch(1), n + 120 * MINUTE));
     let signed_in = successor_key(store, &relogged);
     match ok(store.rotate(&relogged, &signed_in, &login).await, "rotate").await {
-        Rotated::Done => assert!(is_live(store, &signed_in).await, "a sign-in at the cutoff must stay"),
+        Rotated::Done => assert!(is_live(store, &signed_in).await, "a sign-in under the new epoch must stay"),
         // A store may refuse to rotate an ended session at all; then a
         // login creates a new session, which a create shows.
         Rotated::Gone => {
-            let fresh = made(store, &record_at(t, Some((&user, t + 20)))).await;
-            assert!(is_live(store, &fresh).await, "a sign-in at the cutoff must stay");
+            let fresh = made(store, &record_at(t, Some((&user, 1)))).await;
+            assert!(is_live(store, &fresh).await, "a sign-in under the new epoch must stay");
             ok(store.delete(&fresh, now()).await, "delete").await;
         }
         other => panic!("rotation of a live key: {other:?}"),
@@ -132,7 +134,7 @@ pub async fn the_global_cutoff_ends_sessions_created_before_it<S: Cutoffs + User
     let t = base();
     let user = unique_user("cut-all");
     let visitor = made(store, &record_at(t + 10, None)).await;
-    let signed_in = made(store, &record_at(t + 10, Some((&user, now())))).await;
+    let signed_in = made(store, &record_at(t + 10, Some((&user, 0)))).await;
     let later = made(store, &record_at(t + 20, None)).await;
     let real = made(store, &live_record()).await;
     ok(store.cut(Scope::All, t + 20, now() + 10 * MINUTE, now()).await, "cut").await;

@@ -91,7 +91,7 @@ impl Cuts {
     /// Whether the cutoffs end a session created at `created_at` and signed
     /// in to as `auth`.
     pub(super) fn ends(&self, created_at: u64, auth: Option<&Auth>) -> bool {
-        self.cutoff(auth.map(|a| a.user.as_str())).ends_times(created_at, auth.map(|a| a.at_ms))
+        self.cutoff(auth.map(|a| a.user.as_str())).ends_parts(created_at, auth.map(|a| a.epoch))
     }
 }
 
