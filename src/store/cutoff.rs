@@ -101,8 +101,8 @@ impl Cutoff {
     }
 }
 
-/// A store that can end sessions by cutoff (see the [module
-/// documentation](self)).
+/// A store that can end sessions by cutoff: a not-before time per
+/// [`Scope`], which [`Cutoff::ends`] applies.
 ///
 /// The contract, checked by
 /// [`conformance::run_cutoffs`](crate::store::conformance::run_cutoffs):
