@@ -1,46 +1,5 @@
-//! Cross-origin protection (R58, R61): a browser on another origin cannot
-//! make a state-changing request that carries the session cookie.
-//!
-//! A session cookie is an ambient credential: the browser attaches it to a
-//! form or `fetch` that another site sends to this one, and `SameSite=Lax`
-//! stops only part of that (not a request from a sibling subdomain, not a
-//! top-level `GET` that changes state, not an old browser). So the
-//! [`SessionLayer`](crate::SessionLayer) refuses, before the handler runs,
-//! every request with an unsafe method (anything but `GET`, `HEAD`,
-//! `OPTIONS` and `TRACE`, unknown methods included) that a browser sent
-//! from another origin, with a `403` that carries a [`CrossOriginRefused`]
-//! in its extensions. It is on by default.
-//!
-//! # How a request is judged
-//!
-//! [`CrossOrigin::check`] is the one place that decides:
-//!
-//! 1. A safe method, or a path that is exempt
-//!    ([`cross_origin_exempt`](crate::SessionConfigBuilder::cross_origin_exempt)),
-//!    passes.
-//! 2. `Sec-Fetch-Site` (every current browser sends it): `same-origin` and
-//!    `none` (the user typed or bookmarked it) pass; `same-site` and
-//!    `cross-site` pass only when the `Origin` is a trusted origin
-//!    ([`trusted_origin`](crate::SessionConfigBuilder::trusted_origin));
-//!    any other value is refused.
-//! 3. Without it, `Origin` (every browser sends it with an unsafe
-//!    cross-origin request): it passes when it is the request's own origin
-//!    (the `Host` header, with `https`, or also `http` when the cookie is not
-//!    `Secure`) or a trusted one, compared whole (scheme, host and port); an
-//!    opaque `null` origin is refused.
-//! 4. With neither header the request is not from a browser (a browser
-//!    always sends one of them with an unsafe request to another origin),
-//!    so it carries no ambient credential: it passes.
-//!
-//! # Limits
-//!
-//! - Safe methods are never checked: a `GET` handler must not change state.
-//! - A sibling subdomain is another origin: list it as trusted if it may
-//!   post to this one.
-//! - Behind a proxy that rewrites `Host`, the fallback of step 3 compares
-//!   against the rewritten host; list the public origin as trusted.
-//! - It is not a substitute for CORS: it decides whether a request may act,
-//!   not whether a page may read the answer.
+//! Cross-origin protection (R58, R61): [`CrossOrigin`], the one place that
+//! decides whether a browser's request from another origin may act.
 
 mod origin;
 
@@ -106,7 +65,53 @@ pub struct CrossOriginRefused {
 }
 
 /// The cross-origin policy of a [`SessionConfig`](crate::SessionConfig),
-/// built by its builder (see the [module documentation](self)).
+/// built by its builder.
+///
+/// Cross-origin protection (R58, R61): a browser on another origin cannot
+/// make a state-changing request that carries the session cookie.
+///
+/// A session cookie is an ambient credential: the browser attaches it to a
+/// form or `fetch` that another site sends to this one, and `SameSite=Lax`
+/// stops only part of that (not a request from a sibling subdomain, not a
+/// top-level `GET` that changes state, not an old browser). So the
+/// [`SessionLayer`](crate::SessionLayer) refuses, before the handler runs,
+/// every request with an unsafe method (anything but `GET`, `HEAD`,
+/// `OPTIONS` and `TRACE`, unknown methods included) that a browser sent
+/// from another origin, with a `403` that carries a [`CrossOriginRefused`]
+/// in its extensions. It is on by default.
+///
+/// # How a request is judged
+///
+/// [`check`](Self::check) is the one place that decides:
+///
+/// 1. A safe method, or a path that is exempt
+///    ([`cross_origin_exempt`](crate::SessionConfigBuilder::cross_origin_exempt)),
+///    passes.
+/// 2. `Sec-Fetch-Site` (every current browser sends it): `same-origin` and
+///    `none` (the user typed or bookmarked it) pass; `same-site` and
+///    `cross-site` pass only when the `Origin` is a trusted origin
+///    ([`trusted_origin`](crate::SessionConfigBuilder::trusted_origin));
+///    any other value is refused.
+/// 3. Without it, `Origin` (every browser sends it with an unsafe
+///    cross-origin request): it passes when it is the request's own origin
+///    (the `Host` header, with `https`, or also `http` when the cookie is not
+///    `Secure`) or a trusted one, compared whole (scheme, host and port); an
+///    opaque `null` origin is refused.
+/// 4. With neither header the request is not from a browser (a browser
+///    always sends one of them with an unsafe request to another origin),
+///    so it carries no ambient credential: it passes.
+///
+/// # Limits
+///
+/// - Safe methods are never checked: a `GET` handler must not change state.
+/// - A sibling subdomain is another origin: list it as trusted if it may
+///   post to this one.
+/// - Behind a proxy that rewrites `Host`, the fallback of step 3 compares
+///   against the rewritten host; list the public origin as trusted.
+/// - It is not a substitute for CORS: it decides whether a request may act,
+///   not whether a page may read the answer.
+///
+/// # Example
 ///
 /// ```
 /// use http::{HeaderMap, Method, Uri};
@@ -187,7 +192,7 @@ impl CrossOrigin {
     }
 
     /// Decides whether a request with `method`, `uri` and `headers` may
-    /// reach the handler (see the [module documentation](self)).
+    /// reach the handler (see [`CrossOrigin`]).
     ///
     /// # Errors
     ///
