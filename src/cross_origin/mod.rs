@@ -161,7 +161,17 @@ impl Exempt {
         }
     }
 
+    /// Whether `path` is exempt. A path with a dot segment (`/./`, `/../`,
+    /// or one percent-encoded) is never exempt: a proxy or router that
+    /// normalises it later could route `/hooks/../admin` to `/admin`.
     fn matches(&self, path: &str) -> bool {
+        let dotted = path.split('/').any(|seg| {
+            let seg = seg.to_ascii_lowercase().replace("%2e", ".");
+            seg == "." || seg == ".."
+        });
+        if dotted {
+            return false;
+        }
         match self {
             Self::Path(p) => path == p,
             Self::Prefix(p) => path.starts_with(p.as_str()),
