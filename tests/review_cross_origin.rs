@@ -89,7 +89,8 @@ fn a_websocket_handshake_from_another_site_is_refused() {
     assert!(check(&config, "GET", "/ws", &handshake(b"same-site", b"https://evil.app.example")).is_err());
     assert!(check(&config, "GET", "/ws", &handshake(b"cross-site", b"https://evil.test")).is_err());
     // A browser without Fetch Metadata: Origin only.
-    let old: Vec<_> = handshake(b"", b"https://evil.test").into_iter().filter(|(k, _)| *k != "sec-fetch-site").collect();
+    let old: Vec<_> =
+        handshake(b"", b"https://evil.test").into_iter().filter(|(k, _)| *k != "sec-fetch-site").collect();
     assert!(check(&config, "GET", "/ws", &old).is_err());
 }
 
@@ -140,7 +141,11 @@ fn malformed_fetch_metadata_and_origins_never_pass() {
         &[("sec-fetch-site", b"same-origin\xff")],
         &[("sec-fetch-site", b"none"), ("sec-fetch-site", b"cross-site")],
         &[("sec-fetch-site", b"cross-site"), ("origin", b"https://admin.example, https://evil.test")],
-        &[("sec-fetch-site", b"cross-site"), ("origin", b"https://admin.example"), ("origin", b"https://admin.example")],
+        &[
+            ("sec-fetch-site", b"cross-site"),
+            ("origin", b"https://admin.example"),
+            ("origin", b"https://admin.example"),
+        ],
         &[("sec-fetch-site", b"cross-site"), ("origin", b"https://admin.example.")],
         &[("sec-fetch-site", b"cross-site"), ("origin", b"https://x@admin.example")],
         &[("sec-fetch-site", b"cross-site"), ("origin", b"https://admin.example\xc3\xa9")],
@@ -180,7 +185,9 @@ fn the_host_header_cannot_be_bent_into_the_attackers_origin() {
     let origin = HeaderValue::from_static("https://evil.test");
     let method = Method::POST;
     let uri = Uri::from_static("/transfer");
-    for host in [&b""[..], b"evil.test@app.example", b"app.example\xff", b"app.example, evil.test", b"evil.test:443:443"] {
+    for host in
+        [&b""[..], b"evil.test@app.example", b"app.example\xff", b"app.example, evil.test", b"evil.test:443:443"]
+    {
         let mut h = HeaderMap::new();
         h.insert(header::ORIGIN, origin.clone());
         h.insert(header::HOST, HeaderValue::from_bytes(host).unwrap());
