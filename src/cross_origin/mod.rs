@@ -162,21 +162,27 @@ impl Exempt {
     }
 
     /// Whether `path` is exempt. A path with a dot segment (`/./`, `/../`,
-    /// or one percent-encoded) is never exempt: a proxy or router that
-    /// normalises it later could route `/hooks/../admin` to `/admin`.
+    /// percent-encoded, behind an encoded slash or backslash, or with a `;`
+    /// parameter) is never exempt: a proxy or router that normalises it
+    /// later could route `/hooks/../admin` or `/hooks/..%2fadmin` to `/admin`.
     fn matches(&self, path: &str) -> bool {
-        let dotted = path.split('/').any(|seg| {
-            let seg = seg.to_ascii_lowercase().replace("%2e", ".");
-            seg == "." || seg == ".."
-        });
-        if dotted {
-            return false;
-        }
-        match self {
+        let hit = match self {
             Self::Path(p) => path == p,
             Self::Prefix(p) => path.starts_with(p.as_str()),
-        }
+        };
+        hit && !has_dot_segment(path)
     }
+}
+
+/// Whether `path` has a dot segment as a lenient normaliser reads it: `%2e`
+/// as `.`, `%2f`, `%5c` and `\` as `/`, and a segment's `;` parameters
+/// dropped (`..;/`).
+fn has_dot_segment(path: &str) -> bool {
+    let path = path.to_ascii_lowercase().replace("%2e", ".").replace("%2f", "/").replace("%5c", "/").replace('\\', "/");
+    path.split('/').any(|seg| {
+        let seg = seg.split(';').next().unwrap_or_default();
+        seg == "." || seg == ".."
+    })
 }
 
 fn refused(reason: CrossOriginReason) -> Result<(), CrossOriginRefused> {
