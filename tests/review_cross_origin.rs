@@ -69,7 +69,7 @@ fn an_exempt_prefix_does_not_hide_a_dot_segment_behind_an_encoded_separator() {
 /// handshake is an extended `CONNECT` (RFC 8441), which *is* checked: the
 /// protection depends on the protocol version.
 #[test]
-#[ignore = "open finding: a cross-site WebSocket handshake (GET + Upgrade) is never checked"]
+// Fixed: a GET with `Upgrade: websocket` is checked like an unsafe request.
 fn a_websocket_handshake_from_another_site_is_refused() {
     let config = SessionConfig::default();
     let handshake = |site: &'static [u8], origin: &'static [u8]| -> Vec<(&'static str, &'static [u8])> {
@@ -85,7 +85,7 @@ fn a_websocket_handshake_from_another_site_is_refused() {
     };
     // HTTP/2 (extended CONNECT): refused today.
     assert!(check(&config, "CONNECT", "/ws", &handshake(b"same-site", b"https://evil.app.example")).is_err());
-    // HTTP/1.1: the same handshake passes.
+    // HTTP/1.1: the same handshake.
     assert!(check(&config, "GET", "/ws", &handshake(b"same-site", b"https://evil.app.example")).is_err());
     assert!(check(&config, "GET", "/ws", &handshake(b"cross-site", b"https://evil.test")).is_err());
     // A browser without Fetch Metadata: Origin only.
@@ -105,7 +105,7 @@ fn a_websocket_handshake_from_another_site_is_refused() {
 /// not true of those browsers. (An attacker can strip `Referer` with a
 /// referrer policy, so a `Referer` check narrows the gap without closing it.)
 #[tokio::test]
-#[ignore = "open finding: a form POST from a browser that sends no Origin (Referer only) passes"]
+// Fixed: without Sec-Fetch-Site and Origin, the Referer's origin is compared.
 async fn a_legacy_cross_site_form_with_only_a_referer_is_refused() {
     let h = Harness::new();
     let ran = Arc::new(AtomicUsize::new(0));

@@ -84,9 +84,10 @@ pub struct CrossOriginRefused {
 ///
 /// [`check`](Self::check) is the one place that decides:
 ///
-/// 1. A safe method, or a path that is exempt
-///    ([`cross_origin_exempt`](crate::SessionConfigBuilder::cross_origin_exempt)),
-///    passes.
+/// 1. A safe method (but a `GET` that opens a WebSocket, whose socket acts
+///    with the cookie), or a path that is exempt
+///    ([`cross_origin_exempt`](crate::SessionConfigBuilder::cross_origin_exempt);
+///    never one with a dot segment, however encoded), passes.
 /// 2. `Sec-Fetch-Site` (every current browser sends it): `same-origin` and
 ///    `none` (the user typed or bookmarked it) pass; `same-site` and
 ///    `cross-site` pass only when the `Origin` is a trusted origin
@@ -97,8 +98,10 @@ pub struct CrossOriginRefused {
 ///    (the `Host` header, with `https`, or also `http` when the cookie is not
 ///    `Secure`) or a trusted one, compared whole (scheme, host and port); an
 ///    opaque `null` origin is refused.
-/// 4. With neither header the request is not from a browser (a browser
-///    always sends one of them with an unsafe request to another origin),
+/// 4. With neither header, the origin of `Referer` is compared the same way
+///    (a browser too old for both, such as Firefox before 70, still sends
+///    it unless the page removed it).
+/// 5. With none of the three, the request is not from a current browser,
 ///    so it carries no ambient credential: it passes.
 ///
 /// # Limits
@@ -154,7 +157,10 @@ impl Exempt {
             return None;
         }
         match pattern.strip_suffix('*') {
-            Some(prefix) if prefix.ends_with('/') && !prefix.contains('*') => Some(Self::Prefix(prefix.into())),
+            // `/*` would exempt everything: that is `dangerous_allow_cross_origin`.
+            Some(prefix) if prefix.ends_with('/') && prefix.len() > 1 && !prefix.contains('*') => {
+                Some(Self::Prefix(prefix.into()))
+            }
             Some(_) => None,
             None if pattern.contains('*') => None,
             None => Some(Self::Path(pattern.into())),
@@ -183,6 +189,23 @@ fn has_dot_segment(path: &str) -> bool {
         let seg = seg.split(';').next().unwrap_or_default();
         seg == "." || seg == ".."
     })
+}
+
+/// Whether the request asks to become a WebSocket (`Upgrade: websocket`,
+/// as a token of any `Upgrade` value, in any case).
+fn is_websocket(headers: &HeaderMap) -> bool {
+    headers.get_all(header::UPGRADE).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|t| t.trim().split('/').next().is_some_and(|p| p.eq_ignore_ascii_case("websocket")))
+        })
+    })
+}
+
+/// The origin of a `Referer` (an absolute URL): its scheme and authority.
+fn referer_origin(referer: &HeaderValue) -> Option<Origin> {
+    let uri: Uri = referer.to_str().ok()?.parse().ok()?;
+    let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
+    Origin::parse(&format!("{scheme}://{authority}"))
 }
 
 fn refused(reason: CrossOriginReason) -> Result<(), CrossOriginRefused> {
@@ -215,7 +238,14 @@ impl CrossOrigin {
     /// [`CrossOriginRefused`] with the reason, for a request a browser sent
     /// from another, untrusted origin.
     pub fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), CrossOriginRefused> {
-        if !self.enabled || matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
+        if !self.enabled {
+            return Ok(());
+        }
+        let safe = matches!(*method, Method::HEAD | Method::OPTIONS | Method::TRACE)
+            // A WebSocket handshake over HTTP/1.1 is a GET, but the socket
+            // it opens acts with the cookie (over HTTP/2 it is a CONNECT).
+            || (*method == Method::GET && !is_websocket(headers));
+        if safe {
             return Ok(());
         }
         if self.exempt.iter().any(|e| e.matches(uri.path())) {
@@ -234,13 +264,25 @@ impl CrossOrigin {
             };
         }
         let Some(origin) = origin else {
-            // No browser sent this: it carries no ambient credential.
-            return Ok(());
+            // A browser that sends neither header (Firefox before 70) still
+            // sends a Referer unless the page removed it: compared as the
+            // origin. With none of the three, no browser sent this: it
+            // carries no ambient credential.
+            return match single(headers, header::REFERER)? {
+                Some(referer) => self.check_origin(referer_origin(referer), uri, headers),
+                None => Ok(()),
+            };
         };
         if origin.as_bytes() == b"null" {
             return refused(CrossOriginReason::NullOrigin);
         }
-        let Some(origin) = origin.to_str().ok().and_then(Origin::parse) else {
+        self.check_origin(origin.to_str().ok().and_then(Origin::parse), uri, headers)
+    }
+
+    /// An origin the request names (`None`: not a valid one) must be its
+    /// own or a trusted one.
+    fn check_origin(&self, origin: Option<Origin>, uri: &Uri, headers: &HeaderMap) -> Result<(), CrossOriginRefused> {
+        let Some(origin) = origin else {
             return refused(CrossOriginReason::Malformed);
         };
         if self.is_own(&origin, uri, headers)? || self.trusted.contains(&origin) {

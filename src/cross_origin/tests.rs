@@ -100,6 +100,32 @@ fn a_request_without_either_header_is_not_from_a_browser() {
 }
 
 #[test]
+fn without_either_header_a_referer_is_compared_as_the_origin() {
+    assert_eq!(check("POST", "/x", &[("referer", "https://app.example/form?x=1")]), Ok(()));
+    assert_eq!(check("POST", "/x", &[("referer", "https://admin.example/")]), Ok(()));
+    assert_eq!(
+        check("POST", "/x", &[("referer", "https://evil.test/csrf.html")]),
+        Err(CrossOriginReason::OriginMismatch)
+    );
+    assert_eq!(check("POST", "/x", &[("referer", "/relative")]), Err(CrossOriginReason::Malformed));
+    // Origin decides when present.
+    assert_eq!(check("POST", "/x", &[("origin", "https://app.example"), ("referer", "https://evil.test/")]), Ok(()));
+}
+
+#[test]
+fn a_websocket_handshake_is_checked_like_an_unsafe_request() {
+    let ws = |site| [("upgrade", "websocket"), ("connection", "Upgrade"), ("sec-fetch-site", site)];
+    assert_eq!(check("GET", "/ws", &ws("cross-site")), Err(CrossOriginReason::CrossSite));
+    assert_eq!(check("GET", "/ws", &ws("same-site")), Err(CrossOriginReason::SameSite));
+    assert_eq!(check("GET", "/ws", &ws("same-origin")), Ok(()));
+    assert_eq!(
+        check("GET", "/ws", &[("upgrade", "h2c, WebSocket"), ("origin", "https://evil.test")]),
+        Err(CrossOriginReason::OriginMismatch)
+    );
+    assert_eq!(check("GET", "/x", &[("upgrade", "h2c"), ("sec-fetch-site", "cross-site")]), Ok(()), "not a socket");
+}
+
+#[test]
 fn exempt_paths_are_exact_or_a_subtree() {
     let cross = [("sec-fetch-site", "cross-site")];
     assert_eq!(check("POST", "/hooks/stripe", &cross), Ok(()));
@@ -117,6 +143,7 @@ fn exempt_paths_are_exact_or_a_subtree() {
         assert_eq!(check("POST", dotted, &cross), Err(CrossOriginReason::CrossSite), "{dotted}");
     }
     assert!(Exempt::parse("hooks").is_none() && Exempt::parse("/a*b").is_none() && Exempt::parse("/a*").is_none());
+    assert!(Exempt::parse("/*").is_none(), "everything exempt is dangerous_allow_cross_origin");
 }
 
 #[test]
