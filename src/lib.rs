@@ -144,6 +144,9 @@ pub use record::SessionHandle;
 pub use service::{ResponseFuture, SessionLayer, SessionService};
 pub use session::{Session, SessionInfo};
 pub use shared::ErrorResponder;
+// For handler authors, who pass it to `max_sessions_per_user`; its home is
+// `store`, beside the `SessionLimit` it is part of.
+pub use store::LimitPolicy;
 
 // Crate-internal shorthands for the store's types (their public path is
 // `sessionware::store::…`).

@@ -170,6 +170,7 @@ fn rotate(
             absolute_deadline: meta.absolute_deadline,
             user_agent: meta.user_agent.clone(),
             ip: meta.ip.clone(),
+            limit: None,
         }),
         _ => None,
     };

@@ -269,6 +269,11 @@ impl Commit {
                     self.emit(EventKind::WriteDropped, &old);
                     return self.reply(self.ended(&old));
                 }
+                // Answers to a login under a per-user limit, which this
+                // layer does not ask for.
+                Ok(other @ (Rotated::Evicted { .. } | Rotated::Refused)) => {
+                    return failed(StoreError::Backend(format!("unexpected rotation outcome {other:?}")))
+                }
                 Err(e) => return failed(e),
             }
         }
