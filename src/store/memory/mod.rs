@@ -77,6 +77,9 @@ struct Inner {
     /// The login locks ([`Inner::login_lock`]), taken only by logins under
     /// a per-user limit.
     logins: Box<[Mutex<()>]>,
+    /// How many logins came to a login lock (tests: to hold one there).
+    #[cfg(test)]
+    login_lock_calls: AtomicUsize,
 }
 
 /// What a full [`MemoryStore`] does when a new session needs room (at
@@ -774,6 +777,8 @@ impl Inner {
     /// [`LOGIN_LOCKS`], by a hash of the user: two users may share one,
     /// which only makes their logins wait for each other).
     fn login_lock(&self, user: &str) -> MutexGuard<'_, ()> {
+        #[cfg(test)]
+        self.login_lock_calls.fetch_add(1, Ordering::SeqCst);
         let i = usize::try_from(user_hash(user) % (self.logins.len() as u64)).unwrap_or(0);
         self.logins[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -1132,6 +1137,8 @@ impl MemoryStoreBuilder {
                 sweep_interval_ms: self.sweep_interval_ms,
                 cuts: cutoffs::Cuts::default(),
                 logins: (0..LOGIN_LOCKS).map(|_| Mutex::new(())).collect(),
+                #[cfg(test)]
+                login_lock_calls: AtomicUsize::new(0),
             }),
         }
     }
@@ -1144,6 +1151,44 @@ mod slot_size {
     #[test]
     fn a_pointer_fits_in_a_session_slot() {
         assert_eq!(std::mem::size_of::<super::Slot>(), std::mem::size_of::<super::Entry>());
+    }
+}
+
+#[cfg(test)]
+mod session_limit {
+    use super::*;
+    use crate::{record::Auth, rotation::Login, store::LimitPolicy};
+
+    /// A login under a limit counts the user's sessions only once it holds
+    /// the user's login lock: held by the test (a first login in its
+    /// window), the second login waits at the lock while the first one's
+    /// session appears, and counts it.
+    #[test]
+    fn a_limited_login_counts_only_once_it_holds_the_users_login_lock() {
+        let store = MemoryStore::default();
+        let now = 1_000_000;
+        let key = |b: u8| StorageKey::from_bytes([b; 32]);
+        let anonymous = Record::new(Metadata::new(now, 60_000, 600_000));
+        assert!(futures::executor::block_on(store.create(&key(1), &anonymous, now)).unwrap());
+        let mut rotation = Rotation::new(now, ChangeSet::new(now, now + 60_000));
+        let mut login = Login::new(Auth::new("alice", now), now + 600_000);
+        login.limit = Some(SessionLimit::new(std::num::NonZeroUsize::MIN, LimitPolicy::RefuseNew));
+        rotation.login = Some(login);
+
+        let first = store.inner.login_lock("alice");
+        let second = {
+            let store = store.clone();
+            std::thread::spawn(move || futures::executor::block_on(store.rotate(&key(1), &key(2), &rotation)))
+        };
+        while store.inner.login_lock_calls.load(Ordering::SeqCst) < 2 {
+            std::thread::yield_now();
+        }
+        // The first login's session, committed while the second waits.
+        let mut signed_in = Record::new(Metadata::new(now, 60_000, 600_000));
+        signed_in.meta.auth = Some(Auth::new("alice", now));
+        assert!(futures::executor::block_on(store.create(&key(3), &signed_in, now)).unwrap());
+        drop(first);
+        assert_eq!(second.join().unwrap().unwrap(), Rotated::Refused, "the second login counts the first one's");
     }
 }
 
