@@ -43,7 +43,9 @@
 //!
 //! # The per-user session limit
 //!
-//! A layer configured with `max_sessions_per_user` commits every login as a [`rotate`](SessionStore::rotate) whose
+//! A layer configured with
+//! [`max_sessions_per_user`](crate::SessionConfigBuilder::max_sessions_per_user)
+//! commits every login as a [`rotate`](SessionStore::rotate) whose
 //! [`Login::limit`] is set (a login on a request without a session first
 //! creates the session anonymous, then rotates it). In the same atomic step
 //! as that rotation, the store:
