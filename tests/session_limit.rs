@@ -9,14 +9,12 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use axum::{extract::Path, routing::post, Router};
 use common::*;
 use http::StatusCode;
 use sessionware::{
     store::{Capabilities, Capability, MemoryStore},
-    Event, EventKind, Keys, LimitPolicy, Session, SessionConfig, SessionError, SessionLayer, SharedError,
+    Event, EventKind, Keys, LimitPolicy, SessionConfig, SessionError, SessionLayer, SharedError,
 };
-use tokio::sync::Barrier;
 
 fn limited(max: usize, policy: LimitPolicy) -> Harness {
     Harness::with_config(SessionConfig::builder().max_sessions_per_user(max, policy).build().unwrap())
@@ -37,19 +35,6 @@ fn limit_events(events: &Mutex<Vec<Event>>) -> Vec<(EventKind, Option<String>)> 
         .filter(|e| matches!(e.kind, EventKind::Evicted { .. } | EventKind::LoginRefused))
         .map(|e| (e.kind, e.user.clone()))
         .collect()
-}
-
-/// Logs `user` in on a new client; its cookie.
-async fn login(app: &Router, user: &str) -> String {
-    let res = send(app, req("POST", &format!("/login/{user}"), None)).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    session_cookie(&res).expect("a login sets a cookie")
-}
-
-async fn who(app: &Router, cookie: &str) -> (StatusCode, String) {
-    let res = send(app, req("GET", "/me", Some(cookie))).await;
-    let status = res.status();
-    (status, body(res).await)
 }
 
 fn alice() -> (StatusCode, String) {
@@ -160,21 +145,7 @@ async fn ten_parallel_logins_leave_at_most_the_limit() {
     const N: usize = 10;
     for policy in [LimitPolicy::EvictLeastRecent, LimitPolicy::RefuseNew] {
         let h = limited(2, policy);
-        let barrier = Arc::new(Barrier::new(N));
-        let app = Router::new()
-            .route(
-                "/login-together/{user}",
-                post(move |session: Session, Path(user): Path<String>| {
-                    let barrier = Arc::clone(&barrier);
-                    async move {
-                        session.login(user).await?;
-                        barrier.wait().await;
-                        Ok::<_, SessionError>(())
-                    }
-                }),
-            )
-            .merge(handlers::routes())
-            .layer(h.layer.clone());
+        let app = login_together(N).merge(handlers::routes()).layer(h.layer.clone());
         let tasks: Vec<_> = (0..N)
             .map(|_| {
                 let app = app.clone();

@@ -34,7 +34,7 @@ use sessionware::{
     store::{FullStore, UserIndex},
     Keys, LimitPolicy, ManualClock, Session, SessionConfig, SessionError, SessionHandle, SessionInfo, SessionLayer,
 };
-use tokio::sync::{Barrier, Notify};
+use tokio::sync::Notify;
 
 // ------------------------------------------------------------------ fixtures
 
@@ -476,25 +476,11 @@ async fn session_limit(fx: Fixture) {
         let what = format!("{name}/{policy:?}");
         let user = format!("limit-{policy:?}");
         let clock = ManualClock::new(SystemClock.now_ms());
-        let barrier = Arc::new(Barrier::new(N));
         let config = SessionConfig::builder().max_sessions_per_user(2, policy).build().expect("config");
         let layer = SessionLayer::new(Arc::clone(&store), Keys::generate().expect("keys"))
             .with_config(config)
             .with_clock(clock.clone());
-        let app = Router::new()
-            .route(
-                "/login-together/{user}",
-                post(move |session: Session, Path(user): Path<String>| {
-                    let barrier = Arc::clone(&barrier);
-                    async move {
-                        session.login(user).await?;
-                        barrier.wait().await;
-                        Ok::<_, SessionError>(())
-                    }
-                }),
-            )
-            .merge(common::handlers::routes())
-            .layer(layer);
+        let app = login_together(N).merge(common::handlers::routes()).layer(layer);
         let signed_in = |cookie: String| {
             let app = app.clone();
             let user = user.clone();

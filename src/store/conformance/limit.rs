@@ -39,28 +39,46 @@ fn limit(max: usize, policy: LimitPolicy) -> SessionLimit {
     SessionLimit::new(NonZeroUsize::new(max).unwrap_or(NonZeroUsize::MIN), policy)
 }
 
+/// A login as [`login`] made it.
+struct Made {
+    /// The anonymous session's key.
+    anonymous: StorageKey,
+    /// The key the login rotated it to.
+    key: StorageKey,
+    /// The session's handle.
+    handle: SessionHandle,
+    /// What the rotation answered.
+    rotated: Rotated,
+}
+
 /// One login of `user` at `at` under `limit`, as the layer commits it: an
-/// anonymous session, then its rotation with the login. Returns the
-/// anonymous key, the successor's key, the new session's handle and what
-/// the rotation answered.
-async fn login<S: SessionStore + ?Sized>(
-    store: &S,
-    user: &str,
-    limit: SessionLimit,
-    at: u64,
-) -> (StorageKey, StorageKey, SessionHandle, Rotated) {
+/// anonymous session, then its rotation with the login.
+async fn login<S: SessionStore + ?Sized>(store: &S, user: &str, limit: SessionLimit, at: u64) -> Made {
     let mut record = live_record();
     record.meta.created_at = at;
     record.meta.last_seen = at;
-    let old = fresh_key();
-    assert!(ok(store.create(&old, &record, at).await, "create").await, "create of a new key must succeed");
-    let new = successor_key(store, &old);
+    let anonymous = fresh_key();
+    assert!(ok(store.create(&anonymous, &record, at).await, "create").await, "create of a new key must succeed");
+    let key = successor_key(store, &anonymous);
     let mut rotation = Rotation::new(at, ChangeSet::new(at, at + 30 * MINUTE));
     let mut signed_in = Login::new(Auth::new(user, at), at + 120 * MINUTE);
     signed_in.limit = Some(limit);
     rotation.login = Some(signed_in);
-    let rotated = ok(store.rotate(&old, &new, &rotation).await, "rotate").await;
-    (old, new, record.meta.handle, rotated)
+    let rotated = ok(store.rotate(&anonymous, &key, &rotation).await, "rotate").await;
+    Made { anonymous, key, handle: record.meta.handle, rotated }
+}
+
+/// Three logins of a new user under a limit of 2 with `policy`, a second
+/// apart; and what their rotations answered.
+async fn three_logins<S: UserIndex>(store: &S, tag: &str, policy: LimitPolicy) -> (String, Vec<Made>, Vec<Rotated>) {
+    let user = unique_user(tag);
+    let t = now();
+    let mut made = Vec::new();
+    for i in 0..3 {
+        made.push(login(store, &user, limit(2, policy), t + i * 1_000).await);
+    }
+    let answers = made.iter().map(|m| m.rotated).collect();
+    (user, made, answers)
 }
 
 async fn stored<S: SessionStore + ?Sized>(store: &S, key: &StorageKey) -> Option<Stored> {
@@ -75,6 +93,11 @@ async fn delete_all<S: SessionStore + ?Sized>(store: &S, keys: &[StorageKey]) {
     for key in keys {
         ok(store.delete(key, now()).await, "delete").await;
     }
+}
+
+async fn delete_made<S: SessionStore + ?Sized>(store: &S, made: &[Made]) {
+    let keys: Vec<StorageKey> = made.iter().flat_map(|m| [m.anonymous, m.key]).collect();
+    delete_all(store, &keys).await;
 }
 
 fn sorted(mut handles: Vec<SessionHandle>) -> Vec<SessionHandle> {
@@ -92,24 +115,17 @@ fn sorted(mut handles: Vec<SessionHandle>) -> Vec<SessionHandle> {
 /// # });
 /// ```
 pub async fn a_login_past_the_limit_evicts_the_least_recently_used<S: UserIndex>(store: &S) {
-    let user = unique_user("limit-evict");
-    let two = limit(2, LimitPolicy::EvictLeastRecent);
-    let t = now();
-    let mut made = Vec::new();
-    for i in 0..3 {
-        made.push(login(store, &user, two, t + i * 1_000).await);
-    }
-    let answers: Vec<Rotated> = made.iter().map(|m| m.3).collect();
+    let (user, made, answers) = three_logins(store, "limit-evict", LimitPolicy::EvictLeastRecent).await;
     assert_eq!(
         answers,
         [Rotated::Done, Rotated::Done, Rotated::Evicted { count: 1 }],
         "the third login past a limit of 2 evicts one session"
     );
-    assert!(stored(store, &made[0].1).await.is_none(), "the least recently used session must be gone");
-    assert!(is_live(store, &made[1].1).await && is_live(store, &made[2].1).await, "the two newest stay");
-    assert_eq!(handles(store, &user).await, sorted(vec![made[1].2, made[2].2]), "the user lists the two newest");
-    let keys: Vec<StorageKey> = made.iter().flat_map(|m| [m.0, m.1]).collect();
-    delete_all(store, &keys).await;
+    assert!(stored(store, &made[0].key).await.is_none(), "the least recently used session must be gone");
+    assert!(is_live(store, &made[1].key).await && is_live(store, &made[2].key).await, "the two newest stay");
+    let newest = sorted(vec![made[1].handle, made[2].handle]);
+    assert_eq!(handles(store, &user).await, newest, "the user lists the two newest");
+    delete_made(store, &made).await;
 }
 
 /// Limit 2, refusing: the third login answers `Refused` and changes
@@ -123,25 +139,16 @@ pub async fn a_login_past_the_limit_evicts_the_least_recently_used<S: UserIndex>
 /// # });
 /// ```
 pub async fn a_login_past_the_limit_is_refused_and_changes_nothing<S: UserIndex>(store: &S) {
-    let user = unique_user("limit-refuse");
-    let two = limit(2, LimitPolicy::RefuseNew);
-    let t = now();
-    let mut made = Vec::new();
-    for i in 0..3 {
-        made.push(login(store, &user, two, t + i * 1_000).await);
-    }
-    let answers: Vec<Rotated> = made.iter().map(|m| m.3).collect();
+    let (user, made, answers) = three_logins(store, "limit-refuse", LimitPolicy::RefuseNew).await;
     assert_eq!(answers, [Rotated::Done, Rotated::Done, Rotated::Refused], "the third login past a limit of 2");
-    let (old, new, _, _) = made[2];
-    match stored(store, &old).await {
+    match stored(store, &made[2].anonymous).await {
         Some(Stored::Live(r)) => assert!(r.meta.auth.is_none(), "a refused login must not sign the session in"),
         other => panic!("a refused login must leave its session as it was, found {other:?}"),
     }
-    assert!(stored(store, &new).await.is_none(), "a refused login must create nothing");
-    assert!(is_live(store, &made[0].1).await && is_live(store, &made[1].1).await, "the first two stay");
-    assert_eq!(handles(store, &user).await, sorted(vec![made[0].2, made[1].2]));
-    let keys: Vec<StorageKey> = made.iter().flat_map(|m| [m.0, m.1]).collect();
-    delete_all(store, &keys).await;
+    assert!(stored(store, &made[2].key).await.is_none(), "a refused login must create nothing");
+    assert!(is_live(store, &made[0].key).await && is_live(store, &made[1].key).await, "the first two stay");
+    assert_eq!(handles(store, &user).await, sorted(vec![made[0].handle, made[1].handle]));
+    delete_made(store, &made).await;
 }
 
 /// Only the user's other live sessions count: not another user's, not one
@@ -168,31 +175,35 @@ pub async fn only_the_users_other_live_sessions_count<S: UserIndex + Cutoffs>(st
     ok(store.cut(Scope::User(&user), t - TEN_YEARS + 1, t + 10 * MINUTE, t).await, "cut").await;
     // Another user's sessions.
     let other = unique_user("limit-other");
-    let mut others = Vec::new();
+    let mut made = Vec::new();
     for i in 0..2 {
-        others.push(login(store, &other, two, t + i).await);
+        made.push(login(store, &other, two, t + i).await);
     }
     // A session of the user, renewed: its old key is a retired pointer.
-    let (anonymous, first, _, rotated) = login(store, &user, two, t).await;
-    assert_eq!(rotated, Rotated::Done, "the user's first login: nothing else counts");
-    let renewed = successor_key(store, &first);
+    let first = login(store, &user, two, t).await;
+    assert_eq!(first.rotated, Rotated::Done, "the user's first login: nothing else counts");
+    let renewed = successor_key(store, &first.key);
     let plain = Rotation::new(t + 1, ChangeSet::new(t + 1, t + 30 * MINUTE));
-    assert_eq!(ok(store.rotate(&first, &renewed, &plain).await, "rotate").await, Rotated::Done);
-    let (anonymous2, second, _, rotated) = login(store, &user, two, t + 2).await;
-    assert_eq!(rotated, Rotated::Done, "one live session of the user counts (not its pointer, the ended or others')");
+    assert_eq!(ok(store.rotate(&first.key, &renewed, &plain).await, "rotate").await, Rotated::Done);
+    let second = login(store, &user, two, t + 2).await;
+    assert_eq!(
+        second.rotated,
+        Rotated::Done,
+        "one live session of the user counts (not its pointer, the ended or others')"
+    );
     // A re-login of a session of the user at the limit: it is not counted
     // against itself.
-    let relogged = successor_key(store, &second);
+    let relogged = successor_key(store, &second.key);
     let mut again = Rotation::new(t + 3, ChangeSet::new(t + 3, t + 30 * MINUTE));
     let mut signed_in = Login::new(Auth::new(user.as_str(), t + 3), t + 120 * MINUTE);
     signed_in.limit = Some(two);
     again.login = Some(signed_in);
-    assert_eq!(ok(store.rotate(&second, &relogged, &again).await, "rotate").await, Rotated::Done);
-    let (anonymous3, third, _, rotated) = login(store, &user, two, t + 4).await;
-    assert_eq!(rotated, Rotated::Refused, "two live sessions of the user count against a limit of 2");
-    let mut keys = vec![ended, anonymous, first, renewed, anonymous2, second, relogged, anonymous3, third];
-    keys.extend(others.iter().flat_map(|m| [m.0, m.1]));
-    delete_all(store, &keys).await;
+    assert_eq!(ok(store.rotate(&second.key, &relogged, &again).await, "rotate").await, Rotated::Done);
+    let third = login(store, &user, two, t + 4).await;
+    assert_eq!(third.rotated, Rotated::Refused, "two live sessions of the user count against a limit of 2");
+    made.extend([first, second, third]);
+    delete_made(store, &made).await;
+    delete_all(store, &[ended, renewed, relogged]).await;
 }
 
 /// `n` logins of one user at once (a barrier lines them up) under a limit
