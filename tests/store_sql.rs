@@ -350,7 +350,9 @@ impl Held {
         #[cfg(feature = "mysql")]
         if let Some(pool) = store.mysql_pool() {
             let mut tx = pool.begin().await.expect("begin");
-            let sql = format!("SELECT 1 FROM `{t}{suffix}` WHERE {column} = ? FOR UPDATE");
+            // The cutoffs are keyed by the user's digest (see `SqlStore`'s migration).
+            let value = if let Row::User(_) = row { "UNHEX(SHA2(?, 256))" } else { "?" };
+            let sql = format!("SELECT 1 FROM `{t}{suffix}` WHERE {column} = {value} FOR UPDATE");
             let query = match row {
                 Row::Key(key) => sqlx::query(&sql).bind(key.as_bytes().as_slice()),
                 Row::User(user) => sqlx::query(&sql).bind(user),

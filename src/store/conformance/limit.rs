@@ -52,8 +52,14 @@ struct Made {
 }
 
 /// One login of `user` at `at` under `limit`, as the layer commits it: an
-/// anonymous session, then its rotation with the login.
+/// anonymous session, then its rotation with the login (under the user's
+/// first credential epoch).
 async fn login<S: SessionStore + ?Sized>(store: &S, user: &str, limit: SessionLimit, at: u64) -> Made {
+    login_as(store, Auth::new(user, at), limit, at).await
+}
+
+/// [`login`] with `auth`.
+async fn login_as<S: SessionStore + ?Sized>(store: &S, auth: Auth, limit: SessionLimit, at: u64) -> Made {
     let mut record = live_record();
     record.meta.created_at = at;
     record.meta.last_seen = at;
@@ -61,7 +67,7 @@ async fn login<S: SessionStore + ?Sized>(store: &S, user: &str, limit: SessionLi
     assert!(ok(store.create(&anonymous, &record, at).await, "create").await, "create of a new key must succeed");
     let key = successor_key(store, &anonymous);
     let mut rotation = Rotation::new(at, ChangeSet::new(at, at + 30 * MINUTE));
-    let mut signed_in = Login::new(Auth::new(user, at), at + 120 * MINUTE);
+    let mut signed_in = Login::new(auth, at + 120 * MINUTE);
     signed_in.limit = Some(limit);
     rotation.login = Some(signed_in);
     let rotated = ok(store.rotate(&anonymous, &key, &rotation).await, "rotate").await;
@@ -165,14 +171,15 @@ pub async fn only_the_users_other_live_sessions_count<S: UserIndex + Cutoffs>(st
     let user = unique_user("limit-count");
     let two = limit(2, LimitPolicy::RefuseNew);
     let t = now();
-    // A session signed in to ten years ago, which the user's cutoff then
-    // ends (the cutoff ends only sign-ins that old).
-    const TEN_YEARS: u64 = 10 * 365 * 24 * 60 * MINUTE;
+    // A session signed in under the user's first credential epoch, which
+    // the user's cutoff then ends (it moves the epoch to 1); the user's
+    // logins below sign in under epoch 1.
     let ended = fresh_key();
     let mut old_sign_in = live_record();
-    old_sign_in.meta.auth = Some(Auth::new(user.as_str(), t - TEN_YEARS));
+    old_sign_in.meta.auth = Some(Auth::new(user.as_str(), t));
     ok(store.create(&ended, &old_sign_in, t).await, "create").await;
-    ok(store.cut(Scope::User(&user), t - TEN_YEARS + 1, t + 10 * MINUTE, t).await, "cut").await;
+    ok(store.cut(Scope::User(&user), 1, u64::MAX, t).await, "cut").await;
+    let user_login = |at: u64| login_as(store, Auth::new(user.as_str(), at).with_epoch(1), two, at);
     // Another user's sessions.
     let other = unique_user("limit-other");
     let mut made = Vec::new();
@@ -180,12 +187,12 @@ pub async fn only_the_users_other_live_sessions_count<S: UserIndex + Cutoffs>(st
         made.push(login(store, &other, two, t + i).await);
     }
     // A session of the user, renewed: its old key is a retired pointer.
-    let first = login(store, &user, two, t).await;
+    let first = user_login(t).await;
     assert_eq!(first.rotated, Rotated::Done, "the user's first login: nothing else counts");
     let renewed = successor_key(store, &first.key);
     let plain = Rotation::new(t + 1, ChangeSet::new(t + 1, t + 30 * MINUTE));
     assert_eq!(ok(store.rotate(&first.key, &renewed, &plain).await, "rotate").await, Rotated::Done);
-    let second = login(store, &user, two, t + 2).await;
+    let second = user_login(t + 2).await;
     assert_eq!(
         second.rotated,
         Rotated::Done,
@@ -195,11 +202,11 @@ pub async fn only_the_users_other_live_sessions_count<S: UserIndex + Cutoffs>(st
     // against itself.
     let relogged = successor_key(store, &second.key);
     let mut again = Rotation::new(t + 3, ChangeSet::new(t + 3, t + 30 * MINUTE));
-    let mut signed_in = Login::new(Auth::new(user.as_str(), t + 3), t + 120 * MINUTE);
+    let mut signed_in = Login::new(Auth::new(user.as_str(), t + 3).with_epoch(1), t + 120 * MINUTE);
     signed_in.limit = Some(two);
     again.login = Some(signed_in);
     assert_eq!(ok(store.rotate(&second.key, &relogged, &again).await, "rotate").await, Rotated::Done);
-    let third = login(store, &user, two, t + 4).await;
+    let third = user_login(t + 4).await;
     assert_eq!(third.rotated, Rotated::Refused, "two live sessions of the user count against a limit of 2");
     made.extend([first, second, third]);
     delete_made(store, &made).await;

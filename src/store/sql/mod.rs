@@ -204,8 +204,9 @@ const MYSQL_MIGRATION: &str = include_str!("../../../migrations/mysql/0001_sessi
 /// - `rotate` of a login under a per-user limit
 ///   ([`Login::limit`](crate::store::Login::limit)): the same transaction in
 ///   READ COMMITTED (PostgreSQL, whatever the server's default), which first
-///   locks the user's row of `<table>_cutoffs` (the upsert of a cutoff at 0,
-///   which ends nothing: the limited logins of one user take turns on it),
+///   locks the user's row of `<table>_cutoffs` (the upsert of `cut` with a
+///   credential epoch of 0, which moves nothing: the limited logins of one
+///   user take turns on it),
 ///   then, after the `SELECT ... FOR UPDATE` of the old row, reads the
 ///   user's sessions (the statement of `list_user`, a plain read in a
 ///   snapshot taken after the lock), and, after the successor's `INSERT`

@@ -22,7 +22,7 @@ use crate::store::{Rotated, Rotation, StorageKey, StoreError, Stored};
 /// A login under a per-user limit ([`Login::limit`](crate::store::Login::limit))
 /// runs in READ COMMITTED (PostgreSQL, whatever the server's default; MySQL
 /// always), and first takes the user's lock: the upsert of `cut` with a
-/// not-before time of 0 (which ends nothing) on the user's row of the
+/// credential epoch of 0 (which moves nothing) on the user's row of the
 /// `_cutoffs` table, which it holds until the commit. The limited logins of
 /// one user therefore run one after the other; a statement that follows
 /// the upsert sees what the previous one committed (a new snapshot per
@@ -45,6 +45,8 @@ macro_rules! rotate_locked {
         let limited = $rotation.login.as_ref().and_then(|l| Some((l.auth.user.as_str(), l.limit?)));
         let mut tx = $conn.begin_with(if limited.is_some() { q.begin_follow } else { q.begin }).await?;
         if let Some((user, _)) = limited {
+            // Kept until now: cleanup forgets a row that holds no epoch, and
+            // a user's epoch keeps its own (later) `keep_until`.
             sqlx::query(&q.cut).bind(1i16).bind(user).bind(0i64).bind(to_i64(now)).execute(&mut *tx).await?;
         }
         let row = sqlx::query(&q.select_for_update).bind(old_id).fetch_optional(&mut *tx).await?;
