@@ -15,6 +15,7 @@
 //! | `SESSION_ABSOLUTE_TIMEOUT` | absolute timeout in seconds (default 43200) |
 //! | `SESSION_RENEW_AFTER` | periodic renewal: give a session in use a new ID once its ID is this many seconds old (unset: no periodic renewal) |
 //! | `SESSION_RENEW_OVERLAP` | seconds the old ID keeps working after a periodic renewal, until the new one is first used (default 10, at most 60; `0`: none) |
+//! | `SESSION_MAX_PER_USER` | the most live sessions one user may have; a login past it ends the user's least recently used session (unset: no limit; the Redis store does not keep it yet) |
 //! | `SESSION_INSECURE_DEV_COOKIES` | `1`: plain-HTTP cookie `sid` without `Secure` (development only) |
 //! | `SESSION_STORE` | `memory` (default), `redis://…`, `postgres://…`, `sqlite://path` or `mysql://…` (`mariadb://…` too; the last four need the crate features `redis`, `postgres`, `sqlite`, `mysql`) |
 //! | `RUST_LOG` | log filter (default `info`) |
@@ -46,7 +47,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sessionware::{
     store::{FullStore, MemoryStore},
-    Keys, Session, SessionConfig, SessionError, SessionHandle, SessionLayer,
+    Keys, LimitPolicy, Session, SessionConfig, SessionError, SessionHandle, SessionLayer,
 };
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
@@ -85,6 +86,17 @@ fn seconds(name: &str) -> Result<Option<Duration>, String> {
     match text.trim().parse::<u64>() {
         Ok(secs) if secs > 0 => Ok(Some(Duration::from_secs(secs))),
         _ => Err(format!("{name} must be a whole number of seconds greater than 0 (got {text:?})")),
+    }
+}
+
+/// A whole number greater than zero.
+fn positive(name: &str) -> Result<Option<usize>, String> {
+    let Some(text) = env_var(name)? else {
+        return Ok(None);
+    };
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(format!("{name} must be a whole number greater than 0 (got {text:?})")),
     }
 }
 
@@ -139,6 +151,9 @@ impl Settings {
         }
         if let Some(overlap) = seconds_or_zero("SESSION_RENEW_OVERLAP")? {
             builder = builder.renew_overlap(overlap);
+        }
+        if let Some(max) = positive("SESSION_MAX_PER_USER")? {
+            builder = builder.max_sessions_per_user(max, LimitPolicy::default());
         }
         let config = builder.build().map_err(|e| {
             format!(

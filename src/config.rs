@@ -7,6 +7,7 @@ use cookie::{Cookie, SameSite};
 use crate::{
     clock::ms,
     cross_origin::{CrossOrigin, Exempt, Origin},
+    store::{LimitPolicy, SessionLimit},
     ConfigError,
 };
 
@@ -53,6 +54,7 @@ pub struct SessionConfig {
     pub(crate) keep_on_login: Vec<String>,
     pub(crate) max_listed_sessions: usize,
     pub(crate) cross_origin: CrossOrigin,
+    pub(crate) session_limit: Option<SessionLimit>,
     /// `"; Path=/; Secure; HttpOnly; SameSite=Lax"`: the attributes of every
     /// session cookie, rendered once by the `cookie` crate.
     pub(crate) attributes: String,
@@ -147,6 +149,20 @@ impl SessionConfig {
         Duration::from_millis(self.absolute_ms)
     }
 
+    /// The per-user session limit, if one is set
+    /// ([`max_sessions_per_user`](SessionConfigBuilder::max_sessions_per_user)).
+    ///
+    /// ```
+    /// # use sessionware::{LimitPolicy, SessionConfig};
+    /// assert!(SessionConfig::default().session_limit().is_none());
+    /// let config = SessionConfig::builder().max_sessions_per_user(3, LimitPolicy::RefuseNew).build().unwrap();
+    /// let limit = config.session_limit().unwrap();
+    /// assert_eq!((limit.max.get(), limit.policy), (3, LimitPolicy::RefuseNew));
+    /// ```
+    pub fn session_limit(&self) -> Option<SessionLimit> {
+        self.session_limit
+    }
+
     /// The `Set-Cookie` value that carries `token` (tests).
     #[cfg(test)]
     pub(crate) fn set_cookie(&self, token: &str, max_age_secs: Option<u64>) -> String {
@@ -192,6 +208,7 @@ pub struct SessionConfigBuilder {
     cross_origin: bool,
     trusted_origins: Vec<String>,
     cross_origin_exempt: Vec<String>,
+    max_sessions_per_user: Option<(usize, LimitPolicy)>,
 }
 
 impl Default for SessionConfigBuilder {
@@ -219,6 +236,7 @@ impl Default for SessionConfigBuilder {
             cross_origin: true,
             trusted_origins: Vec::new(),
             cross_origin_exempt: Vec::new(),
+            max_sessions_per_user: None,
         }
     }
 }
@@ -528,6 +546,38 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Limits how many live sessions one user may have (R46; default: no
+    /// limit). A login past `max` ends the user's least recently used
+    /// sessions ([`LimitPolicy::EvictLeastRecent`], the default policy, an
+    /// [`Evicted`](crate::EventKind::Evicted) event) or is refused
+    /// ([`LimitPolicy::RefuseNew`]: the response becomes
+    /// [`SessionError::TooManySessions`](crate::SessionError::TooManySessions),
+    /// a 409 by default, with a
+    /// [`LoginRefused`](crate::EventKind::LoginRefused) event, and the
+    /// client keeps the session it had). The store keeps the limit in the
+    /// same atomic step as the login's renewal, with the logins of one user
+    /// taking turns, so parallel logins cannot pass it (see the
+    /// [store contract](crate::store#the-per-user-session-limit)).
+    ///
+    /// The layer needs a store with a per-user index
+    /// ([`UserIndex`](crate::store::UserIndex)): on a layer built without
+    /// one, every login fails with
+    /// [`SessionError::Unsupported`](crate::SessionError::Unsupported)
+    /// (logged as an error when the configuration is set). `max` must be at
+    /// least 1.
+    ///
+    /// ```
+    /// # use sessionware::{ConfigError, LimitPolicy, SessionConfig};
+    /// let config = SessionConfig::builder().max_sessions_per_user(5, LimitPolicy::default()).build();
+    /// assert!(config.is_ok());
+    /// let zero = SessionConfig::builder().max_sessions_per_user(0, LimitPolicy::default()).build();
+    /// assert!(matches!(zero, Err(ConfigError::Limit(_))));
+    /// ```
+    pub fn max_sessions_per_user(mut self, max: usize, policy: LimitPolicy) -> Self {
+        self.max_sessions_per_user = Some((max, policy));
+        self
+    }
+
     /// Validates and builds the configuration.
     ///
     /// # Errors
@@ -618,6 +668,13 @@ impl SessionConfigBuilder {
             .map(|p| Exempt::parse(p).ok_or_else(|| ConfigError::InvalidExemption(p.clone())))
             .collect::<Result<Vec<_>, _>>()?;
         let cross_origin = CrossOrigin { enabled: self.cross_origin, trusted, exempt, allow_http: !secure };
+        let session_limit = match self.max_sessions_per_user {
+            Some((max, policy)) => match std::num::NonZeroUsize::new(max) {
+                Some(max) => Some(SessionLimit::new(max, policy)),
+                None => return Err(ConfigError::Limit("max_sessions_per_user must be greater than zero")),
+            },
+            None => None,
+        };
 
         let mut template = Cookie::build((self.name.clone(), ""))
             .path(self.path.clone())
@@ -653,6 +710,7 @@ impl SessionConfigBuilder {
             keep_on_login: self.keep_on_login,
             max_listed_sessions: self.max_listed_sessions,
             cross_origin,
+            session_limit,
             attributes,
             removal: removal.to_string(),
         })

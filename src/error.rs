@@ -101,6 +101,22 @@ pub enum SessionError {
     /// so the call that needs it cannot be made.
     #[error("the session layer's store does not provide {0}")]
     Unsupported(crate::store::Capability),
+    /// A login was refused: the user already has the most live sessions
+    /// allowed ([`max_sessions_per_user`](crate::SessionConfigBuilder::max_sessions_per_user)
+    /// with [`LimitPolicy::RefuseNew`](crate::LimitPolicy::RefuseNew)).
+    /// Nobody was signed in, and the client keeps the session (and the
+    /// cookie) it had. It is found when the response is sent, so it reaches
+    /// the client through [`on_save_error`](crate::SessionLayer::on_save_error)
+    /// (409 Conflict by default): show a page that says the account is
+    /// signed in on too many devices and how to sign out of one (for
+    /// example from a device that is signed in, with
+    /// [`Session::sessions`](crate::Session::sessions) and
+    /// [`revoke`](crate::Session::revoke)), and offer to try again.
+    #[error("the user already has the most sessions allowed ({max})")]
+    TooManySessions {
+        /// The configured limit.
+        max: usize,
+    },
 }
 
 impl SessionError {
@@ -119,6 +135,7 @@ impl SessionError {
     /// ```
     /// use sessionware::{SessionError, store::StoreError};
     /// assert_eq!(SessionError::Load(StoreError::Timeout).status().as_u16(), 503);
+    /// assert_eq!(SessionError::TooManySessions { max: 2 }.status().as_u16(), 409);
     /// ```
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode;
@@ -126,6 +143,7 @@ impl SessionError {
             Self::Load(_) | Self::Unavailable | Self::Store(_) | Self::LockTimeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::ReauthRequired | Self::NotAuthenticated => StatusCode::UNAUTHORIZED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManySessions { .. } => StatusCode::CONFLICT,
             Self::InvalidKey => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -5,9 +5,10 @@
 //! Every event names the session by a short fingerprint of its storage
 //! digest, never by its ID. Client-driven events (rejected tokens, unknown,
 //! retired or expired sessions, creation) are `DEBUG` in `tracing`, the
-//! security-relevant lifecycle (renewal, login, purge, revocation) is
-//! `INFO`, and store failures are `ERROR`: nothing a client sends can flood
-//! warn-level logs.
+//! security-relevant lifecycle (renewal, login, purge, revocation, and the
+//! evictions and refusals of the per-user session limit) is `INFO`, and
+//! store failures are `ERROR`: nothing a client sends can flood warn-level
+//! logs.
 //!
 //! With the `metrics` feature, every event also counts in
 //! `sessionware_events_total` (labels `kind` and `reason`), and every store
@@ -103,6 +104,19 @@ pub enum EventKind {
         /// Every session, not one user's.
         all: bool,
     },
+    /// A login under the per-user session limit
+    /// ([`max_sessions_per_user`](crate::SessionConfigBuilder::max_sessions_per_user))
+    /// ended the user's least recently used sessions; the event names the
+    /// user and the new session.
+    Evicted {
+        /// How many sessions were ended.
+        count: usize,
+    },
+    /// A login was refused: the user is at the per-user session limit
+    /// ([`LimitPolicy::RefuseNew`](crate::LimitPolicy::RefuseNew)). The
+    /// event names the user and the session that tried to sign in, if the
+    /// request had one.
+    LoginRefused,
 }
 
 /// Why a session got a new ID.
@@ -214,6 +228,8 @@ impl EventKind {
             Self::WriteDropped => "session.write_dropped",
             Self::CutOff { .. } => "session.cut_off",
             Self::CrossOriginRefused(_) => "session.cross_origin_refused",
+            Self::Evicted { .. } => "session.evicted",
+            Self::LoginRefused => "session.limit_rejected",
         }
     }
 
@@ -345,7 +361,9 @@ fn trace(kind: EventKind, key: Option<&StorageKey>) {
         | EventKind::Purged
         | EventKind::Revoked { .. }
         | EventKind::Renewed(_)
-        | EventKind::CutOff { .. } => {
+        | EventKind::CutOff { .. }
+        | EventKind::Evicted { .. }
+        | EventKind::LoginRefused => {
             tracing::info!(target: "sessionware", event = name, session = %session);
         }
         EventKind::WriteDropped => tracing::debug!(

@@ -78,8 +78,8 @@
 //!    sets no cookie.
 //!
 //! Events ([`Event`]) are emitted on the way: created, logged in, renewed,
-//! purged, expired, rejected, revoked, lock timeout, write dropped, store
-//! error.
+//! purged, expired, rejected, revoked, cut off, evicted and login refused
+//! (the per-user session limit), lock timeout, write dropped, store error.
 //!
 //! ## What it guarantees
 //!
@@ -95,6 +95,11 @@
 //!   that came first is kept, and one session never forks into two IDs.
 //! - A store failure while loading fails closed (503 by default); while saving
 //!   it gives 500 and no cookie.
+//! - With a per-user session limit
+//!   ([`SessionConfigBuilder::max_sessions_per_user`]), a user never has more
+//!   live sessions than the limit, however many logins run at once: the
+//!   store admits each login (ending the least recently used sessions, or
+//!   refusing it) in the same atomic step as its renewal.
 //!
 //! ## Features
 //!
@@ -144,6 +149,9 @@ pub use record::SessionHandle;
 pub use service::{ResponseFuture, SessionLayer, SessionService};
 pub use session::{Session, SessionInfo};
 pub use shared::ErrorResponder;
+// For handler authors, who pass it to `max_sessions_per_user`; its home is
+// `store`, beside the `SessionLimit` it is part of.
+pub use store::LimitPolicy;
 
 // Crate-internal shorthands for the store's types (their public path is
 // `sessionware::store::…`).

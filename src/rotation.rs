@@ -19,7 +19,7 @@
 //!    follows the pointer), and a second rotation of the same session finds
 //!    it retired instead of forking it.
 
-use crate::{Auth, ChangeSet, Record, StorageKey, StoreError};
+use crate::{store::SessionLimit, Auth, ChangeSet, Record, StorageKey, StoreError};
 
 /// What a store holds under a storage key.
 ///
@@ -128,17 +128,22 @@ pub struct Login {
     pub user_agent: Option<Box<str>>,
     /// The coarse IP at login.
     pub ip: Option<Box<str>>,
+    /// The per-user session limit the store enforces in the same atomic
+    /// step as the rotation (see [`SessionStore::rotate`](crate::store::SessionStore::rotate));
+    /// `None`: no limit.
+    pub limit: Option<SessionLimit>,
 }
 
 impl Login {
-    /// A login without client details.
+    /// A login without client details and without a session limit.
     ///
     /// ```
     /// use sessionware::store::{Auth, Login};
-    /// assert!(Login::new(Auth::new("bob", 0), 9).ip.is_none());
+    /// let login = Login::new(Auth::new("bob", 0), 9);
+    /// assert!(login.ip.is_none() && login.limit.is_none());
     /// ```
     pub fn new(auth: Auth, absolute_deadline: u64) -> Self {
-        Self { auth, absolute_deadline, user_agent: None, ip: None }
+        Self { auth, absolute_deadline, user_agent: None, ip: None, limit: None }
     }
 }
 
@@ -294,4 +299,16 @@ pub enum Rotated {
     /// A record already exists under the new key: nothing changed; the
     /// caller retries with another ID.
     Taken,
+    /// A login under a per-user limit ([`Login::limit`],
+    /// [`LimitPolicy::EvictLeastRecent`](crate::store::LimitPolicy::EvictLeastRecent)):
+    /// the rotation was done, and `count` of the user's least recently used
+    /// sessions were ended to keep the user within the limit.
+    Evicted {
+        /// How many sessions were ended (at least one).
+        count: usize,
+    },
+    /// A login under a per-user limit
+    /// ([`LimitPolicy::RefuseNew`](crate::store::LimitPolicy::RefuseNew))
+    /// found the user at the limit: nothing changed.
+    Refused,
 }

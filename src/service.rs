@@ -77,11 +77,12 @@ impl fmt::Debug for SessionLayer {
     }
 }
 
-/// The default save-error status: 413 for data past the cap (the
-/// client's doing), 500 for anything else.
+/// The default save-error status: the error's own for what the client
+/// did (413 for data past the cap, 409 for a login past the per-user
+/// limit), 500 for anything else.
 fn save_status(err: &SessionError) -> StatusCode {
     match err {
-        SessionError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        SessionError::TooLarge { .. } | SessionError::TooManySessions { .. } => err.status(),
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -187,6 +188,14 @@ impl SessionLayer {
     /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()).with_config(config);
     /// ```
     pub fn with_config(mut self, config: SessionConfig) -> Self {
+        if config.session_limit.is_some() && self.shared.index.is_none() {
+            // Found when the layer is configured, reported at once; every
+            // login then fails closed (see `max_sessions_per_user`).
+            tracing::error!(
+                target: "sessionware",
+                "max_sessions_per_user needs a store with a per-user index (UserIndex): every login will fail"
+            );
+        }
         self.shared_mut().config = config;
         self
     }
@@ -223,8 +232,10 @@ impl SessionLayer {
     }
 
     /// The response sent when saving the session failed (default: an empty
-    /// `500 Internal Server Error` with `Cache-Control: no-store`). No cookie
-    /// for the unsaved session is sent.
+    /// `500 Internal Server Error` with `Cache-Control: no-store`; `413` for
+    /// [`SessionError::TooLarge`], `409` for a refused login,
+    /// [`SessionError::TooManySessions`]). No cookie for the unsaved session
+    /// is sent.
     ///
     /// ```
     /// # use http::{Response, StatusCode};
@@ -243,7 +254,8 @@ impl SessionLayer {
 
     /// Calls `hook` with every lifecycle [`Event`]: created, logged in,
     /// renewed (with its reason), purged, expired, rejected (tampered,
-    /// duplicate, unknown, retired), revoked, lock timeout, write dropped
+    /// duplicate, unknown, retired), revoked, cut off, evicted or login
+    /// refused (the per-user session limit), lock timeout, write dropped
     /// and store error. Each carries the session's fingerprint (never its
     /// ID), the user where known, the request's method and path, and the
     /// time. The `tracing` output stays as it is. The hook runs inline on

@@ -34,19 +34,6 @@ fn app_of(layer: &SessionLayer) -> Router {
         .layer(layer.clone())
 }
 
-/// Logs `user` in on a new client; its cookie.
-async fn login(app: &Router, user: &str) -> String {
-    let res = send(app, req("POST", &format!("/login/{user}"), None)).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    session_cookie(&res).expect("a login sets a cookie")
-}
-
-async fn who(app: &Router, cookie: &str) -> (StatusCode, String) {
-    let res = send(app, req("GET", "/me", Some(cookie))).await;
-    let status = res.status();
-    (status, body(res).await)
-}
-
 #[tokio::test]
 async fn a_password_change_ends_the_users_other_sessions_and_keeps_the_caller() {
     let h = Harness::new();

@@ -10,7 +10,7 @@ use axum::{
 };
 use common::*;
 use http::StatusCode;
-use sessionware::{store::MemoryStore, Keys, Session, SessionError, SessionLayer};
+use sessionware::{store::MemoryStore, Keys, LimitPolicy, Session, SessionConfig, SessionError, SessionLayer};
 
 const CAP: usize = 64;
 
@@ -66,14 +66,18 @@ async fn growing_existing_sessions_passes_the_byte_budget_without_bound() {
     );
 }
 
-/// Signed-in sessions are never evicted and nothing limits how many one
-/// user has: one account (a free sign-up) fills the store, and then nobody
-/// else can get a session or log in: the lockout point 7 was to end.
+/// Signed-in sessions are never evicted: without a limit on how many one
+/// user has, one account (a free sign-up) would fill the store, and then
+/// nobody else could get a session or log in: the lockout point 7 was to
+/// end. With `max_sessions_per_user`, the account's logins end its own
+/// older sessions.
 #[tokio::test]
-#[ignore = "open (issue 9, point 5): needs the per-user session limit; signed-in sessions are never evicted"]
-async fn one_account_fills_the_store_and_nobody_else_can_log_in() {
+async fn one_account_cannot_fill_the_store_under_a_per_user_limit() {
     let store = MemoryStore::builder().max_sessions(CAP).build();
-    let app = app(store.clone());
+    let config = SessionConfig::builder().max_sessions_per_user(4, LimitPolicy::default()).build().unwrap();
+    let app = Router::new()
+        .route("/login/{user}", post(handlers::login))
+        .layer(SessionLayer::new(store.clone(), Keys::generate().unwrap()).with_config(config));
     for _ in 0..CAP {
         let res = send(&app, req("POST", "/login/mallory", None)).await;
         assert_eq!(res.status(), StatusCode::OK);

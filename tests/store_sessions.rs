@@ -1,8 +1,9 @@
 //! The per-user session list through the layer on every store (memory, and
 //! the real Redis, PostgreSQL, SQLite and MySQL/MariaDB): several devices, revocation by
-//! handle (never across users), "log out other devices", logout, renewal; and
+//! handle (never across users), "log out other devices", logout, renewal;
 //! R54: a request that loaded the session before it was ended (logout, or a
-//! revocation from another device) cannot bring it back.
+//! revocation from another device) cannot bring it back; and R46, the
+//! per-user session limit (not on Redis yet).
 //!
 //! Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`). PostgreSQL:
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
@@ -31,7 +32,7 @@ use axum::{
 use common::*;
 use sessionware::{
     store::{FullStore, UserIndex},
-    Keys, Session, SessionError, SessionHandle, SessionInfo, SessionLayer,
+    Keys, LimitPolicy, ManualClock, Session, SessionConfig, SessionError, SessionHandle, SessionInfo, SessionLayer,
 };
 use tokio::sync::Notify;
 
@@ -464,6 +465,73 @@ async fn no_resurrection(fx: Fixture) {
     }
 }
 
+/// R46 through the layer, with a limit of 2: evicting, the third login
+/// signs the first session out; refusing, it is a 409 and the first two
+/// stay; ten logins whose handlers return together (a barrier) leave two
+/// sessions either way.
+async fn session_limit(fx: Fixture) {
+    const N: usize = 10;
+    let (name, store) = (fx.name, Arc::clone(&fx.store));
+    for policy in [LimitPolicy::EvictLeastRecent, LimitPolicy::RefuseNew] {
+        let what = format!("{name}/{policy:?}");
+        let user = format!("limit-{policy:?}");
+        let clock = ManualClock::new(SystemClock.now_ms());
+        let config = SessionConfig::builder().max_sessions_per_user(2, policy).build().expect("config");
+        let layer = SessionLayer::new(Arc::clone(&store), Keys::generate().expect("keys"))
+            .with_config(config)
+            .with_clock(clock.clone());
+        let app = login_together(N).merge(common::handlers::routes()).layer(layer);
+        let signed_in = |cookie: String| {
+            let app = app.clone();
+            let user = user.clone();
+            async move { me(&app, &cookie).await == (StatusCode::OK, user) }
+        };
+
+        let first = login(&app, &user, "Phone").await;
+        clock.advance(Duration::from_secs(1));
+        let second = login(&app, &user, "Laptop").await;
+        clock.advance(Duration::from_secs(1));
+        let res = send(&app, req("POST", &format!("/login/{user}"), None)).await;
+        match policy {
+            LimitPolicy::RefuseNew => {
+                assert_eq!(res.status(), StatusCode::CONFLICT, "{what}: the third login is refused");
+                assert!(signed_in(first.clone()).await, "{what}: the first session stays");
+            }
+            _ => {
+                assert_eq!(res.status(), StatusCode::OK, "{what}");
+                assert!(signed_in(session_cookie(&res).expect("a cookie")).await, "{what}");
+                assert_eq!(me(&app, &first).await, anonymous(), "{what}: the first cookie is anonymous");
+            }
+        }
+        assert!(signed_in(second).await, "{what}: the second session stays");
+        store.delete_user(&user, None, clock.now_ms()).await.expect("delete_user");
+
+        let tasks: Vec<_> = (0..N)
+            .map(|_| {
+                let (app, uri) = (app.clone(), format!("/login-together/{user}"));
+                tokio::spawn(async move { send(&app, req("POST", &uri, None)).await })
+            })
+            .collect();
+        let mut cookies = Vec::new();
+        for task in tasks {
+            let res = task.await.expect("task");
+            match res.status() {
+                StatusCode::OK => cookies.push(session_cookie(&res).expect("a cookie")),
+                StatusCode::CONFLICT => assert_eq!(policy, LimitPolicy::RefuseNew, "{what}"),
+                other => panic!("{what}: a login answered {other}"),
+            }
+        }
+        let mut live = 0;
+        for cookie in cookies {
+            live += usize::from(signed_in(cookie).await);
+        }
+        assert_eq!(live, 2, "{what}: {N} parallel logins under a limit of 2 leave 2 sessions");
+        let listed = store.list_user(&user, clock.now_ms(), usize::MAX).await.expect("list_user");
+        assert_eq!(listed.len(), 2, "{what}");
+        store.delete_user(&user, None, clock.now_ms()).await.expect("delete_user");
+    }
+}
+
 /// Redis: the TTLs of the session hash, the user index and the lease follow
 /// the session's deadlines and the lease, through the layer.
 #[cfg(feature = "redis")]
@@ -526,6 +594,11 @@ async fn memory_a_request_that_loaded_before_a_logout_cannot_resurrect() {
     Fixture::memory().run(no_resurrection).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_keeps_the_per_user_session_limit() {
+    Fixture::memory().run(session_limit).await;
+}
+
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_ttls_follow_deadlines_and_leases() {
@@ -559,6 +632,26 @@ async fn postgres_lists_and_revokes_a_users_sessions() {
 async fn postgres_a_request_that_loaded_before_a_logout_cannot_resurrect() {
     let Some(fx) = Fixture::postgres().await else { return };
     fx.run(no_resurrection).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_keeps_the_per_user_session_limit() {
+    let Some(fx) = Fixture::postgres().await else { return };
+    fx.run(session_limit).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_keeps_the_per_user_session_limit() {
+    Fixture::sqlite().await.run(session_limit).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_keeps_the_per_user_session_limit() {
+    let Some(fx) = Fixture::mysql().await else { return };
+    fx.run(session_limit).await;
 }
 
 #[cfg(feature = "sqlite")]

@@ -11,13 +11,13 @@
 
 #[cfg(feature = "sqlite")]
 use std::path::PathBuf;
-use std::{io::Write, sync::Arc, time::Duration};
+use std::{io::Write, num::NonZeroUsize, sync::Arc, time::Duration};
 
 use serde_json::value::to_raw_value;
 use sessionware::{
     store::{
-        conformance, Auth, ChangeSet, Login, Metadata, Record, Rotated, Rotation, SessionStore, SqlStore, StorageKey,
-        StoreError, Stored, UserIndex,
+        conformance, Auth, ChangeSet, LimitPolicy, Login, Metadata, Record, Rotated, Rotation, SessionLimit,
+        SessionStore, SqlStore, StorageKey, StoreError, Stored, UserIndex,
     },
     Clock, SessionId, SystemClock,
 };
@@ -100,6 +100,7 @@ mod pg {
 async fn postgres_store_passes_conformance() {
     let Some(pg) = pg::store().await else { return };
     conformance::run_all(Arc::new(pg.store.clone())).await;
+    conformance::run_session_limit(Arc::new(pg.store.clone())).await;
     pg.drop().await;
 }
 
@@ -159,6 +160,19 @@ async fn postgres_revocations_and_logouts_queued_behind_a_rotation_end_it() {
         for ending in [Ending::Handle, Ending::Others, Ending::Logout, Ending::LogoutRetired] {
             ending_queued_with_a_rotation(&pg.store, ending, rotation_first).await;
         }
+    }
+    pg.drop().await;
+}
+
+/// PostgreSQL, deterministic: two logins of one user under a limit queue
+/// behind the user's lock (held by a third connection); each counts the
+/// user's sessions only once it holds the lock, after the other committed.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_limited_logins_take_turns_on_the_users_lock() {
+    let Some(pg) = pg::store().await else { return };
+    for policy in [LimitPolicy::RefuseNew, LimitPolicy::EvictLeastRecent] {
+        limited_logins_queued_on_the_users_lock(&pg.store, policy).await;
     }
     pg.drop().await;
 }
@@ -245,6 +259,56 @@ async fn ending_queued_with_a_rotation(store: &SqlStore, ending: Ending, rotatio
     }
 }
 
+/// A login of `user` under a limit of 2 with `policy`, as the layer
+/// commits it (an anonymous session, then its rotation with the login):
+/// the successor's key and what the rotation answered.
+async fn limited_login(store: &SqlStore, user: &str, policy: LimitPolicy) -> (StorageKey, Rotated) {
+    let now = SystemClock.now_ms();
+    let (old, new) = (key(), key());
+    assert!(store.create(&old, &record_at(now), now).await.expect("create"));
+    let mut login = Login::new(Auth::new(user, now), now + 120 * MINUTE);
+    login.limit = Some(SessionLimit::new(NonZeroUsize::new(2).expect("2"), policy));
+    let mut rotation = plain_rotation(now);
+    rotation.login = Some(login);
+    (new, store.rotate(&old, &new, &rotation).await.expect("rotate"))
+}
+
+/// The user has one session; a third connection holds the user's lock
+/// while two more logins queue behind it. Were a login to count before it
+/// holds the lock, both would count one session and both would go
+/// through: three sessions under a limit of 2. They take turns: refusing,
+/// one goes through and one is refused; evicting, both go through and the
+/// first session ends. Two sessions are left either way.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn limited_logins_queued_on_the_users_lock(store: &SqlStore, policy: LimitPolicy) {
+    let user = unique("limited");
+    let (first, rotated) = limited_login(store, &user, policy).await;
+    assert_eq!(rotated, Rotated::Done);
+    let held = Held::lock_user(store, &user).await;
+    let login = || {
+        let (store, user) = (store.clone(), user.clone());
+        tokio::spawn(async move { limited_login(&store, &user, policy).await })
+    };
+    let a = login();
+    waiters(store, 1).await;
+    let b = login();
+    waiters(store, 2).await;
+    held.release().await;
+    let (a, b) = (a.await.expect("task"), b.await.expect("task"));
+    let mut answers = vec![format!("{:?}", a.1), format!("{:?}", b.1)];
+    answers.sort();
+    let expected = match policy {
+        LimitPolicy::RefuseNew => ["Done", "Refused"],
+        _ => ["Done", "Evicted { count: 1 }"],
+    };
+    assert_eq!(answers, expected, "{policy:?}: the second login counts the first one's session");
+    let live = store.list_user(&user, SystemClock.now_ms(), usize::MAX).await.expect("list_user");
+    assert_eq!(live.len(), 2, "{policy:?}: two sessions are left");
+    let first_live = store.load(&first, SystemClock.now_ms()).await.expect("load").is_some();
+    assert_eq!(first_live, policy == LimitPolicy::RefuseNew, "{policy:?}: the first session ends only by eviction");
+    store.delete_user(&user, None, SystemClock.now_ms()).await.expect("delete_user");
+}
+
 /// A row of the store's table locked by a transaction of a connection of
 /// its own (`SELECT ... FOR UPDATE`) until [`Held::release`].
 #[cfg(any(feature = "postgres", feature = "mysql"))]
@@ -257,26 +321,43 @@ enum Held {
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 impl Held {
+    /// Locks the session row under `key`.
     async fn lock(store: &SqlStore, key: &StorageKey) -> Self {
+        Self::select(store, "", "id", Row::Key(key)).await
+    }
+
+    /// Locks the user's row of the cutoffs table: the lock that the
+    /// limited logins of the user take first.
+    async fn lock_user(store: &SqlStore, user: &str) -> Self {
+        Self::select(store, "_cutoffs", "scope = 1 AND user_id", Row::User(user)).await
+    }
+
+    /// `SELECT ... FOR UPDATE` of the row of `<table><suffix>` whose
+    /// `column` is `row`.
+    async fn select(store: &SqlStore, suffix: &str, column: &str, row: Row<'_>) -> Self {
         let t = store.table();
         #[cfg(feature = "postgres")]
         if let Some(pool) = store.postgres_pool() {
             let mut tx = pool.begin().await.expect("begin");
-            sqlx::query(&format!("SELECT 1 FROM \"{t}\" WHERE id = $1 FOR UPDATE"))
-                .bind(key.as_bytes().as_slice())
-                .execute(&mut *tx)
-                .await
-                .expect("lock");
+            let sql = format!("SELECT 1 FROM \"{t}{suffix}\" WHERE {column} = $1 FOR UPDATE");
+            let query = match row {
+                Row::Key(key) => sqlx::query(&sql).bind(key.as_bytes().as_slice()),
+                Row::User(user) => sqlx::query(&sql).bind(user),
+            };
+            assert!(query.fetch_optional(&mut *tx).await.expect("lock").is_some(), "the row to hold");
             return Self::Pg(tx);
         }
         #[cfg(feature = "mysql")]
         if let Some(pool) = store.mysql_pool() {
             let mut tx = pool.begin().await.expect("begin");
-            sqlx::query(&format!("SELECT 1 FROM `{t}` WHERE id = ? FOR UPDATE"))
-                .bind(key.as_bytes().as_slice())
-                .execute(&mut *tx)
-                .await
-                .expect("lock");
+            // The cutoffs are keyed by the user's digest (see `SqlStore`'s migration).
+            let value = if let Row::User(_) = row { "UNHEX(SHA2(?, 256))" } else { "?" };
+            let sql = format!("SELECT 1 FROM `{t}{suffix}` WHERE {column} = {value} FOR UPDATE");
+            let query = match row {
+                Row::Key(key) => sqlx::query(&sql).bind(key.as_bytes().as_slice()),
+                Row::User(user) => sqlx::query(&sql).bind(user),
+            };
+            assert!(query.fetch_optional(&mut *tx).await.expect("lock").is_some(), "the row to hold");
             return Self::My(tx);
         }
         panic!("no pool");
@@ -290,6 +371,14 @@ impl Held {
             Self::My(tx) => tx.commit().await.expect("commit"),
         }
     }
+}
+
+/// Which row [`Held::select`] locks.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[derive(Clone, Copy)]
+enum Row<'a> {
+    Key(&'a StorageKey),
+    User(&'a str),
 }
 
 /// How many statements on the store's table wait for a row lock.
@@ -486,6 +575,7 @@ mod my {
 async fn mysql_store_passes_conformance() {
     let Some(my) = my::store().await else { return };
     conformance::run_all(Arc::new(my.store.clone())).await;
+    conformance::run_session_limit(Arc::new(my.store.clone())).await;
     my.drop().await;
 }
 
@@ -544,6 +634,18 @@ async fn mysql_revocations_and_logouts_queued_behind_a_rotation_end_it() {
         for ending in [Ending::Handle, Ending::Others, Ending::Logout, Ending::LogoutRetired] {
             ending_queued_with_a_rotation(&my.store, ending, rotation_first).await;
         }
+    }
+    my.drop().await;
+}
+
+/// MySQL, deterministic: as on PostgreSQL, limited logins of one user take
+/// turns on the user's lock, and each counts after the other committed.
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_limited_logins_take_turns_on_the_users_lock() {
+    let Some(my) = my::store().await else { return };
+    for policy in [LimitPolicy::RefuseNew, LimitPolicy::EvictLeastRecent] {
+        limited_logins_queued_on_the_users_lock(&my.store, policy).await;
     }
     my.drop().await;
 }
@@ -620,6 +722,7 @@ impl Lite {
 async fn sqlite_store_passes_conformance() {
     let lite = Lite::new().await;
     conformance::run_all(Arc::new(lite.store.clone())).await;
+    conformance::run_session_limit(Arc::new(lite.store.clone())).await;
     lite.drop().await;
 }
 

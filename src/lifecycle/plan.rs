@@ -3,7 +3,7 @@
 //! every transition is unit-tested in the table below.
 
 use super::state::{Creation, Intent, Origin, Phase, Renewal, State};
-use crate::{cookie::max_age, ChangeSet, Login, Record, Rotation, SessionConfig, StorageKey, StoreError};
+use crate::{cookie::max_age, ChangeSet, Login, Metadata, Record, Rotation, SessionConfig, StorageKey, StoreError};
 
 /// What the plan knows of the request besides its session state.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +45,11 @@ pub(crate) enum Step {
     Apply { key: StorageKey, changes: ChangeSet, reply: Reply },
     /// Create `record` under a new ID, after deleting `purge_first`.
     Create { record: Box<Record>, creation: Creation, purge_first: Option<StorageKey>, max_age: Option<u64> },
+    /// A login on a request without a live session, under the per-user
+    /// limit: create `record` (the session, anonymous) under a new ID, after
+    /// deleting `purge_first`, then rotate it with `rotation`, whose login
+    /// the store admits or refuses in one atomic step.
+    Admit { record: Box<Record>, rotation: Box<Rotation>, purge_first: Option<StorageKey>, max_age: Option<u64> },
     /// Rotate the session under `old` to a new ID.
     Rotate { old: StorageKey, rotation: Box<Rotation>, renewal: Renewal, max_age: Option<u64> },
     /// Delete the session under `key` (a logout), then `reply`.
@@ -117,8 +122,17 @@ fn create(
     if origin == Origin::Retired && creation == Creation::Anonymous && purge_first.is_none() {
         return Step::Reply(Reply::Plain);
     }
-    let record = fresh(record, config, now);
+    let mut record = fresh(record, config, now);
     let max_age = max_age(&record.meta, now);
+    if let (Creation::Login, Some(_)) = (creation, config.session_limit) {
+        // Only a rotation admits a login under the limit: the session is
+        // created without its user, and the login renews it.
+        let rotation = rotation(&record.meta, ChangeSet::default(), &Renewal::Login { retain: None }, config, now);
+        record.meta.auth = None;
+        record.meta.user_agent = None;
+        record.meta.ip = None;
+        return Step::Admit { record: Box::new(record), rotation: Box::new(rotation), purge_first, max_age };
+    }
     Step::Create { record: Box::new(record), creation, purge_first, max_age }
 }
 
@@ -158,18 +172,27 @@ fn write_back(
 fn rotate(
     old: StorageKey,
     view: Record,
-    mut changes: ChangeSet,
+    changes: ChangeSet,
     renewal: Renewal,
     config: &SessionConfig,
     now: u64,
 ) -> Step {
-    let meta = &view.meta;
-    let login = match (&renewal, &meta.auth) {
+    let rotation = rotation(&view.meta, changes, &renewal, config, now);
+    let max_age = max_age(&view.meta, now);
+    Step::Rotate { old, rotation: Box::new(rotation), renewal, max_age }
+}
+
+/// The rotation that gives a session described by `meta` (as the request
+/// sees it) a new ID, with the request's change set; a login carries the
+/// user, the client and the per-user limit.
+fn rotation(meta: &Metadata, mut changes: ChangeSet, renewal: &Renewal, config: &SessionConfig, now: u64) -> Rotation {
+    let login = match (renewal, &meta.auth) {
         (Renewal::Login { .. }, Some(auth)) => Some(Login {
             auth: auth.clone(),
             absolute_deadline: meta.absolute_deadline,
             user_agent: meta.user_agent.clone(),
             ip: meta.ip.clone(),
+            limit: config.session_limit,
         }),
         _ => None,
     };
@@ -180,14 +203,13 @@ fn rotate(
     changes.max_data_bytes = config.max_data_bytes;
     let mut rotation = Rotation::new(now, changes);
     rotation.login = login;
-    if let Renewal::Login { retain } = &renewal {
+    if let Renewal::Login { retain } = renewal {
         rotation.retain.clone_from(retain);
     }
-    if renewal == Renewal::Periodic && config.renew_overlap_ms > 0 {
+    if *renewal == Renewal::Periodic && config.renew_overlap_ms > 0 {
         rotation.overlap_until = now.saturating_add(config.renew_overlap_ms);
     }
-    let max_age = max_age(meta, now);
-    Step::Rotate { old, rotation: Box::new(rotation), renewal, max_age }
+    rotation
 }
 
 /// A new record's clock starts now.

@@ -7,7 +7,7 @@ use super::{
     plan::{plan, Presented, Reply, Step},
     state::{Creation, Intent, Origin, Phase, Renewal, State},
 };
-use crate::{Auth, Metadata, Record, SessionConfig, StorageKey, StoreError};
+use crate::{Auth, LimitPolicy, Metadata, Record, SessionConfig, StorageKey, StoreError};
 
 const T0: u64 = 1_000_000;
 const MINUTE: u64 = 60_000;
@@ -255,4 +255,58 @@ fn a_logout_deletes_and_removes_the_cookie_and_may_start_over() {
     let step =
         run(loaded(Origin::Live, Some(record(now, 0)), Intent::Purge(Some(Creation::Anonymous))), req(now), &config());
     assert!(matches!(step, Step::Create { purge_first: Some(MINE), .. }));
+}
+
+fn limited() -> SessionConfig {
+    SessionConfig::builder().max_sessions_per_user(2, LimitPolicy::RefuseNew).build().unwrap()
+}
+
+/// A view that `login("alice")` made on a request without a session.
+fn logging_in(now: u64) -> Record {
+    let mut view = record(now, 0);
+    view.meta.auth = Some(Auth::new("alice", now));
+    view.meta.user_agent = Some("agent".into());
+    view
+}
+
+#[test]
+fn under_a_limit_a_login_without_a_session_creates_it_anonymous_then_rotates_it_with_the_limit() {
+    let now = T0;
+    let none = Presented { cookie: false, key: None, old_key: false, now };
+    let s = loaded(Origin::Absent, Some(logging_in(now)), Intent::Create(Creation::Login));
+    match run(s, none, &limited()) {
+        Step::Admit { record, rotation, purge_first: None, .. } => {
+            assert!(record.meta.auth.is_none() && record.meta.user_agent.is_none(), "created without its user");
+            let login = rotation.login.expect("the rotation logs the user in");
+            assert_eq!(login.auth.user, "alice");
+            assert_eq!(login.user_agent.as_deref(), Some("agent"));
+            assert_eq!(login.limit, limited().session_limit(), "the store keeps the limit");
+            assert_eq!(rotation.overlap_until, now, "no overlap: the anonymous ID is dead at once");
+            assert_eq!(rotation.retain, None, "the created record holds the login's data already");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Logout then login in one request: the old session is deleted first.
+    let s = loaded(Origin::Live, Some(logging_in(now)), Intent::Purge(Some(Creation::Login)));
+    assert!(matches!(run(s, req(now), &limited()), Step::Admit { purge_first: Some(MINE), .. }));
+}
+
+#[test]
+fn a_limit_changes_only_logins() {
+    let now = T0;
+    let none = Presented { cookie: false, key: None, old_key: false, now };
+    // Without a limit, a login without a session is one create.
+    let s = loaded(Origin::Absent, Some(logging_in(now)), Intent::Create(Creation::Login));
+    assert!(matches!(run(s, none, &config()), Step::Create { creation: Creation::Login, .. }));
+    // A visitor's new session is no login.
+    let s = loaded(Origin::Absent, Some(record(now, 0)), Intent::Create(Creation::Anonymous));
+    assert!(matches!(run(s, none, &limited()), Step::Create { creation: Creation::Anonymous, .. }));
+    // A login on a live session carries the limit in its rotation; other renewals do not.
+    let s = loaded(Origin::Live, Some(logging_in(now)), Intent::Renew(Renewal::Login { retain: None }));
+    match run(s, req(now), &limited()) {
+        Step::Rotate { rotation, .. } => assert_eq!(rotation.login.and_then(|l| l.limit), limited().session_limit()),
+        other => panic!("{other:?}"),
+    }
+    let s = loaded(Origin::Live, Some(logging_in(now)), Intent::Renew(Renewal::Privilege));
+    assert!(matches!(run(s, req(now), &limited()), Step::Rotate { rotation, .. } if rotation.login.is_none()));
 }

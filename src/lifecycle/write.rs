@@ -11,7 +11,16 @@
 //!   overlap, merges into the successor (again one `apply`: a logout in
 //!   between makes it a no-op);
 //! - a logout followed by a new session deletes first, so the new session
-//!   never shares anything with the old one.
+//!   never shares anything with the old one;
+//! - a login under the per-user limit on a request without a live session
+//!   ([`Step::Admit`]) creates the session without its user, then renews
+//!   it with the login (one atomic `rotate`, where the store admits or
+//!   refuses the login): the anonymous record is under a new ID that no
+//!   cookie carries yet, so no other request can read, write, renew or end
+//!   it in between, and it counts for no user's limit. Something that ends
+//!   it anyway (a full `MemoryStore` evicting anonymous sessions) makes the
+//!   rotation find it gone, and the login fails with an error rather than
+//!   answer as if the user were signed in; a refused login deletes it.
 
 use std::sync::Arc;
 
@@ -132,17 +141,51 @@ impl Commit {
                 }
             }
             Step::Create { record, creation, purge_first, max_age } => {
-                if let Some(old) = purge_first {
-                    if let Err(e) = shared.timed(self.emitter(), "delete", Some(old), store.delete(old, self.now)).await
-                    {
-                        return failed(e);
-                    }
-                    self.emit(EventKind::Purged, old);
+                if let Err(out) = self.purge_first(purge_first.as_ref()).await {
+                    return out;
                 }
                 self.create(record, *creation, *max_age).await
             }
-            Step::Rotate { old, rotation, renewal, max_age } => self.rotate(*old, rotation, renewal, *max_age).await,
+            Step::Admit { record, rotation, purge_first, max_age } => {
+                if let Err(e) = self.limit_supported(rotation) {
+                    return Outcome { set_cookie: None, error: Some(e) };
+                }
+                if let Err(out) = self.purge_first(purge_first.as_ref()).await {
+                    return out;
+                }
+                let anonymous = match self.insert(record).await {
+                    Ok((_, key)) => key,
+                    Err(out) => return out,
+                };
+                self.rotate(anonymous, rotation, Rotating::Admitted, *max_age).await
+            }
+            Step::Rotate { old, rotation, renewal, max_age } => {
+                self.rotate(*old, rotation, Rotating::Session(renewal), *max_age).await
+            }
         }
+    }
+
+    /// Deletes the session a logout earlier in the request ended, before a
+    /// new one is created.
+    async fn purge_first(&self, old: Option<&StorageKey>) -> Result<(), Outcome> {
+        let Some(old) = old else { return Ok(()) };
+        let store = self.shared.store();
+        match self.shared.timed(self.emitter(), "delete", Some(old), store.delete(old, self.now)).await {
+            Ok(()) => {
+                self.emit(EventKind::Purged, old);
+                Ok(())
+            }
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    /// A login under the per-user limit needs the store's per-user index: a
+    /// layer built without one fails closed.
+    fn limit_supported(&self, rotation: &Rotation) -> Result<(), SessionError> {
+        if rotation.login.as_ref().is_some_and(|l| l.limit.is_some()) {
+            self.shared.index()?;
+        }
+        Ok(())
     }
 
     /// Merges the change set; a session retired meanwhile passes it on to its
@@ -189,39 +232,49 @@ impl Commit {
 
     /// Creates `record` under a new ID.
     async fn create(&self, record: &Record, creation: Creation, max_age: Option<u64>) -> Outcome {
+        match self.insert(record).await {
+            Ok((id, key)) => {
+                let kind = if creation == Creation::Login { EventKind::LoggedIn } else { EventKind::Created };
+                self.emitter().emit(kind, Some(&key), record.meta.user());
+                Outcome { set_cookie: Some(self.cookie(&id, max_age)), error: None }
+            }
+            Err(out) => out,
+        }
+    }
+
+    /// Stores `record` under a new ID (drawn again while the store reports
+    /// it taken); the ID and its key, or the failed outcome.
+    async fn insert(&self, record: &Record) -> Result<(SessionId, StorageKey), Outcome> {
         let shared = &*self.shared;
         for _ in 0..CREATE_ATTEMPTS {
-            let id = match SessionId::generate() {
-                Ok(id) => id,
-                Err(e) => return Outcome { set_cookie: None, error: Some(e) },
-            };
+            let id = SessionId::generate().map_err(|e| Outcome { set_cookie: None, error: Some(e) })?;
             let key = id.storage_key();
             match shared
                 .timed(self.emitter(), "create", Some(&key), shared.store().create(&key, record, self.now))
                 .await
             {
-                Ok(true) => {
-                    let kind = if creation == Creation::Login { EventKind::LoggedIn } else { EventKind::Created };
-                    self.emitter().emit(kind, Some(&key), record.meta.user());
-                    return Outcome { set_cookie: Some(self.cookie(&id, max_age)), error: None };
-                }
+                Ok(true) => return Ok((id, key)),
                 Ok(false) => continue,
-                Err(e) => return failed(e),
+                Err(e) => return Err(failed(e)),
             }
         }
-        failed(StoreError::Backend("no unique session id after retries".into()))
+        Err(failed(StoreError::Backend("no unique session id after retries".into())))
     }
 
-    /// Rotates the session to a new ID in one store operation.
+    /// Rotates a session to a new ID in one store operation.
     async fn rotate(
         &self,
         mut old: StorageKey,
         rotation: &Rotation,
-        renewal: &Renewal,
+        rotating: Rotating<'_>,
         max_age: Option<u64>,
     ) -> Outcome {
+        if let Err(e) = self.limit_supported(rotation) {
+            return Outcome { set_cookie: None, error: Some(e) };
+        }
         let shared = &*self.shared;
         let store = shared.store();
+        let user = rotation.login.as_ref().map(|l| l.auth.user.as_str()).or(self.user());
         let mut taken = 0;
         let mut hops = 0;
         loop {
@@ -229,21 +282,43 @@ impl Commit {
                 Ok(pair) => pair,
                 Err(e) => return Outcome { set_cookie: None, error: Some(e) },
             };
-            match shared.timed(self.emitter(), "rotate", Some(&old), store.rotate(&old, &key, rotation)).await {
-                Ok(Rotated::Done) => {
+            let rotated =
+                match shared.timed(self.emitter(), "rotate", Some(&old), store.rotate(&old, &key, rotation)).await {
+                    Ok(rotated) => rotated,
+                    Err(e) => return failed(e),
+                };
+            let renewal = match (rotated, rotating) {
+                (Rotated::Taken, _) if taken + 1 < CREATE_ATTEMPTS => {
+                    taken += 1;
+                    continue;
+                }
+                (Rotated::Taken, _) => return failed(StoreError::Backend("no unique session id after retries".into())),
+                (Rotated::Refused, _) => return self.refused(rotation, rotating, &old, user).await,
+                (Rotated::Done | Rotated::Evicted { .. }, Rotating::Admitted) => {
+                    // A new session, as a login without a limit makes.
+                    self.emitter().emit(EventKind::LoggedIn, Some(&key), user);
+                    self.evicted(rotated, &key, user);
+                    return Outcome { set_cookie: Some(self.cookie(&id, max_age)), error: None };
+                }
+                // Ended before its login (evicted from a full store).
+                (_, Rotating::Admitted) => {
+                    return failed(StoreError::Backend("the new session ended before its login".into()))
+                }
+                (_, Rotating::Session(renewal)) => renewal,
+            };
+            match rotated {
+                Rotated::Done | Rotated::Evicted { .. } => {
                     let reason = match renewal {
                         Renewal::Periodic => RenewReason::Periodic,
                         Renewal::Privilege => RenewReason::Privilege,
                         Renewal::Login { .. } => RenewReason::Login,
                     };
-                    let user = rotation.login.as_ref().map(|l| l.auth.user.as_str()).or(self.user());
                     self.emitter().renewed(&old, &key, reason, user);
+                    self.evicted(rotated, &key, user);
                     return Outcome { set_cookie: Some(self.cookie(&id, max_age)), error: None };
                 }
-                Ok(Rotated::Taken) if taken + 1 < CREATE_ATTEMPTS => taken += 1,
-                Ok(Rotated::Taken) => return failed(StoreError::Backend("no unique session id after retries".into())),
                 // Another periodic renewal won: its successor is the session now.
-                Ok(Rotated::Retired(r)) if r.overlaps(self.now) && hops < MAX_HOPS => {
+                Rotated::Retired(r) if r.overlaps(self.now) && hops < MAX_HOPS => {
                     if *renewal == Renewal::Periodic {
                         // Its response carries the new cookie; this one's
                         // changes join the successor, and the cookie stays.
@@ -259,19 +334,50 @@ impl Commit {
                 }
                 // A login or privilege renewal retired it first: this
                 // request's session is gone, and its cookie is left alone.
-                Ok(Rotated::Retired(_)) => {
+                Rotated::Retired(_) => {
                     self.emit(EventKind::WriteDropped, &old);
                     return Outcome::default();
                 }
-                // Ended (logout, revocation, expiry) before the rotation:
-                // nothing was created.
-                Ok(Rotated::Gone) => {
+                // Gone: ended (logout, revocation, expiry) before the
+                // rotation, nothing was created. (`Taken` and `Refused` were
+                // answered above.)
+                _ => {
                     self.emit(EventKind::WriteDropped, &old);
                     return self.reply(self.ended(&old));
                 }
-                Err(e) => return failed(e),
             }
         }
+    }
+
+    /// The event of a login that ended other sessions of its user (the new
+    /// session's key).
+    fn evicted(&self, rotated: Rotated, key: &StorageKey, user: Option<&str>) {
+        if let Rotated::Evicted { count } = rotated {
+            self.emitter().emit(EventKind::Evicted { count }, Some(key), user);
+        }
+    }
+
+    /// A login the per-user limit refused: nobody was signed in, and the
+    /// cookie is left as it was. The anonymous session of a [`Step::Admit`]
+    /// (whose key nobody knows) is deleted, whatever the delete answers.
+    async fn refused(
+        &self,
+        rotation: &Rotation,
+        rotating: Rotating<'_>,
+        old: &StorageKey,
+        user: Option<&str>,
+    ) -> Outcome {
+        let key = match rotating {
+            Rotating::Session(_) => Some(old),
+            Rotating::Admitted => {
+                let store = self.shared.store();
+                let _ = self.shared.timed(self.emitter(), "delete", Some(old), store.delete(old, self.now)).await;
+                None
+            }
+        };
+        self.emitter().emit(EventKind::LoginRefused, key, user);
+        let max = rotation.login.as_ref().and_then(|l| l.limit).map_or(0, |l| l.max.get());
+        Outcome { set_cookie: None, error: Some(SessionError::TooManySessions { max }) }
     }
 
     /// Moves the user's cutoff forward (after the write: see [`Cut`]).
@@ -311,6 +417,16 @@ pub(crate) fn reply_outcome(shared: &Shared, presented: Option<&SessionId>, repl
         (Reply::Remove, _) => Some(removal(config)),
     };
     Outcome { set_cookie, error: None }
+}
+
+/// Whose ID a rotation renews.
+#[derive(Debug, Clone, Copy)]
+enum Rotating<'a> {
+    /// The request's session, for this reason.
+    Session(&'a Renewal),
+    /// The anonymous session a login under the per-user limit has just
+    /// created ([`Step::Admit`]): no other request knows its key.
+    Admitted,
 }
 
 /// A new ID the store accepts as the successor of `old`.

@@ -29,6 +29,9 @@
 //!   [`ChangeSet::max_data_bytes`].
 //! - Every call gets the request's time, `now`: stores judge expiry by it
 //!   and keep no clock of their own.
+//! - A login under a per-user session limit is admitted or refused, and
+//!   the user's least recently used sessions ended, in the same atomic step
+//!   as its rotation (see [below](#the-per-user-session-limit)).
 //!
 //! Three capabilities are separate traits: [`UserIndex`] (list and revoke a
 //! user's sessions), [`Leases`] (exclusive sessions) and [`Cutoffs`] (end
@@ -37,6 +40,32 @@
 //! [`SessionLayer::new`](crate::SessionLayer::new) needs all three, and
 //! [`SessionLayer::with_capabilities`](crate::SessionLayer::with_capabilities)
 //! takes a store with fewer, chosen when the layer is built.
+//!
+//! # The per-user session limit
+//!
+//! A layer configured with
+//! [`max_sessions_per_user`](crate::SessionConfigBuilder::max_sessions_per_user)
+//! commits every login as a [`rotate`](SessionStore::rotate) whose
+//! [`Login::limit`] is set (a login on a request without a session first
+//! creates the session anonymous, then rotates it). In the same atomic step
+//! as that rotation, the store:
+//!
+//! 1. serialises it with the other limited logins of the same user (a lock
+//!    per user, taken before anything is counted), so that N parallel
+//!    logins cannot each count the same sessions;
+//! 2. lists the user's *other* live sessions: not the one being rotated,
+//!    not a retired pointer, not a session that a [cutoff](Cutoffs) ended;
+//! 3. applies [`SessionLimit::admit`] to them: the login is refused
+//!    ([`Rotated::Refused`], nothing changes), or admitted, and the
+//!    sessions it names are ended (deleted as a revocation by handle
+//!    would: a session renewed meanwhile ends under its new key), and the
+//!    rotation answers [`Rotated::Evicted`] with how many ended (or
+//!    [`Rotated::Done`] when none had to).
+//!
+//! A store that keeps the limit needs a per-user index ([`UserIndex`]);
+//! [`conformance::run_session_limit`] checks it, 10 parallel logins
+//! included. [`MemoryStore`] and `SqlStore` keep it; `RedisStore` does not
+//! yet (it rotates as if no limit were set).
 //!
 //! # Writing a store
 //!
@@ -188,6 +217,7 @@ use crate::SessionHandle;
 
 pub mod conformance;
 mod cutoff;
+mod limit;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -199,6 +229,7 @@ pub use crate::id::StorageKey;
 pub use crate::record::{Auth, ChangeSet, Data, Metadata, Record, RECORD_FORMAT};
 pub use crate::rotation::{Login, Retired, Rotated, Rotation, Stored, RETIRED_KEEP_MS};
 pub use cutoff::{Cutoff, Cutoffs, Scope};
+pub use limit::{LimitPolicy, SessionLimit};
 pub use memory::{MemoryStore, MemoryStoreBuilder, WhenFull};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -272,6 +303,18 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     ///   *current* stored record is created under `new` (and indexed under
     ///   its user), and `old` is replaced by
     ///   [`rotation.retired(new)`](Rotation::retired): [`Rotated::Done`].
+    ///
+    /// When [`rotation.login`](Rotation::login) carries a
+    /// [`limit`](Login::limit), in the same atomic step, with the limited
+    /// logins of the same user serialised: the store counts the user's live
+    /// sessions other than `old` (a retired pointer and a session that a
+    /// cutoff ended do not count) and applies [`SessionLimit::admit`] to
+    /// them. A refusal changes nothing: [`Rotated::Refused`] (answered only
+    /// while `old` is live). Otherwise, if the rotation is done, the sessions
+    /// `admit` named are ended, following a rotation of theirs as a
+    /// revocation does: [`Rotated::Evicted`] with how many (or
+    /// [`Rotated::Done`] when none). See the
+    /// [module documentation](self#the-per-user-session-limit).
     ///
     /// A successor that would exceed the data cap fails with
     /// [`StoreError::TooLarge`] and changes nothing.

@@ -366,3 +366,37 @@ pub mod handlers {
 pub fn app(layer: &sessionware::SessionLayer) -> Router {
     handlers::routes().layer(layer.clone())
 }
+
+/// Logs `user` in on a new client (`POST /login/{user}` of
+/// [`handlers::routes`]); its cookie.
+pub async fn login(app: &Router, user: &str) -> String {
+    let res = send(app, req("POST", &format!("/login/{user}"), None)).await;
+    assert_eq!(res.status(), http::StatusCode::OK);
+    session_cookie(&res).expect("a login sets a cookie")
+}
+
+/// Who `GET /me` says is signed in: the status and the user.
+pub async fn who(app: &Router, cookie: &str) -> (http::StatusCode, String) {
+    let res = send(app, req("GET", "/me", Some(cookie))).await;
+    let status = res.status();
+    (status, body(res).await)
+}
+
+/// `POST /login-together/{user}`: logs the user in, then waits until `n`
+/// requests got there (a barrier), so that their commits run together.
+pub fn login_together(n: usize) -> Router {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    Router::new().route(
+        "/login-together/{user}",
+        axum::routing::post(
+            move |session: sessionware::Session, axum::extract::Path(user): axum::extract::Path<String>| {
+                let barrier = Arc::clone(&barrier);
+                async move {
+                    session.login(user).await?;
+                    barrier.wait().await;
+                    Ok::<_, sessionware::SessionError>(())
+                }
+            },
+        ),
+    )
+}

@@ -53,7 +53,8 @@ fn change(key: &str, value: Option<Box<RawValue>>) -> ChangeSet {
 
 /// Runs every check against a store with every capability: the core
 /// contract ([`run_core`]), the per-user index ([`run_user_index`]),
-/// leases ([`run_leases`]) and cutoffs ([`run_cutoffs`]).
+/// leases ([`run_leases`]) and cutoffs ([`run_cutoffs`]). The per-user
+/// session limit has a run of its own ([`run_session_limit`]).
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -558,6 +559,8 @@ pub async fn logout_racing_writers_leaves_nothing(store: Arc<dyn SessionStore>, 
 }
 
 pub mod cutoffs;
+pub mod limit;
 pub mod rotation;
 
 pub use cutoffs::run_cutoffs;
+pub use limit::run_session_limit;

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use crate::{
     record::{Auth, Data},
-    store::{Cutoff, Cutoffs, Leases, Scope, UserIndex},
+    store::{Cutoff, Cutoffs, Leases, Scope, SessionLimit, UserIndex},
     ChangeSet, Metadata, Record, Retired, Rotated, Rotation, SessionHandle, SessionStore, StorageKey, StoreError,
     Stored,
 };
@@ -74,6 +74,12 @@ struct Inner {
     evict_cursor: AtomicUsize,
     sweep_interval_ms: u64,
     cuts: cutoffs::Cuts,
+    /// The login locks ([`Inner::login_lock`]), taken only by logins under
+    /// a per-user limit.
+    logins: Box<[Mutex<()>]>,
+    /// How many logins came to a login lock (tests: to hold one there).
+    #[cfg(test)]
+    login_lock_calls: AtomicUsize,
 }
 
 /// What a full [`MemoryStore`] does when a new session needs room (at
@@ -110,6 +116,16 @@ const ENTRY_OVERHEAD: usize = 128;
 
 /// user → storage keys of their sessions.
 type UserMap = HashMap<String, Vec<StorageKey>>;
+
+/// The locks that serialise the limited logins of one user.
+const LOGIN_LOCKS: usize = 64;
+
+/// The hash of a user that picks its index shard and its login lock.
+fn user_hash(user: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    user.hash(&mut h);
+    h.finish()
+}
 
 #[derive(Debug, Default)]
 struct Shard {
@@ -567,9 +583,7 @@ impl Inner {
     }
 
     fn users(&self, user: &str) -> MutexGuard<'_, UserMap> {
-        let mut h = DefaultHasher::new();
-        user.hash(&mut h);
-        let i = usize::try_from(h.finish() % (self.users.len() as u64)).unwrap_or(0);
+        let i = usize::try_from(user_hash(user) % (self.users.len() as u64)).unwrap_or(0);
         self.users[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -699,10 +713,92 @@ impl Inner {
         }
     }
 
-    /// The rotation itself, under the locks of both shards.
+    /// A rotation, and the index: the successor is indexed first, the old
+    /// key unindexed after, so that until then a listing or a revocation
+    /// reaches the session through the old key's pointer and none misses it.
+    fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        let (outcome, before) = self.rotate_shards(old, new, rotation, rotation.now)?;
+        if outcome == Rotated::Done {
+            let user = rotation.login.as_ref().map(|l| l.auth.user.as_str()).or(before.as_deref());
+            if let Some(user) = user {
+                let mut users = self.users(user);
+                let list = users.entry(user.to_string()).or_default();
+                if !list.contains(new) {
+                    list.push(*new);
+                }
+            }
+            if let Some(before) = &before {
+                self.unindex(before, &[*old]);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// A login of `user` under `limit` (see [`SessionStore::rotate`]): the
+    /// rotation, and the evictions it needs, under the user's login lock.
+    ///
+    /// The lock order: the user's login lock first, then, as on every other
+    /// path, one shard's lock and, inside it, an index lock (`with_live`,
+    /// `scan_user`, `unindex_dead`), or the two shards of a rotation in
+    /// index order, then the index. No path takes a login lock while it
+    /// holds a shard's or the index's, and a login holds one login lock at
+    /// a time, so no cycle of waits can form. The successor is indexed
+    /// before the lock is released, so the next login of the user counts
+    /// it.
+    fn rotate_limited(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        rotation: &Rotation,
+        user: &str,
+        limit: SessionLimit,
+    ) -> Result<Rotated, StoreError> {
+        let now = rotation.now;
+        let _login = self.login_lock(user);
+        let mine = {
+            let mut shard = self.lock(Self::shard_of(old));
+            self.with_live(&mut shard, old, now, |e| e.handle)
+        };
+        // Not live: the rotation answers why (gone or retired).
+        let Some(mine) = mine else { return self.rotate(old, new, rotation) };
+        let others = self.live_sessions(user, now).into_iter().filter(|m| m.handle != mine).collect();
+        let Some(evict) = limit.admit(others) else { return Ok(Rotated::Refused) };
+        let outcome = self.rotate(old, new, rotation)?;
+        if outcome != Rotated::Done || evict.is_empty() {
+            return Ok(outcome);
+        }
+        // By handle, through the index: a session renewed meanwhile is
+        // reached under its new key.
+        let count = self.scan_user(user, now, |meta| evict.contains(&meta.handle));
+        Ok(if count == 0 { Rotated::Done } else { Rotated::Evicted { count } })
+    }
+
+    /// The lock that serialises the limited logins of `user` (one of
+    /// [`LOGIN_LOCKS`], by a hash of the user: two users may share one,
+    /// which only makes their logins wait for each other).
+    fn login_lock(&self, user: &str) -> MutexGuard<'_, ()> {
+        #[cfg(test)]
+        self.login_lock_calls.fetch_add(1, Ordering::SeqCst);
+        let i = usize::try_from(user_hash(user) % (self.logins.len() as u64)).unwrap_or(0);
+        self.logins[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The metadata of the live sessions of `user` that no cutoff ended.
+    fn live_sessions(&self, user: &str, now: u64) -> Vec<Metadata> {
+        let mut out = Vec::new();
+        let cutoff = self.cuts.cutoff(Some(user));
+        self.scan_user(user, now, |meta| {
+            if !cutoff.ends(&meta) {
+                out.push(meta);
+            }
+            false
+        });
+        out
+    }
+
     /// The rotation itself, under the locks of both shards. Also returns the
     /// old record's user, for the index.
-    fn rotate(
+    fn rotate_shards(
         &self,
         old: &StorageKey,
         new: &StorageKey,
@@ -825,24 +921,10 @@ impl SessionStore for MemoryStore {
         inner.sweep_step(Inner::shard_of(old), now, false);
         // The rotation's data changes grow the successor as an apply would.
         inner.make_room_for_growth(Inner::shard_of(new), now, growth_bound(&rotation.changes))?;
-        let (outcome, before) = inner.rotate(old, new, rotation, now)?;
-        if outcome == Rotated::Done {
-            // The successor is indexed first, the old key unindexed after:
-            // until then a listing or a revocation reaches the session
-            // through the old key's pointer, so none misses it.
-            let user = rotation.login.as_ref().map(|l| l.auth.user.as_str()).or(before.as_deref());
-            if let Some(user) = user {
-                let mut users = inner.users(user);
-                let list = users.entry(user.to_string()).or_default();
-                if !list.contains(new) {
-                    list.push(*new);
-                }
-            }
-            if let Some(before) = &before {
-                inner.unindex(before, &[*old]);
-            }
+        match rotation.login.as_ref().and_then(|l| Some((l.auth.user.as_str(), l.limit?))) {
+            Some((user, limit)) => inner.rotate_limited(old, new, rotation, user, limit),
+            None => inner.rotate(old, new, rotation),
         }
-        Ok(outcome)
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
@@ -918,14 +1000,7 @@ impl SessionStore for MemoryStore {
 #[async_trait]
 impl UserIndex for MemoryStore {
     async fn list_user(&self, user: &str, now: u64, limit: usize) -> Result<Vec<Metadata>, StoreError> {
-        let mut out = Vec::new();
-        let cutoff = self.inner.cuts.cutoff(Some(user));
-        self.inner.scan_user(user, now, |meta| {
-            if !cutoff.ends(&meta) {
-                out.push(meta);
-            }
-            false
-        });
+        let mut out = self.inner.live_sessions(user, now);
         crate::store::most_recent(&mut out, limit);
         Ok(out)
     }
@@ -1061,6 +1136,9 @@ impl MemoryStoreBuilder {
                 evict_cursor: AtomicUsize::new(0),
                 sweep_interval_ms: self.sweep_interval_ms,
                 cuts: cutoffs::Cuts::default(),
+                logins: (0..LOGIN_LOCKS).map(|_| Mutex::new(())).collect(),
+                #[cfg(test)]
+                login_lock_calls: AtomicUsize::new(0),
             }),
         }
     }
@@ -1077,6 +1155,44 @@ mod slot_size {
 }
 
 #[cfg(test)]
+mod session_limit {
+    use super::*;
+    use crate::{record::Auth, rotation::Login, store::LimitPolicy};
+
+    /// A login under a limit counts the user's sessions only once it holds
+    /// the user's login lock: held by the test (a first login in its
+    /// window), the second login waits at the lock while the first one's
+    /// session appears, and counts it.
+    #[test]
+    fn a_limited_login_counts_only_once_it_holds_the_users_login_lock() {
+        let store = MemoryStore::default();
+        let now = 1_000_000;
+        let key = |b: u8| StorageKey::from_bytes([b; 32]);
+        let anonymous = Record::new(Metadata::new(now, 60_000, 600_000));
+        assert!(futures::executor::block_on(store.create(&key(1), &anonymous, now)).unwrap());
+        let mut rotation = Rotation::new(now, ChangeSet::new(now, now + 60_000));
+        let mut login = Login::new(Auth::new("alice", now), now + 600_000);
+        login.limit = Some(SessionLimit::new(std::num::NonZeroUsize::MIN, LimitPolicy::RefuseNew));
+        rotation.login = Some(login);
+
+        let first = store.inner.login_lock("alice");
+        let second = {
+            let store = store.clone();
+            std::thread::spawn(move || futures::executor::block_on(store.rotate(&key(1), &key(2), &rotation)))
+        };
+        while store.inner.login_lock_calls.load(Ordering::SeqCst) < 2 {
+            std::thread::yield_now();
+        }
+        // The first login's session, committed while the second waits.
+        let mut signed_in = Record::new(Metadata::new(now, 60_000, 600_000));
+        signed_in.meta.auth = Some(Auth::new("alice", now));
+        assert!(futures::executor::block_on(store.create(&key(3), &signed_in, now)).unwrap());
+        drop(first);
+        assert_eq!(second.join().unwrap().unwrap(), Rotated::Refused, "the second login counts the first one's");
+    }
+}
+
+#[cfg(test)]
 mod accounting {
     //! The counters (`len`, `bytes`) against what the shards really hold,
     //! after random sequences of every write path.
@@ -1084,6 +1200,7 @@ mod accounting {
     use crate::{
         record::{Auth, Metadata},
         rotation::Login,
+        store::LimitPolicy,
     };
 
     struct Rng(u64);
@@ -1216,7 +1333,14 @@ mod accounting {
                     rot.overlap_until = now + rng.below(10_000);
                     rot.retired_until = now + rng.below(30_000);
                     if rng.below(2) == 0 {
-                        rot.login = Some(Login::new(Auth::new(format!("u{}", rng.below(3)), now), now + 120_000));
+                        let mut login = Login::new(Auth::new(format!("u{}", rng.below(3)), now), now + 120_000);
+                        if rng.below(2) == 0 {
+                            let policy =
+                                if rng.below(2) == 0 { LimitPolicy::EvictLeastRecent } else { LimitPolicy::RefuseNew };
+                            let max = std::num::NonZeroUsize::new(1 + rng.below(2) as usize).unwrap();
+                            login.limit = Some(SessionLimit::new(max, policy));
+                        }
+                        rot.login = Some(login);
                     }
                     if rng.below(3) == 0 {
                         rot.retain = Some(vec!["a".into()]);

@@ -201,6 +201,18 @@ const MYSQL_MIGRATION: &str = include_str!("../../../migrations/mysql/0001_sessi
 ///   `SELECT`, `ROLLBACK`), `Taken` 4; a successor refused by the data cap
 ///   (or the record size cap) takes 4 too: a `SELECT` of the new key
 ///   answers `Taken` first, as the contract orders it.
+/// - `rotate` of a login under a per-user limit
+///   ([`Login::limit`](crate::store::Login::limit)): the same transaction in
+///   READ COMMITTED (PostgreSQL, whatever the server's default), which first
+///   locks the user's row of `<table>_cutoffs` (the upsert of `cut` with a
+///   credential epoch of 0, which moves nothing: the limited logins of one
+///   user take turns on it),
+///   then, after the `SELECT ... FOR UPDATE` of the old row, reads the
+///   user's sessions (the statement of `list_user`, a plain read in a
+///   snapshot taken after the lock), and, after the successor's `INSERT`
+///   and the pointer's `UPDATE`, ends the least recently used ones with the
+///   statements of `delete_by_handle`: 2 more round trips, and 1 (or, on
+///   MySQL, 2) per session ended. A refusal rolls back after the read.
 /// - `delete`: `DELETE ... WHERE id = ? AND absolute_deadline <> 0`: a
 ///   session's row goes in 1 statement (in PostgreSQL, a rotation that
 ///   commits while the statement waits for the row leaves a pointer, which

@@ -1,11 +1,14 @@
 //! `rotate`: the successor and the retired pointer, in one transaction
-//! that locks the old row.
+//! that locks the old row; for a login under a per-user limit, the user's
+//! lock, the count and the evictions too.
 
 use super::{
     codec::{columns, encode_retired, to_i64},
     connection::{duplicate_key, Pool},
+    queries::Queries,
     row::insert_new,
     tx::{retrying, TxError, TX_ATTEMPTS},
+    user_index::{revoke_in, user_rows, Revocation, Revoked, RevokedRow},
     SqlStore,
 };
 use crate::store::{Rotated, Rotation, StorageKey, StoreError, Stored};
@@ -15,13 +18,37 @@ use crate::store::{Rotated, Rotation, StorageKey, StoreError, Stored};
 /// PostgreSQL, `BEGIN IMMEDIATE` in SQLite), builds the successor in Rust,
 /// inserts it with the statement of `create` (which never overwrites a live
 /// row, a retired one included) and turns the old row into the pointer.
+///
+/// A login under a per-user limit ([`Login::limit`](crate::store::Login::limit))
+/// runs in READ COMMITTED (PostgreSQL, whatever the server's default; MySQL
+/// always), and first takes the user's lock: the upsert of `cut` with a
+/// credential epoch of 0 (which moves nothing) on the user's row of the
+/// `_cutoffs` table, which it holds until the commit. The limited logins of
+/// one user therefore run one after the other; a statement that follows
+/// the upsert sees what the previous one committed (a new snapshot per
+/// statement in READ COMMITTED; SQLite's write lock serialises every
+/// writer anyway). After the old row is locked, it reads the user's other
+/// live sessions with the statement of `list_user` (a plain read: a
+/// renewal committing meanwhile shows either the old session or its
+/// successor, never neither; a locking read would re-check the old row,
+/// find it retired and skip it, while the successor stays out of the
+/// statement's snapshot), applies [`SessionLimit::admit`](crate::store::SessionLimit::admit)
+/// (a refusal rolls back), and, after the successor is inserted, ends the
+/// sessions it named with the statements of `delete_by_handle` (which
+/// follow a session renewed meanwhile to its new row).
 macro_rules! rotate_locked {
     ($store:ident, $conn:ident, $old:ident, $new:ident, $rotation:ident) => {{
         use sqlx::Connection as _;
-        let q = &*$store.queries;
+        let q: &Queries = &$store.queries;
         let now = $rotation.now;
         let (old_id, new_id) = ($old.as_bytes().as_slice(), $new.as_bytes().as_slice());
-        let mut tx = $conn.begin_with(q.begin).await?;
+        let limited = $rotation.login.as_ref().and_then(|l| Some((l.auth.user.as_str(), l.limit?)));
+        let mut tx = $conn.begin_with(if limited.is_some() { q.begin_follow } else { q.begin }).await?;
+        if let Some((user, _)) = limited {
+            // Kept until now: cleanup forgets a row that holds no epoch, and
+            // a user's epoch keeps its own (later) `keep_until`.
+            sqlx::query(&q.cut).bind(1i16).bind(user).bind(0i64).bind(to_i64(now)).execute(&mut *tx).await?;
+        }
         let row = sqlx::query(&q.select_for_update).bind(old_id).fetch_optional(&mut *tx).await?;
         let stored = match row {
             Some(row) => {
@@ -39,6 +66,21 @@ macro_rules! rotate_locked {
                     _ => Rotated::Gone,
                 });
             }
+        };
+        let evict = match limited {
+            Some((user, limit)) => {
+                let rows = sqlx::query(&q.list_user).bind(user).bind(to_i64(now)).fetch_all(&mut *tx).await?;
+                let mine = current.meta.handle;
+                let others = $store.live_of(user, user_rows(&rows)?, now).into_iter().filter(|m| m.handle != mine);
+                match limit.admit(others.collect()) {
+                    Some(evict) => evict,
+                    None => {
+                        tx.rollback().await?;
+                        return Ok(Rotated::Refused);
+                    }
+                }
+            }
+            None => Vec::new(),
         };
         let built = $rotation.successor(&current, $old).and_then(|next| Ok(($store.encode(&next)?, next)));
         let (text, next) = match built {
@@ -68,8 +110,15 @@ macro_rules! rotate_locked {
             .bind(old_id)
             .execute(&mut *tx)
             .await?;
+        let mut count = 0;
+        if let Some((user, _)) = limited {
+            for handle in evict {
+                let handle = handle.to_string();
+                count += revoke_in!(q, tx, user, Revocation::Only(&handle), now);
+            }
+        }
         tx.commit().await?;
-        Ok(Rotated::Done)
+        Ok(if count == 0 { Rotated::Done } else { Rotated::Evicted { count } })
     }};
 }
 

@@ -8,10 +8,11 @@ use super::{
     codec::{columns, decode_retired, to_i64, RETIRED_PREFIX},
     connection::{dispatch, Pool},
     cutoffs::cut_columns,
+    queries::Queries,
     tx::{retrying, TxError, MAX_CHAIN, TX_ATTEMPTS},
     SqlStore,
 };
-use crate::store::{most_recent, Metadata, StorageKey, StoreError};
+use crate::store::{most_recent, Cutoff, Metadata, StorageKey, StoreError};
 
 /// Which sessions of a user a revocation ends.
 #[derive(Debug, Clone, Copy)]
@@ -24,28 +25,43 @@ pub(super) enum Revocation<'a> {
     Only(&'a str),
 }
 
+/// A row of `list_user`: the four columns of [`columns`], and the cutoffs.
+pub(super) type UserRow = ((i64, i64, i64, String), Cutoff);
+
+/// The rows of `list_user`, read.
+pub(super) fn user_rows<R>(rows: &[R]) -> Result<Vec<UserRow>, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter().map(|r| Ok((columns(r)?, cut_columns(r)?))).collect()
+}
+
 /// A row a revocation deleted: `id, expires_at, absolute_deadline`, and the
 /// text of a retired pointer.
-type RevokedRow = (Vec<u8>, i64, i64, Option<String>);
+pub(super) type RevokedRow = (Vec<u8>, i64, i64, Option<String>);
 
 /// What a revocation did so far: the live sessions it deleted, the keys it
 /// deleted or visited, and the successors of the retired pointers it
 /// deleted that it has still to visit (with the hops from the first).
-struct Revoked {
+pub(super) struct Revoked {
     now: u64,
-    live: usize,
+    pub(super) live: usize,
     visited: HashSet<StorageKey>,
     pending: Vec<(StorageKey, usize)>,
 }
 
 impl Revoked {
-    fn new(now: u64) -> Self {
+    pub(super) fn new(now: u64) -> Self {
         Self { now, live: 0, visited: HashSet::new(), pending: Vec::new() }
     }
 
     /// Counts a deleted row if it was a live session; a retired pointer's
     /// successor is to be visited (unless `hops` reached [`MAX_CHAIN`]).
-    fn deleted(&mut self, (id, expires_at, deadline, text): RevokedRow, hops: usize) {
+    pub(super) fn deleted(&mut self, (id, expires_at, deadline, text): RevokedRow, hops: usize) {
         if let Ok(id) = <[u8; 32]>::try_from(id) {
             self.visited.insert(StorageKey::from_bytes(id));
         }
@@ -62,7 +78,7 @@ impl Revoked {
 
     /// The next successor to visit: one that no statement of this
     /// revocation deleted or visited yet.
-    fn next(&mut self) -> Option<(StorageKey, usize)> {
+    pub(super) fn next(&mut self) -> Option<(StorageKey, usize)> {
         while let Some((key, hops)) = self.pending.pop() {
             if self.visited.insert(key) {
                 return Some((key, hops));
@@ -110,41 +126,53 @@ macro_rules! revoke {
     ($store:ident, $conn:ident, $user:ident, $which:ident, $now:ident) => {{
         use sqlx::Connection as _;
         let q = &*$store.queries;
-        let now = $now;
+        let mut tx = $conn.begin_with(q.begin_follow).await?;
+        let live = revoke_in!(q, tx, $user, $which, $now);
+        tx.commit().await?;
+        Ok(live)
+    }};
+}
+
+/// The statements of [`revoke`] on the open transaction `$tx` (a
+/// transaction as `revoke` begins it: PostgreSQL's READ COMMITTED, or
+/// SQLite's write lock): how many live sessions were deleted. A failed
+/// statement returns from the enclosing function (`?`).
+macro_rules! revoke_in {
+    ($q:expr, $tx:ident, $user:expr, $which:expr, $now:expr) => {{
+        let (q, user, now): (&Queries, &str, u64) = ($q, $user, $now);
         let (statements, handle) = match $which {
             Revocation::All => (&q.revoke_user, None),
             Revocation::AllBut(h) => (&q.revoke_others, Some(h)),
             Revocation::Only(h) => (&q.revoke_handle, Some(h)),
         };
-        let mut tx = $conn.begin_with(q.begin_follow).await?;
-        let mut main = sqlx::query_as::<_, RevokedRow>(&statements.main).bind($user).bind(to_i64(now));
+        let mut main = sqlx::query_as::<_, RevokedRow>(&statements.main).bind(user).bind(to_i64(now));
         if let Some(h) = handle {
             main = main.bind(h);
         }
         let mut revoked = Revoked::new(now);
-        for row in main.fetch_all(&mut *tx).await? {
+        for row in main.fetch_all(&mut *$tx).await? {
             if !q.returning {
                 // Read and locked: now deleted.
-                sqlx::query(&q.delete_key).bind(row.0.as_slice()).execute(&mut *tx).await?;
+                sqlx::query(&q.delete_key).bind(row.0.as_slice()).execute(&mut *$tx).await?;
             }
             revoked.deleted(row, 0);
         }
         while let Some((key, hops)) = revoked.next() {
-            let mut follow = sqlx::query_as::<_, RevokedRow>(&statements.follow).bind($user).bind(to_i64(now));
+            let mut follow = sqlx::query_as::<_, RevokedRow>(&statements.follow).bind(user).bind(to_i64(now));
             if let Some(h) = handle {
                 follow = follow.bind(h);
             }
-            if let Some(row) = follow.bind(key.as_bytes().as_slice()).fetch_optional(&mut *tx).await? {
+            if let Some(row) = follow.bind(key.as_bytes().as_slice()).fetch_optional(&mut *$tx).await? {
                 if !q.returning {
-                    sqlx::query(&q.delete_key).bind(row.0.as_slice()).execute(&mut *tx).await?;
+                    sqlx::query(&q.delete_key).bind(row.0.as_slice()).execute(&mut *$tx).await?;
                 }
                 revoked.deleted(row, hops);
             }
         }
-        tx.commit().await?;
-        Ok(revoked.live)
+        revoked.live
     }};
 }
+pub(super) use revoke_in;
 
 impl SqlStore {
     /// `list_user`: the user's live sessions, the `limit` most recently
@@ -153,9 +181,17 @@ impl SqlStore {
         let q = &*self.queries;
         let rows = dispatch!(&self.pool, p => {
             let rows = sqlx::query(&q.list_user).bind(user).bind(to_i64(now)).fetch_all(p).await;
-            rows.and_then(|rows| rows.iter().map(|r| Ok((columns(r)?, cut_columns(r)?))).collect::<Result<Vec<_>, _>>())
+            rows.and_then(|rows| user_rows(&rows))
         })
         .map_err(|e| self.err(&e))?;
+        let mut list = self.live_of(user, rows, now);
+        most_recent(&mut list, limit);
+        Ok(list)
+    }
+
+    /// The metadata of the live sessions of `user` among the rows of
+    /// `list_user`, leaving out those a cutoff ended.
+    pub(super) fn live_of(&self, user: &str, rows: Vec<UserRow>, now: u64) -> Vec<Metadata> {
         let mut list = Vec::with_capacity(rows.len());
         for ((expires_at, deadline, last_seen, text), cutoff) in rows {
             // One unreadable row does not hide the user's other sessions.
@@ -167,8 +203,7 @@ impl SqlStore {
                 Err(e) => tracing::warn!(error = %e, "unreadable session row of a user"),
             }
         }
-        most_recent(&mut list, limit);
-        Ok(list)
+        list
     }
 
     /// A revocation, run again when PostgreSQL aborts it to break a deadlock.
