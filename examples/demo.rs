@@ -15,7 +15,7 @@
 //! | `SESSION_ABSOLUTE_TIMEOUT` | absolute timeout in seconds (default 43200) |
 //! | `SESSION_RENEW_AFTER` | periodic renewal: give a session in use a new ID once its ID is this many seconds old (unset: no periodic renewal) |
 //! | `SESSION_RENEW_OVERLAP` | seconds the old ID keeps working after a periodic renewal, until the new one is first used (default 10, at most 60; `0`: none) |
-//! | `SESSION_MAX_PER_USER` | the most live sessions one user may have; a login past it ends the user's least recently used session (unset: no limit; the Redis store does not keep it yet) |
+//! | `SESSION_MAX_PER_USER` | the most live sessions one user may have; a login past it ends the user's least recently used session (unset: no limit) |
 //! | `SESSION_INSECURE_DEV_COOKIES` | `1`: plain-HTTP cookie `sid` without `Secure` (development only) |
 //! | `SESSION_STORE` | `memory` (default), `redis://…`, `postgres://…`, `sqlite://path` or `mysql://…` (`mariadb://…` too; the last four need the crate features `redis`, `postgres`, `sqlite`, `mysql`) |
 //! | `RUST_LOG` | log filter (default `info`) |

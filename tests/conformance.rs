@@ -10,7 +10,6 @@ use sessionware::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_conforms() {
     conformance::run_all(Arc::new(MemoryStore::default())).await;
-    conformance::run_session_limit(Arc::new(MemoryStore::default())).await;
 }
 
 #[tokio::test]

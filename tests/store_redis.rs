@@ -815,3 +815,54 @@ async fn redis_cutoffs_reach_records_without_their_user_field_and_only_grow() {
     assert_eq!(store.cutoff(Some(&user), now).await.expect("cutoff").user, now, "nor moves the time back");
     cleanup(&store).await;
 }
+
+/// The per-user limit on Redis: a limited login counts the user's sessions
+/// only once it holds the user's login lease. The test holds the lease
+/// while the login waits, adds a session of the user, then lets go: the
+/// login sees it and is refused (it would be admitted had it counted first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_limited_logins_count_only_under_the_users_login_lease() {
+    use sessionware::store::{LimitPolicy, SessionLimit};
+    use std::num::NonZeroUsize;
+    let Some(store) = store().await else { return };
+    let mut conn = raw_conn().await;
+    let now = SystemClock.now_ms();
+    let user = format!("limited-{:x}", rand::random::<u64>());
+    let signed_in = |at: u64| {
+        let mut r = record_now();
+        r.meta.auth = Some(Auth::new(user.as_str(), at));
+        r
+    };
+    let first = SessionId::generate().expect("rng").storage_key();
+    assert!(store.create(&first, &signed_in(now), now).await.expect("create"));
+    let anonymous = SessionId::generate().expect("rng").storage_key();
+    assert!(store.create(&anonymous, &record_now(), now).await.expect("create"));
+    let lease = format!("{}:login", store.user_index_key(&user));
+    let _: () =
+        redis::cmd("SET").arg(&lease).arg("held").arg("PX").arg(10_000).query_async(&mut conn).await.expect("set");
+
+    let login = {
+        let (store, user) = (store.clone(), user.clone());
+        tokio::spawn(async move {
+            let new = loop {
+                let key = SessionId::generate().expect("rng").storage_key();
+                if store.accepts_successor(&anonymous, &key) {
+                    break key;
+                }
+            };
+            let mut rotation = Rotation::new(now, ChangeSet::new(now, now + 60_000));
+            let mut login = Login::new(Auth::new(user.as_str(), now), now + 3_600_000);
+            login.limit = Some(SessionLimit::new(NonZeroUsize::new(2).expect("2"), LimitPolicy::RefuseNew));
+            rotation.login = Some(login);
+            store.rotate(&anonymous, &new, &rotation).await.expect("rotate")
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!login.is_finished(), "the login waits for the user's login lease");
+    let second = SessionId::generate().expect("rng").storage_key();
+    assert!(store.create(&second, &signed_in(now), now).await.expect("create"));
+    let _: () = redis::cmd("DEL").arg(&lease).query_async(&mut conn).await.expect("del");
+    assert_eq!(login.await.expect("task"), Rotated::Refused, "counted under the lease: two others, limit two");
+    assert!(store.load(&anonymous, now).await.expect("load").is_some(), "a refusal changes nothing");
+    cleanup(&store).await;
+}

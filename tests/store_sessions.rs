@@ -615,6 +615,13 @@ async fn redis_lists_and_revokes_a_users_sessions() {
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_keeps_the_per_user_session_limit() {
+    let Some(fx) = Fixture::redis().await else { return };
+    fx.run(session_limit).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_a_request_that_loaded_before_a_logout_cannot_resurrect() {
     let Some(fx) = Fixture::redis().await else { return };
     fx.run(no_resurrection).await;

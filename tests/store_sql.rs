@@ -100,7 +100,6 @@ mod pg {
 async fn postgres_store_passes_conformance() {
     let Some(pg) = pg::store().await else { return };
     conformance::run_all(Arc::new(pg.store.clone())).await;
-    conformance::run_session_limit(Arc::new(pg.store.clone())).await;
     pg.drop().await;
 }
 
@@ -575,7 +574,6 @@ mod my {
 async fn mysql_store_passes_conformance() {
     let Some(my) = my::store().await else { return };
     conformance::run_all(Arc::new(my.store.clone())).await;
-    conformance::run_session_limit(Arc::new(my.store.clone())).await;
     my.drop().await;
 }
 
@@ -722,7 +720,6 @@ impl Lite {
 async fn sqlite_store_passes_conformance() {
     let lite = Lite::new().await;
     conformance::run_all(Arc::new(lite.store.clone())).await;
-    conformance::run_session_limit(Arc::new(lite.store.clone())).await;
     lite.drop().await;
 }
 

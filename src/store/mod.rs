@@ -64,8 +64,9 @@
 //!
 //! A store that keeps the limit needs a per-user index ([`UserIndex`]);
 //! [`conformance::run_session_limit`] checks it, 10 parallel logins
-//! included. [`MemoryStore`] and `SqlStore` keep it; `RedisStore` does not
-//! yet (it rotates as if no limit were set).
+//! included. Every store of this crate keeps it (`RedisStore` serialises a
+//! user's limited logins on a lease in the slot of the user's index, since
+//! no script spans slots on a cluster).
 //!
 //! # Writing a store
 //!

@@ -53,8 +53,8 @@ fn change(key: &str, value: Option<Box<RawValue>>) -> ChangeSet {
 
 /// Runs every check against a store with every capability: the core
 /// contract ([`run_core`]), the per-user index ([`run_user_index`]),
-/// leases ([`run_leases`]) and cutoffs ([`run_cutoffs`]). The per-user
-/// session limit has a run of its own ([`run_session_limit`]).
+/// leases ([`run_leases`]), cutoffs ([`run_cutoffs`]) and the per-user
+/// session limit ([`run_session_limit`]).
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -68,6 +68,7 @@ pub async fn run_all<S: UserIndex + Leases + Cutoffs>(store: Arc<S>) {
     run_user_index(store.clone()).await;
     run_leases(&*store).await;
     run_cutoffs(&*store).await;
+    run_session_limit(store).await;
 }
 
 /// Runs the checks of the core [`SessionStore`] contract: create, lookup,

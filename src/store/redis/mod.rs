@@ -3,6 +3,7 @@
 mod codec;
 mod connection;
 mod cutoffs;
+mod limit;
 mod rotation;
 mod scripts;
 mod slots;
@@ -568,7 +569,10 @@ impl SessionStore for RedisStore {
                     .into(),
             ));
         }
-        self.rotate_record(old, new, rotation).await
+        match rotation.login.as_ref().and_then(|l| l.limit.as_ref().map(|limit| (l.auth.user.as_str(), limit))) {
+            Some((user, limit)) => self.rotate_limited(old, new, rotation, user, limit).await,
+            None => self.rotate_record(old, new, rotation).await,
+        }
     }
 
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
