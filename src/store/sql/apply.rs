@@ -1,4 +1,5 @@
-//! `apply`: a change set merged in Rust and written back, on PostgreSQL as
+//! `apply`: a change set that moves only the times is the `UPDATE` of
+//! `touch`; any other is merged in Rust and written back, on PostgreSQL as
 //! a compare-and-set on the row version (then, when contended, in a
 //! transaction that locks the row), on SQLite and MySQL in a transaction.
 
@@ -60,15 +61,21 @@ macro_rules! apply_locked {
 }
 
 impl SqlStore {
-    /// `apply` on one pooled connection: on PostgreSQL, up to
-    /// `OPTIMISTIC_ATTEMPTS` compare-and-sets, then the locking transaction;
-    /// on SQLite, the transaction.
+    /// `apply`: a change set that changes neither data nor flags is the
+    /// `UPDATE` of `touch` (the same conditions: a live session's row, never
+    /// a pointer; the same columns). Any other runs on one pooled
+    /// connection: on PostgreSQL, up to `OPTIMISTIC_ATTEMPTS`
+    /// compare-and-sets, then the locking transaction; on SQLite and
+    /// MySQL, the transaction.
     pub(super) async fn apply_changes(
         &self,
         key: &StorageKey,
         changes: &ChangeSet,
         now: u64,
     ) -> Result<bool, StoreError> {
+        if changes.is_empty() {
+            return self.touch_row(key, changes.last_seen, changes.expires_at, now).await;
+        }
         match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => {

@@ -652,7 +652,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn touch(&self, key: &StorageKey, now: u64, expires_at: u64) -> Result<bool, StoreError> {
-        self.touch_row(key, now, expires_at).await
+        self.touch_row(key, now, expires_at, now).await
     }
 
     async fn delete(&self, key: &StorageKey, now: u64) -> Result<(), StoreError> {
