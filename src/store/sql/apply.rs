@@ -1,7 +1,10 @@
 //! `apply`: a change set that moves only the times is the `UPDATE` of
-//! `touch`; any other is merged in Rust and written back, on PostgreSQL as
-//! a compare-and-set on the row version (then, when contended, in a
-//! transaction that locks the row), on SQLite and MySQL in a transaction.
+//! `touch`; on PostgreSQL, any other is first the one statement of
+//! [`merge`](super::merge). Otherwise (SQLite, MySQL, and what that
+//! statement leaves to it) the general path: the change set merged in Rust
+//! and written back, on PostgreSQL as a compare-and-set on the row version
+//! (then, when contended, in a transaction that locks the row), on SQLite
+//! and MySQL in a transaction.
 
 #[cfg(feature = "postgres")]
 use sqlx::Row;
@@ -64,7 +67,8 @@ impl SqlStore {
     /// `apply`: a change set that changes neither data nor flags is the
     /// `UPDATE` of `touch` (the same conditions: a live session's row, never
     /// a pointer; the same columns). Any other runs on one pooled
-    /// connection: on PostgreSQL, up to `OPTIMISTIC_ATTEMPTS`
+    /// connection: on PostgreSQL, the merge statement, and when it leaves
+    /// the answer to the general path, up to `OPTIMISTIC_ATTEMPTS`
     /// compare-and-sets, then the locking transaction; on SQLite and
     /// MySQL, the transaction.
     pub(super) async fn apply_changes(
@@ -80,6 +84,9 @@ impl SqlStore {
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                if let Some(applied) = self.apply_merged(&mut conn, key, changes, now).await? {
+                    return Ok(applied);
+                }
                 for _ in 0..OPTIMISTIC_ATTEMPTS {
                     if let Some(applied) = self.apply_optimistic(&mut conn, key, changes, now).await? {
                         return Ok(applied);
