@@ -22,6 +22,9 @@ use sessionware::{
     Clock, SessionId, SystemClock,
 };
 
+#[path = "store_sql/apply.rs"]
+mod apply;
+
 const MINUTE: u64 = 60_000;
 
 fn unique(prefix: &str) -> String {

@@ -1,6 +1,10 @@
-//! `apply`: a change set merged in Rust and written back, on PostgreSQL as
-//! a compare-and-set on the row version (then, when contended, in a
-//! transaction that locks the row), on SQLite and MySQL in a transaction.
+//! `apply`: a change set that moves only the times is the `UPDATE` of
+//! `touch`; on PostgreSQL, any other is first the one statement of
+//! [`merge`](super::merge). Otherwise (SQLite, MySQL, and what that
+//! statement leaves to it) the general path: the change set merged in Rust
+//! and written back, on PostgreSQL as a compare-and-set on the row version
+//! (then, when contended, in a transaction that locks the row), on SQLite
+//! and MySQL in a transaction.
 
 #[cfg(feature = "postgres")]
 use sqlx::Row;
@@ -60,19 +64,29 @@ macro_rules! apply_locked {
 }
 
 impl SqlStore {
-    /// `apply` on one pooled connection: on PostgreSQL, up to
-    /// `OPTIMISTIC_ATTEMPTS` compare-and-sets, then the locking transaction;
-    /// on SQLite, the transaction.
+    /// `apply`: a change set that changes neither data nor flags is the
+    /// `UPDATE` of `touch` (the same conditions: a live session's row, never
+    /// a pointer; the same columns). Any other runs on one pooled
+    /// connection: on PostgreSQL, the merge statement, and when it leaves
+    /// the answer to the general path, up to `OPTIMISTIC_ATTEMPTS`
+    /// compare-and-sets, then the locking transaction; on SQLite and
+    /// MySQL, the transaction.
     pub(super) async fn apply_changes(
         &self,
         key: &StorageKey,
         changes: &ChangeSet,
         now: u64,
     ) -> Result<bool, StoreError> {
+        if changes.is_empty() {
+            return self.touch_row(key, changes.last_seen, changes.expires_at, now).await;
+        }
         match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => {
                 let mut conn = p.acquire().await.map_err(|e| self.err(&e))?;
+                if let Some(applied) = self.apply_merged(&mut conn, key, changes, now).await? {
+                    return Ok(applied);
+                }
                 for _ in 0..OPTIMISTIC_ATTEMPTS {
                     if let Some(applied) = self.apply_optimistic(&mut conn, key, changes, now).await? {
                         return Ok(applied);

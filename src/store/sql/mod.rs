@@ -8,6 +8,8 @@ mod cutoffs;
 mod delete;
 mod dialect;
 mod lease;
+#[cfg(feature = "postgres")]
+mod merge;
 mod queries;
 mod rotate;
 mod row;
@@ -177,17 +179,47 @@ const MYSQL_MIGRATION: &str = include_str!("../../../migrations/mysql/0001_sessi
 ///   and an expired one may be replaced. 1 statement.
 /// - `load` / `lookup`: `SELECT ... WHERE id = ? AND expires_at > now`; the
 ///   row is a record or a pointer. 1 statement.
-/// - `apply`: the record is merged in Rust with [`Record::try_apply`] (which
-///   refuses a merged record past [`ChangeSet::max_data_bytes`] with
-///   [`StoreError::TooLarge`], writing nothing) and written back with one
-///   `UPDATE`, only if the row exists, is not expired and is no pointer. In
-///   PostgreSQL, without a transaction, as a compare-and-set on the row
-///   version: `SELECT ..., xmin` then `UPDATE ... WHERE id = ? AND xmin = ?`
-///   (2 statements), read again when another write got in between, and after
-///   3 such attempts one transaction that locks the row (`BEGIN` + `SELECT
-///   ... FOR UPDATE` + `UPDATE` + `COMMIT`). In SQLite, always the
-///   transaction (`BEGIN IMMEDIATE` + `SELECT` + `UPDATE` + `COMMIT`). Both
-///   run on one pooled connection.
+/// - `apply`: the result is always [`Record::try_apply`]'s on the row as
+///   stored (it refuses a merged record past [`ChangeSet::max_data_bytes`]
+///   with [`StoreError::TooLarge`], writing nothing), and only a live
+///   session's row is written (never an expired row, a retired pointer or
+///   a deleted key).
+///   - A change set that changes neither data nor flags (`persistent`,
+///     `close_overlap`) is the `UPDATE` of `touch`: 1 statement, every
+///     dialect.
+///   - PostgreSQL, any other change set: **1 statement**, an `UPDATE` of
+///     the row whose new `record` the server builds from the row's own
+///     JSON text: the stored entries the change set does not touch, copied
+///     as they are written (`json_each` on the `json` type hands back each
+///     value's exact text), then the raw JSON it sets; `persistent` and
+///     `close_overlap` rewrite the metadata's fields the same way. It
+///     writes only a live session's row, and only one whose text is short
+///     enough that the merged data surely fits the cap (the text is at
+///     least as long as its data's [`Data::size`](crate::store::Data::size))
+///     and the new text the record size of
+///     [`with_max_record_bytes`](Self::with_max_record_bytes). A writer
+///     that holds the row is waited for, then PostgreSQL evaluates the
+///     conditions and the new text again on the row as that writer
+///     committed it (READ COMMITTED), so a concurrent write is never lost,
+///     and a row that became a pointer or was deleted meanwhile is not
+///     written. No schema change: `record` stays `TEXT`, and rows of every
+///     release are read and written as they are. When the statement writes
+///     nothing (no live session there; a text too long for the shortcut,
+///     so the cap is checked exactly below; a record of another format; a
+///     key with `\u0000`, which a PostgreSQL text cannot hold), the general
+///     path below runs and gives the answer: 1 more statement for an
+///     absent, expired or retired key or a refusal at the cap, 2 for a
+///     write that lands.
+///   - The general path: the record is merged in Rust with
+///     [`Record::try_apply`] and written back with one `UPDATE`, only if
+///     the row exists, is not expired and is no pointer. In PostgreSQL,
+///     without a transaction, as a compare-and-set on the row version:
+///     `SELECT ..., xmin` then `UPDATE ... WHERE id = ? AND xmin = ?`
+///     (2 statements), read again when another write got in between, and
+///     after 3 such attempts one transaction that locks the row (`BEGIN` +
+///     `SELECT ... FOR UPDATE` + `UPDATE` + `COMMIT`). In SQLite and MySQL,
+///     always the transaction (SQLite: `BEGIN IMMEDIATE` + `SELECT` +
+///     `UPDATE` + `COMMIT`). Both run on one pooled connection.
 /// - `touch`: one `UPDATE` of `last_seen` and `expires_at` (capped at
 ///   `absolute_deadline` in SQL), only on a live row (never a pointer).
 /// - `rotate`: one transaction on one pooled connection: `BEGIN` (SQLite:
@@ -242,8 +274,15 @@ const MYSQL_MIGRATION: &str = include_str!("../../../migrations/mysql/0001_sessi
 ///   expired, and, if it went, the `INSERT` again (a duplicate key then
 ///   means another writer took the key: nothing written). 1 statement when
 ///   the key is free.
-/// - No `xmin`: `apply` is always the locking transaction (`BEGIN` +
-///   `SELECT ... FOR UPDATE` + `UPDATE` + `COMMIT`).
+/// - No `xmin`, and no JSON function that keeps a value's text: `apply` of
+///   a change set with data or flags is always the locking transaction
+///   (`BEGIN` + `SELECT ... FOR UPDATE` + `UPDATE` + `COMMIT`). MariaDB's
+///   `JSON_SET`, `JSON_REMOVE` and `JSON_MERGE_PATCH` print the whole
+///   document again (`{"z":1}` comes back as `{"z": 1}`), and MySQL 8's
+///   parse it into their binary form (which, per MySQL's manual, drops
+///   duplicate keys, sorts object keys and keeps numbers as integers or
+///   doubles), so a merge in the server would not give the values back
+///   byte for byte.
 /// - No `RETURNING`: each `DELETE ... RETURNING` of `delete`'s chain and of
 ///   the revocations is a `SELECT ... FOR UPDATE` of the same rows, then a
 ///   `DELETE` of each by key, in the same transaction; cleanup deletes
@@ -652,7 +691,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn touch(&self, key: &StorageKey, now: u64, expires_at: u64) -> Result<bool, StoreError> {
-        self.touch_row(key, now, expires_at).await
+        self.touch_row(key, now, expires_at, now).await
     }
 
     async fn delete(&self, key: &StorageKey, now: u64) -> Result<(), StoreError> {

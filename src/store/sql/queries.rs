@@ -25,6 +25,13 @@ pub(super) struct Queries {
     pub(super) select_versioned: String,
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(super) update_versioned: String,
+    /// PostgreSQL only: `apply` as one statement (see [`merge`](super::merge)),
+    /// and its variant for a change set that sets `persistent` or closes
+    /// the overlap.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(super) apply_merge: String,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(super) apply_merge_flags: String,
     pub(super) touch: String,
     /// Turns a row into a retired pointer (see [`encode_retired`](super::codec::encode_retired)).
     pub(super) retire: String,
@@ -164,6 +171,18 @@ impl Queries {
                 ))
             } else {
                 String::new()
+            },
+            apply_merge: match dialect {
+                #[cfg(feature = "postgres")]
+                Dialect::Postgres => super::merge::statement(&t, false),
+                #[allow(unreachable_patterns)]
+                _ => String::new(),
+            },
+            apply_merge_flags: match dialect {
+                #[cfg(feature = "postgres")]
+                Dialect::Postgres => super::merge::statement(&t, true),
+                #[allow(unreachable_patterns)]
+                _ => String::new(),
             },
             // Live: both deadlines after now (the earlier of the two).
             touch: sql(format!(

@@ -1,4 +1,5 @@
-//! One statement on one session's row: `create`, `lookup`, `touch`.
+//! One statement on one session's row: `create`, `lookup`, `touch` (and
+//! `apply` of a change set that only moves the times).
 
 use super::{
     codec::{columns, to_i64},
@@ -93,9 +94,17 @@ impl SqlStore {
         })
     }
 
-    /// `touch`: the time columns of a live session's row.
-    pub(super) async fn touch_row(&self, key: &StorageKey, now: u64, expires_at: u64) -> Result<bool, StoreError> {
-        let last_seen = now;
+    /// `touch`: the time columns of a live session's row (`last_seen` at
+    /// least `last_seen`, `expires_at` capped at the absolute deadline);
+    /// `false` if the row is absent, expired at `now` or a retired pointer.
+    /// Also `apply` of a change set that changes nothing but the times.
+    pub(super) async fn touch_row(
+        &self,
+        key: &StorageKey,
+        last_seen: u64,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<bool, StoreError> {
         let now = to_i64(now);
         let q = &*self.queries;
         let n = dispatch!(&self.pool, p => sqlx::query(&q.touch)
