@@ -706,6 +706,172 @@ async fn write_v1_record(
         .expect("pexpire");
 }
 
+/// The type of the value under `key` (`hash` for layout 1, `string` for
+/// this release's).
+async fn key_type(conn: &mut ConnectionManager, key: &str) -> String {
+    redis::cmd("TYPE").arg(key).query_async(conn).await.expect("type")
+}
+
+/// Sessions written by sessionware 0.1 (layout 1: a hash per session, a
+/// hash per retired pointer) keep working after the upgrade: they are read
+/// as they are, and rewritten in this release's layout, TTL kept, by the
+/// first write, which then applies as usual; rotations, listings,
+/// revocations and deletes (along pointers of either layout) work on them.
+#[tokio::test]
+async fn redis_sessions_of_0_1_keep_working() {
+    let Some(store) = store().await else { return };
+    let mut conn = raw_conn().await;
+    let now = SystemClock.now_ms();
+    let times = (now, now + 600_000, now + 3_600_000);
+    let handle = sessionware::SessionHandle::generate();
+    let anonymous = format!(r#"{{"created_at":{now},"handle":"{handle}"}}"#);
+
+    // An anonymous session: read, applied to, touched, rotated, deleted.
+    let (a, b) = (SessionId::generate().expect("rng").storage_key(), SessionId::generate().expect("rng").storage_key());
+    let a_key = store.redis_key(&a);
+    write_v1_record(&mut conn, &a_key, &anonymous, times, None, &[("cart", "[1, 2,3]"), ("n", "1.50")]).await;
+    let loaded = store.load(&a, SystemClock.now_ms()).await.expect("load").expect("live");
+    assert_eq!((loaded.meta.created_at, loaded.meta.expires_at, loaded.meta.handle), (now, now + 600_000, handle));
+    assert_eq!(loaded.data.get("cart").map(|v| v.get()), Some("[1, 2,3]"), "byte for byte");
+    assert_eq!(key_type(&mut conn, &a_key).await, "hash", "a read rewrites nothing");
+    let mut c = ChangeSet::new(now, now + 900_000);
+    c.set("n", raw("2"));
+    c.set("new", raw("true"));
+    assert!(store.apply(&a, &c, SystemClock.now_ms()).await.expect("apply"));
+    assert_eq!(key_type(&mut conn, &a_key).await, "string", "rewritten by the first write");
+    assert_ttl(&mut conn, &a_key, 900_000).await;
+    let applied = store.load(&a, SystemClock.now_ms()).await.expect("load").expect("live");
+    let mut want = loaded.clone();
+    want.apply(&c);
+    assert_eq!(applied, want);
+    assert!(store.touch(&a, SystemClock.now_ms(), now + 1_200_000).await.expect("touch"));
+    let rotation = Rotation::new(now, ChangeSet::new(now, now + 600_000));
+    assert_eq!(store.rotate(&a, &b, &rotation).await.expect("rotate"), Rotated::Done);
+    let successor = store.load(&b, SystemClock.now_ms()).await.expect("load").expect("live");
+    assert_eq!((successor.meta.handle, successor.data.clone()), (handle, applied.data));
+    store.delete(&a, SystemClock.now_ms()).await.expect("delete");
+    assert!(store.lookup(&b, SystemClock.now_ms()).await.expect("lookup").is_none(), "the unused successor ends too");
+
+    // A rotation of 0.1 (its pointer and its successor, both hashes),
+    // rotated, touched, then logged out through the old ID.
+    let (c_old, c_new) =
+        (SessionId::generate().expect("rng").storage_key(), SessionId::generate().expect("rng").storage_key());
+    let pointer_key = store.redis_key(&c_old);
+    let () = redis::cmd("HSET")
+        .arg(&pointer_key)
+        .arg("retired")
+        .arg(c_new.to_hex())
+        .arg("at")
+        .arg(now)
+        .arg("overlap_until")
+        .arg(now)
+        .arg("until")
+        .arg(now + 120_000)
+        .query_async(&mut conn)
+        .await
+        .expect("hset");
+    write_v1_record(&mut conn, &store.redis_key(&c_new), &anonymous, times, Some(&c_old.to_hex()), &[("k", "1")]).await;
+    assert_eq!(
+        store.lookup(&c_old, SystemClock.now_ms()).await.expect("lookup"),
+        Some(Stored::Retired(sessionware::store::Retired::new(c_new, now, now, now + 120_000)))
+    );
+    let elsewhere = SessionId::generate().expect("rng").storage_key();
+    assert!(matches!(store.rotate(&c_old, &elsewhere, &rotation).await.expect("rotate"), Rotated::Retired(_)));
+    assert_eq!(
+        store.load(&c_new, SystemClock.now_ms()).await.expect("load").expect("live").meta.predecessor,
+        Some(c_old)
+    );
+    store.delete(&c_old, SystemClock.now_ms()).await.expect("delete");
+    assert!(store.lookup(&c_old, SystemClock.now_ms()).await.expect("lookup").is_none());
+    assert!(
+        store.lookup(&c_new, SystemClock.now_ms()).await.expect("lookup").is_none(),
+        "followed through a 0.1 pointer"
+    );
+
+    // A signed-in session in a user index of 0.1 (the index layout is
+    // unchanged): listed, then revoked.
+    let user = format!("legacy-{:x}", rand::random::<u64>());
+    let d = SessionId::generate().expect("rng").storage_key();
+    let signed_in = format!(r#"{{"created_at":{now},"auth":{{"user":"{user}","at_ms":{now}}},"handle":"{handle}"}}"#);
+    write_v1_record(&mut conn, &store.redis_key(&d), &signed_in, times, None, &[("k", "1")]).await;
+    let () = redis::cmd("ZADD")
+        .arg(store.user_index_key(&user))
+        .arg(times.2)
+        .arg(d.to_hex())
+        .query_async(&mut conn)
+        .await
+        .expect("zadd");
+    let listed = store.list_user(&user, SystemClock.now_ms(), usize::MAX).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].auth, Some(Auth::new(&user, now)));
+    assert_eq!(store.delete_user(&user, None, SystemClock.now_ms()).await.expect("delete_user"), 1);
+    assert!(store.lookup(&d, SystemClock.now_ms()).await.expect("lookup").is_none());
+    cleanup(&store).await;
+}
+
+/// A value under a session key that is not a record of this layout
+/// (garbage, cut short, a length that points past the end) is a
+/// `StoreError::Codec` for whatever reads it, never a panic or a session;
+/// a write leaves it as it is.
+#[tokio::test]
+async fn redis_corrupted_records_are_codec_errors() {
+    let Some(store) = store().await else { return };
+    let mut conn = raw_conn().await;
+    let key = SessionId::generate().expect("rng").storage_key();
+    let rkey = store.redis_key(&key);
+    let mut record = record_now();
+    record.meta.auth = Some(Auth::new("alice", SystemClock.now_ms()));
+    assert!(store.create(&key, &record, SystemClock.now_ms()).await.expect("create"));
+    let good = value(&mut conn, &rkey).await.expect("a record");
+    fn is_codec<T>(r: Result<T, sessionware::store::StoreError>) -> bool {
+        matches!(r, Err(sessionware::store::StoreError::Codec(_)))
+    }
+    let mut huge_identity = good.clone();
+    huge_identity[63..67].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut huge_entry = good.clone();
+    let data_at = good.len() - (4 + "greeting".len() + 4 + "\"hello\"".len());
+    huge_entry[data_at..data_at + 4].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let cut = good[..good.len() - 3].to_vec();
+    let mut bad_time = good.clone();
+    bad_time[5] = b'x';
+    let now = SystemClock.now_ms();
+    let mut change = ChangeSet::new(now, now + 60_000);
+    change.set("n", raw("1"));
+    // How `apply` meets it: the scripts read the header's times as strings
+    // and check lengths, not digits.
+    enum Apply {
+        NoSession,
+        Codec,
+        NotTried,
+    }
+    for (what, bad, apply) in [
+        ("garbage", b"garbage".to_vec(), Apply::NoSession),
+        ("cut short", cut, Apply::Codec),
+        ("identity length", huge_identity, Apply::Codec),
+        ("entry length", huge_entry, Apply::Codec),
+        ("time", bad_time, Apply::NotTried),
+    ] {
+        let () = redis::cmd("SET").arg(&rkey).arg(&bad).arg("KEEPTTL").query_async(&mut conn).await.expect("set");
+        assert!(is_codec(store.lookup(&key, SystemClock.now_ms()).await), "{what}: lookup");
+        let applied = match apply {
+            Apply::NoSession => matches!(store.apply(&key, &change, SystemClock.now_ms()).await, Ok(false)),
+            Apply::Codec => is_codec(store.apply(&key, &change, SystemClock.now_ms()).await),
+            Apply::NotTried => true,
+        };
+        assert!(applied, "{what}: apply");
+        let other = SessionId::generate().expect("rng").storage_key();
+        let rotation = Rotation::new(now, ChangeSet::new(now, now + 60_000));
+        assert!(is_codec(store.rotate(&key, &other, &rotation).await), "{what}: rotate");
+        assert_eq!(value(&mut conn, &rkey).await.as_deref(), Some(bad.as_slice()), "{what}: unchanged");
+        assert!(store.lookup(&other, SystemClock.now_ms()).await.expect("lookup").is_none(), "{what}");
+        // A listing skips it.
+        assert!(store.list_user("alice", SystemClock.now_ms(), usize::MAX).await.expect("list").is_empty(), "{what}");
+    }
+    store.delete(&key, SystemClock.now_ms()).await.expect("delete");
+    assert!(value(&mut conn, &rkey).await.is_none());
+    cleanup(&store).await;
+}
+
 /// Counts commands per operation with `INFO commandstats`.
 ///
 /// `cargo test --features redis --test store_redis -- --ignored --nocapture redis_round_trips`
