@@ -16,7 +16,7 @@ use ::redis::{aio::ConnectionManager, cluster_async::ClusterConnection, Value};
 use async_trait::async_trait;
 
 use self::{
-    codec::{codec, encode, flag, time, ttl, user_digest, MAX_AT},
+    codec::{codec, encode, time, ttl, user_digest, MAX_AT, TIME},
     connection::{Conn, Secrets},
     scripts::{evalsha, run, Scripts},
     slots::key_slot,
@@ -628,15 +628,16 @@ impl SessionStore for RedisStore {
     /// One `EVALSHA` of the apply script.
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
         let rkey = self.redis_key(key);
+        let byte = |b: bool| if b { b'1' } else { b'0' };
+        let mut fields = [0u8; 3 * TIME + 3];
+        fields[..TIME].copy_from_slice(&time(now));
+        fields[TIME..2 * TIME].copy_from_slice(&time(changes.last_seen));
+        fields[2 * TIME..3 * TIME].copy_from_slice(&time(changes.expires_at));
+        fields[3 * TIME] = changes.persistent.map_or(b'-', byte);
+        fields[3 * TIME + 1] = byte(changes.clear);
+        fields[3 * TIME + 2] = byte(changes.close_overlap);
         let mut cmd = evalsha(&self.scripts.apply, &[&rkey]);
-        cmd.arg(&time(now)[..])
-            .arg(&time(changes.last_seen)[..])
-            .arg(&time(changes.expires_at)[..])
-            .arg(ttl(changes.expires_at, now))
-            .arg(changes.persistent.map_or("", flag))
-            .arg(flag(changes.clear))
-            .arg(flag(changes.close_overlap))
-            .arg(changes.max_data_bytes);
+        cmd.arg(&fields[..]).arg(ttl(changes.expires_at, now)).arg(changes.max_data_bytes);
         for (k, v) in codec::sorted(&changes.changes) {
             cmd.arg(k).arg(v);
         }

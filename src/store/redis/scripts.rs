@@ -24,13 +24,14 @@ macro_rules! with_common {
 /// runs when its `SET NX` found the key taken.
 const CREATE_LUA: &str = with_common!("create.lua");
 
-/// `KEYS[1]` = session key. `ARGV`: 1 now, 2 last_seen, 3 expires_at, 4
-/// the TTL of expires_at, 5 persistent (`''`, `'0'` or `'1'`), 6 clear
-/// (`'0'` or `'1'`), 7 close_overlap (`'0'` or `'1'`), 8 the data cap in
-/// bytes (`'0'`: none), then key/value pairs sorted by key (an empty value
-/// removes the key). Returns 1, 0 (no live record), -1 (the merged data
-/// would pass the cap: nothing changed), -2 (layout 1) or -3 (a malformed
-/// record: nothing changed).
+/// `KEYS[1]` = session key. `ARGV`: 1 the request's fields in 63 bytes
+/// (now, last_seen and expires_at in 20 digits each, then persistent `-`,
+/// `0` or `1`, clear `0` or `1`, close_overlap `0` or `1`: one argument and
+/// one `struct.unpack`, cheaper in Redis than six), 2 the TTL of
+/// expires_at, 3 the data cap in bytes (`'0'`: none), then key/value pairs
+/// sorted by key (an empty value removes the key). Returns 1, 0 (no live
+/// record), -1 (the merged data would pass the cap: nothing changed), -2
+/// (layout 1) or -3 (a malformed record: nothing changed).
 const APPLY_LUA: &str = with_common!("merge.lua", "apply.lua");
 
 /// `KEYS[1]` = session key. `ARGV`: 1 now, 2 last_seen, 3 expires_at, 4
