@@ -16,11 +16,19 @@ end
 -- changes are merged, the rest is copied whole when the size cannot pass
 -- `max` (or there is no cap: `max` 0), and the size returned is an upper
 -- bound. Errors when an entry does not fit in `v` (call it with pcall).
+-- Appends the entry of key `c` with value `val` to `out` (nothing for a
+-- removal: `val` empty); returns its size.
+local function put(out, c, val)
+  if val == '' then return 0 end
+  out[#out + 1] = struct.pack('<I4c0I4c0', #c, c, #val, val)
+  return #c + #val
+end
 local function merge(v, pos, clear, keep, first, max)
   local out, size, last = {}, 0, #v
   if clear then pos = last + 1 end
-  local run, i = pos, first
-  local c = ARGV[i]
+  local run = pos
+  local i, c = first, ARGV[first]
+  -- The first byte of the next change's key (-1 for '').
   local cb = c and (string.byte(c, 1) or -1)
   while pos <= last do
     if not c and not keep and (max == 0 or size + last - pos + 1 <= max) then
@@ -35,29 +43,21 @@ local function merge(v, pos, clear, keep, first, max)
     while c and c ~= key and (cb < kb or (cb == kb and before(c, key))) do
       if run < pos then out[#out + 1] = string.sub(v, run, pos - 1) end
       run = pos
-      local val = ARGV[i + 1]
-      if val ~= '' then
-        out[#out + 1] = struct.pack('<I4c0I4c0', #c, c, #val, val)
-        size = size + #c + #val
-      end
+      size = size + put(out, c, ARGV[i + 1])
       i = i + 2
       c = ARGV[i]
       cb = c and (string.byte(c, 1) or -1)
     end
-    if c == key then
+    if c == key or (keep and not keep[key]) then
+      -- Replaced, removed, or not retained.
       if run < pos then out[#out + 1] = string.sub(v, run, pos - 1) end
       run = nxt
-      local val = ARGV[i + 1]
-      if val ~= '' then
-        out[#out + 1] = struct.pack('<I4c0I4c0', #c, c, #val, val)
-        size = size + #c + #val
+      if c == key then
+        size = size + put(out, c, ARGV[i + 1])
+        i = i + 2
+        c = ARGV[i]
+        cb = c and (string.byte(c, 1) or -1)
       end
-      i = i + 2
-      c = ARGV[i]
-      cb = c and (string.byte(c, 1) or -1)
-    elseif keep and not keep[key] then
-      if run < pos then out[#out + 1] = string.sub(v, run, pos - 1) end
-      run = nxt
     else
       size = size + #key + vl
     end
@@ -65,11 +65,7 @@ local function merge(v, pos, clear, keep, first, max)
   end
   if run <= last then out[#out + 1] = string.sub(v, run) end
   while c do
-    local val = ARGV[i + 1]
-    if val ~= '' then
-      out[#out + 1] = struct.pack('<I4c0I4c0', #c, c, #val, val)
-      size = size + #c + #val
-    end
+    size = size + put(out, c, ARGV[i + 1])
     i = i + 2
     c = ARGV[i]
   end
