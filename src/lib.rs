@@ -106,7 +106,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `axum` | yes | `Session` as an axum extractor, `SessionError` as a response |
-//! | `redis` | no | `RedisStore`: Redis or Redis Cluster, one hash per session |
+//! | `redis` | no | `RedisStore`: Redis or Redis Cluster, one string per session |
 //! | `postgres` | no | `SqlStore` on PostgreSQL (sqlx) |
 //! | `sqlite` | no | `SqlStore` on SQLite (sqlx) |
 //! | `mysql` | no | `SqlStore` on MySQL 8 or MariaDB 10.5+ (sqlx) |

@@ -156,8 +156,8 @@ async fn redis_keys_hold_the_digest_never_the_id() {
     assert_eq!(keys, vec![format!("{}{{{}}}", store.prefix(), key.to_hex())]);
     for k in &keys {
         assert!(!k.contains(&secret), "a Redis key holds the raw session ID");
-        let fields: Vec<(String, String)> = redis::cmd("HGETALL").arg(k).query_async(&mut conn).await.expect("hgetall");
-        assert!(fields.iter().all(|(f, v)| !f.contains(&secret) && !v.contains(&secret)));
+        let value = value(&mut conn, k).await.expect("a record");
+        assert!(!value.windows(secret.len()).any(|w| w == secret.as_bytes()), "a record holds the raw session ID");
         // The TTL runs out at expires_at, counted from the request's time.
         let record = store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live");
         assert_ttl(&mut conn, k, record.meta.expires_at - record.meta.created_at).await;
@@ -323,8 +323,9 @@ fn raw(json: &str) -> Box<serde_json::value::RawValue> {
     serde_json::value::RawValue::from_string(json.to_string()).expect("json")
 }
 
-async fn fields(conn: &mut ConnectionManager, key: &str) -> std::collections::BTreeMap<String, String> {
-    redis::cmd("HGETALL").arg(key).query_async(conn).await.expect("hgetall")
+/// The raw value under `key` (a string in the layout of this release).
+async fn value(conn: &mut ConnectionManager, key: &str) -> Option<Vec<u8>> {
+    redis::cmd("GET").arg(key).query_async(conn).await.expect("get")
 }
 
 /// Asserts that `key`'s TTL is `want` ms, less the time the test took since
@@ -394,8 +395,6 @@ async fn redis_rotation_matches_the_reference_merge() {
             assert_eq!(got, want, "{what} (anonymous: {anonymous})");
             let new_key = store.redis_key(&new);
             assert_ttl(&mut conn, &new_key, want.meta.expires_at - rotation.now).await;
-            let stored = fields(&mut conn, &new_key).await;
-            assert_eq!(stored.get("size").map(String::as_str), Some(want.data.size().to_string().as_str()));
 
             let retired = rotation.retired(new);
             assert_eq!(
@@ -404,8 +403,9 @@ async fn redis_rotation_matches_the_reference_merge() {
                 "{what}"
             );
             let old_key = store.redis_key(&old);
-            let pointer: Vec<String> = fields(&mut conn, &old_key).await.into_keys().collect();
-            assert_eq!(pointer, ["at", "overlap_until", "retired", "until"], "{what}: a pointer, no session data");
+            let pointer = value(&mut conn, &old_key).await.expect("a pointer");
+            let holds = |text: &str| pointer.windows(text.len()).any(|w| w == text.as_bytes());
+            assert!(!holds("cart") && !holds("[1,2,3]") && !holds("alice"), "{what}: a pointer, no session data");
             assert_ttl(&mut conn, &old_key, retired.until - rotation.now).await;
             // Past `until` (by the store's clock), the pointer is gone.
             let later = retired.until;
@@ -420,16 +420,19 @@ async fn redis_rotation_matches_the_reference_merge() {
     cleanup(&store).await;
 }
 
-/// `apply`'s cap uses the `size` field, kept equal to the data size by
-/// every write; a record without the field (written before it existed), or
-/// with a wrong one, is counted afresh rather than refused by mistake.
+/// `apply`'s cap holds on the merged data (`Data::size`), whichever key the
+/// change set touches: before, among or after the stored keys, with a
+/// clear, a removal, or a value that grows; a refused change changes
+/// nothing.
 #[tokio::test]
 async fn redis_apply_cap_counts_the_data() {
     let Some(store) = store().await else { return };
-    let mut conn = raw_conn().await;
     let key = SessionId::generate().expect("rng").storage_key();
-    let rkey = store.redis_key(&key);
-    assert!(store.create(&key, &record_now(), SystemClock.now_ms()).await.expect("create"));
+    let mut record = record_now();
+    for k in ["b", "d", "f", "h"] {
+        record.data.insert(k, &raw("\"0123456789\"")); // 1 + 12 bytes each
+    }
+    assert!(store.create(&key, &record, SystemClock.now_ms()).await.expect("create"));
     let now = SystemClock.now_ms();
     let change = |ops: &[(&str, Option<&str>)], clear: bool, cap: usize| {
         let mut c = ChangeSet::new(now, now + 60_000);
@@ -445,52 +448,38 @@ async fn redis_apply_cap_counts_the_data() {
         c.max_data_bytes = cap;
         c
     };
-    let size_field = |conn: &mut ConnectionManager| {
-        let (rkey, mut conn) = (rkey.clone(), conn.clone());
-        async move { redis::cmd("HGET").arg(rkey).arg("size").query_async::<Option<u64>>(&mut conn).await.expect("hget") }
-    };
-    let steps: Vec<ChangeSet> = vec![
-        change(&[("a", Some("\"xyz\"")), ("b", Some("12"))], false, 0),
-        change(&[("a", Some("1")), ("greeting", None), ("nope", None)], false, 0),
-        change(&[("c", Some("[]"))], true, 0),
-        change(&[("d", Some("\"0123456789\""))], false, 100),
+    let data = || async { store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live").data };
+    let mut want = data().await;
+    let cases: Vec<(&str, ChangeSet)> = vec![
+        ("a new key first", change(&[("a", Some("[1]"))], false, 0)),
+        ("a new key in the middle", change(&[("e", Some("true"))], false, 0)),
+        ("a new key last", change(&[("z", Some("\"tail\""))], false, 0)),
+        ("a value grows", change(&[("d", Some("\"01234567890123456789\""))], false, 0)),
+        ("a removal and a set", change(&[("b", None), ("c", Some("3"))], false, 0)),
+        ("a clear and a set", change(&[("x", Some("1")), ("greeting", Some("2"))], true, 0)),
     ];
-    for c in &steps {
-        assert!(store.apply(&key, c, SystemClock.now_ms()).await.expect("apply"));
-        let data = store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live").data;
-        assert_eq!(size_field(&mut conn).await, Some(data.size() as u64));
-    }
-    // 3 + 12 bytes now ("c": "[]", "d": "\"0123456789\"").
-    let data = store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live").data;
-    assert_eq!(data.size(), 16);
-    let too_big = change(&[("e", Some("\"0123456789\""))], false, 20);
-    for field in [None, Some("999999"), Some("garbage")] {
-        match field {
-            None => redis::cmd("HDEL").arg(&rkey).arg("size").query_async::<()>(&mut conn).await.expect("hdel"),
-            Some(v) => {
-                redis::cmd("HSET").arg(&rkey).arg("size").arg(v).query_async::<()>(&mut conn).await.expect("hset")
-            }
-        }
+    for (what, c) in &cases {
+        let fits = want.clone();
+        let mut merged = fits.clone();
+        merged.merge(c);
+        let size = merged.size();
+        // One byte short: refused, nothing changed.
+        let mut short = c.clone();
+        short.max_data_bytes = size - 1;
         assert!(
             matches!(
-                store.apply(&key, &too_big, SystemClock.now_ms()).await,
+                store.apply(&key, &short, SystemClock.now_ms()).await,
                 Err(sessionware::store::StoreError::TooLarge)
             ),
-            "{field:?}"
+            "{what}"
         );
-        assert_eq!(
-            store.load(&key, SystemClock.now_ms()).await.expect("load").expect("live").data,
-            data,
-            "nothing changed"
-        );
-        let fits = change(&[("d", Some("1"))], false, 20);
-        assert!(
-            store.apply(&key, &fits, SystemClock.now_ms()).await.expect("apply"),
-            "{field:?}: counted afresh, it fits"
-        );
-        let back = change(&[("d", Some("\"0123456789\""))], false, 20);
-        assert!(store.apply(&key, &back, SystemClock.now_ms()).await.expect("apply"));
-        assert_eq!(size_field(&mut conn).await, Some(16), "{field:?}");
+        assert_eq!(data().await, fits, "{what}: nothing changed");
+        // Exactly at the cap: applied.
+        let mut exact = c.clone();
+        exact.max_data_bytes = size;
+        assert!(store.apply(&key, &exact, SystemClock.now_ms()).await.expect("apply"), "{what}");
+        assert_eq!(data().await, merged, "{what}");
+        want = merged;
     }
     cleanup(&store).await;
 }
@@ -541,18 +530,18 @@ async fn redis_delete_follows_live_pointers_to_unused_successors() {
     // Past `until` by the store's clock, before Redis expires the pointer.
     let later = retired.until;
     store.delete(&keys[0], later).await.expect("delete");
-    assert!(fields(&mut conn, &store.redis_key(&keys[0])).await.is_empty(), "the pointer itself is deleted");
+    assert!(value(&mut conn, &store.redis_key(&keys[0])).await.is_none(), "the pointer itself is deleted");
     assert!(
         store.load(&keys[1], SystemClock.now_ms()).await.expect("load").is_some(),
         "an expired pointer ends nothing"
     );
-    // A successor that names another predecessor (it was used, then
-    // renamed by hand here) is not ended either.
+    // A successor that was used (its first request closed the overlap) is
+    // not ended either.
     let _ = rotate(keys[1], keys[2]).await;
-    let successor = store.redis_key(&keys[2]);
-    let other = SessionId::generate().expect("rng").storage_key().to_hex();
-    let () =
-        redis::cmd("HSET").arg(&successor).arg("predecessor").arg(&other).query_async(&mut conn).await.expect("hset");
+    let now = SystemClock.now_ms();
+    let mut used = ChangeSet::new(now, now + 60_000);
+    used.close_overlap = true;
+    assert!(store.apply(&keys[2], &used, now).await.expect("apply"));
     store.delete(&keys[1], SystemClock.now_ms()).await.expect("delete");
     assert!(store.lookup(&keys[1], SystemClock.now_ms()).await.expect("lookup").is_none(), "the pointer is gone");
     assert!(store.load(&keys[2], SystemClock.now_ms()).await.expect("load").is_some(), "a used successor survives");
@@ -686,6 +675,203 @@ async fn redis_revocations_racing_a_login_rotation_spare_the_new_user() {
     cleanup(&store).await;
 }
 
+/// Writes a session the way sessionware 0.1 did (layout 1): a hash with
+/// the metadata fields and one `d:<key>` field per value, and a TTL.
+async fn write_v1_record(
+    conn: &mut ConnectionManager,
+    rkey: &str,
+    meta: &str,
+    (last_seen, expires_at, deadline): (u64, u64, u64),
+    predecessor: Option<&str>,
+    data: &[(&str, &str)],
+) {
+    let mut cmd = redis::cmd("HSET");
+    cmd.arg(rkey).arg("v").arg(1).arg("meta").arg(meta);
+    cmd.arg("last_seen").arg(last_seen).arg("expires_at").arg(expires_at).arg("absolute_deadline").arg(deadline);
+    cmd.arg("persistent").arg(0);
+    if let Some(p) = predecessor {
+        cmd.arg("predecessor").arg(p);
+    }
+    let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+    cmd.arg("size").arg(size);
+    for (k, v) in data {
+        cmd.arg(format!("d:{k}")).arg(*v);
+    }
+    let () = cmd.query_async(conn).await.expect("hset");
+    let () = redis::cmd("PEXPIRE")
+        .arg(rkey)
+        .arg(expires_at - SystemClock.now_ms())
+        .query_async(conn)
+        .await
+        .expect("pexpire");
+}
+
+/// The type of the value under `key` (`hash` for layout 1, `string` for
+/// this release's).
+async fn key_type(conn: &mut ConnectionManager, key: &str) -> String {
+    redis::cmd("TYPE").arg(key).query_async(conn).await.expect("type")
+}
+
+/// Sessions written by sessionware 0.1 (layout 1: a hash per session, a
+/// hash per retired pointer) keep working after the upgrade: they are read
+/// as they are, and rewritten in this release's layout, TTL kept, by the
+/// first write, which then applies as usual; rotations, listings,
+/// revocations and deletes (along pointers of either layout) work on them.
+#[tokio::test]
+async fn redis_sessions_of_0_1_keep_working() {
+    let Some(store) = store().await else { return };
+    let mut conn = raw_conn().await;
+    let now = SystemClock.now_ms();
+    let times = (now, now + 600_000, now + 3_600_000);
+    let handle = sessionware::SessionHandle::generate();
+    let anonymous = format!(r#"{{"created_at":{now},"handle":"{handle}"}}"#);
+
+    // An anonymous session: read, applied to, touched, rotated, deleted.
+    let (a, b) = (SessionId::generate().expect("rng").storage_key(), SessionId::generate().expect("rng").storage_key());
+    let a_key = store.redis_key(&a);
+    write_v1_record(&mut conn, &a_key, &anonymous, times, None, &[("cart", "[1, 2,3]"), ("n", "1.50")]).await;
+    let loaded = store.load(&a, SystemClock.now_ms()).await.expect("load").expect("live");
+    assert_eq!((loaded.meta.created_at, loaded.meta.expires_at, loaded.meta.handle), (now, now + 600_000, handle));
+    assert_eq!(loaded.data.get("cart").map(|v| v.get()), Some("[1, 2,3]"), "byte for byte");
+    assert_eq!(key_type(&mut conn, &a_key).await, "hash", "a read rewrites nothing");
+    let mut c = ChangeSet::new(now, now + 900_000);
+    c.set("n", raw("2"));
+    c.set("new", raw("true"));
+    assert!(store.apply(&a, &c, SystemClock.now_ms()).await.expect("apply"));
+    assert_eq!(key_type(&mut conn, &a_key).await, "string", "rewritten by the first write");
+    assert_ttl(&mut conn, &a_key, 900_000).await;
+    let applied = store.load(&a, SystemClock.now_ms()).await.expect("load").expect("live");
+    let mut want = loaded.clone();
+    want.apply(&c);
+    assert_eq!(applied, want);
+    assert!(store.touch(&a, SystemClock.now_ms(), now + 1_200_000).await.expect("touch"));
+    let rotation = Rotation::new(now, ChangeSet::new(now, now + 600_000));
+    assert_eq!(store.rotate(&a, &b, &rotation).await.expect("rotate"), Rotated::Done);
+    let successor = store.load(&b, SystemClock.now_ms()).await.expect("load").expect("live");
+    assert_eq!((successor.meta.handle, successor.data.clone()), (handle, applied.data));
+    store.delete(&a, SystemClock.now_ms()).await.expect("delete");
+    assert!(store.lookup(&b, SystemClock.now_ms()).await.expect("lookup").is_none(), "the unused successor ends too");
+
+    // A rotation of 0.1 (its pointer and its successor, both hashes),
+    // rotated, touched, then logged out through the old ID.
+    let (c_old, c_new) =
+        (SessionId::generate().expect("rng").storage_key(), SessionId::generate().expect("rng").storage_key());
+    let pointer_key = store.redis_key(&c_old);
+    let () = redis::cmd("HSET")
+        .arg(&pointer_key)
+        .arg("retired")
+        .arg(c_new.to_hex())
+        .arg("at")
+        .arg(now)
+        .arg("overlap_until")
+        .arg(now)
+        .arg("until")
+        .arg(now + 120_000)
+        .query_async(&mut conn)
+        .await
+        .expect("hset");
+    write_v1_record(&mut conn, &store.redis_key(&c_new), &anonymous, times, Some(&c_old.to_hex()), &[("k", "1")]).await;
+    assert_eq!(
+        store.lookup(&c_old, SystemClock.now_ms()).await.expect("lookup"),
+        Some(Stored::Retired(sessionware::store::Retired::new(c_new, now, now, now + 120_000)))
+    );
+    let elsewhere = SessionId::generate().expect("rng").storage_key();
+    assert!(matches!(store.rotate(&c_old, &elsewhere, &rotation).await.expect("rotate"), Rotated::Retired(_)));
+    assert_eq!(
+        store.load(&c_new, SystemClock.now_ms()).await.expect("load").expect("live").meta.predecessor,
+        Some(c_old)
+    );
+    store.delete(&c_old, SystemClock.now_ms()).await.expect("delete");
+    assert!(store.lookup(&c_old, SystemClock.now_ms()).await.expect("lookup").is_none());
+    assert!(
+        store.lookup(&c_new, SystemClock.now_ms()).await.expect("lookup").is_none(),
+        "followed through a 0.1 pointer"
+    );
+
+    // A signed-in session in a user index of 0.1 (the index layout is
+    // unchanged): listed, then revoked.
+    let user = format!("legacy-{:x}", rand::random::<u64>());
+    let d = SessionId::generate().expect("rng").storage_key();
+    let signed_in = format!(r#"{{"created_at":{now},"auth":{{"user":"{user}","at_ms":{now}}},"handle":"{handle}"}}"#);
+    write_v1_record(&mut conn, &store.redis_key(&d), &signed_in, times, None, &[("k", "1")]).await;
+    let () = redis::cmd("ZADD")
+        .arg(store.user_index_key(&user))
+        .arg(times.2)
+        .arg(d.to_hex())
+        .query_async(&mut conn)
+        .await
+        .expect("zadd");
+    let listed = store.list_user(&user, SystemClock.now_ms(), usize::MAX).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].auth, Some(Auth::new(&user, now)));
+    assert_eq!(store.delete_user(&user, None, SystemClock.now_ms()).await.expect("delete_user"), 1);
+    assert!(store.lookup(&d, SystemClock.now_ms()).await.expect("lookup").is_none());
+    cleanup(&store).await;
+}
+
+/// A value under a session key that is not a record of this layout
+/// (garbage, cut short, a length that points past the end) is a
+/// `StoreError::Codec` for whatever reads it, never a panic or a session;
+/// a write leaves it as it is.
+#[tokio::test]
+async fn redis_corrupted_records_are_codec_errors() {
+    let Some(store) = store().await else { return };
+    let mut conn = raw_conn().await;
+    let key = SessionId::generate().expect("rng").storage_key();
+    let rkey = store.redis_key(&key);
+    let mut record = record_now();
+    record.meta.auth = Some(Auth::new("alice", SystemClock.now_ms()));
+    assert!(store.create(&key, &record, SystemClock.now_ms()).await.expect("create"));
+    let good = value(&mut conn, &rkey).await.expect("a record");
+    fn is_codec<T>(r: Result<T, sessionware::store::StoreError>) -> bool {
+        matches!(r, Err(sessionware::store::StoreError::Codec(_)))
+    }
+    let mut huge_identity = good.clone();
+    huge_identity[63..67].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut huge_entry = good.clone();
+    let data_at = good.len() - (4 + "greeting".len() + 4 + "\"hello\"".len());
+    huge_entry[data_at..data_at + 4].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let cut = good[..good.len() - 3].to_vec();
+    let mut bad_time = good.clone();
+    bad_time[5] = b'x';
+    let now = SystemClock.now_ms();
+    let mut change = ChangeSet::new(now, now + 60_000);
+    change.set("n", raw("1"));
+    // How `apply` meets it: the scripts read the header's times as strings
+    // and check lengths, not digits.
+    enum Apply {
+        NoSession,
+        Codec,
+        NotTried,
+    }
+    for (what, bad, apply) in [
+        ("garbage", b"garbage".to_vec(), Apply::NoSession),
+        ("cut short", cut, Apply::Codec),
+        ("identity length", huge_identity, Apply::Codec),
+        ("entry length", huge_entry, Apply::Codec),
+        ("time", bad_time, Apply::NotTried),
+    ] {
+        let () = redis::cmd("SET").arg(&rkey).arg(&bad).arg("KEEPTTL").query_async(&mut conn).await.expect("set");
+        assert!(is_codec(store.lookup(&key, SystemClock.now_ms()).await), "{what}: lookup");
+        let applied = match apply {
+            Apply::NoSession => matches!(store.apply(&key, &change, SystemClock.now_ms()).await, Ok(false)),
+            Apply::Codec => is_codec(store.apply(&key, &change, SystemClock.now_ms()).await),
+            Apply::NotTried => true,
+        };
+        assert!(applied, "{what}: apply");
+        let other = SessionId::generate().expect("rng").storage_key();
+        let rotation = Rotation::new(now, ChangeSet::new(now, now + 60_000));
+        assert!(is_codec(store.rotate(&key, &other, &rotation).await), "{what}: rotate");
+        assert_eq!(value(&mut conn, &rkey).await.as_deref(), Some(bad.as_slice()), "{what}: unchanged");
+        assert!(store.lookup(&other, SystemClock.now_ms()).await.expect("lookup").is_none(), "{what}");
+        // A listing skips it.
+        assert!(store.list_user("alice", SystemClock.now_ms(), usize::MAX).await.expect("list").is_empty(), "{what}");
+    }
+    store.delete(&key, SystemClock.now_ms()).await.expect("delete");
+    assert!(value(&mut conn, &rkey).await.is_none());
+    cleanup(&store).await;
+}
+
 /// Counts commands per operation with `INFO commandstats`.
 ///
 /// `cargo test --features redis --test store_redis -- --ignored --nocapture redis_round_trips`
@@ -781,24 +967,22 @@ async fn redis_round_trips() {
     cleanup(&store).await;
 }
 
-/// Cutoffs on Redis: a record without its `uc` field (written before the
-/// field existed) is still ended by its user's cutoff (read by a second
-/// call), and a cutoff key only ever gains lifetime; user names never
-/// appear in key names.
+/// Cutoffs on Redis: a record of layout 1 (written by sessionware 0.1,
+/// without its user's digest) is still ended by its user's cutoff (read by
+/// a second call), and a cutoff key only ever gains lifetime; user names
+/// never appear in key names.
 #[tokio::test]
-async fn redis_cutoffs_reach_records_without_their_user_field_and_only_grow() {
+async fn redis_cutoffs_reach_records_of_0_1_and_only_grow() {
     use sessionware::store::{Cutoffs, Scope};
     let Some(store) = store().await else { return };
     let mut conn = raw_conn().await;
     let now = SystemClock.now_ms();
     let user = format!("cut-legacy-{:x}@example.com", rand::random::<u64>());
     let key = SessionId::generate().expect("rng").storage_key();
-    let mut record = record_now();
-    record.meta.auth = Some(Auth::new(user.as_str(), now - 1_000));
-    assert!(store.create(&key, &record, now).await.expect("create"));
-    let redis_key = store.redis_key(&key);
-    let removed: i64 = redis::cmd("HDEL").arg(&redis_key).arg("uc").query_async(&mut conn).await.expect("hdel");
-    assert_eq!(removed, 1, "a signed-in record names its user's cutoff key");
+    let handle = sessionware::SessionHandle::generate();
+    let meta =
+        format!(r#"{{"created_at":{now},"auth":{{"user":"{user}","at_ms":{}}},"handle":"{handle}"}}"#, now - 1_000);
+    write_v1_record(&mut conn, &store.redis_key(&key), &meta, (now, now + 60_000, now + 3_600_000), None, &[]).await;
     assert!(store.load(&key, now).await.expect("load").is_some());
 
     store.cut(Scope::User(&user), now, now + 60_000, now).await.expect("cut");

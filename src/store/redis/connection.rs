@@ -7,7 +7,7 @@ use ::redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
-    Client, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value,
+    Client, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Value,
 };
 
 use super::RedisStore;
@@ -103,26 +103,26 @@ pub(super) async fn cluster(nodes: &[&str]) -> Result<(Conn, Secrets), StoreErro
 }
 
 impl RedisStore {
-    /// Sends `cmds` and returns their replies in order: one pipeline on a
-    /// single server; on a cluster, where a pipeline cannot span slots,
-    /// one command each, all in flight at once.
-    pub(super) async fn batch(&self, cmds: Vec<Cmd>) -> Result<Vec<Value>, StoreError> {
+    /// Sends `cmds` and returns their replies in order, each a result of
+    /// its own (an error reply fails its command only): one pipeline on a
+    /// single server; on a cluster, where a pipeline cannot span slots, one
+    /// command each, all in flight at once.
+    pub(super) async fn batch(&self, cmds: Vec<Cmd>) -> Result<Vec<RedisResult<Value>>, StoreError> {
         match &self.conn {
             Conn::Single(_) => {
                 let mut pipe = ::redis::pipe();
                 for c in cmds {
                     pipe.add_command(c);
                 }
-                pipe.query_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))
+                let n = pipe.len();
+                let replies = self.conn.clone().req_packed_commands(&pipe, 0, n).await.map_err(|e| self.err(&e))?;
+                Ok(replies.into_iter().map(Value::extract_error).collect())
             }
-            Conn::Cluster(_) => {
-                let replies = join_all(cmds.into_iter().map(|c| {
-                    let mut conn = self.conn.clone();
-                    async move { c.query_async::<Value>(&mut conn).await }
-                }))
-                .await;
-                replies.into_iter().map(|r| r.map_err(|e| self.err(&e))).collect()
-            }
+            Conn::Cluster(_) => Ok(join_all(cmds.into_iter().map(|c| {
+                let mut conn = self.conn.clone();
+                async move { conn.req_packed_command(&c).await.and_then(Value::extract_error) }
+            }))
+            .await),
         }
     }
 

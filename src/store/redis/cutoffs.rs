@@ -6,20 +6,14 @@
 //! `keep_until`.
 
 use ::redis::Value;
-use sha2::{Digest, Sha256};
 
 use super::{
-    codec::{codec, decode, MAX_AT},
+    codec::{codec, decode, user_digest, MAX_AT},
     connection::Conn,
+    scripts::{evalsha, run},
     RedisStore,
 };
 use crate::store::{Cutoff, Scope, StorageKey, StoreError, Stored};
-
-/// The suffix of `user`'s cutoff key: the hex SHA-256 of the user (also
-/// the `uc` field of the user's records).
-pub(super) fn user_cut(user: &str) -> String {
-    StorageKey::from_bytes(Sha256::digest(user.as_bytes()).into()).to_hex()
-}
 
 impl RedisStore {
     /// The key of the global cutoff.
@@ -35,42 +29,38 @@ impl RedisStore {
     /// The key of `user`'s cutoff.
     pub(super) fn cutoff_user_key(&self, user: &str) -> String {
         let mut key = self.cutoff_user_prefix();
-        key.push_str(&user_cut(user));
+        key.push_str(&user_digest(user));
         key
     }
 
     /// `lookup`: what the store holds under `key` (expiry left to the
     /// caller), `None` for a session a cutoff ended. On a single server, one
-    /// script reads the record and its cutoffs; on a cluster (the cutoffs
-    /// live in another slot), the record, then one `MGET` of the cutoffs
-    /// when it is a live session.
+    /// script reads the record and its cutoffs (the user's through the
+    /// digest in the record); on a cluster (the cutoffs live in another
+    /// slot), and for a key of layout 1, the record, then one `MGET` of the
+    /// cutoffs when it is a live session.
     pub(super) async fn lookup_cut(&self, key: &StorageKey) -> Result<Option<Stored>, StoreError> {
-        let (stored, cutoff) = if matches!(self.conn, Conn::Cluster(_)) {
-            let reply: Value = ::redis::cmd("HGETALL")
-                .arg(self.redis_key(key))
-                .query_async(&mut self.conn.clone())
-                .await
-                .map_err(|e| self.err(&e))?;
-            (decode(reply, self.max_record_bytes)?, None)
-        } else {
-            let mut inv = self.scripts.lookup.key(self.redis_key(key));
-            inv.arg(self.cutoff_all_key()).arg(self.cutoff_user_prefix());
-            let reply: Value = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
-            let Value::Array(parts) = reply else { return Err(codec("unexpected lookup reply")) };
-            let mut parts = parts.into_iter();
-            let (Some(hash), Some(all), Some(mine), Some(named)) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                return Err(codec("short lookup reply"));
-            };
-            let stored = decode(hash, self.max_record_bytes)?;
-            // A record written before its user's cutoff key was named in it
-            // has its cutoffs read as on a cluster.
-            let cutoff = match named {
-                Value::Int(1) => Some(Cutoff::new(cut_time(all)?, cut_time(mine)?)),
-                _ => None,
-            };
-            (stored, cutoff)
+        let rkey = self.redis_key(key);
+        let (stored, cutoff) = match self.conn {
+            Conn::Cluster(_) => (self.read(&rkey).await?, None),
+            Conn::Single(_) => {
+                let mut cmd = evalsha(&self.scripts.lookup, &[&rkey]);
+                cmd.arg(self.cutoff_all_key()).arg(self.cutoff_user_prefix());
+                let reply: Value =
+                    run(&self.scripts.lookup, &cmd, &mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+                let Value::Array(parts) = reply else { return Err(codec("unexpected lookup reply")) };
+                let mut parts = parts.into_iter();
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some(Value::Nil), None, None) => (None, None),
+                    (Some(Value::Int(-2)), None, None) => (self.read(&rkey).await?, None),
+                    (Some(Value::BulkString(value)), None, None) => (Some(decode(value, self.max_record_bytes)?), None),
+                    (Some(Value::BulkString(value)), Some(all), Some(mine)) => {
+                        let cutoff = Cutoff::new(cut_value(all)?, cut_value(mine)?);
+                        (Some(decode(value, self.max_record_bytes)?), Some(cutoff))
+                    }
+                    _ => return Err(codec("unexpected lookup reply")),
+                }
+            }
         };
         let Some(Stored::Live(record)) = stored else { return Ok(stored) };
         let cutoff = match cutoff {
@@ -92,9 +82,9 @@ impl RedisStore {
             Scope::User(user) => self.cutoff_user_key(user),
             _ => self.cutoff_all_key(),
         };
-        let mut inv = self.scripts.cut.key(key);
-        inv.arg(not_before.min(MAX_AT).to_string()).arg(keep_until.min(MAX_AT).to_string()).arg(now.to_string());
-        inv.invoke_async::<i64>(&mut self.conn.clone()).await.map(|_| ()).map_err(|e| self.err(&e))
+        let mut cmd = evalsha(&self.scripts.cut, &[&key]);
+        cmd.arg(not_before.min(MAX_AT)).arg(keep_until.min(MAX_AT)).arg(now);
+        run::<i64>(&self.scripts.cut, &cmd, &mut self.conn.clone()).await.map(|_| ()).map_err(|e| self.err(&e))
     }
 
     /// `cutoff`: one `MGET` of the global cutoff and `user`'s.
@@ -119,7 +109,7 @@ fn parse_time(text: Option<&str>) -> Result<u64, StoreError> {
 }
 
 /// A cutoff in a script's reply (`Nil`: none).
-fn cut_time(value: Value) -> Result<u64, StoreError> {
+fn cut_value(value: Value) -> Result<u64, StoreError> {
     match value {
         Value::Nil => Ok(0),
         Value::BulkString(bytes) => {

@@ -1,9 +1,11 @@
-//! [`RedisStore`]: sessions in Redis (or Redis Cluster), one hash per session.
+//! [`RedisStore`]: sessions in Redis (or Redis Cluster), one string per session.
 
 mod codec;
 mod connection;
 mod cutoffs;
+mod legacy;
 mod limit;
+mod read;
 mod rotation;
 mod scripts;
 mod slots;
@@ -11,15 +13,13 @@ mod user_index;
 
 use std::{fmt, sync::Arc};
 
-use ::redis::{aio::ConnectionManager, cluster_async::ClusterConnection};
+use ::redis::{aio::ConnectionManager, cluster_async::ClusterConnection, Value};
 use async_trait::async_trait;
-use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use self::{
-    codec::{codec, encode, flag, DATA_PREFIX, MAX_AT},
+    codec::{codec, encode, time, ttl, user_digest, MAX_AT, TIME},
     connection::{Conn, Secrets},
-    scripts::Scripts,
+    scripts::{evalsha, run, Scripts},
     slots::key_slot,
     user_index::Listed,
 };
@@ -64,49 +64,68 @@ pub(super) const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 ///
 /// # Layout
 ///
-/// Each session is one Redis hash under `{prefix}{<hex digest>}` (the default
-/// prefix is `sessionware:`). The braces are a Redis Cluster hash tag: every
-/// key of one session (the hash and its lease) reuses the tag and hashes to
-/// the same slot. The key holds the SHA-256 digest of the session ID, never
-/// the ID.
+/// Each session is one Redis string under `{prefix}{<hex digest>}` (the
+/// default prefix is `sessionware:`). The braces are a Redis Cluster hash
+/// tag: every key of one session (the record and its lease) reuses the tag
+/// and hashes to the same slot. The key holds the SHA-256 digest of the
+/// session ID, never the ID.
 ///
-/// | field | value |
+/// The value is a fixed header, then length-prefixed parts (layout 2; the
+/// byte offsets are in `codec.rs`, and the scripts read them there):
+///
+/// | part | content |
 /// |---|---|
-/// | `v` | record format ([`RECORD_FORMAT`](crate::store::RECORD_FORMAT)) |
-/// | `meta` | JSON of the metadata that never changes while the key is live (`created_at`, `handle`, `auth`, …) |
-/// | `last_seen`, `expires_at`, `absolute_deadline` | decimal milliseconds since the Unix epoch |
+/// | tag | `S2`: a session record, layout 2 |
+/// | times | `expires_at`, `absolute_deadline`, `last_seen`: milliseconds since the Unix epoch, 20 zero-padded digits each |
 /// | `persistent` | `0` or `1` |
-/// | `predecessor` | hex storage key of the key this one was rotated from, until the successor is first used ([`Metadata::predecessor`], cleared by `close_overlap`); absent otherwise |
-/// | `size` | the data size ([`Data::size`](crate::store::Data::size): the bytes of every key and raw value), kept by every write for the data cap |
-/// | `uc` | a signed-in session's user cutoff key suffix (hex SHA-256 of the user; see [Cutoffs](#cutoffs)); absent for a visitor |
-/// | `d:<key>` | the raw JSON of session value `<key>` |
+/// | identity | `created_at` (20 digits), the handle (22 characters), the sign-in (empty for a visitor: `auth.epoch` and `auth.at_ms`, 20 digits each, the hex SHA-256 of the user, which names its index and cutoff keys, then the user), and JSON of the rest of the metadata (`user_agent`, `ip`, `renewed_at`; empty when none is set) |
+/// | predecessor | hex storage key of the key this one was rotated from, until the successor is first used ([`Metadata::predecessor`], cleared by `close_overlap`); empty otherwise |
+/// | data | the session values, [`Data::packed`](crate::store::Data::packed): sorted by key, each key and raw JSON value with its length |
 ///
-/// A hash makes the per-key merge of [`SessionStore::apply`] natural: the
-/// script sets and deletes single fields and never parses a value, so values
-/// come back byte for byte (a JSON blob merged with Lua's `cjson` would
-/// re-encode numbers and lose precision).
+/// One string makes a read one value in the reply, decoded in one pass
+/// ([`Data::from_packed`](crate::store::Data::from_packed) checks every
+/// entry), and a creation one `SET … NX PX`. The scripts never parse
+/// JSON: they compare the fixed-width times as strings (exact past 2^53,
+/// where Lua's numbers are not) and copy values byte for byte, so values
+/// come back exactly as written. What a script needs is at a fixed offset:
+/// the times, and in the identity `created_at`, the user's digest and
+/// `auth.epoch` (what the [cutoffs](RedisStore#cutoffs) compare).
 ///
-/// A key that a rotation retired holds a different hash, the pointer
-/// ([`Retired`](crate::store::Retired)) and nothing else, with its TTL at `until`:
+/// A key that a rotation retired holds a pointer
+/// ([`Retired`](crate::store::Retired)) and nothing else, with its TTL at
+/// `until`: `R2`, then `at`, `overlap_until` and `until` (20 digits each)
+/// and the successor's hex storage key. The session scripts see no live
+/// record there: `apply` and `touch` on a retired key change nothing.
 ///
-/// | field | value |
-/// |---|---|
-/// | `retired` | hex storage key of the successor |
-/// | `at`, `overlap_until`, `until` | decimal milliseconds since the Unix epoch |
+/// Untrusted bytes are checked: a value that is not a record or a pointer
+/// of this layout (cut short, a length past the end, a bad field), or is
+/// larger than the record cap, is a [`StoreError::Codec`] for whatever
+/// reads it, and the scripts write nothing over a record whose lengths do
+/// not fit.
 ///
-/// It has no `expires_at`, so the session scripts see no live record there:
-/// `apply` and `touch` on a retired key change nothing.
+/// # Records written by sessionware 0.1
+///
+/// Sessionware 0.1 kept each session in a hash (layout 1: `v`, `meta`,
+/// the times, `persistent`, `predecessor`, `size` and one `d:<key>` field
+/// per value; a retired key a hash of `retired`, `at`, `overlap_until` and
+/// `until`). Such keys keep working after the upgrade: a read finds one
+/// (`GET` answers `WRONGTYPE`) and reads it with `HGETALL`; a script that
+/// finds one changes nothing and says so, and the store rewrites that key
+/// in layout 2 (an `HGETALL`, then a script that replaces the hash, TTL
+/// kept, only if it still holds exactly the fields read) and runs the
+/// script again. The first write to such a session thus costs two more
+/// round trips, once. Layout 1 keys are gone after the longest absolute
+/// timeout of the sessions written before the upgrade; 0.1 cannot read
+/// layout 2, so every instance of an application moves to this release
+/// at once.
 ///
 /// # Data cap
 ///
 /// `apply` refuses a change set whose merged data would pass
 /// [`ChangeSet::max_data_bytes`] ([`StoreError::TooLarge`], nothing
-/// changed), inside its script: the new size is the `size` field moved by
-/// the change set's delta (one `HSTRLEN` per changed key), so the check costs
-/// nothing per stored key. A record without the field (written before it
-/// existed) is counted field by field when a cap needs it; a size that would
-/// refuse the change is counted again before refusing, so a wrong field
-/// never refuses a write that fits.
+/// changed), inside its script: the merge walks the stored entries up to
+/// the last changed key, counting their sizes, and counts the rest
+/// only when its bytes could pass the cap (an upper bound otherwise).
 ///
 /// # Rotation
 ///
@@ -114,25 +133,25 @@ pub(super) const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 /// keys, atomic: it acts only if the old record is live at the request's
 /// time (else it answers gone, or the pointer of a live retired key) and
 /// nothing live is under the new key; it builds the successor from the old
-/// hash *as stored now* with the semantics of [`Rotation::successor`]
-/// (retained and cleared `d:` fields, the change set, a login's user and
+/// record *as stored now* with the semantics of [`Rotation::successor`]
+/// (retained and cleared keys, the change set, a login's user and
 /// deadline, the times, the predecessor: always the old key, until the
 /// successor is first used), refuses it past the data cap, writes
-/// it under the new key with its TTL and replaces the old hash by the pointer.
-/// Fields are copied as stored, never re-encoded.
+/// it under the new key with its TTL and replaces the old record by the pointer.
+/// Values are copied as stored, never re-encoded.
 ///
-/// The script never parses JSON, so a login's new `meta` (user, client) is
-/// built in Rust from the `meta` that `rotate` reads first (one `HMGET`,
-/// which also answers for a key that is not live without running the
-/// script); the script compares the stored `meta` with the one read and, if
-/// the key holds another record by then (deleted and created again), does
-/// nothing and `rotate` starts over.
+/// The script never parses JSON, so the successor's identity (a login's
+/// user and client, `renewed_at`) is built in Rust from the record that
+/// `rotate` reads first (one `GET`, which also answers for a key that is
+/// not live without running the script); the script compares the stored
+/// identity with the one read and, if the key holds another record by
+/// then (deleted and created again), does nothing and `rotate` starts over.
 ///
 /// The user index follows the rule below: the successor is indexed under
 /// its user (the login's, or the old record's) before the script, and again
 /// after it; the old key's member is removed after it. Those after-steps are
-/// best effort (a failure is logged): the index stays a superset of the live
-/// sessions either way.
+/// best effort (a failure is logged): the index stays a superset of the
+/// live sessions either way.
 ///
 /// # Delete and revocation
 ///
@@ -141,20 +160,20 @@ pub(super) const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 /// `until`, and the script also compares `until` with the request's time,
 /// which may run ahead of Redis' clock), follows it. A pointer found there is
 /// deleted and followed in turn; the record at the end of the chain is
-/// deleted only if its `predecessor` field is the hex of the last pointer
+/// deleted only if its predecessor is the hex of the last pointer
 /// followed, i.e. only a successor that was never used: once its client
-/// used the new ID (`close_overlap` clears the field), or once the pointer
+/// used the new ID (`close_overlap` clears it), or once the pointer
 /// expired, a logout on the old ID ends nothing but the pointer. At most 16
-/// keys.
+/// keys, all read before any is deleted.
 ///
 /// [`UserIndex::delete_user`] and [`UserIndex::delete_by_handle`]
 /// list the user's sessions, choose some, and end each with the revocation
 /// script, which follows a key that a rotation retired since the listing
 /// (a live pointer, at most 16 keys) to the live session it became and
 /// deletes it *whatever its predecessor*: a revocation racing a renewal
-/// ends the renewed session. The script reads the user from the record's
-/// `meta` (with `cjson`) and deletes only a session of the user being
-/// revoked: a login rotation to another user takes the session out of
+/// ends the renewed session. The script compares the user's digest in the
+/// record's identity with the revoked user's and deletes only a session of
+/// that user: a login rotation to another user takes the session out of
 /// reach. `delete_user` counts the live sessions it ended, not the keys.
 /// The index members of both the listed keys and the successors reached
 /// are removed afterwards (in the same script on a single server).
@@ -183,25 +202,25 @@ pub(super) const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 ///
 /// # Cutoffs
 ///
-/// [`Cutoffs`] keeps one string per cutoff, a not-before time with a TTL at
-/// its `keep_until` (a cut only moves the time forward and only lengthens
-/// the TTL): `{prefix}{cutoffs}:all` (the global one) and
-/// `{prefix}{cutoffs}:user:<hex SHA-256 of the user>` (user names never
-/// appear in key names). On a single server, `lookup` is one script that
-/// reads the session hash and both cutoffs (the user's through the record's
-/// `uc` field), so an ended session is never returned; a record without
-/// `uc` (written before the field existed) has its cutoffs read by one more
-/// `MGET`. On a cluster, where the cutoffs live in the slot of the tag
-/// `{cutoffs}`, `lookup` reads the hash, then the cutoffs of a live session
-/// with one `MGET`: two round trips. `list_user` reads the user's cutoffs
-/// once after the records.
+/// [`Cutoffs`] keeps one string per cutoff, with a TTL at its `keep_until`
+/// (a cut only moves the value forward and only lengthens the TTL):
+/// `{prefix}{cutoffs}:all` (the global not-before time) and
+/// `{prefix}{cutoffs}:user:<hex SHA-256 of the user>` (the user's
+/// credential epoch; user names never appear in key names). On a single
+/// server, `lookup` is one script that reads the record and both cutoffs
+/// (the user's through the digest in the record's identity), so an ended
+/// session is never returned; a key of layout 1 has its cutoffs read by one
+/// more `MGET`. On a cluster, where the cutoffs live in the slot of the tag
+/// `{cutoffs}`, `lookup` reads the record, then the cutoffs of a live
+/// session with one `MGET`: two round trips. `list_user` reads the user's
+/// cutoffs once after the records.
 ///
 /// # Redis Cluster
 ///
 /// [`RedisStore::connect_cluster`] talks to a cluster. The rules that make
 /// the layout work there:
 ///
-/// - **One slot per session.** The hash, and the lease, hash on the tag
+/// - **One slot per session.** The record, and the lease, hash on the tag
 ///   `{<hex digest>}`: every session operation (`load`, `create`, `apply`,
 ///   `touch`, `delete`, `try_lock`, `unlock`) is one command or one script on
 ///   one key, so the cluster routes it to the slot's primary unchanged.
@@ -214,9 +233,9 @@ pub(super) const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 ///   refuses keys in two slots with [`StoreError::Backend`], before changing
 ///   anything. A session thus keeps its slot across rotations, and `delete`'s
 ///   chain of retired keys stays in one slot: one script.
-/// - **Scripts touch one slot.** The session scripts get the session hash
-///   (the rotation script: both co-located hashes; the delete and
-///   revocation scripts: the hash and the successors it points to, which a
+/// - **Scripts touch one slot.** The session scripts get the session key
+///   (the rotation script: both co-located keys; the delete and
+///   revocation scripts: the key and the successors it points to, which a
 ///   rotation kept in its slot), the lease scripts the lease, the index
 ///   script the user index. On a cluster the revocation script runs once
 ///   per session; on a single server, where slots do not matter, once for
@@ -234,37 +253,45 @@ pub(super) const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 ///   between two steps leaves at worst a stale member, which the next
 ///   listing drops.
 /// - **No cross-slot pipelines.** Where a single server gets one pipeline
-///   or one script (the `HGETALL`s of a listing, the revocation script), a
+///   or one script (the `GET`s of a listing, the revocation script), a
 ///   cluster gets one command or script per key, all in flight at once, so
 ///   each batch still costs about one round trip of latency.
 ///
 /// # Round trips
 ///
 /// Every session operation but `rotate` is one command: `load` (and
-/// `lookup`) is `HGETALL`; `create` (of an anonymous session), `apply`,
-/// `touch` and `delete` are one `EVALSHA` each (a script loaded on first use,
-/// see [`redis::Script`]). The scripts check the record's own `expires_at`
-/// against the request's time (`now`, from the layer's clock), act only if
-/// the hash exists (`apply` and `touch` never resurrect a session), and set
-/// the key's TTL with `PEXPIRE` to `expires_at - now`: the server's clock
-/// only counts the TTL down, and never decides on its own when a session
-/// ends. `try_lock` and
-/// `unlock` are one `EVALSHA` each. The creation of an authenticated session
-/// adds two `EVALSHA`s (the index, before and after).
+/// `lookup`) is one `EVALSHA` of the lookup script on a single server (a
+/// `GET` of the record and of its cutoffs inside; a `GET`, then an `MGET`
+/// of the cutoffs for a live record, on a cluster); `create` (of an
+/// anonymous session) one `SET … NX PX` (and the creation script when the
+/// key is taken, by a record that expired by the request's clock but not
+/// yet by Redis'); `apply`, `touch` and `delete` are one `EVALSHA` each (a
+/// script loaded on first use). The scripts check the record's own
+/// `expires_at` against the request's time (`now`, from the layer's
+/// clock), act only if the record exists (`apply` and `touch` never
+/// resurrect a session), and set the key's TTL to `expires_at - now` (`SET
+/// … PX`, or `PEXPIRE` after `touch`'s `SETRANGE`): the server's clock only
+/// counts the TTL down, and never decides on its own when a session ends.
+/// `try_lock` and `unlock` are one `EVALSHA` each. The creation of an
+/// authenticated session adds two `EVALSHA`s (the index, before and after).
 ///
-/// `rotate` is an `HMGET` (which alone answers for a key that is gone or
+/// Inside Redis, `apply` runs a `GET` and a `SET` (its merge walks the
+/// stored data in Lua), `touch` a `GETRANGE`, a `SETRANGE` and a
+/// `PEXPIRE`, whatever the data's size.
+///
+/// `rotate` is a `GET` (which alone answers for a key that is gone or
 /// retired), then the rotation's `EVALSHA`: two round trips for an anonymous
 /// session. When the successor has a user, the index's `EVALSHA` comes
 /// before and again after, together with the `ZREM` of the old member when
 /// the old record had a user: four round trips.
 ///
-/// `delete` is one `EVALSHA` whatever the chain it follows (one `HMGET` and
-/// one `DEL` per key inside the script).
+/// `delete` is one `EVALSHA` whatever the chain it follows (one `GET` per
+/// key and one `DEL` inside the script).
 ///
-/// `list_user` is one `ZRANGE` plus one pipelined batch of `HGETALL`s (plus
+/// `list_user` is one `ZRANGE` plus one pipelined batch of `GET`s (plus
 /// a `ZREM`, an `EXISTS` batch and maybe an `EVALSHA` when stale members are
 /// dropped). A retired member whose successor is not listed costs one more
-/// batch of `HGETALL`s per step along its chain, and the `EVALSHA` that
+/// batch of `GET`s per step along its chain, and the `EVALSHA` that
 /// indexes the successor: only when a listing races a rotation (or a
 /// member was lost), since a rotation indexes its successor and unindexes
 /// the old key itself. `delete_by_handle` and `delete_user` add one
@@ -506,8 +533,7 @@ impl RedisStore {
     /// # Ok(()) }
     /// ```
     pub fn user_index_key(&self, user: &str) -> String {
-        let digest = StorageKey::from_bytes(Sha256::digest(user.as_bytes()).into());
-        format!("{}user:{{{}}}", self.prefix, digest.to_hex())
+        format!("{}user:{{{}}}", self.prefix, user_digest(user))
     }
 
     fn lock_key(&self, key: &StorageKey) -> String {
@@ -522,12 +548,24 @@ impl RedisStore {
     }
 }
 
+/// The keys a script reply asks to migrate: `rkey` when the script found it
+/// in layout 1.
+fn legacy(found: bool, rkey: &str) -> Vec<String> {
+    if found {
+        vec![rkey.to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
 #[async_trait]
 impl SessionStore for RedisStore {
+    /// One `SET … NX PX` (when the key is taken, by a record that is
+    /// expired at `now` say, the creation script decides instead); an
+    /// authenticated session is indexed before and after it.
     async fn create(&self, key: &StorageKey, record: &Record, now: u64) -> Result<bool, StoreError> {
-        let fields = encode(record)?;
-        let size: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if size > self.max_record_bytes {
+        let value = encode(record)?;
+        if value.len() > self.max_record_bytes {
             return Err(codec(format_args!("larger than {} bytes", self.max_record_bytes)));
         }
         let user = record.meta.user();
@@ -536,21 +574,37 @@ impl SessionStore for RedisStore {
             // Indexed first: the index never misses a live session.
             self.index(user, &entry, now).await?;
         }
-        let mut inv = self.scripts.create.key(self.redis_key(key));
-        inv.arg(now.to_string());
-        inv.arg(record.meta.expires_at.min(record.meta.absolute_deadline).to_string());
-        for (k, v) in &fields {
-            inv.arg(k).arg(v);
-        }
-        let created: i64 = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
-        if let (Some(user), 1) = (user, created) {
+        let rkey = self.redis_key(key);
+        let ttl = ttl(record.meta.expires_at.min(record.meta.absolute_deadline), now);
+        let set: Value = ::redis::cmd("SET")
+            .arg(&rkey)
+            .arg(&value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.err(&e))?;
+        let created = match set {
+            Value::Nil => {
+                let mut cmd = evalsha(&self.scripts.create, &[&rkey]);
+                cmd.arg(&time(now)[..]).arg(&value).arg(ttl);
+                let created: i64 = self.run_migrating(&self.scripts.create, &cmd, |r| legacy(*r == -2, &rkey)).await?;
+                created == 1
+            }
+            Value::Okay => true,
+            _ => return Err(codec("unexpected SET reply")),
+        };
+        if let (Some(user), true) = (user, created) {
             // ...and again once written: a listing that ran between the two
             // steps may have dropped the member as stale (see `user_sessions`).
             self.index(user, &entry, now).await?;
         }
-        Ok(created == 1)
+        Ok(created)
     }
 
+    /// One `EVALSHA` of the lookup script on a single server (see
+    /// [Cutoffs](RedisStore#cutoffs)).
     async fn lookup(&self, key: &StorageKey, now: u64) -> Result<Option<Stored>, StoreError> {
         Ok(self.lookup_cut(key).await?.filter(|stored| match stored {
             Stored::Live(r) => !r.is_expired(now),
@@ -558,7 +612,7 @@ impl SessionStore for RedisStore {
         }))
     }
 
-    /// One `HMGET` of the old record; when it is live, one `EVALSHA` of the
+    /// One `GET` of the old record; when it is live, one `EVALSHA` of the
     /// rotation script on both keys, with the user index updated around it
     /// (see the [module documentation](RedisStore#rotation)).
     async fn rotate(&self, old: &StorageKey, new: &StorageKey, rotation: &Rotation) -> Result<Rotated, StoreError> {
@@ -575,52 +629,53 @@ impl SessionStore for RedisStore {
         }
     }
 
+    /// One `EVALSHA` of the apply script.
     async fn apply(&self, key: &StorageKey, changes: &ChangeSet, now: u64) -> Result<bool, StoreError> {
-        let mut inv = self.scripts.apply.key(self.redis_key(key));
-        inv.arg(now.to_string())
-            .arg(changes.last_seen.to_string())
-            .arg(changes.expires_at.to_string())
-            .arg(changes.persistent.map_or("", flag))
-            .arg(flag(changes.clear))
-            .arg(changes.max_data_bytes)
-            .arg(flag(changes.close_overlap));
-        for (k, v) in &changes.changes {
-            inv.arg(format!("{DATA_PREFIX}{k}")).arg(v.as_deref().map_or("", RawValue::get));
+        let rkey = self.redis_key(key);
+        let byte = |b: bool| if b { b'1' } else { b'0' };
+        let mut fields = [0u8; 3 * TIME + 3];
+        fields[..TIME].copy_from_slice(&time(now));
+        fields[TIME..2 * TIME].copy_from_slice(&time(changes.last_seen));
+        fields[2 * TIME..3 * TIME].copy_from_slice(&time(changes.expires_at));
+        fields[3 * TIME] = changes.persistent.map_or(b'-', byte);
+        fields[3 * TIME + 1] = byte(changes.clear);
+        fields[3 * TIME + 2] = byte(changes.close_overlap);
+        let mut cmd = evalsha(&self.scripts.apply, &[&rkey]);
+        cmd.arg(&fields[..]).arg(ttl(changes.expires_at, now)).arg(changes.max_data_bytes);
+        for (k, v) in codec::sorted(&changes.changes) {
+            cmd.arg(k).arg(v);
         }
-        let applied: i64 = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+        let applied: i64 = self.run_migrating(&self.scripts.apply, &cmd, |r| legacy(*r == -2, &rkey)).await?;
         match applied {
+            1 => Ok(true),
+            0 => Ok(false),
             -1 => Err(StoreError::TooLarge),
-            n => Ok(n == 1),
+            _ => Err(codec("malformed record")),
         }
     }
 
+    /// One `EVALSHA` of the touch script.
     async fn touch(&self, key: &StorageKey, now: u64, expires_at: u64) -> Result<bool, StoreError> {
-        let touched: i64 = self
-            .scripts
-            .touch
-            .key(self.redis_key(key))
-            .arg(now.to_string())
-            .arg(now.to_string())
-            .arg(expires_at.to_string())
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.err(&e))?;
+        let rkey = self.redis_key(key);
+        let mut cmd = evalsha(&self.scripts.touch, &[&rkey]);
+        cmd.arg(&time(now)[..]).arg(&time(now)[..]).arg(&time(expires_at)[..]).arg(ttl(expires_at, now));
+        let touched: i64 = self.run_migrating(&self.scripts.touch, &cmd, |r| legacy(*r == -2, &rkey)).await?;
         Ok(touched == 1)
     }
 
     /// One `EVALSHA`: the key and, along live retired pointers, its
     /// successor while unused (see the [module documentation](RedisStore#delete-and-revocation)).
     async fn delete(&self, key: &StorageKey, now: u64) -> Result<(), StoreError> {
-        self.scripts
-            .delete
-            .key(self.redis_key(key))
-            .arg(&*self.prefix)
-            .arg(now.to_string())
-            .arg(key.to_hex())
-            .invoke_async::<i64>(&mut self.conn.clone())
-            .await
-            .map(|_| ())
-            .map_err(|e| self.err(&e))
+        let rkey = self.redis_key(key);
+        let mut cmd = evalsha(&self.scripts.delete, &[&rkey]);
+        cmd.arg(&*self.prefix).arg(&time(now)[..]).arg(key.to_hex());
+        self.run_migrating(&self.scripts.delete, &cmd, |r: &Value| match r {
+            // The hex of a key of layout 1 on the chain.
+            Value::BulkString(hex) => std::str::from_utf8(hex).map(|h| vec![self.member_key(h)]).unwrap_or_default(),
+            _ => Vec::new(),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Always on a single server; on a cluster, when both session keys hash
@@ -679,26 +734,15 @@ impl UserIndex for RedisStore {
 #[async_trait]
 impl Leases for RedisStore {
     async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64, _now: u64) -> Result<bool, StoreError> {
-        let taken: i64 = self
-            .scripts
-            .lock
-            .key(self.lock_key(key))
-            .arg(token)
-            .arg(ttl_ms.clamp(1, MAX_AT))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.err(&e))?;
+        let mut cmd = evalsha(&self.scripts.lock, &[&self.lock_key(key)]);
+        cmd.arg(token).arg(ttl_ms.clamp(1, MAX_AT));
+        let taken: i64 = run(&self.scripts.lock, &cmd, &mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
         Ok(taken == 1)
     }
 
     async fn unlock(&self, key: &StorageKey, token: &str, _now: u64) -> Result<(), StoreError> {
-        self.scripts
-            .unlock
-            .key(self.lock_key(key))
-            .arg(token)
-            .invoke_async::<i64>(&mut self.conn.clone())
-            .await
-            .map(|_| ())
-            .map_err(|e| self.err(&e))
+        let mut cmd = evalsha(&self.scripts.unlock, &[&self.lock_key(key)]);
+        cmd.arg(token);
+        run::<i64>(&self.scripts.unlock, &cmd, &mut self.conn.clone()).await.map(|_| ()).map_err(|e| self.err(&e))
     }
 }

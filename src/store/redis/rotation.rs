@@ -3,18 +3,16 @@
 
 use std::{future::Future, pin::Pin};
 
-use serde_json::value::RawValue;
+use ::redis::Value;
 
 use super::{
-    codec::{
-        codec, flag, meta_json, metadata, time, DATA_PREFIX, F_AT, F_DEADLINE, F_EXPIRES_AT, F_META, F_OVERLAP_UNTIL,
-        F_RETIRED, F_UNTIL,
-    },
+    codec::{self, codec, flag, identity, time},
     connection::join_all,
-    cutoffs::user_cut,
+    read::is_legacy,
+    scripts::evalsha,
     RedisStore,
 };
-use crate::store::{Metadata, Retired, Rotated, Rotation, StorageKey, StoreError};
+use crate::store::{Metadata, Retired, Rotated, Rotation, StorageKey, StoreError, Stored};
 
 impl RedisStore {
     /// Rotates `old` into `new` (keys that [`accepts_successor`](crate::store::SessionStore::accepts_successor)
@@ -43,36 +41,44 @@ impl RedisStore {
         Err(StoreError::Backend("rotation: the old record kept changing under the rotation".into()))
     }
 
-    /// What `rotate` starts from: one `HMGET` of the old key's metadata, or
-    /// of its retired pointer.
+    /// What `rotate` starts from: one `GET` of the old key (after a
+    /// migration, for a key of layout 1).
     async fn rotation_source(&self, old: &StorageKey, now: u64) -> Result<Source, StoreError> {
-        let fields: Vec<Option<String>> = ::redis::cmd("HMGET")
-            .arg(self.redis_key(old))
-            .arg(&[F_META, F_EXPIRES_AT, F_DEADLINE, F_RETIRED, F_AT, F_OVERLAP_UNTIL, F_UNTIL])
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.err(&e))?;
-        let field = |i: usize| fields.get(i).and_then(Option::as_deref);
-        let at = |i: usize| field(i).map(time).transpose();
-        if let (Some(expires_at), Some(deadline)) = (at(1)?, at(2)?) {
-            if now >= expires_at || now >= deadline {
-                return Ok(Source::Gone);
+        let rkey = self.redis_key(old);
+        let mut migrated = false;
+        let value = loop {
+            let reply = ::redis::cmd("GET").arg(&rkey).query_async::<Value>(&mut self.conn.clone()).await;
+            match reply {
+                Ok(Value::BulkString(value)) => break value,
+                Ok(Value::Nil) => return Ok(Source::Gone),
+                Ok(_) => return Err(codec("unexpected GET reply")),
+                Err(e) if is_legacy(&e) && !migrated => {
+                    self.migrate(&rkey).await?;
+                    migrated = true;
+                }
+                Err(e) => return Err(self.err(&e)),
             }
-            let text = field(0).ok_or_else(|| codec("metadata fields are missing"))?;
-            let meta = metadata(text, 0, 0, deadline, false)?;
-            return Ok(Source::Live(Current { text: text.to_string(), meta, deadline }));
+        };
+        if value.len() > self.max_record_bytes {
+            return Err(codec(format_args!("larger than {} bytes", self.max_record_bytes)));
         }
-        if let Some(successor) = field(3) {
-            let successor = StorageKey::from_hex(successor).ok_or_else(|| codec("bad storage key field"))?;
-            let (Some(at), Some(overlap_until), Some(until)) = (at(4)?, at(5)?, at(6)?) else {
-                return Err(codec("retired key fields are missing"));
+        if codec::is_pointer(&value) {
+            return match codec::decode(value, self.max_record_bytes)? {
+                Stored::Retired(retired) if !retired.is_expired(now) => Ok(Source::Retired(retired)),
+                _ => Ok(Source::Gone),
             };
-            let retired = Retired::new(successor, at, overlap_until, until);
-            if !retired.is_expired(now) {
-                return Ok(Source::Retired(retired));
-            }
         }
-        Ok(Source::Gone)
+        let text = value[codec::head(&value)?.identity].to_vec();
+        // Decoded whole: the script copies the data as stored, so garbage
+        // stops here rather than move to the successor.
+        let Stored::Live(record) = codec::decode(value, self.max_record_bytes)? else {
+            return Err(codec("not a session record"));
+        };
+        let meta = record.meta;
+        if now >= meta.expires_at || now >= meta.absolute_deadline {
+            return Ok(Source::Gone);
+        }
+        Ok(Source::Live(Current { deadline: meta.absolute_deadline, text, meta }))
     }
 
     /// One run of the rotation script from `current`, with the user index
@@ -91,10 +97,10 @@ impl RedisStore {
             Some(login) => (Some(login.auth.user.as_str()), login.absolute_deadline),
             None => (before, current.deadline),
         };
-        // Every rotation rewrites the `meta` field in full (`renewed_at`, and
-        // a login's user and client; the script never parses JSON); the
-        // compare and set on the old `meta` makes that safe.
-        let new_meta = {
+        // Every rotation rewrites the identity in full (`renewed_at`, and a
+        // login's user and client; the script never parses JSON); the
+        // compare and set on the old identity makes that safe.
+        let new_identity = {
             let mut meta = current.meta.clone();
             if let Some(login) = &rotation.login {
                 meta.auth = Some(login.auth.clone());
@@ -102,7 +108,7 @@ impl RedisStore {
                 meta.ip.clone_from(&login.ip);
             }
             meta.renewed_at = Some(rotation.now);
-            meta_json(&meta)?
+            identity(&meta)?
         };
         let member = new.to_hex();
         let entry = [(score, member.clone())];
@@ -112,52 +118,62 @@ impl RedisStore {
         }
         let changes = &rotation.changes;
         let retired = rotation.retired(*new);
-        let mut inv = self.scripts.rotate.key(self.redis_key(old));
-        inv.key(self.redis_key(new))
-            .arg(now.to_string())
+        let (old_key, new_key) = (self.redis_key(old), self.redis_key(new));
+        let mut cmd = evalsha(&self.scripts.rotate, &[&old_key, &new_key]);
+        cmd.arg(&time(now)[..])
             .arg(&member)
             .arg(&current.text)
-            .arg(&new_meta)
+            .arg(&new_identity)
             // The successor names its predecessor until it is first used
             // (overlap or not; see `Rotation::successor`).
             .arg(old.to_hex())
-            .arg(rotation.now.max(changes.last_seen).to_string())
-            .arg(changes.expires_at.to_string())
+            .arg(&time(rotation.now.max(changes.last_seen))[..])
+            .arg(&time(changes.expires_at)[..])
             .arg(changes.persistent.map_or("", flag))
             .arg(flag(changes.clear))
-            .arg(changes.max_data_bytes)
-            .arg(rotation.login.as_ref().map_or_else(String::new, |l| l.absolute_deadline.to_string()))
-            .arg(retired.at.to_string())
-            .arg(retired.overlap_until.to_string())
-            .arg(retired.until.to_string())
-            .arg(user.map_or_else(String::new, user_cut));
+            .arg(changes.max_data_bytes);
+        match &rotation.login {
+            Some(login) => cmd.arg(&time(login.absolute_deadline)[..]),
+            None => cmd.arg(""),
+        };
+        cmd.arg(&time(retired.at)[..]).arg(&time(retired.overlap_until)[..]).arg(&time(retired.until)[..]);
         match &rotation.retain {
             Some(keep) => {
-                inv.arg(keep.len());
+                cmd.arg(keep.len());
                 for k in keep {
-                    inv.arg(format!("{DATA_PREFIX}{k}"));
+                    cmd.arg(k);
                 }
             }
             None => {
-                inv.arg(-1);
+                cmd.arg(-1);
             }
         }
-        for (k, v) in &changes.changes {
-            inv.arg(format!("{DATA_PREFIX}{k}")).arg(v.as_deref().map_or("", RawValue::get));
+        for (k, v) in codec::sorted(&changes.changes) {
+            cmd.arg(k).arg(v);
         }
         // A failure leaves the new member in the index: a stale member,
         // which the next listing drops.
-        let reply: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+        let reply: Vec<String> = self
+            .run_migrating(&self.scripts.rotate, &cmd, |r: &Vec<String>| {
+                if r.first().map(String::as_str) == Some("legacy") {
+                    vec![old_key.clone(), new_key.clone()]
+                } else {
+                    Vec::new()
+                }
+            })
+            .await?;
         let outcome = match reply.first().map(String::as_str) {
             Some("done") => Ok(Some(Rotated::Done)),
             Some("gone") => Ok(Some(Rotated::Gone)),
             Some("taken") => Ok(Some(Rotated::Taken)),
             Some("too_large") => Err(StoreError::TooLarge),
             Some("changed") => Ok(None),
+            Some("malformed") => Err(codec("malformed record")),
             Some("retired") => match reply.get(1..5) {
                 Some([successor, at, overlap_until, until]) => {
                     let successor = StorageKey::from_hex(successor).ok_or_else(|| codec("bad storage key field"))?;
-                    Ok(Some(Rotated::Retired(Retired::new(successor, time(at)?, time(overlap_until)?, time(until)?))))
+                    let ms = |t: &str| t.parse::<u64>().map_err(|_| codec("bad time field"));
+                    Ok(Some(Rotated::Retired(Retired::new(successor, ms(at)?, ms(overlap_until)?, ms(until)?))))
                 }
                 _ => Err(codec("short rotation reply")),
             },
@@ -212,9 +228,9 @@ enum Source {
 
 /// The live old record, as far as a rotation reads it before the script.
 struct Current {
-    /// The `meta` field as stored (the script compares it).
-    text: String,
-    /// Its metadata (the times are not read).
+    /// The identity as stored (the script compares it).
+    text: Vec<u8>,
+    /// Its metadata.
     meta: Metadata,
     deadline: u64,
 }

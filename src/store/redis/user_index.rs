@@ -5,8 +5,9 @@
 use ::redis::Value;
 
 use super::{
-    codec::{decode, MAX_AT},
+    codec::{time, user_digest, MAX_AT},
     connection::{join_all, Conn},
+    scripts::{evalsha, run},
     RedisStore,
 };
 use crate::store::{Record, StoreError, Stored};
@@ -55,12 +56,12 @@ impl RedisStore {
     /// on the index key alone) and moves the index's TTL to the latest
     /// deadline.
     pub(super) async fn index(&self, user: &str, entries: &[(u64, String)], now: u64) -> Result<(), StoreError> {
-        let mut inv = self.scripts.index.key(self.user_index_key(user));
-        inv.arg(now.to_string());
+        let mut cmd = evalsha(&self.scripts.index, &[&self.user_index_key(user)]);
+        cmd.arg(now);
         for (deadline, member) in entries {
-            inv.arg((*deadline).min(MAX_AT)).arg(member);
+            cmd.arg((*deadline).min(MAX_AT)).arg(member);
         }
-        inv.invoke_async::<i64>(&mut self.conn.clone()).await.map(|_| ()).map_err(|e| self.err(&e))
+        run::<i64>(&self.scripts.index, &cmd, &mut self.conn.clone()).await.map(|_| ()).map_err(|e| self.err(&e))
     }
 
     /// The live sessions of `user`, once each, after dropping stale members
@@ -92,8 +93,8 @@ impl RedisStore {
         if scored.is_empty() {
             return Ok(Vec::new());
         }
-        let cmds = scored.iter().map(|(m, _)| ::redis::cmd("HGETALL").arg(self.member_key(m)).clone()).collect();
-        let replies = self.batch(cmds).await?;
+        let rkeys: Vec<String> = scored.iter().map(|(m, _)| self.member_key(m)).collect();
+        let replies = self.read_many(&rkeys).await?;
         let mut found: Vec<Listed> = Vec::new();
         let mut stale = Vec::new();
         let mut missing = Vec::new();
@@ -104,7 +105,7 @@ impl RedisStore {
         for ((m, score), reply) in scored.into_iter().zip(replies) {
             // An undecodable record is left alone (and unlisted), not an error
             // for the whole list.
-            match decode(reply, self.max_record_bytes) {
+            match reply {
                 Ok(Some(Stored::Live(r))) if !r.is_expired(now) && r.meta.user() == Some(user) => {
                     Listed::add(&mut found, vec![m.clone()], m, r);
                 }
@@ -149,10 +150,10 @@ impl RedisStore {
             if fetch.is_empty() {
                 break;
             }
-            let cmds = fetch.iter().map(|(_, k)| ::redis::cmd("HGETALL").arg(self.member_key(k)).clone()).collect();
-            let replies = self.batch(cmds).await?;
+            let rkeys: Vec<String> = fetch.iter().map(|(_, k)| self.member_key(k)).collect();
+            let replies = self.read_many(&rkeys).await?;
             for ((members, key), reply) in fetch.into_iter().zip(replies) {
-                match decode(reply, self.max_record_bytes) {
+                match reply {
                     Ok(Some(Stored::Live(r))) if !r.is_expired(now) && r.meta.user() == Some(user) => {
                         reindex.push((r.meta.absolute_deadline, key.clone()));
                         Listed::add(&mut found, members, key, r);
@@ -179,7 +180,8 @@ impl RedisStore {
         self.unindex(&index, &stale).await?;
         if !missing.is_empty() {
             let cmds = missing.iter().map(|(_, m)| ::redis::cmd("EXISTS").arg(self.member_key(m)).clone()).collect();
-            let exists = self.batch(cmds).await?;
+            let exists = self.batch(cmds).await?.into_iter().map(|r| r.map_err(|e| self.err(&e)));
+            let exists = exists.collect::<Result<Vec<_>, _>>()?;
             let back: Vec<(u64, String)> = missing
                 .into_iter()
                 .zip(exists)
@@ -221,38 +223,43 @@ impl RedisStore {
         members.sort_unstable();
         members.dedup();
         let index = self.user_index_key(user);
-        let revoke = |keys: &[&String]| {
-            let mut inv = self.scripts.revoke.prepare_invoke();
+        let digest = user_digest(user);
+        let now = time(now);
+        // The script on session keys `keys`, and on a single server the
+        // index as the last key.
+        let revoke = |keys: &[&String], index: Option<&str>| {
+            let mut rkeys: Vec<String> = keys.iter().map(|k| self.member_key(k)).collect();
+            rkeys.extend(index.map(str::to_string));
+            let rkeys: Vec<&str> = rkeys.iter().map(String::as_str).collect();
+            let mut cmd = evalsha(&self.scripts.revoke, &rkeys);
+            cmd.arg(&*self.prefix).arg(&now[..]).arg(&digest).arg(keys.len());
             for k in keys {
-                inv.key(self.member_key(k));
+                cmd.arg(k.as_str());
             }
-            inv.arg(&*self.prefix).arg(now.to_string()).arg(user).arg(keys.len());
-            for k in keys {
-                inv.arg(k.as_str());
-            }
-            inv
+            cmd
         };
         match &self.conn {
             Conn::Single(_) => {
-                let mut inv = revoke(&keys);
-                inv.key(&index);
+                let mut cmd = revoke(&keys, Some(&index));
                 for m in &members {
-                    inv.arg(m.as_str());
+                    cmd.arg(m.as_str());
                 }
-                let reply: Vec<Value> = inv.invoke_async(&mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
+                let reply: Vec<Value> =
+                    self.run_migrating(&self.scripts.revoke, &cmd, |r: &Vec<Value>| self.legacy_members(r)).await?;
                 Ok(revoked(&reply).0)
             }
             Conn::Cluster(_) => {
                 let replies = join_all(keys.iter().map(|k| {
-                    let inv = revoke(&[*k]);
-                    let mut conn = self.conn.clone();
-                    async move { inv.invoke_async::<Vec<Value>>(&mut conn).await }
+                    let cmd = revoke(&[*k], None);
+                    async move {
+                        self.run_migrating(&self.scripts.revoke, &cmd, |r: &Vec<Value>| self.legacy_members(r)).await
+                    }
                 }))
                 .await;
                 let mut ended = 0;
                 let mut followed = Vec::new();
                 for reply in replies {
-                    let (n, succ) = revoked(&reply.map_err(|e| self.err(&e))?);
+                    let (n, succ) = revoked(&reply?);
                     ended += n;
                     followed.extend(succ);
                 }
@@ -261,6 +268,20 @@ impl RedisStore {
                 self.unindex(&index, &members).await?;
                 Ok(ended)
             }
+        }
+    }
+
+    /// The keys of layout 1 that a revocation script reply names (`{'legacy', <hex>...}`).
+    fn legacy_members(&self, reply: &[Value]) -> Vec<String> {
+        match reply.first() {
+            Some(Value::BulkString(tag)) if tag.as_slice() == b"legacy" => reply[1..]
+                .iter()
+                .filter_map(|v| match v {
+                    Value::BulkString(hex) => std::str::from_utf8(hex).ok().map(|h| self.member_key(h)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
         }
     }
 }

@@ -1,36 +1,45 @@
-local function lt(a, b)
-  if #a ~= #b then return #a < #b end
-  return a < b
+-- Layout 2 of a session key (`codec.rs` has the byte offsets): one string,
+-- 'S2' and a session record, or 'R2' and a retired pointer. Times are
+-- 20-digit zero-padded decimals: strings of one width, which `<` compares
+-- exactly (Lua's numbers are doubles, exact only up to 2^53).
+
+-- The value under `key`: a string, nil when there is none, or false when
+-- the key holds a hash (layout 1, written by sessionware 0.1): the script
+-- then returns before writing anything, and the caller migrates the key.
+local function read(key)
+  local v = redis.pcall('GET', key)
+  if type(v) == 'table' then return false end
+  return v or nil
 end
--- The live record's times under `key` (default KEYS[1]), or nil when
--- absent, expired at `now`, or a retired pointer (which has no times).
-local function live(now, key)
-  local t = redis.call('HMGET', key or KEYS[1], 'expires_at', 'absolute_deadline', 'last_seen')
-  if not t[1] or not t[2] or not t[3] then return nil end
-  if lt(now, t[1]) and lt(now, t[2]) then return t end
-  return nil
+-- Whether `v` is a session record live at `now`.
+local function live(v, now)
+  return #v >= 71 and string.sub(v, 1, 2) == 'S2' and now < string.sub(v, 3, 22) and now < string.sub(v, 23, 42)
 end
--- Expires `key` at `at`, counted from the request's time `now` (a TTL,
--- so the server's clock never decides when a session ends).
-local function expire_at(key, at, now)
-  if lt('9007199254740991', at) then at = '9007199254740991' end
-  local ttl = tonumber(at) - tonumber(now)
-  if ttl < 1 then ttl = 1 end
-  redis.call('PEXPIRE', key, ttl)
+-- The successor (hex) and `until` of a retired pointer, or nil.
+local function pointer(v)
+  if #v ~= 126 or string.sub(v, 1, 2) ~= 'R2' then return nil end
+  return string.sub(v, 63, 126), string.sub(v, 43, 62)
 end
--- HSET of the field/value pairs `list[from..]` on `key`, 1000 arguments a call.
-local function hset_all(key, list, from)
-  while from <= #list do
-    local last = math.min(from + 999, #list)
-    redis.call('HSET', key, unpack(list, from, last))
-    from = last + 1
-  end
+-- Whether `v` is a session record with a sign-in (then its user's digest
+-- is at 154..217 and its epoch at 114..133).
+local function signed_in(v)
+  return #v >= 217 and string.sub(v, 1, 2) == 'S2' and struct.unpack('<I4', v, 64) >= 150
+    and struct.unpack('<I4', v, 110) >= 104
 end
--- The data size of KEYS[1], counted field by field (see `Data::size`).
-local function data_size()
-  local n = 0
-  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if string.sub(f, 1, 2) == 'd:' then n = n + #f - 2 + redis.call('HSTRLEN', KEYS[1], f) end
-  end
-  return n
+-- Where the identity ends and the data starts in record `v` (of at least
+-- 71 bytes), or nil when the lengths do not fit.
+local function sections(v)
+  local id_end = 67 + struct.unpack('<I4', v, 64)
+  if id_end + 4 > #v then return nil end
+  local data = id_end + 5 + struct.unpack('<I4', v, id_end + 1)
+  if data > #v + 1 then return nil end
+  return id_end, data
+end
+-- The TTL (ms) of a key that expires at `at`, counted from the request's
+-- time `now`, so the server's clock never decides when a session ends.
+local function ttl(at, now)
+  local t = tonumber(at) - tonumber(now)
+  if t < 1 then return 1 end
+  if t > 9007199254740991 then return 9007199254740991 end
+  return t
 end

@@ -1,7 +1,5 @@
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  if live(ARGV[1]) then return 0 end
-  redis.call('DEL', KEYS[1])
-end
-hset_all(KEYS[1], ARGV, 3)
-expire_at(KEYS[1], ARGV[2], ARGV[1])
+local v = read(KEYS[1])
+if v == false then return -2 end
+if v and live(v, ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1

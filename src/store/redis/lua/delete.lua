@@ -1,18 +1,25 @@
-local key, hex, pointer = KEYS[1], ARGV[3], nil
-local n = 0
+local now = ARGV[2]
+local key, hex, from = KEYS[1], ARGV[3], nil
+local doomed = {}
 for _ = 1, 16 do
-  local f = redis.pcall('HMGET', key, 'retired', 'until', 'predecessor')
-  if f.err then f = {} end
-  local succ, untl, pred = f[1], f[2], f[3]
-  if pointer and not succ then
-    -- The live end of the chain (or nothing): an unused successor only.
-    if pred == pointer then n = n + redis.call('DEL', key) end
-    return n
+  local v = read(key)
+  if v == false then return hex end
+  if not v then break end
+  local succ, untl = pointer(v)
+  if from and not succ then
+    -- The live end of the chain: deleted only while unused (it still
+    -- names the last pointer followed as its predecessor).
+    local id_end, pos
+    if #v >= 71 and string.sub(v, 1, 2) == 'S2' then id_end, pos = sections(v) end
+    if id_end and pos - id_end == 69 and string.sub(v, id_end + 5, pos - 1) == from then
+      doomed[#doomed + 1] = key
+    end
+    break
   end
-  n = n + redis.call('DEL', key)
-  if not succ or not untl or not lt(ARGV[2], untl) then return n end
-  if #succ ~= 64 or not string.match(succ, '^%x+$') then return n end
-  pointer, hex = hex, succ
+  doomed[#doomed + 1] = key
+  if not succ or not (now < untl) or not string.match(succ, '^%x+$') then break end
+  from, hex = hex, succ
   key = ARGV[1] .. '{' .. succ .. '}'
 end
-return n
+if #doomed > 0 then redis.call('DEL', unpack(doomed)) end
+return #doomed

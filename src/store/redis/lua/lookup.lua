@@ -1,10 +1,7 @@
--- KEYS[1] = session key (single server only: the cutoff keys are in other
--- slots). ARGV: 1 the global cutoff key, 2 the users' cutoff key prefix.
--- Returns {the hash as HGETALL gives it, the global cutoff, the user's
--- cutoff, whether the record names its user's cutoff key ('uc')}.
-local h = redis.call('HGETALL', KEYS[1])
-if #h == 0 then return {h, false, false, 0} end
-local uc = redis.call('HGET', KEYS[1], 'uc')
+local v = read(KEYS[1])
+if v == false then return {-2} end
+if not v then return {false} end
+if string.sub(v, 1, 2) ~= 'S2' then return {v} end
 local mine = false
-if uc then mine = redis.call('GET', ARGV[2] .. uc) end
-return {h, redis.call('GET', ARGV[1]), mine, uc and 1 or 0}
+if signed_in(v) then mine = redis.call('GET', ARGV[2] .. string.sub(v, 154, 217)) end
+return {v, redis.call('GET', ARGV[1]), mine}

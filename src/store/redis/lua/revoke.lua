@@ -1,29 +1,36 @@
-local now, user, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local function owner(meta)
-  local ok, m = pcall(cjson.decode, meta)
-  if not ok or type(m) ~= 'table' or type(m['auth']) ~= 'table' then return nil end
-  return m['auth']['user']
-end
-local ended, followed = 0, {}
+local now, digest, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+-- Every key is read before any is deleted: a layout 1 key stops the
+-- script with nothing changed (the caller migrates it and calls again).
+local doomed, seen, ended, followed, legacy = {}, {}, 0, {}, {}
 for i = 1, n do
   local key, hex = KEYS[i], ARGV[4 + i]
   for hop = 1, 16 do
-    local f = redis.pcall('HMGET', key, 'retired', 'until', 'meta', 'expires_at', 'absolute_deadline')
-    if f.err then break end
-    local succ = f[1]
+    local v = read(key)
+    if v == false then
+      legacy[#legacy + 1] = hex
+      break
+    end
+    if not v then break end
+    local succ, untl = pointer(v)
     if succ then
-      if not f[2] or not lt(now, f[2]) or #succ ~= 64 or not string.match(succ, '^%x+$') then break end
+      if not (now < untl) or not string.match(succ, '^%x+$') then break end
       hex = succ
       key = ARGV[1] .. '{' .. succ .. '}'
     else
-      if f[3] and owner(f[3]) == user then
-        redis.call('DEL', key)
-        if f[4] and f[5] and lt(now, f[4]) and lt(now, f[5]) then ended = ended + 1 end
+      -- A record of the user being revoked (by the digest in its identity).
+      if signed_in(v) and string.sub(v, 154, 217) == digest and not seen[key] then
+        seen[key] = true
+        doomed[#doomed + 1] = key
+        if live(v, now) then ended = ended + 1 end
         if hop > 1 then followed[#followed + 1] = hex end
       end
       break
     end
   end
+end
+if #legacy > 0 then return {'legacy', unpack(legacy)} end
+for from = 1, #doomed, 1000 do
+  redis.call('DEL', unpack(doomed, from, math.min(from + 999, #doomed)))
 end
 if #KEYS > n then
   local members = {}
