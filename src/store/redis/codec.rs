@@ -325,8 +325,9 @@ impl<'a> Identity<'a> {
 
 /// The byte range of the length-prefixed field whose u32 length is at `at`.
 fn span(value: &[u8], at: usize) -> Result<Range<usize>, StoreError> {
-    let len = value.get(at..at.saturating_add(4)).ok_or_else(|| codec("cut short"))?;
-    let len = usize::try_from(u32::from_le_bytes([len[0], len[1], len[2], len[3]])).map_err(codec)?;
+    let len: [u8; 4] =
+        value.get(at..at.saturating_add(4)).and_then(|b| b.try_into().ok()).ok_or_else(|| codec("cut short"))?;
+    let len = usize::try_from(u32::from_le_bytes(len)).map_err(codec)?;
     let start = at + 4;
     let end = start.checked_add(len).filter(|&end| end <= value.len()).ok_or_else(|| codec("cut short"))?;
     Ok(start..end)
