@@ -152,10 +152,15 @@ async fn ten_parallel_logins_leave_at_most_the_limit() {
                 tokio::spawn(async move { send(&app, req("POST", "/login-together/alice", None)).await })
             })
             .collect();
+        // Every commit first: a cookie checked while later logins still
+        // commit may be evicted after it was counted.
+        let mut responses = Vec::with_capacity(N);
+        for task in tasks {
+            responses.push(task.await.unwrap());
+        }
         let mut signed_in = 0;
         let mut refused = 0;
-        for task in tasks {
-            let res = task.await.unwrap();
+        for res in responses {
             match res.status() {
                 StatusCode::OK => {
                     let cookie = session_cookie(&res).expect("a cookie");

@@ -68,7 +68,8 @@ pub async fn a_user_cutoff_ends_that_users_earlier_sign_ins_only<S: Cutoffs + Us
     let t = base();
     let user = unique_user("cut");
     let (other, look_alike) = (unique_user("cut-other"), format!("{} ", user.to_uppercase()));
-    let before = made(store, &record_at(t, Some((&user, 1)))).await;
+    let before_record = record_at(t, Some((&user, 1)));
+    let before = made(store, &before_record).await;
     let at_cutoff = made(store, &record_at(t, Some((&user, 2)))).await;
     let others = made(store, &record_at(t, Some((&other, 0)))).await;
     let similar = made(store, &record_at(t, Some((&look_alike, 0)))).await;
@@ -86,6 +87,17 @@ pub async fn a_user_cutoff_ends_that_users_earlier_sign_ins_only<S: Cutoffs + Us
     ok(store.cut(Scope::User(&user), 1, keep, now()).await, "cut").await;
     assert!(!is_live(store, &before).await, "an epoch must never move back");
     assert_eq!(ok(store.cutoff(Some(&user), now()).await, "cutoff").await.user, 2, "an epoch never moves back");
+    let n = now();
+    let handle = before_record.meta.handle;
+    assert!(
+        !ok(store.delete_by_handle(&user, &handle, n).await, "delete_by_handle").await,
+        "a session a cutoff ended is not the user's to revoke any more"
+    );
+    assert_eq!(
+        ok(store.delete_user(&user, None, n).await, "delete_user").await,
+        1,
+        "a revocation counts the live sessions it ends, not one a cutoff ended"
+    );
     for key in [before, at_cutoff, others, similar, visitor] {
         ok(store.delete(&key, now()).await, "delete").await;
     }

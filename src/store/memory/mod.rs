@@ -1005,12 +1005,16 @@ impl UserIndex for MemoryStore {
         Ok(out)
     }
 
+    /// A session a cutoff ended is not the user's any more: not found.
     async fn delete_by_handle(&self, user: &str, handle: &SessionHandle, now: u64) -> Result<bool, StoreError> {
-        Ok(self.inner.scan_user(user, now, |meta| meta.handle == *handle) > 0)
+        let cutoff = self.inner.cuts.cutoff(Some(user));
+        Ok(self.inner.scan_user(user, now, |meta| meta.handle == *handle && !cutoff.ends(&meta)) > 0)
     }
 
+    /// Counts the live sessions it ended (not those a cutoff ended before).
     async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>, now: u64) -> Result<usize, StoreError> {
-        Ok(self.inner.scan_user(user, now, |meta| Some(&meta.handle) != keep))
+        let cutoff = self.inner.cuts.cutoff(Some(user));
+        Ok(self.inner.scan_user(user, now, |meta| Some(&meta.handle) != keep && !cutoff.ends(&meta)))
     }
 }
 

@@ -717,14 +717,19 @@ impl UserIndex for RedisStore {
     /// listing is followed to its new key.
     async fn delete_by_handle(&self, user: &str, handle: &SessionHandle, now: u64) -> Result<bool, StoreError> {
         let listed = self.user_sessions(user, now).await?;
-        let chosen: Vec<&Listed> = listed.iter().filter(|l| l.record.meta.handle == *handle).collect();
+        let cutoff = self.read_cutoffs(Some(user)).await?;
+        let chosen: Vec<&Listed> =
+            listed.iter().filter(|l| l.record.meta.handle == *handle && !cutoff.ends(&l.record.meta)).collect();
         Ok(self.end_sessions(user, &chosen, now).await? > 0)
     }
 
     /// As `delete_by_handle`; counts the sessions ended.
     async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>, now: u64) -> Result<usize, StoreError> {
+        // Sessions a cutoff ended are not live: neither ended nor counted.
         let listed = self.user_sessions(user, now).await?;
-        let chosen: Vec<&Listed> = listed.iter().filter(|l| Some(&l.record.meta.handle) != keep).collect();
+        let cutoff = self.read_cutoffs(Some(user)).await?;
+        let chosen: Vec<&Listed> =
+            listed.iter().filter(|l| Some(&l.record.meta.handle) != keep && !cutoff.ends(&l.record.meta)).collect();
         self.end_sessions(user, &chosen, now).await
     }
 }

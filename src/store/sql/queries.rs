@@ -127,7 +127,7 @@ impl Queries {
         // deleted by key.
         let revoke = |filter: &str, id: &str| {
             let rows = format!("user_id = $1 AND (expires_at > $2 OR absolute_deadline = 0){filter}");
-            let fields = "id, expires_at, absolute_deadline, CASE WHEN absolute_deadline = 0 THEN record END";
+            let fields = "id, expires_at, absolute_deadline, record";
             if returning {
                 Revoke {
                     main: sql(format!("DELETE FROM {t} WHERE {rows} RETURNING {fields}")),

@@ -40,8 +40,8 @@ where
     rows.iter().map(|r| Ok((columns(r)?, cut_columns(r)?))).collect()
 }
 
-/// A row a revocation deleted: `id, expires_at, absolute_deadline`, and the
-/// text of a retired pointer.
+/// A row a revocation deleted: `id, expires_at, absolute_deadline`, and its
+/// text (a record, or a retired pointer).
 pub(super) type RevokedRow = (Vec<u8>, i64, i64, Option<String>);
 
 /// What a revocation did so far: the live sessions it deleted, the keys it
@@ -49,14 +49,17 @@ pub(super) type RevokedRow = (Vec<u8>, i64, i64, Option<String>);
 /// deleted that it has still to visit (with the hops from the first).
 pub(super) struct Revoked {
     now: u64,
+    /// The user's cutoffs: a session they ended is not counted (it was not
+    /// live any more).
+    cutoff: Cutoff,
     pub(super) live: usize,
     visited: HashSet<StorageKey>,
     pending: Vec<(StorageKey, usize)>,
 }
 
 impl Revoked {
-    pub(super) fn new(now: u64) -> Self {
-        Self { now, live: 0, visited: HashSet::new(), pending: Vec::new() }
+    pub(super) fn new(now: u64, cutoff: Cutoff) -> Self {
+        Self { now, cutoff, live: 0, visited: HashSet::new(), pending: Vec::new() }
     }
 
     /// Counts a deleted row if it was a live session; a retired pointer's
@@ -65,14 +68,23 @@ impl Revoked {
         if let Ok(id) = <[u8; 32]>::try_from(id) {
             self.visited.insert(StorageKey::from_bytes(id));
         }
-        match text.filter(|t| t.starts_with(RETIRED_PREFIX)) {
-            Some(text) => match decode_retired(&text) {
+        match text {
+            Some(text) if text.starts_with(RETIRED_PREFIX) => match decode_retired(&text) {
                 Ok(retired) if hops < MAX_CHAIN => self.pending.push((retired.successor, hops + 1)),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "unreadable retired session row"),
             },
+            Some(text) if deadline != 0 && expires_at > to_i64(self.now) => {
+                // A session a cutoff ended was not live: deleted, not counted.
+                let ended = serde_json::from_str::<crate::store::Record>(&text)
+                    .map(|r| self.cutoff.ends(&r.meta))
+                    .unwrap_or(false);
+                if !ended {
+                    self.live += 1;
+                }
+            }
             None if deadline != 0 && expires_at > to_i64(self.now) => self.live += 1,
-            None => {}
+            _ => {}
         }
     }
 
@@ -149,7 +161,10 @@ macro_rules! revoke_in {
         if let Some(h) = handle {
             main = main.bind(h);
         }
-        let mut revoked = Revoked::new(now);
+        let (all, mine) =
+            sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&q.cutoff).bind(user).fetch_one(&mut *$tx).await?;
+        let time = |v: Option<i64>| v.map_or(0, |v| u64::try_from(v).unwrap_or(0));
+        let mut revoked = Revoked::new(now, $crate::store::Cutoff::new(time(all), time(mine)));
         for row in main.fetch_all(&mut *$tx).await? {
             if !q.returning {
                 // Read and locked: now deleted.
@@ -275,7 +290,7 @@ mod tests {
         let k = |b: u8| StorageKey::from_bytes([b; 32]);
         let id = |b: u8| vec![b; 32];
         let pointer = |to: u8| Some(encode_retired(&Retired::new(k(to), 0, 0, 10)).unwrap());
-        let mut revoked = Revoked::new(1_000);
+        let mut revoked = Revoked::new(1_000, crate::store::Cutoff::NONE);
         revoked.deleted((id(1), 0, 0, pointer(2)), 0); // a pointer to 2, deleted by the same statement
         revoked.deleted((id(2), 2_000, 3_000, None), 0); // a live session
         revoked.deleted((id(3), 1_000, 3_000, None), 0); // an expired session
