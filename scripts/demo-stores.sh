@@ -162,9 +162,55 @@ if [[ ! -f "$contract" ]]; then
     echo "note: $contract not found; the HTTP contract check is skipped for every store"
 fi
 
+# reset_store <SESSION_STORE>: removes what an earlier run of the demo left
+# in the store (the checks count alice's sessions; a run that failed half way
+# leaves some live): the demo's keys in that Redis database (default prefix),
+# or its three tables (the demo migrates them again at start). A store
+# without its client program on PATH is left as it is.
+reset_store() {
+    local store="$1"
+    case "$store" in
+    redis://* | rediss://*)
+        if command -v redis-cli >/dev/null; then
+            redis-cli -u "$store" --scan --pattern 'sessionware:*' | xargs -r redis-cli -u "$store" DEL >/dev/null || true
+        fi
+        ;;
+    postgres://* | postgresql://*)
+        if command -v psql >/dev/null; then
+            psql "$store" -qc 'DROP TABLE IF EXISTS sessionware_sessions, sessionware_sessions_locks,
+                sessionware_sessions_cutoffs' >/dev/null 2>&1 || true
+        fi
+        ;;
+    mysql://* | mariadb://*)
+        if command -v mysql >/dev/null; then
+            # scheme://user[:password]@host[:port]/database
+            local rest="${store#*://}" user host port db password=""
+            user="${rest%%@*}"
+            rest="${rest#*@}"
+            if [[ "$user" == *:* ]]; then
+                password="${user#*:}"
+                user="${user%%:*}"
+            fi
+            db="${rest#*/}"
+            db="${db%%\?*}"
+            host="${rest%%/*}"
+            port=3306
+            if [[ "$host" == *:* ]]; then
+                port="${host##*:}"
+                host="${host%:*}"
+            fi
+            MYSQL_PWD="$password" mysql -h "$host" -P "$port" -u "$user" "$db" -e \
+                'DROP TABLE IF EXISTS sessionware_sessions, sessionware_sessions_locks, sessionware_sessions_cutoffs' \
+                >/dev/null 2>&1 || true
+        fi
+        ;;
+    esac
+}
+
 # check_store <label> <SESSION_STORE>
 check_store() {
     local label="$1" store="$2" rc=0
+    reset_store "$store"
     step "$label: starting the demo"
     start_demo "$store" || rc=$?
     if [[ $rc -eq 3 ]]; then
