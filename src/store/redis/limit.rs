@@ -41,16 +41,7 @@ impl RedisStore {
             crate::SessionId::generate().map_err(|e| StoreError::Backend(e.to_string()))?.storage_key().to_hex();
         let started = tokio::time::Instant::now();
         loop {
-            let taken: i64 = self
-                .scripts
-                .lock
-                .key(&lock)
-                .arg(&token)
-                .arg(LEASE_MS)
-                .invoke_async(&mut self.conn.clone())
-                .await
-                .map_err(|e| self.err(&e))?;
-            if taken == 1 {
+            if self.take_lease(&lock, &token, LEASE_MS).await? {
                 break;
             }
             if started.elapsed() >= WAIT {
@@ -59,15 +50,7 @@ impl RedisStore {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let outcome = self.rotate_admitted(old, new, rotation, user, limit).await;
-        let released = self
-            .scripts
-            .unlock
-            .key(&lock)
-            .arg(&token)
-            .invoke_async::<i64>(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.err(&e));
-        if let Err(e) = released {
+        if let Err(e) = self.release_lease(&lock, &token).await {
             // The lease expires by itself.
             tracing::warn!(error = %e, "a login lease was not released");
         }

@@ -739,14 +739,27 @@ impl UserIndex for RedisStore {
 #[async_trait]
 impl Leases for RedisStore {
     async fn try_lock(&self, key: &StorageKey, token: &str, ttl_ms: u64, _now: u64) -> Result<bool, StoreError> {
-        let mut cmd = evalsha(&self.scripts.lock, &[&self.lock_key(key)]);
+        self.take_lease(&self.lock_key(key), token, ttl_ms).await
+    }
+
+    async fn unlock(&self, key: &StorageKey, token: &str, _now: u64) -> Result<(), StoreError> {
+        self.release_lease(&self.lock_key(key), token).await
+    }
+}
+
+impl RedisStore {
+    /// Takes the lease under `key` with `token` for `ttl_ms`, unless another
+    /// token holds it: a session's exclusive lease, or a user's login lease.
+    pub(super) async fn take_lease(&self, key: &str, token: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let mut cmd = evalsha(&self.scripts.lock, &[key]);
         cmd.arg(token).arg(ttl_ms.clamp(1, MAX_AT));
         let taken: i64 = run(&self.scripts.lock, &cmd, &mut self.conn.clone()).await.map_err(|e| self.err(&e))?;
         Ok(taken == 1)
     }
 
-    async fn unlock(&self, key: &StorageKey, token: &str, _now: u64) -> Result<(), StoreError> {
-        let mut cmd = evalsha(&self.scripts.unlock, &[&self.lock_key(key)]);
+    /// Releases the lease under `key` if `token` still holds it.
+    pub(super) async fn release_lease(&self, key: &str, token: &str) -> Result<(), StoreError> {
+        let mut cmd = evalsha(&self.scripts.unlock, &[key]);
         cmd.arg(token);
         run::<i64>(&self.scripts.unlock, &cmd, &mut self.conn.clone()).await.map(|_| ()).map_err(|e| self.err(&e))
     }

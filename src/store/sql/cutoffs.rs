@@ -22,9 +22,14 @@ where
     usize: sqlx::ColumnIndex<R>,
     Option<i64>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    // Written from `u64`s clamped to `i64::MAX`: never negative.
-    let time = |v: Option<i64>| v.map_or(0, |v| u64::try_from(v).unwrap_or(0));
-    Ok(Cutoff::new(time(row.try_get(4)?), time(row.try_get(5)?)))
+    Ok(cutoff_of(row.try_get(4)?, row.try_get(5)?))
+}
+
+/// The cutoffs from their two columns, the global one and the user's
+/// (NULL: none). Written from `u64`s clamped to `i64::MAX`: never negative.
+pub(super) fn cutoff_of(all: Option<i64>, user: Option<i64>) -> Cutoff {
+    let value = |v: Option<i64>| v.map_or(0, |v| u64::try_from(v).unwrap_or(0));
+    Cutoff::new(value(all), value(user))
 }
 
 impl SqlStore {
@@ -55,10 +60,8 @@ impl SqlStore {
             sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&q.cutoff).bind(user).fetch_one(p).await
         })
         .map_err(|e| self.err(&e))?;
-        let time = |v: Option<i64>| v.map_or(0, |v| u64::try_from(v).unwrap_or(0));
         // A visitor's sessions have no user's cutoff (the row read is the
         // user `""`'s, if one was cut).
-        let mine = if named { time(mine) } else { 0 };
-        Ok(Cutoff::new(time(all), mine))
+        Ok(cutoff_of(all, if named { mine } else { None }))
     }
 }

@@ -163,8 +163,7 @@ macro_rules! revoke_in {
         }
         let (all, mine) =
             sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&q.cutoff).bind(user).fetch_one(&mut *$tx).await?;
-        let time = |v: Option<i64>| v.map_or(0, |v| u64::try_from(v).unwrap_or(0));
-        let mut revoked = Revoked::new(now, $crate::store::Cutoff::new(time(all), time(mine)));
+        let mut revoked = Revoked::new(now, super::cutoffs::cutoff_of(all, mine));
         for row in main.fetch_all(&mut *$tx).await? {
             if !q.returning {
                 // Read and locked: now deleted.
