@@ -60,7 +60,7 @@ fn an_exempt_prefix_does_not_hide_a_dot_segment_behind_an_encoded_separator() {
     }
 }
 
-/// Finding (medium, open: a design choice for the lead). A WebSocket
+/// Finding (medium; fixed: a WebSocket upgrade is checked as an unsafe request). A WebSocket
 /// handshake over HTTP/1.1 is a `GET`, so it is never checked, yet the
 /// connection it opens acts with the session cookie (cross-site WebSocket
 /// hijacking). The cookie goes along from a sibling subdomain
@@ -94,10 +94,10 @@ fn a_websocket_handshake_from_another_site_is_refused() {
     assert!(check(&config, "GET", "/ws", &old).is_err());
 }
 
-/// Finding (low, open: the issue and R61 disagree). R61 asks for a
+/// Finding (low; fixed: the `Referer` is now compared). R61 asks for a
 /// `Referer` fallback when `Sec-Fetch-Site` and `Origin` are both absent
 /// and for "both absent" to be refused; issue 10 says a request with
-/// neither passes. The layer follows the issue and ignores `Referer`, so a
+/// neither passes. The layer followed the issue and ignored `Referer`, so a
 /// browser that sends no `Origin` with a form `POST` (Firefox before 70,
 /// 2019, which also predates Fetch Metadata) can be made to log in as the
 /// attacker (login CSRF: no cookie needed) from a page whose `Referer`

@@ -3,7 +3,7 @@
 //! handle (never across users), "log out other devices", logout, renewal;
 //! R54: a request that loaded the session before it was ended (logout, or a
 //! revocation from another device) cannot bring it back; and R46, the
-//! per-user session limit (not on Redis yet).
+//! per-user session limit (every store, Redis included).
 //!
 //! Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`). PostgreSQL:
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
