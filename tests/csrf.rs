@@ -52,7 +52,9 @@ fn app_with(h: &Harness, csrf: CsrfLayer) -> (Router, Arc<AtomicUsize>) {
         .route("/password", post(|s: Session| async move { s.credentials_changed().await }))
         .route(
             "/json",
-            get(|s: Session| async move { Ok::<_, SessionError>(serde_json::Value::Object(s.to_json().await?).to_string()) }),
+            get(|s: Session| async move {
+                Ok::<_, SessionError>(serde_json::Value::Object(s.to_json().await?).to_string())
+            }),
         )
         .route(
             "/reserved",
@@ -174,8 +176,12 @@ async fn a_wrong_or_forged_token_is_refused_in_either_mode() {
         let res = send(&app, post_with("/echo", Some(&cookie), &[], Some(&form))).await;
         assert_refused(res, CsrfReason::Duplicate, &ran).await;
         // A token on a request without a session verifies nothing.
-        assert_refused(send(&app, post_with("/act", None, &[("x-csrf-token", &t)], None)).await, CsrfReason::Invalid, &ran)
-            .await;
+        assert_refused(
+            send(&app, post_with("/act", None, &[("x-csrf-token", &t)], None)).await,
+            CsrfReason::Invalid,
+            &ran,
+        )
+        .await;
     }
 }
 
