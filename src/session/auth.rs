@@ -85,7 +85,9 @@ impl Session {
     /// [`login_keeping`](Self::login_keeping) for one call), so nothing
     /// planted in an anonymous session carries into an authenticated one.
     /// When the session belonged to another user, nothing is kept; a
-    /// re-authentication of the same user keeps everything.
+    /// re-authentication of the same user keeps everything but the CSRF
+    /// secret, which every login replaces (R11: tokens from before it stop
+    /// verifying; see [`csrf_token`](Self::csrf_token)).
     ///
     /// # Errors
     ///
