@@ -69,8 +69,9 @@ pub enum SessionError {
         /// The configured limit, in bytes.
         max: usize,
     },
-    /// A session key is empty or longer than 256 bytes.
-    #[error("session key is empty or too long")]
+    /// A session key is empty, longer than 256 bytes, or under the crate's
+    /// reserved prefix `__sessionware.` (its own keys, such as the CSRF secret).
+    #[error("session key is empty, too long or reserved")]
     InvalidKey,
     /// The response was already sent (the layer committed the session), so
     /// the session can no longer change: a handle kept by a spawned task

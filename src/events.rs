@@ -112,6 +112,10 @@ pub enum EventKind {
         /// How many sessions were ended.
         count: usize,
     },
+    /// An unsafe request was refused by the [`CsrfLayer`](crate::CsrfLayer)
+    /// before the handler ran: no token where one is required, or one that
+    /// does not verify (the token itself is never logged).
+    CsrfRefused(crate::CsrfReason),
     /// A login was refused: the user is at the per-user session limit
     /// ([`LimitPolicy::RefuseNew`](crate::LimitPolicy::RefuseNew)). The
     /// event names the user and the session that tried to sign in, if the
@@ -228,6 +232,7 @@ impl EventKind {
             Self::WriteDropped => "session.write_dropped",
             Self::CutOff { .. } => "session.cut_off",
             Self::CrossOriginRefused(_) => "session.cross_origin_refused",
+            Self::CsrfRefused(_) => "session.csrf_refused",
             Self::Evicted { .. } => "session.evicted",
             Self::LoginRefused => "session.limit_rejected",
         }
@@ -241,6 +246,7 @@ impl EventKind {
             Self::Rejected(r) => r.as_str(),
             Self::StoreError { op } => op,
             Self::CrossOriginRefused(r) => r.as_str(),
+            Self::CsrfRefused(r) => r.as_str(),
             Self::CutOff { all: true } => "all",
             Self::CutOff { all: false } => "user",
             _ => "",

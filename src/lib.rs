@@ -122,6 +122,7 @@ mod config;
 mod control;
 mod cookie;
 mod cross_origin;
+pub mod csrf;
 mod error;
 mod events;
 #[cfg(feature = "axum")]
@@ -141,6 +142,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use control::SessionControl;
 pub use cross_origin::{CrossOrigin, CrossOriginReason, CrossOriginRefused, Origin};
+pub use csrf::{CsrfLayer, CsrfReason, CsrfRefused, CsrfToken};
 pub use error::{ConfigError, KeyError, SessionError, SharedError};
 pub use events::{Deadline, Event, EventHook, EventKind, RejectReason, RenewReason};
 pub use id::{SessionId, ID_ENCODED_LEN, ID_LEN};

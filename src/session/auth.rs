@@ -85,7 +85,9 @@ impl Session {
     /// [`login_keeping`](Self::login_keeping) for one call), so nothing
     /// planted in an anonymous session carries into an authenticated one.
     /// When the session belonged to another user, nothing is kept; a
-    /// re-authentication of the same user keeps everything.
+    /// re-authentication of the same user keeps everything but the CSRF
+    /// secret, which every login replaces (R11: tokens from before it stop
+    /// verifying; see [`csrf_token`](Self::csrf_token)).
     ///
     /// # Errors
     ///
@@ -246,6 +248,8 @@ impl Session {
         record.meta.user_agent = user_agent;
         record.meta.ip = ip;
         state.login(retain);
+        // R11: tokens from before the login die with it.
+        crate::csrf::forget_secret(&mut state);
         Ok(())
     }
 
@@ -253,7 +257,8 @@ impl Session {
     /// response is sent, in one atomic store operation: the successor is
     /// built from the data as stored then, and the old ID is dead at once
     /// (a late request on it gets no removal cookie). Call it on every
-    /// privilege change.
+    /// privilege change. The CSRF secret is replaced too: tokens handed out
+    /// before stop verifying ([`csrf_token`](Self::csrf_token) gives new ones).
     ///
     /// # Errors
     ///
@@ -267,7 +272,10 @@ impl Session {
     /// }
     /// ```
     pub async fn renew(&self) -> Result<(), SessionError> {
-        self.ensure_loaded().await?.renew();
+        let mut state = self.ensure_loaded().await?;
+        state.renew();
+        // R11: a privilege change replaces the CSRF secret too.
+        crate::csrf::forget_secret(&mut state);
         Ok(())
     }
 

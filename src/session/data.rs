@@ -14,6 +14,15 @@ use crate::{
 /// The longest session key accepted.
 const MAX_KEY_LEN: usize = 256;
 
+/// Keys under this prefix are the crate's own (the CSRF secret): handlers
+/// can neither read nor write them, and listings skip them.
+const RESERVED_PREFIX: &str = "__sessionware.";
+
+/// Whether `key` is one of the crate's own (see [`RESERVED_PREFIX`]).
+pub(crate) fn is_reserved(key: &str) -> bool {
+    key.starts_with(RESERVED_PREFIX)
+}
+
 impl Session {
     /// An empty record for a session this request creates.
     pub(crate) fn new_record(&self, now: u64) -> Record {
@@ -36,6 +45,9 @@ impl Session {
     /// }
     /// ```
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        if is_reserved(key) {
+            return Err(SessionError::InvalidKey);
+        }
         let state = self.ensure_loaded().await?;
         match state.view.as_ref().and_then(|r| r.data.get(key)) {
             Some(raw) => Ok(Some(serde_json::from_str(raw.get())?)),
@@ -43,7 +55,7 @@ impl Session {
         }
     }
 
-    /// True if `key` is set.
+    /// True if `key` is set (never for a key under the reserved prefix).
     ///
     /// # Errors
     ///
@@ -57,10 +69,10 @@ impl Session {
     /// ```
     pub async fn contains(&self, key: &str) -> Result<bool, SessionError> {
         let state = self.ensure_loaded().await?;
-        Ok(state.view.as_ref().is_some_and(|r| r.data.get(key).is_some()))
+        Ok(!is_reserved(key) && state.view.as_ref().is_some_and(|r| r.data.get(key).is_some()))
     }
 
-    /// The keys set in the session, sorted.
+    /// The keys set in the session, sorted (the crate's own are not listed).
     ///
     /// # Errors
     ///
@@ -74,10 +86,12 @@ impl Session {
     /// ```
     pub async fn keys(&self) -> Result<Vec<String>, SessionError> {
         let state = self.ensure_loaded().await?;
-        Ok(state.view.as_ref().map(|r| r.data.keys().map(str::to_string).collect()).unwrap_or_default())
+        let keys = state.view.as_ref().map(|r| r.data.keys().filter(|k| !is_reserved(k)).map(str::to_string).collect());
+        Ok(keys.unwrap_or_default())
     }
 
-    /// All values as a JSON object (for inspection and debugging pages).
+    /// All values as a JSON object (for inspection and debugging pages;
+    /// the crate's own, such as the CSRF secret, are left out).
     ///
     /// # Errors
     ///
@@ -93,14 +107,15 @@ impl Session {
         let state = self.ensure_loaded().await?;
         let mut map = serde_json::Map::new();
         if let Some(r) = &state.view {
-            for (k, v) in r.data.iter() {
+            for (k, v) in r.data.iter().filter(|(k, _)| !is_reserved(k)) {
                 map.insert(k.to_string(), serde_json::from_str(v.get())?);
             }
         }
         Ok(map)
     }
 
-    /// True when the session holds no data and no user.
+    /// True when the session holds no data and no user (the crate's own
+    /// keys, such as the CSRF secret, do not count).
     ///
     /// # Errors
     ///
@@ -114,7 +129,7 @@ impl Session {
     /// ```
     pub async fn is_empty(&self) -> Result<bool, SessionError> {
         let state = self.ensure_loaded().await?;
-        Ok(state.view.as_ref().is_none_or(|r| r.data.is_empty() && r.meta.auth.is_none()))
+        Ok(state.view.as_ref().is_none_or(|r| r.data.keys().all(is_reserved) && r.meta.auth.is_none()))
     }
 
     /// Sets `key` to `value`. A session that did not exist is created when
@@ -123,7 +138,9 @@ impl Session {
     /// # Errors
     ///
     /// A store failure while loading, a value that cannot be serialized, an
-    /// empty or over-long key, or data beyond the configured maximum size.
+    /// empty or over-long key or one under the reserved prefix
+    /// `__sessionware.` ([`SessionError::InvalidKey`]), or data beyond the
+    /// configured maximum size.
     ///
     /// ```
     /// # use sessionware::{Session, SessionError};
@@ -132,7 +149,7 @@ impl Session {
     /// }
     /// ```
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
+        if key.is_empty() || key.len() > MAX_KEY_LEN || is_reserved(key) {
             return Err(SessionError::InvalidKey);
         }
         let raw = serde_json::value::to_raw_value(&value)?;
@@ -153,7 +170,8 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// A store failure while loading.
+    /// A store failure while loading, or a key under the reserved prefix
+    /// ([`SessionError::InvalidKey`]).
     ///
     /// ```
     /// # use sessionware::{Session, SessionError};
@@ -163,6 +181,9 @@ impl Session {
     /// }
     /// ```
     pub async fn remove(&self, key: &str) -> Result<bool, SessionError> {
+        if is_reserved(key) {
+            return Err(SessionError::InvalidKey);
+        }
         let mut state = self.ensure_loaded().await?;
         let removed = state.view.as_mut().is_some_and(|r| r.data.remove(key));
         if removed {
@@ -176,8 +197,9 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// A store failure while loading, or a value of another type (the value
-    /// is then left in place).
+    /// A store failure while loading, a value of another type (the value
+    /// is then left in place), or a key under the reserved prefix
+    /// ([`SessionError::InvalidKey`]).
     ///
     /// ```
     /// # use sessionware::{Session, SessionError};
@@ -186,6 +208,9 @@ impl Session {
     /// }
     /// ```
     pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        if is_reserved(key) {
+            return Err(SessionError::InvalidKey);
+        }
         let mut state = self.ensure_loaded().await?;
         let value = match state.view.as_ref().and_then(|r| r.data.get(key)) {
             Some(raw) => serde_json::from_str::<T>(raw.get())?,
@@ -199,7 +224,8 @@ impl Session {
         Ok(Some(value))
     }
 
-    /// Removes every value (the user and the session stay).
+    /// Removes every value (the user and the session stay; the CSRF secret
+    /// goes too, so earlier tokens stop verifying).
     ///
     /// # Errors
     ///

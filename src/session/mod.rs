@@ -24,6 +24,8 @@ mod data;
 mod devices;
 mod lock;
 
+#[cfg(test)]
+pub(crate) use data::is_reserved;
 pub use devices::SessionInfo;
 
 /// The socket peer's address, from axum's `ConnectInfo` (never from
