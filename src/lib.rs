@@ -135,6 +135,7 @@ mod service;
 mod session;
 mod shared;
 pub mod store;
+mod transport;
 
 pub use ::cookie::SameSite;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -149,6 +150,7 @@ pub use record::SessionHandle;
 pub use service::{ResponseFuture, SessionLayer, SessionService};
 pub use session::{Session, SessionInfo};
 pub use shared::ErrorResponder;
+pub use transport::Transport;
 // For handler authors, who pass it to `max_sessions_per_user`; its home is
 // `store`, beside the `SessionLimit` it is part of.
 pub use store::LimitPolicy;
