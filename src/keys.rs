@@ -485,7 +485,10 @@ mod tests {
         keys.sign_purpose_into(Purpose::Header(&name), &id, &mut header);
         assert_ne!(cookie, header);
         assert_eq!(keys.verify_purpose(Purpose::Header(&name), header.as_bytes()).unwrap().id, id);
-        assert_eq!(keys.verify_purpose(Purpose::Header(&name), cookie.as_bytes()).unwrap_err(), Rejection::BadSignature);
+        assert_eq!(
+            keys.verify_purpose(Purpose::Header(&name), cookie.as_bytes()).unwrap_err(),
+            Rejection::BadSignature
+        );
         assert_eq!(keys.verify("x-session-token", header.as_bytes()).unwrap_err(), Rejection::BadSignature);
         // Nor does a cookie whose name spells the header purpose verify it
         // (such a name is no valid cookie name anyway: `:`).

@@ -57,7 +57,8 @@ async fn two_hundred_increments_through_two_instances_end_at_200(t: Transport) {
 
 async fn a_dead_holder_blocks_only_until_its_lease_ends(t: Transport) {
     let store = MemoryStore::default();
-    let config = SessionConfig::builder().transport(t)
+    let config = SessionConfig::builder()
+        .transport(t)
         .lock_lease(Duration::from_millis(200))
         .lock_wait(Duration::from_secs(2))
         .build()
@@ -119,7 +120,8 @@ async fn a_cancelled_request_releases_its_lock(t: Transport) {
 /// owned by the commit, whose drop releases it.
 async fn a_request_dropped_during_its_commit_releases_its_lock(t: Transport) {
     let h = Harness::with_config(
-        SessionConfig::builder().transport(t)
+        SessionConfig::builder()
+            .transport(t)
             .lock_lease(Duration::from_secs(60))
             .lock_wait(Duration::from_millis(500))
             .build()

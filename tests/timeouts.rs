@@ -14,7 +14,13 @@ use sessionware::{
 const MIN: Duration = Duration::from_secs(60);
 
 fn config(t: Transport) -> SessionConfig {
-    SessionConfig::builder().transport(t).idle_timeout(10 * MIN).absolute_timeout(60 * MIN).touch_after(0.2).build().unwrap()
+    SessionConfig::builder()
+        .transport(t)
+        .idle_timeout(10 * MIN)
+        .absolute_timeout(60 * MIN)
+        .touch_after(0.2)
+        .build()
+        .unwrap()
 }
 
 async fn idle_timeout_slides_and_expires(t: Transport) {

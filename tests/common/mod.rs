@@ -13,14 +13,14 @@ use async_trait::async_trait;
 use axum::{body::Body, Router};
 use http::{header, Request, Response};
 use http_body_util::BodyExt;
+pub use sessionware::Transport;
 use sessionware::{
     store::{
         ChangeSet, Cutoff, Cutoffs, Leases, MemoryStore, Metadata, Record, Rotated, Rotation, Scope, SessionStore,
         StorageKey, StoreError, Stored, UserIndex,
     },
-    Keys, ManualClock, SessionConfig, SessionHandle, SessionLayer, SessionId,
+    Keys, ManualClock, SessionConfig, SessionHandle, SessionId, SessionLayer,
 };
-pub use sessionware::Transport;
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
@@ -268,6 +268,7 @@ pub fn token_of(credential: &str) -> &str {
 
 /// Runs each named test body (`async fn name(t: Transport)`) over both
 /// transports, as `name::cookie` and `name::header` (R66).
+#[allow(unused_macros)]
 macro_rules! over_both_transports {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -282,6 +283,7 @@ macro_rules! over_both_transports {
         }
     )*};
 }
+#[allow(unused_imports)]
 pub(crate) use over_both_transports;
 
 pub async fn send(app: &Router, request: Request<Body>) -> Response<Body> {
