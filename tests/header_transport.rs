@@ -168,6 +168,10 @@ async fn cookies_are_ignored_on_a_header_layer() {
         assert_eq!(body(res).await, "none");
     }
     assert!(seen.lock().unwrap().is_empty(), "nothing was read: {:?}", seen.lock().unwrap());
+    // R67, no fallback: a bad header beside a valid cookie is no session.
+    let mut r = req("GET", "/read", Some(&format!("{TOKEN_HEADER}: garbage")));
+    r.headers_mut().insert(header::COOKIE, browser.parse().unwrap());
+    assert_eq!(body(send(&app, r).await).await, "none");
     // Beside a valid header, a cookie changes nothing either.
     let mut r = req("GET", "/read", Some(&api));
     r.headers_mut().insert(header::COOKIE, browser.parse().unwrap());

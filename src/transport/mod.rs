@@ -42,17 +42,33 @@ use crate::{
 /// belongs to the transport that created it.
 ///
 /// ```
-/// use axum::{routing::get, Router};
-/// use sessionware::{Keys, SessionConfig, SessionLayer, Transport, store::MemoryStore};
+/// use axum::{body::Body, routing::get, Router};
+/// use http::Request;
+/// use sessionware::{Keys, Session, SessionConfig, SessionLayer, Transport, store::MemoryStore};
+/// use tower::ServiceExt;
 ///
+/// async fn visits(session: Session) -> String {
+///     let n: u64 = session.get("n").await.unwrap().unwrap_or(0) + 1;
+///     session.insert("n", n).await.unwrap();
+///     n.to_string()
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let (store, keys) = (MemoryStore::default(), Keys::generate().unwrap());
 /// let api = SessionConfig::builder().transport(Transport::header()).build().unwrap();
 /// let app: Router = Router::new()
-///     .route("/", get(|| async { "page" }))
+///     .route("/", get(visits))
 ///     .layer(SessionLayer::new(store.clone(), keys.clone()))
-///     .nest("/api", Router::new()
-///         .route("/me", get(|| async { "json" }))
-///         .layer(SessionLayer::new(store, keys).with_config(api)));
+///     .nest("/api", Router::new().route("/n", get(visits)).layer(SessionLayer::new(store, keys).with_config(api)));
+///
+/// let res = app.clone().oneshot(Request::get("/api/n").body(Body::empty()).unwrap()).await.unwrap();
+/// assert!(res.headers().get("set-cookie").is_none());
+/// let token = res.headers()["x-session-token"].clone();
+/// let again = Request::get("/api/n").header("x-session-token", token).body(Body::empty()).unwrap();
+/// let res = app.oneshot(again).await.unwrap();
+/// let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+/// assert_eq!(&body[..], b"2");
+/// # });
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
