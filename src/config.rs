@@ -8,7 +8,7 @@ use crate::{
     clock::ms,
     cross_origin::{CrossOrigin, Exempt, Origin},
     store::{LimitPolicy, SessionLimit},
-    ConfigError,
+    ConfigError, Transport,
 };
 
 /// Longest timeout accepted: browsers cap cookie lifetimes at 400 days.
@@ -55,6 +55,8 @@ pub struct SessionConfig {
     pub(crate) max_listed_sessions: usize,
     pub(crate) cross_origin: CrossOrigin,
     pub(crate) session_limit: Option<SessionLimit>,
+    /// Where the session token travels: the cookie, or a request header.
+    pub(crate) transport: Transport,
     /// `"; Path=/; Secure; HttpOnly; SameSite=Lax"`: the attributes of every
     /// session cookie, rendered once by the `cookie` crate.
     pub(crate) attributes: String,
@@ -112,6 +114,23 @@ impl SessionConfig {
     /// ```
     pub fn cross_origin(&self) -> &CrossOrigin {
         &self.cross_origin
+    }
+
+    /// Where the layer carries the session token (see [`Transport`]).
+    ///
+    /// ```
+    /// # use sessionware::{SessionConfig, Transport};
+    /// assert_eq!(SessionConfig::default().transport(), &Transport::Cookie);
+    /// ```
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Whether the layer's CSRF defences (its cross-origin check, and any
+    /// other that asks) apply: on a cookie layer, not on a header layer
+    /// (see [`Transport::Header`]). The one place this is decided.
+    pub(crate) fn needs_csrf(&self) -> bool {
+        self.transport.needs_csrf()
     }
 
     /// The idle deadline of activity at `now`, never past the absolute one.
@@ -209,6 +228,7 @@ pub struct SessionConfigBuilder {
     trusted_origins: Vec<String>,
     cross_origin_exempt: Vec<String>,
     max_sessions_per_user: Option<(usize, LimitPolicy)>,
+    transport: Transport,
 }
 
 impl Default for SessionConfigBuilder {
@@ -237,6 +257,7 @@ impl Default for SessionConfigBuilder {
             trusted_origins: Vec::new(),
             cross_origin_exempt: Vec::new(),
             max_sessions_per_user: None,
+            transport: Transport::Cookie,
         }
     }
 }
@@ -578,6 +599,29 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Where the session token travels (default [`Transport::Cookie`]):
+    /// [`Transport::header()`] carries it in the `X-Session-Token` request
+    /// and response header instead, for API and mobile clients. A header
+    /// layer never sets a cookie and skips the cross-origin check; its
+    /// tokens are refused by cookie layers and the reverse. A name a
+    /// browser sets itself, a CORS-safelisted one or one with an HTTP
+    /// meaning is refused.
+    ///
+    /// ```
+    /// # use http::HeaderName;
+    /// # use sessionware::{ConfigError, SessionConfig, Transport};
+    /// let config = SessionConfig::builder().transport(Transport::header()).build().unwrap();
+    /// assert_eq!(config.transport(), &Transport::header());
+    /// let custom = Transport::Header(HeaderName::from_static("x-api-session"));
+    /// assert!(SessionConfig::builder().transport(custom).build().is_ok());
+    /// let cookie = Transport::Header(http::header::COOKIE);
+    /// assert!(matches!(SessionConfig::builder().transport(cookie).build(), Err(ConfigError::InvalidHeaderName(_))));
+    /// ```
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
     /// Validates and builds the configuration.
     ///
     /// # Errors
@@ -668,6 +712,9 @@ impl SessionConfigBuilder {
             .map(|p| Exempt::parse(p).ok_or_else(|| ConfigError::InvalidExemption(p.clone())))
             .collect::<Result<Vec<_>, _>>()?;
         let cross_origin = CrossOrigin { enabled: self.cross_origin, trusted, exempt, allow_http: !secure };
+        if let Some(name) = self.transport.refused_name() {
+            return Err(ConfigError::InvalidHeaderName(name.as_str().to_string()));
+        }
         let session_limit = match self.max_sessions_per_user {
             Some((max, policy)) => match std::num::NonZeroUsize::new(max) {
                 Some(max) => Some(SessionLimit::new(max, policy)),
@@ -711,6 +758,7 @@ impl SessionConfigBuilder {
             max_listed_sessions: self.max_listed_sessions,
             cross_origin,
             session_limit,
+            transport: self.transport,
             attributes,
             removal: removal.to_string(),
         })

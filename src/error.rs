@@ -250,6 +250,11 @@ pub enum ConfigError {
     /// A cross-origin exemption is not `/path` or `/prefix/*`.
     #[error("invalid cross-origin exemption {0:?}: expected /path or /prefix/*")]
     InvalidExemption(String),
+    /// The header transport's name is one a browser sets itself, a
+    /// CORS-safelisted one, or one with an HTTP meaning of its own
+    /// (see [`Transport::Header`](crate::Transport::Header)).
+    #[error("header {0:?} cannot carry the session")]
+    InvalidHeaderName(String),
 }
 
 /// A key or key ring was rejected.

@@ -169,6 +169,10 @@ pub enum RejectReason {
     Unknown,
     /// A valid token naming an ID that a renewal retired.
     Retired,
+    /// Several session header fields on a header layer
+    /// ([`Transport::Header`](crate::Transport::Header)): never resolved by
+    /// position, whatever they hold.
+    DuplicateHeader,
 }
 
 impl RejectReason {
@@ -189,6 +193,7 @@ impl RejectReason {
             Self::CookieHeaderTooLarge => "cookie_header_too_large",
             Self::Unknown => "unknown",
             Self::Retired => "retired",
+            Self::DuplicateHeader => "duplicate_header",
         }
     }
 }

@@ -1,9 +1,10 @@
 //! Signing keys, the key ring, and the signed session token.
 //!
 //! A token is `base64url(version ‖ key id ‖ session id ‖ tag)` where the tag is
-//! HMAC-SHA256 over a domain label, the purpose (the cookie name), the version,
-//! the key id and the session id. The ring's first key signs; every key
-//! verifies, picked by key id (no trial verification).
+//! HMAC-SHA256 over a domain label, the purpose (the transport and its name:
+//! see [`Purpose`]), the version, the key id and the session id. The ring's
+//! first key signs; every key verifies, picked by key id (no trial
+//! verification).
 
 use std::{fmt, sync::Arc};
 
@@ -33,6 +34,32 @@ const TOKEN_LEN: usize = 1 + KID_LEN + ID_LEN + TAG_LEN;
 pub(crate) const TOKEN_ENCODED_LEN: usize = (TOKEN_LEN * 4).div_ceil(3);
 const DOMAIN: &[u8] = b"sessionware/token\0";
 const MIN_KEY_LEN: usize = 32;
+/// What a header token's purpose starts with. `:` is no cookie-name
+/// character (cookie names are RFC 9110 tokens, checked when a
+/// configuration is built), so no header purpose equals a cookie's.
+const HEADER_PURPOSE: &[u8] = b"header:";
+
+/// What a token is for, bound by its MAC: a cookie token is refused as a
+/// header token and the reverse, even under the same keys and the same name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Purpose<'a> {
+    /// The cookie of this name. The MAC covers the name's bytes alone, as
+    /// it always has: cookies issued before transports existed stay valid.
+    Cookie(&'a str),
+    /// The request header of this name (lower case, as `http` keeps
+    /// names): the MAC covers `header:` and the name.
+    Header(&'a http::HeaderName),
+}
+
+impl<'a> Purpose<'a> {
+    /// The purpose's bytes, in two parts (no buffer to join them).
+    fn parts(self) -> (&'static [u8], &'a [u8]) {
+        match self {
+            Self::Cookie(name) => (b"", name.as_bytes()),
+            Self::Header(name) => (HEADER_PURPOSE, name.as_str().as_bytes()),
+        }
+    }
+}
 
 /// One secret signing key (at least 32 random bytes).
 ///
@@ -138,14 +165,15 @@ impl Key {
         self.kid.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    fn tag(&self, purpose: &str, version: u8, id: &[u8; ID_LEN]) -> HmacSha256 {
+    fn tag(&self, purpose: Purpose<'_>, version: u8, id: &[u8; ID_LEN]) -> HmacSha256 {
         let mut mac = self.mac.clone();
         mac.update(DOMAIN);
-        // Purpose names are cookie names, validated to be short tokens; the
-        // length prefix keeps (purpose, rest) unambiguous.
-        let len = u16::try_from(purpose.len()).unwrap_or(u16::MAX);
+        // The length prefix keeps (purpose, rest) unambiguous.
+        let (prefix, name) = purpose.parts();
+        let len = u16::try_from(prefix.len() + name.len()).unwrap_or(u16::MAX);
         mac.update(&len.to_be_bytes());
-        mac.update(purpose.as_bytes());
+        mac.update(prefix);
+        mac.update(name);
         mac.update(&[version]);
         mac.update(&self.kid);
         mac.update(id);
@@ -291,8 +319,36 @@ impl Keys {
         out
     }
 
+    /// Signs `id` as a layer with `config` carries it: for its cookie
+    /// (the same token as [`sign`](Self::sign) with the cookie name) or, on
+    /// a [`Transport::Header`](crate::Transport::Header) layer, for its
+    /// header. A token of one transport is refused by the other. The
+    /// result is a bearer secret; it is public for tools and tests that
+    /// mint tokens.
+    ///
+    /// ```
+    /// use sessionware::{Keys, SessionConfig, SessionId, Transport};
+    /// let keys = Keys::generate().unwrap();
+    /// let id = SessionId::generate().unwrap();
+    /// let cookie = SessionConfig::default();
+    /// let header = SessionConfig::builder().transport(Transport::header()).build().unwrap();
+    /// assert_eq!(keys.sign_for(&cookie, &id), keys.sign("__Host-sid", &id));
+    /// assert_ne!(keys.sign_for(&header, &id), keys.sign_for(&cookie, &id));
+    /// assert_eq!(keys.sign_for(&header, &id).len(), 71);
+    /// ```
+    pub fn sign_for(&self, config: &crate::SessionConfig, id: &SessionId) -> String {
+        let mut out = String::with_capacity(TOKEN_ENCODED_LEN);
+        self.sign_purpose_into(config.purpose(), id, &mut out);
+        out
+    }
+
     /// [`sign`](Self::sign), appending the token to `out` (no buffer of its own).
     pub(crate) fn sign_into(&self, purpose: &str, id: &SessionId, out: &mut String) {
+        self.sign_purpose_into(Purpose::Cookie(purpose), id, out);
+    }
+
+    /// Signs `id` for `purpose`, appending the token to `out`.
+    pub(crate) fn sign_purpose_into(&self, purpose: Purpose<'_>, id: &SessionId, out: &mut String) {
         let key = self.primary();
         let tag = key.tag(purpose, TOKEN_VERSION, id.as_bytes()).finalize().into_bytes();
         let mut raw = [0u8; TOKEN_LEN];
@@ -307,6 +363,11 @@ impl Keys {
     /// version and the key id are checked, then the tag in constant time;
     /// only then is the ID used.
     pub(crate) fn verify(&self, purpose: &str, token: &[u8]) -> Result<Verified, Rejection> {
+        self.verify_purpose(Purpose::Cookie(purpose), token)
+    }
+
+    /// [`verify`](Self::verify) for any [`Purpose`].
+    pub(crate) fn verify_purpose(&self, purpose: Purpose<'_>, token: &[u8]) -> Result<Verified, Rejection> {
         if token.len() != TOKEN_ENCODED_LEN {
             return Err(Rejection::Malformed);
         }
@@ -389,6 +450,55 @@ mod tests {
         let id = SessionId::generate().unwrap();
         let token = keys.sign("csrf", &id);
         assert_eq!(keys.verify("__Host-sid", token.as_bytes()).unwrap_err(), Rejection::BadSignature);
+    }
+
+    /// Cookies issued before transports existed stay valid: the cookie
+    /// purpose is MACed exactly as it always was (domain, length-prefixed
+    /// name, version, key id, ID), computed here by hand.
+    #[test]
+    fn the_cookie_purpose_bytes_are_unchanged() {
+        let bytes: Vec<u8> = (0u8..64).collect();
+        let keys = Keys::new(vec![Key::try_from_bytes(&bytes).unwrap()]).unwrap();
+        let id = SessionId::from_bytes([7; ID_LEN]);
+        let token = keys.sign("__Host-sid", &id);
+        let raw = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        let mut mac = HmacSha256::new_from_slice(&bytes).unwrap();
+        mac.update(b"sessionware/token\0");
+        mac.update(&10u16.to_be_bytes());
+        mac.update(b"__Host-sid");
+        mac.update(&[1]);
+        mac.update(&raw[1..1 + KID_LEN]);
+        mac.update(&[7; ID_LEN]);
+        assert_eq!(&raw[1 + KID_LEN + ID_LEN..], mac.finalize().into_bytes().as_slice());
+    }
+
+    /// R66/R67: a token is bound to its transport. The same keys, the same
+    /// ID and the same name: the cookie token is refused as a header token
+    /// and the reverse; a header token is bound to its header's name.
+    #[test]
+    fn the_transport_is_bound() {
+        let keys = ring();
+        let id = SessionId::generate().unwrap();
+        let name = http::HeaderName::from_static("x-session-token");
+        let cookie = keys.sign("x-session-token", &id);
+        let mut header = String::new();
+        keys.sign_purpose_into(Purpose::Header(&name), &id, &mut header);
+        assert_ne!(cookie, header);
+        assert_eq!(keys.verify_purpose(Purpose::Header(&name), header.as_bytes()).unwrap().id, id);
+        assert_eq!(
+            keys.verify_purpose(Purpose::Header(&name), cookie.as_bytes()).unwrap_err(),
+            Rejection::BadSignature
+        );
+        assert_eq!(keys.verify("x-session-token", header.as_bytes()).unwrap_err(), Rejection::BadSignature);
+        // Nor does a cookie whose name spells the header purpose verify it
+        // (such a name is no valid cookie name anyway: `:`).
+        assert_eq!(keys.verify("header:x-session-token", header.as_bytes()).unwrap().id, id);
+        assert!(crate::SessionConfig::builder().cookie_name("header:x-session-token").build().is_err());
+        let other = http::HeaderName::from_static("x-other-token");
+        assert_eq!(
+            keys.verify_purpose(Purpose::Header(&other), header.as_bytes()).unwrap_err(),
+            Rejection::BadSignature
+        );
     }
 
     #[test]

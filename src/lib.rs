@@ -8,7 +8,9 @@
 //! a format version and a key id), hands the handler a lazy [`Session`]
 //! (request extension and axum extractor), and after the handler answered
 //! writes the changes back: per key, atomically, never resurrecting a session
-//! that a concurrent request ended.
+//! that a concurrent request ended. For API and mobile clients, a layer can
+//! carry the session in a request header instead of a cookie
+//! ([`Transport::Header`]).
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -38,11 +40,15 @@
 //!    [`Session`] into the request extensions. Nothing is parsed and no store
 //!    is called: a route that never touches the session pays for nothing
 //!    else. With an event hook ([`SessionLayer::on_event`]), the method and
-//!    path are kept for the events.
+//!    path are kept for the events. On a header layer
+//!    ([`Transport::Header`], `transport/`), the session header's value is
+//!    kept instead, cookies are not looked at, and the cross-origin check is
+//!    skipped ([`Transport`] decides whether CSRF applies).
 //! 2. **The handler first uses the session** (`session/mod.rs`). Only now is
 //!    the cookie read and verified (`cookie/read.rs`: exact name, size and
 //!    count caps, MAC in constant time, duplicates never resolved by
-//!    position) and the request's time read once. The store is asked once
+//!    position; on a header layer `transport/header.rs`: exactly one field,
+//!    exactly a token) and the request's time read once. The store is asked once
 //!    ([`SessionStore::lookup`]); `lifecycle/expiry.rs` is the one place that
 //!    checks the idle and absolute deadlines. The lookup ends in one of five
 //!    origins: no cookie; a stale one (unknown, ended, expired); a *retired*
@@ -75,7 +81,10 @@
 //!    `Set-Cookie` (marked sensitive) with its `Max-Age` decided in one
 //!    function and `Cache-Control: no-store` when the cookie changes. A store
 //!    failure replaces the response with the configured error response and
-//!    sets no cookie.
+//!    sets no cookie. A header layer's headers are decided in
+//!    `transport/header.rs`: the token in the session header (an empty one
+//!    to drop it), `Vary` on that header, `Cache-Control: no-store`, never a
+//!    `Set-Cookie`.
 //!
 //! Events ([`Event`]) are emitted on the way: created, logged in, renewed,
 //! purged, expired, rejected, revoked, cut off, evicted and login refused
@@ -87,8 +96,9 @@
 //!   digest, never the ID.
 //! - Strict mode: an ID the store does not know is never adopted, and unknown
 //!   IDs create no record.
-//! - Tampered, malformed, oversized or duplicated cookies look exactly like no
-//!   cookie.
+//! - Tampered, malformed, oversized or duplicated cookies (or session
+//!   headers) look exactly like no cookie. A token is bound to its
+//!   transport: a cookie's is refused as a header token and the reverse.
 //! - Idle and absolute timeouts are checked by the layer on every load.
 //! - A renewal (login, [`Session::renew`], periodic) is one atomic store
 //!   operation: a logout, revocation or expiry that came first wins, a write
@@ -136,6 +146,7 @@ mod service;
 mod session;
 mod shared;
 pub mod store;
+mod transport;
 
 pub use ::cookie::SameSite;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -151,6 +162,7 @@ pub use record::SessionHandle;
 pub use service::{ResponseFuture, SessionLayer, SessionService};
 pub use session::{Session, SessionInfo};
 pub use shared::ErrorResponder;
+pub use transport::Transport;
 // For handler authors, who pass it to `max_sessions_per_user`; its home is
 // `store`, beside the `SessionLimit` it is part of.
 pub use store::LimitPolicy;

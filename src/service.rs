@@ -17,7 +17,6 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    cookie::read::CookieHeaders,
     cross_origin::CrossOriginRefused,
     events::{Emitter, Event, EventHook, Route},
     lifecycle::{
@@ -27,6 +26,7 @@ use crate::{
     },
     shared::{error_response, Shared},
     store::{Capabilities, Cutoffs, Leases, UserIndex},
+    transport::Credentials,
     Clock, Keys, Session, SessionConfig, SessionControl, SessionError, SessionStore, SystemClock,
 };
 
@@ -404,17 +404,20 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = &self.layer.shared;
         // A browser's unsafe request from another origin never reaches the
-        // handler (see `cross_origin`).
-        if let Err(refused) = shared.config.cross_origin.check(req.method(), req.uri(), req.headers()) {
+        // handler (see `cross_origin`), on a layer whose session a browser
+        // attaches by itself (`SessionConfig::needs_csrf`).
+        let check = || shared.config.cross_origin.check(req.method(), req.uri(), req.headers());
+        if let Err(refused) = if shared.config.needs_csrf() { check() } else { Ok(()) } {
             let route = shared.on_event.as_ref().map(|_| Route::of(&req));
             let emitter = Emitter { hook: shared.on_event.as_ref(), route: route.as_ref(), now: shared.clock.now_ms() };
             emitter.cross_origin_refused(refused.reason);
             return ResponseFuture { inner: None, stage: Stage::Refused(refused) };
         }
-        // Only cheap clones of the `Cookie` header values: parsing, MAC
-        // checks and store calls wait for the handler's first use.
+        // Only cheap clones of the `Cookie` header values (or of the session
+        // header's): parsing, MAC checks and store calls wait for the
+        // handler's first use.
         let route = shared.on_event.as_ref().map(|_| Route::of(&req));
-        let session = Session::new(Arc::clone(shared), CookieHeaders::of(req.headers()), route);
+        let session = Session::new(Arc::clone(shared), Credentials::of(&shared.config, req.headers()), route);
         req.extensions_mut().insert(session.clone());
         ResponseFuture { inner: Some(self.inner.call(req)), stage: Stage::Inner(session) }
     }

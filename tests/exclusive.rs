@@ -35,12 +35,11 @@ fn instance(store: MemoryStore, keys: Keys, config: SessionConfig) -> Router {
         .layer(SessionLayer::new(store, keys).with_config(config))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_increments_through_two_instances_end_at_200() {
+async fn two_hundred_increments_through_two_instances_end_at_200(t: Transport) {
     let store = MemoryStore::default();
     let keys = Keys::generate().unwrap();
-    let a = instance(store.clone(), keys.clone(), SessionConfig::default());
-    let b = instance(store.clone(), keys, SessionConfig::default());
+    let a = instance(store.clone(), keys.clone(), config_on(t.clone()));
+    let b = instance(store.clone(), keys, config_on(t));
     let cookie = session_cookie(&send(&a, req("POST", "/plain-incr", None)).await).unwrap();
     let tasks: Vec<_> = (0..199)
         .map(|i| {
@@ -56,10 +55,10 @@ async fn two_hundred_increments_through_two_instances_end_at_200() {
     assert_eq!(record.data.get("n").unwrap().get(), "200", "no increment lost");
 }
 
-#[tokio::test]
-async fn a_dead_holder_blocks_only_until_its_lease_ends() {
+async fn a_dead_holder_blocks_only_until_its_lease_ends(t: Transport) {
     let store = MemoryStore::default();
     let config = SessionConfig::builder()
+        .transport(t)
         .lock_lease(Duration::from_millis(200))
         .lock_wait(Duration::from_secs(2))
         .build()
@@ -76,10 +75,9 @@ async fn a_dead_holder_blocks_only_until_its_lease_ends() {
     assert_eq!(body(res).await, "2");
 }
 
-#[tokio::test]
-async fn lock_wait_times_out_with_a_typed_error() {
+async fn lock_wait_times_out_with_a_typed_error(t: Transport) {
     let store = MemoryStore::default();
-    let config = SessionConfig::builder().lock_wait(Duration::from_millis(50)).build().unwrap();
+    let config = SessionConfig::builder().transport(t).lock_wait(Duration::from_millis(50)).build().unwrap();
     let app = instance(store.clone(), Keys::generate().unwrap(), config);
     let cookie = session_cookie(&send(&app, req("POST", "/plain-incr", None)).await).unwrap();
     assert!(store.try_lock(&store.keys()[0], "other", 10_000, SystemClock.now_ms()).await.unwrap());
@@ -94,10 +92,9 @@ async fn locked_read(session: Session) -> Result<String, SessionError> {
     Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
 }
 
-#[tokio::test]
-async fn a_locked_request_that_changes_nothing_releases_its_lock() {
+async fn a_locked_request_that_changes_nothing_releases_its_lock(t: Transport) {
     let store = MemoryStore::default();
-    let app = instance(store.clone(), Keys::generate().unwrap(), SessionConfig::default());
+    let app = instance(store.clone(), Keys::generate().unwrap(), config_on(t));
     let cookie = session_cookie(&send(&app, req("POST", "/plain-incr", None)).await).unwrap();
     let res = send(&app, req("POST", "/locked-read", Some(&cookie))).await;
     assert_eq!(body(res).await, "1");
@@ -107,10 +104,9 @@ async fn a_locked_request_that_changes_nothing_releases_its_lock() {
     );
 }
 
-#[tokio::test]
-async fn a_cancelled_request_releases_its_lock() {
+async fn a_cancelled_request_releases_its_lock(t: Transport) {
     let store = MemoryStore::default();
-    let app = instance(store.clone(), Keys::generate().unwrap(), SessionConfig::default());
+    let app = instance(store.clone(), Keys::generate().unwrap(), config_on(t));
     let cookie = session_cookie(&send(&app, req("POST", "/plain-incr", None)).await).unwrap();
     let fut = send(&app, req("POST", "/hold", Some(&cookie)));
     // Drop the request while it holds the lock.
@@ -122,10 +118,10 @@ async fn a_cancelled_request_releases_its_lock() {
 /// A client that goes away while its response is being committed (the
 /// store write in flight) still releases the lease at once: the lease is
 /// owned by the commit, whose drop releases it.
-#[tokio::test]
-async fn a_request_dropped_during_its_commit_releases_its_lock() {
+async fn a_request_dropped_during_its_commit_releases_its_lock(t: Transport) {
     let h = Harness::with_config(
         SessionConfig::builder()
+            .transport(t)
             .lock_lease(Duration::from_secs(60))
             .lock_wait(Duration::from_millis(500))
             .build()
@@ -147,3 +143,23 @@ async fn a_request_dropped_during_its_commit_releases_its_lock() {
         "released when the commit was dropped"
     );
 }
+
+/// Over both transports, on two worker threads.
+mod two_hundred_increments_through_two_instances_end_at_200 {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cookie() {
+        super::two_hundred_increments_through_two_instances_end_at_200(super::Transport::Cookie).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn header() {
+        super::two_hundred_increments_through_two_instances_end_at_200(super::Transport::header()).await
+    }
+}
+
+over_both_transports!(
+    a_dead_holder_blocks_only_until_its_lease_ends,
+    lock_wait_times_out_with_a_typed_error,
+    a_locked_request_that_changes_nothing_releases_its_lock,
+    a_cancelled_request_releases_its_lock,
+    a_request_dropped_during_its_commit_releases_its_lock,
+);

@@ -61,9 +61,8 @@ async fn live_sessions(h: &Harness) -> usize {
     live
 }
 
-#[tokio::test]
-async fn a_login_racing_a_logout_leaves_no_session_and_no_cookie() {
-    let h = Harness::new();
+async fn a_login_racing_a_logout_leaves_no_session_and_no_cookie(t: Transport) {
+    let h = Harness::on(t);
     let app = routes(&h.layer);
     let anon = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
     let login = hold(&h, &app, "POST", "/login/mallory", &anon).await;
@@ -75,9 +74,8 @@ async fn a_login_racing_a_logout_leaves_no_session_and_no_cookie() {
     assert_eq!(live_sessions(&h).await, 0, "the login must not bring the session back under a new ID");
 }
 
-#[tokio::test]
-async fn a_renewal_racing_a_logout_leaves_no_session() {
-    let h = Harness::new();
+async fn a_renewal_racing_a_logout_leaves_no_session(t: Transport) {
+    let h = Harness::on(t);
     let app = routes(&h.layer);
     let cookie = session_cookie(&send(&app, req("POST", "/login/alice", None)).await).unwrap();
     let renew = hold(&h, &app, "POST", "/elevate", &cookie).await;
@@ -90,9 +88,8 @@ async fn a_renewal_racing_a_logout_leaves_no_session() {
 
 /// The attack of the issue: a stolen cookie looping on a route that renews
 /// cannot undo "log out other devices".
-#[tokio::test]
-async fn a_renewal_racing_revoke_others_cannot_resurrect_the_revoked_session() {
-    let h = Harness::new();
+async fn a_renewal_racing_revoke_others_cannot_resurrect_the_revoked_session(t: Transport) {
+    let h = Harness::on(t);
     let app = routes(&h.layer);
     let mine = session_cookie(&send(&app, req("POST", "/login/alice", None)).await).unwrap();
     let stolen = session_cookie(&send(&app, req("POST", "/login/alice", None)).await).unwrap();
@@ -107,9 +104,8 @@ async fn a_renewal_racing_revoke_others_cannot_resurrect_the_revoked_session() {
     assert_eq!(send(&app, req("GET", "/me", Some(&stolen))).await.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn a_login_racing_a_revocation_by_handle_leaves_nothing() {
-    let h = Harness::new();
+async fn a_login_racing_a_revocation_by_handle_leaves_nothing(t: Transport) {
+    let h = Harness::on(t);
     let app = routes(&h.layer);
     let victim = session_cookie(&send(&app, req("POST", "/login/bob", None)).await).unwrap();
     let login = hold(&h, &app, "POST", "/login/bob", &victim).await;
@@ -123,9 +119,8 @@ async fn a_login_racing_a_revocation_by_handle_leaves_nothing() {
     assert_eq!(live_sessions(&h).await, 0);
 }
 
-#[tokio::test]
-async fn a_write_saved_while_a_renewal_was_in_flight_is_in_the_successor() {
-    let h = Harness::new();
+async fn a_write_saved_while_a_renewal_was_in_flight_is_in_the_successor(t: Transport) {
+    let h = Harness::on(t);
     let app = routes(&h.layer);
     let cookie = session_cookie(&send(&app, req("POST", "/login/alice", None)).await).unwrap();
     // The renewal loads first and is held; the write completes (200) meanwhile.
@@ -140,9 +135,8 @@ async fn a_write_saved_while_a_renewal_was_in_flight_is_in_the_successor() {
     assert!(keys.contains(&"role".to_string()), "and so does the renewal's own change");
 }
 
-#[tokio::test]
-async fn two_concurrent_renewals_leave_exactly_one_live_successor() {
-    let h = Harness::new();
+async fn two_concurrent_renewals_leave_exactly_one_live_successor(t: Transport) {
+    let h = Harness::on(t);
     let app = routes(&h.layer);
     let cookie = session_cookie(&send(&app, req("POST", "/login/alice", None)).await).unwrap();
     let first = hold(&h, &app, "POST", "/renew", &cookie).await;
@@ -156,9 +150,8 @@ async fn two_concurrent_renewals_leave_exactly_one_live_successor() {
     assert_eq!(body(send(&app, req("GET", "/me", Some(&winner))).await).await, "alice");
 }
 
-#[tokio::test]
-async fn a_late_request_on_a_retired_id_gets_no_removal_cookie() {
-    let h = Harness::new();
+async fn a_late_request_on_a_retired_id_gets_no_removal_cookie(t: Transport) {
+    let h = Harness::on(t);
     let app = routes(&h.layer);
     let anon = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
     // In flight with the old cookie while the login happens.
@@ -176,9 +169,8 @@ async fn a_late_request_on_a_retired_id_gets_no_removal_cookie() {
     assert_eq!(live_sessions(&h).await, 1);
 }
 
-#[tokio::test]
-async fn a_logout_on_a_just_retired_id_ends_the_successor_too() {
-    let h = Harness::new();
+async fn a_logout_on_a_just_retired_id_ends_the_successor_too(t: Transport) {
+    let h = Harness::on(t);
     let app = routes(&h.layer);
     let anon = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
     let authed = session_cookie(&send(&app, req("POST", "/login/alice", Some(&anon))).await).unwrap();
@@ -189,9 +181,8 @@ async fn a_logout_on_a_just_retired_id_ends_the_successor_too() {
     assert_eq!(live_sessions(&h).await, 0, "logged out, whatever it raced");
 }
 
-#[tokio::test]
-async fn a_logout_racing_a_renewal_that_commits_first_ends_the_successor() {
-    let h = Harness::new();
+async fn a_logout_racing_a_renewal_that_commits_first_ends_the_successor(t: Transport) {
+    let h = Harness::on(t);
     let app = routes(&h.layer);
     let cookie = session_cookie(&send(&app, req("POST", "/login/alice", None)).await).unwrap();
     // The logout reads the session first (its handler loads), is held, and
@@ -207,9 +198,8 @@ async fn a_logout_racing_a_renewal_that_commits_first_ends_the_successor() {
 /// R56: the data cap holds on the merged record. Each of two concurrent
 /// writers fits on its own view; together they would not, and the later
 /// one is refused (413) instead of growing the record past the cap.
-#[tokio::test]
-async fn concurrent_writers_cannot_grow_a_session_past_its_cap() {
-    let h = Harness::new();
+async fn concurrent_writers_cannot_grow_a_session_past_its_cap(t: Transport) {
+    let h = Harness::on(t);
     let app = routes(&h.layer);
     let cookie = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
     let second = hold(&h, &app, "POST", "/big/b", &cookie).await;
@@ -222,3 +212,16 @@ async fn concurrent_writers_cannot_grow_a_session_past_its_cap() {
     assert!(data.size() <= 64 * 1024, "the stored record stays within the cap: {}", data.size());
     assert!(data.get("a").is_some() && data.get("b").is_none());
 }
+
+over_both_transports!(
+    a_login_racing_a_logout_leaves_no_session_and_no_cookie,
+    a_renewal_racing_a_logout_leaves_no_session,
+    a_renewal_racing_revoke_others_cannot_resurrect_the_revoked_session,
+    a_login_racing_a_revocation_by_handle_leaves_nothing,
+    a_write_saved_while_a_renewal_was_in_flight_is_in_the_successor,
+    two_concurrent_renewals_leave_exactly_one_live_successor,
+    a_late_request_on_a_retired_id_gets_no_removal_cookie,
+    a_logout_on_a_just_retired_id_ends_the_successor_too,
+    a_logout_racing_a_renewal_that_commits_first_ends_the_successor,
+    concurrent_writers_cannot_grow_a_session_past_its_cap,
+);

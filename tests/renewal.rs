@@ -13,13 +13,14 @@ use sessionware::{Session, SessionConfig, SessionError, SessionLayer};
 const RENEW_AFTER: Duration = Duration::from_secs(600);
 const OVERLAP: Duration = Duration::from_secs(20);
 
-fn renewing(overlap: Duration) -> Harness {
+fn renewing(t: Transport, overlap: Duration) -> Harness {
     Harness::with_config(
         SessionConfig::builder()
             .idle_timeout(Duration::from_secs(3600))
             .absolute_timeout(Duration::from_secs(3 * 3600))
             .renew_after(RENEW_AFTER)
             .renew_overlap(overlap)
+            .transport(t)
             .build()
             .unwrap(),
     )
@@ -34,9 +35,8 @@ async fn start(app: &Router) -> String {
     session_cookie(&send(app, req("POST", "/incr", None)).await).unwrap()
 }
 
-#[tokio::test]
-async fn a_session_in_use_is_renewed_once_its_id_is_old_enough() {
-    let h = renewing(OVERLAP);
+async fn a_session_in_use_is_renewed_once_its_id_is_old_enough(t: Transport) {
+    let h = renewing(t, OVERLAP);
     let app = routes(&h.layer);
     let old = start(&app).await;
     h.clock.advance(RENEW_AFTER - Duration::from_secs(1));
@@ -53,9 +53,8 @@ async fn a_session_in_use_is_renewed_once_its_id_is_old_enough() {
     assert!(no_cookie(&send(&app, req("GET", "/read", Some(&new))).await));
 }
 
-#[tokio::test]
-async fn the_old_id_works_during_the_overlap_and_writes_reach_the_successor() {
-    let h = renewing(OVERLAP);
+async fn the_old_id_works_during_the_overlap_and_writes_reach_the_successor(t: Transport) {
+    let h = renewing(t, OVERLAP);
     let app = routes(&h.layer);
     let old = start(&app).await;
     h.clock.advance(RENEW_AFTER);
@@ -70,9 +69,8 @@ async fn the_old_id_works_during_the_overlap_and_writes_reach_the_successor() {
     assert!(keys.contains("from-old-tab"), "the old tab's write is in the successor: {keys}");
 }
 
-#[tokio::test]
-async fn the_overlap_ends_after_its_bound() {
-    let h = renewing(OVERLAP);
+async fn the_overlap_ends_after_its_bound(t: Transport) {
+    let h = renewing(t, OVERLAP);
     let app = routes(&h.layer);
     let old = start(&app).await;
     h.clock.advance(RENEW_AFTER);
@@ -86,9 +84,8 @@ async fn the_overlap_ends_after_its_bound() {
     assert_eq!(body(send(&app, req("GET", "/read", Some(&new))).await).await, "1");
 }
 
-#[tokio::test]
-async fn the_overlap_ends_when_the_successor_is_first_used() {
-    let h = renewing(OVERLAP);
+async fn the_overlap_ends_when_the_successor_is_first_used(t: Transport) {
+    let h = renewing(t, OVERLAP);
     let app = routes(&h.layer);
     let old = start(&app).await;
     h.clock.advance(RENEW_AFTER);
@@ -99,9 +96,8 @@ async fn the_overlap_ends_when_the_successor_is_first_used() {
     assert_eq!(body(res).await, "none", "once the new ID was used, the old one is no session");
 }
 
-#[tokio::test]
-async fn an_overlap_of_zero_means_none() {
-    let h = renewing(Duration::ZERO);
+async fn an_overlap_of_zero_means_none(t: Transport) {
+    let h = renewing(t, Duration::ZERO);
     let app = routes(&h.layer);
     let old = start(&app).await;
     h.clock.advance(RENEW_AFTER);
@@ -112,9 +108,8 @@ async fn an_overlap_of_zero_means_none() {
     assert_eq!(body(send(&app, req("GET", "/read", Some(&new))).await).await, "1");
 }
 
-#[tokio::test]
-async fn renewal_never_extends_the_absolute_deadline() {
-    let h = renewing(OVERLAP);
+async fn renewal_never_extends_the_absolute_deadline(t: Transport) {
+    let h = renewing(t, OVERLAP);
     let app = routes(&h.layer);
     let mut cookie = start(&app).await;
     // Renewed every 10 minutes for 3 hours: the session still ends at T0 + 3 h.
@@ -129,9 +124,8 @@ async fn renewal_never_extends_the_absolute_deadline() {
     assert_eq!(body(res).await, "none", "the absolute deadline holds through renewals");
 }
 
-#[tokio::test]
-async fn login_and_renew_have_no_overlap() {
-    let h = renewing(OVERLAP);
+async fn login_and_renew_have_no_overlap(t: Transport) {
+    let h = renewing(t, OVERLAP);
     let app = routes(&h.layer);
     let anon = start(&app).await;
     let authed = session_cookie(&send(&app, req("POST", "/login/alice", Some(&anon))).await).unwrap();
@@ -163,18 +157,16 @@ async fn visitor_with(app: &Router, keys: &[&str]) -> String {
     cookie
 }
 
-#[tokio::test]
-async fn pre_login_data_is_dropped_by_default() {
-    let h = Harness::new();
+async fn pre_login_data_is_dropped_by_default(t: Transport) {
+    let h = Harness::on(t);
     let app = policy_routes(&h.layer);
     let anon = visitor_with(&app, &["cart", "planted"]).await;
     let authed = session_cookie(&send(&app, req("POST", "/login/alice", Some(&anon))).await).unwrap();
     assert_eq!(body(send(&app, req("GET", "/keys", Some(&authed))).await).await, "");
 }
 
-#[tokio::test]
-async fn allow_listed_keys_survive_the_login() {
-    let config = SessionConfig::builder().keep_on_login(["n", "cart"]).build().unwrap();
+async fn allow_listed_keys_survive_the_login(t: Transport) {
+    let config = SessionConfig::builder().transport(t).keep_on_login(["n", "cart"]).build().unwrap();
     let h = Harness::with_config(config);
     let app = policy_routes(&h.layer);
     let anon = visitor_with(&app, &["cart", "planted"]).await;
@@ -186,9 +178,8 @@ async fn allow_listed_keys_survive_the_login() {
     assert_eq!(body(send(&app, req("GET", "/keys", Some(&authed))).await).await, "cart");
 }
 
-#[tokio::test]
-async fn a_session_of_another_user_keeps_nothing_and_a_reauthentication_keeps_everything() {
-    let config = SessionConfig::builder().keep_on_login(["cart"]).build().unwrap();
+async fn a_session_of_another_user_keeps_nothing_and_a_reauthentication_keeps_everything(t: Transport) {
+    let config = SessionConfig::builder().transport(t).keep_on_login(["cart"]).build().unwrap();
     let h = Harness::with_config(config);
     let app = policy_routes(&h.layer);
     let anon = visitor_with(&app, &["cart"]).await;
@@ -216,9 +207,8 @@ async fn read(app: &Router, cookie: &str) -> (String, Option<String>) {
 /// (its `apply` finds the key retired) lands in the successor: the pair
 /// apply → lookup → apply is harmless because the second apply only merges
 /// into a live record.
-#[tokio::test]
-async fn a_write_that_loaded_before_a_periodic_renewal_lands_in_the_successor() {
-    let h = renewing(OVERLAP);
+async fn a_write_that_loaded_before_a_periodic_renewal_lands_in_the_successor(t: Transport) {
+    let h = renewing(t, OVERLAP);
     let app = routes(&h.layer);
     let old = start(&app).await;
     h.clock.advance(RENEW_AFTER - Duration::from_secs(1));
@@ -235,9 +225,8 @@ async fn a_write_that_loaded_before_a_periodic_renewal_lands_in_the_successor() 
 
 /// Two periodic renewals at once: the loser's changes join the winner's
 /// successor, and it sets no cookie (the winner's response carries it).
-#[tokio::test]
-async fn two_periodic_renewals_leave_one_session_with_both_writes() {
-    let h = renewing(OVERLAP);
+async fn two_periodic_renewals_leave_one_session_with_both_writes(t: Transport) {
+    let h = renewing(t, OVERLAP);
     let app = routes(&h.layer);
     let old = start(&app).await;
     h.clock.advance(RENEW_AFTER);
@@ -256,9 +245,8 @@ async fn two_periodic_renewals_leave_one_session_with_both_writes() {
 /// A login that loaded before a periodic renewal still gets its own new ID
 /// (a second atomic rotation, from the successor): the periodic successor
 /// is retired and the login's session is the only live one.
-#[tokio::test]
-async fn a_login_racing_a_periodic_renewal_rotates_again() {
-    let h = renewing(OVERLAP);
+async fn a_login_racing_a_periodic_renewal_rotates_again(t: Transport) {
+    let h = renewing(t, OVERLAP);
     let app = routes(&h.layer);
     let old = start(&app).await;
     h.clock.advance(RENEW_AFTER);
@@ -274,3 +262,19 @@ async fn a_login_racing_a_periodic_renewal_rotates_again() {
     assert!(no_cookie(&res));
     assert_eq!(h.store.inner.len(), 1);
 }
+
+over_both_transports!(
+    a_session_in_use_is_renewed_once_its_id_is_old_enough,
+    the_old_id_works_during_the_overlap_and_writes_reach_the_successor,
+    the_overlap_ends_after_its_bound,
+    the_overlap_ends_when_the_successor_is_first_used,
+    an_overlap_of_zero_means_none,
+    renewal_never_extends_the_absolute_deadline,
+    login_and_renew_have_no_overlap,
+    pre_login_data_is_dropped_by_default,
+    allow_listed_keys_survive_the_login,
+    a_session_of_another_user_keeps_nothing_and_a_reauthentication_keeps_everything,
+    a_write_that_loaded_before_a_periodic_renewal_lands_in_the_successor,
+    two_periodic_renewals_leave_one_session_with_both_writes,
+    a_login_racing_a_periodic_renewal_rotates_again,
+);

@@ -13,13 +13,18 @@ use sessionware::{
 
 const MIN: Duration = Duration::from_secs(60);
 
-fn config() -> SessionConfig {
-    SessionConfig::builder().idle_timeout(10 * MIN).absolute_timeout(60 * MIN).touch_after(0.2).build().unwrap()
+fn config(t: Transport) -> SessionConfig {
+    SessionConfig::builder()
+        .transport(t)
+        .idle_timeout(10 * MIN)
+        .absolute_timeout(60 * MIN)
+        .touch_after(0.2)
+        .build()
+        .unwrap()
 }
 
-#[tokio::test]
-async fn idle_timeout_slides_and_expires() {
-    let h = Harness::with_config(config());
+async fn idle_timeout_slides_and_expires(t: Transport) {
+    let h = Harness::with_config(config(t));
     let app = app(&h.layer);
     let cookie = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
     h.clock.advance(9 * MIN);
@@ -34,9 +39,8 @@ async fn idle_timeout_slides_and_expires() {
     assert!(h.store.inner.is_empty(), "the expired record is deleted");
 }
 
-#[tokio::test]
-async fn absolute_timeout_is_never_extended() {
-    let h = Harness::with_config(config());
+async fn absolute_timeout_is_never_extended(t: Transport) {
+    let h = Harness::with_config(config(t));
     let app = app(&h.layer);
     let cookie = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
     // Activity every 5 minutes (idle/2), writes included.
@@ -52,9 +56,8 @@ async fn absolute_timeout_is_never_extended() {
     assert!(h.store.inner.is_empty());
 }
 
-#[tokio::test]
-async fn login_restarts_the_absolute_deadline_but_renew_does_not() {
-    let h = Harness::with_config(config());
+async fn login_restarts_the_absolute_deadline_but_renew_does_not(t: Transport) {
+    let h = Harness::with_config(config(t));
     let app = app(&h.layer);
     let anon = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
     h.clock.advance(50 * MIN);
@@ -73,17 +76,16 @@ async fn login_restarts_the_absolute_deadline_but_renew_does_not() {
     assert_eq!(send(&app, req("GET", "/me", Some(&renewed))).await.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn the_layer_checks_deadlines_whatever_the_store_says() {
+async fn the_layer_checks_deadlines_whatever_the_store_says(t: Transport) {
     // A store that lags in evicting: the record is returned though expired.
-    let h = Harness::with_config(config());
+    let h = Harness::with_config(config(t));
     let app = app(&h.layer);
     let id = SessionId::generate().unwrap();
     let mut meta = Metadata::new(T0 - 30 * 60_000, 10 * 60_000, 60 * 60_000);
     meta.expires_at = T0 + 60_000; // the store's own view: alive
     meta.absolute_deadline = T0 - 1; // but the absolute deadline has passed
     h.store.raw.lock().unwrap().insert(id.storage_key(), Record::new(meta));
-    let cookie = format!("__Host-sid={}", h.keys.sign("__Host-sid", &id));
+    let cookie = h.credential_for(&id);
     let res = send(&app, req("GET", "/contains", Some(&cookie))).await;
     assert!(is_removal(&res));
     assert_eq!(h.store.count(Op::Delete), 1, "the layer deleted the dead record");
@@ -91,9 +93,8 @@ async fn the_layer_checks_deadlines_whatever_the_store_says() {
     assert_eq!(body(res).await, "false");
 }
 
-#[tokio::test]
-async fn reads_touch_only_after_the_configured_share() {
-    let h = Harness::with_config(config());
+async fn reads_touch_only_after_the_configured_share(t: Transport) {
+    let h = Harness::with_config(config(t));
     let app = app(&h.layer);
     let cookie = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
     let applies = h.store.count(Op::Apply);
@@ -122,3 +123,11 @@ fn extreme_config_values_do_not_panic() {
         let _ = SessionConfig::builder().touch_after(share).build();
     }
 }
+
+over_both_transports!(
+    idle_timeout_slides_and_expires,
+    absolute_timeout_is_never_extended,
+    login_restarts_the_absolute_deadline_but_renew_does_not,
+    the_layer_checks_deadlines_whatever_the_store_says,
+    reads_touch_only_after_the_configured_share,
+);

@@ -44,9 +44,8 @@ async fn list_of(app: &Router, cookie: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&body(res).await).unwrap()
 }
 
-#[tokio::test]
-async fn list_revoke_and_logout_others() {
-    let h = Harness::new();
+async fn list_revoke_and_logout_others(t: Transport) {
+    let h = Harness::on(t);
     let app = routes(&h);
     let mut devices = Vec::new();
     for (ua, ip) in [("Firefox", [203, 0, 113, 5]), ("Chrome", [198, 51, 100, 7]), ("Phone", [192, 0, 2, 1])] {
@@ -65,7 +64,7 @@ async fn list_revoke_and_logout_others() {
     // R47: no cookie value, ID or digest in the listing.
     let text = serde_json::to_string(&list).unwrap();
     for c in &devices {
-        let token = c.split_once('=').unwrap().1;
+        let token = token_of(c);
         assert!(!text.contains(token));
     }
     for key in h.store.inner.keys() {
@@ -91,9 +90,8 @@ async fn list_revoke_and_logout_others() {
     assert_eq!(list_of(&app, &devices[0]).await.len(), 1);
 }
 
-#[tokio::test]
-async fn renewal_and_logout_keep_the_index_consistent() {
-    let h = Harness::new();
+async fn renewal_and_logout_keep_the_index_consistent(t: Transport) {
+    let h = Harness::on(t);
     let app = routes(&h);
     let first = session_cookie(&send(&app, req("POST", "/login/carol", None)).await).unwrap();
     let second = session_cookie(&send(&app, req("POST", "/login/carol", None)).await).unwrap();
@@ -114,10 +112,9 @@ async fn renewal_and_logout_keep_the_index_consistent() {
 
 /// Outside axum's extractor, `Session::from_request` records the client for
 /// `login`; a handle taken straight from the extensions records nothing.
-#[tokio::test]
-async fn from_request_records_the_client_for_login() {
+async fn from_request_records_the_client_for_login(t: Transport) {
     use tower::{Service, ServiceExt};
-    let h = Harness::new();
+    let h = Harness::on(t);
     let svc = tower::ServiceBuilder::new().layer(h.layer.clone()).service(tower::service_fn(
         |req: http::Request<axum::body::Body>| async move {
             let session = if req.uri().path() == "/plain-login" {
@@ -160,3 +157,9 @@ async fn from_request_records_the_client_for_login() {
     let current = list.iter().find(|s| s["current"] == true).unwrap();
     assert!(current["user_agent"].is_null() && current["ip"].is_null(), "nothing recorded: {current}");
 }
+
+over_both_transports!(
+    list_revoke_and_logout_others,
+    renewal_and_logout_keep_the_index_consistent,
+    from_request_records_the_client_for_login,
+);

@@ -1,4 +1,5 @@
-//! Every header the layer adds to a response, decided in one place.
+//! Every header a cookie layer adds to a response, decided in one place
+//! (a header layer's are decided in `transport/header.rs`).
 
 use http::{header, HeaderMap, HeaderValue, Response};
 
@@ -39,7 +40,7 @@ pub(crate) fn removal(config: &SessionConfig) -> String {
 /// not a valid header (never expected: it is built from validated parts).
 pub(crate) fn add_headers<B>(res: &mut Response<B>, set_cookie: Option<String>) -> bool {
     let headers = res.headers_mut();
-    if !varies_on_cookie(headers) {
+    if !varies_on(headers, "cookie") {
         headers.append(header::VARY, HeaderValue::from_static("cookie"));
     }
     if let Some(cookie) = set_cookie {
@@ -51,10 +52,11 @@ pub(crate) fn add_headers<B>(res: &mut Response<B>, set_cookie: Option<String>) 
     true
 }
 
-fn varies_on_cookie(headers: &HeaderMap) -> bool {
+/// Whether the response already varies on the request header `name` (or on everything).
+pub(crate) fn varies_on(headers: &HeaderMap, name: &str) -> bool {
     headers.get_all(header::VARY).iter().any(|v| {
         v.to_str()
-            .map(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case("cookie") || p.trim() == "*"))
+            .map(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case(name) || p.trim() == "*"))
             .unwrap_or(false)
     })
 }

@@ -32,10 +32,10 @@ use super::{
     state::{Creation, Cut, Renewal},
 };
 use crate::{
-    cookie::write::{add_headers, removal, session_cookie},
     events::{Emitter, Route},
     shared::{error_response, Shared},
     store::Scope,
+    transport::{drop_token, finish_headers, issue},
     ChangeSet, EventKind, Record, RenewReason, Rotated, Rotation, SessionError, SessionId, StorageKey, StoreError,
     Stored,
 };
@@ -51,7 +51,9 @@ const MAX_DRAWS: usize = 1 << 20;
 /// The headers (or the error) a commit adds to the response.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
-    pub(crate) set_cookie: Option<String>,
+    /// The token header's value (`Set-Cookie` on a cookie layer, the
+    /// session header on a header layer), when the token changes.
+    pub(crate) token_header: Option<String>,
     pub(crate) error: Option<SessionError>,
 }
 
@@ -148,7 +150,7 @@ impl Commit {
             }
             Step::Admit { record, rotation, purge_first, max_age } => {
                 if let Err(e) = self.limit_supported(rotation) {
-                    return Outcome { set_cookie: None, error: Some(e) };
+                    return Outcome { token_header: None, error: Some(e) };
                 }
                 if let Err(out) = self.purge_first(purge_first.as_ref()).await {
                     return out;
@@ -236,7 +238,7 @@ impl Commit {
             Ok((id, key)) => {
                 let kind = if creation == Creation::Login { EventKind::LoggedIn } else { EventKind::Created };
                 self.emitter().emit(kind, Some(&key), record.meta.user());
-                Outcome { set_cookie: Some(self.cookie(&id, max_age)), error: None }
+                Outcome { token_header: Some(self.cookie(&id, max_age)), error: None }
             }
             Err(out) => out,
         }
@@ -247,7 +249,7 @@ impl Commit {
     async fn insert(&self, record: &Record) -> Result<(SessionId, StorageKey), Outcome> {
         let shared = &*self.shared;
         for _ in 0..CREATE_ATTEMPTS {
-            let id = SessionId::generate().map_err(|e| Outcome { set_cookie: None, error: Some(e) })?;
+            let id = SessionId::generate().map_err(|e| Outcome { token_header: None, error: Some(e) })?;
             let key = id.storage_key();
             match shared
                 .timed(self.emitter(), "create", Some(&key), shared.store().create(&key, record, self.now))
@@ -270,7 +272,7 @@ impl Commit {
         max_age: Option<u64>,
     ) -> Outcome {
         if let Err(e) = self.limit_supported(rotation) {
-            return Outcome { set_cookie: None, error: Some(e) };
+            return Outcome { token_header: None, error: Some(e) };
         }
         let shared = &*self.shared;
         let store = shared.store();
@@ -280,7 +282,7 @@ impl Commit {
         loop {
             let (id, key) = match successor_id(shared, &old) {
                 Ok(pair) => pair,
-                Err(e) => return Outcome { set_cookie: None, error: Some(e) },
+                Err(e) => return Outcome { token_header: None, error: Some(e) },
             };
             let rotated =
                 match shared.timed(self.emitter(), "rotate", Some(&old), store.rotate(&old, &key, rotation)).await {
@@ -298,7 +300,7 @@ impl Commit {
                     // A new session, as a login without a limit makes.
                     self.emitter().emit(EventKind::LoggedIn, Some(&key), user);
                     self.evicted(rotated, &key, user);
-                    return Outcome { set_cookie: Some(self.cookie(&id, max_age)), error: None };
+                    return Outcome { token_header: Some(self.cookie(&id, max_age)), error: None };
                 }
                 // Ended before its login (evicted from a full store).
                 (_, Rotating::Admitted) => {
@@ -315,7 +317,7 @@ impl Commit {
                     };
                     self.emitter().renewed(&old, &key, reason, user);
                     self.evicted(rotated, &key, user);
-                    return Outcome { set_cookie: Some(self.cookie(&id, max_age)), error: None };
+                    return Outcome { token_header: Some(self.cookie(&id, max_age)), error: None };
                 }
                 // Another periodic renewal won: its successor is the session now.
                 Rotated::Retired(r) if r.overlaps(self.now) && hops < MAX_HOPS => {
@@ -377,7 +379,7 @@ impl Commit {
         };
         self.emitter().emit(EventKind::LoginRefused, key, user);
         let max = rotation.login.as_ref().and_then(|l| l.limit).map_or(0, |l| l.max.get());
-        Outcome { set_cookie: None, error: Some(SessionError::TooManySessions { max }) }
+        Outcome { token_header: None, error: Some(SessionError::TooManySessions { max }) }
     }
 
     /// Moves the user's cutoff forward (after the write: see [`Cut`]).
@@ -403,7 +405,7 @@ impl Commit {
     }
 
     fn cookie(&self, id: &SessionId, max_age: Option<u64>) -> String {
-        session_cookie(&self.shared.config, &self.shared.keys, id, max_age)
+        issue(&self.shared.config, &self.shared.keys, id, max_age)
     }
 }
 
@@ -411,12 +413,12 @@ impl Commit {
 /// again, or the removal cookie.
 pub(crate) fn reply_outcome(shared: &Shared, presented: Option<&SessionId>, reply: Reply) -> Outcome {
     let config = &shared.config;
-    let set_cookie = match (reply, presented) {
+    let token_header = match (reply, presented) {
         (Reply::Plain, _) | (Reply::Reissue(_), None) => None,
-        (Reply::Reissue(age), Some(id)) => Some(session_cookie(config, &shared.keys, id, age)),
-        (Reply::Remove, _) => Some(removal(config)),
+        (Reply::Reissue(age), Some(id)) => Some(issue(config, &shared.keys, id, age)),
+        (Reply::Remove, _) => Some(drop_token(config)),
     };
-    Outcome { set_cookie, error: None }
+    Outcome { token_header, error: None }
 }
 
 /// Whose ID a rotation renews.
@@ -443,7 +445,7 @@ fn successor_id(shared: &Shared, old: &StorageKey) -> Result<(SessionId, Storage
 
 /// A store failure while saving.
 fn failed(e: StoreError) -> Outcome {
-    Outcome { set_cookie: None, error: Some(SessionError::Save(e)) }
+    Outcome { token_header: None, error: Some(SessionError::Save(e)) }
 }
 
 /// Adds the outcome's headers to the handler's response, or replaces it
@@ -462,14 +464,14 @@ pub(crate) fn finish<B: Default>(mut res: Response<B>, outcome: Outcome, shared:
             err => err,
         };
         let mut res = error_response(shared, err);
-        if outcome.set_cookie.is_some() {
+        if outcome.token_header.is_some() {
             // A cookie that is not a valid header was refused when first
             // built; the error response stands either way.
-            let _ = add_headers(&mut res, outcome.set_cookie);
+            let _ = finish_headers(&mut res, &shared.config, outcome.token_header);
         }
         return res;
     }
-    if !add_headers(&mut res, outcome.set_cookie) {
+    if !finish_headers(&mut res, &shared.config, outcome.token_header) {
         return error_response(shared, SessionError::Save(StoreError::Codec("invalid cookie header".into())));
     }
     res

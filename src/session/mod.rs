@@ -9,13 +9,14 @@ use std::{
 };
 
 use crate::{
-    cookie::{read::CookieHeaders, Incoming},
+    cookie::Incoming,
     events::{Emitter, Route},
     lifecycle::{
         expiry,
         state::{Origin, Phase, State},
     },
     shared::{clone_store_error, Shared},
+    transport::Credentials,
     EventKind, Record, RejectReason, SessionError, StorageKey, StoreError, Stored,
 };
 
@@ -63,8 +64,9 @@ pub(crate) struct Resolved {
 
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
-    /// The request's `Cookie` headers, parsed and verified on first use into `resolved`.
-    cookies: CookieHeaders,
+    /// The request's `Cookie` headers (or session header), parsed and
+    /// verified on first use into `resolved`.
+    credentials: Credentials,
     /// Set on the session's first use (one initialisation for both).
     resolved: OnceLock<Resolved>,
     /// Recorded by the extractor (or [`Session::from_request`]), used by `login`.
@@ -121,11 +123,11 @@ impl fmt::Debug for Session {
 type Found = (Origin, Option<Record>);
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>, cookies: CookieHeaders, route: Option<Route>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, credentials: Credentials, route: Option<Route>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 shared,
-                cookies,
+                credentials,
                 resolved: OnceLock::new(),
                 client: OnceLock::new(),
                 state: Mutex::new(State::default()),
@@ -142,12 +144,8 @@ impl Session {
             let config = &inner.shared.config;
             let now = inner.shared.clock.now_ms();
             let emit = Emitter { hook: inner.shared.on_event.as_ref(), route: inner.route.as_ref(), now };
-            let candidates = crate::cookie::read::find(&inner.cookies, config, &emit);
-            Resolved {
-                incoming: candidates.verify(config, &inner.shared.keys, &emit),
-                presented: candidates.presented,
-                now,
-            }
+            let (incoming, presented) = inner.credentials.resolve(config, &inner.shared.keys, &emit);
+            Resolved { incoming, presented, now }
         })
     }
 

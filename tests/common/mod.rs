@@ -13,12 +13,13 @@ use async_trait::async_trait;
 use axum::{body::Body, Router};
 use http::{header, Request, Response};
 use http_body_util::BodyExt;
+pub use sessionware::Transport;
 use sessionware::{
     store::{
         ChangeSet, Cutoff, Cutoffs, Leases, MemoryStore, Metadata, Record, Rotated, Rotation, Scope, SessionStore,
         StorageKey, StoreError, Stored, UserIndex,
     },
-    Keys, ManualClock, SessionConfig, SessionHandle, SessionLayer,
+    Keys, ManualClock, SessionConfig, SessionHandle, SessionId, SessionLayer,
 };
 use tokio::sync::Notify;
 use tower::ServiceExt;
@@ -208,6 +209,19 @@ impl Harness {
     pub fn new() -> Self {
         Self::with_config(SessionConfig::default())
     }
+    /// The default configuration on transport `t`.
+    pub fn on(t: Transport) -> Self {
+        Self::with_config(config_on(t))
+    }
+    /// A client's credential for `id`, signed as this layer signs it (a
+    /// `Cookie` pair or a header line: see [`req`]).
+    pub fn credential_for(&self, id: &SessionId) -> String {
+        let token = self.keys.sign_for(self.layer.config(), id);
+        match self.layer.config().transport() {
+            Transport::Header(name) => format!("{name}: {token}"),
+            _ => format!("{}={token}", self.layer.config().cookie_name()),
+        }
+    }
     pub fn with_config(config: SessionConfig) -> Self {
         Self::with(config, Keys::generate().unwrap())
     }
@@ -222,14 +236,55 @@ impl Harness {
     }
 }
 
-/// A request with an optional cookie header.
-pub fn req(method: &str, uri: &str, cookie: Option<&str>) -> Request<Body> {
+/// The header of the header transport in the tests ([`Transport::header`]).
+pub const TOKEN_HEADER: &str = "x-session-token";
+
+/// The default configuration on transport `t`.
+pub fn config_on(t: Transport) -> SessionConfig {
+    SessionConfig::builder().transport(t).build().unwrap()
+}
+
+/// A request with an optional credential, as the client holds it: a
+/// `Cookie` header value (`name=token`), or a header line (`name: token`)
+/// of the header transport, as [`session_cookie`] returns them.
+pub fn req(method: &str, uri: &str, credential: Option<&str>) -> Request<Body> {
     let mut b = Request::builder().method(method).uri(uri);
-    if let Some(c) = cookie {
-        b = b.header(header::COOKIE, c);
+    if let Some(c) = credential {
+        b = match c.split_once(": ") {
+            Some((name, token)) => b.header(name, token),
+            None => b.header(header::COOKIE, c),
+        };
     }
     b.body(Body::empty()).unwrap()
 }
+
+/// The token inside a credential of either transport.
+pub fn token_of(credential: &str) -> &str {
+    match credential.split_once(": ") {
+        Some((_, token)) => token,
+        None => credential.split_once('=').unwrap().1,
+    }
+}
+
+/// Runs each named test body (`async fn name(t: Transport)`) over both
+/// transports, as `name::cookie` and `name::header` (R66).
+#[allow(unused_macros)]
+macro_rules! over_both_transports {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn cookie() {
+                super::$name(sessionware::Transport::Cookie).await
+            }
+            #[tokio::test]
+            async fn header() {
+                super::$name(sessionware::Transport::header()).await
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use over_both_transports;
 
 pub async fn send(app: &Router, request: Request<Body>) -> Response<Body> {
     app.clone().oneshot(request).await.unwrap()
@@ -248,8 +303,25 @@ pub fn set_cookies(res: &Response<Body>) -> Vec<cookie::Cookie<'static>> {
         .collect()
 }
 
-/// `name=value` of the single session cookie set by the response, if any.
+/// The value of the header transport's token header in the response, if
+/// any. A response that carries it never sets a cookie (checked here, so
+/// every test of the header transport checks it).
+pub fn token_header(res: &Response<Body>) -> Option<String> {
+    let mut all = res.headers().get_all(TOKEN_HEADER).iter();
+    let value = all.next()?;
+    assert!(all.next().is_none(), "more than one {TOKEN_HEADER} header");
+    assert!(res.headers().get(header::SET_COOKIE).is_none(), "a header layer sent a Set-Cookie");
+    assert!(value.is_sensitive(), "the token header is marked sensitive");
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store", "a response with a token is not cached");
+    Some(value.to_str().unwrap().to_string())
+}
+
+/// The client's new credential from the response, if it got one: `name=value`
+/// of the single session cookie set, or `name: value` of the token header.
 pub fn session_cookie(res: &Response<Body>) -> Option<String> {
+    if let Some(token) = token_header(res) {
+        return (!token.is_empty()).then(|| format!("{TOKEN_HEADER}: {token}"));
+    }
     let cookies = set_cookies(res);
     assert!(cookies.len() <= 1, "more than one Set-Cookie: {cookies:?}");
     cookies.first().filter(|c| !c.value().is_empty()).map(|c| format!("{}={}", c.name(), c.value()))
@@ -283,12 +355,17 @@ pub fn release(h: &Harness) {
     h.store.release.notify_one();
 }
 
-/// True when the response sets no cookie at all.
+/// True when the response sets no cookie at all (nor a token header).
 pub fn no_cookie(res: &Response<Body>) -> bool {
-    res.headers().get(header::SET_COOKIE).is_none()
+    res.headers().get(header::SET_COOKIE).is_none() && token_header(res).is_none()
 }
 
+/// True when the response tells the client to drop its credential: the
+/// removal cookie, or an empty token header.
 pub fn is_removal(res: &Response<Body>) -> bool {
+    if let Some(token) = token_header(res) {
+        return token.is_empty();
+    }
     let cookies = set_cookies(res);
     cookies.len() == 1 && cookies[0].value().is_empty() && cookies[0].max_age() == Some(cookie::time::Duration::ZERO)
 }
