@@ -435,19 +435,37 @@ impl<'a> MakeWriter<'a> for Capture {
     }
 }
 
+/// The process-wide log of this test binary. A global subscriber, not a
+/// thread-local one: with `set_default`, a callsite first hit by a parallel
+/// test on another thread (no subscriber) can be cached as "never", and
+/// this test then sees no line (a flake, not a finding). Every test's lines
+/// land here; the test below looks for its own session's.
+fn global_log() -> Capture {
+    static LOG: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(capture.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of this binary");
+        capture
+    })
+    .clone()
+}
+
 #[tokio::test]
 async fn refusals_are_events_and_the_token_is_never_logged() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(capture.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = global_log();
     let events = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&events);
+    let sessions = Arc::new(Mutex::new(Vec::new()));
+    let (log, seen) = (Arc::clone(&events), Arc::clone(&sessions));
     let mut h = Harness::new();
-    h.layer = h.layer.clone().on_event(move |e| log.lock().unwrap().push(format!("{e:?}")));
+    h.layer = h.layer.clone().on_event(move |e| {
+        log.lock().unwrap().push(format!("{e:?}"));
+        seen.lock().unwrap().extend(e.session.clone());
+    });
     let (app, _) = app_with(&h, CsrfLayer::new().require_token());
     let (cookie, t) = token(&app, None).await;
     send(&app, act(&cookie, &t)).await;
@@ -457,8 +475,12 @@ async fn refusals_are_events_and_the_token_is_never_logged() {
     let events = events.lock().unwrap().join("\n");
     assert!(events.contains(&format!("{:?}", EventKind::CsrfRefused(CsrfReason::Invalid))), "{events}");
     assert!(events.contains(&format!("{:?}", EventKind::CsrfRefused(CsrfReason::Missing))), "{events}");
+    let fingerprint = sessions.lock().unwrap().first().cloned().expect("the session's fingerprint");
     let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(log.contains("session.csrf_refused") && log.contains("reason=\"invalid\""), "{log}");
+    let ours = log
+        .lines()
+        .any(|l| l.contains("session.csrf_refused") && l.contains("reason=\"invalid\"") && l.contains(&*fingerprint));
+    assert!(ours, "no refusal logged for session {fingerprint}:\n{log}");
     for text in [&events, &log] {
         for token in [&t, &bent(&t)] {
             assert!(!text.contains(token.as_str()) && !text.contains(&token[20..50]), "a token leaked");
@@ -492,4 +514,28 @@ proptest! {
             assert_eq!(ran.load(Ordering::SeqCst), 0);
         });
     }
+}
+
+/// A header-transport session is no ambient credential (a browser never
+/// attaches it on its own): the CSRF check does not apply to it, even in
+/// require mode, while the same requests on a cookie layer are refused.
+#[tokio::test]
+async fn a_header_session_needs_no_csrf_token() {
+    let h = Harness::on(sessionware::Transport::header());
+    let (app, ran) = app_with(&h, CsrfLayer::new().require_token());
+    let res = send(&app, req("POST", "/incr", None)).await;
+    assert_eq!(res.status(), StatusCode::OK, "no token, no session yet: passes");
+    let credential = session_cookie(&res).expect("a header session was created");
+    assert!(credential.starts_with(TOKEN_HEADER), "{credential}");
+    for method in ["POST", "PUT", "DELETE", "PURGE"] {
+        let res = send(&app, req(method, "/act", Some(&credential))).await;
+        assert_eq!(res.status(), StatusCode::OK, "{method}");
+        assert_eq!(refusal(&res), None);
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 4);
+    // The control: the same requests on a cookie layer are refused.
+    let cookie_h = Harness::new();
+    let (cookie_app, cookie_ran) = app_with(&cookie_h, CsrfLayer::new().require_token());
+    let res = send(&cookie_app, req("POST", "/act", None)).await;
+    assert_refused(res, CsrfReason::Missing, &cookie_ran).await;
 }

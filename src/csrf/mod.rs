@@ -204,11 +204,11 @@ pub struct CsrfRefused {
 
 /// Whether the CSRF check applies to this request's session. Sessions that
 /// travel in a cookie (ambient credentials) need it; a session presented in
-/// a header (the header transport, being built) is never attached by a
-/// browser on its own and will answer `false` here once it is wired in.
+/// a header ([`Transport::Header`](crate::Transport::Header)) is never
+/// attached by a browser on its own, so a header layer skips it. Decided by
+/// the layer's transport ([`SessionConfig::needs_csrf`](crate::SessionConfig)).
 pub(crate) fn applies(session: &Session) -> bool {
-    let _ = session;
-    true
+    session.shared().config.needs_csrf()
 }
 
 /// Drops the session's CSRF secret (a login, a privilege renewal): from the
