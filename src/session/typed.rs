@@ -308,8 +308,9 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
     ///
     /// async fn twice(session: Session) -> Result<String, SessionError> {
     ///     let n = session.typed::<u64>("n");
+    ///     let m = n.clone();
     ///     // Two tasks of one request: neither increment is lost.
-    ///     let (a, b) = tokio::join!(n.update(|n| *n += 1), n.clone().update(|n| *n += 1));
+    ///     let (a, b) = tokio::join!(n.update(|n| *n += 1), m.update(|n| *n += 1));
     ///     (a?, b?);
     ///     Ok(n.get().await?.unwrap_or(0).to_string())
     /// }
