@@ -6,9 +6,10 @@
 //! digest, never by its ID. Client-driven events (rejected tokens, unknown,
 //! retired or expired sessions, creation) are `DEBUG` in `tracing`, the
 //! security-relevant lifecycle (renewal, login, purge, revocation, and the
-//! evictions and refusals of the per-user session limit) is `INFO`, and
-//! store failures are `ERROR`: nothing a client sends can flood warn-level
-//! logs.
+//! evictions and refusals of the per-user session limit) is `INFO`, as is a
+//! stored value read as absent because it no longer deserializes (its key
+//! only), and store failures are `ERROR`: nothing a client sends can flood
+//! warn-level logs.
 //!
 //! With the `metrics` feature, every event also counts in
 //! `sessionware_events_total` (labels `kind` and `reason`), and every store
