@@ -350,10 +350,7 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
         let now = session.now();
         let mut state = session.ensure_loaded().await?;
         // From here to the write there is no `.await`: one critical section.
-        let (value, pending) = match session.decode::<T>(&mut state, &self.key) {
-            Ok(decoded) => decoded.split(),
-            Err(e) => return Err(e),
-        };
+        let (value, pending) = session.decode::<T>(&mut state, &self.key)?.split();
         let absent = value.is_none();
         let mut value = value.unwrap_or_else(init);
         let out = f(&mut value);
