@@ -8,7 +8,7 @@ use crate::{
     clock::ms,
     cross_origin::{CrossOrigin, Exempt, Origin},
     store::{LimitPolicy, SessionLimit},
-    ConfigError, Transport,
+    ConfigError, Transport, Undecodable,
 };
 
 /// Longest timeout accepted: browsers cap cookie lifetimes at 400 days.
@@ -57,6 +57,8 @@ pub struct SessionConfig {
     pub(crate) session_limit: Option<SessionLimit>,
     /// Where the session token travels: the cookie, or a request header.
     pub(crate) transport: Transport,
+    /// What a read does with a stored value that does not deserialize.
+    pub(crate) undecodable: Undecodable,
     /// `"; Path=/; Secure; HttpOnly; SameSite=Lax"`: the attributes of every
     /// session cookie, rendered once by the `cookie` crate.
     pub(crate) attributes: String,
@@ -182,6 +184,17 @@ impl SessionConfig {
         self.session_limit
     }
 
+    /// What a read does with a stored value that does not deserialize
+    /// ([`undecodable_values`](SessionConfigBuilder::undecodable_values)).
+    ///
+    /// ```
+    /// # use sessionware::{SessionConfig, Undecodable};
+    /// assert_eq!(SessionConfig::default().undecodable_values(), Undecodable::Fail);
+    /// ```
+    pub fn undecodable_values(&self) -> Undecodable {
+        self.undecodable
+    }
+
     /// The `Set-Cookie` value that carries `token` (tests).
     #[cfg(test)]
     pub(crate) fn set_cookie(&self, token: &str, max_age_secs: Option<u64>) -> String {
@@ -229,6 +242,7 @@ pub struct SessionConfigBuilder {
     cross_origin_exempt: Vec<String>,
     max_sessions_per_user: Option<(usize, LimitPolicy)>,
     transport: Transport,
+    undecodable: Undecodable,
 }
 
 impl Default for SessionConfigBuilder {
@@ -258,6 +272,7 @@ impl Default for SessionConfigBuilder {
             cross_origin_exempt: Vec::new(),
             max_sessions_per_user: None,
             transport: Transport::Cookie,
+            undecodable: Undecodable::Fail,
         }
     }
 }
@@ -622,6 +637,26 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// What a read ([`Session::get`](crate::Session::get),
+    /// [`take`](crate::Session::take), [`Typed`](crate::Typed)) does with a
+    /// stored value that does not deserialize into the type asked for, for
+    /// example one written before a deploy changed the type: fail with
+    /// [`SessionError::Undecodable`](crate::SessionError::Undecodable)
+    /// ([`Undecodable::Fail`], the default), or read it as absent with an
+    /// [`EventKind::Undecodable`](crate::EventKind::Undecodable) event
+    /// ([`Undecodable::Absent`]). Either way the stored value stays until a
+    /// request writes that key.
+    ///
+    /// ```
+    /// # use sessionware::{SessionConfig, Undecodable};
+    /// let config = SessionConfig::builder().undecodable_values(Undecodable::Absent).build().unwrap();
+    /// assert_eq!(config.undecodable_values(), Undecodable::Absent);
+    /// ```
+    pub fn undecodable_values(mut self, policy: Undecodable) -> Self {
+        self.undecodable = policy;
+        self
+    }
+
     /// Validates and builds the configuration.
     ///
     /// # Errors
@@ -759,6 +794,7 @@ impl SessionConfigBuilder {
             cross_origin,
             session_limit,
             transport: self.transport,
+            undecodable: self.undecodable,
             attributes,
             removal: removal.to_string(),
         })

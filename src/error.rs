@@ -63,6 +63,19 @@ pub enum SessionError {
     /// A value could not be serialized into, or deserialized from, the session.
     #[error("session value could not be (de)serialized: {0}")]
     Serde(#[from] serde_json::Error),
+    /// A stored value does not deserialize into the type asked for (a type
+    /// changed in a deploy, or a read with the wrong type). The value stays
+    /// stored. [`Undecodable::Absent`](crate::Undecodable::Absent) reads it
+    /// as absent instead. The message names the key; the source (serde's
+    /// error, which may quote part of the value) is kept apart.
+    #[error("session value {key:?} could not be deserialized into the requested type")]
+    Undecodable {
+        /// The session key.
+        key: String,
+        /// Why it did not deserialize.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The serialized session data would exceed the configured maximum size.
     #[error("session data would exceed the configured maximum of {max} bytes")]
     TooLarge {

@@ -6,9 +6,10 @@
 //! digest, never by its ID. Client-driven events (rejected tokens, unknown,
 //! retired or expired sessions, creation) are `DEBUG` in `tracing`, the
 //! security-relevant lifecycle (renewal, login, purge, revocation, and the
-//! evictions and refusals of the per-user session limit) is `INFO`, and
-//! store failures are `ERROR`: nothing a client sends can flood warn-level
-//! logs.
+//! evictions and refusals of the per-user session limit) is `INFO`, as is a
+//! stored value read as absent because it no longer deserializes (its key
+//! only), and store failures are `ERROR`: nothing a client sends can flood
+//! warn-level logs.
 //!
 //! With the `metrics` feature, every event also counts in
 //! `sessionware_events_total` (labels `kind` and `reason`), and every store
@@ -59,6 +60,9 @@ pub struct Event {
     pub path: Option<String>,
     /// When it happened (the request's time).
     pub at: SystemTime,
+    /// The session data key an [`EventKind::Undecodable`] is about (its
+    /// name only, never the value); `None` for other kinds.
+    pub data_key: Option<String>,
 }
 
 /// What happened to a session.
@@ -121,6 +125,10 @@ pub enum EventKind {
     /// event names the user and the session that tried to sign in, if the
     /// request had one.
     LoginRefused,
+    /// A stored value did not deserialize into the type asked for and was
+    /// read as absent ([`Undecodable::Absent`](crate::Undecodable::Absent));
+    /// [`Event::data_key`] names the key. Once per key per request.
+    Undecodable,
 }
 
 /// Why a session got a new ID.
@@ -240,6 +248,7 @@ impl EventKind {
             Self::CsrfRefused(_) => "session.csrf_refused",
             Self::Evicted { .. } => "session.evicted",
             Self::LoginRefused => "session.limit_rejected",
+            Self::Undecodable => "session.undecodable",
         }
     }
 
@@ -328,8 +337,21 @@ impl Emitter<'_> {
         self.deliver(EventKind::StoreError { op }, key, None);
     }
 
+    /// A stored value under `data_key` was read as absent: its key's name
+    /// (escaped by `?`) is logged, never the value.
+    pub(crate) fn undecodable(&self, key: Option<&StorageKey>, user: Option<&str>, data_key: &str) {
+        let kind = EventKind::Undecodable;
+        tracing::info!(target: "sessionware", event = kind.name(), key = ?data_key, session = %Fingerprint(key));
+        self.deliver_about(kind, key, user, Some(data_key));
+    }
+
     /// To the hook and metrics only (the caller traced it).
     fn deliver(&self, kind: EventKind, key: Option<&StorageKey>, user: Option<&str>) {
+        self.deliver_about(kind, key, user, None);
+    }
+
+    /// As `deliver`, naming a session data key.
+    fn deliver_about(&self, kind: EventKind, key: Option<&StorageKey>, user: Option<&str>, data_key: Option<&str>) {
         #[cfg(feature = "metrics")]
         metrics::counter!("sessionware_events_total", "kind" => kind.name(), "reason" => kind.reason()).increment(1);
         if let Some(hook) = self.hook {
@@ -340,6 +362,7 @@ impl Emitter<'_> {
                 method: self.route.map(|r| r.method.clone()),
                 path: self.route.map(|r| r.path.to_string()),
                 at: UNIX_EPOCH + Duration::from_millis(self.now),
+                data_key: data_key.map(str::to_string),
             });
         }
     }

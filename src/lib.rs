@@ -56,7 +56,9 @@
 //!    that could clobber the new one); a live session; or, within a periodic
 //!    renewal's overlap, an *alias* of the successor.
 //! 3. **The handler reads and writes** (`session/data.rs`, `auth.rs`,
-//!    `devices.rs`, `lock.rs`). Every change goes through a transition of
+//!    `devices.rs`, `lock.rs`, `typed.rs`: typed values, and the one home of
+//!    what a read does with a value that no longer deserializes,
+//!    [`Undecodable`]). Every change goes through a transition of
 //!    the request's state (`lifecycle/state.rs`), which records what the
 //!    request intends: keep, write, create, renew (privilege, login or
 //!    periodic) or purge, and the net change per key.
@@ -88,7 +90,8 @@
 //!
 //! Events ([`Event`]) are emitted on the way: created, logged in, renewed,
 //! purged, expired, rejected, revoked, cut off, evicted and login refused
-//! (the per-user session limit), lock timeout, write dropped, store error.
+//! (the per-user session limit), lock timeout, write dropped, store error,
+//! undecodable value.
 //!
 //! ## What it guarantees
 //!
@@ -115,7 +118,7 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `axum` | yes | `Session` as an axum extractor, `SessionError` as a response |
+//! | `axum` | yes | `Session`, `Option<Session>` and `Typed<T>` as axum extractors, `SessionError` as a response |
 //! | `redis` | no | `RedisStore`: Redis or Redis Cluster, one string per session |
 //! | `postgres` | no | `SqlStore` on PostgreSQL (sqlx) |
 //! | `sqlite` | no | `SqlStore` on SQLite (sqlx) |
@@ -156,11 +159,13 @@ pub use cross_origin::{CrossOrigin, CrossOriginReason, CrossOriginRefused, Origi
 pub use csrf::{CsrfLayer, CsrfReason, CsrfRefused, CsrfToken};
 pub use error::{ConfigError, KeyError, SessionError, SharedError};
 pub use events::{Deadline, Event, EventHook, EventKind, RejectReason, RenewReason};
+#[cfg(feature = "axum")]
+pub use extract::MissingSessionLayer;
 pub use id::{SessionId, ID_ENCODED_LEN, ID_LEN};
 pub use keys::{Key, Keys};
 pub use record::SessionHandle;
 pub use service::{ResponseFuture, SessionLayer, SessionService};
-pub use session::{Session, SessionInfo};
+pub use session::{Session, SessionInfo, SessionValue, Typed, Undecodable};
 pub use shared::ErrorResponder;
 pub use transport::Transport;
 // For handler authors, who pass it to `max_sessions_per_user`; its home is

@@ -109,6 +109,10 @@ pub(crate) struct State {
     /// user later in this request is stamped no later than that (see
     /// `Session::login`), whatever the request did in between.
     pub(crate) loaded_auth: Option<(String, u64)>,
+    /// The keys found undecodable in this request, under
+    /// [`Undecodable::Absent`](crate::Undecodable::Absent): each is
+    /// reported once (`Session::decode`).
+    pub(crate) undecodable: Vec<Box<str>>,
 }
 
 impl State {

@@ -7,7 +7,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::Session;
 use crate::{
-    lifecycle::state::{Intent, Origin},
+    lifecycle::state::{Intent, Origin, State},
     Metadata, Record, SessionError, SessionId,
 };
 
@@ -23,6 +23,14 @@ pub(crate) fn is_reserved(key: &str) -> bool {
     key.starts_with(RESERVED_PREFIX)
 }
 
+/// A key a write accepts: 1 to 256 bytes, not under the reserved prefix.
+pub(super) fn check_key(key: &str) -> Result<(), SessionError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || is_reserved(key) {
+        return Err(SessionError::InvalidKey);
+    }
+    Ok(())
+}
+
 impl Session {
     /// An empty record for a session this request creates.
     pub(crate) fn new_record(&self, now: u64) -> Record {
@@ -30,12 +38,13 @@ impl Session {
         Record::new(Metadata::new(now, config.idle_ms, config.absolute_ms))
     }
 
-    /// Reads `key`, deserialized as `T`. `Ok(None)` if absent.
+    /// Reads `key`, deserialized as `T`. `Ok(None)` if absent (or, with
+    /// [`Undecodable::Absent`](crate::Undecodable::Absent), not a `T`).
     ///
     /// # Errors
     ///
     /// A store failure ([`SessionError::Load`], fail closed) or a value of
-    /// another type ([`SessionError::Serde`]).
+    /// another type ([`SessionError::Undecodable`], naming the key).
     ///
     /// ```
     /// # use sessionware::{Session, SessionError};
@@ -45,14 +54,10 @@ impl Session {
     /// }
     /// ```
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        if is_reserved(key) {
-            return Err(SessionError::InvalidKey);
-        }
-        let state = self.ensure_loaded().await?;
-        match state.view.as_ref().and_then(|r| r.data.get(key)) {
-            Some(raw) => Ok(Some(serde_json::from_str(raw.get())?)),
-            None => Ok(None),
-        }
+        let mut state = self.ensure_loaded().await?;
+        let decoded = self.decode(&mut state, key)?;
+        drop(state);
+        Ok(decoded.finish(self))
     }
 
     /// True if `key` is set (never for a key under the reserved prefix).
@@ -149,13 +154,25 @@ impl Session {
     /// }
     /// ```
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
-        if key.is_empty() || key.len() > MAX_KEY_LEN || is_reserved(key) {
-            return Err(SessionError::InvalidKey);
-        }
+        check_key(key)?;
         let raw = serde_json::value::to_raw_value(&value)?;
-        let max = self.shared().config.max_data_bytes;
         let now = self.now();
         let mut state = self.ensure_loaded().await?;
+        self.store_raw(&mut state, key, raw, now)
+    }
+
+    /// Records `key` = `raw` in the loaded state (the view and the change
+    /// set), within the data cap: the one write path of `insert` and
+    /// `Typed::update`. `now` is read before the state is locked (its first
+    /// read verifies the cookie, which may emit events).
+    pub(crate) fn store_raw(
+        &self,
+        state: &mut State,
+        key: &str,
+        raw: Box<serde_json::value::RawValue>,
+        now: u64,
+    ) -> Result<(), SessionError> {
+        let max = self.shared().config.max_data_bytes;
         let record = state.view_or_new(|| self.new_record(now));
         if record.data.size_with(key, &raw) > max {
             return Err(SessionError::TooLarge { max });
@@ -197,8 +214,10 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// A store failure while loading, a value of another type (the value
-    /// is then left in place), or a key under the reserved prefix
+    /// A store failure while loading, a value of another type
+    /// ([`SessionError::Undecodable`]; the value is then left in place, and
+    /// with [`Undecodable::Absent`](crate::Undecodable::Absent) it reads as
+    /// absent and stays too), or a key under the reserved prefix
     /// ([`SessionError::InvalidKey`]).
     ///
     /// ```
@@ -212,16 +231,16 @@ impl Session {
             return Err(SessionError::InvalidKey);
         }
         let mut state = self.ensure_loaded().await?;
-        let value = match state.view.as_ref().and_then(|r| r.data.get(key)) {
-            Some(raw) => serde_json::from_str::<T>(raw.get())?,
-            None => return Ok(None),
-        };
-        if let Some(r) = state.view.as_mut() {
-            r.data.remove(key);
+        let decoded = self.decode::<T>(&mut state, key)?;
+        if decoded.value.is_some() {
+            if let Some(r) = state.view.as_mut() {
+                r.data.remove(key);
+            }
+            state.changes.remove(key);
+            state.changed();
         }
-        state.changes.remove(key);
-        state.changed();
-        Ok(Some(value))
+        drop(state);
+        Ok(decoded.finish(self))
     }
 
     /// Removes every value (the user and the session stay; the CSRF secret

@@ -1,6 +1,7 @@
 //! The [`Session`] handle that handlers use, split by concern: [`data`]
 //! (reading and writing values), [`auth`] (login, renewal, logout),
-//! [`devices`] (a user's sessions) and [`lock`] (exclusive sessions). This
+//! [`devices`] (a user's sessions), [`lock`] (exclusive sessions) and
+//! [`typed`] (typed values, the undecodable-value policy). This
 //! file holds the handle itself and the lookup of the presented session.
 
 use std::{
@@ -24,10 +25,12 @@ mod auth;
 mod data;
 mod devices;
 mod lock;
+mod typed;
 
 #[cfg(test)]
 pub(crate) use data::is_reserved;
 pub use devices::SessionInfo;
+pub use typed::{SessionValue, Typed, Undecodable};
 
 /// The socket peer's address, from axum's `ConnectInfo` (never from
 /// forwarding headers, which any client can send).
