@@ -249,6 +249,12 @@ pub enum ConfigError {
     /// A cross-origin exemption is not `/path` or `/prefix/*`.
     #[error("invalid cross-origin exemption {0:?}: expected /path or /prefix/*")]
     InvalidExemption(String),
+    /// A `Partitioned` cookie needs `Secure`.
+    #[error("a Partitioned cookie needs Secure")]
+    PartitionedNeedsSecure,
+    /// A trusted proxy is neither an IP address nor a CIDR range.
+    #[error("invalid trusted proxy {0:?}: expected an IP address or a CIDR range")]
+    InvalidProxy(String),
 }
 
 /// A key or key ring was rejected.

@@ -117,6 +117,17 @@ pub enum EventKind {
     /// event names the user and the session that tried to sign in, if the
     /// request had one.
     LoginRefused,
+    /// A signed-in request came from another client than the session was
+    /// signed in from (see
+    /// [`client_binding`](crate::SessionConfigBuilder::client_binding)):
+    /// which of the recorded properties differ, never their values. Once
+    /// per request.
+    ClientChanged {
+        /// The user agent's family differs.
+        user_agent: bool,
+        /// The coarse network prefix differs.
+        network: bool,
+    },
 }
 
 /// Why a session got a new ID.
@@ -230,6 +241,7 @@ impl EventKind {
             Self::CrossOriginRefused(_) => "session.cross_origin_refused",
             Self::Evicted { .. } => "session.evicted",
             Self::LoginRefused => "session.limit_rejected",
+            Self::ClientChanged { .. } => "session.client_changed",
         }
     }
 
@@ -243,6 +255,9 @@ impl EventKind {
             Self::CrossOriginRefused(r) => r.as_str(),
             Self::CutOff { all: true } => "all",
             Self::CutOff { all: false } => "user",
+            Self::ClientChanged { user_agent: true, network: true } => "user_agent_and_network",
+            Self::ClientChanged { user_agent: true, network: false } => "user_agent",
+            Self::ClientChanged { user_agent: false, .. } => "network",
             _ => "",
         }
     }

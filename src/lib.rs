@@ -117,6 +117,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
+mod binding;
 mod clock;
 mod config;
 mod control;
@@ -137,6 +138,7 @@ mod shared;
 pub mod store;
 
 pub use ::cookie::SameSite;
+pub use binding::{BindingPolicy, ClientChange};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use control::SessionControl;

@@ -415,6 +415,11 @@ where
         // checks and store calls wait for the handler's first use.
         let route = shared.on_event.as_ref().map(|_| Route::of(&req));
         let session = Session::new(Arc::clone(shared), CookieHeaders::of(req.headers()), route);
+        // Client binding compares every signed-in request's client, whether
+        // or not its handler takes the session: noted now (cheap clones).
+        if shared.config.binding.observes_every_request() {
+            session.observe(req.headers(), req.extensions());
+        }
         req.extensions_mut().insert(session.clone());
         ResponseFuture { inner: Some(self.inner.call(req)), stage: Stage::Inner(session) }
     }

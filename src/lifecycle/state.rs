@@ -109,6 +109,9 @@ pub(crate) struct State {
     /// user later in this request is stamped no later than that (see
     /// `Session::login`), whatever the request did in between.
     pub(crate) loaded_auth: Option<(String, u64)>,
+    /// The loaded session was signed in from another client than this
+    /// request's (client binding), until a login records this one.
+    pub(crate) client_changed: Option<crate::binding::Mismatch>,
 }
 
 impl State {
