@@ -911,6 +911,14 @@ mod tests {
     }
 
     #[test]
+    fn partitioned_renders_on_the_cookie_and_its_removal() {
+        let c = SessionConfig::builder().partitioned().same_site(SameSite::None).allow_cross_site().build().unwrap();
+        assert_eq!(c.set_cookie("v", None), "__Host-sid=v; HttpOnly; SameSite=None; Partitioned; Secure; Path=/");
+        assert_eq!(Cookie::parse(c.removal.clone()).unwrap().partitioned(), Some(true));
+        assert!(!SessionConfig::default().removal.contains("Partitioned"));
+    }
+
+    #[test]
     fn removal_cookie_keeps_scope() {
         let c = SessionConfig::default();
         let set = Cookie::parse(c.set_cookie("v", None)).unwrap();

@@ -8,7 +8,9 @@ use crate::{Session, SessionError};
 /// Extracts the request's [`Session`]; fails with
 /// [`SessionError::MissingLayer`] (500) when no [`SessionLayer`](crate::SessionLayer)
 /// wraps the route. Extraction itself does no store I/O. It records the
-/// request's user agent and socket address (`ConnectInfo`) for
+/// request's user agent and address (the socket peer from `ConnectInfo`, or
+/// `X-Forwarded-For` behind a
+/// [trusted proxy](crate::SessionConfigBuilder::trusted_proxies)) for
 /// [`Session::login`], which keeps them in the session's metadata.
 ///
 /// ```

@@ -255,8 +255,8 @@ impl SessionLayer {
     /// Calls `hook` with every lifecycle [`Event`]: created, logged in,
     /// renewed (with its reason), purged, expired, rejected (tampered,
     /// duplicate, unknown, retired), revoked, cut off, evicted or login
-    /// refused (the per-user session limit), lock timeout, write dropped
-    /// and store error. Each carries the session's fingerprint (never its
+    /// refused (the per-user session limit), lock timeout, write dropped,
+    /// store error and client changed (client binding). Each carries the session's fingerprint (never its
     /// ID), the user where known, the request's method and path, and the
     /// time. The `tracing` output stays as it is. The hook runs inline on
     /// the request's task: keep it short.

@@ -150,10 +150,13 @@ impl Session {
     /// The request's session, taken from its extensions, for services that
     /// are not axum handlers; `None` when no [`SessionLayer`](crate::SessionLayer)
     /// wraps the service. Like the axum extractor, it records the request's
-    /// user agent and socket address (axum's `ConnectInfo`) for
+    /// user agent and address (axum's `ConnectInfo`, or `X-Forwarded-For`
+    /// behind a [trusted proxy](crate::SessionConfigBuilder::trusted_proxies)) for
     /// [`login`](Session::login), which keeps them in the session's metadata
     /// for [`sessions`](Session::sessions). A handle taken straight from the
-    /// extensions records nothing.
+    /// extensions records nothing itself; with
+    /// [client binding](crate::SessionConfigBuilder::client_binding) on (the
+    /// default), the layer has recorded the client already.
     ///
     /// ```
     /// use sessionware::{Keys, Session, SessionLayer, store::MemoryStore};
