@@ -5,6 +5,7 @@ use std::time::Duration;
 use cookie::{Cookie, SameSite};
 
 use crate::{
+    binding::{Binding, BindingPolicy},
     clock::ms,
     cross_origin::{CrossOrigin, Exempt, Origin},
     store::{LimitPolicy, SessionLimit},
@@ -59,6 +60,8 @@ pub struct SessionConfig {
     pub(crate) transport: Transport,
     /// What a read does with a stored value that does not deserialize.
     pub(crate) undecodable: Undecodable,
+    /// Soft client binding: the policy and the trusted proxies.
+    pub(crate) binding: Binding,
     /// `"; Path=/; Secure; HttpOnly; SameSite=Lax"`: the attributes of every
     /// session cookie, rendered once by the `cookie` crate.
     pub(crate) attributes: String,
@@ -195,6 +198,17 @@ impl SessionConfig {
         self.undecodable
     }
 
+    /// What a signed-in request from another client does
+    /// ([`client_binding`](SessionConfigBuilder::client_binding)).
+    ///
+    /// ```
+    /// # use sessionware::{BindingPolicy, SessionConfig};
+    /// assert_eq!(SessionConfig::default().client_binding(), BindingPolicy::Event);
+    /// ```
+    pub fn client_binding(&self) -> BindingPolicy {
+        self.binding.policy
+    }
+
     /// The `Set-Cookie` value that carries `token` (tests).
     #[cfg(test)]
     pub(crate) fn set_cookie(&self, token: &str, max_age_secs: Option<u64>) -> String {
@@ -243,6 +257,9 @@ pub struct SessionConfigBuilder {
     max_sessions_per_user: Option<(usize, LimitPolicy)>,
     transport: Transport,
     undecodable: Undecodable,
+    binding: BindingPolicy,
+    trusted_proxies: Vec<String>,
+    partitioned: bool,
 }
 
 impl Default for SessionConfigBuilder {
@@ -273,6 +290,9 @@ impl Default for SessionConfigBuilder {
             max_sessions_per_user: None,
             transport: Transport::Cookie,
             undecodable: Undecodable::Fail,
+            binding: BindingPolicy::default(),
+            trusted_proxies: Vec::new(),
+            partitioned: false,
         }
     }
 }
@@ -317,9 +337,41 @@ impl SessionConfigBuilder {
     /// The `SameSite` attribute (default `Lax`). `None` needs
     /// [`allow_cross_site`](Self::allow_cross_site).
     ///
+    /// # The `Strict` pitfall: sign-in callbacks and links
+    ///
+    /// A browser sends a `Strict` cookie only on requests that start on
+    /// this site. A top-level navigation from another site (an OAuth or SSO
+    /// provider redirecting back to `/callback`, a link in an e-mail or a
+    /// chat) arrives **without** it: the application sees no session, may
+    /// start a new one, and loses what it kept for the flow (the OAuth
+    /// `state` and PKCE verifier), so the sign-in fails or the user looks
+    /// signed out. A `Lax` cookie is sent on such top-level `GET`
+    /// navigations (never on cross-site `POST`s or subresource requests).
+    ///
+    /// Keep the default `Lax` unless you need `Strict`. With `Strict`, use
+    /// two cookies: the session cookie `Strict`, and a second
+    /// [`SessionLayer`](crate::SessionLayer) with another cookie name and
+    /// `Lax` on the sign-in routes only, holding the short-lived flow state.
+    /// The callback finds its state in the `Lax` session and answers with a
+    /// page that navigates on to a same-site route (a redirect would still
+    /// count as cross-site), where both cookies arrive and the main session
+    /// signs the user in. (Two layers on one route: the inner one's
+    /// [`Session`](crate::Session) is the one in the request's extensions;
+    /// copy the outer one into an extension of your own type first.)
+    /// `tests/cookie_attributes.rs` runs this setup against a model of the
+    /// browser's rule.
+    ///
     /// ```
     /// # use sessionware::{SameSite, SessionConfig};
-    /// assert!(SessionConfig::builder().same_site(SameSite::Strict).build().is_ok());
+    /// let main = SessionConfig::builder().same_site(SameSite::Strict).build().unwrap();
+    /// let flow = SessionConfig::builder()
+    ///     .cookie_name("__Host-signin")
+    ///     .same_site(SameSite::Lax)
+    ///     .idle_timeout(std::time::Duration::from_secs(600))
+    ///     .absolute_timeout(std::time::Duration::from_secs(600))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_ne!(main.cookie_name(), flow.cookie_name());
     /// ```
     pub fn same_site(mut self, same_site: SameSite) -> Self {
         self.same_site = same_site;
@@ -657,6 +709,73 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// What a signed-in request does when its client differs from the one
+    /// the session was signed in from (R90; default
+    /// [`BindingPolicy::Event`]): the user agent's family (its text without
+    /// version numbers) or the coarse network (IPv4 /24, IPv6 /48; never
+    /// the full address) that the login recorded. The event is
+    /// [`ClientChanged`](crate::EventKind::ClientChanged), and
+    /// [`Session::client_changed`](crate::Session::client_changed) tells a
+    /// handler. With any policy but [`Off`](BindingPolicy::Off), the layer
+    /// notes each request's user agent and address (a few cheap clones)
+    /// even when the handler does not take the session.
+    ///
+    /// ```
+    /// # use sessionware::{BindingPolicy, SessionConfig};
+    /// let config = SessionConfig::builder().client_binding(BindingPolicy::End).build().unwrap();
+    /// assert_eq!(config.client_binding(), BindingPolicy::End);
+    /// ```
+    pub fn client_binding(mut self, policy: BindingPolicy) -> Self {
+        self.binding = policy;
+        self
+    }
+
+    /// Adds reverse proxies (addresses such as `10.0.0.7`, or CIDR ranges
+    /// such as `10.0.0.0/8`) whose `X-Forwarded-For` is believed (R89). The
+    /// client's address is the socket peer (axum's `ConnectInfo`); when the
+    /// peer is one of these, it is the right-most `X-Forwarded-For` entry
+    /// that is not. By default no proxy is trusted and the header is never
+    /// read: any client can send it. The address is used for the login's
+    /// record ([`Session::sessions`](crate::Session::sessions)) and for
+    /// [`client_binding`](Self::client_binding).
+    ///
+    /// ```
+    /// # use sessionware::{ConfigError, SessionConfig};
+    /// assert!(SessionConfig::builder().trusted_proxies(["10.0.0.0/8", "2001:db8::1"]).build().is_ok());
+    /// let bad = SessionConfig::builder().trusted_proxies(["proxy.internal"]).build();
+    /// assert_eq!(bad.unwrap_err(), ConfigError::InvalidProxy("proxy.internal".into()));
+    /// ```
+    pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.trusted_proxies.extend(proxies.into_iter().map(Into::into));
+        self
+    }
+
+    /// Marks the session cookie (and its removal cookie) `Partitioned`
+    /// (CHIPS), for an application embedded in other sites' pages: the
+    /// browser keeps a separate cookie per top-level site, so third-party
+    /// cookie blocking does not drop it, and no other site sees it. It
+    /// needs `Secure` (refused with
+    /// [`dangerous_insecure_cookies`](Self::dangerous_insecure_cookies));
+    /// keep a `__Host-` name. An embedded page's requests are cross-site,
+    /// so the cookie is sent there only with `SameSite=None`
+    /// ([`allow_cross_site`](Self::allow_cross_site)).
+    ///
+    /// ```
+    /// # use sessionware::{ConfigError, SameSite, SessionConfig};
+    /// let config = SessionConfig::builder().partitioned().same_site(SameSite::None).allow_cross_site().build();
+    /// assert!(config.is_ok());
+    /// let insecure = SessionConfig::builder().cookie_name("sid").dangerous_insecure_cookies().partitioned().build();
+    /// assert_eq!(insecure.unwrap_err(), ConfigError::PartitionedNeedsSecure);
+    /// ```
+    pub fn partitioned(mut self) -> Self {
+        self.partitioned = true;
+        self
+    }
+
     /// Validates and builds the configuration.
     ///
     /// # Errors
@@ -758,6 +877,11 @@ impl SessionConfigBuilder {
             None => None,
         };
 
+        if self.partitioned && !secure {
+            return Err(ConfigError::PartitionedNeedsSecure);
+        }
+        let binding = Binding::new(self.binding, &self.trusted_proxies).map_err(ConfigError::InvalidProxy)?;
+
         let mut template = Cookie::build((self.name.clone(), ""))
             .path(self.path.clone())
             .secure(secure)
@@ -765,6 +889,11 @@ impl SessionConfigBuilder {
             .same_site(self.same_site);
         if let Some(d) = &self.domain {
             template = template.domain(d.clone());
+        }
+        if self.partitioned {
+            // On the removal cookie too: a removal without it does not
+            // delete a partitioned cookie.
+            template = template.partitioned(true);
         }
         let template = template.build();
         let rendered = template.to_string();
@@ -795,6 +924,7 @@ impl SessionConfigBuilder {
             session_limit,
             transport: self.transport,
             undecodable: self.undecodable,
+            binding,
             attributes,
             removal: removal.to_string(),
         })
@@ -862,6 +992,14 @@ mod tests {
         assert_eq!(parsed.domain(), None);
         assert_eq!(parsed.max_age(), None);
         assert_eq!(parsed.expires(), None);
+    }
+
+    #[test]
+    fn partitioned_renders_on_the_cookie_and_its_removal() {
+        let c = SessionConfig::builder().partitioned().same_site(SameSite::None).allow_cross_site().build().unwrap();
+        assert_eq!(c.set_cookie("v", None), "__Host-sid=v; HttpOnly; SameSite=None; Partitioned; Secure; Path=/");
+        assert_eq!(Cookie::parse(c.removal.clone()).unwrap().partitioned(), Some(true));
+        assert!(!SessionConfig::default().removal.contains("Partitioned"));
     }
 
     #[test]

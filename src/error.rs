@@ -268,6 +268,12 @@ pub enum ConfigError {
     /// (see [`Transport::Header`](crate::Transport::Header)).
     #[error("header {0:?} cannot carry the session")]
     InvalidHeaderName(String),
+    /// A `Partitioned` cookie needs `Secure`.
+    #[error("a Partitioned cookie needs Secure")]
+    PartitionedNeedsSecure,
+    /// A trusted proxy is neither an IP address nor a CIDR range.
+    #[error("invalid trusted proxy {0:?}: expected an IP address or a CIDR range")]
+    InvalidProxy(String),
 }
 
 /// A key or key ring was rejected.

@@ -129,6 +129,17 @@ pub enum EventKind {
     /// read as absent ([`Undecodable::Absent`](crate::Undecodable::Absent));
     /// [`Event::data_key`] names the key. Once per key per request.
     Undecodable,
+    /// A signed-in request came from another client than the session was
+    /// signed in from (see
+    /// [`client_binding`](crate::SessionConfigBuilder::client_binding)):
+    /// which of the recorded properties differ, never their values. Once
+    /// per request.
+    ClientChanged {
+        /// The user agent's family differs.
+        user_agent: bool,
+        /// The coarse network prefix differs.
+        network: bool,
+    },
 }
 
 /// Why a session got a new ID.
@@ -249,6 +260,7 @@ impl EventKind {
             Self::Evicted { .. } => "session.evicted",
             Self::LoginRefused => "session.limit_rejected",
             Self::Undecodable => "session.undecodable",
+            Self::ClientChanged { .. } => "session.client_changed",
         }
     }
 
@@ -263,6 +275,9 @@ impl EventKind {
             Self::CsrfRefused(r) => r.as_str(),
             Self::CutOff { all: true } => "all",
             Self::CutOff { all: false } => "user",
+            Self::ClientChanged { user_agent: true, network: true } => "user_agent_and_network",
+            Self::ClientChanged { user_agent: true, network: false } => "user_agent",
+            Self::ClientChanged { user_agent: false, .. } => "network",
             _ => "",
         }
     }

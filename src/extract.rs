@@ -97,8 +97,9 @@ fn session_of(parts: &Parts) -> Option<Session> {
 /// Extracts the request's [`Session`]; fails with [`MissingSessionLayer`]
 /// (500) when no [`SessionLayer`](crate::SessionLayer) wraps the route.
 /// Extraction itself does no store I/O. It records the request's user agent
-/// and socket address (`ConnectInfo`) for [`Session::login`], which keeps
-/// them in the session's metadata.
+/// and address (the socket peer from `ConnectInfo`, or `X-Forwarded-For`
+/// behind a [trusted proxy](crate::SessionConfigBuilder::trusted_proxies))
+/// for [`Session::login`], which keeps them in the session's metadata.
 ///
 /// ```
 /// use axum::{routing::get, Router};

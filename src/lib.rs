@@ -40,17 +40,24 @@
 //!    [`Session`] into the request extensions. Nothing is parsed and no store
 //!    is called: a route that never touches the session pays for nothing
 //!    else. With an event hook ([`SessionLayer::on_event`]), the method and
-//!    path are kept for the events. On a header layer
+//!    path are kept for the events; with client binding on (the default,
+//!    [`SessionConfigBuilder::client_binding`]), the user agent and the
+//!    client's address (`binding.rs`: the socket peer, or `X-Forwarded-For`
+//!    behind a trusted proxy) are noted, as cheap clones. On a header layer
 //!    ([`Transport::Header`], `transport/`), the session header's value is
-//!    kept instead, cookies are not looked at, and the cross-origin check is
-//!    skipped ([`Transport`] decides whether CSRF applies).
+//!    kept instead of the cookies, which are not looked at, and the
+//!    cross-origin check is skipped ([`Transport`] decides whether CSRF
+//!    applies).
 //! 2. **The handler first uses the session** (`session/mod.rs`). Only now is
 //!    the cookie read and verified (`cookie/read.rs`: exact name, size and
 //!    count caps, MAC in constant time, duplicates never resolved by
 //!    position; on a header layer `transport/header.rs`: exactly one field,
 //!    exactly a token) and the request's time read once. The store is asked once
 //!    ([`SessionStore::lookup`]); `lifecycle/expiry.rs` is the one place that
-//!    checks the idle and absolute deadlines. The lookup ends in one of five
+//!    checks the idle and absolute deadlines, and `binding.rs` the one place
+//!    that compares a signed-in session's recorded client with the request's
+//!    (an event, a failing recent-auth guard, or a logout, by
+//!    [`BindingPolicy`]). The lookup ends in one of five
 //!    origins: no cookie; a stale one (unknown, ended, expired); a *retired*
 //!    one (an ID a renewal replaced: no session, and never a removal cookie
 //!    that could clobber the new one); a live session; or, within a periodic
@@ -91,7 +98,14 @@
 //! Events ([`Event`]) are emitted on the way: created, logged in, renewed,
 //! purged, expired, rejected, revoked, cut off, evicted and login refused
 //! (the per-user session limit), lock timeout, write dropped, store error,
-//! undecodable value.
+//! undecodable value, client changed (client binding), CSRF refused.
+//!
+//! The session cookie is `SameSite=Lax` by default. `Strict` is not sent on
+//! a top-level navigation from another site, such as an OAuth or SSO
+//! provider's redirect back to the sign-in callback: see
+//! [`SessionConfigBuilder::same_site`] for the pitfall and the two-cookie
+//! setup that avoids it. [`SessionConfigBuilder::partitioned`] opts in to
+//! `Partitioned` (CHIPS) for embedded use.
 //!
 //! ## What it guarantees
 //!
@@ -130,6 +144,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
+mod binding;
 mod clock;
 mod config;
 mod control;
@@ -152,6 +167,7 @@ pub mod store;
 mod transport;
 
 pub use ::cookie::SameSite;
+pub use binding::{BindingPolicy, ClientChange};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use control::SessionControl;

@@ -547,7 +547,8 @@ pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<Box<str>>,
     /// The client's coarse IP at login (IPv4 /24, IPv6 /48), from the socket
-    /// peer (axum's `ConnectInfo`), never from forwarding headers.
+    /// peer (axum's `ConnectInfo`); from `X-Forwarded-For` only when the
+    /// peer is a [trusted proxy](crate::SessionConfigBuilder::trusted_proxies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<Box<str>>,
     /// The storage key this record was rotated from, until the first

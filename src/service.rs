@@ -255,8 +255,8 @@ impl SessionLayer {
     /// Calls `hook` with every lifecycle [`Event`]: created, logged in,
     /// renewed (with its reason), purged, expired, rejected (tampered,
     /// duplicate, unknown, retired), revoked, cut off, evicted or login
-    /// refused (the per-user session limit), lock timeout, write dropped
-    /// and store error. Each carries the session's fingerprint (never its
+    /// refused (the per-user session limit), lock timeout, write dropped,
+    /// store error and client changed (client binding). Each carries the session's fingerprint (never its
     /// ID), the user where known, the request's method and path, and the
     /// time. The `tracing` output stays as it is. The hook runs inline on
     /// the request's task: keep it short.
@@ -418,6 +418,11 @@ where
         // handler's first use.
         let route = shared.on_event.as_ref().map(|_| Route::of(&req));
         let session = Session::new(Arc::clone(shared), Credentials::of(&shared.config, req.headers()), route);
+        // Client binding compares every signed-in request's client, whether
+        // or not its handler takes the session: noted now (cheap clones).
+        if shared.config.binding.observes_every_request() {
+            session.observe(req.headers(), req.extensions());
+        }
         req.extensions_mut().insert(session.clone());
         ResponseFuture { inner: Some(self.inner.call(req)), stage: Stage::Inner(session) }
     }

@@ -113,6 +113,9 @@ pub(crate) struct State {
     /// [`Undecodable::Absent`](crate::Undecodable::Absent): each is
     /// reported once (`Session::decode`).
     pub(crate) undecodable: Vec<Box<str>>,
+    /// The loaded session was signed in from another client than this
+    /// request's (client binding), until a login records this one.
+    pub(crate) client_changed: Option<crate::binding::Mismatch>,
 }
 
 impl State {

@@ -5,14 +5,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Session;
 use crate::{
+    binding::Client,
     clock::ms,
     lifecycle::state::{Cut, Phase},
     record::Auth,
     SessionError,
 };
-
-/// Longest user agent kept in a session's metadata.
-const MAX_USER_AGENT: usize = 256;
 
 impl Session {
     /// The authenticated user, if any.
@@ -50,7 +48,11 @@ impl Session {
     }
 
     /// Fails with [`SessionError::ReauthRequired`] unless a user logged in
-    /// within `max_age`: guard sensitive actions with it.
+    /// within `max_age`: guard sensitive actions with it. Under
+    /// [`BindingPolicy::RequireReauth`](crate::BindingPolicy::RequireReauth)
+    /// it also fails, whatever the login's age, on a request from another
+    /// client than the session was signed in from
+    /// ([`client_changed`](Self::client_changed)).
     ///
     /// # Errors
     ///
@@ -67,11 +69,40 @@ impl Session {
     pub async fn require_recent_auth(&self, max_age: Duration) -> Result<(), SessionError> {
         let now = self.now();
         let state = self.ensure_loaded().await?;
+        if state.client_changed.is_some_and(|m| m.requires_reauth()) {
+            return Err(SessionError::ReauthRequired);
+        }
         let at = state.view.as_ref().and_then(|r| r.meta.auth.as_ref()).map(|a| a.at_ms);
         match at {
             Some(at) if now.saturating_sub(at) <= ms(max_age) => Ok(()),
             _ => Err(SessionError::ReauthRequired),
         }
+    }
+
+    /// How this request's client differs from the one the session was
+    /// signed in from (the user agent's family, the coarse network), if it
+    /// does and [`client_binding`](crate::SessionConfigBuilder::client_binding)
+    /// is on: for a page that says why a new sign-in is asked for. A login
+    /// in this request records its client and clears it. Under
+    /// [`BindingPolicy::End`](crate::BindingPolicy::End) the session is
+    /// already gone when this reports the change.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn why(session: Session) -> Result<&'static str, SessionError> {
+    ///     Ok(match session.client_changed().await? {
+    ///         Some(change) if change.user_agent => "signed in from another browser",
+    ///         Some(_) => "signed in from another network",
+    ///         None => "",
+    ///     })
+    /// }
+    /// ```
+    pub async fn client_changed(&self) -> Result<Option<crate::ClientChange>, SessionError> {
+        Ok(self.ensure_loaded().await?.client_changed.map(|m| m.change))
     }
 
     /// Logs `user` in: records the user, the time and (on a layer with
@@ -231,14 +262,8 @@ impl Session {
             }),
         };
         let client = self.client();
-        let user_agent = client.and_then(|c| c.user_agent.as_ref()).and_then(|v| v.to_str().ok()).map(|ua| {
-            let mut end = ua.len().min(MAX_USER_AGENT);
-            while !ua.is_char_boundary(end) {
-                end -= 1;
-            }
-            ua[..end].into()
-        });
-        let ip = client.and_then(|c| c.ip).map(|ip| coarse_ip(ip).into());
+        let user_agent = client.and_then(Client::recorded_user_agent);
+        let ip = client.and_then(Client::recorded_network);
         let record = state.view_or_new(|| self.new_record(now));
         if let Some(retain) = &retain {
             record.data.retain(retain);
@@ -247,6 +272,8 @@ impl Session {
         record.meta.absolute_deadline = now.saturating_add(config.absolute_ms);
         record.meta.user_agent = user_agent;
         record.meta.ip = ip;
+        // The new client is the session's now.
+        state.client_changed = None;
         state.login(retain);
         // R11: tokens from before the login die with it.
         crate::csrf::forget_secret(&mut state);
@@ -329,19 +356,5 @@ impl Session {
             state.changed();
         }
         Ok(())
-    }
-}
-
-/// IPv4 /24 or IPv6 /48, as text.
-fn coarse_ip(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0/24")
-        }
-        std::net::IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
     }
 }

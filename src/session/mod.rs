@@ -10,6 +10,7 @@ use std::{
 };
 
 use crate::{
+    binding::{self, Client},
     cookie::Incoming,
     events::{Emitter, Route},
     lifecycle::{
@@ -32,27 +33,6 @@ pub(crate) use data::is_reserved;
 pub use devices::SessionInfo;
 pub use typed::{SessionValue, Typed, Undecodable};
 
-/// The socket peer's address, from axum's `ConnectInfo` (never from
-/// forwarding headers, which any client can send).
-fn peer_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
-    #[cfg(feature = "axum")]
-    {
-        extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
-    }
-    #[cfg(not(feature = "axum"))]
-    {
-        let _ = extensions;
-        None
-    }
-}
-
-/// What the request tells about the client, kept for `login`.
-#[derive(Debug, Default)]
-pub(crate) struct Client {
-    pub(crate) user_agent: Option<http::HeaderValue>,
-    pub(crate) ip: Option<std::net::IpAddr>,
-}
-
 /// The request's session cookie, parsed and verified on first use.
 #[derive(Debug)]
 pub(crate) struct Resolved {
@@ -72,7 +52,8 @@ pub(crate) struct Inner {
     credentials: Credentials,
     /// Set on the session's first use (one initialisation for both).
     resolved: OnceLock<Resolved>,
-    /// Recorded by the extractor (or [`Session::from_request`]), used by `login`.
+    /// Recorded by the service (client binding on), the extractor or
+    /// [`Session::from_request`]; used by `login` and the binding check.
     client: OnceLock<Client>,
     pub(crate) state: Mutex<State>,
     load_lock: tokio::sync::Mutex<()>,
@@ -157,14 +138,11 @@ impl Session {
         self.resolved().incoming.as_ref()
     }
 
-    /// Records the client's user agent and socket address for a later
-    /// `login` (the first call per request wins).
+    /// Records the client's user agent and address (see [`binding`]) for a
+    /// later `login` and the binding check (the first call per request wins).
     pub(crate) fn observe(&self, headers: &http::HeaderMap, extensions: &http::Extensions) {
         if self.inner.client.get().is_none() {
-            let _ = self
-                .inner
-                .client
-                .set(Client { user_agent: headers.get(http::header::USER_AGENT).cloned(), ip: peer_ip(extensions) });
+            let _ = self.inner.client.set(Client::of(headers, extensions, &self.inner.shared.config.binding));
         }
     }
 
@@ -175,10 +153,13 @@ impl Session {
     /// The request's session, taken from its extensions, for services that
     /// are not axum handlers; `None` when no [`SessionLayer`](crate::SessionLayer)
     /// wraps the service. Like the axum extractor, it records the request's
-    /// user agent and socket address (axum's `ConnectInfo`) for
+    /// user agent and address (axum's `ConnectInfo`, or `X-Forwarded-For`
+    /// behind a [trusted proxy](crate::SessionConfigBuilder::trusted_proxies)) for
     /// [`login`](Session::login), which keeps them in the session's metadata
     /// for [`sessions`](Session::sessions). A handle taken straight from the
-    /// extensions records nothing.
+    /// extensions records nothing itself; with
+    /// [client binding](crate::SessionConfigBuilder::client_binding) on (the
+    /// default), the layer has recorded the client already.
     ///
     /// ```
     /// use sessionware::{Keys, Session, SessionLayer, store::MemoryStore};
@@ -253,19 +234,57 @@ impl Session {
     /// Records a lookup's outcome (the first one wins: a concurrent load of
     /// the same request never replaces a view that may already be changed).
     fn loaded(&self, outcome: Result<Found, StoreError>) -> Result<MutexGuard<'_, State>, SessionError> {
-        {
+        let changed = {
             let mut state = self.state();
             if matches!(state.phase, Phase::Unloaded) {
                 match outcome {
-                    Ok((origin, view)) => state.loaded(origin, view),
+                    Ok((origin, view)) => {
+                        let change = self.client_change(view.as_ref());
+                        state.loaded(origin, view);
+                        change.map(|change| self.bind(&mut state, change))
+                    }
                     Err(e) => {
                         state.phase = Phase::Failed(Some(clone_store_error(&e)));
                         return Err(SessionError::Load(e));
                     }
                 }
+            } else {
+                None
             }
+        };
+        // Emitted once per request (only the first load records), outside the lock.
+        if let Some((change, key, user)) = changed {
+            let kind = EventKind::ClientChanged { user_agent: change.user_agent, network: change.network };
+            self.emitter().emit(kind, key.as_ref(), user.as_deref());
         }
         self.loaded_state()
+    }
+
+    /// How the request's client differs from the one the loaded session
+    /// was signed in from ([`binding::check`]); `None` with binding off.
+    fn client_change(&self, view: Option<&Record>) -> Option<binding::ClientChange> {
+        let binding = &self.inner.shared.config.binding;
+        if !binding.observes_every_request() {
+            return None;
+        }
+        binding::check(&view?.meta, self.client()?)
+    }
+
+    /// Applies the configured policy to a changed client (the lookup just
+    /// recorded); what the event names.
+    fn bind(
+        &self,
+        state: &mut State,
+        change: binding::ClientChange,
+    ) -> (binding::ClientChange, Option<StorageKey>, Option<String>) {
+        let key = state.working_key(self.incoming().map(|i| &i.key));
+        let user = state.view.as_ref().and_then(|v| v.meta.user()).map(str::to_string);
+        let mismatch = binding::Mismatch::new(change, self.inner.shared.config.binding.policy);
+        if mismatch.ends_session() {
+            state.purge();
+        }
+        state.client_changed = Some(mismatch);
+        (change, key, user)
     }
 
     fn loaded_state(&self) -> Result<MutexGuard<'_, State>, SessionError> {
