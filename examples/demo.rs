@@ -33,6 +33,20 @@
 //! - `POST /api/credentials-changed` → 204: the signed-in user's credentials
 //!   changed (a new password): the caller stays signed in under a renewed
 //!   ID, every other session of the user ends; 401 when not logged in
+//! - `GET /api/csrf` → `{"token": "…"}`: a CSRF token for the caller's
+//!   session (an anonymous one is created if there is none); it changes
+//!   across login. Unsafe requests may send it in `X-CSRF-Token`: a wrong or
+//!   stale token is refused (403) before the handler runs, and so is a
+//!   browser's unsafe request from another origin (403). A request without
+//!   `Origin`, `Sec-Fetch-Site` or a token (curl, scripts) works as before.
+//! - `/api/header/…`: the whole JSON API again (`/api/header/counter`,
+//!   `/api/header/login`, `/api/header/me`, `/api/header/sessions`, …) with
+//!   the session carried in the `X-Session-Token` request header instead of
+//!   a cookie, for API and mobile clients. A response that creates or renews
+//!   a session carries the new token in `X-Session-Token` (an empty value
+//!   after a logout: drop the token); no `Set-Cookie` is ever sent there.
+//!   The same store and keys serve both; a cookie's token is refused as a
+//!   header token and the reverse.
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
@@ -47,7 +61,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sessionware::{
     store::{FullStore, MemoryStore},
-    Keys, LimitPolicy, Session, SessionConfig, SessionError, SessionHandle, SessionLayer,
+    CsrfLayer, Keys, LimitPolicy, Session, SessionConfig, SessionError, SessionHandle, SessionLayer, Transport,
 };
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
@@ -66,7 +80,11 @@ struct Settings {
     addr: String,
     keys: Keys,
     keys_generated: bool,
+    /// The browser API's sessions: a cookie.
     config: SessionConfig,
+    /// The `/api/header/…` API's sessions: the `X-Session-Token` header,
+    /// otherwise the same settings.
+    header_config: SessionConfig,
     insecure: bool,
 }
 
@@ -155,14 +173,16 @@ impl Settings {
         if let Some(max) = positive("SESSION_MAX_PER_USER")? {
             builder = builder.max_sessions_per_user(max, LimitPolicy::default());
         }
-        let config = builder.build().map_err(|e| {
+        let invalid = |e: sessionware::ConfigError| {
             format!(
                 "invalid session settings (SESSION_IDLE_TIMEOUT / SESSION_ABSOLUTE_TIMEOUT / SESSION_RENEW_AFTER / \
                  SESSION_RENEW_OVERLAP): {e}"
             )
-        })?;
+        };
+        let header_config = builder.clone().transport(Transport::header()).build().map_err(invalid)?;
+        let config = builder.build().map_err(invalid)?;
 
-        Ok(Self { addr, keys, keys_generated, config, insecure })
+        Ok(Self { addr, keys, keys_generated, config, header_config, insecure })
     }
 }
 
@@ -243,8 +263,10 @@ async fn sqlite_store(_: &str) -> Result<Arc<dyn FullStore>, String> {
 // ---------------------------------------------------------------------------
 // App
 
-fn app(store: Arc<dyn FullStore>, keys: Keys, config: SessionConfig) -> Router {
-    let api = Router::new()
+/// The JSON API, served twice: under `/api` with a cookie session, under
+/// `/api/header` with a header session.
+fn api() -> Router {
+    Router::new()
         .route("/counter", get(get_counter).post(increment))
         .route("/kv", get(list_values))
         .route("/kv/{key}", put(put_value).delete(delete_value))
@@ -255,12 +277,24 @@ fn app(store: Arc<dyn FullStore>, keys: Keys, config: SessionConfig) -> Router {
         .route("/sessions/{handle}", delete(revoke_session))
         .route("/logout-others", post(logout_others))
         .route("/credentials-changed", post(credentials_changed))
-        .layer(axum::middleware::map_response(no_store));
-    Router::new()
+        .route("/csrf", get(csrf_token))
+        .layer(axum::middleware::map_response(no_store))
+}
+
+fn app(store: Arc<dyn FullStore>, keys: Keys, config: SessionConfig, header_config: SessionConfig) -> Router {
+    // Browsers: a cookie session; the layer refuses cross-origin unsafe
+    // requests, and `CsrfLayer` (inside it) refuses a wrong or stale token.
+    let browser = Router::new()
         .route("/", get(index))
         .route("/app.js", get(script))
-        .nest("/api", api)
-        .layer(SessionLayer::new(store, keys).with_config(config).on_event(log_event))
+        .nest("/api", api().layer(CsrfLayer::new()))
+        .layer(SessionLayer::new(Arc::clone(&store), keys.clone()).with_config(config).on_event(log_event));
+    // API and mobile clients: the session in `X-Session-Token` (no cookie,
+    // so no CSRF check is needed), over the same store and keys.
+    let header = Router::new()
+        .nest("/api/header", api())
+        .layer(SessionLayer::new(store, keys).with_config(header_config).on_event(log_event));
+    browser.merge(header)
 }
 
 /// Lifecycle events go to the log (the demo exposes nothing new over HTTP).
@@ -425,6 +459,13 @@ async fn credentials_changed(session: Session) -> Result<Response, SessionError>
     }
 }
 
+/// `{"token": "…"}`: a CSRF token for the caller's session (a fresh mask
+/// each time; the secret behind it changes at login).
+async fn csrf_token(session: Session) -> Result<Json<Value>, SessionError> {
+    let token = session.csrf_token().await?;
+    Ok(Json(json!({ "token": token.as_str() })))
+}
+
 // ---------------------------------------------------------------------------
 // Page
 
@@ -508,13 +549,39 @@ const PAGE: &str = r#"<!doctype html>
 const SCRIPT: &str = r#""use strict";
 const $ = (id) => document.getElementById(id);
 
-async function api(method, path, body) {
+// The session's CSRF token, fetched before the first state-changing
+// request (so merely reading the page creates no session) and dropped when
+// the session changes hands (login, logout): its secret changes there.
+let csrf = null;
+
+async function csrfToken() {
+  if (csrf === null) {
+    const res = await fetch("/api/csrf");
+    csrf = res.status === 200 ? (await res.json()).token : "";
+  }
+  return csrf;
+}
+
+async function send(method, path, body) {
   const init = { method, headers: {} };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const res = await fetch(path, init);
+  if (method !== "GET" && method !== "HEAD") {
+    init.headers["X-CSRF-Token"] = await csrfToken();
+  }
+  return fetch(path, init);
+}
+
+async function api(method, path, body) {
+  let res = await send(method, path, body);
+  if (res.status === 403 && method !== "GET") {
+    // A stale token (the session ended or was renewed elsewhere): fetch a
+    // new one and try once more.
+    csrf = null;
+    res = await send(method, path, body);
+  }
   let data = null;
   if (res.status !== 204) {
     try { data = await res.json(); } catch (_) { data = null; }
@@ -556,6 +623,7 @@ $("login-form").addEventListener("submit", async (event) => {
   });
   $("password").value = "";
   if (res.status === 200) {
+    csrf = null; // the login replaced the token's secret
     await refresh();
   } else if (res.status === 401) {
     $("login-error").textContent = "Wrong username or password.";
@@ -566,6 +634,7 @@ $("login-form").addEventListener("submit", async (event) => {
 
 $("logout").addEventListener("click", async () => {
   await api("POST", "/api/logout");
+  csrf = null; // the session is gone
   await refresh();
 });
 
@@ -667,7 +736,7 @@ async fn main() -> ExitCode {
     );
     println!("sessionware demo listening on http://{local}/");
 
-    let app = app(store, settings.keys, settings.config);
+    let app = app(store, settings.keys, settings.config, settings.header_config);
     // The socket peer's address feeds the coarse IP of the session list.
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await {

@@ -3,7 +3,8 @@
 #   1. builds `examples/demo.rs`,
 #   2. starts it on a free loopback port with a two-key SESSION_KEYS ring,
 #   3. runs the shared HTTP contract check (../shared/contract/demo_smoke.py)
-#      if that file exists,
+#      if that file exists, and scripts/demo-web-protections.py (CSRF tokens,
+#      cross-origin refusals, the /api/header/… API),
 #   4. runs scripts/browser-check.mjs in headless Chromium if Chromium and
 #      node are available (playwright-core is installed into a temp folder),
 #   5. stops the demo (SIGTERM; it must exit cleanly).
@@ -82,6 +83,9 @@ if [[ -f "$contract" ]]; then
 else
     echo "skipped: $contract not found"
 fi
+
+step "web protections and the header transport (issue 10)"
+timeout 120 python3 "$repo/scripts/demo-web-protections.py" "$url" || die "the web-protections check failed"
 
 # --- 4. browser ---------------------------------------------------------------
 step "headless Chromium check"
