@@ -140,6 +140,21 @@ fn sections(security_md: &str) -> Vec<Section> {
     out
 }
 
+/// Whether `name` is listed in an `over_both_transports!( … )` invocation
+/// of the file `text`.
+fn generated_over_transports(text: &str, name: &str) -> bool {
+    let mut rest = text;
+    while let Some(at) = rest.find("over_both_transports!(") {
+        let body = &rest[at + "over_both_transports!(".len()..];
+        let end = body.find(')').unwrap_or(body.len());
+        if body[..end].split(',').any(|item| item.trim() == name) {
+            return true;
+        }
+        rest = &body[end..];
+    }
+    false
+}
+
 /// Why the test path `path` does not name a test, if it does not.
 fn missing_test(path: &str) -> Option<String> {
     let (file, items) = path.split_once(".rs::").map(|(f, i)| (format!("{f}.rs"), i))?;
@@ -161,6 +176,11 @@ fn missing_test(path: &str) -> Option<String> {
         let above =
             lines[..at].iter().rev().map(|l| l.trim()).take_while(|l| l.starts_with('#') || l.starts_with("//"));
         if above.clone().any(|l| l.starts_with("#[") && l.contains("test")) {
+            return None;
+        }
+        // A test body run over both transports (`over_both_transports!`
+        // makes `name::cookie` and `name::header` tests of it).
+        if generated_over_transports(&text, name) {
             return None;
         }
         return Some(format!("`{path}`: fn {name} in {file} is not a test"));
