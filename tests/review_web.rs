@@ -736,3 +736,84 @@ async fn holds_the_extractors_and_the_csrf_layer_without_a_session_layer() {
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_ne!(body(res).await, "acted");
 }
+
+/// Holds: a header session's token is taken exactly: with whitespace
+/// around it, a scheme, or twice it is no session, never resolved by
+/// position; the header name has no case.
+#[tokio::test]
+async fn holds_a_header_session_token_is_taken_exactly() {
+    let h = Harness::on(Transport::header());
+    let app = app(&h.layer);
+    let cred = login(&app, "alice").await;
+    let t = token_of(&cred).to_string();
+    let me = |values: &[(&str, String)]| {
+        let mut r = req("GET", "/me", None);
+        for (name, v) in values {
+            r.headers_mut().append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        r
+    };
+    for (what, values) in [
+        ("trailing space", vec![(TOKEN_HEADER, format!("{t} "))]),
+        ("leading tab", vec![(TOKEN_HEADER, format!("\t{t}"))]),
+        ("scheme", vec![(TOKEN_HEADER, format!("Bearer {t}"))]),
+        ("twice", vec![(TOKEN_HEADER, t.clone()), (TOKEN_HEADER, t.clone())]),
+        ("twice, other case", vec![(TOKEN_HEADER, "x".into()), ("X-Session-Token", t.clone())]),
+        ("one line, two tokens", vec![(TOKEN_HEADER, format!("{t}, {t}"))]),
+        ("a cookie", vec![("cookie", format!("{TOKEN_HEADER}={t}"))]),
+        ("authorization", vec![("authorization", format!("Bearer {t}"))]),
+    ] {
+        let res = send(&app, me(&values)).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+    }
+    let res = send(&app, me(&[("X-SESSION-TOKEN", t.clone())])).await;
+    assert_eq!(body(res).await, "alice", "header names have no case");
+}
+
+/// Holds: a thief's requests whose handler never uses the session do not
+/// keep the stolen session alive (no touch, no renewal, no cookie): the
+/// binding check cannot be sidestepped by only hitting routes that skip it.
+#[tokio::test]
+async fn holds_requests_that_skip_the_session_do_not_keep_a_stolen_one_alive() {
+    let config = SessionConfig::builder()
+        .client_binding(BindingPolicy::End)
+        .idle_timeout(Duration::from_secs(600))
+        .renew_after(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let (h, app, _) = bound(config);
+    let cookie = login_from(&app, FIREFOX, "203.0.113.5", None).await;
+    let (touches, rotations) = (h.store.count(Op::Touch), h.store.count(Op::Rotate));
+    for _ in 0..3 {
+        h.clock.advance(Duration::from_secs(300));
+        let res = send(&app, from(req("GET", "/untouched", Some(&cookie)), Some(FIREFOX), "198.51.100.9", None)).await;
+        assert!(no_cookie(&res));
+    }
+    assert_eq!((h.store.count(Op::Touch), h.store.count(Op::Rotate)), (touches, rotations));
+    let res = send(&app, from(req("GET", "/me", Some(&cookie)), Some(FIREFOX), "203.0.113.5", None)).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "idle-expired: the thief's pings did not extend it");
+}
+
+/// Holds: a thief holding the predecessor cookie of a periodic renewal,
+/// inside its overlap, is checked like any other: under `End` the session
+/// ends, and the owner's renewed cookie is dead too (as by a logout).
+#[tokio::test]
+async fn holds_end_through_a_renewal_overlap_ends_the_successor() {
+    let config = SessionConfig::builder()
+        .client_binding(BindingPolicy::End)
+        .renew_after(Duration::from_secs(60))
+        .renew_overlap(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let (h, app, seen) = bound(config);
+    let stolen = login_from(&app, FIREFOX, "203.0.113.5", None).await;
+    h.clock.advance(Duration::from_secs(120));
+    let res = send(&app, from(req("GET", "/me", Some(&stolen)), Some(FIREFOX), "203.0.113.5", None)).await;
+    let renewed = session_cookie(&res).expect("a periodic renewal");
+    assert_ne!(renewed, stolen);
+    let res = send(&app, from(req("GET", "/me", Some(&stolen)), Some(FIREFOX), "198.51.100.9", None)).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the thief inside the overlap");
+    assert_eq!(client_changes(&seen), [(false, true)]);
+    let res = send(&app, from(req("GET", "/me", Some(&renewed)), Some(FIREFOX), "203.0.113.5", None)).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the session ended everywhere");
+}
