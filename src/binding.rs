@@ -130,7 +130,7 @@ impl Binding {
             .map(|e| {
                 let e = e.trim();
                 e.parse::<IpNet>()
-                    .map(|net| net.trunc())
+                    .map(|net| canonical_net(net.trunc()))
                     .or_else(|_| e.parse::<IpAddr>().map(|ip| IpNet::from(ip.to_canonical())))
                     .map_err(|_| e.to_string())
             })
@@ -177,6 +177,19 @@ impl Binding {
         }
         Some(last)
     }
+}
+
+/// A range as peers are compared (IPv4-mapped addresses as IPv4): an
+/// IPv4-mapped IPv6 range (`::ffff:10.0.0.0/104`) is its IPv4 range, or it
+/// would match no peer.
+fn canonical_net(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net {
+        let mapped = v6.network().to_ipv4_mapped().zip(v6.prefix_len().checked_sub(96));
+        if let Some(Ok(v4)) = mapped.map(|(ip, len)| ipnet::Ipv4Net::new(ip, len)) {
+            return IpNet::V4(v4);
+        }
+    }
+    net
 }
 
 /// One `X-Forwarded-For` entry: an address, or an address with a port
