@@ -566,6 +566,9 @@ impl SessionConfigBuilder {
     /// # use sessionware::SessionConfig;
     /// let config = SessionConfig::builder().keep_on_login(["cart", "locale"]).build().unwrap();
     /// assert_eq!(config.keeps_on_login(), ["cart", "locale"]);
+    /// // The crate's own keys (the CSRF secret) are never kept:
+    /// let reserved = SessionConfig::builder().keep_on_login(["__sessionware.csrf"]).build();
+    /// assert_eq!(reserved.unwrap_err(), sessionware::ConfigError::ReservedKey("__sessionware.csrf".into()));
     /// ```
     pub fn keep_on_login<I, K>(mut self, keys: I) -> Self
     where
@@ -790,6 +793,11 @@ impl SessionConfigBuilder {
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
         if !is_token(&self.name) || self.name.len() > 64 {
             return Err(ConfigError::InvalidName);
+        }
+        if let Some(key) = self.keep_on_login.iter().find(|k| crate::session::is_reserved(k)) {
+            // A login always drops the crate's own keys (the CSRF secret):
+            // listing one would promise what never happens.
+            return Err(ConfigError::ReservedKey(key.clone()));
         }
         if !self.path.starts_with('/') || self.path.len() > 1024 || !self.path.bytes().all(is_attr_byte) {
             return Err(ConfigError::InvalidPath);

@@ -274,6 +274,10 @@ pub enum ConfigError {
     /// A trusted proxy is neither an IP address nor a CIDR range.
     #[error("invalid trusted proxy {0:?}: expected an IP address or a CIDR range")]
     InvalidProxy(String),
+    /// A key listed by `keep_on_login` is one of the crate's own (the
+    /// `__sessionware.` prefix: the CSRF secret), which a login always drops.
+    #[error("keep_on_login cannot keep {0:?}: keys under `__sessionware.` belong to the crate")]
+    ReservedKey(String),
 }
 
 /// A key or key ring was rejected.

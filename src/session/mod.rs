@@ -28,7 +28,6 @@ mod devices;
 mod lock;
 mod typed;
 
-#[cfg(test)]
 pub(crate) use data::is_reserved;
 pub use devices::SessionInfo;
 pub use typed::{SessionValue, Typed, Undecodable};
