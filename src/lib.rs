@@ -48,6 +48,13 @@
 //!    kept instead of the cookies, which are not looked at, and the
 //!    cross-origin check is skipped ([`Transport`] decides whether CSRF
 //!    applies).
+//!
+//!    A [`CsrfLayer`] inside the session layer (`csrf/layer.rs`, opt-in) is
+//!    the one place that decides whether an unsafe request's synchronizer
+//!    token lets it reach the handler: it reads the token from the
+//!    `X-CSRF-Token` header or a form field, loads the session and compares
+//!    the token with the session's secret (`csrf/token.rs`) before the
+//!    handler runs.
 //! 2. **The handler first uses the session** (`session/mod.rs`). Only now is
 //!    the cookie read and verified (`cookie/read.rs`: exact name, size and
 //!    count caps, MAC in constant time, duplicates never resolved by
@@ -122,6 +129,10 @@
 //!   that came first is kept, and one session never forks into two IDs.
 //! - A store failure while loading fails closed (503 by default); while saving
 //!   it gives 500 and no cookie.
+//! - CSRF: a browser's unsafe request from another origin never reaches the
+//!   handler (on by default); with [`CsrfLayer`], a wrong or stale token
+//!   never does either, and every login and privilege renewal replaces the
+//!   secret tokens are checked against.
 //! - With a per-user session limit
 //!   ([`SessionConfigBuilder::max_sessions_per_user`]), a user never has more
 //!   live sessions than the limit, however many logins run at once: the
