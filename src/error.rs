@@ -278,6 +278,18 @@ pub enum ConfigError {
     /// `__sessionware.` prefix: the CSRF secret), which a login always drops.
     #[error("keep_on_login cannot keep {0:?}: keys under `__sessionware.` belong to the crate")]
     ReservedKey(String),
+    /// The configuration asks for something the layer's store cannot do: the
+    /// per-user session limit (`max_sessions_per_user`) needs
+    /// [`UserIndex`](crate::store::UserIndex). Found when the layer is built
+    /// ([`SessionLayer::try_with_config`](crate::SessionLayer::try_with_config)),
+    /// never as a failing request.
+    #[error("{setting} needs a store with {capability}")]
+    MissingCapability {
+        /// The builder setting that needs it.
+        setting: &'static str,
+        /// What the store lacks.
+        capability: crate::store::Capability,
+    },
 }
 
 /// A key or key ring was rejected.

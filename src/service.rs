@@ -27,7 +27,7 @@ use crate::{
     shared::{error_response, Shared},
     store::{Capabilities, Cutoffs, Leases, UserIndex},
     transport::Credentials,
-    Clock, Keys, Session, SessionConfig, SessionControl, SessionError, SessionStore, SystemClock,
+    Clock, ConfigError, Keys, Session, SessionConfig, SessionControl, SessionError, SessionStore, SystemClock,
 };
 
 /// Adds sessions to a Tower service.
@@ -187,17 +187,51 @@ impl SessionLayer {
     /// let config = SessionConfig::builder().idle_timeout(Duration::from_secs(600)).build().unwrap();
     /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()).with_config(config);
     /// ```
-    pub fn with_config(mut self, config: SessionConfig) -> Self {
+    ///
+    /// # Panics
+    ///
+    /// When the configuration needs a capability the layer's store lacks
+    /// (see [`try_with_config`](Self::try_with_config), which returns it as
+    /// an error): a setup mistake, found when the layer is built, never a
+    /// request that fails later. Layers made by [`new`](Self::new) have
+    /// every capability and never panic here.
+    pub fn with_config(self, config: SessionConfig) -> Self {
+        match self.try_with_config(config) {
+            Ok(layer) => layer,
+            Err(e) => panic!("sessionware: {e} (SessionLayer::try_with_config returns this as an error)"),
+        }
+    }
+
+    /// Uses `config`, or says why the layer's store cannot serve it: the
+    /// per-user session limit
+    /// ([`max_sessions_per_user`](crate::SessionConfigBuilder::max_sessions_per_user))
+    /// needs a store with [`UserIndex`](crate::store::UserIndex)
+    /// ([`ConfigError::MissingCapability`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MissingCapability`].
+    ///
+    /// ```
+    /// use sessionware::{ConfigError, Keys, LimitPolicy, SessionConfig, SessionLayer};
+    /// use sessionware::store::{Capabilities, Capability, MemoryStore};
+    ///
+    /// let config = SessionConfig::builder().max_sessions_per_user(3, LimitPolicy::default()).build().unwrap();
+    /// let no_index = Capabilities::new(MemoryStore::default()).with_leases().with_cutoffs();
+    /// let err = SessionLayer::with_capabilities(no_index, Keys::generate().unwrap()).try_with_config(config.clone());
+    /// assert!(matches!(err, Err(ConfigError::MissingCapability { capability: Capability::UserIndex, .. })));
+    /// let ok = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()).try_with_config(config);
+    /// assert!(ok.is_ok());
+    /// ```
+    pub fn try_with_config(mut self, config: SessionConfig) -> Result<Self, ConfigError> {
         if config.session_limit.is_some() && self.shared.index.is_none() {
-            // Found when the layer is configured, reported at once; every
-            // login then fails closed (see `max_sessions_per_user`).
-            tracing::error!(
-                target: "sessionware",
-                "max_sessions_per_user needs a store with a per-user index (UserIndex): every login will fail"
-            );
+            return Err(ConfigError::MissingCapability {
+                setting: "max_sessions_per_user",
+                capability: crate::store::Capability::UserIndex,
+            });
         }
         self.shared_mut().config = config;
-        self
+        Ok(self)
     }
 
     /// Uses `clock` as the time source (tests use [`ManualClock`](crate::ManualClock)).

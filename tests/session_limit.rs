@@ -13,7 +13,7 @@ use common::*;
 use http::StatusCode;
 use sessionware::{
     store::{Capabilities, Capability, MemoryStore},
-    Event, EventKind, Keys, LimitPolicy, SessionConfig, SessionError, SessionLayer, SharedError,
+    ConfigError, Event, EventKind, Keys, LimitPolicy, SessionConfig, SessionError, SessionLayer, SharedError,
 };
 
 fn limited(max: usize, policy: LimitPolicy) -> Harness {
@@ -179,25 +179,31 @@ async fn ten_parallel_logins_leave_at_most_the_limit() {
     }
 }
 
-/// A limit on a layer whose store has no per-user index fails closed:
-/// every login is an error, and nothing is created or signed in.
-#[tokio::test]
-async fn a_limit_without_a_user_index_fails_every_login_closed() {
-    let store = MemoryStore::default();
-    let caps = Capabilities::new(store.clone()).with_leases().with_cutoffs();
+/// A limit on a layer whose store has no per-user index is refused when the
+/// layer is built (issue 9 point 1), never found by a failing login:
+/// `try_with_config` names the missing capability, and `with_config`
+/// panics at start-up with the same message.
+#[test]
+fn a_limit_without_a_user_index_is_refused_when_the_layer_is_built() {
+    let caps = || Capabilities::new(MemoryStore::default()).with_leases().with_cutoffs();
     let config = SessionConfig::builder().max_sessions_per_user(2, LimitPolicy::default()).build().unwrap();
-    let layer = SessionLayer::with_capabilities(caps, Keys::generate().unwrap()).with_config(config);
-    let app = app(&layer);
-    let res = send(&app, req("POST", "/login/alice", None)).await;
-    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(no_cookie(&res));
-    let err = res.extensions().get::<SharedError>().expect("the error is attached");
-    assert!(matches!(err.error(), SessionError::Unsupported(Capability::UserIndex)), "{err:?}");
-    assert!(store.is_empty(), "nothing was created");
-    let visitor = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
-    let res = send(&app, req("POST", "/login/alice", Some(&visitor))).await;
-    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(who(&app, &visitor).await.0, StatusCode::UNAUTHORIZED, "the visitor is not signed in");
+    let err = SessionLayer::with_capabilities(caps(), Keys::generate().unwrap()).try_with_config(config.clone());
+    match err {
+        Err(ConfigError::MissingCapability { setting, capability }) => {
+            assert_eq!((setting, capability), ("max_sessions_per_user", Capability::UserIndex));
+        }
+        other => panic!("expected MissingCapability, got {other:?}"),
+    }
+    let built = std::panic::catch_unwind(|| {
+        SessionLayer::with_capabilities(caps(), Keys::generate().unwrap()).with_config(config.clone())
+    });
+    let message = built.expect_err("with_config panics").downcast::<String>().unwrap();
+    assert!(message.contains("max_sessions_per_user needs a store with a per-user session index"), "{message}");
+    // With the index, or without a limit, the same store builds.
+    let without_limit =
+        SessionLayer::with_capabilities(caps(), Keys::generate().unwrap()).try_with_config(SessionConfig::default());
+    assert!(without_limit.is_ok());
+    assert!(SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()).try_with_config(config).is_ok());
 }
 
 /// Without a limit, a login without a session is still one `create`.
