@@ -168,10 +168,7 @@ impl State {
     /// (every store takes it whole from a creation or a login's rotation;
     /// a merge cannot move it).
     pub(crate) fn sets_deadline(&self) -> bool {
-        matches!(
-            self.intent,
-            Intent::Create(_) | Intent::Purge(Some(_)) | Intent::Renew(Renewal::Login { .. })
-        )
+        matches!(self.intent, Intent::Create(_) | Intent::Purge(Some(_)) | Intent::Renew(Renewal::Login { .. }))
     }
 
     fn is_live_origin(&self) -> bool {
