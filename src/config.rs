@@ -14,10 +14,37 @@ use crate::{
 
 /// Longest timeout accepted: browsers cap cookie lifetimes at 400 days.
 const MAX_TIMEOUT: Duration = Duration::from_secs(400 * 24 * 3600);
+/// [`MAX_TIMEOUT`] in ms: no cookie and no deadline the layer grants reaches further.
+pub(crate) const MAX_TIMEOUT_MS: u64 = 400 * 24 * 3600 * 1000;
 /// The default overlap of a periodic renewal.
 const DEFAULT_RENEW_OVERLAP: Duration = Duration::from_secs(10);
 /// The longest overlap a periodic renewal may have.
 const MAX_RENEW_OVERLAP: Duration = Duration::from_secs(60);
+/// The default idle timeout of a remembered session.
+const DEFAULT_PERSISTENT_IDLE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The default absolute timeout of a remembered session.
+const DEFAULT_PERSISTENT_ABSOLUTE: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// The limits of one kind of session (ms): the normal ones, or those of a
+/// remembered ([`persistent`](crate::store::Metadata::persistent)) session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// The idle timeout.
+    pub(crate) idle_ms: u64,
+    /// The absolute timeout, counted from the sign-in (or the creation).
+    pub(crate) absolute_ms: u64,
+    /// How long after the last recorded activity a read-only request
+    /// refreshes the idle deadline: the same share of this idle window.
+    pub(crate) touch_after_ms: u64,
+}
+
+/// The share `share` of `idle_ms`, in ms.
+fn share_of(idle_ms: u64, share: f64) -> u64 {
+    // Precision loss is irrelevant for a share of at most 400 days.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let ms = ((idle_ms as f64) * share) as u64;
+    ms
+}
 
 /// Validated session settings: cookie attributes, timeouts and limits.
 ///
@@ -44,6 +71,8 @@ pub struct SessionConfig {
     pub(crate) idle_ms: u64,
     pub(crate) absolute_ms: u64,
     pub(crate) touch_after_ms: u64,
+    /// The limits of a remembered session ("remember me").
+    pub(crate) persistent: Limits,
     pub(crate) max_cookie_header_bytes: usize,
     pub(crate) max_cookie_pairs: usize,
     pub(crate) max_data_bytes: usize,
@@ -138,9 +167,36 @@ impl SessionConfig {
         self.transport.needs_csrf()
     }
 
-    /// The idle deadline of activity at `now`, never past the absolute one.
-    pub(crate) fn expires_at(&self, now: u64, absolute_deadline: u64) -> u64 {
-        now.saturating_add(self.idle_ms).min(absolute_deadline)
+    /// The limits of a session: a remembered session's own, or the normal
+    /// ones. The one place the choice is made (`meta.persistent` selects).
+    pub(crate) fn limits(&self, persistent: bool) -> Limits {
+        if persistent {
+            self.persistent
+        } else {
+            Limits { idle_ms: self.idle_ms, absolute_ms: self.absolute_ms, touch_after_ms: self.touch_after_ms }
+        }
+    }
+
+    /// The idle timeout of a remembered session
+    /// ([`persistent_idle_timeout`](SessionConfigBuilder::persistent_idle_timeout)).
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert_eq!(SessionConfig::default().persistent_idle_timeout().as_secs(), 30 * 24 * 3600);
+    /// ```
+    pub fn persistent_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.persistent.idle_ms)
+    }
+
+    /// The absolute timeout of a remembered session
+    /// ([`persistent_absolute_timeout`](SessionConfigBuilder::persistent_absolute_timeout)).
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// assert_eq!(SessionConfig::default().persistent_absolute_timeout().as_secs(), 90 * 24 * 3600);
+    /// ```
+    pub fn persistent_absolute_timeout(&self) -> Duration {
+        Duration::from_millis(self.persistent.absolute_ms)
     }
 
     /// Until when a store keeps a cutoff the layer makes: for good. A
@@ -241,6 +297,10 @@ pub struct SessionConfigBuilder {
     idle: Duration,
     absolute: Duration,
     touch_after: f64,
+    /// The limits of a remembered session; `None`: the default (30 and 90
+    /// days), raised to the normal timeout if that is longer.
+    persistent_idle: Option<Duration>,
+    persistent_absolute: Option<Duration>,
     max_cookie_header_bytes: usize,
     max_cookie_pairs: usize,
     max_data_bytes: usize,
@@ -274,6 +334,8 @@ impl Default for SessionConfigBuilder {
             idle: Duration::from_secs(30 * 60),
             absolute: Duration::from_secs(12 * 3600),
             touch_after: 0.1,
+            persistent_idle: None,
+            persistent_absolute: None,
             max_cookie_header_bytes: 8 * 1024,
             max_cookie_pairs: 128,
             max_data_bytes: 64 * 1024,
@@ -439,6 +501,58 @@ impl SessionConfigBuilder {
     /// ```
     pub fn touch_after(mut self, share: f64) -> Self {
         self.touch_after = share;
+        self
+    }
+
+    /// The idle timeout of a remembered session (default 30 days, or the
+    /// [`idle_timeout`](Self::idle_timeout) if that is longer): a session
+    /// made persistent by [`Session::set_persistent`](crate::Session::set_persistent)
+    /// ends after this long without a request, checked by the layer like the
+    /// normal one. A read-only request refreshes it once the
+    /// [`touch_after`](Self::touch_after) share of this window has passed
+    /// (3 days by default), so a remembered session is not written on every
+    /// request. It must be at least the normal idle timeout and at most the
+    /// persistent absolute timeout.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::{ConfigError, SessionConfig};
+    /// let day = Duration::from_secs(24 * 3600);
+    /// let config = SessionConfig::builder().persistent_idle_timeout(7 * day).build().unwrap();
+    /// assert_eq!(config.persistent_idle_timeout(), 7 * day);
+    /// // Shorter than the normal idle timeout (30 minutes): refused.
+    /// let short = SessionConfig::builder().persistent_idle_timeout(Duration::from_secs(60)).build();
+    /// assert!(matches!(short, Err(ConfigError::Timeouts(_))));
+    /// ```
+    pub fn persistent_idle_timeout(mut self, idle: Duration) -> Self {
+        self.persistent_idle = Some(idle);
+        self
+    }
+
+    /// The absolute timeout of a remembered session (default 90 days, or
+    /// the [`absolute_timeout`](Self::absolute_timeout) if that is longer),
+    /// counted from the sign-in (or the creation of an anonymous session
+    /// made persistent in the request that created it). At least the normal
+    /// absolute timeout, at most 400 days (the browsers' cap on a cookie's
+    /// lifetime); the cookie's `Max-Age` never reaches past it.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::{ConfigError, SessionConfig};
+    /// let day = Duration::from_secs(24 * 3600);
+    /// let config = SessionConfig::builder().persistent_absolute_timeout(14 * day).build();
+    /// // The default persistent idle timeout (30 days) would pass it: refused.
+    /// assert!(matches!(config, Err(ConfigError::Timeouts(_))));
+    /// let config = SessionConfig::builder()
+    ///     .persistent_idle_timeout(7 * day)
+    ///     .persistent_absolute_timeout(14 * day)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.persistent_absolute_timeout(), 14 * day);
+    /// assert!(SessionConfig::builder().persistent_absolute_timeout(401 * day).build().is_err());
+    /// ```
+    pub fn persistent_absolute_timeout(mut self, absolute: Duration) -> Self {
+        self.persistent_absolute = Some(absolute);
         self
     }
 
@@ -836,6 +950,21 @@ impl SessionConfigBuilder {
         if !(0.0..=1.0).contains(&self.touch_after) {
             return Err(ConfigError::TouchShare);
         }
+        // A remembered session's limits: never shorter than the normal
+        // ones, never past the 400-day cookie cap.
+        let persistent_idle = self.persistent_idle.unwrap_or(DEFAULT_PERSISTENT_IDLE.max(self.idle));
+        let persistent_absolute = self.persistent_absolute.unwrap_or(DEFAULT_PERSISTENT_ABSOLUTE.max(self.absolute));
+        if persistent_absolute > MAX_TIMEOUT {
+            return Err(ConfigError::Timeouts("persistent timeouts must be at most 400 days"));
+        }
+        if persistent_idle < self.idle || persistent_absolute < self.absolute {
+            return Err(ConfigError::Timeouts("persistent timeouts must not be shorter than the normal ones"));
+        }
+        if persistent_idle > persistent_absolute {
+            return Err(ConfigError::Timeouts(
+                "persistent idle timeout must not exceed the persistent absolute timeout",
+            ));
+        }
         if self.max_cookie_header_bytes == 0 || self.max_cookie_header_bytes > 1024 * 1024 {
             return Err(ConfigError::Limit("max_cookie_header_bytes must be within 1..=1 MiB"));
         }
@@ -910,14 +1039,19 @@ impl SessionConfigBuilder {
         removal.make_removal();
 
         let idle_ms = ms(self.idle);
-        // Precision loss is irrelevant for a share of at most 400 days.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-        let touch_after_ms = ((idle_ms as f64) * self.touch_after) as u64;
+        let touch_after_ms = share_of(idle_ms, self.touch_after);
+        let persistent_idle_ms = ms(persistent_idle);
+        let persistent = Limits {
+            idle_ms: persistent_idle_ms,
+            absolute_ms: ms(persistent_absolute),
+            touch_after_ms: share_of(persistent_idle_ms, self.touch_after),
+        };
         Ok(SessionConfig {
             name: self.name,
             idle_ms,
             absolute_ms: ms(self.absolute),
             touch_after_ms,
+            persistent,
             max_cookie_header_bytes: self.max_cookie_header_bytes,
             max_cookie_pairs: self.max_cookie_pairs,
             max_data_bytes: self.max_data_bytes,

@@ -6,11 +6,15 @@ use http::{header, HeaderMap, HeaderValue, Response};
 use crate::{Keys, Metadata, SessionConfig, SessionId};
 
 /// `Max-Age` of the session cookie: a persistent session's cookie lives
-/// until its absolute deadline; any other is a browser-session cookie (no
-/// `Max-Age`). The idle deadline is enforced by the layer, never left to
-/// the browser.
-pub(crate) fn max_age(meta: &Metadata, now: u64) -> Option<u64> {
-    meta.persistent.then(|| meta.absolute_deadline.saturating_sub(now) / 1000)
+/// until its absolute deadline (under the limits of its kind, see
+/// `lifecycle/expiry.rs`), never more than 400 days; any other is a
+/// browser-session cookie (no `Max-Age`). The idle deadline is enforced by
+/// the layer, never left to the browser.
+pub(crate) fn max_age(meta: &Metadata, now: u64, config: &SessionConfig) -> Option<u64> {
+    meta.persistent.then(|| {
+        let deadline = crate::lifecycle::expiry::absolute_deadline(meta, config);
+        deadline.saturating_sub(now).min(crate::config::MAX_TIMEOUT_MS) / 1000
+    })
 }
 
 /// The `Set-Cookie` value for the session `id`, signed by `keys`, built in
@@ -67,11 +71,25 @@ mod tests {
 
     #[test]
     fn max_age_only_for_persistent_sessions_and_never_past_the_deadline() {
+        let config = SessionConfig::default();
         let mut meta = Metadata::new(0, 60_000, 3_600_000);
-        assert_eq!(max_age(&meta, 1_000), None);
+        assert_eq!(max_age(&meta, 1_000, &config), None);
         meta.persistent = true;
-        assert_eq!(max_age(&meta, 1_000), Some(3_599));
-        assert_eq!(max_age(&meta, 9_000_000), Some(0));
+        assert_eq!(max_age(&meta, 1_000, &config), Some(3_599));
+        assert_eq!(max_age(&meta, 9_000_000, &config), Some(0));
+    }
+
+    #[test]
+    fn max_age_never_passes_the_persistent_limit_nor_400_days() {
+        const DAY: u64 = 24 * 3600 * 1000;
+        let mut meta = Metadata::new(0, DAY, u64::MAX);
+        meta.persistent = true;
+        // A stored deadline past the persistent absolute timeout (a record
+        // from a laxer configuration): the cookie ends with the session.
+        assert_eq!(max_age(&meta, 0, &SessionConfig::default()), Some(90 * DAY / 1000));
+        let day = std::time::Duration::from_secs(DAY / 1000);
+        let config = SessionConfig::builder().persistent_absolute_timeout(400 * day).build().unwrap();
+        assert_eq!(max_age(&meta, 0, &config), Some(400 * DAY / 1000));
     }
 
     #[test]

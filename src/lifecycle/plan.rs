@@ -2,7 +2,10 @@
 //! presented cookie, the time and the configuration. No I/O and no clock:
 //! every transition is unit-tested in the table below.
 
-use super::state::{Creation, Intent, Origin, Phase, Renewal, State};
+use super::{
+    expiry::expires_at,
+    state::{Creation, Intent, Origin, Phase, Renewal, State},
+};
 use crate::{cookie::max_age, ChangeSet, Login, Metadata, Record, Rotation, SessionConfig, StorageKey, StoreError};
 
 /// What the plan knows of the request besides its session state.
@@ -123,7 +126,7 @@ fn create(
         return Step::Reply(Reply::Plain);
     }
     let mut record = fresh(record, config, now);
-    let max_age = max_age(&record.meta, now);
+    let max_age = max_age(&record.meta, now, config);
     if let (Creation::Login, Some(_)) = (creation, config.session_limit) {
         // Only a rotation admits a login under the limit: the session is
         // created without its user, and the login renews it.
@@ -148,7 +151,7 @@ fn write_back(
     let now = req.now;
     // Through an alias the client keeps its old cookie: nothing to set.
     let reply = if origin == Origin::Live && (req.old_key || changes.persistent.is_some()) {
-        Reply::Reissue(max_age(&view.meta, now))
+        Reply::Reissue(max_age(&view.meta, now, config))
     } else {
         Reply::Plain
     };
@@ -156,13 +159,15 @@ fn write_back(
     let close_overlap = origin == Origin::Live && view.meta.predecessor.is_some();
     if !changes.is_empty() || close_overlap {
         changes.last_seen = now;
-        changes.expires_at = config.expires_at(now, view.meta.absolute_deadline);
+        changes.expires_at = expires_at(&view.meta, now, config);
         changes.close_overlap = close_overlap;
         changes.max_data_bytes = config.max_data_bytes;
         return Step::Apply { key, changes, reply };
     }
-    if now.saturating_sub(view.meta.last_seen) >= config.touch_after_ms {
-        return Step::Touch { key, expires_at: config.expires_at(now, view.meta.absolute_deadline), reply };
+    // A remembered session is touched after the same share of its own,
+    // longer idle window.
+    if now.saturating_sub(view.meta.last_seen) >= config.limits(view.meta.persistent).touch_after_ms {
+        return Step::Touch { key, expires_at: expires_at(&view.meta, now, config), reply };
     }
     Step::Reply(reply)
 }
@@ -178,7 +183,7 @@ fn rotate(
     now: u64,
 ) -> Step {
     let rotation = rotation(&view.meta, changes, &renewal, config, now);
-    let max_age = max_age(&view.meta, now);
+    let max_age = max_age(&view.meta, now, config);
     Step::Rotate { old, rotation: Box::new(rotation), renewal, max_age }
 }
 
@@ -197,7 +202,7 @@ fn rotation(meta: &Metadata, mut changes: ChangeSet, renewal: &Renewal, config: 
         _ => None,
     };
     changes.last_seen = now;
-    changes.expires_at = config.expires_at(now, meta.absolute_deadline);
+    changes.expires_at = expires_at(meta, now, config);
     // `persistent` travels only if this request changed it: the store keeps
     // whatever a concurrent "remember me" set.
     changes.max_data_bytes = config.max_data_bytes;
@@ -215,7 +220,7 @@ fn rotation(meta: &Metadata, mut changes: ChangeSet, renewal: &Renewal, config: 
 /// A new record's clock starts now.
 fn fresh(mut record: Record, config: &SessionConfig, now: u64) -> Record {
     record.meta.last_seen = now;
-    record.meta.expires_at = config.expires_at(now, record.meta.absolute_deadline);
+    record.meta.expires_at = expires_at(&record.meta, now, config);
     record.meta.predecessor = None;
     record
 }

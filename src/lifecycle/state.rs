@@ -164,6 +164,13 @@ impl State {
         };
     }
 
+    /// True when the request's write sets the session's absolute deadline
+    /// (every store takes it whole from a creation or a login's rotation;
+    /// a merge cannot move it).
+    pub(crate) fn sets_deadline(&self) -> bool {
+        matches!(self.intent, Intent::Create(_) | Intent::Purge(Some(_)) | Intent::Renew(Renewal::Login { .. }))
+    }
+
     fn is_live_origin(&self) -> bool {
         matches!(self.origin(), Some(Origin::Live | Origin::Alias(_)))
     }

@@ -7,7 +7,10 @@ use super::Session;
 use crate::{
     binding::Client,
     clock::ms,
-    lifecycle::state::{Cut, Phase},
+    lifecycle::{
+        expiry,
+        state::{Cut, Phase},
+    },
     record::Auth,
     SessionError,
 };
@@ -264,14 +267,27 @@ impl Session {
         let client = self.client();
         let user_agent = client.and_then(Client::recorded_user_agent);
         let ip = client.and_then(Client::recorded_network);
+        // "Remember me" is chosen per sign-in: a re-authentication of the
+        // same user keeps it, any other sign-in starts as a browser session
+        // unless this request chose it (`set_persistent`, before or after).
+        let same_user = retain.is_none();
+        let chosen = state.changes.persistent;
         let record = state.view_or_new(|| self.new_record(now));
         if let Some(retain) = &retain {
             record.data.retain(retain);
         }
+        let forget = record.meta.persistent && !same_user && chosen != Some(true);
+        if forget {
+            record.meta.persistent = false;
+        }
         record.meta.auth = Some(Auth::new(user, at).with_epoch(epoch));
-        record.meta.absolute_deadline = now.saturating_add(config.absolute_ms);
+        // The absolute timeout restarts, with the limits of the session's kind.
+        record.meta.absolute_deadline = now.saturating_add(config.limits(record.meta.persistent).absolute_ms);
         record.meta.user_agent = user_agent;
         record.meta.ip = ip;
+        if forget {
+            state.changes.persistent = Some(false);
+        }
         // The new client is the session's now.
         state.client_changed = None;
         state.login(retain);
@@ -333,8 +349,32 @@ impl Session {
         Ok(())
     }
 
-    /// Makes the cookie persistent ("remember me": it gets a `Max-Age` up to
-    /// the absolute deadline) or a browser-session cookie again.
+    /// "Remember me": gives the session the limits of a remembered session
+    /// ([`persistent_idle_timeout`](crate::SessionConfigBuilder::persistent_idle_timeout),
+    /// 30 days by default, and
+    /// [`persistent_absolute_timeout`](crate::SessionConfigBuilder::persistent_absolute_timeout),
+    /// 90 days), enforced by the layer like the normal ones, and a cookie
+    /// with a `Max-Age` up to its absolute deadline (never more than 400
+    /// days); `false` makes it a browser session with the normal limits
+    /// again.
+    ///
+    /// Call it in the request that signs the user in (before or after
+    /// [`login`](Self::login)): the persistent absolute timeout counts from
+    /// that sign-in. A sign-in is what grants it: on a session that exists
+    /// already and is not signed in by this request, `true` gives the
+    /// persistent idle timeout, but the absolute deadline stays the one the
+    /// session has (the cookie's `Max-Age` follows it), so a stolen cookie
+    /// cannot be extended to months by a "remember me" request. A session
+    /// created by this request gets it from its creation. A later sign-in of
+    /// another user (or from an anonymous session) is not remembered unless
+    /// that request calls `set_persistent(true)` again; a re-authentication
+    /// of the same user keeps it.
+    ///
+    /// `false` on a remembered session that is already past the normal
+    /// absolute timeout (counted from its sign-in) ends it at once, as a
+    /// [`purge`](Self::purge) would. Sensitive routes still call
+    /// [`require_recent_auth`](Self::require_recent_auth): a remembered
+    /// session signed in long ago fails it.
     ///
     /// # Errors
     ///
@@ -342,18 +382,35 @@ impl Session {
     ///
     /// ```
     /// # use sessionware::{Session, SessionError};
-    /// async fn remember_me(session: Session) -> Result<(), SessionError> {
-    ///     session.set_persistent(true).await
+    /// async fn sign_in(session: Session, remember: bool) -> Result<(), SessionError> {
+    ///     // ... after checking the password:
+    ///     session.login("alice").await?;
+    ///     session.set_persistent(remember).await
     /// }
     /// ```
     pub async fn set_persistent(&self, persistent: bool) -> Result<(), SessionError> {
         let now = self.now();
+        let config = &self.shared().config;
         let mut state = self.ensure_loaded().await?;
         let record = state.view_or_new(|| self.new_record(now));
-        if record.meta.persistent != persistent {
-            record.meta.persistent = persistent;
-            state.changes.persistent = Some(persistent);
-            state.changed();
+        if record.meta.persistent == persistent {
+            return Ok(());
+        }
+        record.meta.persistent = persistent;
+        state.changes.persistent = Some(persistent);
+        state.changed();
+        let sets_deadline = state.sets_deadline();
+        let Some(record) = state.view.as_mut() else { return Ok(()) };
+        if persistent {
+            if sets_deadline {
+                record.meta.absolute_deadline = expiry::persistent_deadline(&record.meta, now, config);
+            }
+        } else {
+            // Back to the normal limits, counted from the sign-in.
+            record.meta.absolute_deadline = expiry::absolute_deadline(&record.meta, config);
+            if expiry::past_absolute(&record.meta, now, config) {
+                state.purge();
+            }
         }
         Ok(())
     }

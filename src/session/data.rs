@@ -321,7 +321,7 @@ impl Session {
     pub async fn expires_at(&self) -> Result<Option<SystemTime>, SessionError> {
         let now = self.now();
         Ok(self.metadata().await?.map(|m| {
-            let at = self.shared().config.expires_at(now, m.absolute_deadline);
+            let at = crate::lifecycle::expiry::expires_at(&m, now, &self.shared().config);
             UNIX_EPOCH + Duration::from_millis(at)
         }))
     }

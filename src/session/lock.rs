@@ -88,7 +88,7 @@ impl Session {
         let now = self.now();
         let mut state = self.state();
         match fresh {
-            Some(mut record) if expiry::check(&record.meta, now).is_ok() => {
+            Some(mut record) if expiry::check(&record.meta, now, &shared.config).is_ok() => {
                 // A login in this request drops what its policy drops, from
                 // the fresh copy too (the store's rotation will).
                 if let Intent::Renew(Renewal::Login { retain: Some(keep) }) = &state.intent {

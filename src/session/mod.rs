@@ -363,7 +363,7 @@ impl Session {
                 self.emitter().emit(EventKind::Rejected(RejectReason::Unknown), Some(key), None);
                 Ok((Origin::Stale, None))
             }
-            Some(Stored::Live(record)) => match expiry::check(&record.meta, now) {
+            Some(Stored::Live(record)) => match expiry::check(&record.meta, now, &self.shared().config) {
                 Ok(()) => Ok((Origin::Live, Some(record))),
                 Err(deadline) => {
                     self.emitter().emit(EventKind::Expired(deadline), Some(key), record.meta.user());
@@ -375,7 +375,7 @@ impl Session {
                 Some(Stored::Live(next))
                     if retired.overlaps(now)
                         && next.meta.predecessor == Some(*key)
-                        && expiry::check(&next.meta, now).is_ok() =>
+                        && expiry::check(&next.meta, now, &self.shared().config).is_ok() =>
                 {
                     Ok((Origin::Alias(retired.successor), Some(next)))
                 }
