@@ -94,7 +94,7 @@ fn refused_as(res: &http::Response<axum::body::Body>) -> Option<String> {
     res.extensions().get::<SharedError>().map(|e| format!("{:?}", e.error()))
 }
 
-// R40: the extractor gives the signed-in user, and refuses anonymous and
+// The extractor gives the signed-in user, and refuses anonymous and
 // expired sessions with 401.
 #[tokio::test]
 async fn signed_in_extractor_refuses_anonymous_and_expired_sessions() {
@@ -120,7 +120,7 @@ async fn signed_in_extractor_refuses_anonymous_and_expired_sessions() {
 }
 
 // `Option<SignedIn>` is `None` for nobody, but a store failure is not
-// mistaken for an anonymous visitor (R57: fail closed).
+// mistaken for an anonymous visitor (R51: fail closed).
 #[tokio::test]
 async fn optional_signed_in_is_none_for_anonymous_but_fails_on_store_failure() {
     let h = Harness::new();
@@ -227,7 +227,7 @@ async fn redirect_next_in_a_nested_router_is_the_original_path() {
     assert_eq!(res.headers()[header::LOCATION], "/login?next=%2Fshop%2Forders");
 }
 
-// R40: the recent-auth guard lets a fresh sign-in through and refuses a
+// The recent-auth guard lets a fresh sign-in through and refuses a
 // stale one once the clock moves, in both modes.
 #[tokio::test]
 async fn require_recent_auth_after_the_clock_moves() {

@@ -218,9 +218,7 @@ where
                     req.extensions_mut().insert(challenge);
                     Ok(inner.call(req).await?.into_response())
                 }
-                Err(reason) => {
-                    Ok(challenge.deny(reason, req.method(), req.uri(), req.extensions()).into_response())
-                }
+                Err(reason) => Ok(challenge.deny(reason, req.method(), req.uri(), req.extensions()).into_response()),
             }
         })
     }

@@ -119,7 +119,13 @@ impl Challenge {
 
     /// The rejection of a request for `reason`: the redirect's `Location`
     /// is decided here, from the request's method and own path.
-    pub(crate) fn deny(&self, reason: AuthReason, method: &Method, uri: &Uri, extensions: &Extensions) -> AuthRejection {
+    pub(crate) fn deny(
+        &self,
+        reason: AuthReason,
+        method: &Method,
+        uri: &Uri,
+        extensions: &Extensions,
+    ) -> AuthRejection {
         let location = match (&self.0, &reason) {
             (Mode::Login(login), AuthReason::SignedOut | AuthReason::ReauthRequired) => {
                 let uri = extensions.get::<axum::extract::OriginalUri>().map_or(uri, |o| &o.0);
