@@ -88,7 +88,7 @@ impl IntoResponse for MissingSessionLayer {
 /// The request's session, recording the request's user agent and socket
 /// address (`ConnectInfo`) for [`Session::login`], which keeps them in the
 /// session's metadata. `None` without a layer.
-fn session_of(parts: &Parts) -> Option<Session> {
+pub(crate) fn session_of(parts: &Parts) -> Option<Session> {
     let session = parts.extensions.get::<Session>()?.clone();
     session.observe(&parts.headers, &parts.extensions);
     Some(session)

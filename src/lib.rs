@@ -143,7 +143,7 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `axum` | yes | `Session`, `Option<Session>` and `Typed<T>` as axum extractors, `SessionError` as a response |
+//! | `axum` | yes | `Session`, `Option<Session>` and `Typed<T>` as axum extractors, `SessionError` as a response; the auth guards ([`guard`]) |
 //! | `redis` | no | `RedisStore`: Redis or Redis Cluster, one string per session |
 //! | `postgres` | no | `SqlStore` on PostgreSQL (sqlx) |
 //! | `sqlite` | no | `SqlStore` on SQLite (sqlx) |
@@ -166,6 +166,9 @@ mod error;
 mod events;
 #[cfg(feature = "axum")]
 mod extract;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod guard;
 mod id;
 mod keys;
 mod lifecycle;
@@ -188,6 +191,10 @@ pub use error::{ConfigError, KeyError, SessionError, SharedError};
 pub use events::{Deadline, Event, EventHook, EventKind, RejectReason, RenewReason};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;
+#[cfg(feature = "axum")]
+pub use guard::{
+    safe_next, AuthReason, AuthRejection, Challenge, LoadUser, RequireRecentAuth, RequireSignIn, SignedIn, User,
+};
 pub use id::{SessionId, ID_ENCODED_LEN, ID_LEN};
 pub use keys::{Key, Keys};
 pub use record::SessionHandle;
