@@ -227,7 +227,7 @@ async fn redirect_next_in_a_nested_router_is_the_original_path() {
     assert_eq!(res.headers()[header::LOCATION], "/login?next=%2Fshop%2Forders");
 }
 
-// The recent-auth guard lets a fresh sign-in through and refuses a
+// R40: the recent-auth guard lets a fresh sign-in through and refuses a
 // stale one once the clock moves, in both modes.
 #[tokio::test]
 async fn require_recent_auth_after_the_clock_moves() {
