@@ -79,6 +79,16 @@ fn url_variable(store: &str) -> &'static str {
     }
 }
 
+/// `host:port` for a [`StoreError::Connect`] message, an IPv6 host in brackets.
+#[cfg(any(feature = "redis", feature = "postgres", feature = "mysql"))]
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// `Debug` as `Display`: a `main` that returns one of these errors prints
 /// its `Debug`, which must read as well as the message (what, where, what to
 /// do). Match on the variants for the structure.
@@ -316,7 +326,7 @@ pub enum ConfigError {
     /// A `__Secure-` name needs `Secure`.
     #[error(
         "the cookie name {name:?} starts with __Secure-, which browsers accept only with the Secure attribute, \
-         and dangerous_insecure_cookies() drops it: for plain-HTTP development, use \
+         and dangerous_insecure_cookies() (or development()) drops it: for plain-HTTP development, use \
          SessionConfig::builder().development() and leave cookie_name unset (the name becomes \"sid\"), or choose \
          a name without the prefix"
     )]
@@ -404,7 +414,7 @@ pub enum PrefixRule {
 fn host_prefix_message(name: &str, rule: PrefixRule) -> String {
     let (what, fix) = match rule {
         PrefixRule::Secure => (
-            "the Secure attribute, which dangerous_insecure_cookies() drops",
+            "the Secure attribute, and dangerous_insecure_cookies() (or development()) drops it",
             "for plain-HTTP development, use SessionConfig::builder().development() and leave cookie_name unset \
              (the name becomes \"sid\"), or choose a name without the prefix, such as \"sid\"",
         ),
