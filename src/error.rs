@@ -38,12 +38,7 @@ pub enum StoreError {
     ///      credentials right (the URL usually comes from an environment variable such as REDIS_URL)?"
     /// );
     /// ```
-    #[error(
-        "could not connect to the {store} session store at {address} ({reason}): is the server running and \
-         reachable at that address, and are the URL's host, port and credentials right (the URL usually comes \
-         from an environment variable such as {})?",
-        url_variable(store)
-    )]
+    #[error("could not connect to the {store} session store at {address} ({reason}): {}", connect_hint(store))]
     Connect {
         /// The kind of server: `"Redis"`, `"PostgreSQL"`, `"MySQL"` or `"SQLite"`.
         store: &'static str,
@@ -70,12 +65,18 @@ pub enum StoreError {
     TooLarge,
 }
 
-/// The environment variable a store's URL usually comes from, for hints.
-fn url_variable(store: &str) -> &'static str {
+/// What to check when a store could not connect ([`StoreError::Connect`]).
+fn connect_hint(store: &str) -> &'static str {
     match store {
-        "Redis" => "REDIS_URL",
-        "SQLite" => "DATABASE_URL or a file path",
-        _ => "DATABASE_URL",
+        "SQLite" => "does the directory exist, and may this process create and write the file there?",
+        "Redis" => {
+            "is the server running and reachable at that address, and are the URL's host, port and credentials \
+             right (the URL usually comes from an environment variable such as REDIS_URL)?"
+        }
+        _ => {
+            "is the server running and reachable at that address, and are the URL's host, port and credentials \
+             right (the URL usually comes from an environment variable such as DATABASE_URL)?"
+        }
     }
 }
 

@@ -349,6 +349,8 @@ async fn a_postgres_connection_error_names_the_host_and_never_the_password() {
     let err = SqlStore::postgres("postgres://app:hunter2pw@127.0.0.1:1/test").await.unwrap_err();
     let StoreError::Connect { store, address, .. } = &err else { panic!("a connection error: {err}") };
     assert_eq!((*store, address.as_str()), ("PostgreSQL", "127.0.0.1:1"));
+    // The driver's reason, not the pool's "timed out".
+    assert!(err.to_string().contains("(error communicating with database: Connection refused"), "{err}");
     assert!(!format!("{err} {err:?}").contains("hunter2pw"), "{err}");
     assert!(err.to_string().contains("DATABASE_URL"), "{err}");
     // A URL sqlx cannot parse: said so, without the URL.
@@ -364,6 +366,7 @@ async fn a_mysql_connection_error_names_the_host_and_never_the_password() {
     let err = SqlStore::mysql("mysql://app:hunter2pw@127.0.0.1:1/test").await.unwrap_err();
     let StoreError::Connect { store, address, .. } = &err else { panic!("a connection error: {err}") };
     assert_eq!((*store, address.as_str()), ("MySQL", "127.0.0.1:1"));
+    assert!(err.to_string().contains("Connection refused"), "{err}");
     assert!(!format!("{err} {err:?}").contains("hunter2pw"), "{err}");
 }
 
@@ -374,4 +377,8 @@ async fn a_sqlite_error_names_the_file() {
     let err = SqlStore::sqlite("/nonexistent-sessionware-dir/sessions.db").await.unwrap_err();
     let StoreError::Connect { store, address, .. } = &err else { panic!("a connection error: {err}") };
     assert_eq!((*store, address.as_str()), ("SQLite", "/nonexistent-sessionware-dir/sessions.db"));
+    assert!(
+        err.to_string().ends_with("does the directory exist, and may this process create and write the file there?"),
+        "{err}"
+    );
 }

@@ -54,13 +54,16 @@ pub(super) async fn postgres(url: &str, secret: Option<&str>) -> Result<PgPool, 
     // new connection.
     let options: PgConnectOptions = url.parse().map_err(|e| invalid_url("PostgreSQL", &e, secret))?;
     let address = crate::error::host_port(options.get_host(), options.get_port());
-    PgPoolOptions::new()
+    let connected = PgPoolOptions::new()
         .max_connections(10)
         .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
-        .connect_with(options)
-        .await
-        .map_err(|e| connect_err("PostgreSQL", address, &e, secret))
+        .connect_with(options.clone())
+        .await;
+    match connected {
+        Ok(pool) => Ok(pool),
+        Err(e) => Err(connect_err("PostgreSQL", address, &why(e, &options).await, secret)),
+    }
 }
 
 /// Connects a pool (10 connections, 5 s acquire timeout) to the MySQL or
@@ -75,13 +78,16 @@ pub(super) async fn mysql(url: &str, secret: Option<&str>) -> Result<MySqlPool, 
     };
     let options: MySqlConnectOptions = url.parse().map_err(|e| invalid_url("MySQL", &e, secret))?;
     let address = crate::error::host_port(options.get_host(), options.get_port());
-    MySqlPoolOptions::new()
+    let connected = MySqlPoolOptions::new()
         .max_connections(10)
         .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
-        .connect_with(options)
-        .await
-        .map_err(|e| connect_err("MySQL", address, &e, secret))
+        .connect_with(options.clone())
+        .await;
+    match connected {
+        Ok(pool) => Ok(pool),
+        Err(e) => Err(connect_err("MySQL", address, &why(e, &options).await, secret)),
+    }
 }
 
 /// Whether a statement failed on a duplicate key (MySQL's `INSERT`
@@ -156,6 +162,24 @@ fn invalid_url(store: &'static str, e: &sqlx::Error, secret: Option<&str>) -> St
 #[cfg_attr(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")), allow(dead_code))]
 fn connect_err(store: &'static str, address: String, e: &sqlx::Error, secret: Option<&str>) -> StoreError {
     StoreError::Connect { store, address, reason: scrub(e, secret) }
+}
+
+/// Why a pool could not connect: a pool that retried until its acquire
+/// timeout says only "pool timed out", so on that error one direct attempt
+/// (at most 5 s, only on this failure path) finds the driver's reason, such
+/// as "Connection refused".
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn why<O>(e: sqlx::Error, options: &O) -> sqlx::Error
+where
+    O: sqlx::ConnectOptions,
+    O::Connection: Sized,
+{
+    if matches!(e, sqlx::Error::PoolTimedOut) {
+        if let Ok(Err(direct)) = tokio::time::timeout(Duration::from_secs(5), options.connect()).await {
+            return direct;
+        }
+    }
+    e
 }
 
 /// The driver's text of `e`, with `secret` replaced.
