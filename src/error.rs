@@ -26,28 +26,24 @@ pub enum StoreError {
     /// A store constructor ([`RedisStore::connect`](crate::store::RedisStore::connect),
     /// `SqlStore::postgres`, `SqlStore::mysql`, `SqlStore::sqlite`) could not
     /// connect. The message names the server's address, never the URL (its
-    /// password is never in it), and says what to check.
+    /// password is never in it), and says what to check. Boxed: store errors
+    /// travel on the request path, which this one never does.
     ///
     /// ```
-    /// use sessionware::store::StoreError;
-    /// let err = StoreError::Connect { store: "Redis", address: "10.0.0.7:6379".into(), reason: "Connection refused".into() };
+    /// use sessionware::store::{ConnectError, StoreError};
+    /// let err = StoreError::Connect(Box::new(ConnectError::new("Redis", "10.0.0.7:6379", "Connection refused")));
     /// assert_eq!(
     ///     err.to_string(),
     ///     "could not connect to the Redis session store at 10.0.0.7:6379 (Connection refused): \
     ///      is the server running and reachable at that address, and are the URL's host, port and \
     ///      credentials right (the URL usually comes from an environment variable such as REDIS_URL)?"
     /// );
+    /// if let StoreError::Connect(c) = &err {
+    ///     assert_eq!(c.address, "10.0.0.7:6379");
+    /// }
     /// ```
-    #[error("could not connect to the {store} session store at {address} ({reason}): {}", connect_hint(store))]
-    Connect {
-        /// The kind of server: `"Redis"`, `"PostgreSQL"`, `"MySQL"` or `"SQLite"`.
-        store: &'static str,
-        /// Where it was looked for: `host:port` (several for a cluster), or
-        /// a SQLite file's path. Never a password.
-        address: String,
-        /// What the driver said, with any password of the URL removed.
-        reason: String,
-    },
+    #[error("{0}")]
+    Connect(Box<ConnectError>),
     /// The call did not finish within the configured store timeout.
     #[error("session store call timed out")]
     Timeout,
@@ -63,6 +59,40 @@ pub enum StoreError {
     /// nothing was changed.
     #[error("session data would exceed its size cap")]
     TooLarge,
+}
+
+/// A store could not connect to its server ([`StoreError::Connect`]).
+///
+/// ```
+/// use sessionware::store::ConnectError;
+/// let err = ConnectError::new("PostgreSQL", "db.internal:5432", "Connection refused");
+/// assert!(err.to_string().starts_with("could not connect to the PostgreSQL session store at db.internal:5432"));
+/// assert!(err.to_string().contains("DATABASE_URL"));
+/// ```
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+#[error("could not connect to the {store} session store at {address} ({reason}): {}", connect_hint(store))]
+pub struct ConnectError {
+    /// The kind of server: `"Redis"`, `"PostgreSQL"`, `"MySQL"` or `"SQLite"`.
+    pub store: &'static str,
+    /// Where it was looked for: `host:port` (several for a cluster), or a
+    /// SQLite file's path. Never a password.
+    pub address: String,
+    /// What the driver said, with any password of the URL removed.
+    pub reason: String,
+}
+
+impl ConnectError {
+    /// The error of a store of kind `store` that could not connect to
+    /// `address` (never a URL with its password), for `reason`.
+    ///
+    /// ```
+    /// # use sessionware::store::ConnectError;
+    /// assert_eq!(ConnectError::new("Redis", "127.0.0.1:1", "refused").address, "127.0.0.1:1");
+    /// ```
+    pub fn new(store: &'static str, address: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { store, address: address.into(), reason: reason.into() }
+    }
 }
 
 /// What to check when a store could not connect ([`StoreError::Connect`]).
@@ -102,7 +132,7 @@ macro_rules! debug_as_display {
         }
     )*};
 }
-debug_as_display!(StoreError, ConfigError, KeyError);
+debug_as_display!(StoreError, ConnectError, ConfigError, KeyError);
 
 /// An error seen by a handler or by the layer while using a session.
 ///

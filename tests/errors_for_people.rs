@@ -326,8 +326,8 @@ async fn the_development_preset_is_one_call_and_warns_once() {
 async fn a_redis_connection_error_names_the_host_and_never_the_password() {
     use sessionware::store::{RedisStore, StoreError};
     let err = RedisStore::connect("redis://app:hunter2pw@127.0.0.1:1/0").await.unwrap_err();
-    let StoreError::Connect { store, address, .. } = &err else { panic!("a connection error: {err}") };
-    assert_eq!((*store, address.as_str()), ("Redis", "127.0.0.1:1"));
+    let StoreError::Connect(c) = &err else { panic!("a connection error: {err}") };
+    assert_eq!((c.store, c.address.as_str()), ("Redis", "127.0.0.1:1"));
     let text = format!("{err} {err:?}");
     assert!(!text.contains("hunter2pw"), "{text}");
     assert!(err.to_string().starts_with("could not connect to the Redis session store at 127.0.0.1:1 ("), "{err}");
@@ -337,8 +337,8 @@ async fn a_redis_connection_error_names_the_host_and_never_the_password() {
     let err = RedisStore::connect_cluster(&["redis://:hunter2pw@127.0.0.1:1", "redis://:hunter2pw@[::1]:2"])
         .await
         .unwrap_err();
-    let StoreError::Connect { address, .. } = &err else { panic!("a connection error: {err}") };
-    assert_eq!(address, "127.0.0.1:1, [::1]:2");
+    let StoreError::Connect(c) = &err else { panic!("a connection error: {err}") };
+    assert_eq!(c.address, "127.0.0.1:1, [::1]:2");
     assert!(!format!("{err} {err:?}").contains("hunter2pw"), "{err}");
 }
 
@@ -347,8 +347,8 @@ async fn a_redis_connection_error_names_the_host_and_never_the_password() {
 async fn a_postgres_connection_error_names_the_host_and_never_the_password() {
     use sessionware::store::{SqlStore, StoreError};
     let err = SqlStore::postgres("postgres://app:hunter2pw@127.0.0.1:1/test").await.unwrap_err();
-    let StoreError::Connect { store, address, .. } = &err else { panic!("a connection error: {err}") };
-    assert_eq!((*store, address.as_str()), ("PostgreSQL", "127.0.0.1:1"));
+    let StoreError::Connect(c) = &err else { panic!("a connection error: {err}") };
+    assert_eq!((c.store, c.address.as_str()), ("PostgreSQL", "127.0.0.1:1"));
     // The driver's reason, not the pool's "timed out".
     assert!(err.to_string().contains("(error communicating with database: Connection refused"), "{err}");
     assert!(!format!("{err} {err:?}").contains("hunter2pw"), "{err}");
@@ -364,8 +364,8 @@ async fn a_postgres_connection_error_names_the_host_and_never_the_password() {
 async fn a_mysql_connection_error_names_the_host_and_never_the_password() {
     use sessionware::store::{SqlStore, StoreError};
     let err = SqlStore::mysql("mysql://app:hunter2pw@127.0.0.1:1/test").await.unwrap_err();
-    let StoreError::Connect { store, address, .. } = &err else { panic!("a connection error: {err}") };
-    assert_eq!((*store, address.as_str()), ("MySQL", "127.0.0.1:1"));
+    let StoreError::Connect(c) = &err else { panic!("a connection error: {err}") };
+    assert_eq!((c.store, c.address.as_str()), ("MySQL", "127.0.0.1:1"));
     assert!(err.to_string().contains("Connection refused"), "{err}");
     assert!(!format!("{err} {err:?}").contains("hunter2pw"), "{err}");
 }
@@ -375,10 +375,19 @@ async fn a_mysql_connection_error_names_the_host_and_never_the_password() {
 async fn a_sqlite_error_names_the_file() {
     use sessionware::store::{SqlStore, StoreError};
     let err = SqlStore::sqlite("/nonexistent-sessionware-dir/sessions.db").await.unwrap_err();
-    let StoreError::Connect { store, address, .. } = &err else { panic!("a connection error: {err}") };
-    assert_eq!((*store, address.as_str()), ("SQLite", "/nonexistent-sessionware-dir/sessions.db"));
+    let StoreError::Connect(c) = &err else { panic!("a connection error: {err}") };
+    assert_eq!((c.store, c.address.as_str()), ("SQLite", "/nonexistent-sessionware-dir/sessions.db"));
     assert!(
         err.to_string().ends_with("does the directory exist, and may this process create and write the file there?"),
         "{err}"
     );
+}
+
+/// Hot path: store errors travel in every commit future; the connection
+/// error (boxed) does not make them larger than before it: a tag and a
+/// `String` (32 bytes on 64-bit targets).
+#[test]
+fn store_errors_stay_small() {
+    let before = std::mem::size_of::<String>() + std::mem::size_of::<usize>();
+    assert!(std::mem::size_of::<sessionware::store::StoreError>() <= before);
 }

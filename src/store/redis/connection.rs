@@ -83,7 +83,7 @@ fn connect_err(e: &RedisError, address: String, secrets: &[Box<str>]) -> StoreEr
     for s in secrets {
         reason = reason.replace(&**s, "<redacted>");
     }
-    StoreError::Connect { store: "Redis", address, reason }
+    StoreError::Connect(Box::new(crate::store::ConnectError::new("Redis", address, reason)))
 }
 
 /// Connects to one server (see [`RedisStore::connect`]); the connection,

@@ -161,7 +161,7 @@ fn invalid_url(store: &'static str, e: &sqlx::Error, secret: Option<&str>) -> St
 /// password scrubbed from the driver's text.
 #[cfg_attr(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")), allow(dead_code))]
 fn connect_err(store: &'static str, address: String, e: &sqlx::Error, secret: Option<&str>) -> StoreError {
-    StoreError::Connect { store, address, reason: scrub(e, secret) }
+    StoreError::Connect(Box::new(crate::store::ConnectError::new(store, address, scrub(e, secret))))
 }
 
 /// Why a pool could not connect: a pool that retried until its acquire
