@@ -9,7 +9,7 @@ use crate::{
     clock::ms,
     cross_origin::{CrossOrigin, Exempt, Origin},
     store::{LimitPolicy, SessionLimit},
-    ConfigError, Transport, Undecodable,
+    ConfigError, PrefixRule, Transport, Undecodable,
 };
 
 /// Longest timeout accepted: browsers cap cookie lifetimes at 400 days.
@@ -118,6 +118,24 @@ impl SessionConfig {
     /// ```
     pub fn builder() -> SessionConfigBuilder {
         SessionConfigBuilder::default()
+    }
+
+    /// The development preset
+    /// ([`SessionConfigBuilder::development`]) with every other setting at
+    /// its default: the cookie `sid` without `Secure`, for plain HTTP on
+    /// `localhost`, and a warning logged once. Never in production.
+    ///
+    /// ```
+    /// # use sessionware::SessionConfig;
+    /// let config = SessionConfig::development();
+    /// assert_eq!(config.cookie_name(), "sid");
+    /// ```
+    pub fn development() -> Self {
+        match SessionConfigBuilder::default().development().build() {
+            Ok(c) => c,
+            // The defaults with the preset are valid; a test pins this.
+            Err(e) => unreachable!("development session config is invalid: {e}"),
+        }
     }
 
     /// The session cookie's name.
@@ -288,12 +306,14 @@ impl SessionConfig {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct SessionConfigBuilder {
-    name: String,
+    /// The name given to `cookie_name`; `None` for the default, which
+    /// [`default_cookie_name`] decides.
+    name: Option<String>,
     path: String,
     domain: Option<String>,
     same_site: SameSite,
     allow_cross_site: bool,
-    insecure: bool,
+    insecure: Insecure,
     idle: Duration,
     absolute: Duration,
     touch_after: f64,
@@ -325,12 +345,12 @@ pub struct SessionConfigBuilder {
 impl Default for SessionConfigBuilder {
     fn default() -> Self {
         Self {
-            name: "__Host-sid".into(),
+            name: None,
             path: "/".into(),
             domain: None,
             same_site: SameSite::Lax,
             allow_cross_site: false,
-            insecure: false,
+            insecure: Insecure::No,
             idle: Duration::from_secs(30 * 60),
             absolute: Duration::from_secs(12 * 3600),
             touch_after: 0.1,
@@ -368,7 +388,7 @@ impl SessionConfigBuilder {
     /// assert!(SessionConfig::builder().cookie_name("bad name").build().is_err());
     /// ```
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.name = Some(name.into());
         self
     }
 
@@ -453,16 +473,41 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Drops the `Secure` attribute, for plain-HTTP development only. It is
-    /// refused with a `__Host-` or `__Secure-` name, so pick another name.
+    /// Drops the `Secure` attribute, for plain-HTTP development only. The
+    /// default name then is `sid` (browsers drop a `__Host-` cookie without
+    /// `Secure`); a `__Host-` or `__Secure-` name chosen with
+    /// [`cookie_name`](Self::cookie_name) is refused. See also
+    /// [`development`](Self::development), which also logs a warning.
+    ///
+    /// ```
+    /// # use sessionware::{ConfigError, SessionConfig};
+    /// let config = SessionConfig::builder().dangerous_insecure_cookies().build().unwrap();
+    /// assert_eq!(config.cookie_name(), "sid");
+    /// let chosen = SessionConfig::builder().cookie_name("__Host-sid").dangerous_insecure_cookies().build();
+    /// assert!(matches!(chosen, Err(ConfigError::HostPrefix { .. })));
+    /// ```
+    pub fn dangerous_insecure_cookies(mut self) -> Self {
+        self.insecure = Insecure::Dangerous;
+        self
+    }
+
+    /// The development preset, for plain HTTP on `localhost`: the cookie
+    /// has no `Secure` attribute and, unless
+    /// [`cookie_name`](Self::cookie_name) chose one, the name `sid`
+    /// (as [`dangerous_insecure_cookies`](Self::dangerous_insecure_cookies)),
+    /// and building it logs a warning (`tracing`, once per process) so that
+    /// a production deploy with it shows in the logs. Everything else keeps
+    /// its secure default. Never use it in production: the cookie then
+    /// travels in clear text.
     ///
     /// ```
     /// # use sessionware::SessionConfig;
-    /// assert!(SessionConfig::builder().dangerous_insecure_cookies().build().is_err());
-    /// assert!(SessionConfig::builder().cookie_name("sid").dangerous_insecure_cookies().build().is_ok());
+    /// let config = SessionConfig::builder().development().build().unwrap();
+    /// assert_eq!(config.cookie_name(), "sid");
+    /// assert_eq!(SessionConfig::development().cookie_name(), "sid");
     /// ```
-    pub fn dangerous_insecure_cookies(mut self) -> Self {
-        self.insecure = true;
+    pub fn development(mut self) -> Self {
+        self.insecure = Insecure::Development;
         self
     }
 
@@ -900,12 +945,17 @@ impl SessionConfigBuilder {
     /// A [`ConfigError`] naming the first rule broken.
     ///
     /// ```
-    /// # use sessionware::{ConfigError, SessionConfig};
+    /// # use sessionware::{ConfigError, PrefixRule, SessionConfig};
     /// let err = SessionConfig::builder().cookie_name("__Host-sid").domain("a.example").build();
-    /// assert_eq!(err.unwrap_err(), ConfigError::HostPrefix);
+    /// assert_eq!(err.unwrap_err(), ConfigError::HostPrefix { name: "__Host-sid".into(), rule: PrefixRule::NoDomain });
     /// ```
-    pub fn build(self) -> Result<SessionConfig, ConfigError> {
-        if !is_token(&self.name) || self.name.len() > 64 {
+    pub fn build(mut self) -> Result<SessionConfig, ConfigError> {
+        let secure = self.insecure == Insecure::No;
+        let name = match self.name.take() {
+            Some(name) => name,
+            None => default_cookie_name(secure).to_string(),
+        };
+        if !is_token(&name) || name.len() > 64 {
             return Err(ConfigError::InvalidName);
         }
         if let Some(key) = self.keep_on_login.iter().find(|k| crate::session::is_reserved(k)) {
@@ -924,16 +974,26 @@ impl SessionConfigBuilder {
                 return Err(ConfigError::InvalidDomain);
             }
         }
-        let secure = !self.insecure;
-        let lower = self.name.to_ascii_lowercase();
-        if lower.starts_with("__host-") && (!secure || self.path != "/" || self.domain.is_some()) {
-            return Err(ConfigError::HostPrefix);
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("__host-") {
+            let broken = if !secure {
+                Some(PrefixRule::Secure)
+            } else if self.path != "/" {
+                Some(PrefixRule::RootPath)
+            } else if self.domain.is_some() {
+                Some(PrefixRule::NoDomain)
+            } else {
+                None
+            };
+            if let Some(rule) = broken {
+                return Err(ConfigError::HostPrefix { name, rule });
+            }
         }
         if lower.starts_with("__secure-") && !secure {
-            return Err(ConfigError::SecurePrefix);
+            return Err(ConfigError::SecurePrefix { name });
         }
         if self.domain.is_some() && !lower.starts_with("__secure-") {
-            return Err(ConfigError::DomainNeedsSecurePrefix);
+            return Err(ConfigError::DomainNeedsSecurePrefix { name });
         }
         if self.same_site == SameSite::None && (!secure || !self.allow_cross_site) {
             return Err(ConfigError::SameSiteNone);
@@ -1019,7 +1079,10 @@ impl SessionConfigBuilder {
         }
         let binding = Binding::new(self.binding, &self.trusted_proxies).map_err(ConfigError::InvalidProxy)?;
 
-        let mut template = Cookie::build((self.name.clone(), ""))
+        if self.insecure == Insecure::Development {
+            warn_development_once();
+        }
+        let mut template = Cookie::build((name.clone(), ""))
             .path(self.path.clone())
             .secure(secure)
             .http_only(true)
@@ -1034,7 +1097,7 @@ impl SessionConfigBuilder {
         }
         let template = template.build();
         let rendered = template.to_string();
-        let attributes = rendered.strip_prefix(&format!("{}=", self.name)).unwrap_or_default().to_string();
+        let attributes = rendered.strip_prefix(&format!("{name}=")).unwrap_or_default().to_string();
         let mut removal = template;
         removal.make_removal();
 
@@ -1047,7 +1110,7 @@ impl SessionConfigBuilder {
             touch_after_ms: share_of(persistent_idle_ms, self.touch_after),
         };
         Ok(SessionConfig {
-            name: self.name,
+            name,
             idle_ms,
             absolute_ms: ms(self.absolute),
             touch_after_ms,
@@ -1071,6 +1134,40 @@ impl SessionConfigBuilder {
             removal: removal.to_string(),
         })
     }
+}
+
+/// Whether the cookie drops `Secure`, and why: the development preset logs
+/// a warning when built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Insecure {
+    /// `Secure` is set (the default).
+    No,
+    /// `dangerous_insecure_cookies()`.
+    Dangerous,
+    /// `development()`.
+    Development,
+}
+
+/// The cookie name when `cookie_name` chose none: `__Host-sid`, or `sid`
+/// without `Secure` (browsers drop a `__Host-` cookie without it, and the
+/// user never asked for the prefix). The one place the default is decided.
+fn default_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-sid"
+    } else {
+        "sid"
+    }
+}
+
+/// Logs, once per process, that the development preset is on.
+fn warn_development_once() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "sessionware: development preset (SessionConfigBuilder::development): the session cookie has no Secure \
+             attribute and travels in clear text over HTTP; never use it in production"
+        );
+    });
 }
 
 /// RFC 9110 token characters (the cookie-name grammar of RFC 6265bis).
@@ -1164,16 +1261,26 @@ mod tests {
     #[test]
     fn prefix_rules() {
         let b = SessionConfig::builder;
-        assert_eq!(b().path("/x").build().unwrap_err(), ConfigError::HostPrefix);
-        assert_eq!(b().cookie_name("__host-sid").path("/x").build().unwrap_err(), ConfigError::HostPrefix);
-        assert_eq!(b().dangerous_insecure_cookies().build().unwrap_err(), ConfigError::HostPrefix);
+        let host = |name: &str, rule| ConfigError::HostPrefix { name: name.into(), rule };
+        assert_eq!(b().path("/x").build().unwrap_err(), host("__Host-sid", PrefixRule::RootPath));
+        assert_eq!(
+            b().cookie_name("__host-sid").path("/x").build().unwrap_err(),
+            host("__host-sid", PrefixRule::RootPath)
+        );
+        // R14/R17: a chosen prefixed name is refused without Secure; the
+        // default name becomes one without the prefix.
+        assert_eq!(
+            b().cookie_name("__Host-sid").dangerous_insecure_cookies().build().unwrap_err(),
+            host("__Host-sid", PrefixRule::Secure)
+        );
+        assert_eq!(b().dangerous_insecure_cookies().build().unwrap().cookie_name(), "sid");
         assert_eq!(
             b().cookie_name("__Secure-sid").dangerous_insecure_cookies().build().unwrap_err(),
-            ConfigError::SecurePrefix
+            ConfigError::SecurePrefix { name: "__Secure-sid".into() }
         );
         assert_eq!(
             b().cookie_name("sid").domain("example.com").build().unwrap_err(),
-            ConfigError::DomainNeedsSecurePrefix
+            ConfigError::DomainNeedsSecurePrefix { name: "sid".into() }
         );
         assert_eq!(
             b().cookie_name("sid")

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::{
     id::{SessionId, ID_LEN},
-    KeyError,
+    KeyError, KeySource,
 };
 
 type HmacSha256 = Hmac<Sha256>;
@@ -88,13 +88,14 @@ impl Key {
     /// too few distinct byte values to be random).
     ///
     /// ```
-    /// # use sessionware::{Key, KeyError};
-    /// assert_eq!(Key::try_from_bytes(&[7u8; 64]).unwrap_err(), KeyError::Degenerate);
-    /// assert_eq!(Key::try_from_bytes(&[1u8; 16]).unwrap_err(), KeyError::TooShort);
+    /// # use sessionware::{Key, KeyError, KeySource};
+    /// assert_eq!(Key::try_from_bytes(&[7u8; 64]).unwrap_err(), KeyError::Degenerate { key: KeySource::Single });
+    /// assert_eq!(Key::try_from_bytes(&[1u8; 16]).unwrap_err(), KeyError::TooShort { key: KeySource::Single, len: 16 });
     /// ```
     pub fn try_from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        let key = KeySource::Single;
         if bytes.len() < MIN_KEY_LEN {
-            return Err(KeyError::TooShort);
+            return Err(KeyError::TooShort { key, len: bytes.len() });
         }
         let mut seen = [false; 256];
         for b in bytes {
@@ -102,9 +103,9 @@ impl Key {
         }
         let distinct = seen.iter().filter(|s| **s).count();
         if distinct < (bytes.len() / 2).min(16) {
-            return Err(KeyError::Degenerate);
+            return Err(KeyError::Degenerate { key });
         }
-        let mac = HmacSha256::new_from_slice(bytes).map_err(|_| KeyError::TooShort)?;
+        let mac = HmacSha256::new_from_slice(bytes).map_err(|_| KeyError::TooShort { key, len: bytes.len() })?;
         let mut id_mac = mac.clone();
         id_mac.update(b"sessionware/key-id");
         let full = id_mac.finalize().into_bytes();
@@ -132,6 +133,8 @@ impl Key {
     }
 
     /// Parses a base64 key (standard or URL-safe alphabet, padding optional).
+    /// Spaces and line breaks are ignored: `openssl rand -base64 64` breaks
+    /// its output into lines of 64 characters.
     ///
     /// # Errors
     ///
@@ -144,13 +147,17 @@ impl Key {
     /// assert!(Key::from_base64("not base64!").is_err());
     /// // A patterned key is refused: keys must be random.
     /// assert!(Key::from_base64("q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJCrze8SNFZ4kKvN7xI0VniQ").is_err());
+    /// // As `openssl rand -base64 64` prints it, on two lines:
+    /// let wrapped = "skTJnFDJsyhr7qq2q4xIRJ7zE0/pui5UnreW2uwweOFRogc6soezthEcTOGJRaAQ\ngYo387IQPqFh6F0FxqerHg==\n";
+    /// assert_eq!(Key::from_base64(wrapped).unwrap().id_hex(), Key::from_base64(text).unwrap().id_hex());
     /// ```
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        let text = text.trim();
+        let text: Zeroizing<String> = Zeroizing::new(text.chars().filter(|c| !c.is_ascii_whitespace()).collect());
         let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
         let standard = GeneralPurpose::new(&alphabet::STANDARD, config);
         let url = GeneralPurpose::new(&alphabet::URL_SAFE, config);
-        let bytes = Zeroizing::new(standard.decode(text).or_else(|_| url.decode(text)).map_err(|_| KeyError::Base64)?);
+        let decoded = standard.decode(text.as_str()).or_else(|_| url.decode(text.as_str()));
+        let bytes = Zeroizing::new(decoded.map_err(|_| KeyError::Base64 { key: KeySource::Single })?);
         Self::try_from_bytes(&bytes)
     }
 
@@ -221,11 +228,11 @@ impl Keys {
     /// ```
     pub fn new(keys: Vec<Key>) -> Result<Self, KeyError> {
         if keys.is_empty() {
-            return Err(KeyError::Empty);
+            return Err(KeyError::Empty { var: None });
         }
         for (i, a) in keys.iter().enumerate() {
-            if keys[..i].iter().any(|b| b.kid == a.kid) {
-                return Err(KeyError::DuplicateKeyId);
+            if let Some(j) = keys.iter().take(i).position(|b| b.kid == a.kid) {
+                return Err(KeyError::DuplicateKeyId { first: j + 1, second: i + 1, var: None });
             }
         }
         Ok(Self { ring: keys.into() })
@@ -250,7 +257,9 @@ impl Keys {
     ///
     /// # Errors
     ///
-    /// As [`Key::from_base64`] and [`Keys::new`].
+    /// As [`Key::from_base64`] and [`Keys::new`], naming the key's position
+    /// in the list ([`KeySource::List`](crate::KeySource::List)). Positions
+    /// count the keys, not empty entries (`"a,,b"` has two keys).
     ///
     /// ```
     /// # use sessionware::Keys;
@@ -259,8 +268,12 @@ impl Keys {
     /// assert_eq!(Keys::from_base64_list(&format!("{a}, {b}")).unwrap().len(), 2);
     /// ```
     pub fn from_base64_list(list: &str) -> Result<Self, KeyError> {
-        let keys =
-            list.split(',').filter(|s| !s.trim().is_empty()).map(Key::from_base64).collect::<Result<Vec<_>, _>>()?;
+        let keys = list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .enumerate()
+            .map(|(i, text)| Key::from_base64(text).map_err(|e| e.in_list(i + 1)))
+            .collect::<Result<Vec<_>, _>>()?;
         Self::new(keys)
     }
 
@@ -268,15 +281,57 @@ impl Keys {
     ///
     /// # Errors
     ///
-    /// [`KeyError::MissingEnv`] if unset, or the parse errors.
+    /// [`KeyError::MissingEnv`] if unset, [`KeyError::EnvNotUnicode`], or
+    /// the parse errors, which name the variable
+    /// ([`KeySource::Env`](crate::KeySource::Env)).
     ///
     /// ```
-    /// # use sessionware::Keys;
-    /// assert!(Keys::from_env("SESSIONWARE_DOCTEST_UNSET").is_err());
+    /// # use sessionware::{KeyError, Keys};
+    /// let err = Keys::from_env("SESSIONWARE_DOCTEST_UNSET").unwrap_err();
+    /// assert_eq!(err, KeyError::MissingEnv("SESSIONWARE_DOCTEST_UNSET".into()));
+    /// assert!(err.to_string().contains("openssl rand -base64 64"));
     /// ```
     pub fn from_env(var: &str) -> Result<Self, KeyError> {
-        let value = std::env::var(var).map_err(|_| KeyError::MissingEnv(var.to_string()))?;
-        Self::from_base64_list(&value)
+        let value = match std::env::var(var) {
+            Ok(value) => Zeroizing::new(value),
+            Err(std::env::VarError::NotPresent) => return Err(KeyError::MissingEnv(var.to_string())),
+            Err(std::env::VarError::NotUnicode(_)) => return Err(KeyError::EnvNotUnicode(var.to_string())),
+        };
+        Self::from_base64_list(&value).map_err(|e| e.in_env(var))
+    }
+
+    /// For development: the keys in the environment variable `var`
+    /// ([`from_env`](Self::from_env)), or, when it is not set, one freshly
+    /// generated key ([`generate`](Self::generate)) with a warning logged
+    /// (`tracing`, once per process): sessions then end when the process
+    /// does, and other instances cannot read them. A variable that is set
+    /// but invalid (or empty) is an error, never silently replaced.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env), but never [`KeyError::MissingEnv`].
+    ///
+    /// ```
+    /// # use sessionware::{KeyError, Keys};
+    /// // Unset: a generated key.
+    /// assert_eq!(Keys::from_env_or_generate("SESSIONWARE_DOCTEST_UNSET").unwrap().len(), 1);
+    /// ```
+    pub fn from_env_or_generate(var: &str) -> Result<Self, KeyError> {
+        match Self::from_env(var) {
+            Err(KeyError::MissingEnv(_)) => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(
+                        var,
+                        "{var} is not set: signing sessions with a generated key, so every session ends when the \
+                         process does (development only). For production, set it: \
+                         export {var}=\"$(openssl rand -base64 64)\""
+                    );
+                });
+                Self::generate()
+            }
+            other => other,
+        }
     }
 
     /// Number of keys in the ring.
@@ -552,10 +607,11 @@ mod tests {
 
     #[test]
     fn weak_keys_are_refused() {
-        assert_eq!(Key::try_from_bytes(&[0u8; 31]).unwrap_err(), KeyError::TooShort);
-        assert_eq!(Key::try_from_bytes(&[7u8; 64]).unwrap_err(), KeyError::Degenerate);
+        let key = KeySource::Single;
+        assert_eq!(Key::try_from_bytes(&[0u8; 31]).unwrap_err(), KeyError::TooShort { key: key.clone(), len: 31 });
+        assert_eq!(Key::try_from_bytes(&[7u8; 64]).unwrap_err(), KeyError::Degenerate { key: key.clone() });
         let two_values: Vec<u8> = (0..64).map(|i| (i % 2) as u8).collect();
-        assert_eq!(Key::try_from_bytes(&two_values).unwrap_err(), KeyError::Degenerate);
+        assert_eq!(Key::try_from_bytes(&two_values).unwrap_err(), KeyError::Degenerate { key });
         let random: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
         assert!(Key::try_from_bytes(&random).is_ok());
     }

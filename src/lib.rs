@@ -187,7 +187,7 @@ pub use config::{SessionConfig, SessionConfigBuilder};
 pub use control::SessionControl;
 pub use cross_origin::{CrossOrigin, CrossOriginReason, CrossOriginRefused, Origin};
 pub use csrf::{CsrfLayer, CsrfReason, CsrfRefused, CsrfToken};
-pub use error::{ConfigError, KeyError, SessionError, SharedError};
+pub use error::{ConfigError, KeyError, KeySource, PrefixRule, SessionError, SharedError};
 pub use events::{Deadline, Event, EventHook, EventKind, RejectReason, RenewReason};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;

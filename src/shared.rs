@@ -167,5 +167,6 @@ pub(crate) fn clone_store_error(e: &StoreError) -> StoreError {
         StoreError::Codec(s) => StoreError::Codec(s.clone()),
         StoreError::Capacity => StoreError::Capacity,
         StoreError::TooLarge => StoreError::TooLarge,
+        StoreError::Connect(c) => StoreError::Connect(c.clone()),
     }
 }

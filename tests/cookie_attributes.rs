@@ -57,8 +57,11 @@ fn partitioned_without_secure_is_refused() {
     let insecure = SessionConfig::builder().cookie_name("sid").dangerous_insecure_cookies().partitioned().build();
     assert_eq!(insecure.unwrap_err(), ConfigError::PartitionedNeedsSecure);
     // The prefix rules still apply first.
-    let host = SessionConfig::builder().dangerous_insecure_cookies().partitioned().build();
-    assert_eq!(host.unwrap_err(), ConfigError::HostPrefix);
+    let host = SessionConfig::builder().cookie_name("__Host-sid").dangerous_insecure_cookies().partitioned().build();
+    assert!(matches!(host.unwrap_err(), ConfigError::HostPrefix { .. }));
+    // Without a chosen name, the default drops its prefix, and Partitioned is refused.
+    let default = SessionConfig::builder().dangerous_insecure_cookies().partitioned().build();
+    assert_eq!(default.unwrap_err(), ConfigError::PartitionedNeedsSecure);
     assert!(SessionConfig::builder().cookie_name("__Secure-sid").partitioned().build().is_ok());
 }
 

@@ -225,7 +225,7 @@ mod redis;
 #[cfg(any(feature = "postgres", feature = "sqlite", feature = "mysql"))]
 mod sql;
 
-pub use crate::error::StoreError;
+pub use crate::error::{ConnectError, StoreError};
 pub use crate::id::StorageKey;
 pub use crate::record::{Auth, ChangeSet, Data, Metadata, Record, RECORD_FORMAT};
 pub use crate::rotation::{Login, Retired, Rotated, Rotation, Stored, RETIRED_KEEP_MS};

@@ -7,7 +7,7 @@ use ::redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
-    Client, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Value,
+    Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Value,
 };
 
 use super::RedisStore;
@@ -55,18 +55,43 @@ pub(super) type Secrets = Arc<[Box<str>]>;
 /// Timeout of one connection attempt.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The password of a URL, if it has a non-empty one.
-fn password(url: &str) -> Result<Option<Box<str>>, StoreError> {
-    let info =
-        url.into_connection_info().map_err(|e| StoreError::Backend(format!("invalid redis URL ({:?})", e.kind())))?;
-    Ok(info.redis.password.filter(|p| !p.is_empty()).map(Box::from))
+/// The error of a URL `redis` cannot parse (the URL itself is never in it).
+fn invalid_url(e: &RedisError) -> StoreError {
+    StoreError::Backend(format!(
+        "the Redis URL is not valid ({:?}): expected redis://[user:password@]host[:port][/db] (rediss:// for TLS, \
+         redis+unix:///path for a socket)",
+        e.kind()
+    ))
+}
+
+/// The password of a URL, if it has a non-empty one, and the server's
+/// address (`host:port` or a socket path; never the password).
+fn password(url: &str) -> Result<(Option<Box<str>>, String), StoreError> {
+    let info = url.into_connection_info().map_err(|e| invalid_url(&e))?;
+    let address = match &info.addr {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            crate::error::host_port(host, *port)
+        }
+        ConnectionAddr::Unix(path) => path.display().to_string(),
+    };
+    Ok((info.redis.password.filter(|p| !p.is_empty()).map(Box::from), address))
+}
+
+/// The error of a failed connection to `address`, with the passwords scrubbed.
+fn connect_err(e: &RedisError, address: String, secrets: &[Box<str>]) -> StoreError {
+    let mut reason = e.to_string();
+    for s in secrets {
+        reason = reason.replace(&**s, "<redacted>");
+    }
+    StoreError::Connect(Box::new(crate::store::ConnectError::new("Redis", address, reason)))
 }
 
 /// Connects to one server (see [`RedisStore::connect`]); the connection,
 /// and the password of `url` to scrub from errors.
 pub(super) async fn single(url: &str) -> Result<(Conn, Secrets), StoreError> {
-    let secrets: Secrets = password(url)?.into_iter().collect();
-    let client = Client::open(url).map_err(|e| StoreError::Backend(format!("invalid redis URL ({:?})", e.kind())))?;
+    let (secret, address) = password(url)?;
+    let secrets: Secrets = secret.into_iter().collect();
+    let client = Client::open(url).map_err(|e| invalid_url(&e))?;
     // `redis` 0.32 feeds `factor` to an exponential backoff that starts at
     // one second: its default (100) would wait 60 to 120 seconds between
     // the second and later attempts. A factor of 1 retries every 1-2 s.
@@ -75,7 +100,8 @@ pub(super) async fn single(url: &str) -> Result<(Conn, Secrets), StoreError> {
         .set_factor(1)
         .set_max_delay(2_000)
         .set_number_of_retries(3);
-    let conn = ConnectionManager::new_with_config(client, config).await.map_err(|e| backend(&e, &secrets))?;
+    let conn =
+        ConnectionManager::new_with_config(client, config).await.map_err(|e| connect_err(&e, address, &secrets))?;
     Ok((Conn::Single(conn), secrets))
 }
 
@@ -86,8 +112,11 @@ pub(super) async fn cluster(nodes: &[&str]) -> Result<(Conn, Secrets), StoreErro
         return Err(StoreError::Backend("no redis cluster node given".into()));
     }
     let mut secrets = Vec::new();
+    let mut addresses = Vec::new();
     for node in nodes {
-        if let Some(p) = password(node)? {
+        let (secret, address) = password(node)?;
+        addresses.push(address);
+        if let Some(p) = secret {
             if !secrets.contains(&p) {
                 secrets.push(p);
             }
@@ -98,7 +127,7 @@ pub(super) async fn cluster(nodes: &[&str]) -> Result<(Conn, Secrets), StoreErro
         .connection_timeout(CONNECT_TIMEOUT)
         .build()
         .map_err(|e| StoreError::Backend(format!("invalid redis cluster URLs ({:?})", e.kind())))?;
-    let conn = client.get_async_connection().await.map_err(|e| backend(&e, &secrets))?;
+    let conn = client.get_async_connection().await.map_err(|e| connect_err(&e, addresses.join(", "), &secrets))?;
     Ok((Conn::Cluster(conn), secrets))
 }
 
@@ -248,10 +277,16 @@ mod tests {
 
     #[test]
     fn passwords_are_found_and_scrubbed() {
-        assert_eq!(password("redis://:hunter2@10.0.0.1:6379").unwrap().as_deref(), Some("hunter2"));
-        assert_eq!(password("redis://user:pw@10.0.0.1").unwrap().as_deref(), Some("pw"));
-        assert!(password("redis://10.0.0.1").unwrap().is_none());
+        let pw = |url: &str| password(url).unwrap().0;
+        assert_eq!(pw("redis://:hunter2@10.0.0.1:6379").as_deref(), Some("hunter2"));
+        assert_eq!(pw("redis://user:pw@10.0.0.1").as_deref(), Some("pw"));
+        assert!(pw("redis://10.0.0.1").is_none());
         assert!(password("no-scheme").is_err());
+        // The address never carries the password; IPv6 hosts are bracketed.
+        assert_eq!(password("redis://:hunter2@10.0.0.1:6380/2").unwrap().1, "10.0.0.1:6380");
+        assert_eq!(password("redis://u:hunter2@[::1]").unwrap().1, "[::1]:6379");
+        let Err(StoreError::Backend(text)) = password("redis://:hunter2@host:notaport") else { panic!("invalid") };
+        assert!(!text.contains("hunter2") && text.contains("redis://[user:password@]host"), "{text}");
         let e = RedisError::from((::redis::ErrorKind::IoError, "refused", "redis://:hunter2@10.0.0.1".to_string()));
         let StoreError::Backend(text) = backend(&e, &[Box::from("hunter2")]) else { panic!("backend error") };
         assert!(!text.contains("hunter2") && text.contains("<redacted>"), "{text}");

@@ -8,9 +8,9 @@ use super::SqlStore;
 use crate::store::StoreError;
 
 #[cfg(feature = "mysql")]
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 #[cfg(feature = "postgres")]
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 #[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
@@ -52,13 +52,18 @@ pub(super) async fn postgres(url: &str, secret: Option<&str>) -> Result<PgPool, 
     // fresh session), and sqlx closes it rather than return it to the
     // pool, whose ping on release fails; the next acquisition opens a
     // new connection.
-    PgPoolOptions::new()
+    let options: PgConnectOptions = url.parse().map_err(|e| invalid_url("PostgreSQL", &e, secret))?;
+    let address = crate::error::host_port(options.get_host(), options.get_port());
+    let connected = PgPoolOptions::new()
         .max_connections(10)
         .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
-        .connect(url)
-        .await
-        .map_err(|e| db_err(&e, secret))
+        .connect_with(options.clone())
+        .await;
+    match connected {
+        Ok(pool) => Ok(pool),
+        Err(e) => Err(connect_err("PostgreSQL", address, &why(e, &options).await, secret)),
+    }
 }
 
 /// Connects a pool (10 connections, 5 s acquire timeout) to the MySQL or
@@ -71,13 +76,18 @@ pub(super) async fn mysql(url: &str, secret: Option<&str>) -> Result<MySqlPool, 
         Some(rest) => format!("mysql://{rest}"),
         None => url.to_owned(),
     };
-    MySqlPoolOptions::new()
+    let options: MySqlConnectOptions = url.parse().map_err(|e| invalid_url("MySQL", &e, secret))?;
+    let address = crate::error::host_port(options.get_host(), options.get_port());
+    let connected = MySqlPoolOptions::new()
         .max_connections(10)
         .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
-        .connect(&url)
-        .await
-        .map_err(|e| db_err(&e, secret))
+        .connect_with(options.clone())
+        .await;
+    match connected {
+        Ok(pool) => Ok(pool),
+        Err(e) => Err(connect_err("MySQL", address, &why(e, &options).await, secret)),
+    }
 }
 
 /// Whether a statement failed on a duplicate key (MySQL's `INSERT`
@@ -92,7 +102,7 @@ pub(super) fn duplicate_key(e: &sqlx::Error) -> bool {
 #[cfg(feature = "sqlite")]
 pub(super) async fn sqlite(path: &str) -> Result<SqlitePool, StoreError> {
     let options = if path.starts_with("sqlite:") {
-        path.parse::<SqliteConnectOptions>().map_err(|e| db_err(&e, None))?
+        path.parse::<SqliteConnectOptions>().map_err(|e| invalid_url("SQLite", &e, None))?
     } else {
         SqliteConnectOptions::new().filename(path)
     };
@@ -101,13 +111,14 @@ pub(super) async fn sqlite(path: &str) -> Result<SqlitePool, StoreError> {
     // A SQLite connection is a file handle in this process: there is no
     // peer to lose, so the pool skips its ping on acquire (a hop to the
     // connection's worker thread per statement).
+    let address = options.get_filename().display().to_string();
     SqlitePoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
         .connect_with(options)
         .await
-        .map_err(|e| db_err(&e, None))
+        .map_err(|e| connect_err("SQLite", address, &e, None))
 }
 
 impl SqlStore {
@@ -133,6 +144,51 @@ pub(super) fn url_password(url: &str) -> Option<Arc<str>> {
         .map(|(_, password)| password);
     let in_query = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("password=")));
     in_userinfo.or(in_query).filter(|p| !p.is_empty()).map(Arc::from)
+}
+
+/// The error of a URL sqlx cannot parse (the URL itself is never in it).
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")), allow(dead_code))]
+fn invalid_url(store: &'static str, e: &sqlx::Error, secret: Option<&str>) -> StoreError {
+    let expected = match store {
+        "PostgreSQL" => "postgres://user:password@host:5432/database",
+        "MySQL" => "mysql://user:password@host:3306/database",
+        _ => "a file path or sqlite://path",
+    };
+    StoreError::Backend(format!("the {store} URL is not valid ({}): expected {expected}", scrub(e, secret)))
+}
+
+/// The error of a failed connection to `address` (never the URL), with the
+/// password scrubbed from the driver's text.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")), allow(dead_code))]
+fn connect_err(store: &'static str, address: String, e: &sqlx::Error, secret: Option<&str>) -> StoreError {
+    StoreError::Connect(Box::new(crate::store::ConnectError::new(store, address, scrub(e, secret))))
+}
+
+/// Why a pool could not connect: a pool that retried until its acquire
+/// timeout says only "pool timed out", so on that error one direct attempt
+/// (at most 5 s, only on this failure path) finds the driver's reason, such
+/// as "Connection refused".
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn why<O>(e: sqlx::Error, options: &O) -> sqlx::Error
+where
+    O: sqlx::ConnectOptions,
+    O::Connection: Sized,
+{
+    if matches!(e, sqlx::Error::PoolTimedOut) {
+        if let Ok(Err(direct)) = tokio::time::timeout(Duration::from_secs(5), options.connect()).await {
+            return direct;
+        }
+    }
+    e
+}
+
+/// The driver's text of `e`, with `secret` replaced.
+fn scrub(e: &sqlx::Error, secret: Option<&str>) -> String {
+    let text = e.to_string();
+    match secret {
+        Some(s) => text.replace(s, "<redacted>"),
+        None => text,
+    }
 }
 
 pub(super) fn db_err(e: &sqlx::Error, secret: Option<&str>) -> StoreError {
