@@ -315,6 +315,11 @@ async fn holds_a_bent_header_token_is_invalid_and_never_panics() {
     let (app, ran) = app_with(&h, CsrfLayer::new());
     let (cookie, t) = token(&app, None).await;
     let big = "A".repeat(1 << 20);
+    // The standard alphabet differs from the token only if the token holds a
+    // `-` or `_` (about 1 in 15 random tokens holds neither: then it is the
+    // valid token itself, and the case is left out rather than flake).
+    let standard = t.replace('-', "+").replace('_', "/");
+    let standard = (standard != t).then_some(standard);
     for v in [
         format!("{t} "),
         format!(" {t}"),
@@ -323,10 +328,12 @@ async fn holds_a_bent_header_token_is_invalid_and_never_panics() {
         format!("\"{t}\""),
         format!("{t},{t}"),
         format!("{t}="),
-        t.replace('-', "+").replace('_', "/"),
         String::new(),
         big,
-    ] {
+    ]
+    .into_iter()
+    .chain(standard)
+    {
         refused(&app, act(&cookie, &v), CsrfReason::Invalid, &ran, &v[..v.len().min(20)]).await;
     }
     let mut r = req("POST", "/act", Some(&cookie));
