@@ -104,7 +104,7 @@ pub const MAX_CACHE_TTL: Duration = Duration::from_secs(60);
 /// use sessionware::token::TokenError;
 /// assert_eq!(TokenError::Expired.to_string(), "the token expired");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
     /// Two `Authorization` fields, or a Bearer credential that is not one
