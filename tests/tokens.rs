@@ -60,10 +60,7 @@ fn app(h: &Harness, issuer: &TokenIssuer, tokens: TokenLayer) -> Router {
     Router::new()
         .route("/whoami", get(|c: AccessClaims| async move { format!("{} {}", c.sub, c.sid) }))
         .route("/maybe", get(|c: Option<AccessClaims>| async move { c.map_or("anonymous".to_string(), |c| c.sub) }))
-        .route(
-            "/login/{user}",
-            post(|s: Session, Path(u): Path<String>| async move { s.login(u).await }),
-        )
+        .route("/login/{user}", post(|s: Session, Path(u): Path<String>| async move { s.login(u).await }))
         .route("/logout", post(|s: Session| async move { s.purge().await }))
         .route("/password", post(|s: Session| async move { s.credentials_changed().await }))
         .route(
@@ -164,7 +161,9 @@ async fn minted_token_names_user_and_session_handle() {
     let keys = ring([ed_key("k1")]);
     let app = app(&h, &issuer(&keys), checked(&h, &keys));
     let cookie = login(&app, "alice").await;
-    let handle = body(send(&app, Request::get("/handle").header(header::COOKIE, &cookie).body(Body::empty()).unwrap()).await).await;
+    let handle =
+        body(send(&app, Request::get("/handle").header(header::COOKIE, &cookie).body(Body::empty()).unwrap()).await)
+            .await;
     let (t1, t2) = (mint(&app, &cookie).await, mint(&app, &cookie).await);
     let (head, claims) = (part(&t1, 0), part(&t1, 1));
     assert_eq!(head["typ"], "at+jwt");
@@ -373,7 +372,10 @@ async fn malformed_claims_are_refused() {
 async fn wrong_audience_or_issuer_is_refused() {
     let h = Harness::new();
     let keys = ring([ed_key("k1")]);
-    for other in [TokenIssuer::new(keys.clone(), ISS, "billing").unwrap(), TokenIssuer::new(keys.clone(), "https://evil.test", AUD).unwrap()] {
+    for other in [
+        TokenIssuer::new(keys.clone(), ISS, "billing").unwrap(),
+        TokenIssuer::new(keys.clone(), "https://evil.test", AUD).unwrap(),
+    ] {
         let app = app(&h, &other, stateless(&h, &keys));
         let token = mint(&app, &login(&app, "alice").await).await;
         assert_eq!(whoami(&app, &token).await, 401);
@@ -400,7 +402,8 @@ async fn unknown_kid_and_header_keys_are_refused() {
     let jwk = serde_json::to_value(&TokenKeys::new([attacker]).unwrap().jwks().keys[0]).unwrap();
     let attacker_pem_key = EncodingKey::from_ed_der(&ed25519_der_of_seed([9u8; 32]));
     for kid in ["evil", "k1"] {
-        let head = format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{kid}","jwk":{jwk},"jku":"https://evil.test/jwks"}}"#);
+        let head =
+            format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{kid}","jwk":{jwk},"jku":"https://evil.test/jwks"}}"#);
         let token = forge(&head, &claims, &attacker_pem_key, Algorithm::EdDSA);
         assert_eq!(whoami(&app, &token).await, 401, "{kid}");
     }
@@ -459,7 +462,12 @@ async fn algorithm_confusion_is_refused() {
     point.extend(URL_SAFE_NO_PAD.decode(jwk.y.as_ref().unwrap()).unwrap());
     let jwk_json = serde_json::to_string(jwk).unwrap();
     for secret in [point.as_slice(), ES_PEM.as_bytes(), jwk_json.as_bytes()] {
-        let token = forge(r#"{"alg":"HS256","typ":"at+jwt","kid":"es"}"#, &claims, &EncodingKey::from_secret(secret), Algorithm::HS256);
+        let token = forge(
+            r#"{"alg":"HS256","typ":"at+jwt","kid":"es"}"#,
+            &claims,
+            &EncodingKey::from_secret(secret),
+            Algorithm::HS256,
+        );
         let res = send(&es_app, bearer("/whoami", &token)).await;
         assert_eq!(res.status(), 401);
         assert_eq!(res.extensions().get::<TokenError>(), Some(&TokenError::Algorithm));
@@ -502,11 +510,16 @@ async fn type_and_form_are_strict() {
     let segs: Vec<&str> = good.split('.').collect();
     let json = format!(r#"{{"payload":"{}","protected":"{}","signature":"{}"}}"#, segs[1], segs[0], segs[2]);
     for bad in [
-        format!("{good}.x.y"),                                    // 5 segments (JWE-shaped)
-        format!("{}=.{}.{}", segs[0], segs[1], segs[2]),          // padding
-        good.replace('-', "+").replace('_', "/") + "+",           // standard base64
-        json,                                                     // JWS JSON serialization
-        format!("{}.{}.{}", segs[0], URL_SAFE_NO_PAD.encode(claims.encode_utf16().flat_map(u16::to_be_bytes).collect::<Vec<u8>>()), segs[2]),
+        format!("{good}.x.y"),                           // 5 segments (JWE-shaped)
+        format!("{}=.{}.{}", segs[0], segs[1], segs[2]), // padding
+        good.replace('-', "+").replace('_', "/") + "+",  // standard base64
+        json,                                            // JWS JSON serialization
+        format!(
+            "{}.{}.{}",
+            segs[0],
+            URL_SAFE_NO_PAD.encode(claims.encode_utf16().flat_map(u16::to_be_bytes).collect::<Vec<u8>>()),
+            segs[2]
+        ),
     ] {
         let req = Request::get("/whoami").header(header::AUTHORIZATION, format!("Bearer {bad}")).body(Body::empty());
         let Ok(req) = req else { continue }; // a value http itself refuses
@@ -535,8 +548,14 @@ async fn authorization_field_is_read_strictly() {
     assert_eq!(refused.status(), 401, "two Authorization fields");
     assert_eq!(refused.headers()[header::WWW_AUTHENTICATE], "Bearer error=\"invalid_token\"");
     assert_eq!(refused.extensions().get::<TokenError>(), Some(&TokenError::Header));
-    for v in ["Bearer".to_string(), "Bearer ".into(), format!("Bearer {token} x"), format!("Bearer {token},Bearer {token}"), format!("Bearer\t{token}")] {
-        assert_eq!(send(&app, with(&[v.clone()])).await.status(), 401, "{v}");
+    for v in [
+        "Bearer".to_string(),
+        "Bearer ".into(),
+        format!("Bearer {token} x"),
+        format!("Bearer {token},Bearer {token}"),
+        format!("Bearer\t{token}"),
+    ] {
+        assert_eq!(send(&app, with(std::slice::from_ref(&v))).await.status(), 401, "{v}");
     }
     // Not a Bearer credential: no claims, so the extractor's 401 (no error code).
     let basic = send(&app, with(&[format!("Basic {token}")])).await;
@@ -548,7 +567,8 @@ async fn authorization_field_is_read_strictly() {
     // In the query or a cookie: never read.
     let query = Request::get(format!("/whoami?access_token={token}")).body(Body::empty()).unwrap();
     assert_eq!(send(&app, query).await.status(), 401);
-    let cookie = Request::get("/whoami").header(header::COOKIE, format!("access_token={token}")).body(Body::empty()).unwrap();
+    let cookie =
+        Request::get("/whoami").header(header::COOKIE, format!("access_token={token}")).body(Body::empty()).unwrap();
     assert_eq!(send(&app, cookie).await.status(), 401);
     let huge = format!("Bearer {}", "a".repeat(1 << 20));
     assert_eq!(send(&app, with(&[huge])).await.status(), 401);
@@ -612,7 +632,12 @@ async fn jwks_serves_public_keys_and_verifies_downstream() {
     let h = Harness::new();
     let keys = ring([ed_key("ed"), es_key("es"), TokenKey::hs256("hs", &[3u8; 32]).unwrap()]);
     let doc = serde_json::to_value(keys.jwks()).unwrap();
-    let listed: Vec<_> = doc["keys"].as_array().unwrap().iter().map(|k| (k["kid"].clone(), k["alg"].clone(), k["use"].clone())).collect();
+    let listed: Vec<_> = doc["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].clone(), k["alg"].clone(), k["use"].clone()))
+        .collect();
     assert_eq!(listed, [("ed".into(), "EdDSA".into(), "sig".into()), ("es".into(), "ES256".into(), "sig".into())]);
     for k in doc["keys"].as_array().unwrap() {
         assert!(k.get("d").is_none() && k.get("k").is_none(), "no private part");
@@ -629,7 +654,10 @@ async fn jwks_serves_public_keys_and_verifies_downstream() {
     // A JWKS whose key claims another algorithm than its curve is refused.
     let lying = doc.to_string().replace(r#""alg":"EdDSA""#, r#""alg":"ES256""#);
     assert!(matches!(TokenKeys::from_jwks(&lying), Err(TokenConfigError::Jwks(_))));
-    assert!(TokenKeys::from_jwks(r#"{"keys":[{"kty":"oct","k":"AAAA","kid":"x","alg":"HS256","use":"sig","crv":"","x":""}]}"#).is_err());
+    assert!(TokenKeys::from_jwks(
+        r#"{"keys":[{"kty":"oct","k":"AAAA","kid":"x","alg":"HS256","use":"sig","crv":"","x":""}]}"#
+    )
+    .is_err());
 }
 
 // R74, R71: bounded settings.
@@ -651,4 +679,44 @@ fn settings_are_bounded() {
     // Debug never shows key material.
     let debug = format!("{:?} {:?}", ed_key("k1"), TokenKey::hs256("hs", &[0x41; 32]).unwrap());
     assert!(!debug.contains("AAAA") && !debug.contains("65, 65"), "{debug}");
+}
+
+// Checked mode needs the store's per-user index: refused when the layer
+// was built without one, instead of failing every request.
+#[test]
+fn checked_needs_a_user_index() {
+    use sessionware::{
+        store::{Capabilities, MemoryStore},
+        Keys, SessionLayer,
+    };
+    let keys = ring([ed_key("k1")]);
+    let bare = SessionLayer::with_capabilities(Capabilities::new(MemoryStore::default()), Keys::generate().unwrap());
+    let err = TokenLayer::new(keys.clone(), ISS, AUD).checked(&bare).unwrap_err();
+    assert_eq!(err, TokenConfigError::NoUserIndex);
+    let full = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
+    assert!(TokenLayer::new(keys, ISS, AUD).checked(&full).is_ok());
+}
+
+// R50: revocation is keyed on the session, not the token's bytes: a
+// re-encoded token (ECDSA signature malleability: (r, s) -> (r, n - s),
+// which still verifies) of a revoked session is refused too.
+#[tokio::test]
+async fn revoked_session_refuses_a_malleated_token() {
+    let h = Harness::new();
+    let keys = ring([es_key("es")]);
+    let iss = issuer(&keys);
+    let stateless_app = app(&h, &iss, stateless(&h, &keys));
+    let checked_app = app(&h, &iss, checked(&h, &keys));
+    let cookie = login(&checked_app, "alice").await;
+    let token = mint(&checked_app, &cookie).await;
+    let segs: Vec<&str> = token.split('.').collect();
+    let sig = p256::ecdsa::Signature::from_slice(&URL_SAFE_NO_PAD.decode(segs[2]).unwrap()).unwrap();
+    let (r, s) = sig.split_scalars();
+    let flipped = p256::ecdsa::Signature::from_scalars(r, -s).unwrap();
+    let malleated = format!("{}.{}.{}", segs[0], segs[1], URL_SAFE_NO_PAD.encode(flipped.to_bytes()));
+    assert_ne!(malleated, token);
+    assert_eq!(whoami(&stateless_app, &malleated).await, 200, "the re-encoded token verifies");
+    send(&checked_app, post_with("/logout", Some(&cookie))).await;
+    assert_eq!(whoami(&checked_app, &token).await, 401);
+    assert_eq!(whoami(&checked_app, &malleated).await, 401);
 }

@@ -134,11 +134,16 @@ async fn setup(scenario: Scenario) -> Setup {
         }
         Scenario::VerifyStateless => {
             let (_, token) = login_and_mint(&setup_router, "alice").await;
-            Setup { router: token_router(TokenLayer::new(keys, ISS, AUD)), path: "/whoami", credentials: vec![(auth, token)] }
+            Setup {
+                router: token_router(TokenLayer::new(keys, ISS, AUD)),
+                path: "/whoami",
+                credentials: vec![(auth, token)],
+            }
         }
         Scenario::VerifyCheckedHit => {
             let (_, token) = login_and_mint(&setup_router, "alice").await;
-            let layer = TokenLayer::new(keys, ISS, AUD).checked(&sessions).expect("index").cache_ttl(Duration::from_secs(60));
+            let layer =
+                TokenLayer::new(keys, ISS, AUD).checked(&sessions).expect("index").cache_ttl(Duration::from_secs(60));
             Setup { router: token_router(layer.expect("ttl")), path: "/whoami", credentials: vec![(auth, token)] }
         }
         Scenario::VerifyCheckedMiss => {
@@ -161,7 +166,12 @@ async fn run(setup: &Setup, iters: u64) -> Duration {
         let mut req: Request<Body> = request(setup.path, None);
         let (name, value) = &setup.credentials[i as usize % n];
         req.headers_mut().insert(name, value.clone());
-        let res = ServiceExt::<Request<Body>>::ready(&mut svc).await.expect("infallible").call(req).await.expect("infallible");
+        let res = ServiceExt::<Request<Body>>::ready(&mut svc)
+            .await
+            .expect("infallible")
+            .call(req)
+            .await
+            .expect("infallible");
         assert!(res.status().is_success(), "{}: {}", setup.path, res.status());
         std::hint::black_box(res);
     }
