@@ -720,3 +720,18 @@ async fn revoked_session_refuses_a_malleated_token() {
     assert_eq!(whoami(&checked_app, &token).await, 401);
     assert_eq!(whoami(&checked_app, &malleated).await, 401);
 }
+
+// RFC 6750 §2.1: `Bearer 1*SP token`; a tab or other whitespace is no
+// separator, several spaces are.
+#[tokio::test]
+async fn bearer_separator_is_spaces_only() {
+    let h = Harness::new();
+    let keys = ring([ed_key("k1")]);
+    let app = app(&h, &issuer(&keys), stateless(&h, &keys));
+    let token = mint(&app, &login(&app, "alice").await).await;
+    let with = |v: String| Request::get("/whoami").header(header::AUTHORIZATION, v).body(Body::empty()).unwrap();
+    assert_eq!(send(&app, with(format!("Bearer   {token}"))).await.status(), 200);
+    let tab = send(&app, with(format!("Bearer \t{token}"))).await;
+    assert_eq!(tab.status(), 401);
+    assert_eq!(tab.extensions().get::<TokenError>(), Some(&TokenError::Header));
+}

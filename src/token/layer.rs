@@ -124,6 +124,13 @@ impl TokenLayer {
     /// confirmed by one read of the per-user index and trusted for
     /// [`cache_ttl`](Self::cache_ttl). The session layer's clock is used.
     ///
+    /// The read lists at most
+    /// [`max_listed_sessions`](crate::SessionConfigBuilder::max_listed_sessions)
+    /// of the user's sessions, the most recently used first: a token of a
+    /// session beyond them counts as ended. Keep
+    /// [`max_sessions_per_user`](crate::SessionConfigBuilder::max_sessions_per_user)
+    /// within it where users may have that many sessions.
+    ///
     /// # Errors
     ///
     /// [`TokenConfigError::NoUserIndex`] when the session layer's store has
@@ -225,7 +232,10 @@ fn bearer(headers: &HeaderMap) -> Option<Result<&str, TokenError>> {
         return None;
     }
     // `1*SP b64token`: the scheme's one or more spaces, then exactly a token.
-    let token = token.trim_ascii_start();
+    let token = match token.iter().position(|&b| b != b' ') {
+        Some(start) => token.split_at(start).1,
+        None => &b""[..],
+    };
     let body_end = token.iter().position(|&b| b == b'=').unwrap_or(token.len());
     let (body, padding) = token.split_at(body_end);
     let ok = !body.is_empty()
