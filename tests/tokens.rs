@@ -361,6 +361,8 @@ async fn malformed_claims_are_refused() {
         good.replace(ISS, "https://evil.test"),
         good.replace(r#""sub":"alice""#, r#""sub":"alice","sub":"admin""#),
         good.replace(&format!(r#""iat":{NOW_S}"#), r#""iat":"now""#),
+        good.replace(&format!(r#""iat":{NOW_S}"#), &format!(r#""iat":{NOW_S},"nbf":"99999999999""#)),
+        good.replace(&format!(r#""iat":{NOW_S}"#), &format!(r#""iat":{NOW_S},"nbf":-1"#)),
     ] {
         let token = forge(head, &bad, &ed_encoding(), Algorithm::EdDSA);
         assert_eq!(whoami(&app, &token).await, 401, "{bad}");
@@ -502,6 +504,7 @@ async fn type_and_form_are_strict() {
         r#"{"alg":"EdDSA","typ":"rt+jwt","kid":"k1"}"#,
         r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1","crit":["exp"]}"#,
         r#"{"alg":"EdDSA","typ":"at+jwt","kid":"zz","kid":"k1"}"#,
+        r#"{"alg":["EdDSA"],"typ":"at+jwt","kid":"k1"}"#,
     ] {
         assert_eq!(whoami(&app, &forge(head, &claims, &ed_encoding(), Algorithm::EdDSA)).await, 401, "{head}");
     }
