@@ -149,6 +149,7 @@
 //! | `sqlite` | no | `SqlStore` on SQLite (sqlx) |
 //! | `mysql` | no | `SqlStore` on MySQL 8 or MariaDB 10.5+ (sqlx) |
 //! | `metrics` | no | event counters and a store-latency histogram through the `metrics` crate |
+//! | `jwt` | no | [`token`]: access tokens (JWT) minted from a session, `TokenLayer` (stateless or checked against the store), JWKS |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -178,6 +179,9 @@ mod service;
 mod session;
 mod shared;
 pub mod store;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod token;
 mod transport;
 
 pub use ::cookie::SameSite;

@@ -34,6 +34,8 @@ pub enum Op {
     Delete,
     Rotate,
     Cut,
+    /// `UserIndex::list_user` (the checked token verifier's one read).
+    ListUser,
 }
 
 /// A store that counts calls, can fail or stall chosen operations, and can
@@ -41,7 +43,7 @@ pub enum Op {
 #[derive(Debug, Clone)]
 pub struct MockStore {
     pub inner: MemoryStore,
-    pub calls: Arc<[AtomicUsize; 7]>,
+    pub calls: Arc<[AtomicUsize; 8]>,
     pub fail: Arc<Mutex<Vec<Op>>>,
     pub stall: Arc<Mutex<Vec<Op>>>,
     pub conflicts: Arc<AtomicUsize>,
@@ -146,6 +148,7 @@ impl SessionStore for MockStore {
 #[async_trait]
 impl UserIndex for MockStore {
     async fn list_user(&self, user: &str, now: u64, limit: usize) -> Result<Vec<Metadata>, StoreError> {
+        self.enter(Op::ListUser).await?;
         self.inner.list_user(user, now, limit).await
     }
     async fn delete_by_handle(&self, user: &str, handle: &SessionHandle, now: u64) -> Result<bool, StoreError> {
