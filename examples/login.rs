@@ -5,7 +5,7 @@
 //!
 //! Run it with `cargo run --example login`, open <http://127.0.0.1:3000/account>
 //! and sign in as `alice` / `wonderland`. `cargo test --example login` runs its
-//! test module (the example itself, without the tests, is under 80 lines).
+//! test module (the example itself, without the tests, is about 80 lines).
 
 use std::{io::IsTerminal, time::Duration};
 
