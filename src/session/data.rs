@@ -1,7 +1,7 @@
 //! Reading and writing the session's values, and what the handler may
 //! know of the session itself (ID, metadata, expiry).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -322,7 +322,7 @@ impl Session {
         let now = self.now();
         Ok(self.metadata().await?.map(|m| {
             let at = crate::lifecycle::expiry::expires_at(&m, now, &self.shared().config);
-            UNIX_EPOCH + Duration::from_millis(at)
+            crate::clock::system_time(at)
         }))
     }
 }
