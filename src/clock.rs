@@ -104,3 +104,24 @@ impl Clock for ManualClock {
 pub(crate) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+/// The one home of the conversion between the stores' milliseconds and the
+/// [`SystemTime`] of the handler-facing API.
+pub(crate) fn system_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// Serializes a [`SystemTime`] as integer milliseconds since the Unix epoch
+/// (`#[serde(serialize_with = …)]`), the JSON form of
+/// [`SessionInfo`](crate::SessionInfo)'s times.
+pub(crate) mod millis {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    fn ms(t: &SystemTime) -> u64 {
+        t.duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
+    }
+
+    pub(crate) fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(ms(t))
+    }
+}

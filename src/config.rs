@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use cookie::{Cookie, SameSite};
+use cookie::Cookie;
 
 use crate::{
     binding::{Binding, BindingPolicy},
     clock::ms,
     cross_origin::{CrossOrigin, Exempt, Origin},
     store::{LimitPolicy, SessionLimit},
-    ConfigError, PrefixRule, Transport, Undecodable,
+    ConfigError, PrefixRule, SameSite, Transport, Undecodable,
 };
 
 /// Longest timeout accepted: browsers cap cookie lifetimes at 400 days.
@@ -1086,7 +1086,7 @@ impl SessionConfigBuilder {
             .path(self.path.clone())
             .secure(secure)
             .http_only(true)
-            .same_site(self.same_site);
+            .same_site(self.same_site.into());
         if let Some(d) = &self.domain {
             template = template.domain(d.clone());
         }
@@ -1226,7 +1226,7 @@ mod tests {
         let parsed = Cookie::parse(header).unwrap();
         assert_eq!(parsed.secure(), Some(true));
         assert_eq!(parsed.http_only(), Some(true));
-        assert_eq!(parsed.same_site(), Some(SameSite::Lax));
+        assert_eq!(parsed.same_site(), Some(cookie::SameSite::Lax));
         assert_eq!(parsed.path(), Some("/"));
         assert_eq!(parsed.domain(), None);
         assert_eq!(parsed.max_age(), None);

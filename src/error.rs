@@ -180,10 +180,11 @@ pub enum SessionError {
         /// The configured limit, in bytes.
         max: usize,
     },
-    /// A session key is empty, longer than 256 bytes, or under the crate's
+    /// A session data key (the name given to `insert`, `get`, …) is empty,
+    /// longer than 256 bytes, or under the crate's
     /// reserved prefix `__sessionware.` (its own keys, such as the CSRF secret).
-    #[error("session key is empty, too long or reserved")]
-    InvalidKey,
+    #[error("session data key is empty, longer than 256 bytes, or reserved (`__sessionware.` prefix)")]
+    InvalidDataKey,
     /// The response was already sent (the layer committed the session), so
     /// the session can no longer change: a handle kept by a spawned task
     /// after the response, for example.
@@ -236,7 +237,7 @@ impl SessionError {
     ///
     /// ```
     /// use sessionware::SessionError;
-    /// assert!(!SessionError::InvalidKey.is_store_failure());
+    /// assert!(!SessionError::InvalidDataKey.is_store_failure());
     /// ```
     pub fn is_store_failure(&self) -> bool {
         matches!(self, Self::Load(_) | Self::Save(_) | Self::Unavailable | Self::Store(_))
@@ -256,7 +257,7 @@ impl SessionError {
             Self::ReauthRequired | Self::NotAuthenticated => StatusCode::UNAUTHORIZED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManySessions { .. } => StatusCode::CONFLICT,
-            Self::InvalidKey => StatusCode::BAD_REQUEST,
+            Self::InvalidDataKey => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -175,6 +175,7 @@ mod keys;
 mod lifecycle;
 mod record;
 mod rotation;
+mod same_site;
 mod service;
 mod session;
 mod shared;
@@ -184,7 +185,6 @@ pub mod store;
 pub mod token;
 mod transport;
 
-pub use ::cookie::SameSite;
 pub use binding::{BindingPolicy, ClientChange};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SessionConfig, SessionConfigBuilder};
@@ -202,6 +202,7 @@ pub use guard::{
 pub use id::{SessionId, ID_ENCODED_LEN, ID_LEN};
 pub use keys::{Key, Keys};
 pub use record::SessionHandle;
+pub use same_site::SameSite;
 pub use service::{ResponseFuture, SessionLayer, SessionService};
 pub use session::{Session, SessionInfo, SessionValue, Typed, Undecodable};
 pub use shared::ErrorResponder;

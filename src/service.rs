@@ -11,6 +11,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -87,10 +88,20 @@ fn save_status(err: &SessionError) -> StatusCode {
     }
 }
 
-fn status_response(status: StatusCode) -> Response<()> {
-    let mut res = Response::new(());
+/// The default error responses: the status and a short plain-text body
+/// that names what failed, never the store's detail (that is in the
+/// [`SharedError`](crate::SharedError) extension and the events).
+fn default_error_response(status: StatusCode) -> Response<Bytes> {
+    let text: &'static str = match status {
+        StatusCode::SERVICE_UNAVAILABLE => "Session store unavailable",
+        StatusCode::PAYLOAD_TOO_LARGE => "Session data too large",
+        StatusCode::CONFLICT => "Signed in on too many devices: sign out of one and try again",
+        _ => "Session could not be saved",
+    };
+    let mut res = Response::new(Bytes::from_static(text.as_bytes()));
     *res.status_mut() = status;
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     res
 }
 
@@ -150,8 +161,8 @@ impl SessionLayer {
                 keys,
                 config: SessionConfig::default(),
                 clock: Arc::new(SystemClock),
-                on_load_error: Arc::new(|_| status_response(StatusCode::SERVICE_UNAVAILABLE)),
-                on_save_error: Arc::new(|err| status_response(save_status(err))),
+                on_load_error: Arc::new(|_| default_error_response(StatusCode::SERVICE_UNAVAILABLE)),
+                on_save_error: Arc::new(|err| default_error_response(save_status(err))),
                 on_event: None,
             }),
         }
@@ -246,43 +257,63 @@ impl SessionLayer {
         self
     }
 
-    /// The response sent when loading the session failed (default: an empty
-    /// `503 Service Unavailable` with `Cache-Control: no-store`). The handler's
-    /// own response is discarded: the request fails closed.
+    /// The response sent when loading the session failed (default:
+    /// `503 Service Unavailable` with the plain-text body `Session store
+    /// unavailable`). The handler's own response is discarded: the request
+    /// fails closed. The body is any `Into<Bytes>` (`&'static str`, `String`,
+    /// `Vec<u8>`, `Bytes`, `()` is not one: use `""`); see
+    /// [`ErrorResponder`](crate::ErrorResponder) for the inner body types it
+    /// reaches the client through. `Cache-Control: no-store` is always added.
+    ///
+    /// An HTML page for a browser application:
     ///
     /// ```
-    /// # use http::{Response, StatusCode};
+    /// # use http::{header, Response, StatusCode};
     /// # use sessionware::{Keys, SessionLayer, store::MemoryStore};
+    /// const PAGE: &str = "<!doctype html><title>Try again</title>\
+    ///     <h1>We could not load your session</h1><p>Please try again in a minute.</p>";
     /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap())
     ///     .on_load_error(|_err| {
-    ///         let mut res = Response::new(());
-    ///         *res.status_mut() = StatusCode::BAD_GATEWAY;
-    ///         res
+    ///         Response::builder()
+    ///             .status(StatusCode::SERVICE_UNAVAILABLE)
+    ///             .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+    ///             .header(header::RETRY_AFTER, "30")
+    ///             .body(PAGE)
+    ///             .unwrap_or_default()
     ///     });
     /// ```
-    pub fn on_load_error(mut self, f: impl Fn(&SessionError) -> Response<()> + Send + Sync + 'static) -> Self {
-        self.shared_mut().on_load_error = Arc::new(f);
+    pub fn on_load_error<T: Into<Bytes>>(
+        mut self,
+        f: impl Fn(&SessionError) -> Response<T> + Send + Sync + 'static,
+    ) -> Self {
+        self.shared_mut().on_load_error = Arc::new(move |e| f(e).map(Into::into));
         self
     }
 
-    /// The response sent when saving the session failed (default: an empty
-    /// `500 Internal Server Error` with `Cache-Control: no-store`; `413` for
-    /// [`SessionError::TooLarge`], `409` for a refused login,
-    /// [`SessionError::TooManySessions`]). No cookie for the unsaved session
-    /// is sent.
+    /// The response sent when saving the session failed (default:
+    /// `500 Internal Server Error`, body `Session could not be saved`;
+    /// `413` (`Session data too large`) for [`SessionError::TooLarge`],
+    /// `409` for a refused login, [`SessionError::TooManySessions`]; each a
+    /// short plain-text body without the store's detail, with
+    /// `Cache-Control: no-store`). No cookie for the unsaved session is
+    /// sent. The body is any `Into<Bytes>`, as for
+    /// [`on_load_error`](Self::on_load_error).
     ///
     /// ```
     /// # use http::{Response, StatusCode};
     /// # use sessionware::{Keys, SessionLayer, store::MemoryStore};
     /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap())
-    ///     .on_save_error(|_err| {
-    ///         let mut res = Response::new(());
+    ///     .on_save_error(|err| {
+    ///         let mut res = Response::new(format!("Not saved ({})", err.status()));
     ///         *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     ///         res
     ///     });
     /// ```
-    pub fn on_save_error(mut self, f: impl Fn(&SessionError) -> Response<()> + Send + Sync + 'static) -> Self {
-        self.shared_mut().on_save_error = Arc::new(f);
+    pub fn on_save_error<T: Into<Bytes>>(
+        mut self,
+        f: impl Fn(&SessionError) -> Response<T> + Send + Sync + 'static,
+    ) -> Self {
+        self.shared_mut().on_save_error = Arc::new(move |e| f(e).map(Into::into));
         self
     }
 

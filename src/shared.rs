@@ -4,6 +4,7 @@
 
 use std::{fmt, sync::Arc};
 
+use bytes::Bytes;
 use http::{header, HeaderValue, Response};
 
 use crate::{
@@ -12,22 +13,28 @@ use crate::{
     Clock, Keys, SessionConfig, SessionError, SessionStore, SharedError, StorageKey, StoreError,
 };
 
-/// Builds the response the layer sends when the session store fails.
+/// Builds the response the layer sends when the session store fails
+/// ([`SessionLayer::on_load_error`](crate::SessionLayer::on_load_error),
+/// [`on_save_error`](crate::SessionLayer::on_save_error)).
 ///
-/// The body is the inner service's default body; status and headers come from
-/// the hook. The [`SharedError`](crate::SharedError) is attached to the
-/// response extensions by the layer.
+/// Status, headers and body come from the hook; the layer adds
+/// `Cache-Control: no-store` and attaches the
+/// [`SharedError`](crate::SharedError) to the response extensions. The body
+/// reaches the client when the inner service's body type is axum's `Body`,
+/// `http_body_util::Full<Bytes>`, `String`, `Bytes` or `Vec<u8>`; with any
+/// other body type the response has that type's default (empty) body.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use sessionware::ErrorResponder;
 /// let respond: ErrorResponder = Arc::new(|err| {
-///     let mut res = http::Response::new(());
+///     let mut res = http::Response::new(bytes::Bytes::from_static(b"Please try again in a minute"));
 ///     *res.status_mut() = err.status();
 ///     res
 /// });
+/// # assert_eq!(respond(&sessionware::SessionError::Unavailable).status(), 503);
 /// ```
-pub type ErrorResponder = Arc<dyn Fn(&SessionError) -> Response<()> + Send + Sync>;
+pub type ErrorResponder = Arc<dyn Fn(&SessionError) -> Response<Bytes> + Send + Sync>;
 
 /// What every request of one layer shares.
 pub(crate) struct Shared {
@@ -146,16 +153,41 @@ impl<T> std::future::Future for Timed<'_, T> {
 
 /// The configured response for a session failure, with the error attached
 /// to its extensions.
-pub(crate) fn error_response<B: Default>(shared: &Shared, err: SessionError) -> Response<B> {
+pub(crate) fn error_response<B: Default + 'static>(shared: &Shared, err: SessionError) -> Response<B> {
     let hook = if matches!(err, SessionError::Load(_) | SessionError::Unavailable) {
         &shared.on_load_error
     } else {
         &shared.on_save_error
     };
-    let (mut parts, ()) = hook(&err).into_parts();
+    let (mut parts, text) = hook(&err).into_parts();
     parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     parts.extensions.insert(SharedError::from(err));
-    Response::from_parts(parts, B::default())
+    Response::from_parts(parts, error_body(text))
+}
+
+/// The error response's body as the inner service's body type, for the
+/// body types that can carry bytes (the layer is generic over any
+/// `B: Default`, so this is decided by type, once per error response; any
+/// other type gets its default body).
+fn error_body<B: Default + 'static>(text: Bytes) -> B {
+    use std::any::Any;
+    let mut slot: Option<B> = None;
+    let any: &mut dyn Any = &mut slot;
+    #[cfg(feature = "axum")]
+    if let Some(s) = any.downcast_mut::<Option<axum_core::body::Body>>() {
+        *s = Some(axum_core::body::Body::from(text));
+        return slot.unwrap_or_default();
+    }
+    if let Some(s) = any.downcast_mut::<Option<http_body_util::Full<Bytes>>>() {
+        *s = Some(http_body_util::Full::new(text));
+    } else if let Some(s) = any.downcast_mut::<Option<Bytes>>() {
+        *s = Some(text);
+    } else if let Some(s) = any.downcast_mut::<Option<Vec<u8>>>() {
+        *s = Some(text.to_vec());
+    } else if let Some(s) = any.downcast_mut::<Option<String>>() {
+        *s = Some(String::from_utf8_lossy(&text).into_owned());
+    }
+    slot.unwrap_or_default()
 }
 
 /// A copy of a store error (the type holds no non-cloneable parts but is

@@ -30,7 +30,7 @@ async fn partitioned_is_on_the_session_cookie_and_on_its_removal() {
     let set = &set_cookies(&res)[0];
     assert_eq!(set.partitioned(), Some(true));
     assert_eq!(set.secure(), Some(true));
-    assert_eq!(set.same_site(), Some(SameSite::None));
+    assert_eq!(set.same_site(), Some(SameSite::None.into()));
     assert!(set.name().starts_with("__Host-"));
     let cookie = session_cookie(&res).unwrap();
     // A removal without `Partitioned` would not delete a partitioned cookie.
@@ -88,7 +88,7 @@ impl Jar {
             .iter()
             .filter(|c| match context {
                 Context::SameSite => true,
-                Context::CrossSiteTopLevelGet => c.same_site() != Some(SameSite::Strict),
+                Context::CrossSiteTopLevelGet => c.same_site() != Some(cookie::SameSite::Strict),
             })
             .map(|c| format!("{}={}", c.name(), c.value()))
             .collect();

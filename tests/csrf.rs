@@ -371,7 +371,7 @@ async fn the_secret_is_hidden_from_handlers() {
     let seen = body(send(&app, req("GET", "/reserved", Some(&cookie))).await).await;
     assert_eq!(
         seen,
-        "empty=true contains=false insert=Some(InvalidKey) get=Some(InvalidKey) remove=Some(InvalidKey) take=Some(InvalidKey)"
+        "empty=true contains=false insert=Some(InvalidDataKey) get=Some(InvalidDataKey) remove=Some(InvalidDataKey) take=Some(InvalidDataKey)"
     );
 }
 

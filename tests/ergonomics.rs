@@ -266,7 +266,7 @@ async fn a_failed_update_records_nothing() {
                 let too_large = cart.update(|c| c.items.extend(0..100)).await;
                 assert!(matches!(too_large, Err(SessionError::TooLarge { max: 64 })), "{too_large:?}");
                 let bad_key = s.typed::<u64>("").update(|v| *v += 1).await;
-                assert!(matches!(bad_key, Err(SessionError::InvalidKey)));
+                assert!(matches!(bad_key, Err(SessionError::InvalidDataKey)));
                 Ok::<_, SessionError>(format!("{:?}", cart.get().await?.map(|c| c.items)))
             }),
         )

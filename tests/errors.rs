@@ -83,9 +83,10 @@ async fn renewal_that_the_store_cannot_rotate_fails_closed() {
 async fn responses_are_configurable() {
     let h = Harness::new();
     let layer = h.layer.clone().on_load_error(|_| {
-        let mut r = Response::new(());
+        let mut r = Response::new("<!doctype html><h1>Please try again</h1>");
         *r.status_mut() = StatusCode::BAD_GATEWAY;
         r.headers_mut().insert("x-session", "down".parse().unwrap());
+        r.headers_mut().insert(header::CONTENT_TYPE, "text/html; charset=utf-8".parse().unwrap());
         r
     });
     let app = app(&layer);
@@ -95,6 +96,63 @@ async fn responses_are_configurable() {
     assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(res.headers()["x-session"], "down");
     assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(body(res).await, "<!doctype html><h1>Please try again</h1>", "the hook's page reaches the client");
+}
+
+/// The default error responses are not a blank page: a short plain-text
+/// body says what failed, and never carries the store's detail (the
+/// injected error names a password and a host), with `no-store`.
+#[tokio::test]
+async fn default_error_responses_have_a_short_body_without_store_detail() {
+    let h = Harness::new();
+    let app = app(&h.layer);
+    let cookie = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
+    let check = |res: Response<axum::body::Body>, status: StatusCode, text: &'static str| async move {
+        assert_eq!(res.status(), status);
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+        assert!(res.headers().get(header::SET_COOKIE).is_none());
+        assert_eq!(body(res).await, text);
+    };
+    h.store.fail(Op::Load);
+    check(
+        send(&app, req("GET", "/read", Some(&cookie))).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Session store unavailable",
+    )
+    .await;
+    h.store.heal();
+    h.store.fail(Op::Apply);
+    check(
+        send(&app, req("POST", "/incr", Some(&cookie))).await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Session could not be saved",
+    )
+    .await;
+    h.store.heal();
+}
+
+/// Through a plain Tower service whose body is `http_body_util::Full<Bytes>`
+/// (hyper without axum), the default body reaches the client too.
+#[tokio::test]
+async fn default_error_body_reaches_a_plain_tower_service() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use tower::{Service, ServiceBuilder, ServiceExt};
+    let h = Harness::new();
+    async fn handler(req: http::Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+        let session = req.extensions().get::<Session>().cloned().expect("layer installed");
+        let _ = session.get::<u64>("n").await;
+        Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    }
+    let mut svc = ServiceBuilder::new().layer(h.layer.clone()).service_fn(handler);
+    let cookie = h.credential_for(&sessionware::SessionId::generate().unwrap());
+    h.store.fail(Op::Load);
+    let req = http::Request::builder().header(header::COOKIE, cookie).body(Full::new(Bytes::new())).unwrap();
+    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "Session store unavailable");
 }
 
 #[tokio::test(start_paused = true)]

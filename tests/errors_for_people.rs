@@ -307,7 +307,7 @@ async fn the_development_preset_is_one_call_and_warns_once() {
     assert_eq!(set.name(), "sid");
     assert_eq!(set.secure(), None);
     assert_eq!(set.http_only(), Some(true));
-    assert_eq!(set.same_site(), Some(SameSite::Lax));
+    assert_eq!(set.same_site(), Some(SameSite::Lax.into()));
     assert_eq!(set.path(), Some("/"));
 
     // `dangerous_insecure_cookies()` alone no longer trips over a name the

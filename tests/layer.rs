@@ -165,7 +165,7 @@ async fn session_api_surface() {
         assert!(session.remove("a").await?);
         assert!(!session.remove("a").await?);
         assert!(matches!(session.get::<String>("b").await, Err(SessionError::Undecodable { key, .. }) if key == "b"));
-        assert!(matches!(session.insert("", 1).await, Err(SessionError::InvalidKey)));
+        assert!(matches!(session.insert("", 1).await, Err(SessionError::InvalidDataKey)));
         assert!(session.id().await?.is_none(), "a new session gets its ID when saved");
         let meta = session.metadata().await?.unwrap();
         assert_eq!(meta.created_at, meta.last_seen);

@@ -79,7 +79,7 @@ fn app_on(layer: &SessionLayer, csrf: CsrfLayer) -> (Router, Arc<AtomicUsize>) {
             post(|s: Session| async move {
                 let t = s.typed::<String>(SECRET_KEY);
                 let v = s.value::<Stolen>();
-                let refused = |r: Result<_, SessionError>| matches!(r, Err(SessionError::InvalidKey));
+                let refused = |r: Result<_, SessionError>| matches!(r, Err(SessionError::InvalidDataKey));
                 let all = [
                     refused(t.get().await.map(drop)),
                     refused(t.insert("planted".into()).await),
@@ -426,7 +426,7 @@ async fn holds_the_reserved_key_is_out_of_reach_of_the_typed_api() {
     let out = body(res).await;
     assert_eq!(out, "[true, true, true, true, true, true, true, true, true]|[]|{}|true", "{out}");
     let res = passes(&app, post_raw("/typed-extractor", Some(&cookie), &[("x-csrf-token", &t)], None), "x").await;
-    assert_eq!(body(res).await, "Some(InvalidKey)");
+    assert_eq!(body(res).await, "Some(InvalidDataKey)");
     passes(&app, act(&cookie, &t), "the secret is intact").await;
 }
 

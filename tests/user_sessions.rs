@@ -165,3 +165,33 @@ over_both_transports!(
     renewal_and_logout_keep_the_index_consistent,
     from_request_records_the_client_for_login,
 );
+
+/// The devices page tells "since when is this device here" from "since when
+/// is it signed in": a session begun anonymously (a cart) and signed in ten
+/// minutes later lists both times, as `SystemTime` in Rust and as integer
+/// milliseconds since the Unix epoch in JSON (the form the demo serves).
+#[tokio::test]
+async fn session_info_carries_the_sign_in_time_apart_from_creation() {
+    use std::time::{Duration, UNIX_EPOCH};
+    async fn typed(session: Session) -> Result<String, SessionError> {
+        let ms = |t: std::time::SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_millis();
+        let list = session.sessions().await?;
+        Ok(list.iter().map(|i| format!("{} {} {}", ms(i.created_at), ms(i.signed_in_at), ms(i.last_seen))).collect())
+    }
+    let h = Harness::new();
+    let app = Router::new()
+        .route("/sessions", get(list))
+        .route("/typed", get(typed))
+        .merge(common::handlers::routes())
+        .layer(h.layer.clone());
+    let anon = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
+    h.clock.advance(Duration::from_secs(600));
+    let cookie = session_cookie(&send(&app, req("POST", "/login/alice", Some(&anon))).await).unwrap();
+    let (t0, login) = (u128::from(T0), u128::from(T0) + 600_000);
+    assert_eq!(body(send(&app, req("GET", "/typed", Some(&cookie))).await).await, format!("{t0} {login} {login}"));
+    let list = list_of(&app, &cookie).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["created_at"].as_u64().map(u128::from), Some(t0), "JSON: integer ms, when the session began");
+    assert_eq!(list[0]["signed_in_at"].as_u64().map(u128::from), Some(login), "JSON: integer ms, the sign-in");
+    assert_eq!(list[0]["last_seen"].as_u64().map(u128::from), Some(login));
+}

@@ -81,7 +81,7 @@ impl Commit {
     /// `res` in place, where an `async fn` would keep a second copy of its
     /// arguments in the future (rust-lang/rust#62958), which is boxed.
     #[allow(clippy::manual_async_fn)]
-    pub(crate) fn respond<B: Default + Send>(
+    pub(crate) fn respond<B: Default + Send + 'static>(
         mut self,
         res: Response<B>,
     ) -> impl std::future::Future<Output = Response<B>> + Send {
@@ -456,7 +456,7 @@ fn failed(e: StoreError) -> Outcome {
 /// [`Session::credentials_changed`](crate::Session::credentials_changed)):
 /// the rotation retired the client's old ID, so without it the client
 /// would be signed out, and its renewed session left without a client.
-pub(crate) fn finish<B: Default>(mut res: Response<B>, outcome: Outcome, shared: &Shared) -> Response<B> {
+pub(crate) fn finish<B: Default + 'static>(mut res: Response<B>, outcome: Outcome, shared: &Shared) -> Response<B> {
     if let Some(err) = outcome.error {
         // A change past the data cap is the client's (413), not the server's.
         let err = match err {

@@ -1,7 +1,7 @@
 //! Who the session belongs to: login (with the login data policy),
 //! renewal, logout, "remember me" and the authentication facts.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use super::Session;
 use crate::{
@@ -47,7 +47,7 @@ impl Session {
     /// ```
     pub async fn auth_time(&self) -> Result<Option<SystemTime>, SessionError> {
         let state = self.ensure_loaded().await?;
-        Ok(state.view.as_ref().and_then(|r| r.meta.auth.as_ref()).map(|a| UNIX_EPOCH + Duration::from_millis(a.at_ms)))
+        Ok(state.view.as_ref().and_then(|r| r.meta.auth.as_ref()).map(|a| crate::clock::system_time(a.at_ms)))
     }
 
     /// Fails with [`SessionError::ReauthRequired`] unless a user logged in

@@ -1,7 +1,7 @@
 //! Reading and writing the session's values, and what the handler may
 //! know of the session itself (ID, metadata, expiry).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -26,7 +26,7 @@ pub(crate) fn is_reserved(key: &str) -> bool {
 /// A key a write accepts: 1 to 256 bytes, not under the reserved prefix.
 pub(super) fn check_key(key: &str) -> Result<(), SessionError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || is_reserved(key) {
-        return Err(SessionError::InvalidKey);
+        return Err(SessionError::InvalidDataKey);
     }
     Ok(())
 }
@@ -144,7 +144,7 @@ impl Session {
     ///
     /// A store failure while loading, a value that cannot be serialized, an
     /// empty or over-long key or one under the reserved prefix
-    /// `__sessionware.` ([`SessionError::InvalidKey`]), or data beyond the
+    /// `__sessionware.` ([`SessionError::InvalidDataKey`]), or data beyond the
     /// configured maximum size.
     ///
     /// ```
@@ -188,7 +188,7 @@ impl Session {
     /// # Errors
     ///
     /// A store failure while loading, or a key under the reserved prefix
-    /// ([`SessionError::InvalidKey`]).
+    /// ([`SessionError::InvalidDataKey`]).
     ///
     /// ```
     /// # use sessionware::{Session, SessionError};
@@ -199,7 +199,7 @@ impl Session {
     /// ```
     pub async fn remove(&self, key: &str) -> Result<bool, SessionError> {
         if is_reserved(key) {
-            return Err(SessionError::InvalidKey);
+            return Err(SessionError::InvalidDataKey);
         }
         let mut state = self.ensure_loaded().await?;
         let removed = state.view.as_mut().is_some_and(|r| r.data.remove(key));
@@ -218,7 +218,7 @@ impl Session {
     /// ([`SessionError::Undecodable`]; the value is then left in place, and
     /// with [`Undecodable::Absent`](crate::Undecodable::Absent) it reads as
     /// absent and stays too), or a key under the reserved prefix
-    /// ([`SessionError::InvalidKey`]).
+    /// ([`SessionError::InvalidDataKey`]).
     ///
     /// ```
     /// # use sessionware::{Session, SessionError};
@@ -228,7 +228,7 @@ impl Session {
     /// ```
     pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         if is_reserved(key) {
-            return Err(SessionError::InvalidKey);
+            return Err(SessionError::InvalidDataKey);
         }
         let mut state = self.ensure_loaded().await?;
         let decoded = self.decode::<T>(&mut state, key)?;
@@ -322,7 +322,7 @@ impl Session {
         let now = self.now();
         Ok(self.metadata().await?.map(|m| {
             let at = crate::lifecycle::expiry::expires_at(&m, now, &self.shared().config);
-            UNIX_EPOCH + Duration::from_millis(at)
+            crate::clock::system_time(at)
         }))
     }
 }

@@ -1,17 +1,30 @@
 //! A user's sessions ("devices"): list them, revoke one, log out the others.
 
+use std::time::SystemTime;
+
 use super::Session;
-use crate::{EventKind, SessionError, SessionHandle};
+use crate::{clock::system_time, EventKind, SessionError, SessionHandle};
 
 /// One session of the current user, as listed by [`Session::sessions`].
 ///
 /// It carries metadata only, and a public handle that is neither the ID nor
-/// its digest.
+/// its digest. Its times are [`SystemTime`]s, like
+/// [`Session::auth_time`] and [`Session::expires_at`]; serialized (for a
+/// JSON devices page, say) they are integer milliseconds since the Unix
+/// epoch.
 ///
 /// ```
+/// use std::time::{Duration, UNIX_EPOCH};
 /// use sessionware::SessionInfo;
 /// fn render(info: &SessionInfo) -> String {
-///     format!("{} {}", info.handle, if info.current { "(this device)" } else { "" })
+///     let since = |t: std::time::SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+///     format!(
+///         "{} signed in at {}, last seen at {}{}",
+///         info.handle,
+///         since(info.signed_in_at),
+///         since(info.last_seen),
+///         if info.current { " (this device)" } else { "" },
+///     )
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -21,10 +34,19 @@ pub struct SessionInfo {
     pub handle: SessionHandle,
     /// Whether it is the session of the current request.
     pub current: bool,
-    /// Creation time, milliseconds since the Unix epoch.
-    pub created_at: u64,
-    /// Last activity known to the store, milliseconds since the Unix epoch.
-    pub last_seen: u64,
+    /// When the session began: its first request, which may have been
+    /// anonymous (a cart before the sign-in). Not the sign-in time: that
+    /// is [`signed_in_at`](Self::signed_in_at).
+    #[serde(serialize_with = "crate::clock::millis::serialize")]
+    pub created_at: SystemTime,
+    /// When the user last signed in on this session: what
+    /// [`Session::auth_time`] gives on that device.
+    #[serde(serialize_with = "crate::clock::millis::serialize")]
+    pub signed_in_at: SystemTime,
+    /// The last activity the store knows of (writes, and touches at most
+    /// once per throttle interval, so it can lag by that much).
+    #[serde(serialize_with = "crate::clock::millis::serialize")]
+    pub last_seen: SystemTime,
     /// User agent at login.
     pub user_agent: Option<String>,
     /// Coarse IP at login (IPv4 /24, IPv6 /48).
@@ -81,15 +103,21 @@ impl Session {
             .timed(self.emitter(), "list_user", None, index.list_user(&user, self.now(), limit))
             .await
             .map_err(SessionError::Store)?;
+        // Every session in a user's index is signed in; one without a sign-in
+        // record is not that user's, and is not listed.
         Ok(list
             .into_iter()
-            .map(|m| SessionInfo {
-                current: Some(m.handle) == current,
-                handle: m.handle,
-                created_at: m.created_at,
-                last_seen: m.last_seen,
-                user_agent: m.user_agent.map(String::from),
-                ip: m.ip.map(String::from),
+            .filter_map(|m| {
+                let signed_in_at = system_time(m.auth.as_ref()?.at_ms);
+                Some(SessionInfo {
+                    current: Some(m.handle) == current,
+                    handle: m.handle,
+                    created_at: system_time(m.created_at),
+                    signed_in_at,
+                    last_seen: system_time(m.last_seen),
+                    user_agent: m.user_agent.map(String::from),
+                    ip: m.ip.map(String::from),
+                })
             })
             .collect())
     }

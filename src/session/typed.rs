@@ -151,7 +151,7 @@ impl Session {
     pub(crate) fn decode<T: DeserializeOwned>(&self, state: &mut State, key: &str) -> Result<Decoded<T>, SessionError> {
         if super::data::is_reserved(key) {
             // The crate's own keys (the CSRF secret) are not the handler's to read.
-            return Err(SessionError::InvalidKey);
+            return Err(SessionError::InvalidDataKey);
         }
         let Some(raw) = state.view.as_ref().and_then(|r| r.data.get(key)) else {
             return Ok(Decoded { value: None, report: None });
