@@ -270,8 +270,12 @@ impl TokenKey {
         let kid = checked_kid(kid)?;
         let (alg, verifying) = match &public {
             Public::Ed25519(x) => {
+                // A small-order point is no real key: ed25519 verification
+                // accepts a forged signature for every message under it.
                 ed25519_dalek::VerifyingKey::from_bytes(x)
-                    .map_err(|_| TokenConfigError::Jwks("invalid Ed25519 key"))?;
+                    .ok()
+                    .filter(|key| !key.is_weak())
+                    .ok_or(TokenConfigError::Jwks("invalid Ed25519 key"))?;
                 (TokenAlgorithm::EdDsa, DecodingKey::from_ed_der(x))
             }
             Public::P256 { x, y } => {
