@@ -122,8 +122,10 @@ impl SessionConfig {
 
     /// The development preset
     /// ([`SessionConfigBuilder::development`]) with every other setting at
-    /// its default: the cookie `sid` without `Secure`, for plain HTTP on
-    /// `localhost`, and a warning logged once. Never in production.
+    /// its default: the cookie `sid` without `Secure`, for plain-HTTP
+    /// development (browsers and curl drop a `Secure` cookie on plain HTTP to
+    /// any host but `localhost`/`127.0.0.1`), and a warning logged once.
+    /// Never in production.
     ///
     /// ```
     /// # use sessionware::SessionConfig;
@@ -491,7 +493,9 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// The development preset, for plain HTTP on `localhost`: the cookie
+    /// The development preset, for plain HTTP (on a development machine or
+    /// a test host reached by name or LAN address, where a `Secure` cookie
+    /// would be dropped): the cookie
     /// has no `Secure` attribute and, unless
     /// [`cookie_name`](Self::cookie_name) chose one, the name `sid`
     /// (as [`dangerous_insecure_cookies`](Self::dangerous_insecure_cookies)),

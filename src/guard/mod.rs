@@ -30,6 +30,10 @@
 //!     .layer(SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()));
 //! ```
 //!
+//! `route_layer` guards the routes added *before* it, and never the
+//! router's fallback (a static-file service, for example): put what must be
+//! guarded on routes, or wrap the fallback service in the guard too.
+//!
 //! A credential change needs no check here: [`Session::credentials_changed`](crate::Session::credentials_changed)
 //! moves the user's credential epoch in the store, which ends every other
 //! session of the user on its next load, before any guard sees it.
