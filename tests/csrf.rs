@@ -6,7 +6,6 @@
 mod common;
 
 use std::{
-    io::Write,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
@@ -26,7 +25,6 @@ use proptest::prelude::{proptest, ProptestConfig};
 use sessionware::{
     CsrfLayer, CsrfReason, CsrfRefused, EventKind, Keys, Session, SessionConfig, SessionError, SharedError,
 };
-use tracing_subscriber::fmt::MakeWriter;
 
 /// The app under a `SessionLayer` (outside) and `csrf` (inside), and how
 /// many times `/act` or `/echo` ran.
@@ -415,35 +413,15 @@ async fn a_store_failure_while_verifying_fails_closed() {
     assert_eq!(ran.load(Ordering::SeqCst), 0);
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// The process-wide log of this test binary. A global subscriber, not a
 /// thread-local one: with `set_default`, a callsite first hit by a parallel
 /// test on another thread (no subscriber) can be cached as "never", and
 /// this test then sees no line (a flake, not a finding). Every test's lines
 /// land here; the test below looks for its own session's.
-fn global_log() -> Capture {
-    static LOG: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+fn global_log() -> LogCapture {
+    static LOG: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
     LOG.get_or_init(|| {
-        let capture = Capture::default();
+        let capture = LogCapture::default();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
@@ -476,7 +454,7 @@ async fn refusals_are_events_and_the_token_is_never_logged() {
     assert!(events.contains(&format!("{:?}", EventKind::CsrfRefused(CsrfReason::Invalid))), "{events}");
     assert!(events.contains(&format!("{:?}", EventKind::CsrfRefused(CsrfReason::Missing))), "{events}");
     let fingerprint = sessions.lock().unwrap().first().cloned().expect("the session's fingerprint");
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let log = capture.text();
     let ours = log
         .lines()
         .any(|l| l.contains("session.csrf_refused") && l.contains("reason=\"invalid\"") && l.contains(&*fingerprint));

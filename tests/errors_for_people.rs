@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::*;
 use sessionware::{ConfigError, KeyError, KeySource, Keys, PrefixRule, SameSite, SessionConfig};
 
@@ -25,23 +23,10 @@ fn says(err: &impl std::fmt::Debug, display: &str, expected: &str) {
 
 /// Runs `f` with a subscriber that captures every log line.
 fn logs_of(f: impl FnOnce()) -> String {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let capture = LogCapture::default();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(capture.clone()).finish();
     tracing::subscriber::with_default(subscriber, f);
-    let out = buf.0.lock().unwrap().clone();
-    String::from_utf8(out).unwrap()
+    capture.text()
 }
 
 #[test]
