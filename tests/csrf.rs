@@ -392,6 +392,26 @@ async fn concurrent_first_calls_leave_one_token_dead() {
     assert_eq!(send(&app, act(&cookie, &third)).await.status(), StatusCode::OK);
 }
 
+/// A privilege renewal held between its load (no secret yet) and its
+/// commit while another request creates the secret: the successor does not
+/// keep that secret (the renewal records its removal in the rotation's
+/// change set, applied to the data as stored then), so the token handed out
+/// meanwhile is dead after the renewal (R11).
+#[tokio::test]
+async fn a_secret_created_while_a_renewal_runs_does_not_survive_it() {
+    let h = Harness::new();
+    let (app, _) = app_with(&h, CsrfLayer::new());
+    let cookie = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
+    let renewal = hold(&h, &app, "POST", "/renew", &cookie).await; // loaded, no secret yet
+    let (_, meanwhile) = token(&app, Some(&cookie)).await; // makes and stores a secret
+    release(&h);
+    let renewed = session_cookie(&renewal.await.unwrap()).expect("the renewal issued a new ID");
+    let res = send(&app, act(&renewed, &meanwhile)).await;
+    assert_eq!(refusal(&res), Some(CsrfReason::Invalid), "the secret made during the renewal is gone");
+    let (_, fresh) = token(&app, Some(&renewed)).await;
+    assert_eq!(send(&app, act(&renewed, &fresh)).await.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn without_the_session_layer_unsafe_requests_get_a_typed_500() {
     let app = Router::new().route("/act", any(|| async { "acted" })).layer(CsrfLayer::new());
