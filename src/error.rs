@@ -180,6 +180,17 @@ pub enum SessionError {
         /// The configured limit, in bytes.
         max: usize,
     },
+    /// An encrypted cookie session ([`CookieSessions`](crate::CookieSessions))
+    /// would not fit in its cookie: the whole `Set-Cookie` value would be
+    /// `len` bytes, past the `max` (4,096) that browsers keep. Nothing was
+    /// set: the client keeps the cookie it had (status 413).
+    #[error("the encrypted session cookie would be {len} bytes, past the maximum of {max}")]
+    CookieTooLarge {
+        /// The size the `Set-Cookie` value would have had, in bytes.
+        len: usize,
+        /// The most a session cookie may have, in bytes.
+        max: usize,
+    },
     /// A session data key (the name given to `insert`, `get`, …) is empty,
     /// longer than 256 bytes, or under the crate's
     /// reserved prefix `__sessionware.` (its own keys, such as the CSRF secret).
@@ -255,7 +266,7 @@ impl SessionError {
         match self {
             Self::Load(_) | Self::Unavailable | Self::Store(_) | Self::LockTimeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::ReauthRequired | Self::NotAuthenticated => StatusCode::UNAUTHORIZED,
-            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge { .. } | Self::CookieTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManySessions { .. } => StatusCode::CONFLICT,
             Self::InvalidDataKey => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -426,6 +437,14 @@ pub enum ConfigError {
         setting: &'static str,
         /// What the store lacks.
         capability: crate::store::Capability,
+    },
+    /// A setting that encrypted cookie sessions
+    /// ([`SessionLayer::cookie_sessions`](crate::SessionLayer::cookie_sessions))
+    /// cannot serve: the header transport (the session lives in the cookie).
+    #[error("{setting} is not available on encrypted cookie sessions")]
+    NotForCookieSessions {
+        /// The builder setting.
+        setting: &'static str,
     },
 }
 

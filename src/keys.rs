@@ -27,7 +27,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The token format version this crate writes and accepts.
 pub(crate) const TOKEN_VERSION: u8 = 1;
-const KID_LEN: usize = 4;
+pub(crate) const KID_LEN: usize = 4;
 const TAG_LEN: usize = 32;
 const TOKEN_LEN: usize = 1 + KID_LEN + ID_LEN + TAG_LEN;
 /// Length of an encoded token: 53 bytes in unpadded base64url.
@@ -170,6 +170,20 @@ impl Key {
     /// ```
     pub fn id_hex(&self) -> String {
         self.kid.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The key id tokens carry to pick this key.
+    pub(crate) fn kid(&self) -> [u8; KID_LEN] {
+        self.kid
+    }
+
+    /// Fills `out` with a subkey of this key for one use, by HKDF-SHA256
+    /// (RFC 5869): `salt` names the use, `info` the context. The signing
+    /// key's bytes are never used for anything else directly.
+    pub(crate) fn derive(&self, salt: &[u8], info: &[u8], out: &mut [u8]) -> Result<(), KeyError> {
+        hkdf::Hkdf::<Sha256>::new(Some(salt), &self._bytes)
+            .expand(info, out)
+            .map_err(|_| KeyError::TooShort { key: KeySource::Single, len: out.len() })
     }
 
     fn tag(&self, purpose: Purpose<'_>, version: u8, id: &[u8; ID_LEN]) -> HmacSha256 {
@@ -352,6 +366,11 @@ impl Keys {
     /// ```
     pub fn is_empty(&self) -> bool {
         self.ring.is_empty()
+    }
+
+    /// Every key of the ring, the signing key first.
+    pub(crate) fn ring(&self) -> &[Key] {
+        &self.ring
     }
 
     pub(crate) fn primary(&self) -> &Key {

@@ -22,13 +22,15 @@ use crate::{
     events::{Emitter, Event, EventHook, Route},
     lifecycle::{
         plan::{plan, Presented, Step},
-        state::Phase,
+        sealed,
+        state::{Cut, Phase},
         write::{finish, reply_outcome, Commit, Outcome},
     },
-    shared::{error_response, Shared},
+    shared::{error_response, Backend, Shared},
     store::{Capabilities, Cutoffs, Leases, UserIndex},
     transport::Credentials,
-    Clock, ConfigError, Keys, Session, SessionConfig, SessionControl, SessionError, SessionStore, SystemClock,
+    Clock, ConfigError, CookieSessions, Keys, Session, SessionConfig, SessionControl, SessionError, SessionStore,
+    SystemClock,
 };
 
 /// Adds sessions to a Tower service.
@@ -83,7 +85,9 @@ impl fmt::Debug for SessionLayer {
 /// limit), 500 for anything else.
 fn save_status(err: &SessionError) -> StatusCode {
     match err {
-        SessionError::TooLarge { .. } | SessionError::TooManySessions { .. } => err.status(),
+        SessionError::TooLarge { .. } | SessionError::CookieTooLarge { .. } | SessionError::TooManySessions { .. } => {
+            err.status()
+        }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -152,9 +156,34 @@ impl SessionLayer {
     /// ```
     pub fn with_capabilities<S: SessionStore>(store: Capabilities<S>, keys: Keys) -> Self {
         let Capabilities { store, index, leases, cutoffs } = store;
+        Self::with_backend(Backend::Store(store), index, leases, cutoffs, keys)
+    }
+
+    /// Encrypted cookie sessions: the session's data, deadlines and sign-in
+    /// live in the cookie, encrypted and authenticated, and no store keeps
+    /// them (see [`CookieSessions`] for what that means: the size budget,
+    /// the revocation limits, what is unavailable).
+    ///
+    /// ```
+    /// use sessionware::{CookieSessions, Keys, SessionLayer};
+    /// let layer = SessionLayer::cookie_sessions(CookieSessions::new(Keys::generate().unwrap()));
+    /// assert_eq!(layer.config().cookie_name(), "__Host-sid");
+    /// ```
+    pub fn cookie_sessions(sessions: CookieSessions) -> Self {
+        let (sealer, keys, cutoffs) = sessions.into_parts();
+        Self::with_backend(Backend::Cookies(sealer), None, None, cutoffs, keys)
+    }
+
+    fn with_backend(
+        backend: Backend,
+        index: Option<Arc<dyn UserIndex>>,
+        leases: Option<Arc<dyn Leases>>,
+        cutoffs: Option<Arc<dyn Cutoffs>>,
+        keys: Keys,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                store,
+                backend,
                 index,
                 leases,
                 cutoffs,
@@ -172,7 +201,7 @@ impl SessionLayer {
         // Layers are configured before they are cloned into services.
         if Arc::get_mut(&mut self.shared).is_none() {
             self.shared = Arc::new(Shared {
-                store: Arc::clone(&self.shared.store),
+                backend: self.shared.backend.clone(),
                 index: self.shared.index.clone(),
                 leases: self.shared.leases.clone(),
                 cutoffs: self.shared.cutoffs.clone(),
@@ -235,6 +264,9 @@ impl SessionLayer {
     /// assert!(ok.is_ok());
     /// ```
     pub fn try_with_config(mut self, config: SessionConfig) -> Result<Self, ConfigError> {
+        if self.shared.sealer().is_some() && !matches!(config.transport, crate::Transport::Cookie) {
+            return Err(ConfigError::NotForCookieSessions { setting: "transport" });
+        }
         if config.session_limit.is_some() && self.shared.index.is_none() {
             return Err(ConfigError::MissingCapability {
                 setting: "max_sessions_per_user",
@@ -618,14 +650,30 @@ fn commit(session: &Session) -> Option<Done> {
         Some(_) => state.view.as_ref().and_then(|v| v.meta.user()).map(str::to_string),
         None => None,
     };
+    // An encrypted cookie session's logout moves its user's epoch (see
+    // `CookieSessions`): the user it was signed in as, and under which epoch.
+    let sealed = shared.sealer().map(|sealer| (sealer, state.loaded_auth.clone()));
     let step = plan(&mut state, &presented, &shared.config);
     let lease = state.lease.take();
-    let cut = state.cut.take();
+    let mut cut = state.cut.take();
     drop(state);
+    if let Some((_, Some((user, epoch)))) = &sealed {
+        let logout = matches!(step, Step::Purge { .. } | Step::Create { purge_first: Some(_), .. });
+        if logout && cut.is_none() && shared.cutoffs.is_some() {
+            cut = Some(Cut { user: user.clone(), epoch: epoch.saturating_add(1) });
+        }
+    }
     let presented_id = resolved.incoming.as_ref().map(|i| &i.id);
     match (step, lease, cut) {
         (Step::LoadFailed(e), _, _) => Some(Done::Failed(SessionError::Load(e))),
         (Step::Untouched, None, None) => None,
+        (step, None, None) if sealed.is_some() => {
+            let sealer = sealed.map(|(s, _)| s)?;
+            let emit =
+                Emitter { hook: shared.on_event.as_ref(), route: session.inner.route.as_ref(), now: presented.now };
+            let carried = resolved.carried.as_deref();
+            Some(Done::Now(sealed::outcome(shared, sealer, &step, carried, None, emit, user.as_deref())))
+        }
         (Step::Reply(reply), None, None) => Some(Done::Now(reply_outcome(shared, presented_id, reply))),
         (step, lease, cut) => Some(Done::Later(Commit {
             events: shared.on_event.as_ref().map(|_| Box::new((session.inner.route.clone(), user))),
@@ -635,6 +683,7 @@ fn commit(session: &Session) -> Option<Done> {
             step,
             lease: lease.map(Box::new),
             cut: cut.map(Box::new),
+            carried: if sealed.is_some() { resolved.carried.clone() } else { None },
         })),
     }
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response};
 
 use crate::{
+    cookie::sealed::Sealer,
     events::{Emitter, EventHook},
     store::{Capability, Cutoffs, Leases, UserIndex},
     Clock, Keys, SessionConfig, SessionError, SessionStore, SharedError, StorageKey, StoreError,
@@ -36,9 +37,58 @@ use crate::{
 /// ```
 pub type ErrorResponder = Arc<dyn Fn(&SessionError) -> Response<Bytes> + Send + Sync>;
 
+/// Where a layer keeps its sessions.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    /// A server-side store; the cookie carries a signed ID.
+    Store(Arc<dyn SessionStore>),
+    /// Encrypted cookie sessions ([`CookieSessions`](crate::CookieSessions)):
+    /// the cookie carries the sealed record, and no store is called.
+    Cookies(Arc<Sealer>),
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Store(store) => f.debug_tuple("Store").field(store).finish(),
+            Self::Cookies(sealer) => f.debug_tuple("Cookies").field(sealer).finish(),
+        }
+    }
+}
+
+/// The store of a cookie-session layer: there is none, and every call
+/// fails closed. The request paths of such a layer never reach it (they
+/// branch on [`Backend::Cookies`] first); it exists so that a path that
+/// would reach it fails rather than pretends.
+#[derive(Debug)]
+struct NoStore;
+
+fn no_store() -> StoreError {
+    StoreError::Backend("encrypted cookie sessions have no server store".into())
+}
+
+#[async_trait::async_trait]
+impl SessionStore for NoStore {
+    async fn create(&self, _: &StorageKey, _: &crate::Record, _: u64) -> Result<bool, StoreError> {
+        Err(no_store())
+    }
+    async fn lookup(&self, _: &StorageKey, _: u64) -> Result<Option<crate::Stored>, StoreError> {
+        Err(no_store())
+    }
+    async fn apply(&self, _: &StorageKey, _: &crate::ChangeSet, _: u64) -> Result<bool, StoreError> {
+        Err(no_store())
+    }
+    async fn rotate(&self, _: &StorageKey, _: &StorageKey, _: &crate::Rotation) -> Result<crate::Rotated, StoreError> {
+        Err(no_store())
+    }
+    async fn delete(&self, _: &StorageKey, _: u64) -> Result<(), StoreError> {
+        Err(no_store())
+    }
+}
+
 /// What every request of one layer shares.
 pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) backend: Backend,
     /// The store's per-user index, if the layer was given one.
     pub(crate) index: Option<Arc<dyn UserIndex>>,
     /// The store's exclusive leases, if the layer was given them.
@@ -56,7 +106,7 @@ pub(crate) struct Shared {
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
-            .field("store", &self.store)
+            .field("backend", &self.backend)
             .field("keys", &self.keys)
             .field("config", &self.config)
             .finish_non_exhaustive()
@@ -68,7 +118,18 @@ impl Shared {
     /// would pick the blanket `impl SessionStore for Arc<T>` and box every
     /// call's future twice.
     pub(crate) fn store(&self) -> &dyn SessionStore {
-        &*self.store
+        match &self.backend {
+            Backend::Store(store) => &**store,
+            Backend::Cookies(_) => &NoStore,
+        }
+    }
+
+    /// The sealer of an encrypted-cookie-session layer (`None` on a store's).
+    pub(crate) fn sealer(&self) -> Option<&Sealer> {
+        match &self.backend {
+            Backend::Cookies(sealer) => Some(sealer),
+            Backend::Store(_) => None,
+        }
     }
 
     /// The per-user index, or the typed error a layer without one gives.

@@ -6,6 +6,7 @@
 //! [`SessionConfig`](crate::SessionConfig) is built.
 
 pub(crate) mod read;
+pub(crate) mod sealed;
 pub(crate) mod write;
 
 pub(crate) use read::Incoming;

@@ -22,7 +22,7 @@ pub(crate) struct Incoming {
 }
 
 /// At most this many cookies with the session's name are examined.
-const MAX_CANDIDATES: usize = 4;
+pub(crate) const MAX_CANDIDATES: usize = 4;
 
 type Token = [u8; TOKEN_ENCODED_LEN];
 
@@ -62,7 +62,36 @@ impl CookieHeaders {
 
 /// Finds the session cookie values (unverified) in the request's `Cookie` headers.
 pub(crate) fn find(headers: &CookieHeaders, config: &SessionConfig, emit: &Emitter<'_>) -> Candidates {
-    let mut found = Candidates::default();
+    let mut first: Option<Token> = None;
+    let mut more = Vec::new();
+    let scanned = scan(headers, config, emit, |value| {
+        let Ok(token) = Token::try_from(value) else {
+            emit.rejected(RejectReason::Malformed, value.len());
+            return;
+        };
+        if first.is_none() {
+            first = Some(token);
+        } else {
+            more.push(token);
+        }
+    });
+    match scanned {
+        Ok(presented) => Candidates { presented, first, more },
+        Err(presented) => Candidates { presented, ..Candidates::default() },
+    }
+}
+
+/// Walks the request's `Cookie` headers and calls `each` with the value of
+/// every cookie named exactly as the session's (at most
+/// [`MAX_CANDIDATES`]). `Ok(presented)`: whether one was presented;
+/// `Err(presented)` when a cap was hit, and nothing found may be used.
+pub(crate) fn scan(
+    headers: &CookieHeaders,
+    config: &SessionConfig,
+    emit: &Emitter<'_>,
+    mut each: impl FnMut(&[u8]),
+) -> Result<bool, bool> {
+    let mut presented = false;
     let name = config.name.as_bytes();
     let mut total = 0usize;
     let mut pairs = 0usize;
@@ -72,7 +101,7 @@ pub(crate) fn find(headers: &CookieHeaders, config: &SessionConfig, emit: &Emitt
         total = total.saturating_add(bytes.len());
         if total > config.max_cookie_header_bytes {
             emit.rejected(RejectReason::CookieHeaderTooLarge, total);
-            return Candidates::default();
+            return Err(false);
         }
         let mut start = 0;
         while start <= bytes.len() {
@@ -83,7 +112,7 @@ pub(crate) fn find(headers: &CookieHeaders, config: &SessionConfig, emit: &Emitt
             pairs += 1;
             if pairs > config.max_cookie_pairs {
                 emit.rejected(RejectReason::TooManyCookies, pairs);
-                return Candidates::default();
+                return Err(false);
             }
             let pair = if first { pair } else { pair.strip_prefix(b" ").unwrap_or(pair) };
             // Exact, case-sensitive name match: `name=` at the start of the pair.
@@ -91,25 +120,16 @@ pub(crate) fn find(headers: &CookieHeaders, config: &SessionConfig, emit: &Emitt
             if pair.len() <= eq || pair[eq] != b'=' || &pair[..eq] != name {
                 continue;
             }
-            found.presented = true;
+            presented = true;
             count += 1;
             if count > MAX_CANDIDATES {
                 emit.rejected(RejectReason::TooManySessionCookies, count);
-                return Candidates { presented: true, ..Candidates::default() };
+                return Err(true);
             }
-            let value = &pair[eq + 1..];
-            let Ok(token) = Token::try_from(value) else {
-                emit.rejected(RejectReason::Malformed, value.len());
-                continue;
-            };
-            if found.first.is_none() {
-                found.first = Some(token);
-            } else {
-                found.more.push(token);
-            }
+            each(&pair[eq + 1..]);
         }
     }
-    found
+    Ok(presented)
 }
 
 impl Candidates {

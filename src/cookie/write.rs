@@ -32,6 +32,22 @@ pub(crate) fn session_cookie(config: &SessionConfig, keys: &Keys, id: &SessionId
     out
 }
 
+/// The `Set-Cookie` value of an encrypted cookie session: `name=value`
+/// (`value` is the sealed record, see `cookie/sealed.rs`) plus the
+/// configured attributes and `Max-Age`, as [`session_cookie`] builds it.
+pub(crate) fn sealed_cookie(config: &SessionConfig, value: &str, max_age: Option<u64>) -> String {
+    let mut out = String::with_capacity(config.name.len() + 1 + value.len() + config.attributes.len() + 24);
+    out.push_str(&config.name);
+    out.push('=');
+    out.push_str(value);
+    out.push_str(&config.attributes);
+    if let Some(secs) = max_age {
+        out.push_str("; Max-Age=");
+        out.push_str(&secs.to_string());
+    }
+    out
+}
+
 /// The removal cookie: the same name, path and domain, empty, `Max-Age=0`.
 pub(crate) fn removal(config: &SessionConfig) -> String {
     config.removal.clone()

@@ -68,6 +68,9 @@ pub(crate) struct Commit {
     pub(crate) lease: Option<Box<Lease>>,
     /// The user's cutoff to make after the write.
     pub(crate) cut: Option<Box<Cut>>,
+    /// On an encrypted-cookie-session layer, the record the presented
+    /// cookie carried (the step is carried out on it: `sealed.rs`).
+    pub(crate) carried: Option<Box<Record>>,
     /// For the event hook (installed only): the request's method and path,
     /// and the session's user.
     pub(crate) events: Option<Box<(Option<Route>, Option<String>)>>,
@@ -122,6 +125,10 @@ impl Commit {
 
     async fn write(&self) -> Outcome {
         let shared = &*self.shared;
+        if let Some(sealer) = shared.sealer() {
+            let (carried, cut) = (self.carried.as_deref(), self.cut.as_deref());
+            return super::sealed::outcome(shared, sealer, &self.step, carried, cut, self.emitter(), self.user());
+        }
         let store = shared.store();
         match &self.step {
             Step::Untouched | Step::LoadFailed(_) => Outcome::default(),
@@ -492,6 +499,7 @@ mod tests {
             now: 0,
             lease: None,
             cut: None,
+            carried: None,
             events: None,
         };
         let fut = commit.respond(Response::new(axum::body::Body::empty()));

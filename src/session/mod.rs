@@ -39,6 +39,9 @@ pub(crate) struct Resolved {
     pub(crate) incoming: Option<Incoming>,
     /// A cookie with the session's name was presented, valid or not.
     pub(crate) presented: bool,
+    /// On an encrypted-cookie-session layer, the record the verified cookie
+    /// carried: the session "as stored".
+    pub(crate) carried: Option<Box<Record>>,
     /// The request's time (ms), read once with the cookie's verification,
     /// so one request sees one consistent "now" and pays for one clock read.
     now: u64,
@@ -127,8 +130,13 @@ impl Session {
             let config = &inner.shared.config;
             let now = inner.shared.clock.now_ms();
             let emit = Emitter { hook: inner.shared.on_event.as_ref(), route: inner.route.as_ref(), now };
-            let (incoming, presented) = inner.credentials.resolve(config, &inner.shared.keys, &emit);
-            Resolved { incoming, presented, now }
+            let Some(sealer) = inner.shared.sealer() else {
+                let (incoming, presented) = inner.credentials.resolve(config, &inner.shared.keys, &emit);
+                return Resolved { incoming, presented, carried: None, now };
+            };
+            let (opened, presented) = inner.credentials.open(config, sealer, &emit);
+            let (incoming, carried) = opened.map_or((None, None), |(i, r)| (Some(i), Some(r)));
+            Resolved { incoming, presented, carried, now }
         })
     }
 
@@ -301,6 +309,14 @@ impl Session {
         let Some(incoming) = self.incoming() else {
             return Some(Ok((Origin::Absent, None)));
         };
+        if let Some(carried) = &self.resolved().carried {
+            // An encrypted cookie session: no store; the cutoffs, if any,
+            // are read on the async path.
+            if self.shared().cutoffs.is_some() {
+                return None;
+            }
+            return Some(Ok(self.found_sealed(&incoming.key, carried, None)));
+        }
         let store = self.shared().store();
         let now = self.now();
         let key = &incoming.key;
@@ -333,6 +349,16 @@ impl Session {
         let shared = self.shared();
         let key = &incoming.key;
         let now = self.now();
+        if let Some(carried) = &self.resolved().carried {
+            let cutoff = match shared.cutoffs.as_deref() {
+                Some(cutoffs) => {
+                    let call = cutoffs.cutoff(carried.meta.user(), now);
+                    Some(shared.timed(self.emitter(), "cutoff", Some(key), call).await?)
+                }
+                None => None,
+            };
+            return Ok(self.found_sealed(key, carried, cutoff));
+        }
         let stored = shared.timed(self.emitter(), "lookup", Some(key), shared.store().lookup(key, now)).await?;
         let successor = match &stored {
             Some(Stored::Retired(r)) if r.overlaps(now) => {
@@ -350,6 +376,22 @@ impl Session {
                     .await;
                 Ok((Origin::Stale, None))
             }
+        }
+    }
+
+    /// What an encrypted cookie session's record means for this request:
+    /// the same expiry check as a stored record's (an expired one is no
+    /// session, and its cookie is removed), then the cutoffs when the
+    /// layer has them (a session they end is as unknown to the layer as an
+    /// ended stored one).
+    fn found_sealed(&self, key: &StorageKey, carried: &Record, cutoff: Option<crate::store::Cutoff>) -> Found {
+        match self.found(key, Some(Stored::Live(carried.clone())), None) {
+            Ok((Origin::Live, Some(record))) if cutoff.is_some_and(|c| c.ends(&record.meta)) => {
+                self.emitter().emit(EventKind::Rejected(RejectReason::Unknown), Some(key), record.meta.user());
+                (Origin::Stale, None)
+            }
+            Ok(found) => found,
+            Err(_) => (Origin::Stale, None),
         }
     }
 

@@ -170,6 +170,37 @@ impl Credentials {
     }
 }
 
+/// An opened encrypted cookie session: the cookie as an [`Incoming`]
+/// (named by the digest of its value) and the record it carries.
+pub(crate) type OpenedCookie = (Incoming, Box<crate::Record>);
+
+impl Credentials {
+    /// Finds and opens the presented encrypted cookie session
+    /// ([`CookieSessions`](crate::CookieSessions)): the opened one, if any,
+    /// and whether a cookie was presented at all. A header layer has none
+    /// (a cookie-session layer refuses the header transport when built).
+    pub(crate) fn open(
+        &self,
+        config: &SessionConfig,
+        sealer: &crate::cookie::sealed::Sealer,
+        emit: &Emitter<'_>,
+    ) -> (Option<OpenedCookie>, bool) {
+        match self {
+            Self::Cookies(cookies) => {
+                let (opened, presented) = crate::cookie::sealed::open_presented(cookies, config, sealer, emit);
+                let opened = opened.map(|o| {
+                    let mut id = [0u8; crate::ID_LEN];
+                    id.copy_from_slice(&o.key.as_bytes()[..crate::ID_LEN]);
+                    let incoming = Incoming { id: SessionId::from_bytes(id), key: o.key, reissue: o.by_old_key };
+                    (incoming, Box::new(o.record))
+                });
+                (opened, presented)
+            }
+            Self::Header(_) => (None, false),
+        }
+    }
+}
+
 /// The response header value that gives the client `id`'s token (`max_age`
 /// is the cookie's; a header has none).
 pub(crate) fn issue(config: &SessionConfig, keys: &Keys, id: &SessionId, max_age: Option<u64>) -> String {
