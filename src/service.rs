@@ -23,7 +23,7 @@ use crate::{
     lifecycle::{
         plan::{plan, Presented, Step},
         sealed,
-        state::{Cut, Phase},
+        state::Phase,
         write::{finish, reply_outcome, Commit, Outcome},
     },
     shared::{error_response, Backend, Shared},
@@ -657,11 +657,8 @@ fn commit(session: &Session) -> Option<Done> {
     let lease = state.lease.take();
     let mut cut = state.cut.take();
     drop(state);
-    if let Some((_, Some((user, epoch)))) = &sealed {
-        let logout = matches!(step, Step::Purge { .. } | Step::Create { purge_first: Some(_), .. });
-        if logout && cut.is_none() && shared.cutoffs.is_some() {
-            cut = Some(Cut { user: user.clone(), epoch: epoch.saturating_add(1) });
-        }
+    if let Some((_, loaded_auth)) = sealed.as_ref().filter(|_| cut.is_none() && shared.cutoffs.is_some()) {
+        cut = sealed::logout_cut(&step, loaded_auth.as_ref(), resolved.carried.as_deref(), presented.now, shared);
     }
     let presented_id = resolved.incoming.as_ref().map(|i| &i.id);
     match (step, lease, cut) {

@@ -127,6 +127,32 @@ pub(crate) fn outcome(
     Outcome { token_header: Some(cookie), error: None }
 }
 
+/// The cutoff a logout of an encrypted cookie session makes on a layer
+/// with cutoffs: the user's epoch one past the one the session was signed
+/// in under, which ends every copy of the cookie (and every other cookie
+/// session of the user; see the revocation limits of `CookieSessions`).
+/// The user is the loaded session's, or, for a logout that never read the
+/// session, the presented cookie's while it is alive (an expired cookie
+/// moves nothing; a cut one names an epoch the user has passed already,
+/// and a cutoff never moves back).
+pub(crate) fn logout_cut(
+    step: &Step,
+    loaded_auth: Option<&(String, u64)>,
+    carried: Option<&Record>,
+    now: u64,
+    shared: &Shared,
+) -> Option<Cut> {
+    if !matches!(step, Step::Purge { .. } | Step::Create { purge_first: Some(_), .. }) {
+        return None;
+    }
+    let presented = || {
+        let record = carried.filter(|r| super::expiry::check(&r.meta, now, &shared.config).is_ok())?;
+        record.meta.auth.as_ref().map(|a| (a.user.clone(), a.epoch))
+    };
+    let (user, epoch) = loaded_auth.cloned().or_else(presented)?;
+    Some(Cut { user, epoch: epoch.saturating_add(1) })
+}
+
 fn removal(shared: &Shared) -> Outcome {
     Outcome { token_header: Some(drop_token(&shared.config)), error: None }
 }
