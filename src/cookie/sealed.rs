@@ -112,8 +112,13 @@ impl Sealer {
     /// The cookie value carrying `record`, sealed by the ring's first key
     /// under a fresh random nonce.
     pub(crate) fn seal(&self, name: &str, record: &Record) -> Result<String, SessionError> {
-        let key = self.ring.first().ok_or(SessionError::Save(StoreError::Codec("empty key ring".into())))?;
         let plain = Zeroizing::new(serde_json::to_vec(record)?);
+        self.seal_plain(name, &plain)
+    }
+
+    /// The cookie value carrying the bytes `plain`.
+    fn seal_plain(&self, name: &str, plain: &[u8]) -> Result<String, SessionError> {
+        let key = self.ring.first().ok_or(SessionError::Save(StoreError::Codec("empty key ring".into())))?;
         let mut nonce = [0u8; NONCE_LEN];
         let (mut a, mut b) = ([0u8; ID_LEN], [0u8; ID_LEN]);
         os_random(&mut a)?;
@@ -123,7 +128,7 @@ impl Sealer {
         let aad = Self::aad(name, &key.kid);
         let sealed = key
             .cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &plain, aad: &aad })
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad: &aad })
             .map_err(|_| SessionError::Save(StoreError::Codec("the session could not be encrypted".into())))?;
         let mut raw = Vec::with_capacity(HEADER_LEN + sealed.len());
         raw.push(FORMAT);
@@ -221,9 +226,10 @@ mod tests {
     fn round_trip_and_binding() {
         let keys = Keys::generate().unwrap();
         let sealer = Sealer::new(&keys).unwrap();
-        let value = sealer.seal("sid", &record()).unwrap();
+        let r = record();
+        let value = sealer.seal("sid", &r).unwrap();
         let opened = sealer.open("sid", value.as_bytes()).unwrap();
-        assert_eq!(opened.record, record());
+        assert_eq!(opened.record, r);
         assert!(!opened.by_old_key);
         assert_eq!(sealer.open("sid2", value.as_bytes()).unwrap_err(), RejectReason::BadSignature);
         assert_ne!(sealer.seal("sid", &record()).unwrap(), value, "a fresh nonce every time");
@@ -244,6 +250,45 @@ mod tests {
         for len in 0..value.len() {
             assert!(sealer.open("sid", &value.as_bytes()[..len]).is_err(), "truncated to {len}");
         }
+    }
+
+    #[test]
+    fn an_authentic_payload_that_does_not_parse_is_refused_without_overflow() {
+        let sealer = Sealer::new(&Keys::generate().unwrap()).unwrap();
+        // R35 (c): validly sealed, nested 10,000 levels deep.
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let value = sealer.seal_plain("sid", deep.as_bytes()).unwrap();
+        assert_eq!(sealer.open("sid", value.as_bytes()).unwrap_err(), RejectReason::Malformed);
+        let mut nested = serde_json::to_value(record()).unwrap();
+        nested["data"]["n"] = serde_json::from_str(&format!("{}1{}", "[".repeat(100), "]".repeat(100))).unwrap();
+        let mut text = nested.to_string();
+        text = text.replace(&format!("{}1{}", "[".repeat(100), "]".repeat(100)), &deep);
+        let value = sealer.seal_plain("sid", text.as_bytes()).unwrap();
+        assert!(sealer.open("sid", value.as_bytes()).is_err());
+        // Another record format: no session.
+        let mut other = record();
+        other.format = RECORD_FORMAT + 1;
+        let value = sealer.seal("sid", &other).unwrap();
+        assert_eq!(sealer.open("sid", value.as_bytes()).unwrap_err(), RejectReason::UnsupportedVersion);
+    }
+
+    #[test]
+    fn the_format_byte_and_key_id_are_checked_before_decryption() {
+        let keys = Keys::generate().unwrap();
+        let sealer = Sealer::new(&keys).unwrap();
+        let mut raw = URL_SAFE_NO_PAD.decode(sealer.seal("sid", &record()).unwrap()).unwrap();
+        raw[0] = FORMAT + 1;
+        assert_eq!(
+            sealer.open("sid", URL_SAFE_NO_PAD.encode(&raw).as_bytes()).unwrap_err(),
+            RejectReason::UnsupportedVersion
+        );
+        raw[0] = FORMAT;
+        raw[1] ^= 1;
+        assert_eq!(sealer.open("sid", URL_SAFE_NO_PAD.encode(&raw).as_bytes()).unwrap_err(), RejectReason::UnknownKey);
+        // An older key of the ring opens and asks for a reseal.
+        let value = sealer.seal("sid", &record()).unwrap();
+        let newer = Keys::new(vec![crate::Key::generate().unwrap(), keys.ring()[0].clone()]).unwrap();
+        assert!(Sealer::new(&newer).unwrap().open("sid", value.as_bytes()).unwrap().by_old_key);
     }
 
     #[test]
