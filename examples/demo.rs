@@ -17,7 +17,7 @@
 //! | `SESSION_RENEW_OVERLAP` | seconds the old ID keeps working after a periodic renewal, until the new one is first used (default 10, at most 60; `0`: none) |
 //! | `SESSION_MAX_PER_USER` | the most live sessions one user may have; a login past it ends the user's least recently used session (unset: no limit) |
 //! | `SESSION_INSECURE_DEV_COOKIES` | `1`: plain-HTTP cookie `sid` without `Secure` (development only) |
-//! | `SESSION_STORE` | `memory` (default), `redis://…`, `postgres://…`, `sqlite://path` or `mysql://…` (`mariadb://…` too; the last four need the crate features `redis`, `postgres`, `sqlite`, `mysql`) |
+//! | `SESSION_STORE` | `memory` (default), `redis://…`, `postgres://…`, `sqlite://path` or `mysql://…` (`mariadb://…` too; the last four need the crate features `redis`, `postgres`, `sqlite`, `mysql`); `cookie`: the cookie routes on encrypted cookie sessions (the header API stays on a memory store, which also keeps the per-user epochs) |
 //! | `RUST_LOG` | log filter (default `info`) |
 //!
 //! JSON API (a contract that `../shared/contract/demo_smoke.py` checks):
@@ -29,7 +29,9 @@
 //! - `POST /api/logout` → 204
 //! - `GET /api/me` → `{"user"}` or 401
 //! - `GET /api/sessions` → `{"sessions": [...]}`, `DELETE /api/sessions/{handle}`,
-//!   `POST /api/logout-others` → `{"revoked": N}` (the caller's sessions)
+//!   `POST /api/logout-others` → `{"revoked": N}` (the caller's sessions);
+//!   404 on encrypted cookie sessions (`SESSION_STORE=cookie`), which keep
+//!   no per-user list
 //! - `POST /api/credentials-changed` → 204: the signed-in user's credentials
 //!   changed (a new password): the caller stays signed in under a renewed
 //!   ID, every other session of the user ends; 401 when not logged in
@@ -60,8 +62,9 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sessionware::{
-    store::{FullStore, MemoryStore},
-    CsrfLayer, Keys, LimitPolicy, Session, SessionConfig, SessionError, SessionHandle, SessionLayer, Transport,
+    store::{Capability, FullStore, MemoryStore},
+    CookieSessions, CsrfLayer, Keys, LimitPolicy, Session, SessionConfig, SessionError, SessionHandle, SessionLayer,
+    Transport,
 };
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
@@ -186,26 +189,39 @@ impl Settings {
     }
 }
 
+/// Where the cookie routes keep their sessions.
+enum Backend {
+    /// In the store (the header API always uses it).
+    Store,
+    /// In encrypted cookies (`SESSION_STORE=cookie`); the store keeps the
+    /// per-user epochs (and the header API's sessions).
+    Cookies,
+}
+
 /// The one place that picks the session store: `SESSION_STORE` unset or
 /// `memory` (the embedded default), `redis://…`, `postgres://…`,
-/// `sqlite://path` or `mysql://…` (or `mariadb://…`). The Redis and SQL
-/// stores need the crate features of the same name (`mysql` for both
-/// MySQL and MariaDB): `cargo run --example demo --features
+/// `sqlite://path` or `mysql://…` (or `mariadb://…`); `cookie` for
+/// encrypted cookie sessions (over a memory store for the rest). The Redis
+/// and SQL stores need the crate features of the same name (`mysql` for
+/// both MySQL and MariaDB): `cargo run --example demo --features
 /// redis,postgres,sqlite,mysql`.
-async fn make_store() -> Result<Arc<dyn FullStore>, String> {
+async fn make_store() -> Result<(Arc<dyn FullStore>, Backend), String> {
     let choice = env_var("SESSION_STORE")?;
     let choice = choice.as_deref().map(str::trim).unwrap_or("");
-    if choice.is_empty() || choice == "memory" {
-        return Ok(Arc::new(MemoryStore::default()));
+    match choice {
+        "" | "memory" => return Ok((Arc::new(MemoryStore::default()), Backend::Store)),
+        "cookie" => return Ok((Arc::new(MemoryStore::default()), Backend::Cookies)),
+        _ => {}
     }
     let scheme = choice.split_once("://").map(|(s, _)| s).unwrap_or_default();
-    match scheme {
+    let store = match scheme {
         "redis" | "rediss" => redis_store(choice).await,
         "postgres" | "postgresql" => postgres_store(choice).await,
         "sqlite" => sqlite_store(choice).await,
         "mysql" | "mariadb" => mysql_store(choice).await,
-        _ => Err("SESSION_STORE must be memory, redis://…, postgres://…, sqlite://path or mysql://…".into()),
-    }
+        _ => Err("SESSION_STORE must be memory, cookie, redis://…, postgres://…, sqlite://path or mysql://…".into()),
+    };
+    Ok((store?, Backend::Store))
 }
 
 #[cfg(feature = "redis")]
@@ -281,20 +297,34 @@ fn api() -> Router {
         .layer(axum::middleware::map_response(no_store))
 }
 
-fn app(store: Arc<dyn FullStore>, keys: Keys, config: SessionConfig, header_config: SessionConfig) -> Router {
+fn app(
+    (store, backend): (Arc<dyn FullStore>, Backend),
+    keys: Keys,
+    config: SessionConfig,
+    header_config: SessionConfig,
+) -> Result<Router, String> {
     // Browsers: a cookie session; the layer refuses cross-origin unsafe
     // requests, and `CsrfLayer` (inside it) refuses a wrong or stale token.
+    let sessions = match backend {
+        Backend::Store => SessionLayer::new(Arc::clone(&store), keys.clone()),
+        // The session in the cookie; the store keeps each user's epoch, so
+        // a logout (or a password change) ends the user's cookie sessions.
+        Backend::Cookies => {
+            SessionLayer::cookie_sessions(CookieSessions::new(keys.clone()).with_cutoffs(Arc::clone(&store)))
+        }
+    };
+    let sessions = sessions.try_with_config(config).map_err(|e| format!("SESSION_STORE=cookie: {e}"))?;
     let browser = Router::new()
         .route("/", get(index))
         .route("/app.js", get(script))
         .nest("/api", api().layer(CsrfLayer::new()))
-        .layer(SessionLayer::new(Arc::clone(&store), keys.clone()).with_config(config).on_event(log_event));
+        .layer(sessions.on_event(log_event));
     // API and mobile clients: the session in `X-Session-Token` (no cookie,
     // so no CSRF check is needed), over the same store and keys.
     let header = Router::new()
         .nest("/api/header", api())
         .layer(SessionLayer::new(store, keys).with_config(header_config).on_event(log_event));
-    browser.merge(header)
+    Ok(browser.merge(header))
 }
 
 /// Lifecycle events go to the log (the demo exposes nothing new over HTTP).
@@ -327,8 +357,13 @@ async fn get_counter(session: Session) -> Result<Json<Value>, SessionError> {
 
 async fn increment(session: Session) -> Result<Json<Value>, SessionError> {
     // Read-modify-write: serialise with the session's other increments (in
-    // this process and in others sharing the store) so none is lost.
-    session.lock().await?;
+    // this process and in others sharing the store) so none is lost. An
+    // encrypted cookie session has nothing to lock: the response carries
+    // the whole session (the last response's cookie wins).
+    match session.lock().await {
+        Ok(()) | Err(SessionError::Unsupported(Capability::Leases)) => {}
+        Err(e) => return Err(e),
+    }
     let count = session.get::<u64>(COUNT_KEY).await?.unwrap_or(0).saturating_add(1);
     session.insert(COUNT_KEY, count).await?;
     Ok(Json(json!({ "count": count })))
@@ -422,8 +457,15 @@ async fn list_sessions(session: Session) -> Result<Response, SessionError> {
     match session.sessions().await {
         Ok(list) => Ok(Json(json!({ "sessions": list })).into_response()),
         Err(SessionError::NotAuthenticated) => Ok(error(StatusCode::UNAUTHORIZED, "not logged in")),
+        Err(SessionError::Unsupported(_)) => Ok(no_session_list()),
         Err(e) => Err(e),
     }
+}
+
+/// The answer of the session-list routes on encrypted cookie sessions,
+/// which keep no per-user list (`SESSION_STORE=cookie`).
+fn no_session_list() -> Response {
+    error(StatusCode::NOT_FOUND, "encrypted cookie sessions keep no session list")
 }
 
 /// Ends one of the caller's own sessions; another user's handle is 404.
@@ -435,6 +477,7 @@ async fn revoke_session(session: Session, Path(handle): Path<String>) -> Result<
         Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
         Ok(false) => Ok(error(StatusCode::NOT_FOUND, "no such session")),
         Err(SessionError::NotAuthenticated) => Ok(error(StatusCode::UNAUTHORIZED, "not logged in")),
+        Err(SessionError::Unsupported(_)) => Ok(no_session_list()),
         Err(e) => Err(e),
     }
 }
@@ -444,6 +487,7 @@ async fn logout_others(session: Session) -> Result<Response, SessionError> {
     match session.revoke_others().await {
         Ok(n) => Ok(Json(json!({ "revoked": n })).into_response()),
         Err(SessionError::NotAuthenticated) => Ok(error(StatusCode::UNAUTHORIZED, "not logged in")),
+        Err(SessionError::Unsupported(_)) => Ok(no_session_list()),
         Err(e) => Err(e),
     }
 }
@@ -738,7 +782,13 @@ async fn main() -> ExitCode {
     );
     println!("sessionware demo listening on http://{local}/");
 
-    let app = app(store, settings.keys, settings.config, settings.header_config);
+    let app = match app(store, settings.keys, settings.config, settings.header_config) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // The socket peer's address feeds the coarse IP of the session list.
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await {
