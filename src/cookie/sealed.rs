@@ -42,7 +42,7 @@ use crate::{
 
 /// The most bytes a session cookie may have: its whole `Set-Cookie` value
 /// (name, value and attributes), the size every browser keeps (RFC 6265
-/// §6.1, R20). A presented value longer than this is refused unread.
+/// §6.1). A presented value longer than this is refused unread.
 pub(crate) const MAX_COOKIE_BYTES: usize = 4096;
 /// The sealed format this crate writes and reads.
 pub(crate) const FORMAT: u8 = 1;
