@@ -10,7 +10,8 @@
 //! writes the changes back: per key, atomically, never resurrecting a session
 //! that a concurrent request ended. For API and mobile clients, a layer can
 //! carry the session in a request header instead of a cookie
-//! ([`Transport::Header`]).
+//! ([`Transport::Header`]). Without a store, a layer can keep the whole
+//! session in the cookie, encrypted ([`CookieSessions`]).
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -59,7 +60,10 @@
 //!    the cookie read and verified (`cookie/read.rs`: exact name, size and
 //!    count caps, MAC in constant time, duplicates never resolved by
 //!    position; on a header layer `transport/header.rs`: exactly one field,
-//!    exactly a token) and the request's time read once. The store is asked once
+//!    exactly a token; on an encrypted-cookie-session layer
+//!    `cookie/sealed.rs`: the AEAD opens the cookie into the record it
+//!    carries, which plays the stored one) and the request's time read
+//!    once. The store is asked once
 //!    ([`SessionStore::lookup`]); `lifecycle/expiry.rs` is the one place that
 //!    checks the idle and absolute deadlines, and `binding.rs` the one place
 //!    that compares a signed-in session's recorded client with the request's
@@ -83,7 +87,10 @@
 //!    cookie reply. Periodic renewal ([`SessionConfigBuilder::renew_after`])
 //!    is decided here. After this, the handle is committed: later calls fail
 //!    with [`SessionError::Committed`].
-//! 5. **The step is carried out** (`lifecycle/write.rs`). A renewal is one
+//! 5. **The step is carried out** (`lifecycle/write.rs`; on an
+//!    encrypted-cookie-session layer `lifecycle/sealed.rs`, which applies
+//!    the step to the presented record and seals the result into the
+//!    cookie, within 4,096 bytes, instead of calling a store). A renewal is one
 //!    atomic [`SessionStore::rotate`]: the successor is built from the data
 //!    as stored *then* merged with this request's changes, only while the old
 //!    session is live, and the old ID is retired. A write merges per key,
@@ -124,6 +131,11 @@
 //!   headers) look exactly like no cookie. A token is bound to its
 //!   transport: a cookie's is refused as a header token and the reverse.
 //! - Idle and absolute timeouts are checked by the layer on every load.
+//! - Encrypted cookie sessions ([`CookieSessions`]) are authenticated and
+//!   bound to the cookie name before anything reads them; what a store
+//!   guarantees about concurrent requests and revocation does not hold
+//!   there (no per-key merge, a copied cookie lives until its deadlines
+//!   unless the per-user epoch is supplied): see its documentation.
 //! - A renewal (login, [`Session::renew`], periodic) is one atomic store
 //!   operation: a logout, revocation or expiry that came first wins, a write
 //!   that came first is kept, and one session never forks into two IDs.

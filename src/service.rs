@@ -246,11 +246,13 @@ impl SessionLayer {
     /// per-user session limit
     /// ([`max_sessions_per_user`](crate::SessionConfigBuilder::max_sessions_per_user))
     /// needs a store with [`UserIndex`](crate::store::UserIndex)
-    /// ([`ConfigError::MissingCapability`]).
+    /// ([`ConfigError::MissingCapability`]); encrypted cookie sessions
+    /// ([`cookie_sessions`](Self::cookie_sessions)) have none, and refuse
+    /// the header transport ([`ConfigError::NotForCookieSessions`]).
     ///
     /// # Errors
     ///
-    /// [`ConfigError::MissingCapability`].
+    /// [`ConfigError::MissingCapability`], [`ConfigError::NotForCookieSessions`].
     ///
     /// ```
     /// use sessionware::{ConfigError, Keys, LimitPolicy, SessionConfig, SessionLayer};
