@@ -15,6 +15,10 @@
 #   DEMO_SMOKE_CARGO_ARGS        extra `cargo build` arguments, e.g. --all-features to
 #                                reuse the artifacts of `cargo test --all-features`
 #   DEMO_SMOKE_CONTRACT          the contract script (default ../shared/contract/demo_smoke.py)
+#   DEMO_SMOKE_STORE             SESSION_STORE for the demo (default memory); with `cookie`
+#                                (encrypted cookie sessions) the HTTP checks run through
+#                                scripts/cookie-jar.py, which sends the cookie the server last
+#                                set, as a browser does
 #   DEMO_SMOKE_REQUIRE_BROWSER=1 fail instead of skipping when Chromium or node is missing
 #   DEMO_SMOKE_SCREENSHOT        screenshot path (default $TMPDIR/sessionware-demo.png)
 #   PLAYWRIGHT_DIR               where playwright-core lives or is installed
@@ -46,7 +50,7 @@ key() { head -c 64 /dev/urandom | base64 | tr -d '\n'; }
 : >"$work/demo.log"
 DEMO_ADDR="${DEMO_SMOKE_ADDR:-127.0.0.1:0}" \
     SESSION_KEYS="$(key),$(key)" \
-    SESSION_STORE=memory \
+    SESSION_STORE="${DEMO_SMOKE_STORE:-memory}" \
     RUST_LOG="${RUST_LOG:-info}" \
     NO_COLOR=1 \
     "$exe" >"$work/demo.log" 2>&1 &
@@ -75,17 +79,21 @@ if command -v curl >/dev/null; then
 fi
 
 # --- 3. HTTP contract ---------------------------------------------------------
+# Encrypted cookie sessions: the client must send the cookie the server last
+# set (the session is in it), as a browser does.
+jar=()
+[[ "${DEMO_SMOKE_STORE:-memory}" == cookie ]] && jar=("$repo/scripts/cookie-jar.py")
 step "HTTP contract check"
 contract="${DEMO_SMOKE_CONTRACT:-$repo/../shared/contract/demo_smoke.py}"
 if [[ -f "$contract" ]]; then
     command -v python3 >/dev/null || die "python3 is needed to run $contract"
-    timeout 120 python3 "$contract" "$url" || die "the HTTP contract check failed"
+    timeout 120 python3 "${jar[@]}" "$contract" "$url" || die "the HTTP contract check failed"
 else
     echo "skipped: $contract not found"
 fi
 
 step "web protections and the header transport (issue 10)"
-timeout 120 python3 "$repo/scripts/demo-web-protections.py" "$url" || die "the web-protections check failed"
+timeout 120 python3 "${jar[@]}" "$repo/scripts/demo-web-protections.py" "$url" || die "the web-protections check failed"
 
 # --- 4. browser ---------------------------------------------------------------
 step "headless Chromium check"
