@@ -5,14 +5,17 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{extract::Path, routing::post, Router};
 use common::*;
 use http::{header, StatusCode};
 use sessionware::{
     store::{Capability, MemoryStore},
-    ConfigError, CookieSessions, Key, Keys, LimitPolicy, ManualClock, Session, SessionConfig, SessionError,
+    ConfigError, CookieSessions, EventKind, Key, Keys, LimitPolicy, ManualClock, Session, SessionConfig, SessionError,
     SessionLayer, Transport,
 };
 
@@ -377,4 +380,65 @@ fn debug_never_shows_key_material() {
     let sessions = CookieSessions::new(keys.clone());
     let text = format!("{sessions:?} {:?}", SessionLayer::cookie_sessions(sessions.clone()));
     assert!(text.contains("<redacted>") && !text.contains("cipher"), "{text}");
+}
+
+#[tokio::test]
+async fn remember_me_gives_the_cookie_a_max_age_up_to_the_sealed_deadline() {
+    let s = setup(SessionConfig::default());
+    let alice = login(&s.app, "alice").await;
+    let res = send(&s.app, req("POST", "/remember", Some(&alice))).await;
+    let c = &set_cookies(&res)[0];
+    let max_age = c.max_age().expect("a remembered session's cookie outlives the browser session");
+    // Not signed in by this request: the absolute deadline stays the one
+    // sealed at the login (12 hours), as on a store.
+    assert_eq!(max_age.whole_seconds(), 12 * 3600, "{max_age:?}");
+    let remembered = session_cookie(&res).unwrap();
+    // Past the normal idle timeout (30 minutes), within the remembered one.
+    s.clock.advance(2 * 3600 * Duration::from_secs(1));
+    assert_eq!(who(&s.app, &remembered).await, (StatusCode::OK, "alice".into()));
+    assert_eq!(who(&s.app, &alice).await.0, StatusCode::UNAUTHORIZED, "the copy before it keeps the normal limit");
+}
+
+#[tokio::test]
+async fn concurrent_writes_do_not_merge_the_last_cookie_wins() {
+    // Documented: no per-key merge across requests on cookie sessions.
+    let s = setup(SessionConfig::default());
+    let c = session_cookie(&send(&s.app, req("POST", "/incr", None)).await).unwrap();
+    let a = session_cookie(&send(&s.app, req("POST", "/set/a", Some(&c))).await).unwrap();
+    let b = session_cookie(&send(&s.app, req("POST", "/set/b", Some(&c))).await).unwrap();
+    assert_eq!(body(send(&s.app, req("GET", "/keys", Some(&a))).await).await, "a,n");
+    assert_eq!(body(send(&s.app, req("GET", "/keys", Some(&b))).await).await, "b,n");
+}
+
+#[tokio::test]
+async fn lifecycle_events_name_a_fingerprint_never_the_cookie() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let clock = ManualClock::new(T0);
+    let layer = layer(Keys::generate().unwrap(), SessionConfig::default(), &clock)
+        .on_event(move |e| log.lock().unwrap().push((e.kind, e.session.clone(), e.user.clone())));
+    let app = routes(&layer);
+    let c = session_cookie(&send(&app, req("POST", "/incr", None)).await).unwrap();
+    let alice = session_cookie(&send(&app, req("POST", "/login/alice", Some(&c))).await).unwrap();
+    send(&app, req("POST", "/logout", Some(&alice))).await;
+    send(&app, req("GET", "/read", Some(&tamper(&alice)))).await;
+    let seen = seen.lock().unwrap().clone();
+    let kinds: Vec<EventKind> = seen.iter().map(|(k, _, _)| *k).collect();
+    assert!(
+        matches!(
+            kinds[..],
+            [
+                EventKind::Created,
+                EventKind::Renewed(sessionware::RenewReason::Login),
+                EventKind::Purged,
+                EventKind::Rejected(_)
+            ]
+        ),
+        "{kinds:?}"
+    );
+    assert_eq!(seen[1].2.as_deref(), Some("alice"));
+    for (_, session, _) in &seen {
+        let Some(fp) = session else { continue };
+        assert!(!c.contains(fp.as_str()) && !alice.contains(fp.as_str()) && fp.len() < 40, "{fp}");
+    }
 }

@@ -292,6 +292,12 @@ mod tests {
     }
 
     #[test]
+    fn cipher_keys_are_zeroized_on_drop() {
+        fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        assert_zeroize_on_drop::<XChaCha20Poly1305>();
+    }
+
+    #[test]
     fn debug_shows_no_key_material() {
         let keys = Keys::generate().unwrap();
         let text = format!("{:?}", Sealer::new(&keys).unwrap());
