@@ -325,7 +325,9 @@ impl Session {
     /// Ends the session (logout): the record is deleted from the store before
     /// the response is sent, and a removal cookie built from the same settings
     /// goes to a client that presented a session cookie. Values inserted after
-    /// `purge` start a new session under a new ID.
+    /// `purge` start a new session under a new ID. On encrypted cookie
+    /// sessions there is no record to delete: see the revocation limits of
+    /// [`CookieSessions`](crate::CookieSessions).
     ///
     /// # Errors
     ///

@@ -73,7 +73,9 @@ pub(crate) struct Inner {
 /// Changes are tracked per key and written back after the handler answers:
 /// concurrent requests that write different keys of one session both keep
 /// their writes, and a request that loaded the session before a logout cannot
-/// bring it back.
+/// bring it back. (That is a store's promise: on encrypted cookie sessions,
+/// [`CookieSessions`](crate::CookieSessions), each response carries the
+/// whole session and the cookie the client keeps last wins.)
 ///
 /// ```
 /// use axum::{routing::get, Router};
