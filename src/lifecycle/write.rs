@@ -266,7 +266,7 @@ impl Commit {
     async fn insert(&self, record: &Record) -> Result<(SessionId, StorageKey), Outcome> {
         let shared = &*self.shared;
         for _ in 0..CREATE_ATTEMPTS {
-            let id = SessionId::generate().map_err(|e| Outcome::failed_with(e))?;
+            let id = SessionId::generate().map_err(Outcome::failed_with)?;
             let key = id.storage_key();
             match shared
                 .timed(self.emitter(), "create", Some(&key), shared.store().create(&key, record, self.now))
