@@ -17,6 +17,7 @@
 //! | `SESSION_RENEW_OVERLAP` | seconds the old ID keeps working after a periodic renewal, until the new one is first used (default 10, at most 60; `0`: none) |
 //! | `SESSION_MAX_PER_USER` | the most live sessions one user may have; a login past it ends the user's least recently used session (unset: no limit) |
 //! | `SESSION_INSECURE_DEV_COOKIES` | `1`: plain-HTTP cookie `sid` without `Secure` (development only) |
+//! | `SESSION_ACCESS_TOKEN_TTL` | lifetime of the access tokens of `/api/token`, in seconds (default 300, at most 3600); `expires_in` reports it |
 //! | `SESSION_STORE` | `memory` (default), `redis://…`, `postgres://…`, `sqlite://path` or `mysql://…` (`mariadb://…` too; the last four need the crate features `redis`, `postgres`, `sqlite`, `mysql`); `cookie`: the cookie routes on encrypted cookie sessions (the header API stays on a memory store, which also keeps the per-user epochs) |
 //! | `RUST_LOG` | log filter (default `info`) |
 //!
@@ -49,11 +50,27 @@
 //!   after a logout: drop the token); no `Set-Cookie` is ever sent there.
 //!   The same store and keys serve both; a cookie's token is refused as a
 //!   header token and the reverse.
+//! - Token sessions for API clients and services (an OAuth-style token
+//!   response, no cookie):
+//!   - `POST /api/token` `{"username", "password"}` →
+//!     `{"access_token", "refresh_token", "token_type": "Bearer", "expires_in"}`
+//!     (a server session is created for the client), or 401
+//!   - `POST /api/token/refresh` `{"refresh_token"}` → a new pair; each
+//!     refresh token works once: presenting a used one answers 401 and ends
+//!     the whole family, so the newest refresh token fails too
+//!   - `GET /api/whoami` with `Authorization: Bearer <access>` →
+//!     `{"user", "sid"}` (`sid`: the token session's handle), or 401
+//!   - `POST /api/token/logout` with `Authorization: Bearer <access>` → 204:
+//!     the token session ends, and its access tokens are refused from then
+//!     on (by this process at once, by other processes sharing the store
+//!     within 5 seconds), its refresh token too
+//!   - `GET /.well-known/jwks.json` → the public keys that verify the access
+//!     tokens (`examples/service.rs` verifies them with it, without a store)
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use axum::{
-    extract::{rejection::JsonRejection, Path},
+    extract::{rejection::JsonRejection, Path, State},
     http::{header, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Response},
     routing::{delete, get, post, put},
@@ -63,6 +80,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sessionware::{
     store::{Capability, FullStore, MemoryStore},
+    token::{AccessClaims, TokenAlgorithm, TokenIssuer, TokenKey, TokenKeys, TokenLayer, TokenSessions},
     CookieSessions, CsrfLayer, Keys, LimitPolicy, Session, SessionConfig, SessionError, SessionHandle, SessionLayer,
     Transport,
 };
@@ -89,6 +107,8 @@ struct Settings {
     /// otherwise the same settings.
     header_config: SessionConfig,
     insecure: bool,
+    /// `SESSION_ACCESS_TOKEN_TTL`: the access tokens' lifetime.
+    access_token_ttl: Option<Duration>,
 }
 
 fn env_var(name: &str) -> Result<Option<String>, String> {
@@ -185,7 +205,15 @@ impl Settings {
         let header_config = builder.clone().transport(Transport::header()).build().map_err(invalid)?;
         let config = builder.build().map_err(invalid)?;
 
-        Ok(Self { addr, keys, keys_generated, config, header_config, insecure })
+        let access_token_ttl = seconds("SESSION_ACCESS_TOKEN_TTL")?;
+        if access_token_ttl.is_some_and(|ttl| ttl > sessionware::token::MAX_TTL) {
+            return Err(format!(
+                "SESSION_ACCESS_TOKEN_TTL must be at most {} seconds",
+                sessionware::token::MAX_TTL.as_secs()
+            ));
+        }
+
+        Ok(Self { addr, keys, keys_generated, config, header_config, insecure, access_token_ttl })
     }
 }
 
@@ -297,11 +325,20 @@ fn api() -> Router {
         .layer(axum::middleware::map_response(no_store))
 }
 
+/// The whole demo: the browser and header APIs, and the token routes.
+fn demo_app((store, backend): (Arc<dyn FullStore>, Backend), settings: &Settings) -> Result<Router, String> {
+    let header_layer = SessionLayer::new(Arc::clone(&store), settings.keys.clone())
+        .with_config(settings.header_config.clone())
+        .on_event(log_event);
+    let tokens = token_api(&header_layer, settings.access_token_ttl)?;
+    Ok(app((store, backend), settings.keys.clone(), settings.config.clone(), header_layer)?.merge(tokens))
+}
+
 fn app(
     (store, backend): (Arc<dyn FullStore>, Backend),
     keys: Keys,
     config: SessionConfig,
-    header_config: SessionConfig,
+    header_layer: SessionLayer,
 ) -> Result<Router, String> {
     // Browsers: a cookie session; the layer refuses cross-origin unsafe
     // requests, and `CsrfLayer` (inside it) refuses a wrong or stale token.
@@ -321,10 +358,104 @@ fn app(
         .layer(sessions.on_event(log_event));
     // API and mobile clients: the session in `X-Session-Token` (no cookie,
     // so no CSRF check is needed), over the same store and keys.
-    let header = Router::new()
-        .nest("/api/header", api())
-        .layer(SessionLayer::new(store, keys).with_config(header_config).on_event(log_event));
+    let header = Router::new().nest("/api/header", api()).layer(header_layer);
     Ok(browser.merge(header))
+}
+
+/// The issuer and audience of the demo's access tokens (what
+/// `examples/service.rs` expects).
+const TOKEN_ISSUER: &str = "sessionware-demo";
+const TOKEN_AUDIENCE: &str = "sessionware-demo-api";
+
+/// Token sessions: the token routes, over the header layer's store and
+/// settings (timeouts, per-user limit). The signing key is made at start:
+/// tokens die with the process, as sessions do without `SESSION_KEYS`.
+fn token_api(sessions: &SessionLayer, ttl: Option<Duration>) -> Result<Router, String> {
+    let key = TokenKey::generate("demo-1", TokenAlgorithm::EdDsa).map_err(|e| format!("token key: {e}"))?;
+    let keys = TokenKeys::new([key]).map_err(|e| format!("token keys: {e}"))?;
+    let mut issuer = TokenIssuer::new(keys.clone(), TOKEN_ISSUER, TOKEN_AUDIENCE).map_err(|e| e.to_string())?;
+    if let Some(ttl) = ttl {
+        issuer = issuer.ttl(ttl).map_err(|e| format!("SESSION_ACCESS_TOKEN_TTL: {e}"))?;
+    }
+    let jwks = serde_json::to_value(keys.jwks()).map_err(|e| e.to_string())?;
+    let tokens = TokenSessions::new(sessions, issuer).map_err(|e| e.to_string())?;
+    // One process, one clock: no leeway, so a token is refused the second
+    // it expires (SESSION_ACCESS_TOKEN_TTL shows it over HTTP).
+    let verifier = TokenLayer::new(keys, TOKEN_ISSUER, TOKEN_AUDIENCE)
+        .leeway(Duration::ZERO)
+        .and_then(|v| v.checked(sessions))
+        .map_err(|e| e.to_string())?;
+    let state = TokenState { tokens, verifier: verifier.clone() };
+    let bearer =
+        Router::new().route("/api/whoami", get(whoami)).route("/api/token/logout", post(token_logout)).layer(verifier);
+    Ok(Router::new()
+        .route("/api/token", post(token))
+        .route("/api/token/refresh", post(token_refresh))
+        .merge(bearer)
+        .with_state(state)
+        .layer(axum::middleware::map_response(no_store))
+        .route("/.well-known/jwks.json", get(move || async move { Json(jwks) })))
+}
+
+#[derive(Clone)]
+struct TokenState {
+    tokens: TokenSessions,
+    verifier: TokenLayer,
+}
+
+/// A token session's failure as the client sees it: `invalid_grant` for a
+/// refresh token that is not (or no longer) valid.
+fn token_error(e: &sessionware::token::RefreshError) -> Response {
+    let status = e.status();
+    match status {
+        StatusCode::UNAUTHORIZED => error(status, "invalid_grant"),
+        _ => error(status, &e.to_string()),
+    }
+}
+
+async fn token(State(state): State<TokenState>, body: Result<Json<Credentials>, JsonRejection>) -> Response {
+    let Json(creds) = match body {
+        Ok(v) => v,
+        Err(rejection) => return error(rejection.status(), &rejection.body_text()),
+    };
+    let Some(user) = authenticate(&creds.username, &creds.password) else {
+        return error(StatusCode::UNAUTHORIZED, "invalid username or password");
+    };
+    match state.tokens.sign_in(user).await {
+        Ok(pair) => Json(pair).into_response(),
+        Err(e) => token_error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+async fn token_refresh(State(state): State<TokenState>, body: Result<Json<RefreshRequest>, JsonRejection>) -> Response {
+    let Json(request) = match body {
+        Ok(v) => v,
+        Err(rejection) => return error(rejection.status(), &rejection.body_text()),
+    };
+    match state.tokens.refresh(&request.refresh_token).await {
+        Ok(pair) => Json(pair).into_response(),
+        Err(e) => token_error(&e),
+    }
+}
+
+async fn whoami(claims: AccessClaims) -> Json<Value> {
+    Json(json!({ "user": claims.sub, "sid": claims.sid.to_string() }))
+}
+
+async fn token_logout(State(state): State<TokenState>, claims: AccessClaims) -> Response {
+    match state.tokens.logout(&claims).await {
+        Ok(_) => {
+            // Refused by this process at once, not only after the cache bound.
+            state.verifier.forget(&claims.sid);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => token_error(&e),
+    }
 }
 
 /// Lifecycle events go to the log (the demo exposes nothing new over HTTP).
@@ -782,7 +913,7 @@ async fn main() -> ExitCode {
     );
     println!("sessionware demo listening on http://{local}/");
 
-    let app = match app(store, settings.keys, settings.config, settings.header_config) {
+    let app = match demo_app(store, &settings) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("error: {e}");

@@ -3,7 +3,9 @@
 #   1. builds `examples/demo.rs`,
 #   2. starts it on a free loopback port with a two-key SESSION_KEYS ring,
 #   3. runs the shared HTTP contract check (../shared/contract/demo_smoke.py)
-#      if that file exists, and scripts/demo-web-protections.py (CSRF tokens,
+#      if that file exists, scripts/demo-tokens.py (token sessions, with
+#      examples/service.rs verifying the demo's tokens), and
+#      scripts/demo-web-protections.py (CSRF tokens,
 #      cross-origin refusals, the /api/header/… API),
 #   4. runs scripts/browser-check.mjs in headless Chromium if Chromium and
 #      node are available (playwright-core is installed into a temp folder),
@@ -51,6 +53,7 @@ key() { head -c 64 /dev/urandom | base64 | tr -d '\n'; }
 DEMO_ADDR="${DEMO_SMOKE_ADDR:-127.0.0.1:0}" \
     SESSION_KEYS="$(key),$(key)" \
     SESSION_STORE="${DEMO_SMOKE_STORE:-memory}" \
+    SESSION_ACCESS_TOKEN_TTL=2 \
     RUST_LOG="${RUST_LOG:-info}" \
     NO_COLOR=1 \
     "$exe" >"$work/demo.log" 2>&1 &
@@ -94,6 +97,27 @@ fi
 
 step "web protections and the header transport (issue 10)"
 timeout 120 python3 "${jar[@]}" "$repo/scripts/demo-web-protections.py" "$url" || die "the web-protections check failed"
+
+step "token sessions, and examples/service.rs verifying the demo's tokens"
+# shellcheck disable=SC2086 # word splitting of the extra arguments is intended
+service_exe="$(cargo build --example service ${DEMO_SMOKE_CARGO_ARGS:-} --message-format=json-render-diagnostics \
+    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)"
+[[ -n "$service_exe" && -x "$service_exe" ]] || die "could not find the service executable after the build"
+DEMO_URL="$url" SERVICE_ADDR=127.0.0.1:0 NO_COLOR=1 "$service_exe" >"$work/service.log" 2>&1 &
+service_pid=$!
+service_url=""
+for _ in $(seq 100); do
+    service_url="$(sed -n 's|.*listening on \(http://[^ ]*[0-9]\)/\{0,1\}$|\1|p' "$work/service.log" | head -n 1 || true)"
+    [[ -n "$service_url" ]] && break
+    kill -0 "$service_pid" 2>/dev/null || { cat "$work/service.log" >&2; die "the service exited before listening"; }
+    sleep 0.1
+done
+[[ -n "$service_url" ]] || die "the service did not report its address within 10 s"
+status=0
+timeout 120 python3 "$repo/scripts/demo-tokens.py" "$url" 2 "$service_url" || status=$?
+kill -TERM "$service_pid" 2>/dev/null || true
+wait "$service_pid" 2>/dev/null || true
+[[ $status -eq 0 ]] || die "the token sessions check failed"
 
 # --- 4. browser ---------------------------------------------------------------
 step "headless Chromium check"

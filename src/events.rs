@@ -140,6 +140,12 @@ pub enum EventKind {
         /// The coarse network prefix differs.
         network: bool,
     },
+    /// A refresh token that was already used was presented again (or two
+    /// refreshes raced with one token): the token session it belongs to was
+    /// ended, the legitimate holder's newest token with it. A likely theft
+    /// of the token; alert on it. The event names the user when the
+    /// session was still live.
+    RefreshReused,
 }
 
 /// Why a session got a new ID.
@@ -152,6 +158,9 @@ pub enum RenewReason {
     Privilege,
     /// A login on an existing session.
     Login,
+    /// A token session's refresh token was used: it rotates on every use
+    /// (see [`token::TokenSessions`](crate::token::TokenSessions)).
+    Refresh,
 }
 
 /// Which deadline a session passed.
@@ -223,6 +232,7 @@ impl RenewReason {
             Self::Periodic => "periodic",
             Self::Privilege => "privilege",
             Self::Login => "login",
+            Self::Refresh => "refresh",
         }
     }
 }
@@ -261,6 +271,7 @@ impl EventKind {
             Self::LoginRefused => "session.limit_rejected",
             Self::Undecodable => "session.undecodable",
             Self::ClientChanged { .. } => "session.client_changed",
+            Self::RefreshReused => "refresh.reuse_detected",
         }
     }
 
@@ -405,6 +416,9 @@ fn trace(kind: EventKind, key: Option<&StorageKey>) {
     match kind {
         EventKind::StoreError { op } => {
             tracing::error!(target: "sessionware", event = name, op, session = %session);
+        }
+        EventKind::RefreshReused => {
+            tracing::warn!(target: "sessionware", event = name, reason = "a used refresh token was presented again", session = %session);
         }
         EventKind::LoggedIn
         | EventKind::Purged

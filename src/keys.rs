@@ -38,6 +38,8 @@ const MIN_KEY_LEN: usize = 32;
 /// character (cookie names are RFC 9110 tokens, checked when a
 /// configuration is built), so no header purpose equals a cookie's.
 const HEADER_PURPOSE: &[u8] = b"header:";
+/// The prefix of a refresh token's purpose (a cookie name cannot hold `:`).
+const REFRESH_PURPOSE: &[u8] = b"refresh:";
 
 /// What a token is for, bound by its MAC: a cookie token is refused as a
 /// header token and the reverse, even under the same keys and the same name.
@@ -49,6 +51,10 @@ pub(crate) enum Purpose<'a> {
     /// The request header of this name (lower case, as `http` keeps
     /// names): the MAC covers `header:` and the name.
     Header(&'a http::HeaderName),
+    /// A refresh token of this issuer (the MAC covers `refresh:` and the
+    /// issuer): never a cookie or a header session token.
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    Refresh(&'a str),
 }
 
 impl<'a> Purpose<'a> {
@@ -57,6 +63,7 @@ impl<'a> Purpose<'a> {
         match self {
             Self::Cookie(name) => (b"", name.as_bytes()),
             Self::Header(name) => (HEADER_PURPOSE, name.as_str().as_bytes()),
+            Self::Refresh(issuer) => (REFRESH_PURPOSE, issuer.as_bytes()),
         }
     }
 }

@@ -584,6 +584,59 @@ async fn redis_ttls(fx: Fixture) {
 
 // --------------------------------------------------------------------- tests
 
+/// Token sessions (R76–R79, R50) on the store: each refresh rotates the
+/// family's key atomically, a reused refresh token ends the family (the
+/// newest token with it), two refreshes racing with one token leave no
+/// second branch, and a browser's "sign out other devices" and a token
+/// logout end families.
+#[cfg(feature = "jwt")]
+async fn refresh_family(fx: Fixture) {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+    use sessionware::token::{
+        AccessClaims, RefreshError, TokenAlgorithm, TokenIssuer, TokenKey, TokenKeys, TokenSessions,
+    };
+
+    let layer = SessionLayer::new(Arc::clone(&fx.store), Keys::generate().expect("keys"));
+    let keys = TokenKeys::new([TokenKey::generate("k1", TokenAlgorithm::EdDsa).expect("key")]).expect("ring");
+    let tokens = TokenSessions::new(&layer, TokenIssuer::new(keys, "https://auth.test", "api").expect("issuer"))
+        .expect("the store has a per-user index");
+    let invalid = |r: Result<_, RefreshError>| matches!(r, Err(RefreshError::Invalid));
+
+    // Rotation, then reuse of the first token: the family ends.
+    let p1 = tokens.sign_in("alice").await.expect("sign in");
+    let p2 = tokens.refresh(&p1.refresh_token).await.expect("refresh 1");
+    let p3 = tokens.refresh(&p2.refresh_token).await.expect("refresh 2");
+    assert_eq!(p3.sid, p1.sid, "[{}] one family", fx.name);
+    assert!(matches!(tokens.refresh(&p1.refresh_token).await, Err(RefreshError::Reused)), "[{}]", fx.name);
+    assert!(invalid(tokens.refresh(&p3.refresh_token).await), "[{}] the newest token dies too", fx.name);
+
+    // Two refreshes with one token: exactly one wins, the other is a reuse,
+    // and the winner's branch does not survive it.
+    let q = tokens.sign_in("alice").await.expect("sign in");
+    let (a, b) = tokio::join!(tokens.refresh(&q.refresh_token), tokens.refresh(&q.refresh_token));
+    let (wins, reuses): (Vec<_>, Vec<_>) = [a, b].into_iter().partition(Result::is_ok);
+    assert_eq!((wins.len(), reuses.len()), (1, 1), "[{}]", fx.name);
+    assert!(matches!(reuses[0], Err(RefreshError::Reused)), "[{}]", fx.name);
+    let winner = wins.into_iter().next().and_then(Result::ok).expect("one pair");
+    assert!(invalid(tokens.refresh(&winner.refresh_token).await), "[{}] no second branch", fx.name);
+
+    // A browser session of the same user signs out its other devices.
+    let r = tokens.sign_in("bob").await.expect("sign in");
+    let app = Router::new().route("/others", post(others)).merge(common::handlers::routes()).layer(layer.clone());
+    let res = send(&app, req("POST", "/login/bob", None)).await;
+    let browser = session_cookie(&res).expect("cookie");
+    assert_eq!(body(send(&app, req("POST", "/others", Some(&browser))).await).await, "1", "[{}]", fx.name);
+    assert!(invalid(tokens.refresh(&r.refresh_token).await), "[{}] revoke_others", fx.name);
+    assert!(send(&app, req("POST", "/logout", Some(&browser))).await.status().is_success());
+
+    // A token logout (the access token's claims) ends the family.
+    let t = tokens.sign_in("carol").await.expect("sign in");
+    let payload = t.access_token.split('.').nth(1).expect("jwt");
+    let claims: AccessClaims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("claims");
+    assert!(tokens.logout(&claims).await.expect("logout"), "[{}]", fx.name);
+    assert!(invalid(tokens.refresh(&t.refresh_token).await), "[{}] logged out", fx.name);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_lists_and_revokes_a_users_sessions() {
     Fixture::memory().run(devices_and_revocation).await;
@@ -685,4 +738,39 @@ async fn mysql_lists_and_revokes_a_users_sessions() {
 async fn mysql_a_request_that_loaded_before_a_logout_cannot_resurrect() {
     let Some(fx) = Fixture::mysql().await else { return };
     fx.run(no_resurrection).await;
+}
+
+#[cfg(feature = "jwt")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_rotates_refresh_tokens_and_ends_a_reused_family() {
+    let fx = Fixture::memory();
+    fx.run(refresh_family).await;
+}
+
+#[cfg(all(feature = "jwt", feature = "redis"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rotates_refresh_tokens_and_ends_a_reused_family() {
+    let Some(fx) = Fixture::redis().await else { return };
+    fx.run(refresh_family).await;
+}
+
+#[cfg(all(feature = "jwt", feature = "postgres"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rotates_refresh_tokens_and_ends_a_reused_family() {
+    let Some(fx) = Fixture::postgres().await else { return };
+    fx.run(refresh_family).await;
+}
+
+#[cfg(all(feature = "jwt", feature = "sqlite"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rotates_refresh_tokens_and_ends_a_reused_family() {
+    let fx = Fixture::sqlite().await;
+    fx.run(refresh_family).await;
+}
+
+#[cfg(all(feature = "jwt", feature = "mysql"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_rotates_refresh_tokens_and_ends_a_reused_family() {
+    let Some(fx) = Fixture::mysql().await else { return };
+    fx.run(refresh_family).await;
 }

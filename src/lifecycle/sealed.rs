@@ -124,7 +124,7 @@ pub(crate) fn outcome(
             _ => emit.emit(kind, Some(&key), user),
         }
     }
-    Outcome { token_header: Some(cookie), error: None }
+    Outcome { token_header: Some(cookie), error: None, id: None }
 }
 
 /// The cutoff a logout of an encrypted cookie session makes on a layer
@@ -154,9 +154,9 @@ pub(crate) fn logout_cut(
 }
 
 fn removal(shared: &Shared) -> Outcome {
-    Outcome { token_header: Some(drop_token(&shared.config)), error: None }
+    Outcome { token_header: Some(drop_token(&shared.config)), error: None, id: None }
 }
 
 fn failed(e: SessionError) -> Outcome {
-    Outcome { token_header: None, error: Some(e) }
+    Outcome { token_header: None, error: Some(e), id: None }
 }

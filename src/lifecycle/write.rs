@@ -55,6 +55,16 @@ pub(crate) struct Outcome {
     /// session header on a header layer), when the token changes.
     pub(crate) token_header: Option<String>,
     pub(crate) error: Option<SessionError>,
+    /// The new ID, when the commit made one (a new session or a rotation):
+    /// what a commit that no response carries hands on (a token sign-in).
+    pub(crate) id: Option<SessionId>,
+}
+
+impl Outcome {
+    /// A commit that failed with `error`.
+    fn failed_with(error: SessionError) -> Self {
+        Self { token_header: None, error: Some(error), id: None }
+    }
 }
 
 /// One request's write-back, ready to run after the handler answered.
@@ -89,20 +99,27 @@ impl Commit {
         res: Response<B>,
     ) -> impl std::future::Future<Output = Response<B>> + Send {
         async move {
-            let mut out = self.write().await;
-            if let Some(cut) = self.cut.take() {
-                // Made whatever the write did (a failed renewal included):
-                // the credentials changed. Its failure fails the response,
-                // which still carries the renewed ID (see `finish`).
-                if let Err(e) = self.cut(&cut).await {
-                    out.error.get_or_insert(e);
-                }
-            }
-            if let Some(lease) = self.lease.take() {
-                (*lease).release(&self.shared).await;
-            }
+            let out = self.run().await;
             finish(res, out, &self.shared)
         }
+    }
+
+    /// The store calls, the cutoff and the lease release: everything but
+    /// the response.
+    pub(crate) async fn run(&mut self) -> Outcome {
+        let mut out = self.write().await;
+        if let Some(cut) = self.cut.take() {
+            // Made whatever the write did (a failed renewal included):
+            // the credentials changed. Its failure fails the response,
+            // which still carries the renewed ID (see `finish`).
+            if let Err(e) = self.cut(&cut).await {
+                out.error.get_or_insert(e);
+            }
+        }
+        if let Some(lease) = self.lease.take() {
+            (*lease).release(&self.shared).await;
+        }
+        out
     }
 
     fn emitter(&self) -> Emitter<'_> {
@@ -157,7 +174,7 @@ impl Commit {
             }
             Step::Admit { record, rotation, purge_first, max_age } => {
                 if let Err(e) = self.limit_supported(rotation) {
-                    return Outcome { token_header: None, error: Some(e) };
+                    return Outcome::failed_with(e);
                 }
                 if let Err(out) = self.purge_first(purge_first.as_ref()).await {
                     return out;
@@ -245,7 +262,7 @@ impl Commit {
             Ok((id, key)) => {
                 let kind = if creation == Creation::Login { EventKind::LoggedIn } else { EventKind::Created };
                 self.emitter().emit(kind, Some(&key), record.meta.user());
-                Outcome { token_header: Some(self.cookie(&id, max_age)), error: None }
+                self.issued(id, max_age)
             }
             Err(out) => out,
         }
@@ -256,7 +273,7 @@ impl Commit {
     async fn insert(&self, record: &Record) -> Result<(SessionId, StorageKey), Outcome> {
         let shared = &*self.shared;
         for _ in 0..CREATE_ATTEMPTS {
-            let id = SessionId::generate().map_err(|e| Outcome { token_header: None, error: Some(e) })?;
+            let id = SessionId::generate().map_err(Outcome::failed_with)?;
             let key = id.storage_key();
             match shared
                 .timed(self.emitter(), "create", Some(&key), shared.store().create(&key, record, self.now))
@@ -279,7 +296,7 @@ impl Commit {
         max_age: Option<u64>,
     ) -> Outcome {
         if let Err(e) = self.limit_supported(rotation) {
-            return Outcome { token_header: None, error: Some(e) };
+            return Outcome::failed_with(e);
         }
         let shared = &*self.shared;
         let store = shared.store();
@@ -289,7 +306,7 @@ impl Commit {
         loop {
             let (id, key) = match successor_id(shared, &old) {
                 Ok(pair) => pair,
-                Err(e) => return Outcome { token_header: None, error: Some(e) },
+                Err(e) => return Outcome::failed_with(e),
             };
             let rotated =
                 match shared.timed(self.emitter(), "rotate", Some(&old), store.rotate(&old, &key, rotation)).await {
@@ -307,7 +324,7 @@ impl Commit {
                     // A new session, as a login without a limit makes.
                     self.emitter().emit(EventKind::LoggedIn, Some(&key), user);
                     self.evicted(rotated, &key, user);
-                    return Outcome { token_header: Some(self.cookie(&id, max_age)), error: None };
+                    return self.issued(id, max_age);
                 }
                 // Ended before its login (evicted from a full store).
                 (_, Rotating::Admitted) => {
@@ -324,7 +341,7 @@ impl Commit {
                     };
                     self.emitter().renewed(&old, &key, reason, user);
                     self.evicted(rotated, &key, user);
-                    return Outcome { token_header: Some(self.cookie(&id, max_age)), error: None };
+                    return self.issued(id, max_age);
                 }
                 // Another periodic renewal won: its successor is the session now.
                 Rotated::Retired(r) if r.overlaps(self.now) && hops < MAX_HOPS => {
@@ -386,7 +403,7 @@ impl Commit {
         };
         self.emitter().emit(EventKind::LoginRefused, key, user);
         let max = rotation.login.as_ref().and_then(|l| l.limit).map_or(0, |l| l.max.get());
-        Outcome { token_header: None, error: Some(SessionError::TooManySessions { max }) }
+        Outcome::failed_with(SessionError::TooManySessions { max })
     }
 
     /// Moves the user's cutoff forward (after the write: see [`Cut`]).
@@ -411,8 +428,10 @@ impl Commit {
         }
     }
 
-    fn cookie(&self, id: &SessionId, max_age: Option<u64>) -> String {
-        issue(&self.shared.config, &self.shared.keys, id, max_age)
+    /// The outcome of a commit that made the new ID `id`: its token header.
+    fn issued(&self, id: SessionId, max_age: Option<u64>) -> Outcome {
+        let token_header = Some(issue(&self.shared.config, &self.shared.keys, &id, max_age));
+        Outcome { token_header, error: None, id: Some(id) }
     }
 }
 
@@ -425,7 +444,7 @@ pub(crate) fn reply_outcome(shared: &Shared, presented: Option<&SessionId>, repl
         (Reply::Reissue(age), Some(id)) => Some(issue(config, &shared.keys, id, age)),
         (Reply::Remove, _) => Some(drop_token(config)),
     };
-    Outcome { token_header, error: None }
+    Outcome { token_header, error: None, id: None }
 }
 
 /// Whose ID a rotation renews.
@@ -439,7 +458,7 @@ enum Rotating<'a> {
 }
 
 /// A new ID the store accepts as the successor of `old`.
-fn successor_id(shared: &Shared, old: &StorageKey) -> Result<(SessionId, StorageKey), SessionError> {
+pub(crate) fn successor_id(shared: &Shared, old: &StorageKey) -> Result<(SessionId, StorageKey), SessionError> {
     for _ in 0..MAX_DRAWS {
         let id = SessionId::generate()?;
         let key = id.storage_key();
@@ -452,7 +471,7 @@ fn successor_id(shared: &Shared, old: &StorageKey) -> Result<(SessionId, Storage
 
 /// A store failure while saving.
 fn failed(e: StoreError) -> Outcome {
-    Outcome { token_header: None, error: Some(SessionError::Save(e)) }
+    Outcome::failed_with(SessionError::Save(e))
 }
 
 /// Adds the outcome's headers to the handler's response, or replaces it

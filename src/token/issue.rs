@@ -138,11 +138,21 @@ impl TokenIssuer {
     /// }
     /// ```
     pub async fn mint(&self, session: &Session) -> Result<String, MintError> {
+        Ok(self.mint_with_handle(session).await?.1)
+    }
+
+    /// [`mint`](Self::mint), with the handle the token is bound to.
+    pub(crate) async fn mint_with_handle(&self, session: &Session) -> Result<(SessionHandle, String), MintError> {
         let (sub, sid) = session.token_subject().await?;
+        Ok((sid, self.mint_for(sub, sid, session.now())?))
+    }
+
+    /// A token for `sub` on the session `sid`, issued at `now_ms`.
+    pub(crate) fn mint_for(&self, sub: String, sid: SessionHandle, now_ms: u64) -> Result<String, MintError> {
         let inner = &*self.inner;
         let key = inner.keys.signing().ok_or(MintError::Sign)?;
         let signing = key.signing.as_ref().ok_or(MintError::Sign)?;
-        let iat = session.now() / 1000;
+        let iat = now_ms / 1000;
         let claims = AccessClaims {
             sub,
             sid,

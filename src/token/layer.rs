@@ -192,6 +192,25 @@ impl TokenLayer {
         settings.clock = clock;
         Self::from_settings(settings)
     }
+
+    /// Checked mode: forgets what this verifier (and its clones) cached
+    /// about the session `sid`, so that the next token of a session this
+    /// process just ended (a logout, [`TokenSessions::logout`](super::TokenSessions::logout))
+    /// is checked against the store at once instead of after
+    /// [`cache_ttl`](Self::cache_ttl). Other processes still honour their
+    /// own cache bound.
+    ///
+    /// ```
+    /// use sessionware::{Keys, SessionHandle, SessionLayer, store::MemoryStore};
+    /// use sessionware::token::{TokenAlgorithm, TokenKey, TokenKeys, TokenLayer};
+    /// let sessions = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
+    /// let keys = TokenKeys::new([TokenKey::generate("k1", TokenAlgorithm::EdDsa).unwrap()]).unwrap();
+    /// let tokens = TokenLayer::new(keys, "https://auth.example", "api").checked(&sessions).unwrap();
+    /// tokens.forget(&SessionHandle::generate()); // nothing cached: a no-op
+    /// ```
+    pub fn forget(&self, sid: &crate::SessionHandle) {
+        self.verifier.forget(sid);
+    }
 }
 
 impl<S> Layer<S> for TokenLayer {

@@ -15,6 +15,7 @@
 //! | `verify.rs` | verification of one compact token, and the checked mode's liveness cache |
 //! | `layer.rs` | the Tower layer: the `Authorization` field, the 401 response |
 //! | `extract.rs` | the axum extractors `AccessClaims` and `Option<AccessClaims>` |
+//! | `refresh.rs` | token sessions: sign-in, refresh-token rotation and reuse detection, logout |
 //! | `jwks.rs` | the JWKS document of the public keys, and a verifying ring built from one |
 //!
 //! # Threat model
@@ -58,8 +59,11 @@
 //! client costs one store read per bound. A store failure refuses the
 //! request with 503 (fails closed, R51).
 //!
-//! Refresh tokens (opaque, rotated, stored as digests) are a separate
-//! concern, built on the same session; this module does not issue them.
+//! # Refresh tokens
+//!
+//! [`TokenSessions`] signs API clients in to a server session each and
+//! hands them an opaque refresh token that rotates on every use; a reuse
+//! ends the session (see the `refresh.rs` row, and [`TokenSessions`]).
 //!
 //! [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
 
@@ -70,6 +74,7 @@ mod issue;
 mod jwks;
 mod keys;
 mod layer;
+mod refresh;
 mod verify;
 
 pub use claims::AccessClaims;
@@ -79,6 +84,7 @@ pub use issue::{MintError, TokenIssuer};
 pub use jwks::{Jwk, Jwks};
 pub use keys::{TokenAlgorithm, TokenKey, TokenKeys};
 pub use layer::{ResponseFuture, TokenLayer, TokenService};
+pub use refresh::{RefreshError, TokenPair, TokenSessions};
 
 use std::time::Duration;
 

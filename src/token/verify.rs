@@ -72,6 +72,11 @@ impl Checker {
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Drops what the cache knows about `sid`.
+    fn forget(&self, sid: &SessionHandle) {
+        self.cache().remove(sid);
+    }
+
     fn cached(&self, claims: &AccessClaims, now: u64) -> Liveness {
         match self.cache().get(&claims.sid) {
             Some(e) if *e.user == *claims.sub && now < e.at.saturating_add(self.ttl_ms) => {
@@ -182,6 +187,14 @@ impl Verifier {
             })?;
         data.claims.check_time(now_ms / 1000, self.leeway)?;
         Ok(data.claims)
+    }
+
+    /// Drops the checked mode's cached liveness of `sid` (nothing to drop
+    /// in stateless mode).
+    pub(crate) fn forget(&self, sid: &SessionHandle) {
+        if let Mode::Checked(c) = &self.mode {
+            c.forget(sid);
+        }
     }
 
     /// What the cache knows: always live in stateless mode.

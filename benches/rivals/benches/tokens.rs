@@ -16,7 +16,14 @@
 //! - `verify_checked_miss`: a checked `TokenLayer` that must read the store
 //!   for every request: the tokens of 20,000 sessions (of 20,000 users) are
 //!   sent in turn, twice the cache's capacity, so no session is still cached
-//!   when its token comes back.
+//!   when its token comes back;
+//! - `refresh`: a handler that refreshes a token session
+//!   (`TokenSessions::refresh`: one lookup, one atomic rotation, a new
+//!   EdDSA access token and refresh token), each request with the refresh
+//!   token the previous one got. The layer's timeouts are 10 s here, so
+//!   that the retired keys refreshes leave (kept until the family's
+//!   absolute deadline) stay few; a family that ended is replaced by a
+//!   sign-in, once per 10 s.
 //!
 //! Run: `cargo bench -p sessionware-rivals --bench tokens`
 //! (`-- --warm-up-time 1 --measurement-time 3` are the defaults). After
@@ -31,8 +38,8 @@ use criterion::{BenchmarkId, Criterion};
 use http::{header, HeaderValue, Request, StatusCode};
 use sessionware::{
     store::MemoryStore,
-    token::{AccessClaims, TokenAlgorithm, TokenIssuer, TokenKey, TokenKeys, TokenLayer},
-    Keys, Session, SessionLayer,
+    token::{AccessClaims, RefreshError, TokenAlgorithm, TokenIssuer, TokenKey, TokenKeys, TokenLayer, TokenSessions},
+    Keys, Session, SessionConfig, SessionLayer,
 };
 use sessionware_rivals::{cookie_from, make_session, ours, request, send};
 use tower::{Service, ServiceExt};
@@ -49,14 +56,16 @@ enum Scenario {
     VerifyStateless,
     VerifyCheckedHit,
     VerifyCheckedMiss,
+    Refresh,
 }
 
-const SCENARIOS: [Scenario; 5] = [
+const SCENARIOS: [Scenario; 6] = [
     Scenario::Read,
     Scenario::Mint,
     Scenario::VerifyStateless,
     Scenario::VerifyCheckedHit,
     Scenario::VerifyCheckedMiss,
+    Scenario::Refresh,
 ];
 
 impl Scenario {
@@ -67,6 +76,7 @@ impl Scenario {
             Scenario::VerifyStateless => "verify_stateless",
             Scenario::VerifyCheckedHit => "verify_checked_hit",
             Scenario::VerifyCheckedMiss => "verify_checked_miss",
+            Scenario::Refresh => "refresh",
         }
     }
 }
@@ -153,6 +163,38 @@ async fn setup(scenario: Scenario) -> Setup {
             }
             let layer = TokenLayer::new(keys, ISS, AUD).checked(&sessions).expect("index");
             Setup { router: token_router(layer), path: "/whoami", credentials }
+        }
+        Scenario::Refresh => {
+            let short = SessionConfig::builder()
+                .idle_timeout(Duration::from_secs(10))
+                .absolute_timeout(Duration::from_secs(10))
+                .build()
+                .expect("config");
+            let sessions =
+                SessionLayer::new(MemoryStore::default(), Keys::generate().expect("OS RNG")).with_config(short);
+            let tokens = TokenSessions::new(&sessions, issuer).expect("index");
+            let first = tokens.sign_in("alice").await.expect("sign in").refresh_token;
+            let current = std::sync::Arc::new(std::sync::Mutex::new(first));
+            let router = Router::new()
+                .route(
+                    "/refresh",
+                    get(move || {
+                        let (tokens, current) = (tokens.clone(), current.clone());
+                        async move {
+                            let token = current.lock().expect("lock").clone();
+                            let pair = match tokens.refresh(&token).await {
+                                Ok(pair) => pair,
+                                // The family reached its 10 s: a new one.
+                                Err(RefreshError::Invalid) => tokens.sign_in("alice").await.expect("sign in"),
+                                Err(e) => panic!("refresh: {e}"),
+                            };
+                            *current.lock().expect("lock") = pair.refresh_token;
+                            pair.access_token
+                        }
+                    }),
+                )
+                .with_state(());
+            Setup { router, path: "/refresh", credentials: vec![(header::ACCEPT, HeaderValue::from_static("*/*"))] }
         }
     }
 }
