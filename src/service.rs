@@ -596,6 +596,9 @@ where
                             return Poll::Ready(Ok(finish(res, outcome, &session.inner.shared)));
                         }
                         Some(Done::Later(commit)) => *this.stage = Stage::Committing(Box::pin(commit.respond(res))),
+                        Some(Done::Sealed(cutting)) => {
+                            *this.stage = Stage::Committing(Box::pin(cutting.respond(res)));
+                        }
                     }
                 }
                 Stage::Committing(mut fut) => {
@@ -634,6 +637,7 @@ pub(crate) async fn commit_detached(session: &Session) -> Result<Option<crate::S
         Some(Done::Failed(e)) => return Err(e),
         Some(Done::Now(outcome)) => outcome,
         Some(Done::Later(mut commit)) => commit.run().await,
+        Some(Done::Sealed(cutting)) => cutting.run().await,
     };
     match outcome.error {
         Some(e) => Err(e),
@@ -647,6 +651,8 @@ enum Done {
     Now(Outcome),
     /// Store calls (or a lease release) first.
     Later(Commit),
+    /// An encrypted cookie session's cookie is decided; a cutoff first.
+    Sealed(Box<sealed::Cutting>),
     /// The lookup failed: the load-error response.
     Failed(SessionError),
 }
@@ -676,20 +682,31 @@ fn commit(session: &Session) -> Option<Done> {
     let lease = state.lease.take();
     let mut cut = state.cut.take();
     drop(state);
-    if let Some((_, loaded_auth)) = sealed.as_ref().filter(|_| cut.is_none() && shared.cutoffs.is_some()) {
-        cut = sealed::logout_cut(&step, loaded_auth.as_ref(), resolved.carried.as_deref(), presented.now, shared);
+    if let Some((sealer, loaded_auth)) = sealed {
+        // Encrypted cookie sessions: the step is carried out on the record
+        // the cookie carried, at once; only a cutoff waits for the store.
+        if matches!(step, Step::Untouched) && cut.is_none() {
+            return None;
+        }
+        if let Step::LoadFailed(e) = step {
+            return Some(Done::Failed(SessionError::Load(e)));
+        }
+        if cut.is_none() && shared.cutoffs.is_some() {
+            cut = sealed::logout_cut(&step, loaded_auth.as_ref(), resolved.carried.as_deref(), presented.now, shared);
+        }
+        let route = session.inner.route.as_ref();
+        let emit = Emitter { hook: shared.on_event.as_ref(), route, now: presented.now };
+        let carried = resolved.carried.as_deref();
+        let outcome = sealed::outcome(shared, sealer, &step, carried, cut.as_ref(), emit, user.as_deref());
+        return Some(match cut {
+            None => Done::Now(outcome),
+            Some(cut) => Done::Sealed(Box::new(sealed::Cutting::new(shared, outcome, cut, route, presented.now))),
+        });
     }
     let presented_id = resolved.incoming.as_ref().map(|i| &i.id);
     match (step, lease, cut) {
         (Step::LoadFailed(e), _, _) => Some(Done::Failed(SessionError::Load(e))),
         (Step::Untouched, None, None) => None,
-        (step, None, None) if sealed.is_some() => {
-            let sealer = sealed.map(|(s, _)| s)?;
-            let emit =
-                Emitter { hook: shared.on_event.as_ref(), route: session.inner.route.as_ref(), now: presented.now };
-            let carried = resolved.carried.as_deref();
-            Some(Done::Now(sealed::outcome(shared, sealer, &step, carried, None, emit, user.as_deref())))
-        }
         (Step::Reply(reply), None, None) => Some(Done::Now(reply_outcome(shared, presented_id, reply))),
         (step, lease, cut) => Some(Done::Later(Commit {
             events: shared.on_event.as_ref().map(|_| Box::new((session.inner.route.clone(), user))),
@@ -699,7 +716,6 @@ fn commit(session: &Session) -> Option<Done> {
             step,
             lease: lease.map(Box::new),
             cut: cut.map(Box::new),
-            carried: if sealed.is_some() { resolved.carried.clone() } else { None },
         })),
     }
 }

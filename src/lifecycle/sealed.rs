@@ -11,17 +11,21 @@
 //! `Set-Cookie`; a cookie past the 4,096-byte budget fails the commit with
 //! [`SessionError::CookieTooLarge`] and sets nothing.
 
+use std::sync::Arc;
+
+use http::Response;
+
 use super::{
     plan::{Reply, Step},
     state::{Creation, Cut, Renewal},
-    write::Outcome,
+    write::{cut_user, finish, Outcome},
 };
 use crate::{
     cookie::{
         max_age,
         sealed::{fingerprint, Sealer, MAX_COOKIE_BYTES},
     },
-    events::Emitter,
+    events::{Emitter, Route},
     shared::Shared,
     store::Capability,
     transport::drop_token,
@@ -151,6 +155,44 @@ pub(crate) fn logout_cut(
     };
     let (user, epoch) = loaded_auth.cloned().or_else(presented)?;
     Some(Cut { user, epoch: epoch.saturating_add(1) })
+}
+
+/// The commit of a cookie-session request whose cookie is decided but
+/// whose user's cutoff (a logout's, or
+/// [`credentials_changed`](crate::Session::credentials_changed)'s) the
+/// store must make first. A failed cutoff fails the response, which still
+/// carries the cookie (as a store's commit does, see `write::finish`).
+pub(crate) struct Cutting {
+    shared: Arc<Shared>,
+    outcome: Outcome,
+    cut: Cut,
+    route: Option<Route>,
+    now: u64,
+}
+
+impl Cutting {
+    pub(crate) fn new(shared: &Arc<Shared>, outcome: Outcome, cut: Cut, route: Option<&Route>, now: u64) -> Self {
+        let route = shared.on_event.as_ref().and(route.cloned());
+        Self { shared: Arc::clone(shared), outcome, cut, route, now }
+    }
+
+    /// Makes the cutoff; the outcome with its failure, if any.
+    pub(crate) async fn run(self) -> Outcome {
+        let emit = Emitter { hook: self.shared.on_event.as_ref(), route: self.route.as_ref(), now: self.now };
+        let mut out = self.outcome;
+        if let Err(e) = cut_user(&self.shared, emit, &self.cut, self.now).await {
+            out.error.get_or_insert(e);
+        }
+        out
+    }
+
+    /// Makes the cutoff, then adds the headers to `res` (or replaces it
+    /// with the save-error response).
+    pub(crate) async fn respond<B: Default + Send + 'static>(self, res: Response<B>) -> Response<B> {
+        let shared = Arc::clone(&self.shared);
+        let out = self.run().await;
+        finish(res, out, &shared)
+    }
 }
 
 fn removal(shared: &Shared) -> Outcome {

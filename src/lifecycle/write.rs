@@ -78,9 +78,6 @@ pub(crate) struct Commit {
     pub(crate) lease: Option<Box<Lease>>,
     /// The user's cutoff to make after the write.
     pub(crate) cut: Option<Box<Cut>>,
-    /// On an encrypted-cookie-session layer, the record the presented
-    /// cookie carried (the step is carried out on it: `sealed.rs`).
-    pub(crate) carried: Option<Box<Record>>,
     /// For the event hook (installed only): the request's method and path,
     /// and the session's user.
     pub(crate) events: Option<Box<(Option<Route>, Option<String>)>>,
@@ -142,10 +139,6 @@ impl Commit {
 
     async fn write(&self) -> Outcome {
         let shared = &*self.shared;
-        if let Some(sealer) = shared.sealer() {
-            let (carried, cut) = (self.carried.as_deref(), self.cut.as_deref());
-            return super::sealed::outcome(shared, sealer, &self.step, carried, cut, self.emitter(), self.user());
-        }
         let store = shared.store();
         match &self.step {
             Step::Untouched | Step::LoadFailed(_) => Outcome::default(),
@@ -408,13 +401,7 @@ impl Commit {
 
     /// Moves the user's cutoff forward (after the write: see [`Cut`]).
     async fn cut(&self, cut: &Cut) -> Result<(), SessionError> {
-        let shared = &*self.shared;
-        let cutoffs = shared.cutoffs()?;
-        let keep_until = shared.config.cutoff_kept_until(cut.epoch);
-        let call = cutoffs.cut(Scope::User(&cut.user), cut.epoch, keep_until, self.now);
-        shared.timed(self.emitter(), "cut", None, call).await.map_err(SessionError::Save)?;
-        self.emitter().emit(EventKind::CutOff { all: false }, None, Some(&cut.user));
-        Ok(())
+        cut_user(&self.shared, self.emitter(), cut, self.now).await
     }
 
     /// The reply when the session under `key` turned out to be ended: the
@@ -445,6 +432,17 @@ pub(crate) fn reply_outcome(shared: &Shared, presented: Option<&SessionId>, repl
         (Reply::Remove, _) => Some(drop_token(config)),
     };
     Outcome { token_header, error: None, id: None }
+}
+
+/// Moves `cut.user`'s credential epoch to `cut.epoch` at `now` (a store
+/// request's cutoff, and an encrypted cookie session's: `sealed.rs`).
+pub(crate) async fn cut_user(shared: &Shared, emit: Emitter<'_>, cut: &Cut, now: u64) -> Result<(), SessionError> {
+    let cutoffs = shared.cutoffs()?;
+    let keep_until = shared.config.cutoff_kept_until(cut.epoch);
+    let call = cutoffs.cut(Scope::User(&cut.user), cut.epoch, keep_until, now);
+    shared.timed(emit, "cut", None, call).await.map_err(SessionError::Save)?;
+    emit.emit(EventKind::CutOff { all: false }, None, Some(&cut.user));
+    Ok(())
 }
 
 /// Whose ID a rotation renews.
@@ -518,7 +516,6 @@ mod tests {
             now: 0,
             lease: None,
             cut: None,
-            carried: None,
             events: None,
         };
         let fut = commit.respond(Response::new(axum::body::Body::empty()));
