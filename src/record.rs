@@ -5,6 +5,8 @@ use std::fmt;
 use serde::{de, ser::SerializeMap, Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use crate::sign_in::{Assurance, AuthMethod, ProviderSession};
+
 /// Version of the stored record format.
 ///
 /// ```
@@ -484,10 +486,26 @@ pub struct Auth {
     /// lower than the user's current one is ended.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub epoch: u64,
+    /// How the user authenticated, in the order the methods were used (a
+    /// step-up adds one); empty for a sign-in that recorded none.
+    #[serde(default, rename = "amr", skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<AuthMethod>,
+    /// The assurance level the sign-in reached (`Aal1` when none was
+    /// recorded).
+    #[serde(default, rename = "aal", skip_serializing_if = "is_aal1")]
+    pub assurance: Assurance,
+    /// The identity provider's session the sign-in came from, for a
+    /// back-channel logout.
+    #[serde(default, rename = "idp", skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderSession>,
 }
 
 fn is_zero(v: &u64) -> bool {
     *v == 0
+}
+
+fn is_aal1(a: &Assurance) -> bool {
+    *a == Assurance::Aal1
 }
 
 impl Auth {
@@ -498,7 +516,66 @@ impl Auth {
     /// assert_eq!(Auth::new("bob", 5).at_ms, 5);
     /// ```
     pub fn new(user: impl Into<String>, at_ms: u64) -> Self {
-        Self { user: user.into(), at_ms, epoch: 0 }
+        Self { user: user.into(), at_ms, epoch: 0, methods: Vec::new(), assurance: Assurance::Aal1, provider: None }
+    }
+
+    /// The same sign-in, made with `methods` (each recorded once) at
+    /// `assurance`.
+    ///
+    /// ```
+    /// # use sessionware::{store::Auth, Assurance, AuthMethod};
+    /// let auth = Auth::new("bob", 5).with_methods(vec![AuthMethod::Password, AuthMethod::Totp], Assurance::Aal2);
+    /// assert!(auth.is_multi_factor());
+    /// ```
+    pub fn with_methods(mut self, methods: Vec<AuthMethod>, assurance: Assurance) -> Self {
+        self.methods.clear();
+        for m in methods {
+            if !self.methods.contains(&m) {
+                self.methods.push(m);
+            }
+        }
+        self.assurance = assurance;
+        self
+    }
+
+    /// The same sign-in, linked to the identity provider's session `provider`.
+    ///
+    /// ```
+    /// # use sessionware::{store::Auth, ProviderSession};
+    /// let auth = Auth::new("bob", 5).with_provider(ProviderSession::new("https://idp", Some("s1")));
+    /// assert_eq!(auth.provider.unwrap().sid.as_deref(), Some("s1"));
+    /// ```
+    pub fn with_provider(mut self, provider: ProviderSession) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// True when the sign-in reached [`Assurance::Aal2`] or more.
+    ///
+    /// ```
+    /// # use sessionware::store::Auth;
+    /// assert!(!Auth::new("bob", 5).is_multi_factor());
+    /// ```
+    pub fn is_multi_factor(&self) -> bool {
+        self.assurance.is_multi_factor()
+    }
+
+    /// Whether `method` was used.
+    ///
+    /// ```
+    /// # use sessionware::{store::Auth, Assurance, AuthMethod};
+    /// let auth = Auth::new("bob", 5).with_methods(vec![AuthMethod::Password], Assurance::Aal1);
+    /// assert!(auth.used(&AuthMethod::Password) && !auth.used(&AuthMethod::Totp));
+    /// ```
+    pub fn used(&self, method: &AuthMethod) -> bool {
+        self.methods.contains(method)
+    }
+
+    /// The heap bytes the sign-in holds beyond the user (a store's memory
+    /// accounting).
+    pub(crate) fn extra_heap_len(&self) -> usize {
+        self.methods.iter().map(|m| std::mem::size_of::<AuthMethod>() + m.heap_len()).sum::<usize>()
+            + self.provider.as_ref().map_or(0, ProviderSession::heap_len)
     }
 
     /// The same sign-in under the user's credential epoch `epoch`.

@@ -31,7 +31,7 @@
 //! | 66 | 20 | `auth.at_ms` |
 //! | 86 | 64 | the user's digest: hex SHA-256 of the user, which names its index and cutoff keys |
 //! | 150 | `A` − 104 | the user (UTF-8) |
-//! | 46 + `A` | rest | JSON of the other metadata (`user_agent`, `ip`, `renewed_at`), empty when there is none |
+//! | 46 + `A` | rest | JSON of the other metadata (`user_agent`, `ip`, `renewed_at`, and the sign-in's `amr`, `aal` and `idp`), empty when there is none |
 //!
 //! So a script finds what the cutoffs compare (`created_at`, the user's
 //! digest and `auth.epoch`) at fixed offsets, without parsing JSON.
@@ -51,7 +51,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     store::{Auth, Data, Metadata, Record, Retired, StorageKey, StoreError, Stored, RECORD_FORMAT},
-    SessionHandle,
+    Assurance, AuthMethod, ProviderSession, SessionHandle,
 };
 
 /// The first two bytes of a session record and of a retired pointer.
@@ -123,6 +123,8 @@ pub(super) fn user_digest(user: &str) -> String {
 }
 
 /// The metadata kept as JSON in the identity: what the scripts never read.
+/// Every field is optional: a record written before a field existed reads
+/// with its default, and a reader that does not know a field ignores it.
 #[derive(Serialize, Deserialize, Default)]
 struct Extra<'a> {
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +133,15 @@ struct Extra<'a> {
     ip: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     renewed_at: Option<u64>,
+    /// The sign-in's methods ([`Auth::methods`]), when signed in with any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    amr: Vec<AuthMethod>,
+    /// The sign-in's assurance level, when above `Aal1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aal: Option<Assurance>,
+    /// The identity provider's session of the sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    idp: Option<ProviderSession>,
 }
 
 /// The identity of `meta` (see the module documentation): what a rotation
@@ -153,12 +164,21 @@ pub(super) fn identity(meta: &Metadata) -> Result<Vec<u8>, StoreError> {
         }
         None => push_len(&mut out, 0)?,
     }
-    if meta.user_agent.is_some() || meta.ip.is_some() || meta.renewed_at.is_some() {
-        let extra = Extra {
-            user_agent: meta.user_agent.as_deref().map(Cow::Borrowed),
-            ip: meta.ip.as_deref().map(Cow::Borrowed),
-            renewed_at: meta.renewed_at,
-        };
+    let extra = Extra {
+        user_agent: meta.user_agent.as_deref().map(Cow::Borrowed),
+        ip: meta.ip.as_deref().map(Cow::Borrowed),
+        renewed_at: meta.renewed_at,
+        amr: auth.map(|a| a.methods.clone()).unwrap_or_default(),
+        aal: auth.map(|a| a.assurance).filter(|a| *a != Assurance::Aal1),
+        idp: auth.and_then(|a| a.provider.clone()),
+    };
+    let empty = extra.user_agent.is_none()
+        && extra.ip.is_none()
+        && extra.renewed_at.is_none()
+        && extra.amr.is_empty()
+        && extra.aal.is_none()
+        && extra.idp.is_none();
+    if !empty {
         serde_json::to_writer(&mut out, &extra).map_err(codec)?;
     }
     Ok(out)
@@ -318,7 +338,15 @@ impl<'a> Identity<'a> {
             _ => return Err(codec("bad sign-in field")),
         };
         let rest = field(sign_in.end..id.len())?;
-        let extra = if rest.is_empty() { Extra::default() } else { serde_json::from_slice(rest).map_err(codec)? };
+        let mut extra: Extra<'a> =
+            if rest.is_empty() { Extra::default() } else { serde_json::from_slice(rest).map_err(codec)? };
+        // The sign-in's methods, level and provider live in the JSON part
+        // (absent in a record written before they existed: none, `Aal1`).
+        let auth = auth.map(|a| {
+            let mut a = a.with_methods(std::mem::take(&mut extra.amr), extra.aal.unwrap_or_default());
+            a.provider = extra.idp.take();
+            a
+        });
         Ok(Self { created_at, auth, handle, extra })
     }
 }
