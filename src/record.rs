@@ -1013,6 +1013,29 @@ mod tests {
     }
 
     #[test]
+    fn a_sign_in_written_before_its_authentication_context_still_reads() {
+        // The JSON of a record of the format before methods, levels and
+        // providers existed (what the SQL stores hold).
+        let old = r#"{"v":1,"m":{"created_at":1,"last_seen":2,"absolute_deadline":9,"expires_at":9,"auth":{"user":"alice","at_ms":5,"epoch":2},"handle":"AAAAAAAAAAAAAAAAAAAAAA"},"d":{"k":1}}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        let auth = record.meta.auth.clone().unwrap();
+        assert_eq!(auth, Auth::new("alice", 5).with_epoch(2));
+        assert!(auth.methods.is_empty() && auth.provider.is_none());
+        assert_eq!(auth.assurance, Assurance::Aal1);
+        // A sign-in without the context is written as before, byte for byte.
+        assert_eq!(serde_json::to_string(&record).unwrap(), old);
+        // With it: the new fields, and a reader of the old format ignores them.
+        let mut record = record;
+        record.meta.auth = Some(
+            auth.with_methods(vec![AuthMethod::Password, AuthMethod::Totp], Assurance::Aal2)
+                .with_provider(ProviderSession::new("https://idp", Some("s"))),
+        );
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(json.contains(r#""amr":["password","totp"],"aal":2,"idp":{"iss":"https://idp","sid":"s"}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
+    }
+
+    #[test]
     fn duplicate_keys_are_rejected() {
         assert!(serde_json::from_str::<Data>(r#"{"a":1,"a":2}"#).is_err());
     }

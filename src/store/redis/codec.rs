@@ -422,6 +422,54 @@ mod tests {
     }
 
     #[test]
+    fn the_authentication_context_round_trips_and_old_records_still_read() {
+        let mut record = full_record();
+        let auth = Auth::new("alice \u{e9}", 5)
+            .with_epoch(7)
+            .with_methods(vec![AuthMethod::Password, AuthMethod::Other("x\"y".into())], Assurance::Aal3)
+            .with_provider(ProviderSession::new("https://idp", Some("sid")));
+        record.meta.auth = Some(auth);
+        let value = encode(&record).unwrap();
+        assert_eq!(decode(value.clone(), 1 << 20).unwrap(), Stored::Live(record.clone()));
+        // The scripts' fixed offsets do not move: the context is in the JSON part.
+        let plain = {
+            let mut r = record.clone();
+            r.meta.auth = Some(Auth::new("alice \u{e9}", 5).with_epoch(7));
+            encode(&r).unwrap()
+        };
+        assert_eq!(head(&value).unwrap().identity.start, head(&plain).unwrap().identity.start);
+        // Everything before the JSON part but the identity's length is the same.
+        assert_eq!(value[..IDENTITY_LEN], plain[..IDENTITY_LEN]);
+        assert_eq!(value[IDENTITY..IDENTITY + AUTH + USER], plain[IDENTITY..IDENTITY + AUTH + USER]);
+
+        // A record of the current layout written before the context existed:
+        // its JSON part holds the client and the renewal only.
+        let mut old = Vec::new();
+        old.extend_from_slice(&time(1_000));
+        old.extend_from_slice(b"AAAAAAAAAAAAAAAAAAAAAA");
+        push_len(&mut old, USER + 5).unwrap();
+        old.extend_from_slice(&time(2));
+        old.extend_from_slice(&time(900));
+        old.extend_from_slice(user_digest("alice").as_bytes());
+        old.extend_from_slice(b"alice");
+        old.extend_from_slice(br#"{"user_agent":"ua","ip":"10.0.0.0","renewed_at":950}"#);
+        let mut value = b"S2".to_vec();
+        for t in [5_000, 9_000, 1_000] {
+            value.extend_from_slice(&time(t));
+        }
+        value.push(b'0');
+        push_len(&mut value, old.len()).unwrap();
+        value.extend_from_slice(&old);
+        push_len(&mut value, 0).unwrap();
+        let Stored::Live(read) = decode(value.clone(), 1 << 20).unwrap() else { panic!("a record") };
+        assert_eq!(read.meta.auth, Some(Auth::new("alice", 900).with_epoch(2)));
+        assert_eq!(read.meta.user_agent.as_deref(), Some("ua"));
+        assert_eq!(read.meta.renewed_at, Some(950));
+        // ...and such a sign-in is written back exactly as before.
+        assert_eq!(encode(&read).unwrap(), value);
+    }
+
+    #[test]
     fn fixed_offsets_hold_what_the_scripts_read() {
         let record = full_record();
         let value = encode(&record).unwrap();
