@@ -161,13 +161,13 @@ async fn show_auth(session: Session) -> Result<String, SessionError> {
     Ok(match session.authentication().await? {
         None => "nobody".into(),
         Some(auth) => {
-            let methods: Vec<&str> = auth.methods.iter().map(AuthMethod::as_str).collect();
-            let provider = auth.provider.map(|p| format!("{}#{}", p.issuer, p.sid.unwrap_or_default()));
+            let methods: Vec<&str> = auth.methods().iter().map(AuthMethod::as_str).collect();
+            let provider = auth.provider().map(|p| format!("{}#{}", p.issuer, p.sid.as_deref().unwrap_or_default()));
             format!(
                 "{} {} {} at {} {}",
                 auth.user,
                 methods.join(","),
-                auth.assurance,
+                auth.assurance(),
                 auth.at_ms,
                 provider.unwrap_or_else(|| "-".into())
             )

@@ -180,7 +180,7 @@ impl Session {
     /// ```
     /// # use sessionware::{Session, SessionError};
     /// async fn level(session: Session) -> Result<String, SessionError> {
-    ///     Ok(session.authentication().await?.map_or("anonymous".into(), |auth| auth.assurance.to_string()))
+    ///     Ok(session.authentication().await?.map_or("anonymous".into(), |auth| auth.assurance().to_string()))
     /// }
     /// ```
     pub async fn authentication(&self) -> Result<Option<Auth>, SessionError> {
@@ -209,7 +209,7 @@ impl Session {
         let state = self.ensure_loaded().await?;
         match state.view.as_ref().and_then(|r| r.meta.auth.as_ref()) {
             None => Err(SessionError::NotAuthenticated),
-            Some(auth) if auth.assurance >= level => Ok(()),
+            Some(auth) if auth.assurance() >= level => Ok(()),
             Some(_) => Err(SessionError::StepUpRequired),
         }
     }
@@ -265,12 +265,12 @@ impl Session {
             let state = self.ensure_loaded().await?;
             state.view.as_ref().and_then(|r| r.meta.auth.clone()).ok_or(SessionError::NotAuthenticated)?
         };
-        let mut sign_in = SignIn::new(auth.user);
-        sign_in.methods = auth.methods;
+        let mut sign_in = SignIn::new(auth.user.clone());
+        sign_in.methods = auth.methods().to_vec();
         sign_in = sign_in.method(method);
         let reached = level.unwrap_or_else(|| Assurance::from_methods(&sign_in.methods));
-        sign_in.assurance = Some(reached.max(auth.assurance));
-        sign_in.provider = auth.provider;
+        sign_in.assurance = Some(reached.max(auth.assurance()));
+        sign_in.provider = auth.provider().cloned();
         self.login_inner(sign_in, self.now(), None).await
     }
 
@@ -358,9 +358,9 @@ impl Session {
         let next = cutoff.user.saturating_add(1);
         // How the caller authenticated still stands (methods, level, provider).
         let mut again = SignIn::new(user.clone());
-        again.methods = auth.methods;
-        again.assurance = Some(auth.assurance);
-        again.provider = auth.provider;
+        again.methods = auth.methods().to_vec();
+        again.assurance = Some(auth.assurance());
+        again.provider = auth.provider().cloned();
         self.login_inner(again, now, Some(next)).await?;
         self.state().cut = Some(Cut { user, epoch: next });
         Ok(())
@@ -419,7 +419,9 @@ impl Session {
             record.meta.persistent = false;
         }
         let mut auth = Auth::new(user, at).with_epoch(epoch).with_methods(methods, level);
-        auth.provider = provider;
+        if let Some(provider) = provider {
+            auth = auth.with_provider(provider);
+        }
         record.meta.auth = Some(auth);
         // The absolute timeout restarts, with the limits of the session's kind.
         record.meta.absolute_deadline = now.saturating_add(config.limits(record.meta.persistent).absolute_ms);

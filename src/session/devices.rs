@@ -125,9 +125,9 @@ impl Session {
                     last_seen: system_time(m.last_seen),
                     user_agent: m.user_agent.map(String::from),
                     ip: m.ip.map(String::from),
-                    methods: auth.methods,
-                    assurance: auth.assurance,
-                    provider: auth.provider.map(|p| p.issuer),
+                    methods: auth.methods().to_vec(),
+                    assurance: auth.assurance(),
+                    provider: auth.provider().map(|p| p.issuer.clone()),
                 })
             })
             .collect())

@@ -419,7 +419,7 @@ pub trait UserIndex: SessionStore {
         let listed = self.list_user(user, now, usize::MAX).await?;
         let mut ended = 0;
         for meta in listed {
-            let provider = meta.auth.as_ref().and_then(|a| a.provider.as_ref());
+            let provider = meta.auth.as_ref().and_then(|a| a.provider());
             if provider.is_some_and(|p| p.matches(issuer, sid))
                 && self.delete_by_handle(user, &meta.handle, now).await?
             {

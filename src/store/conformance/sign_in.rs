@@ -79,8 +79,9 @@ pub async fn sign_in_context_round_trips(store: &dyn UserIndex) {
     // A step-up: a login of the same user with one more method.
     let stepped = successor_key(store, &renewed);
     let t = now();
-    let mut up = auth.clone();
-    up.methods.push(AuthMethod::WebAuthn);
+    let mut methods = auth.methods().to_vec();
+    methods.push(AuthMethod::WebAuthn);
+    let mut up = auth.clone().with_methods(methods, Assurance::Aal3);
     up.at_ms = t;
     let mut r = Rotation::new(t, ChangeSet::new(t, t + 30 * MINUTE));
     r.login = Some(Login::new(up.clone(), next.meta.absolute_deadline));
@@ -95,7 +96,7 @@ pub async fn sign_in_context_round_trips(store: &dyn UserIndex) {
     ok(store.create(&plain_key, &signed_in(plain.clone()), now()).await, "create").await;
     let read = live(store, &plain_key).await.meta.auth;
     assert_eq!(read.as_ref(), Some(&plain));
-    assert!(read.is_some_and(|a| a.methods.is_empty() && a.assurance == Assurance::Aal1 && a.provider.is_none()));
+    assert!(read.is_some_and(|a| a.methods().is_empty() && a.assurance() == Assurance::Aal1 && a.provider().is_none()));
 
     ok(store.delete_user(&user, None, now()).await, "delete_user").await;
     assert!(handles(store, &user).await.is_empty());

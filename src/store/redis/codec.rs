@@ -134,14 +134,14 @@ struct Extra<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     renewed_at: Option<u64>,
     /// The sign-in's methods ([`Auth::methods`]), when signed in with any.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    amr: Vec<AuthMethod>,
+    #[serde(default, skip_serializing_if = "<[AuthMethod]>::is_empty")]
+    amr: Cow<'a, [AuthMethod]>,
     /// The sign-in's assurance level, when above `Aal1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     aal: Option<Assurance>,
     /// The identity provider's session of the sign-in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    idp: Option<ProviderSession>,
+    idp: Option<Cow<'a, ProviderSession>>,
 }
 
 /// The identity of `meta` (see the module documentation): what a rotation
@@ -168,9 +168,9 @@ pub(super) fn identity(meta: &Metadata) -> Result<Vec<u8>, StoreError> {
         user_agent: meta.user_agent.as_deref().map(Cow::Borrowed),
         ip: meta.ip.as_deref().map(Cow::Borrowed),
         renewed_at: meta.renewed_at,
-        amr: auth.map(|a| a.methods.clone()).unwrap_or_default(),
-        aal: auth.map(|a| a.assurance).filter(|a| *a != Assurance::Aal1),
-        idp: auth.and_then(|a| a.provider.clone()),
+        amr: Cow::Borrowed(auth.map_or(&[][..], Auth::methods)),
+        aal: auth.map(Auth::assurance).filter(|a| *a != Assurance::Aal1),
+        idp: auth.and_then(Auth::provider).map(Cow::Borrowed),
     };
     let empty = extra.user_agent.is_none()
         && extra.ip.is_none()
@@ -343,9 +343,11 @@ impl<'a> Identity<'a> {
         // The sign-in's methods, level and provider live in the JSON part
         // (absent in a record written before they existed: none, `Aal1`).
         let auth = auth.map(|a| {
-            let mut a = a.with_methods(std::mem::take(&mut extra.amr), extra.aal.unwrap_or_default());
-            a.provider = extra.idp.take();
-            a
+            let a = a.with_methods(std::mem::take(&mut extra.amr).into_owned(), extra.aal.unwrap_or_default());
+            match extra.idp.take() {
+                Some(idp) => a.with_provider(idp.into_owned()),
+                None => a,
+            }
         });
         Ok(Self { created_at, auth, handle, extra })
     }
