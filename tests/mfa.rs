@@ -153,8 +153,11 @@ struct App {
     router: Router,
     layer: SessionLayer,
     clock: ManualClock,
-    events: Arc<Mutex<Vec<(EventKind, Option<String>)>>>,
+    events: Events,
 }
+
+/// The events the layer emitted: their kind and user.
+type Events = Arc<Mutex<Vec<(EventKind, Option<String>)>>>;
 
 /// The sign-in as `GET /auth` shows it.
 async fn show_auth(session: Session) -> Result<String, SessionError> {
@@ -178,7 +181,7 @@ async fn show_auth(session: Session) -> Result<String, SessionError> {
 fn app_over(store: Arc<dyn FullStore>) -> App {
     // Real time: the real stores keep TTLs relative to it.
     let clock = ManualClock::new(SystemClock.now_ms());
-    let events = Arc::new(Mutex::new(Vec::new()));
+    let events: Events = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&events);
     let layer = SessionLayer::new(store, Keys::generate().unwrap()).with_clock(clock.clone()).on_event(move |e| {
         seen.lock().unwrap().push((e.kind, e.user.clone()));
