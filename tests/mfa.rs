@@ -304,8 +304,8 @@ async fn the_sign_in_context_round_trips_on_every_store() {
     }
 }
 
-// A step-up renews the ID (the old cookie is dead at once), keeps the data,
-// adds the method, raises the level and moves the authentication time.
+// R10: a step-up renews the ID (the old cookie is dead at once), keeps the
+// data, adds the method, raises the level and moves the authentication time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_up_renews_the_id_keeps_the_data_and_raises_the_level() {
     for store in stores("sw_mfa_step").await {

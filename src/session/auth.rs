@@ -271,6 +271,8 @@ impl Session {
         let reached = level.unwrap_or_else(|| Assurance::from_methods(&sign_in.methods));
         sign_in.assurance = Some(reached.max(auth.assurance()));
         sign_in.provider = auth.provider().cloned();
+        // R10: a finished step-up is a privilege change: a re-login of the
+        // same user renews the ID (and, R11, the CSRF secret).
         self.login_inner(sign_in, self.now(), None).await
     }
 
