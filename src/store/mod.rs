@@ -408,7 +408,11 @@ pub trait UserIndex: SessionStore {
     /// default lists the user's sessions ([`list_user`](Self::list_user))
     /// and deletes the linked ones by handle
     /// ([`delete_by_handle`](Self::delete_by_handle), which follows a
-    /// rotation made meanwhile); a store may do it in fewer steps.
+    /// rotation made meanwhile); a store may do it in fewer steps. The
+    /// default is not one atomic step: a linked session that the same
+    /// user signs in to again (another way) between the listing and its
+    /// deletion is still ended, which errs on the side of logging out; a
+    /// session linked after the listing is not.
     async fn delete_provider_sessions(
         &self,
         user: &str,
