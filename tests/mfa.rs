@@ -219,6 +219,7 @@ fn app_over(store: Arc<dyn FullStore>) -> App {
             }),
         )
         .route("/step-up", post(|session: Session| async move { session.step_up(AuthMethod::Totp).await }))
+        .route("/password", post(|session: Session| async move { session.credentials_changed().await }))
         .route("/auth", get(show_auth))
         .route(
             "/devices",
@@ -389,6 +390,17 @@ async fn the_mfa_guard_refuses_a_password_only_session_and_admits_it_after_a_ste
     // A sign-in at AAL2 from the start needs no step-up.
     let strong = sign_in(&app, "strong", "bob").await;
     assert_eq!(get_body(&app, "/mfa/api", &strong).await.0, StatusCode::OK);
+
+    // A password change keeps how the caller signed in; a new sign-in by
+    // password alone does not.
+    let res = send(&app.router, req("POST", "/password", Some(&again))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let changed = session_cookie(&res).expect("re-signed in under a new ID");
+    assert_eq!(get_body(&app, "/mfa/api", &changed).await.0, StatusCode::OK, "still AAL2");
+    let res = send(&app.router, req("POST", "/sign-in/password/alice", Some(&changed))).await;
+    let plain = session_cookie(&res).expect("new ID");
+    let res = send(&app.router, req("GET", "/mfa/api", Some(&plain))).await;
+    assert_eq!(refused_as(&res).as_deref(), Some("StepUpRequired"), "a new sign-in replaces the record");
 }
 
 // A back-channel logout ends the sessions linked to the provider's session

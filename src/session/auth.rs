@@ -147,7 +147,10 @@ impl Session {
     /// [`require_assurance`](Self::require_assurance) and the
     /// [`RequireAssurance`](crate::guard::RequireAssurance) guard, and listed
     /// in [`SessionInfo`](crate::SessionInfo). Keys to keep are given with
-    /// [`SignIn::keeping`].
+    /// [`SignIn::keeping`]. Every sign-in replaces the record of the one
+    /// before (a sign-in by password alone after a multi-factor one is at
+    /// `Aal1`); only [`step_up`](Self::step_up) adds to it, and
+    /// [`credentials_changed`](Self::credentials_changed) keeps it.
     ///
     /// # Errors
     ///
