@@ -403,14 +403,14 @@ struct TokenState {
     verifier: TokenLayer,
 }
 
-/// A token session's failure as the client sees it: `invalid_grant` for a
-/// refresh token that is not (or no longer) valid.
-fn token_error(e: &sessionware::token::RefreshError) -> Response {
-    let status = e.status();
-    match status {
-        StatusCode::UNAUTHORIZED => error(status, "invalid_grant"),
-        _ => error(status, &e.to_string()),
+/// A token session's failure as the client sees it: `invalid_grant` (401)
+/// for a refresh token that is not (or no longer) valid, a generic answer
+/// for anything else (the details go to the log, never to the client).
+fn token_error(e: sessionware::token::RefreshError) -> Response {
+    if e.status().is_server_error() {
+        tracing::error!(error = %e, "token session");
     }
+    e.into_response()
 }
 
 async fn token(State(state): State<TokenState>, body: Result<Json<Credentials>, JsonRejection>) -> Response {
@@ -423,7 +423,7 @@ async fn token(State(state): State<TokenState>, body: Result<Json<Credentials>, 
     };
     match state.tokens.sign_in(user).await {
         Ok(pair) => Json(pair).into_response(),
-        Err(e) => token_error(&e),
+        Err(e) => token_error(e),
     }
 }
 
@@ -439,7 +439,7 @@ async fn token_refresh(State(state): State<TokenState>, body: Result<Json<Refres
     };
     match state.tokens.refresh(&request.refresh_token).await {
         Ok(pair) => Json(pair).into_response(),
-        Err(e) => token_error(&e),
+        Err(e) => token_error(e),
     }
 }
 
@@ -454,7 +454,7 @@ async fn token_logout(State(state): State<TokenState>, claims: AccessClaims) -> 
             state.verifier.forget(&claims.sid);
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(e) => token_error(&e),
+        Err(e) => token_error(e),
     }
 }
 

@@ -69,6 +69,53 @@ impl SessionControl {
         self.cut(Scope::User(user)).await
     }
 
+    /// A back-channel logout (OpenID Connect Back-Channel Logout 1.0): ends
+    /// every session of `user` signed in through the identity provider's
+    /// session `sid` at `issuer`, as recorded by
+    /// [`SignIn::provider_session`](crate::SignIn::provider_session), and
+    /// returns how many ended. With `sid` `None` (a logout token without
+    /// `sid`) it ends every session of `user` signed in through `issuer`.
+    /// The user's other sessions (another provider session, a password
+    /// sign-in) stay. The application validates the logout token first and
+    /// maps its `sub` to its own user id. Each ended session is refused on
+    /// its next request, on every process; a
+    /// [`Revoked`](EventKind::Revoked) event names the user and the count
+    /// when any ended.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Unsupported`] on a layer without a per-user index;
+    /// [`SessionError::Store`] when a store call fails or times out (some
+    /// sessions may have ended: the call can be repeated).
+    ///
+    /// ```
+    /// use sessionware::{Keys, SessionLayer, store::MemoryStore};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
+    /// let control = layer.control();
+    /// // In the back-channel logout endpoint, after validating the logout token:
+    /// let ended = control.end_provider_sessions("alice", "https://idp.example.com", Some("08a5019c")).await.unwrap();
+    /// assert_eq!(ended, 0); // nobody signed in through it here
+    /// # });
+    /// ```
+    pub async fn end_provider_sessions(
+        &self,
+        user: &str,
+        issuer: &str,
+        sid: Option<&str>,
+    ) -> Result<usize, SessionError> {
+        let shared = &*self.shared;
+        let index = shared.index()?;
+        let now = shared.clock.now_ms();
+        let emitter = Emitter { hook: shared.on_event.as_ref(), route: None, now };
+        let call = index.delete_provider_sessions(user, issuer, sid, now);
+        let count = shared.timed(emitter, "delete_provider_sessions", None, call).await.map_err(SessionError::Store)?;
+        if count > 0 {
+            emitter.emit(EventKind::Revoked { count }, None, Some(user));
+        }
+        Ok(count)
+    }
+
     /// Moves `scope`'s cutoff: the global one past now (every session
     /// created at or before this millisecond is ended, and one created later
     /// within it too: its visitor starts again), or the user's epoch one

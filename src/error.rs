@@ -210,6 +210,11 @@ pub enum SessionError {
     /// The last authentication is older than the allowed maximum age.
     #[error("recent authentication is required")]
     ReauthRequired,
+    /// A user is signed in, but their sign-in did not reach the assurance
+    /// level asked for ([`Session::require_assurance`](crate::Session::require_assurance)):
+    /// ask for another factor, then [`Session::step_up`](crate::Session::step_up).
+    #[error("a stronger authentication (step-up) is required")]
+    StepUpRequired,
     /// The session's exclusive lock could not be acquired in time.
     #[error("the session is locked by another request")]
     LockTimeout,
@@ -265,7 +270,7 @@ impl SessionError {
         use http::StatusCode;
         match self {
             Self::Load(_) | Self::Unavailable | Self::Store(_) | Self::LockTimeout => StatusCode::SERVICE_UNAVAILABLE,
-            Self::ReauthRequired | Self::NotAuthenticated => StatusCode::UNAUTHORIZED,
+            Self::ReauthRequired | Self::NotAuthenticated | Self::StepUpRequired => StatusCode::UNAUTHORIZED,
             Self::TooLarge { .. } | Self::CookieTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManySessions { .. } => StatusCode::CONFLICT,
             Self::InvalidDataKey => StatusCode::BAD_REQUEST,

@@ -192,6 +192,7 @@ mod same_site;
 mod service;
 mod session;
 mod shared;
+mod sign_in;
 pub mod store;
 #[cfg(feature = "jwt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
@@ -211,7 +212,8 @@ pub use events::{Deadline, Event, EventHook, EventKind, RejectReason, RenewReaso
 pub use extract::MissingSessionLayer;
 #[cfg(feature = "axum")]
 pub use guard::{
-    safe_next, AuthReason, AuthRejection, Challenge, LoadUser, RequireRecentAuth, RequireSignIn, SignedIn, User,
+    safe_next, AuthReason, AuthRejection, Challenge, LoadUser, RequireAssurance, RequireRecentAuth, RequireSignIn,
+    SignedIn, User,
 };
 pub use id::{SessionId, ID_ENCODED_LEN, ID_LEN};
 pub use keys::{Key, Keys};
@@ -220,6 +222,7 @@ pub use same_site::SameSite;
 pub use service::{ResponseFuture, SessionLayer, SessionService};
 pub use session::{Session, SessionInfo, SessionValue, Typed, Undecodable};
 pub use shared::ErrorResponder;
+pub use sign_in::{Assurance, AuthMethod, ProviderSession, SignIn};
 pub use transport::Transport;
 // For handler authors, who pass it to `max_sessions_per_user`; its home is
 // `store`, beside the `SessionLimit` it is part of.

@@ -5,6 +5,8 @@ use std::fmt;
 use serde::{de, ser::SerializeMap, Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use crate::sign_in::{Assurance, AuthMethod, ProviderSession};
+
 /// Version of the stored record format.
 ///
 /// ```
@@ -467,12 +469,19 @@ impl<'de> Deserialize<'de> for Data {
 /// The authenticated user of a session: a reserved field that
 /// [`Session::insert`](crate::Session::insert) cannot write.
 ///
+/// Besides the user, the time and the credential epoch, it says how the
+/// user authenticated ([`methods`](Self::methods), [`assurance`](Self::assurance))
+/// and through which identity provider's session ([`provider`](Self::provider)),
+/// kept out of line (one box, none for a sign-in that recorded none), so a
+/// record stays as small as before for a plain sign-in.
+///
 /// ```
 /// use sessionware::store::Auth;
 /// let auth = Auth::new("alice", 0);
 /// assert_eq!(auth.user, "alice");
+/// assert!(auth.methods().is_empty());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Auth {
     /// The user's identifier, as the application gave it to `login`.
@@ -482,23 +491,81 @@ pub struct Auth {
     /// The user's credential epoch when they signed in (see
     /// [`Cutoff`](crate::store::Cutoff)): a session signed in under an epoch
     /// lower than the user's current one is ended.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub epoch: u64,
+    /// The methods, the level and the provider's session; `None` when all
+    /// are their defaults (no method, `Aal1`, no provider).
+    context: Option<Box<Context>>,
+}
+
+/// How a sign-in was made, beyond who and when.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Context {
+    methods: Vec<AuthMethod>,
+    assurance: Assurance,
+    provider: Option<ProviderSession>,
+}
+
+/// The serialized form of [`Auth`]: its fields side by side, each absent
+/// while it has its default, so a sign-in without methods, level or provider
+/// is written as before they existed, and such a record reads back.
+#[derive(Serialize, Deserialize)]
+struct AuthRepr<'a> {
+    #[serde(borrow)]
+    user: std::borrow::Cow<'a, str>,
+    at_ms: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    epoch: u64,
+    #[serde(default, skip_serializing_if = "<[AuthMethod]>::is_empty")]
+    amr: std::borrow::Cow<'a, [AuthMethod]>,
+    #[serde(default, skip_serializing_if = "is_aal1")]
+    aal: Assurance,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    idp: Option<std::borrow::Cow<'a, ProviderSession>>,
 }
 
 fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
+fn is_aal1(a: &Assurance) -> bool {
+    *a == Assurance::Aal1
+}
+
+impl Serialize for Auth {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use std::borrow::Cow;
+        AuthRepr {
+            user: Cow::Borrowed(&self.user),
+            at_ms: self.at_ms,
+            epoch: self.epoch,
+            amr: Cow::Borrowed(self.methods()),
+            aal: self.assurance(),
+            idp: self.provider().map(Cow::Borrowed),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Auth {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let r = AuthRepr::deserialize(deserializer)?;
+        let mut auth = Self::new(r.user, r.at_ms).with_epoch(r.epoch).with_methods(r.amr.into_owned(), r.aal);
+        if let Some(p) = r.idp {
+            auth = auth.with_provider(p.into_owned());
+        }
+        Ok(auth)
+    }
+}
+
 impl Auth {
-    /// A new authentication record.
+    /// A new authentication record: no method recorded, `Aal1`, no provider.
     ///
     /// ```
     /// # use sessionware::store::Auth;
     /// assert_eq!(Auth::new("bob", 5).at_ms, 5);
     /// ```
     pub fn new(user: impl Into<String>, at_ms: u64) -> Self {
-        Self { user: user.into(), at_ms, epoch: 0 }
+        Self { user: user.into(), at_ms, epoch: 0, context: None }
     }
 
     /// The same sign-in under the user's credential epoch `epoch`.
@@ -510,6 +577,112 @@ impl Auth {
     pub fn with_epoch(mut self, epoch: u64) -> Self {
         self.epoch = epoch;
         self
+    }
+
+    /// The same sign-in, made with `methods` (each recorded once, in the
+    /// order given) at `assurance`.
+    ///
+    /// ```
+    /// # use sessionware::{store::Auth, Assurance, AuthMethod};
+    /// let auth = Auth::new("bob", 5).with_methods(vec![AuthMethod::Password, AuthMethod::Totp], Assurance::Aal2);
+    /// assert!(auth.is_multi_factor());
+    /// assert_eq!(auth.methods(), [AuthMethod::Password, AuthMethod::Totp]);
+    /// ```
+    pub fn with_methods(mut self, methods: Vec<AuthMethod>, assurance: Assurance) -> Self {
+        let mut unique: Vec<AuthMethod> = Vec::with_capacity(methods.len());
+        for m in methods {
+            if !unique.contains(&m) {
+                unique.push(m);
+            }
+        }
+        let provider = self.context.take().and_then(|c| c.provider);
+        self.set_context(Context { methods: unique, assurance, provider });
+        self
+    }
+
+    /// The same sign-in, linked to the identity provider's session `provider`.
+    ///
+    /// ```
+    /// # use sessionware::{store::Auth, ProviderSession};
+    /// let auth = Auth::new("bob", 5).with_provider(ProviderSession::new("https://idp", Some("s1")));
+    /// assert_eq!(auth.provider().and_then(|p| p.sid.as_deref()), Some("s1"));
+    /// ```
+    pub fn with_provider(mut self, provider: ProviderSession) -> Self {
+        let mut context = self.context.take().map(|c| *c).unwrap_or_default();
+        context.provider = Some(provider);
+        self.set_context(context);
+        self
+    }
+
+    /// Keeps `context` out of line, or nothing when it is all defaults (so
+    /// equal sign-ins compare equal, however they were built).
+    fn set_context(&mut self, context: Context) {
+        self.context = (context != Context::default()).then(|| Box::new(context));
+    }
+
+    /// How the user authenticated, in the order the methods were used (a
+    /// step-up adds one); empty for a sign-in that recorded none.
+    ///
+    /// ```
+    /// # use sessionware::{store::Auth, Assurance, AuthMethod};
+    /// let auth = Auth::new("bob", 5).with_methods(vec![AuthMethod::WebAuthn], Assurance::Aal2);
+    /// assert_eq!(auth.methods(), [AuthMethod::WebAuthn]);
+    /// ```
+    pub fn methods(&self) -> &[AuthMethod] {
+        self.context.as_ref().map_or(&[], |c| &c.methods)
+    }
+
+    /// The assurance level the sign-in reached (`Aal1` when none was
+    /// recorded).
+    ///
+    /// ```
+    /// # use sessionware::{store::Auth, Assurance};
+    /// assert_eq!(Auth::new("bob", 5).assurance(), Assurance::Aal1);
+    /// ```
+    pub fn assurance(&self) -> Assurance {
+        self.context.as_ref().map_or(Assurance::Aal1, |c| c.assurance)
+    }
+
+    /// The identity provider's session the sign-in came from, if recorded
+    /// (for a back-channel logout).
+    ///
+    /// ```
+    /// # use sessionware::store::Auth;
+    /// assert!(Auth::new("bob", 5).provider().is_none());
+    /// ```
+    pub fn provider(&self) -> Option<&ProviderSession> {
+        self.context.as_ref().and_then(|c| c.provider.as_ref())
+    }
+
+    /// True when the sign-in reached [`Assurance::Aal2`] or more.
+    ///
+    /// ```
+    /// # use sessionware::store::Auth;
+    /// assert!(!Auth::new("bob", 5).is_multi_factor());
+    /// ```
+    pub fn is_multi_factor(&self) -> bool {
+        self.assurance().is_multi_factor()
+    }
+
+    /// Whether `method` was used.
+    ///
+    /// ```
+    /// # use sessionware::{store::Auth, Assurance, AuthMethod};
+    /// let auth = Auth::new("bob", 5).with_methods(vec![AuthMethod::Password], Assurance::Aal1);
+    /// assert!(auth.used(&AuthMethod::Password) && !auth.used(&AuthMethod::Totp));
+    /// ```
+    pub fn used(&self, method: &AuthMethod) -> bool {
+        self.methods().contains(method)
+    }
+
+    /// The heap bytes the sign-in holds beyond the user (a store's memory
+    /// accounting).
+    pub(crate) fn extra_heap_len(&self) -> usize {
+        self.context.as_ref().map_or(0, |c| {
+            std::mem::size_of::<Context>()
+                + c.methods.iter().map(|m| std::mem::size_of::<AuthMethod>() + m.heap_len()).sum::<usize>()
+                + c.provider.as_ref().map_or(0, ProviderSession::heap_len)
+        })
     }
 }
 
@@ -933,6 +1106,29 @@ mod tests {
         let record: Record = serde_json::from_str(&json).unwrap();
         let raw = record.data.get("x").unwrap();
         assert!(serde_json::from_str::<serde_json::Value>(raw.get()).is_err());
+    }
+
+    #[test]
+    fn a_sign_in_written_before_its_authentication_context_still_reads() {
+        // The JSON of a record of the format before methods, levels and
+        // providers existed (what the SQL stores hold).
+        let old = r#"{"v":1,"m":{"created_at":1,"last_seen":2,"absolute_deadline":9,"expires_at":9,"auth":{"user":"alice","at_ms":5,"epoch":2},"handle":"AAAAAAAAAAAAAAAAAAAAAA"},"d":{"k":1}}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        let auth = record.meta.auth.clone().unwrap();
+        assert_eq!(auth, Auth::new("alice", 5).with_epoch(2));
+        assert!(auth.methods().is_empty() && auth.provider().is_none());
+        assert_eq!(auth.assurance(), Assurance::Aal1);
+        // A sign-in without the context is written as before, byte for byte.
+        assert_eq!(serde_json::to_string(&record).unwrap(), old);
+        // With it: the new fields, and a reader of the old format ignores them.
+        let mut record = record;
+        record.meta.auth = Some(
+            auth.with_methods(vec![AuthMethod::Password, AuthMethod::Totp], Assurance::Aal2)
+                .with_provider(ProviderSession::new("https://idp", Some("s"))),
+        );
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(json.contains(r#""amr":["password","totp"],"aal":2,"idp":{"iss":"https://idp","sid":"s"}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
     }
 
     #[test]

@@ -48,6 +48,7 @@ fn app_with(h: &Harness, csrf: CsrfLayer) -> (Router, Arc<AtomicUsize>) {
             }),
         )
         .route("/password", post(|s: Session| async move { s.credentials_changed().await }))
+        .route("/step-up", post(|s: Session| async move { s.step_up(sessionware::AuthMethod::Totp).await }))
         .route(
             "/json",
             get(|s: Session| async move {
@@ -226,6 +227,22 @@ async fn a_token_is_dead_after_renew_and_credentials_changed() {
     let res = send(&app, post_with("/password", Some(&renewed), &[("x-csrf-token", &t)], None)).await;
     let changed = session_cookie(&res).expect("re-signed in under a new ID");
     assert_refused(send(&app, act(&changed, &t)).await, CsrfReason::Invalid, &ran).await;
+}
+
+// R11: a step-up is a sign-in too: the token from before it is dead.
+#[tokio::test]
+async fn a_token_is_dead_after_a_step_up() {
+    let h = Harness::new();
+    let (app, ran) = app_with(&h, CsrfLayer::new());
+    let cookie = login(&app, "alice").await;
+    let (cookie, t) = token(&app, Some(&cookie)).await;
+    let res = send(&app, post_with("/step-up", Some(&cookie), &[("x-csrf-token", &t)], None)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let stepped = session_cookie(&res).expect("a new ID");
+    ran.store(0, Ordering::SeqCst);
+    assert_refused(send(&app, act(&stepped, &t)).await, CsrfReason::Invalid, &ran).await;
+    let (_, t) = token(&app, Some(&stepped)).await;
+    assert_eq!(send(&app, act(&stepped, &t)).await.status(), StatusCode::OK, "a new token works");
 }
 
 #[tokio::test]

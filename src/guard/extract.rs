@@ -17,13 +17,30 @@ pub(crate) enum Requirement {
     SignedIn,
     /// A user signed in within this long ([`Session::require_recent_auth`]).
     RecentAuth(Duration),
+    /// A user whose sign-in reached this level ([`Session::require_assurance`]),
+    /// and, if given, within this long.
+    Assurance(crate::Assurance, Option<Duration>),
 }
 
 impl Requirement {
     /// The signed-in user's id if the session meets the requirement.
     pub(crate) async fn check(self, session: &Session) -> Result<String, AuthReason> {
         let user = session.user().await.map_err(AuthReason::Session)?.ok_or(AuthReason::SignedOut)?;
-        if let Self::RecentAuth(max_age) = self {
+        let (level, max_age) = match self {
+            Self::SignedIn => (None, None),
+            Self::RecentAuth(max_age) => (None, Some(max_age)),
+            Self::Assurance(level, max_age) => (Some(level), max_age),
+        };
+        // The level first: a step-up is a fresh authentication too.
+        if let Some(level) = level {
+            match session.require_assurance(level).await {
+                Ok(()) => {}
+                Err(SessionError::StepUpRequired) => return Err(AuthReason::StepUpRequired),
+                Err(SessionError::NotAuthenticated) => return Err(AuthReason::SignedOut),
+                Err(e) => return Err(AuthReason::Session(e)),
+            }
+        }
+        if let Some(max_age) = max_age {
             match session.require_recent_auth(max_age).await {
                 Ok(()) => {}
                 Err(SessionError::ReauthRequired) => return Err(AuthReason::ReauthRequired),

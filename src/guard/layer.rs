@@ -1,5 +1,6 @@
-//! The guard layers for whole routers: [`RequireSignIn`] and
-//! [`RequireRecentAuth`], both making a [`Guarded`] service.
+//! The guard layers for whole routers: [`RequireSignIn`],
+//! [`RequireRecentAuth`] and [`RequireAssurance`], each making a
+//! [`Guarded`] service.
 
 use std::{
     convert::Infallible,
@@ -177,7 +178,147 @@ impl<S> Layer<S> for RequireRecentAuth {
     }
 }
 
-/// The service of [`RequireSignIn`] and [`RequireRecentAuth`]: checks the
+/// A layer that lets a request through only when the signed-in user's
+/// sign-in reached an assurance level ([`Session::require_assurance`]):
+/// multi-factor authentication with [`mfa`](Self::mfa). With
+/// [`within`](Self::within) the sign-in (or its last step-up) must also be
+/// recent, as for [`RequireRecentAuth`].
+///
+/// A request is refused with its [`Challenge`] (`401` by default, or a
+/// redirect with [`redirect_to`](Self::redirect_to)): anonymous with
+/// [`AuthReason::SignedOut`](super::AuthReason::SignedOut), a sign-in below
+/// the level with [`AuthReason::StepUpRequired`](super::AuthReason::StepUpRequired)
+/// (the level is checked first: a step-up is a fresh authentication too),
+/// a stale one with [`AuthReason::ReauthRequired`](super::AuthReason::ReauthRequired).
+/// In redirect mode all three go to the same URL, with a safe `next`: the
+/// page there asks for a sign-in or for the missing factor
+/// ([`Session::step_up`]), as the session's
+/// [`authentication`](Session::authentication) says.
+///
+/// ```
+/// use axum::{body::Body, http::Request, routing::{get, post}, Router};
+/// use sessionware::{guard::RequireAssurance, AuthMethod, Keys, Session, SessionLayer, SignIn, store::MemoryStore};
+/// use tower::ServiceExt;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let app: Router = Router::new()
+///     .route("/billing", get(|| async { "billing" }))
+///     .route_layer(RequireAssurance::mfa().redirect_to("/login/second-factor"))
+///     .route("/login", post(|s: Session| async move {
+///         s.login_with(SignIn::new("alice").method(AuthMethod::Password)).await.unwrap();
+///     }))
+///     .layer(SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap()));
+/// let res = app.clone().oneshot(Request::post("/login").body(Body::empty()).unwrap()).await.unwrap();
+/// let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+/// let res = app
+///     .oneshot(Request::get("/billing").header("cookie", cookie).body(Body::empty()).unwrap())
+///     .await
+///     .unwrap();
+/// assert_eq!(res.status(), 303); // a password alone is not enough
+/// assert_eq!(res.headers()["location"], "/login/second-factor?next=%2Fbilling");
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct RequireAssurance {
+    level: crate::Assurance,
+    max_age: Option<Duration>,
+    challenge: Challenge,
+}
+
+impl RequireAssurance {
+    /// A guard for a sign-in at `level` or above, answering `401` (APIs).
+    ///
+    /// ```
+    /// # use sessionware::{guard::RequireAssurance, Assurance};
+    /// let guard = RequireAssurance::at_least(Assurance::Aal3);
+    /// assert_eq!(guard.level(), Assurance::Aal3);
+    /// assert_eq!(guard.max_age(), None);
+    /// ```
+    pub fn at_least(level: crate::Assurance) -> Self {
+        Self { level, max_age: None, challenge: Challenge::unauthorized() }
+    }
+
+    /// A guard for multi-factor authentication ([`Assurance::Aal2`](crate::Assurance::Aal2)
+    /// or above), answering `401` (APIs).
+    ///
+    /// ```
+    /// # use sessionware::{guard::RequireAssurance, Assurance};
+    /// assert_eq!(RequireAssurance::mfa().level(), Assurance::Aal2);
+    /// ```
+    pub fn mfa() -> Self {
+        Self::at_least(crate::Assurance::Aal2)
+    }
+
+    /// Also requires the sign-in (or its last step-up) to be at most
+    /// `max_age` old.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionware::guard::RequireAssurance;
+    /// let guard = RequireAssurance::mfa().within(Duration::from_secs(600));
+    /// assert_eq!(guard.max_age(), Some(Duration::from_secs(600)));
+    /// ```
+    pub fn within(self, max_age: Duration) -> Self {
+        Self { max_age: Some(max_age), ..self }
+    }
+
+    /// Answer a denied request with `303 See Other` to `url` with a safe
+    /// `next` instead ([`Challenge::login`], which says when it panics).
+    ///
+    /// ```
+    /// # use sessionware::guard::RequireAssurance;
+    /// let guard = RequireAssurance::mfa().redirect_to("/login/mfa");
+    /// assert_eq!(guard.challenge().login_url(), Some("/login/mfa"));
+    /// ```
+    pub fn redirect_to(self, url: &'static str) -> Self {
+        Self { challenge: Challenge::login(url), ..self }
+    }
+
+    /// The lowest level let through.
+    ///
+    /// ```
+    /// # use sessionware::{guard::RequireAssurance, Assurance};
+    /// assert!(RequireAssurance::mfa().level().is_multi_factor());
+    /// ```
+    pub fn level(&self) -> crate::Assurance {
+        self.level
+    }
+
+    /// The longest the sign-in may be ago, if limited.
+    ///
+    /// ```
+    /// # use sessionware::guard::RequireAssurance;
+    /// assert!(RequireAssurance::mfa().max_age().is_none());
+    /// ```
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    /// How a denied request is answered.
+    ///
+    /// ```
+    /// # use sessionware::guard::RequireAssurance;
+    /// assert!(RequireAssurance::mfa().challenge().login_url().is_none());
+    /// ```
+    pub fn challenge(&self) -> &Challenge {
+        &self.challenge
+    }
+}
+
+impl<S> Layer<S> for RequireAssurance {
+    type Service = Guarded<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Guarded {
+            inner,
+            requirement: Requirement::Assurance(self.level, self.max_age),
+            challenge: self.challenge.clone(),
+        }
+    }
+}
+
+/// The service of [`RequireSignIn`], [`RequireRecentAuth`] and
+/// [`RequireAssurance`]: checks the
 /// request's session, then calls the inner service with the guard's
 /// [`Challenge`] in the request extensions, or answers the denial itself.
 #[derive(Debug, Clone)]

@@ -4,7 +4,8 @@
 //! - Extractors: [`SignedIn`] (the user's id) and [`User<U>`](User) (a value
 //!   the application loads from its own store through [`LoadUser`]), and
 //!   their `Option` forms, which are `None` for an anonymous request.
-//! - Layers for whole routers: [`RequireSignIn`] and [`RequireRecentAuth`].
+//! - Layers for whole routers: [`RequireSignIn`], [`RequireRecentAuth`] and
+//!   [`RequireAssurance`] (multi-factor authentication, optionally recent).
 //! - [`safe_next`] for the login handler: where it may send the user back.
 //!
 //! How a denied request is answered is the [`Challenge`], chosen when the
@@ -50,7 +51,7 @@ mod layer;
 mod next;
 
 pub use extract::{LoadUser, SignedIn, User};
-pub use layer::{Guarded, RequireRecentAuth, RequireSignIn};
+pub use layer::{Guarded, RequireAssurance, RequireRecentAuth, RequireSignIn};
 pub use next::safe_next;
 
 /// How a guard answers a request it denies (no user signed in, or not
@@ -131,7 +132,7 @@ impl Challenge {
         extensions: &Extensions,
     ) -> AuthRejection {
         let location = match (&self.0, &reason) {
-            (Mode::Login(login), AuthReason::SignedOut | AuthReason::ReauthRequired) => {
+            (Mode::Login(login), AuthReason::SignedOut | AuthReason::ReauthRequired | AuthReason::StepUpRequired) => {
                 let uri = extensions.get::<axum::extract::OriginalUri>().map_or(uri, |o| &o.0);
                 let target = uri.path_and_query().map_or("/", |p| p.as_str());
                 let mut location = next::login_location(login, method, target);
@@ -176,6 +177,10 @@ pub enum AuthReason {
     /// another client, under
     /// [`BindingPolicy::RequireReauth`](crate::BindingPolicy::RequireReauth)).
     ReauthRequired,
+    /// A user is signed in, but their sign-in did not reach the level a
+    /// [`RequireAssurance`] guard asks for: a second factor is needed
+    /// ([`Session::step_up`](crate::Session::step_up)).
+    StepUpRequired,
     /// The [`LoadUser`] hook failed (it was logged; the client gets a bare 500).
     UserLoad,
     /// The session could not be used: a store failure, or no
@@ -188,8 +193,9 @@ pub enum AuthReason {
 /// login page, as the [`Challenge`] says; a 500 when the [`LoadUser`] hook
 /// failed (no detail in the body); the session's own error response when
 /// the session could not be loaded. A 401 or 303 carries
-/// [`SessionError::NotAuthenticated`] or
-/// [`SessionError::ReauthRequired`] as a [`SharedError`] in its
+/// [`SessionError::NotAuthenticated`],
+/// [`SessionError::ReauthRequired`] or [`SessionError::StepUpRequired`]
+/// as a [`SharedError`] in its
 /// extensions, for outer layers.
 ///
 /// ```
@@ -222,7 +228,9 @@ impl AuthRejection {
     pub fn status(&self) -> StatusCode {
         match (&self.reason, &self.location) {
             (_, Some(_)) => StatusCode::SEE_OTHER,
-            (AuthReason::SignedOut | AuthReason::ReauthRequired, None) => StatusCode::UNAUTHORIZED,
+            (AuthReason::SignedOut | AuthReason::ReauthRequired | AuthReason::StepUpRequired, None) => {
+                StatusCode::UNAUTHORIZED
+            }
             (AuthReason::UserLoad, None) => StatusCode::INTERNAL_SERVER_ERROR,
             (AuthReason::Session(e), None) => e.status(),
         }
@@ -246,6 +254,7 @@ impl fmt::Display for AuthRejection {
         match &self.reason {
             AuthReason::SignedOut => f.write_str("sign-in required"),
             AuthReason::ReauthRequired => f.write_str("recent sign-in required"),
+            AuthReason::StepUpRequired => f.write_str("stronger sign-in required"),
             AuthReason::UserLoad => f.write_str("the signed-in user could not be loaded"),
             AuthReason::Session(e) => fmt::Display::fmt(e, f),
         }
@@ -260,6 +269,7 @@ impl IntoResponse for AuthRejection {
         let (error, body) = match self.reason {
             AuthReason::SignedOut => (SessionError::NotAuthenticated, "Sign-in required"),
             AuthReason::ReauthRequired => (SessionError::ReauthRequired, "Recent sign-in required"),
+            AuthReason::StepUpRequired => (SessionError::StepUpRequired, "Stronger sign-in required"),
             AuthReason::UserLoad => return (status, "Internal Server Error").into_response(),
             AuthReason::Session(SessionError::MissingLayer) => return MissingSessionLayer.into_response(),
             AuthReason::Session(e) => return e.into_response(),

@@ -12,7 +12,7 @@ use crate::{
         state::{Cut, Phase},
     },
     record::Auth,
-    SessionError,
+    Assurance, AuthMethod, SessionError, SignIn,
 };
 
 impl Session {
@@ -135,7 +135,148 @@ impl Session {
     /// }
     /// ```
     pub async fn login(&self, user: impl Into<String>) -> Result<(), SessionError> {
-        self.login_inner(user.into(), None, self.now(), None).await
+        self.login_inner(SignIn::new(user), self.now(), None).await
+    }
+
+    /// Logs a user in as [`login`](Self::login) does, recording how they
+    /// authenticated: the methods, the assurance level (given, or derived
+    /// from the methods) and the identity provider's session, if any (for
+    /// [`SessionControl::end_provider_sessions`](crate::SessionControl::end_provider_sessions)).
+    /// They are stored with the user on every store, read back with
+    /// [`authentication`](Self::authentication), required by
+    /// [`require_assurance`](Self::require_assurance) and the
+    /// [`RequireAssurance`](crate::guard::RequireAssurance) guard, and listed
+    /// in [`SessionInfo`](crate::SessionInfo). Keys to keep are given with
+    /// [`SignIn::keeping`]. Every sign-in replaces the record of the one
+    /// before (a sign-in by password alone after a multi-factor one is at
+    /// `Aal1`); only [`step_up`](Self::step_up) adds to it, and
+    /// [`credentials_changed`](Self::credentials_changed) keeps it.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{AuthMethod, ProviderSession, Session, SessionError, SignIn};
+    /// async fn password_and_totp(session: Session) -> Result<(), SessionError> {
+    ///     // ... after checking both:
+    ///     session.login_with(SignIn::new("alice").method(AuthMethod::Password).method(AuthMethod::Totp)).await
+    /// }
+    /// async fn oidc_callback(session: Session, sub: String, iss: String, sid: Option<String>) -> Result<(), SessionError> {
+    ///     // ... after validating the ID token:
+    ///     let provider = ProviderSession::new(iss, sid);
+    ///     session.login_with(SignIn::new(sub).method(AuthMethod::Federated).provider_session(provider)).await
+    /// }
+    /// ```
+    pub async fn login_with(&self, sign_in: SignIn) -> Result<(), SessionError> {
+        self.login_inner(sign_in, self.now(), None).await
+    }
+
+    /// The signed-in user's sign-in record: the user, when they
+    /// authenticated, the methods, the assurance level and the identity
+    /// provider's session; `None` when nobody is signed in.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Session, SessionError};
+    /// async fn level(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.authentication().await?.map_or("anonymous".into(), |auth| auth.assurance().to_string()))
+    /// }
+    /// ```
+    pub async fn authentication(&self) -> Result<Option<Auth>, SessionError> {
+        let state = self.ensure_loaded().await?;
+        Ok(state.view.as_ref().and_then(|r| r.meta.auth.clone()))
+    }
+
+    /// Fails with [`SessionError::StepUpRequired`] unless the signed-in
+    /// user's sign-in reached `level` ([`SessionError::NotAuthenticated`]
+    /// when nobody is signed in): guard what needs multi-factor
+    /// authentication with it, and answer the error with the page that asks
+    /// for the second factor, then [`step_up`](Self::step_up).
+    ///
+    /// # Errors
+    ///
+    /// `StepUpRequired`, `NotAuthenticated`, or a store failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{Assurance, Session, SessionError};
+    /// async fn payout(session: Session) -> Result<(), SessionError> {
+    ///     session.require_assurance(Assurance::Aal2).await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn require_assurance(&self, level: Assurance) -> Result<(), SessionError> {
+        let state = self.ensure_loaded().await?;
+        match state.view.as_ref().and_then(|r| r.meta.auth.as_ref()) {
+            None => Err(SessionError::NotAuthenticated),
+            Some(auth) if auth.assurance() >= level => Ok(()),
+            Some(_) => Err(SessionError::StepUpRequired),
+        }
+    }
+
+    /// A step-up: the signed-in user authenticated again with `method` (a
+    /// second factor, after a password-only sign-in). The method is added
+    /// to the sign-in's, the level rises to what the methods now reach
+    /// ([`Assurance::from_methods`]; never lower than before), and the
+    /// session is signed in again as by a [`login`](Self::login) of the same
+    /// user: the authentication time is now (so it counts for
+    /// [`require_recent_auth`](Self::require_recent_auth)), the data is
+    /// kept, the session ID is renewed in one atomic store operation (the
+    /// old ID is dead at once), and the CSRF secret is replaced. The
+    /// identity provider's session, if one was recorded, stays linked.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::NotAuthenticated`] when nobody is signed in; a store
+    /// failure while loading.
+    ///
+    /// ```
+    /// # use sessionware::{AuthMethod, Session, SessionError};
+    /// async fn verify_totp(session: Session) -> Result<(), SessionError> {
+    ///     // ... after checking the code for the signed-in user:
+    ///     session.step_up(AuthMethod::Totp).await
+    /// }
+    /// ```
+    pub async fn step_up(&self, method: AuthMethod) -> Result<(), SessionError> {
+        self.step_up_inner(method, None).await
+    }
+
+    /// [`step_up`](Self::step_up) with the level set by the application
+    /// (never lowered: the higher of it and the level before): for a method
+    /// worth more than its count, such as a hardware security key (`Aal3`).
+    ///
+    /// # Errors
+    ///
+    /// As [`step_up`](Self::step_up).
+    ///
+    /// ```
+    /// # use sessionware::{Assurance, AuthMethod, Session, SessionError};
+    /// async fn verify_key(session: Session) -> Result<(), SessionError> {
+    ///     // ... after verifying the WebAuthn assertion:
+    ///     session.step_up_to(AuthMethod::WebAuthn, Assurance::Aal3).await
+    /// }
+    /// ```
+    pub async fn step_up_to(&self, method: AuthMethod, level: Assurance) -> Result<(), SessionError> {
+        self.step_up_inner(method, Some(level)).await
+    }
+
+    async fn step_up_inner(&self, method: AuthMethod, level: Option<Assurance>) -> Result<(), SessionError> {
+        let auth = {
+            let state = self.ensure_loaded().await?;
+            state.view.as_ref().and_then(|r| r.meta.auth.clone()).ok_or(SessionError::NotAuthenticated)?
+        };
+        let mut sign_in = SignIn::new(auth.user.clone());
+        sign_in.methods = auth.methods().to_vec();
+        sign_in = sign_in.method(method);
+        let reached = level.unwrap_or_else(|| Assurance::from_methods(&sign_in.methods));
+        sign_in.assurance = Some(reached.max(auth.assurance()));
+        sign_in.provider = auth.provider().cloned();
+        // R10: a finished step-up is a privilege change: a re-login of the
+        // same user renews the ID (and, R11, the CSRF secret).
+        self.login_inner(sign_in, self.now(), None).await
     }
 
     /// Like [`login`](Self::login), but the keys that survive are the ones
@@ -153,7 +294,7 @@ impl Session {
     /// }
     /// ```
     pub async fn login_keeping(&self, user: impl Into<String>, keep: &[&str]) -> Result<(), SessionError> {
-        self.login_inner(user.into(), Some(keep), self.now(), None).await
+        self.login_inner(SignIn::new(user).keeping(keep), self.now(), None).await
     }
 
     /// The user's credentials changed (a new password, a removed second
@@ -195,12 +336,13 @@ impl Session {
     /// ```
     pub async fn credentials_changed(&self) -> Result<(), SessionError> {
         let cutoffs = self.shared().cutoffs()?;
-        let (user, created_at, epoch) = {
+        let (auth, created_at) = {
             let state = self.ensure_loaded().await?;
             let record = state.view.as_ref();
-            let auth = record.and_then(|r| r.meta.auth.as_ref().map(|a| (a.user.clone(), r.meta.created_at, a.epoch)));
+            let auth = record.and_then(|r| r.meta.auth.as_ref().map(|a| (a.clone(), r.meta.created_at)));
             auth.ok_or(SessionError::NotAuthenticated)?
         };
+        let (user, epoch) = (auth.user.clone(), auth.epoch);
         // The user's epoch now, read once the new credentials are in place
         // (this call): a session that a cutoff made since this request loaded
         // it ended (another device's password change) is not signed in
@@ -219,21 +361,22 @@ impl Session {
         // and a second submission of the same change (which reads the same
         // epoch) do not.
         let next = cutoff.user.saturating_add(1);
-        self.login_inner(user.clone(), None, now, Some(next)).await?;
+        // How the caller authenticated still stands (methods, level, provider).
+        let mut again = SignIn::new(user.clone());
+        again.methods = auth.methods().to_vec();
+        again.assurance = Some(auth.assurance());
+        again.provider = auth.provider().cloned();
+        self.login_inner(again, now, Some(next)).await?;
         self.state().cut = Some(Cut { user, epoch: next });
         Ok(())
     }
 
-    /// A login of `user` signed in at `at`, under the credential epoch
-    /// `epoch` (`None`: the user's current one, read from the store's
+    /// A login of `sign_in`'s user signed in at `at`, under the credential
+    /// epoch `epoch` (`None`: the user's current one, read from the store's
     /// cutoffs when the layer has them, else 0).
-    async fn login_inner(
-        &self,
-        user: String,
-        keep: Option<&[&str]>,
-        at: u64,
-        epoch: Option<u64>,
-    ) -> Result<(), SessionError> {
+    async fn login_inner(&self, sign_in: SignIn, at: u64, epoch: Option<u64>) -> Result<(), SessionError> {
+        let level = sign_in.level();
+        let SignIn { user, methods, provider, keep, .. } = sign_in;
         let now = self.now();
         let epoch = match (epoch, self.shared().cutoffs.as_deref()) {
             (Some(epoch), _) => epoch,
@@ -260,7 +403,7 @@ impl Session {
             Some(p) if p == user => None,
             Some(_) => Some(Vec::new()),
             None => Some(match keep {
-                Some(keep) => keep.iter().map(|k| (*k).to_string()).collect(),
+                Some(keep) => keep,
                 None => config.keep_on_login.clone(),
             }),
         };
@@ -280,7 +423,11 @@ impl Session {
         if forget {
             record.meta.persistent = false;
         }
-        record.meta.auth = Some(Auth::new(user, at).with_epoch(epoch));
+        let mut auth = Auth::new(user, at).with_epoch(epoch).with_methods(methods, level);
+        if let Some(provider) = provider {
+            auth = auth.with_provider(provider);
+        }
+        record.meta.auth = Some(auth);
         // The absolute timeout restarts, with the limits of the session's kind.
         record.meta.absolute_deadline = now.saturating_add(config.limits(record.meta.persistent).absolute_ms);
         record.meta.user_agent = user_agent;

@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use super::Session;
-use crate::{clock::system_time, EventKind, SessionError, SessionHandle};
+use crate::{clock::system_time, Assurance, AuthMethod, EventKind, SessionError, SessionHandle};
 
 /// One session of the current user, as listed by [`Session::sessions`].
 ///
@@ -51,6 +51,14 @@ pub struct SessionInfo {
     pub user_agent: Option<String>,
     /// Coarse IP at login (IPv4 /24, IPv6 /48).
     pub ip: Option<String>,
+    /// How the user authenticated on this session (a step-up included),
+    /// in order; empty for a sign-in that recorded none.
+    pub methods: Vec<AuthMethod>,
+    /// The assurance level the sign-in reached.
+    pub assurance: Assurance,
+    /// The issuer of the identity provider the session was signed in
+    /// through, if one was recorded (its session id is not listed).
+    pub provider: Option<String>,
 }
 
 impl Session {
@@ -108,15 +116,18 @@ impl Session {
         Ok(list
             .into_iter()
             .filter_map(|m| {
-                let signed_in_at = system_time(m.auth.as_ref()?.at_ms);
+                let auth = m.auth?;
                 Some(SessionInfo {
                     current: Some(m.handle) == current,
                     handle: m.handle,
                     created_at: system_time(m.created_at),
-                    signed_in_at,
+                    signed_in_at: system_time(auth.at_ms),
                     last_seen: system_time(m.last_seen),
                     user_agent: m.user_agent.map(String::from),
                     ip: m.ip.map(String::from),
+                    methods: auth.methods().to_vec(),
+                    assurance: auth.assurance(),
+                    provider: auth.provider().map(|p| p.issuer.clone()),
                 })
             })
             .collect())

@@ -399,6 +399,39 @@ pub trait UserIndex: SessionStore {
     /// Deletes every session of `user` except the one named `keep`, and
     /// returns how many were deleted.
     async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>, now: u64) -> Result<usize, StoreError>;
+
+    /// Deletes every live session of `user` whose sign-in is linked to the
+    /// identity provider's session `sid` at `issuer`
+    /// ([`ProviderSession::matches`](crate::ProviderSession::matches); with
+    /// `sid` `None`, every session of `user` signed in through `issuer`),
+    /// and returns how many were deleted: a back-channel logout. The
+    /// default lists the user's sessions ([`list_user`](Self::list_user))
+    /// and deletes the linked ones by handle
+    /// ([`delete_by_handle`](Self::delete_by_handle), which follows a
+    /// rotation made meanwhile); a store may do it in fewer steps. The
+    /// default is not one atomic step: a linked session that the same
+    /// user signs in to again (another way) between the listing and its
+    /// deletion is still ended, which errs on the side of logging out; a
+    /// session linked after the listing is not.
+    async fn delete_provider_sessions(
+        &self,
+        user: &str,
+        issuer: &str,
+        sid: Option<&str>,
+        now: u64,
+    ) -> Result<usize, StoreError> {
+        let listed = self.list_user(user, now, usize::MAX).await?;
+        let mut ended = 0;
+        for meta in listed {
+            let provider = meta.auth.as_ref().and_then(|a| a.provider());
+            if provider.is_some_and(|p| p.matches(issuer, sid))
+                && self.delete_by_handle(user, &meta.handle, now).await?
+            {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
 }
 
 /// A store that grants exclusive leases, which serialise the
@@ -593,6 +626,15 @@ impl<T: UserIndex + ?Sized> UserIndex for Arc<T> {
     }
     async fn delete_user(&self, user: &str, keep: Option<&SessionHandle>, now: u64) -> Result<usize, StoreError> {
         (**self).delete_user(user, keep, now).await
+    }
+    async fn delete_provider_sessions(
+        &self,
+        user: &str,
+        issuer: &str,
+        sid: Option<&str>,
+        now: u64,
+    ) -> Result<usize, StoreError> {
+        (**self).delete_provider_sessions(user, issuer, sid, now).await
     }
 }
 

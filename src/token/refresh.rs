@@ -5,8 +5,9 @@
 //! # What a refresh token is
 //!
 //! A refresh token is the ID of a server session of its own, signed for
-//! refreshing (the MAC covers `refresh:` and the issuer's name, so it is
-//! never accepted as a session cookie or header token, nor they as it).
+//! refreshing (the MAC covers `refresh:`, the issuer and the audience, so
+//! it is never accepted as a session cookie or header token, nor they as
+//! it, nor by token sessions of another issuer or audience).
 //! It is 128 random bits (a session ID) behind the crate's usual token format: the store
 //! keeps only the digest of the ID ([`StorageKey`]), never the token (R76).
 //! The session it names is the token family: every store, user index,
@@ -17,16 +18,22 @@
 //! [`TokenSessions::refresh`] rotates the session's ID with the store's one
 //! atomic [`rotate`](crate::store::SessionStore::rotate): the presented
 //! token dies, a new one is issued, and the old key keeps a
-//! [`Retired`] pointer until the session's absolute deadline (the family's
-//! lifetime) instead of the usual two minutes. A retired token presented
-//! again is a reuse: the family's live session is ended (found by
-//! following the pointers, ended by handle so that a rotation meanwhile
-//! does not save it), a [`RefreshReused`](crate::EventKind::RefreshReused)
-//! event is emitted, and the legitimate holder's next refresh fails too
-//! (RFC 9700 §4.14.2). Two refreshes racing with the same token: the store
-//! lets exactly one rotate; the other finds the key retired, which is a
-//! reuse. There is no grace window (R80's default of 0): a client whose
-//! response was lost signs in again.
+//! [`Retired`] pointer until the family's idle deadline after the refresh
+//! (instead of a browser renewal's two minutes): whoever could still have
+//! used the old token (their own last refresh was no later than this one)
+//! comes back within that window. A retired token presented again is a
+//! reuse: the family's live session is ended (found by following the
+//! pointers, ended by handle so that a rotation meanwhile does not save
+//! it), the retired keys walked are deleted (a replay costs one lookup
+//! afterwards), a [`RefreshReused`](crate::EventKind::RefreshReused) event
+//! is emitted, and the legitimate holder's next refresh fails too (RFC 9700
+//! §4.14.2). Past the window an old token is only invalid. Two refreshes
+//! racing with the same token: the store lets exactly one rotate; the other
+//! finds the key retired, which is a reuse. There is no grace window (R80's
+//! default of 0): a client whose response was lost signs in again.
+//!
+//! A family holds one retired key per refresh within its idle window.
+//! Rate-limit the refresh endpoint as you would a login endpoint.
 //!
 //! # Lifetimes and revocation (R81, R50)
 //!
@@ -39,7 +46,9 @@
 //! [`credentials_changed`](crate::Session::credentials_changed) and a
 //! [`SessionControl`](crate::SessionControl) cutoff all end the family, and
 //! a [checked](super::TokenLayer::checked) verifier refuses its access
-//! tokens within its cache bound.
+//! tokens within its cache bound. A refresh that a cutoff overtook between
+//! its lookup and its rotation mints nothing (the cutoffs are read once
+//! more after the rotation).
 
 use std::{fmt, sync::Arc};
 
@@ -60,8 +69,8 @@ use crate::{
 /// How often a new ID is drawn when the store reports it taken.
 const ATTEMPTS: usize = 3;
 /// The most retired pointers a reuse follows to the family's live session
-/// (one per refresh: a refresh every minute for two years).
-const MAX_WALK: usize = 1 << 20;
+/// (one per refresh within the family's idle window).
+const MAX_WALK: usize = 1 << 16;
 
 /// An access token and the refresh token that renews it, as an OAuth token
 /// response serializes them: `access_token`, `refresh_token`,
@@ -142,6 +151,37 @@ impl RefreshError {
     }
 }
 
+/// The response a token endpoint gives for the error: `401` with
+/// `{"error":"invalid_grant"}` for an invalid or reused refresh token, the
+/// [`SessionError`]'s own short generic response otherwise (never the
+/// store's message, which may name hosts), `500` when signing failed; always
+/// `Cache-Control: no-store`.
+///
+/// ```
+/// use axum_core::response::IntoResponse;
+/// use sessionware::token::RefreshError;
+/// let res = RefreshError::Reused.into_response();
+/// assert_eq!(res.status(), 401);
+/// assert_eq!(res.headers()["cache-control"], "no-store");
+/// ```
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+impl axum_core::response::IntoResponse for RefreshError {
+    fn into_response(self) -> axum_core::response::Response {
+        let status = self.status();
+        let mut res = match self {
+            Self::Invalid | Self::Reused => {
+                let body = r#"{"error":"invalid_grant"}"#;
+                (status, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+            }
+            Self::Session(e) => e.into_response(),
+            Self::Sign => (status, status.canonical_reason().unwrap_or("error")).into_response(),
+        };
+        res.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+        res
+    }
+}
+
 impl From<MintError> for RefreshError {
     fn from(e: MintError) -> Self {
         match e {
@@ -184,6 +224,9 @@ pub struct TokenSessions {
     shared: Arc<Shared>,
     issuer: TokenIssuer,
     persistent: bool,
+    /// What the refresh tokens' MAC binds: the issuer and the audience,
+    /// length-prefixed so that no two pairs give the same bytes.
+    purpose: Arc<str>,
 }
 
 impl fmt::Debug for TokenSessions {
@@ -209,7 +252,8 @@ impl TokenSessions {
         if sessions.shared.index.is_none() {
             return Err(TokenConfigError::NoUserIndex);
         }
-        Ok(Self { shared: Arc::clone(&sessions.shared), issuer, persistent: false })
+        let purpose = format!("{}:{}{}", issuer.issuer().len(), issuer.issuer(), issuer.audience()).into();
+        Ok(Self { shared: Arc::clone(&sessions.shared), issuer, persistent: false, purpose })
     }
 
     /// Signs clients in as remembered sessions, with the layer's
@@ -295,15 +339,21 @@ impl TokenSessions {
             return Err(RefreshError::Invalid);
         };
         // The refresh is the family's activity: the idle deadline moves, the
-        // absolute one does not. The retired key stays until the family
-        // could end anyway, so that any later use of it is seen as a reuse.
-        let mut rotation = Rotation::new(now, ChangeSet::new(now, expiry::expires_at(&record.meta, now, config)));
-        rotation.retired_until = rotation.retired_until.max(expiry::absolute_deadline(&record.meta, config));
+        // absolute one does not. The retired key stays until the new idle
+        // deadline: a holder of the old token who could still have used it
+        // (whose own last refresh was no later than this one) comes back
+        // within that window and is seen as a reuse.
+        let idle_deadline = expiry::expires_at(&record.meta, now, config);
+        let mut rotation = Rotation::new(now, ChangeSet::new(now, idle_deadline));
+        rotation.retired_until = rotation.retired_until.max(idle_deadline);
         for _ in 0..ATTEMPTS {
             let (id, new_key) = successor_id(shared, &key)?;
             let rotate = store.rotate(&key, &new_key, &rotation);
             match shared.timed(self.emitter(now), "rotate", Some(&key), rotate).await.map_err(store_failed)? {
                 Rotated::Done | Rotated::Evicted { .. } => {
+                    if self.cut_meanwhile(&record.meta, &new_key, now).await? {
+                        return Err(RefreshError::Invalid);
+                    }
                     emitter.renewed(&key, &new_key, RenewReason::Refresh, Some(user));
                     let access_token = self.issuer.mint_for(user.to_string(), record.meta.handle, now)?;
                     return Ok(self.pair(access_token, &id, record.meta.handle));
@@ -340,10 +390,35 @@ impl TokenSessions {
         Ok(ended)
     }
 
+    /// Whether a cutoff (a password change, an end of every session) ended
+    /// the family after its lookup: a store may rotate a session that a
+    /// cutoff ended (its next lookup refuses it), but no access token may
+    /// be minted for it. The successor under `new_key` is deleted then.
+    /// One read of the cutoffs, after the rotation: a cutoff made before it
+    /// is seen; one made after it ends the new pair like any other.
+    async fn cut_meanwhile(
+        &self,
+        meta: &crate::Metadata,
+        new_key: &StorageKey,
+        now: u64,
+    ) -> Result<bool, RefreshError> {
+        let shared = &*self.shared;
+        let Some(cutoffs) = shared.cutoffs.as_deref() else { return Ok(false) };
+        let call = cutoffs.cutoff(meta.user(), now);
+        let cutoff = shared.timed(self.emitter(now), "cutoff", None, call).await.map_err(store_failed)?;
+        if !cutoff.ends_parts(meta.created_at, meta.auth.as_ref().map(|a| a.epoch)) {
+            return Ok(false);
+        }
+        let delete = shared.store().delete(new_key, now);
+        shared.timed(self.emitter(now), "delete", Some(new_key), delete).await.map_err(store_failed)?;
+        self.emitter(now).emit(EventKind::WriteDropped, Some(new_key), meta.user());
+        Ok(true)
+    }
+
     /// The refresh token's storage key, if it verifies as one of this
     /// issuer's (no store call otherwise).
     fn verify(&self, token: &str, emitter: &Emitter<'_>) -> Result<StorageKey, RefreshError> {
-        let purpose = Purpose::Refresh(self.issuer.issuer());
+        let purpose = Purpose::Refresh(&self.purpose);
         match self.shared.keys.verify_purpose(purpose, token.as_bytes()) {
             Ok(verified) => Ok(verified.id.storage_key()),
             Err(rejection) => {
@@ -354,17 +429,23 @@ impl TokenSessions {
     }
 
     /// A retired refresh token was presented (or lost a race): ends the
-    /// family's live session, wherever rotations took it, and answers
+    /// family's live session, wherever rotations took it, deletes the
+    /// retired keys on the way (a replay of any of them then costs one
+    /// lookup and raises no second alert), and answers
     /// [`RefreshError::Reused`].
     async fn reused(&self, key: &StorageKey, retired: Retired, now: u64) -> RefreshError {
         let shared = &*self.shared;
         let store = shared.store();
+        let mut walked = vec![*key];
         let mut next = retired.successor;
         let mut user = None;
         for _ in 0..MAX_WALK {
             let lookup = store.lookup(&next, now);
             match shared.timed(self.emitter(now), "lookup", Some(&next), lookup).await {
-                Ok(Some(Stored::Retired(r))) => next = r.successor,
+                Ok(Some(Stored::Retired(r))) => {
+                    walked.push(next);
+                    next = r.successor;
+                }
                 Ok(Some(Stored::Live(record))) => {
                     if let (Some(u), Ok(index)) = (record.meta.user(), shared.index()) {
                         let call = index.delete_by_handle(u, &record.meta.handle, now);
@@ -381,12 +462,19 @@ impl TokenSessions {
             }
         }
         self.emitter(now).emit(EventKind::RefreshReused, Some(key), user.as_deref());
+        // The family is ended: its retired keys only cost lookups now.
+        for old in &walked {
+            let delete = store.delete(old, now);
+            if let Err(e) = shared.timed(self.emitter(now), "delete", Some(old), delete).await {
+                return store_failed(e);
+            }
+        }
         RefreshError::Reused
     }
 
     fn pair(&self, access_token: String, id: &SessionId, sid: SessionHandle) -> TokenPair {
         let mut refresh_token = String::with_capacity(crate::keys::TOKEN_ENCODED_LEN);
-        self.shared.keys.sign_purpose_into(Purpose::Refresh(self.issuer.issuer()), id, &mut refresh_token);
+        self.shared.keys.sign_purpose_into(Purpose::Refresh(&self.purpose), id, &mut refresh_token);
         TokenPair { access_token, refresh_token, token_type: "Bearer", expires_in: self.issuer.expires_in(), sid }
     }
 

@@ -98,7 +98,8 @@ pub async fn run_core(store: Arc<dyn SessionStore>) {
 }
 
 /// Runs the checks of the [`UserIndex`] capability, rotations racing
-/// revocations included.
+/// revocations and the sign-in's authentication context ([`sign_in`])
+/// included.
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -112,6 +113,7 @@ pub async fn run_user_index(store: Arc<dyn UserIndex>) {
     user_index_drops_expired(&*store).await;
     revoking_is_scoped_to_the_user(&*store).await;
     user_index_under_concurrency(Arc::clone(&store), 50).await;
+    sign_in::run(Arc::clone(&store)).await;
     rotation::run_user_index(store).await;
 }
 
@@ -562,6 +564,7 @@ pub async fn logout_racing_writers_leaves_nothing(store: Arc<dyn SessionStore>, 
 pub mod cutoffs;
 pub mod limit;
 pub mod rotation;
+pub mod sign_in;
 
 pub use cutoffs::run_cutoffs;
 pub use limit::run_session_limit;

@@ -68,7 +68,7 @@ async fn lookup<S: SessionStore + ?Sized>(store: &S, key: &StorageKey) -> Option
     ok(store.lookup(key, now()).await, "lookup").await
 }
 
-async fn live<S: SessionStore + ?Sized>(store: &S, key: &StorageKey) -> crate::Record {
+pub(super) async fn live<S: SessionStore + ?Sized>(store: &S, key: &StorageKey) -> crate::Record {
     match lookup(store, key).await {
         Some(Stored::Live(r)) => r,
         other => panic!("expected a live record, found {other:?}"),
@@ -86,7 +86,12 @@ pub(super) fn successor_key<S: SessionStore + ?Sized>(store: &S, old: &StorageKe
     }
 }
 
-async fn rotate<S: SessionStore + ?Sized>(store: &S, old: &StorageKey, new: &StorageKey, r: &Rotation) -> Rotated {
+pub(super) async fn rotate<S: SessionStore + ?Sized>(
+    store: &S,
+    old: &StorageKey,
+    new: &StorageKey,
+    r: &Rotation,
+) -> Rotated {
     ok(store.rotate(old, new, r).await, "rotate").await
 }
 

@@ -271,7 +271,7 @@ impl Entry {
     fn footprint(&self) -> usize {
         let extra = self.extra.as_deref().map_or(0, |x| {
             std::mem::size_of::<Extra>()
-                + x.auth.as_ref().map_or(0, |a| a.user.len())
+                + x.auth.as_ref().map_or(0, |a| a.user.len() + a.extra_heap_len())
                 + x.user_agent.as_ref().map_or(0, |u| u.len())
                 + x.ip.as_ref().map_or(0, |i| i.len())
         });

@@ -31,7 +31,7 @@
 //! | 66 | 20 | `auth.at_ms` |
 //! | 86 | 64 | the user's digest: hex SHA-256 of the user, which names its index and cutoff keys |
 //! | 150 | `A` − 104 | the user (UTF-8) |
-//! | 46 + `A` | rest | JSON of the other metadata (`user_agent`, `ip`, `renewed_at`), empty when there is none |
+//! | 46 + `A` | rest | JSON of the other metadata (`user_agent`, `ip`, `renewed_at`, and the sign-in's `amr`, `aal` and `idp`), empty when there is none |
 //!
 //! So a script finds what the cutoffs compare (`created_at`, the user's
 //! digest and `auth.epoch`) at fixed offsets, without parsing JSON.
@@ -51,7 +51,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     store::{Auth, Data, Metadata, Record, Retired, StorageKey, StoreError, Stored, RECORD_FORMAT},
-    SessionHandle,
+    Assurance, AuthMethod, ProviderSession, SessionHandle,
 };
 
 /// The first two bytes of a session record and of a retired pointer.
@@ -123,6 +123,8 @@ pub(super) fn user_digest(user: &str) -> String {
 }
 
 /// The metadata kept as JSON in the identity: what the scripts never read.
+/// Every field is optional: a record written before a field existed reads
+/// with its default, and a reader that does not know a field ignores it.
 #[derive(Serialize, Deserialize, Default)]
 struct Extra<'a> {
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +133,15 @@ struct Extra<'a> {
     ip: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     renewed_at: Option<u64>,
+    /// The sign-in's methods ([`Auth::methods`]), when signed in with any.
+    #[serde(default, skip_serializing_if = "<[AuthMethod]>::is_empty")]
+    amr: Cow<'a, [AuthMethod]>,
+    /// The sign-in's assurance level, when above `Aal1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aal: Option<Assurance>,
+    /// The identity provider's session of the sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    idp: Option<Cow<'a, ProviderSession>>,
 }
 
 /// The identity of `meta` (see the module documentation): what a rotation
@@ -153,12 +164,21 @@ pub(super) fn identity(meta: &Metadata) -> Result<Vec<u8>, StoreError> {
         }
         None => push_len(&mut out, 0)?,
     }
-    if meta.user_agent.is_some() || meta.ip.is_some() || meta.renewed_at.is_some() {
-        let extra = Extra {
-            user_agent: meta.user_agent.as_deref().map(Cow::Borrowed),
-            ip: meta.ip.as_deref().map(Cow::Borrowed),
-            renewed_at: meta.renewed_at,
-        };
+    let extra = Extra {
+        user_agent: meta.user_agent.as_deref().map(Cow::Borrowed),
+        ip: meta.ip.as_deref().map(Cow::Borrowed),
+        renewed_at: meta.renewed_at,
+        amr: Cow::Borrowed(auth.map_or(&[][..], Auth::methods)),
+        aal: auth.map(Auth::assurance).filter(|a| *a != Assurance::Aal1),
+        idp: auth.and_then(Auth::provider).map(Cow::Borrowed),
+    };
+    let empty = extra.user_agent.is_none()
+        && extra.ip.is_none()
+        && extra.renewed_at.is_none()
+        && extra.amr.is_empty()
+        && extra.aal.is_none()
+        && extra.idp.is_none();
+    if !empty {
         serde_json::to_writer(&mut out, &extra).map_err(codec)?;
     }
     Ok(out)
@@ -318,7 +338,17 @@ impl<'a> Identity<'a> {
             _ => return Err(codec("bad sign-in field")),
         };
         let rest = field(sign_in.end..id.len())?;
-        let extra = if rest.is_empty() { Extra::default() } else { serde_json::from_slice(rest).map_err(codec)? };
+        let mut extra: Extra<'a> =
+            if rest.is_empty() { Extra::default() } else { serde_json::from_slice(rest).map_err(codec)? };
+        // The sign-in's methods, level and provider live in the JSON part
+        // (absent in a record written before they existed: none, `Aal1`).
+        let auth = auth.map(|a| {
+            let a = a.with_methods(std::mem::take(&mut extra.amr).into_owned(), extra.aal.unwrap_or_default());
+            match extra.idp.take() {
+                Some(idp) => a.with_provider(idp.into_owned()),
+                None => a,
+            }
+        });
         Ok(Self { created_at, auth, handle, extra })
     }
 }
@@ -391,6 +421,54 @@ mod tests {
         let value = encode(&full_record()).unwrap();
         assert_eq!(&value[DEADLINE..LAST_SEEN], b"18446744073709551615", "u64::MAX, exactly");
         assert_eq!(&value[..EXPIRES_AT], b"S2");
+    }
+
+    #[test]
+    fn the_authentication_context_round_trips_and_old_records_still_read() {
+        let mut record = full_record();
+        let auth = Auth::new("alice \u{e9}", 5)
+            .with_epoch(7)
+            .with_methods(vec![AuthMethod::Password, AuthMethod::Other("x\"y".into())], Assurance::Aal3)
+            .with_provider(ProviderSession::new("https://idp", Some("sid")));
+        record.meta.auth = Some(auth);
+        let value = encode(&record).unwrap();
+        assert_eq!(decode(value.clone(), 1 << 20).unwrap(), Stored::Live(record.clone()));
+        // The scripts' fixed offsets do not move: the context is in the JSON part.
+        let plain = {
+            let mut r = record.clone();
+            r.meta.auth = Some(Auth::new("alice \u{e9}", 5).with_epoch(7));
+            encode(&r).unwrap()
+        };
+        assert_eq!(head(&value).unwrap().identity.start, head(&plain).unwrap().identity.start);
+        // Everything before the JSON part but the identity's length is the same.
+        assert_eq!(value[..IDENTITY_LEN], plain[..IDENTITY_LEN]);
+        assert_eq!(value[IDENTITY..IDENTITY + AUTH + USER], plain[IDENTITY..IDENTITY + AUTH + USER]);
+
+        // A record of the current layout written before the context existed:
+        // its JSON part holds the client and the renewal only.
+        let mut old = Vec::new();
+        old.extend_from_slice(&time(1_000));
+        old.extend_from_slice(b"AAAAAAAAAAAAAAAAAAAAAA");
+        push_len(&mut old, USER + 5).unwrap();
+        old.extend_from_slice(&time(2));
+        old.extend_from_slice(&time(900));
+        old.extend_from_slice(user_digest("alice").as_bytes());
+        old.extend_from_slice(b"alice");
+        old.extend_from_slice(br#"{"user_agent":"ua","ip":"10.0.0.0","renewed_at":950}"#);
+        let mut value = b"S2".to_vec();
+        for t in [5_000, 9_000, 1_000] {
+            value.extend_from_slice(&time(t));
+        }
+        value.push(b'0');
+        push_len(&mut value, old.len()).unwrap();
+        value.extend_from_slice(&old);
+        push_len(&mut value, 0).unwrap();
+        let Stored::Live(read) = decode(value.clone(), 1 << 20).unwrap() else { panic!("a record") };
+        assert_eq!(read.meta.auth, Some(Auth::new("alice", 900).with_epoch(2)));
+        assert_eq!(read.meta.user_agent.as_deref(), Some("ua"));
+        assert_eq!(read.meta.renewed_at, Some(950));
+        // ...and such a sign-in is written back exactly as before.
+        assert_eq!(encode(&read).unwrap(), value);
     }
 
     #[test]
