@@ -629,19 +629,22 @@ fn cross_origin_response<B: Default>(refused: CrossOriginRefused) -> Response<B>
 
 /// Commits a session that no response carries (a token sign-in, see
 /// [`token::TokenSessions`](crate::token::TokenSessions)): the same plan and
-/// store calls as a request's, and the new ID the commit made, if any.
+/// store calls as a request's, and the new ID the commit issued, if any.
 #[cfg(feature = "jwt")]
 pub(crate) async fn commit_detached(session: &Session) -> Result<Option<crate::SessionId>, SessionError> {
     let outcome = match commit(session) {
         None => return Ok(None),
         Some(Done::Failed(e)) => return Err(e),
         Some(Done::Now(outcome)) => outcome,
-        Some(Done::Later(mut commit)) => commit.run().await,
+        Some(Done::Later(commit)) => commit.run().await,
         Some(Done::Sealed(cutting)) => cutting.run().await,
     };
     match outcome.error {
         Some(e) => Err(e),
-        None => Ok(outcome.id),
+        None => {
+            let shared = session.shared();
+            Ok(outcome.token_header.and_then(|value| crate::transport::issued_id(&shared.config, &shared.keys, &value)))
+        }
     }
 }
 

@@ -380,3 +380,18 @@ fn token_sessions_need_a_per_user_index() {
     assert!(TokenSessions::new(&layer, issuer).is_err());
     let _ = ManualClock::new(0);
 }
+
+#[tokio::test]
+async fn a_back_channel_logout_ends_a_token_family_signed_in_through_the_provider() {
+    use sessionware::{AuthMethod, ProviderSession, SignIn};
+    let api = Api::new();
+    let via_idp = SignIn::new("alice")
+        .method(AuthMethod::Federated)
+        .provider_session(ProviderSession::new("https://idp.test", Some("idp-sid-1")));
+    let linked = api.tokens.sign_in_with(via_idp).await.unwrap();
+    let other = api.tokens.sign_in("alice").await.unwrap();
+    let ended = api.h.layer.control().end_provider_sessions("alice", "https://idp.test", Some("idp-sid-1")).await;
+    assert_eq!(ended.unwrap(), 1);
+    assert!(invalid(api.tokens.refresh(&linked.refresh_token).await));
+    assert!(api.tokens.refresh(&other.refresh_token).await.is_ok(), "a family of another sign-in stays");
+}

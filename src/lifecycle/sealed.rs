@@ -128,7 +128,7 @@ pub(crate) fn outcome(
             _ => emit.emit(kind, Some(&key), user),
         }
     }
-    Outcome { token_header: Some(cookie), error: None, id: None }
+    Outcome { token_header: Some(cookie), error: None }
 }
 
 /// The cutoff a logout of an encrypted cookie session makes on a layer
@@ -196,9 +196,9 @@ impl Cutting {
 }
 
 fn removal(shared: &Shared) -> Outcome {
-    Outcome { token_header: Some(drop_token(&shared.config)), error: None, id: None }
+    Outcome { token_header: Some(drop_token(&shared.config)), error: None }
 }
 
 fn failed(e: SessionError) -> Outcome {
-    Outcome { token_header: None, error: Some(e), id: None }
+    Outcome { token_header: None, error: Some(e) }
 }

@@ -55,15 +55,12 @@ pub(crate) struct Outcome {
     /// session header on a header layer), when the token changes.
     pub(crate) token_header: Option<String>,
     pub(crate) error: Option<SessionError>,
-    /// The new ID, when the commit made one (a new session or a rotation):
-    /// what a commit that no response carries hands on (a token sign-in).
-    pub(crate) id: Option<SessionId>,
 }
 
 impl Outcome {
     /// A commit that failed with `error`.
     fn failed_with(error: SessionError) -> Self {
-        Self { token_header: None, error: Some(error), id: None }
+        Self { token_header: None, error: Some(error) }
     }
 }
 
@@ -96,15 +93,22 @@ impl Commit {
         res: Response<B>,
     ) -> impl std::future::Future<Output = Response<B>> + Send {
         async move {
-            let out = self.run().await;
+            let mut out = self.write().await;
+            self.after_write(&mut out).await;
             finish(res, out, &self.shared)
         }
     }
 
-    /// The store calls, the cutoff and the lease release: everything but
-    /// the response.
-    pub(crate) async fn run(&mut self) -> Outcome {
+    /// The store calls, the cutoff and the lease release, for a commit that
+    /// no response carries.
+    pub(crate) async fn run(mut self) -> Outcome {
         let mut out = self.write().await;
+        self.after_write(&mut out).await;
+        out
+    }
+
+    /// What follows the write: the cutoff, then the lease's release.
+    async fn after_write(&mut self, out: &mut Outcome) {
         if let Some(cut) = self.cut.take() {
             // Made whatever the write did (a failed renewal included):
             // the credentials changed. Its failure fails the response,
@@ -116,7 +120,6 @@ impl Commit {
         if let Some(lease) = self.lease.take() {
             (*lease).release(&self.shared).await;
         }
-        out
     }
 
     fn emitter(&self) -> Emitter<'_> {
@@ -417,8 +420,7 @@ impl Commit {
 
     /// The outcome of a commit that made the new ID `id`: its token header.
     fn issued(&self, id: SessionId, max_age: Option<u64>) -> Outcome {
-        let token_header = Some(issue(&self.shared.config, &self.shared.keys, &id, max_age));
-        Outcome { token_header, error: None, id: Some(id) }
+        Outcome { token_header: Some(issue(&self.shared.config, &self.shared.keys, &id, max_age)), error: None }
     }
 }
 
@@ -431,7 +433,7 @@ pub(crate) fn reply_outcome(shared: &Shared, presented: Option<&SessionId>, repl
         (Reply::Reissue(age), Some(id)) => Some(issue(config, &shared.keys, id, age)),
         (Reply::Remove, _) => Some(drop_token(config)),
     };
-    Outcome { token_header, error: None, id: None }
+    Outcome { token_header, error: None }
 }
 
 /// Moves `cut.user`'s credential epoch to `cut.epoch` at `now` (a store

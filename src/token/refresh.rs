@@ -63,7 +63,7 @@ use crate::{
     shared::Shared,
     transport::Credentials,
     ChangeSet, EventKind, RejectReason, RenewReason, Retired, Rotated, Rotation, Session, SessionError, SessionHandle,
-    SessionId, SessionLayer, StorageKey, StoreError, Stored,
+    SessionId, SessionLayer, SignIn, StorageKey, StoreError, Stored,
 };
 
 /// How often a new ID is drawn when the store reports it taken.
@@ -290,9 +290,36 @@ impl TokenSessions {
     /// [`RefreshError::Session`] when the store fails or the per-user limit
     /// refuses the login ([`SessionError::TooManySessions`]).
     pub async fn sign_in(&self, user: &str) -> Result<TokenPair, RefreshError> {
+        self.sign_in_with(SignIn::new(user)).await
+    }
+
+    /// [`sign_in`](Self::sign_in) with how the client authenticated (the
+    /// methods, the assurance level, an identity provider's session), as
+    /// [`Session::login_with`] records it: the token session's
+    /// [`SessionInfo`](crate::SessionInfo) shows it, and a back-channel
+    /// logout ([`SessionControl::end_provider_sessions`](crate::SessionControl::end_provider_sessions))
+    /// ends the family with the provider's session.
+    ///
+    /// # Errors
+    ///
+    /// As [`sign_in`](Self::sign_in).
+    ///
+    /// ```
+    /// use sessionware::{AuthMethod, SignIn};
+    /// # use sessionware::{Keys, SessionLayer, store::MemoryStore};
+    /// # use sessionware::token::{TokenAlgorithm, TokenIssuer, TokenKey, TokenKeys, TokenSessions};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let layer = SessionLayer::new(MemoryStore::default(), Keys::generate().unwrap());
+    /// # let keys = TokenKeys::new([TokenKey::generate("k1", TokenAlgorithm::EdDsa).unwrap()]).unwrap();
+    /// # let tokens = TokenSessions::new(&layer, TokenIssuer::new(keys, "https://auth.example", "api").unwrap()).unwrap();
+    /// let pair = tokens.sign_in_with(SignIn::new("alice").method(AuthMethod::Password).method(AuthMethod::Totp)).await.unwrap();
+    /// assert!(tokens.refresh(&pair.refresh_token).await.is_ok());
+    /// # });
+    /// ```
+    pub async fn sign_in_with(&self, sign_in: SignIn) -> Result<TokenPair, RefreshError> {
         let credentials = Credentials::of(&self.shared.config, &HeaderMap::new());
         let session = Session::new(Arc::clone(&self.shared), credentials, None);
-        session.login(user).await?;
+        session.login_with(sign_in).await?;
         if self.persistent {
             session.set_persistent(true).await?;
         }

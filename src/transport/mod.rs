@@ -210,6 +210,17 @@ pub(crate) fn issue(config: &SessionConfig, keys: &Keys, id: &SessionId, max_age
     }
 }
 
+/// The ID that an [`issue`]d value gives the client (`None` for a removal
+/// value): for a commit that no response carries, which hands the ID on.
+#[cfg(feature = "jwt")]
+pub(crate) fn issued_id(config: &SessionConfig, keys: &Keys, value: &str) -> Option<SessionId> {
+    let token = match &config.transport {
+        Transport::Cookie => value.split(';').next()?.split_once('=')?.1,
+        Transport::Header(_) => value,
+    };
+    keys.verify_purpose(config.purpose(), token.as_bytes()).ok().map(|v| v.id)
+}
+
 /// The response header value that tells the client to drop its token.
 pub(crate) fn drop_token(config: &SessionConfig) -> String {
     match &config.transport {
