@@ -1,54 +1,6 @@
 //! Token sessions: a server session per API client, reached through an
 //! opaque refresh token that rotates on every use, and the access tokens
 //! it mints.
-//!
-//! # What a refresh token is
-//!
-//! A refresh token is the ID of a server session of its own, signed for
-//! refreshing (the MAC covers `refresh:`, the issuer and the audience, so
-//! it is never accepted as a session cookie or header token, nor they as
-//! it, nor by token sessions of another issuer or audience).
-//! It is 128 random bits (a session ID) behind the crate's usual token format: the store
-//! keeps only the digest of the ID ([`StorageKey`]), never the token (R76).
-//! The session it names is the token family: every store, user index,
-//! timeout and cutoff of the session layer applies to it.
-//!
-//! # Rotation and reuse (R77–R79)
-//!
-//! [`TokenSessions::refresh`] rotates the session's ID with the store's one
-//! atomic [`rotate`](crate::store::SessionStore::rotate): the presented
-//! token dies, a new one is issued, and the old key keeps a
-//! [`Retired`] pointer until the family's idle deadline after the refresh
-//! (instead of a browser renewal's two minutes): whoever could still have
-//! used the old token (their own last refresh was no later than this one)
-//! comes back within that window. A retired token presented again is a
-//! reuse: the family's live session is ended (found by following the
-//! pointers, ended by handle so that a rotation meanwhile does not save
-//! it), the retired keys walked are deleted (a replay costs one lookup
-//! afterwards), a [`RefreshReused`](crate::EventKind::RefreshReused) event
-//! is emitted, and the legitimate holder's next refresh fails too (RFC 9700
-//! §4.14.2). Past the window an old token is only invalid. Two refreshes
-//! racing with the same token: the store lets exactly one rotate; the other
-//! finds the key retired, which is a reuse. There is no grace window (R80's
-//! default of 0): a client whose response was lost signs in again.
-//!
-//! A family holds one retired key per refresh within its idle window.
-//! Rate-limit the refresh endpoint as you would a login endpoint.
-//!
-//! # Lifetimes and revocation (R81, R50)
-//!
-//! A refresh is the family's activity: it moves the idle deadline and never
-//! the absolute one, both checked where every lookup's are. A client that
-//! does not refresh within the idle timeout, or whose session reached its
-//! absolute timeout, gets [`RefreshError::Invalid`]. A logout
-//! ([`TokenSessions::logout`]), a [`revoke`](crate::Session::revoke) or
-//! [`revoke_others`](crate::Session::revoke_others) from the user's browser,
-//! [`credentials_changed`](crate::Session::credentials_changed) and a
-//! [`SessionControl`](crate::SessionControl) cutoff all end the family, and
-//! a [checked](super::TokenLayer::checked) verifier refuses its access
-//! tokens within its cache bound. A refresh that a cutoff overtook between
-//! its lookup and its rotation mints nothing (the cutoffs are read once
-//! more after the rotation).
 
 use std::{fmt, sync::Arc};
 
@@ -200,7 +152,57 @@ fn store_failed(e: StoreError) -> RefreshError {
 /// out: a server session per client in the session layer's store, an
 /// opaque refresh token that rotates on every use (reuse ends the session),
 /// and access tokens from a [`TokenIssuer`] bound to the session's handle.
-/// Cheap to clone. See the [module docs](self) for the guarantees.
+/// Cheap to clone.
+///
+/// # What a refresh token is
+///
+/// A refresh token is the ID of a server session of its own, signed for
+/// refreshing (the MAC covers `refresh:`, the issuer and the audience, so
+/// it is never accepted as a session cookie or header token, nor they as
+/// it, nor by token sessions of another issuer or audience).
+/// It is 128 random bits (a session ID) behind the crate's usual token format: the store
+/// keeps only the digest of the ID ([`StorageKey`]), never the token (R76).
+/// The session it names is the token family: every store, user index,
+/// timeout and cutoff of the session layer applies to it.
+///
+/// # Rotation and reuse (R77–R79)
+///
+/// [`TokenSessions::refresh`] rotates the session's ID with the store's one
+/// atomic [`rotate`](crate::store::SessionStore::rotate): the presented
+/// token dies, a new one is issued, and the old key keeps a
+/// [`Retired`] pointer until the family's idle deadline after the refresh
+/// (instead of a browser renewal's two minutes): whoever could still have
+/// used the old token (their own last refresh was no later than this one)
+/// comes back within that window. A retired token presented again is a
+/// reuse: the family's live session is ended (found by following the
+/// pointers, ended by handle so that a rotation meanwhile does not save
+/// it), the retired keys walked are deleted (a replay costs one lookup
+/// afterwards), a [`RefreshReused`](crate::EventKind::RefreshReused) event
+/// is emitted, and the legitimate holder's next refresh fails too (RFC 9700
+/// §4.14.2). Past the window an old token is only invalid. Two refreshes
+/// racing with the same token: the store lets exactly one rotate; the other
+/// finds the key retired, which is a reuse. There is no grace window (R80's
+/// default of 0): a client whose response was lost signs in again.
+///
+/// A family holds one retired key per refresh within its idle window.
+/// Rate-limit the refresh endpoint as you would a login endpoint.
+///
+/// # Lifetimes and revocation (R81, R50)
+///
+/// A refresh is the family's activity: it moves the idle deadline and never
+/// the absolute one, both checked where every lookup's are. A client that
+/// does not refresh within the idle timeout, or whose session reached its
+/// absolute timeout, gets [`RefreshError::Invalid`]. A logout
+/// ([`TokenSessions::logout`]), a [`revoke`](crate::Session::revoke) or
+/// [`revoke_others`](crate::Session::revoke_others) from the user's browser,
+/// [`credentials_changed`](crate::Session::credentials_changed) and a
+/// [`SessionControl`](crate::SessionControl) cutoff all end the family, and
+/// a [checked](super::TokenLayer::checked) verifier refuses its access
+/// tokens within its cache bound. A refresh that a cutoff overtook between
+/// its lookup and its rotation mints nothing (the cutoffs are read once
+/// more after the rotation).
+///
+/// # Example
 ///
 /// ```
 /// use sessionware::{Keys, SessionLayer, store::MemoryStore};
