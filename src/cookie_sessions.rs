@@ -102,7 +102,16 @@ use crate::{cookie::sealed::Sealer, store::Cutoffs, KeyError, Keys};
 /// [`SessionError::Unsupported`](crate::SessionError::Unsupported), and
 /// the per-user session limit and the header transport are refused when
 /// the layer is configured. Periodic renewal seals the session again
-/// (there is no old ID to retire).
+/// (there is no old ID to retire). A back-channel logout by provider
+/// session ([`SessionControl::end_provider_sessions`](crate::SessionControl::end_provider_sessions))
+/// needs the per-user index too: end the user's cookie sessions with
+/// [`SessionControl::end_user_sessions`](crate::SessionControl::end_user_sessions)
+/// (with cutoffs) instead.
+///
+/// **Give each application its own key ring.** The ring is all a cookie
+/// session is checked against: two applications that share a ring and a
+/// cookie name accept each other's sessions (a store-backed layer is kept
+/// apart by its store).
 #[derive(Clone)]
 pub struct CookieSessions {
     keys: Keys,

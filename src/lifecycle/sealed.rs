@@ -118,6 +118,19 @@ pub(crate) fn outcome(
     };
     let cookie = crate::cookie::write::sealed_cookie(config, &value, max_age(&record.meta, now, config));
     if cookie.len() > MAX_COOKIE_BYTES {
+        if made_by_the_layer(step) {
+            // Nothing the handler asked for is lost: the presented cookie
+            // stays (its idle deadline does not slide; a session at the
+            // budget's edge is not answered 413 on every read).
+            tracing::warn!(
+                target: "sessionware",
+                event = "session.reseal_skipped",
+                len = cookie.len(),
+                max = MAX_COOKIE_BYTES,
+                "the cookie the layer would reseal is over the budget: the presented one stays"
+            );
+            return Outcome::default();
+        }
         return failed(SessionError::CookieTooLarge { len: cookie.len(), max: MAX_COOKIE_BYTES });
     }
     if let Some(kind) = event {
@@ -129,6 +142,17 @@ pub(crate) fn outcome(
         }
     }
     Outcome { token_header: Some(cookie), error: None }
+}
+
+/// Whether `step` reseals the presented cookie for the layer's own reasons
+/// (a re-issue under the first key, a touch, a periodic renewal) with no
+/// change the handler made.
+fn made_by_the_layer(step: &Step) -> bool {
+    match step {
+        Step::Reply(_) | Step::Touch { .. } => true,
+        Step::Rotate { rotation, renewal: Renewal::Periodic, .. } => rotation.changes.is_empty(),
+        _ => false,
+    }
 }
 
 /// The cutoff a logout of an encrypted cookie session makes on a layer
