@@ -568,7 +568,7 @@ async fn a_read_of_a_cookie_at_the_budget_edge_is_not_413() {
     let (mut lo, mut hi) = (1000usize, 4096usize);
     let mut edge = None;
     while lo < hi {
-        let mid = (lo + hi + 1) / 2;
+        let mid = (lo + hi).div_ceil(2);
         let res = send(&app, req("POST", &format!("/big/{mid}"), None)).await;
         if res.status() == StatusCode::OK {
             edge = session_cookie(&res);
