@@ -108,9 +108,10 @@ use crate::{cookie::sealed::Sealer, store::Cutoffs, KeyError, Keys};
 /// [`SessionControl::end_user_sessions`](crate::SessionControl::end_user_sessions)
 /// (with cutoffs) instead.
 ///
-/// **Give each application its own key ring.** The ring is all a cookie
-/// session is checked against: two applications that share a ring and a
-/// cookie name accept each other's sessions (a store-backed layer is kept
+/// **Give each application its own key ring, or its own
+/// [`context`](Self::context).** The ring is all a cookie session is
+/// checked against: two applications that share a ring, a cookie name and
+/// no context accept each other's sessions (a store-backed layer is kept
 /// apart by its store).
 #[derive(Clone)]
 pub struct CookieSessions {
@@ -161,8 +162,33 @@ impl CookieSessions {
     /// assert!(CookieSessions::try_new(Keys::generate().unwrap()).is_ok());
     /// ```
     pub fn try_new(keys: Keys) -> Result<Self, KeyError> {
-        let sealer = Arc::new(Sealer::new(&keys)?);
+        let sealer = Arc::new(Sealer::new(&keys, "")?);
         Ok(Self { keys, sealer, cutoffs: None })
+    }
+
+    /// Seals this application's cookies under keys of its own, derived
+    /// from the ring and `context` (for example the application's name):
+    /// another application with the same ring and cookie name but another
+    /// context cannot open them, nor they its. Without a context, sessions
+    /// are told apart only by the ring (give each application its own).
+    ///
+    /// ```
+    /// use sessionware::{CookieSessions, Keys};
+    /// let keys = Keys::generate().unwrap();
+    /// let billing = CookieSessions::new(keys.clone()).context("billing");
+    /// let blog = CookieSessions::new(keys).context("blog");
+    /// # let _ = (billing, blog);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`new`](Self::new): never for a ring built by [`Keys`]' constructors.
+    pub fn context(mut self, context: &str) -> Self {
+        match Sealer::new(&self.keys, context) {
+            Ok(sealer) => self.sealer = Arc::new(sealer),
+            Err(e) => panic!("sessionware: cookie session keys: {e}"),
+        }
+        self
     }
 
     /// Honours the per-user credential epoch (and the global cutoff) kept

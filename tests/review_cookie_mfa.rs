@@ -227,22 +227,32 @@ async fn a_value_under_another_cookie_name_or_prefix_does_not_open() {
 }
 
 // A3b. Two applications that share a key ring and the default cookie name
-// accept each other's sessions: the AAD binds the name, format and key id,
-// nothing of the application. A store-backed layer is isolated by its
-// store; a cookie layer's only "store" is the key ring.
+// accepted each other's sessions: the AAD binds the name, format and key
+// id, nothing of the application. Fixed finding: `CookieSessions::context`
+// derives each application's cipher keys from the ring and its context;
+// without one, the two still share sessions (documented: one ring per app).
 #[tokio::test]
-#[ignore = "finding (low, documented, open): cookie sessions of two apps sharing a key ring and cookie name are interchangeable (no app/context in the AAD); CookieSessions docs and the README say to give each app its own ring"]
 async fn apps_sharing_a_key_ring_do_not_accept_each_others_cookies() {
     let clock = ManualClock::new(T0);
     let keys = Keys::generate().unwrap();
-    let billing = cookie_app(keys.clone(), &clock);
-    let blog = cookie_app(keys.clone(), &clock);
+    let app = |context: &str| {
+        let sessions = CookieSessions::new(keys.clone()).context(context);
+        routes().layer(SessionLayer::cookie_sessions(sessions).with_clock(clock.clone()))
+    };
+    let (billing, blog) = (app("billing"), app("blog"));
     let admin_on_blog = login(&blog, "admin").await;
+    assert_eq!(who(&blog, &admin_on_blog).await.0, StatusCode::OK);
     assert_eq!(
         who(&billing, &admin_on_blog).await.0,
         StatusCode::UNAUTHORIZED,
         "a session of the blog signs the user in to billing"
     );
+    let admin_on_billing = login(&billing, "admin").await;
+    assert_eq!(who(&blog, &admin_on_billing).await.0, StatusCode::UNAUTHORIZED);
+    // Without a context, the ring alone tells them apart (documented).
+    let (plain_a, plain_b) = (cookie_app(keys.clone(), &clock), cookie_app(keys.clone(), &clock));
+    let shared = login(&plain_a, "admin").await;
+    assert_eq!(who(&plain_b, &shared).await.0, StatusCode::OK);
 }
 
 // A4. A key removed from the ring ends the sessions it sealed; an older

@@ -84,13 +84,16 @@ pub(crate) struct Opened {
 
 impl Sealer {
     /// One cipher per key of the ring, its key derived by HKDF-SHA256 from
-    /// the ring key (salt [`SALT`], info: the key id).
-    pub(crate) fn new(keys: &Keys) -> Result<Self, KeyError> {
+    /// the ring key (salt [`SALT`], info: the key id, then the application's
+    /// `context` if it names one): two contexts never share a cipher key.
+    pub(crate) fn new(keys: &Keys, context: &str) -> Result<Self, KeyError> {
         let mut ring = Vec::with_capacity(keys.len());
         for key in keys.ring() {
             let kid = key.kid();
+            let mut info = kid.to_vec();
+            info.extend_from_slice(context.as_bytes());
             let mut okm = Zeroizing::new([0u8; 32]);
-            key.derive(SALT, &kid, okm.as_mut())?;
+            key.derive(SALT, &info, okm.as_mut())?;
             let cipher = XChaCha20Poly1305::new(okm.as_ref().into());
             ring.push(SealKey { kid, cipher });
         }
@@ -225,7 +228,7 @@ mod tests {
     #[test]
     fn round_trip_and_binding() {
         let keys = Keys::generate().unwrap();
-        let sealer = Sealer::new(&keys).unwrap();
+        let sealer = Sealer::new(&keys, "").unwrap();
         let r = record();
         let value = sealer.seal("sid", &r).unwrap();
         let opened = sealer.open("sid", value.as_bytes()).unwrap();
@@ -237,7 +240,7 @@ mod tests {
 
     #[test]
     fn every_bit_flip_and_truncation_is_refused() {
-        let sealer = Sealer::new(&Keys::generate().unwrap()).unwrap();
+        let sealer = Sealer::new(&Keys::generate().unwrap(), "").unwrap();
         let value = sealer.seal("sid", &record()).unwrap();
         let mut raw = URL_SAFE_NO_PAD.decode(&value).unwrap();
         for i in 0..raw.len() {
@@ -254,7 +257,7 @@ mod tests {
 
     #[test]
     fn an_authentic_payload_that_does_not_parse_is_refused_without_overflow() {
-        let sealer = Sealer::new(&Keys::generate().unwrap()).unwrap();
+        let sealer = Sealer::new(&Keys::generate().unwrap(), "").unwrap();
         // R35 (c): validly sealed, nested 10,000 levels deep.
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let value = sealer.seal_plain("sid", deep.as_bytes()).unwrap();
@@ -275,7 +278,7 @@ mod tests {
     #[test]
     fn the_format_byte_and_key_id_are_checked_before_decryption() {
         let keys = Keys::generate().unwrap();
-        let sealer = Sealer::new(&keys).unwrap();
+        let sealer = Sealer::new(&keys, "").unwrap();
         let mut raw = URL_SAFE_NO_PAD.decode(sealer.seal("sid", &record()).unwrap()).unwrap();
         raw[0] = FORMAT + 1;
         assert_eq!(
@@ -288,7 +291,7 @@ mod tests {
         // An older key of the ring opens and asks for a reseal.
         let value = sealer.seal("sid", &record()).unwrap();
         let newer = Keys::new(vec![crate::Key::generate().unwrap(), keys.ring()[0].clone()]).unwrap();
-        assert!(Sealer::new(&newer).unwrap().open("sid", value.as_bytes()).unwrap().by_old_key);
+        assert!(Sealer::new(&newer, "").unwrap().open("sid", value.as_bytes()).unwrap().by_old_key);
     }
 
     #[test]
@@ -300,7 +303,7 @@ mod tests {
     #[test]
     fn debug_shows_no_key_material() {
         let keys = Keys::generate().unwrap();
-        let text = format!("{:?}", Sealer::new(&keys).unwrap());
+        let text = format!("{:?}", Sealer::new(&keys, "").unwrap());
         assert!(text.contains(&keys.ring()[0].id_hex()) && !text.contains("cipher"), "{text}");
     }
 }
