@@ -333,8 +333,8 @@ impl TokenSessions {
     }
 
     /// Rotates a refresh token: the presented one dies and a new pair is
-    /// issued for the same session. One store lookup and one atomic
-    /// rotation.
+    /// issued for the same session. One store lookup, one atomic rotation
+    /// and, on a layer with cutoffs, one read of them.
     ///
     /// # Errors
     ///
