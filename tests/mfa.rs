@@ -71,6 +71,7 @@ impl Store {
     }
 }
 
+#[cfg(any(feature = "redis", feature = "postgres", feature = "mysql"))]
 fn skip_or_fail(what: &str, host: &str, err: &str) {
     store_fixtures::skip_or_fail(what, "MFA tests", host, err);
 }
@@ -78,6 +79,7 @@ fn skip_or_fail(what: &str, host: &str, err: &str) {
 /// Every store this build and this machine have.
 async fn stores(tag: &str) -> Vec<Store> {
     let _ = tag;
+    #[allow(unused_mut)] // nothing is added without a store feature
     let mut out = vec![Store { name: "memory", store: Arc::new(MemoryStore::default()), cleanup: Cleanup::Nothing }];
     #[cfg(feature = "redis")]
     {
