@@ -100,3 +100,129 @@ pub async fn drop_mysql_tables(store: &sessionware::store::SqlStore) {
     let sql = format!("DROP TABLE IF EXISTS `{t}`, `{t}_locks`, `{t}_cutoffs`");
     let _ = sqlx::raw_sql(&sql).execute(store.mysql_pool().expect("mysql")).await;
 }
+
+/// A store under test, on a prefix, table or file of its own, and how to
+/// clean up after it ([`every_store`]).
+pub struct TestStore {
+    pub name: &'static str,
+    pub store: std::sync::Arc<dyn sessionware::store::FullStore>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Nothing,
+    #[cfg(feature = "redis")]
+    Redis(String, String),
+    #[cfg(feature = "postgres")]
+    Postgres(sessionware::store::SqlStore),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sessionware::store::SqlStore, std::path::PathBuf),
+    #[cfg(feature = "mysql")]
+    Mysql(sessionware::store::SqlStore),
+}
+
+impl TestStore {
+    /// Drops what the store's tests left (keys, tables, the file).
+    pub async fn cleanup(self) {
+        match self.cleanup {
+            Cleanup::Nothing => {}
+            #[cfg(feature = "redis")]
+            Cleanup::Redis(url, prefix) => drop_redis_prefix(&url, &prefix).await,
+            #[cfg(feature = "postgres")]
+            Cleanup::Postgres(store) => drop_postgres_tables(&store).await,
+            #[cfg(feature = "sqlite")]
+            Cleanup::Sqlite(store, path) => remove_sqlite(&[&store], &path).await,
+            #[cfg(feature = "mysql")]
+            Cleanup::Mysql(store) => drop_mysql_tables(&store).await,
+        }
+    }
+}
+
+/// Every store this build and this machine have: memory always, and each
+/// server store whose feature is on (a server that does not answer is
+/// skipped with `SKIPPED: … {suite}`, or fails under
+/// `SESSIONWARE_REQUIRE_STORES=1`). `tag` names the tables.
+pub async fn every_store(suite: &str, tag: &str) -> Vec<TestStore> {
+    use std::sync::Arc;
+    let _ = (suite, tag);
+    #[allow(unused_mut)] // nothing is added without a store feature
+    let mut out = vec![TestStore {
+        name: "memory",
+        store: Arc::new(sessionware::store::MemoryStore::default()),
+        cleanup: Cleanup::Nothing,
+    }];
+    #[cfg(feature = "redis")]
+    {
+        use std::time::Duration;
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("sw-{tag}-{}-{:x}:", std::process::id(), rand::random::<u64>());
+        let probe = async {
+            let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            // One quick attempt first, without the connection manager's retries.
+            match tokio::time::timeout(Duration::from_secs(2), client.get_multiplexed_async_connection()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err("connection timed out".to_string()),
+            }
+            sessionware::store::RedisStore::connect(&url).await.map_err(|e| e.to_string())
+        };
+        match probe.await {
+            Ok(store) => {
+                let store = store.with_prefix(&prefix).expect("valid prefix");
+                out.push(TestStore { name: "redis", store: Arc::new(store), cleanup: Cleanup::Redis(url, prefix) });
+            }
+            Err(e) => skip_or_fail("redis", suite, &url, &e),
+        }
+    }
+    #[cfg(feature = "postgres")]
+    {
+        use sqlx::Connection;
+        use std::time::Duration;
+        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let host = url.rsplit('@').next().unwrap_or_default().to_string();
+        let probe = async {
+            // One quick attempt first, without the pool's retries.
+            match tokio::time::timeout(Duration::from_secs(3), sqlx::postgres::PgConnection::connect(&url)).await {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                }
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err("connection timed out".to_string()),
+            }
+            sessionware::store::SqlStore::postgres(&url).await.map_err(|e| e.to_string())
+        };
+        match probe.await {
+            Ok(store) => {
+                let store = store.with_table(&unique(tag)).expect("table name");
+                store.migrate().await.expect("migrate");
+                out.push(TestStore {
+                    name: "postgres",
+                    store: Arc::new(store.clone()),
+                    cleanup: Cleanup::Postgres(store),
+                });
+            }
+            Err(e) => skip_or_fail("postgres", suite, &host, &e),
+        }
+    }
+    #[cfg(feature = "sqlite")]
+    {
+        let path = std::env::temp_dir().join(format!("{}.db", unique(&format!("sessionware-{tag}"))));
+        let store = sessionware::store::SqlStore::sqlite(path.to_str().expect("utf-8 temp dir"))
+            .await
+            .expect("open sqlite")
+            .with_table(&unique(tag))
+            .expect("table name");
+        store.migrate().await.expect("migrate");
+        out.push(TestStore { name: "sqlite", store: Arc::new(store.clone()), cleanup: Cleanup::Sqlite(store, path) });
+    }
+    #[cfg(feature = "mysql")]
+    match mysql_store(tag).await {
+        Ok(store) => {
+            out.push(TestStore { name: "mysql", store: Arc::new(store.clone()), cleanup: Cleanup::Mysql(store) })
+        }
+        Err(e) => skip_or_fail("mysql", suite, &mysql_host(), &e),
+    }
+    let names: Vec<&str> = out.iter().map(|s| s.name).collect();
+    eprintln!("stores: {names:?}");
+    out
+}
